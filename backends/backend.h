@@ -1,0 +1,144 @@
+/*
+ * backend.h — the backend vtable: the only thing a backend and the core
+ * share. A backend fills one `gptq_backend_iface` with designated
+ * initializers and exports it through one entry symbol:
+ *
+ *     const gptq_backend_iface *gptq_backend_entry(void);
+ *
+ * (the CPU backend is linked in and reached as gptq_cpu_backend_iface()).
+ * The core checks `abi_version` and `struct_size` before it calls anything
+ * and reports both numbers on a mismatch.
+ *
+ * Rules every slot follows
+ *   - The backend context comes first; it is what `create` returned.
+ *   - Return GPTQ_OK or a negative gptq_status (gptq.h). On failure the
+ *     backend's `error(ctx)` explains it. No exit(), no abort().
+ *   - Memory crosses only through alloc/upload/download/copy: the core never
+ *     dereferences a gptq_buf. Offsets and sizes are in BYTES for those four
+ *     and in ELEMENTS everywhere else (`*_off` arguments).
+ *   - All matrices are row-major; a shape comment follows every buffer:
+ *     `// (rows, cols) f32`. Letters: R rows of W (out features), C columns
+ *     of W (in features), n calibration rows (tokens), T tokens of a forward
+ *     batch, D hidden size, B block width.
+ *   - Optional slots are marked OPTIONAL with what the core does when NULL.
+ *
+ * Determinism: the CPU backend's results are a pure function of its inputs
+ * (the same bytes for every thread count). Other backends are measured
+ * against it (tools and tests diff them), not required to match bit for bit.
+ */
+#ifndef GPTQ_BACKEND_H
+#define GPTQ_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gptq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bump on any change of this struct or of a slot's meaning. */
+#define GPTQ_BACKEND_ABI_VERSION 1u
+#define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
+
+typedef struct gptq_buf gptq_buf; /* defined by each backend */
+
+/* Quantization grid parameters (per output row, per group). */
+typedef struct gptq_grid_params {
+    int bits;             /* maxq = 2^bits - 1 */
+    int sym;
+    int mse;              /* 0: min/max grid; 1: shrink search */
+    float mse_norm;       /* 2.4 */
+    int mse_grid;         /* 100 */
+    float mse_maxshrink;  /* 0.8 */
+} gptq_grid_params;
+
+/* One block of the GPTQ solve: quantize columns [j0, j0+nb) of W in order,
+ * feeding each column's error back into the later columns of the block.
+ * For column j (R rows independent of each other):
+ *   if (!grid_given && j % group_size == 0):
+ *       grid of group gidx[j] from the CURRENT W[:, j : j+group_size)
+ *       (the block is a multiple of the group or the group a multiple of
+ *       the block, so those columns are up to date)
+ *   s, z  = scale/zero of group gidx[j]
+ *   q     = clamp(rint(w/s) + z, 0, maxq)        (round half to even)
+ *   w_hat = s * (q - z)
+ *   e     = (w - w_hat) / U[j, j]
+ *   W[:, j+1 : j0+nb) -= e * U[j, j+1 : j0+nb)
+ *   Err[:, j-j0] = e;  loss[r] += (w - w_hat)^2 / U[j,j]^2 / 2
+ * The core then applies W[:, j0+nb:] -= Err * U[j0:j0+nb, j0+nb:] (gemm).
+ * RTN is this op with U = I. */
+typedef struct gptq_block_args {
+    gptq_buf *W;            /* (R, C) f32; columns of the block are consumed */
+    int64_t R, C;
+    const gptq_buf *U;      /* (C, C) f32 upper: U^T U = H^-1 */
+    int64_t j0, nb;         /* block columns [j0, j0+nb) */
+    int64_t group_size;     /* columns per group; C when one group */
+    int grid_given;         /* 1: scale/zero already hold every group's grid */
+    const gptq_buf *gidx;   /* (C) i32: group of quantization position j */
+    gptq_buf *scale;        /* (ngroups, R) f32 */
+    gptq_buf *zero;         /* (ngroups, R) f32, integral values */
+    gptq_buf *codes;        /* (R, C) u8, quantization order */
+    gptq_buf *Err;          /* (R, nb) f32 */
+    gptq_buf *loss;         /* (R) f64, accumulated */
+    gptq_grid_params grid;
+} gptq_block_args;
+
+typedef struct gptq_backend_iface {
+    uint32_t abi_version;   /* GPTQ_BACKEND_ABI_VERSION the backend was built with */
+    uint32_t struct_size;   /* sizeof(gptq_backend_iface) it was built with */
+    const char *name;       /* "cpu", "hip" */
+    const char *description;
+
+    /* ---- lifecycle ---- */
+    int (*create)(void **ctx);
+    void (*destroy)(void *ctx);
+    const char *(*error)(void *ctx); /* message of the last failure */
+
+    /* ---- memory (offsets and sizes in bytes) ---- */
+    int (*alloc)(void *ctx, size_t nbytes, gptq_buf **out); /* zero-filled */
+    void (*free)(void *ctx, gptq_buf *b);
+    int (*upload)(void *ctx, gptq_buf *dst, size_t dst_off, const void *src, size_t nbytes);
+    int (*download)(void *ctx, const gptq_buf *src, size_t src_off, void *dst, size_t nbytes);
+    int (*copy)(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src,
+                size_t src_off, size_t nbytes);
+    int (*sync)(void *ctx);
+    /* OPTIONAL: bytes free on the device (NULL: unknown, the core assumes
+     * enough and relies on alloc failing cleanly). */
+    int (*mem_info)(void *ctx, size_t *free_bytes, size_t *total_bytes);
+
+    /* ---- linear algebra (f32, offsets in elements) ---- */
+    /* C = alpha * op(A) op(B) + beta * C; op(A) (M, K), op(B) (K, N), C (M, N) */
+    int (*gemm)(void *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                float alpha, const gptq_buf *A, size_t a_off, int64_t lda,
+                const gptq_buf *B, size_t b_off, int64_t ldb, float beta,
+                gptq_buf *C, size_t c_off, int64_t ldc);
+    /* S += X^T X over the whole (C, C) matrix (both triangles written).
+     * X (n, C) f32 at x_off; S (C, C) f32. */
+    int (*hessian_accumulate)(void *ctx, gptq_buf *S, const gptq_buf *X, size_t x_off,
+                              int64_t n, int64_t C);
+    /* In place: H (C, C) SPD -> U upper with U^T U = H^-1 (strict lower
+     * part zeroed). Not positive definite: GPTQ_ERR_NUMERIC, *bad_col set
+     * to the failing column (0-based); H is then undefined. */
+    int (*cholesky_inverse_upper)(void *ctx, gptq_buf *H, int64_t C, int64_t *bad_col);
+    /* grid of one group for every row: columns [c0, c0+g) of W (R, C) f32
+     * -> scale[group, :], zero[group, :] of (ngroups, R) f32 buffers. */
+    int (*quant_grid)(void *ctx, const gptq_buf *W, int64_t R, int64_t C, int64_t c0,
+                      int64_t g, int64_t group, gptq_buf *scale, gptq_buf *zero,
+                      const gptq_grid_params *p);
+    int (*gptq_block)(void *ctx, const gptq_block_args *a);
+
+    /* ---- BEGIN FORWARD OPS (model pipeline) ---- */
+    /* ---- END FORWARD OPS ---- */
+} gptq_backend_iface;
+
+typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);
+
+/* The built-in reference backend. */
+const gptq_backend_iface *gptq_cpu_backend_iface(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GPTQ_BACKEND_H */

@@ -1,0 +1,58 @@
+/*
+ * cpu_impl.h — what the files of the CPU backend share.
+ *
+ * Why this backend is the reference (read before changing any of it):
+ *   - Every result element is computed in an order fixed by the code and by
+ *     compile-time tile sizes, never by the number of threads: OpenMP only
+ *     spreads independent tiles or rows over threads, and OpenBLAS is called
+ *     single-threaded (openblas_set_num_threads(1) at create) on tiles whose
+ *     boundaries do not depend on the thread count.
+ *   - No -ffast-math, no FMA contraction (-ffp-contract=off, meson.build).
+ *   - Rounding is rintf() in the default mode: round half to even, as
+ *     torch.round.
+ *   - OpenBLAS picks its kernels by CPU at run time; the tests and goldens
+ *     fix them with OPENBLAS_CORETYPE so that machines of different
+ *     generations give the same bytes.
+ */
+#ifndef GPTQ_CPU_IMPL_H
+#define GPTQ_CPU_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+struct gptq_buf {
+    size_t nbytes;
+    unsigned char *data; /* 64-byte aligned */
+};
+
+typedef struct cpu_ctx {
+    char err[1024];
+} cpu_ctx;
+
+/* Record a message in the context and return status. */
+int cpu_fail(cpu_ctx *c, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Typed views of a buffer at an element offset. */
+#define CPU_F32(b, off) ((float *)(void *)((b)->data) + (off))
+#define CPU_CF32(b, off) ((const float *)(const void *)((b)->data) + (off))
+
+/* cpu_linalg.c: the deterministic tiled linear algebra. */
+int cpu_gemm(void *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const gptq_buf *A, size_t a_off, int64_t lda, const gptq_buf *B, size_t b_off,
+             int64_t ldb, float beta, gptq_buf *C, size_t c_off, int64_t ldc);
+int cpu_hessian_accumulate(void *ctx, gptq_buf *S, const gptq_buf *X, size_t x_off, int64_t n,
+                           int64_t C);
+int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, int64_t C, int64_t *bad_col);
+
+/* cpu_quant.c: grids and the GPTQ block loop. */
+int cpu_quant_grid(void *ctx, const gptq_buf *W, int64_t R, int64_t C, int64_t c0, int64_t g,
+                   int64_t group, gptq_buf *scale, gptq_buf *zero, const gptq_grid_params *p);
+int cpu_gptq_block(void *ctx, const gptq_block_args *a);
+
+#endif /* GPTQ_CPU_IMPL_H */

@@ -1,0 +1,267 @@
+/*
+ * gptq.h — the one public header of libgptq.
+ *
+ * libgptq quantizes the linear layers of language models with GPTQ
+ * (Frantar et al., ICLR 2023) and reads and writes the "gptq" checkpoint
+ * format that transformers, vLLM and GPTQModel load.
+ *
+ * Conventions
+ *   - Every function that can fail returns an int status: GPTQ_OK (0) or a
+ *     negative gptq_status. gptq_last_error() then holds a message naming
+ *     the file, tensor or argument at fault (thread-local).
+ *   - The library never calls exit() or abort().
+ *   - Matrices are row-major. Shapes are written as comments:
+ *     W (rows=out, cols=in), X (n, in), H (in, in).
+ *   - Objects behind opaque handles are created by gptq_*_open/new and
+ *     released by the matching close/free; free(NULL) is always allowed.
+ */
+#ifndef GPTQ_H
+#define GPTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GPTQ_VERSION_MAJOR 0
+#define GPTQ_VERSION_MINOR 1
+#define GPTQ_VERSION_PATCH 0
+#define GPTQ_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Status and errors                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum gptq_status {
+    GPTQ_OK = 0,
+    GPTQ_ERR_INVALID = -1,     /* bad argument or option */
+    GPTQ_ERR_IO = -2,          /* open/read/write/rename failed */
+    GPTQ_ERR_FORMAT = -3,      /* malformed file contents */
+    GPTQ_ERR_NOMEM = -4,       /* allocation failed (host or device) */
+    GPTQ_ERR_NUMERIC = -5,     /* NaN/Inf input, matrix not positive definite */
+    GPTQ_ERR_UNSUPPORTED = -6, /* valid but not implemented (dtype, arch, op) */
+    GPTQ_ERR_BACKEND = -7,     /* backend missing, incompatible or failed */
+    GPTQ_ERR_SHAPE = -8,       /* tensor shapes do not agree */
+} gptq_status;
+
+/* Name of a status code ("invalid argument", ...). */
+const char *gptq_status_str(int status);
+/* Message of the last failure on this thread ("" when none). */
+const char *gptq_last_error(void);
+/* Clear the message of this thread. */
+void gptq_clear_error(void);
+
+const char *gptq_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Host tensors                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum gptq_dtype {
+    GPTQ_F32 = 0,
+    GPTQ_F16,
+    GPTQ_BF16,
+    GPTQ_I32,
+    GPTQ_I64,
+    GPTQ_F64,
+    GPTQ_I16,
+    GPTQ_I8,
+    GPTQ_U8,
+    GPTQ_BOOL,
+    GPTQ_DTYPE_COUNT
+} gptq_dtype;
+
+#define GPTQ_MAX_DIMS 8
+
+/* A dense host tensor. `data` is owned when `owned` is non-zero. */
+typedef struct gptq_tensor {
+    gptq_dtype dtype;
+    int ndim;
+    int64_t shape[GPTQ_MAX_DIMS];
+    void *data;
+    int owned;
+} gptq_tensor;
+
+size_t gptq_dtype_size(gptq_dtype dt);
+/* Safetensors name of a dtype ("F32", "BF16", ...). */
+const char *gptq_dtype_name(gptq_dtype dt);
+/* Parse a safetensors dtype name; returns GPTQ_ERR_UNSUPPORTED if unknown. */
+int gptq_dtype_from_name(const char *name, gptq_dtype *out);
+
+int64_t gptq_tensor_numel(const gptq_tensor *t);
+size_t gptq_tensor_nbytes(const gptq_tensor *t);
+/* Allocate a zero-filled tensor. */
+int gptq_tensor_alloc(gptq_tensor *t, gptq_dtype dt, int ndim, const int64_t *shape);
+void gptq_tensor_free(gptq_tensor *t);
+
+/* Element conversions (round-to-nearest-even for narrowing). */
+float gptq_f16_to_f32(uint16_t h);
+uint16_t gptq_f32_to_f16(float f);
+float gptq_bf16_to_f32(uint16_t h);
+uint16_t gptq_f32_to_bf16(float f);
+/* Convert n elements of dtype `dt` (F32, F16, BF16) to f32. */
+int gptq_convert_to_f32(float *dst, const void *src, gptq_dtype dt, int64_t n);
+
+/* ------------------------------------------------------------------ */
+/* Safetensors                                                         */
+/* ------------------------------------------------------------------ */
+
+typedef struct gptq_st_file gptq_st_file;     /* read-only, mmap'd */
+typedef struct gptq_st_writer gptq_st_writer; /* streamed, atomic */
+
+typedef struct gptq_st_info {
+    const char *name;     /* valid while the file is open */
+    gptq_dtype dtype;
+    int ndim;
+    int64_t shape[GPTQ_MAX_DIMS];
+    const void *data;     /* points into the mapping */
+    size_t nbytes;
+} gptq_st_info;
+
+/* Open and validate a .safetensors file: header length, JSON, every
+ * dtype/shape/offset, offsets inside the file, no overlap, no gaps. */
+int gptq_st_open(const char *path, gptq_st_file **out);
+void gptq_st_close(gptq_st_file *f);
+const char *gptq_st_path(const gptq_st_file *f);
+int gptq_st_count(const gptq_st_file *f);
+/* i-th tensor in file order (by data offset). */
+int gptq_st_get(const gptq_st_file *f, int i, gptq_st_info *info);
+/* Returns GPTQ_ERR_INVALID with a message when the name is absent. */
+int gptq_st_find(const gptq_st_file *f, const char *name, gptq_st_info *info);
+/* __metadata__ string value, or NULL. */
+const char *gptq_st_metadata(const gptq_st_file *f, const char *key);
+/* Copy a F32/F16/BF16 tensor into a new F32 host tensor. */
+int gptq_st_read_f32(const gptq_st_file *f, const char *name, gptq_tensor *out);
+
+/* Writer: declare every tensor, then write their bytes in declaration
+ * order (in one or several chunks each), then commit. Data goes to a
+ * temporary file beside `path`, renamed into place by commit; abort (or
+ * any failure) removes it. Nothing at `path` changes before commit. */
+int gptq_st_writer_open(const char *path, gptq_st_writer **out);
+int gptq_st_writer_metadata(gptq_st_writer *w, const char *key, const char *value);
+int gptq_st_writer_declare(gptq_st_writer *w, const char *name, gptq_dtype dt,
+                           int ndim, const int64_t *shape);
+int gptq_st_writer_write(gptq_st_writer *w, const void *data, size_t nbytes);
+int gptq_st_writer_commit(gptq_st_writer *w); /* frees w */
+void gptq_st_writer_abort(gptq_st_writer *w); /* frees w */
+
+/* Convenience: write a whole set of host tensors atomically. */
+int gptq_st_save(const char *path, int n, const char *const *names, const gptq_tensor *tensors);
+
+/* ------------------------------------------------------------------ */
+/* Backends                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct gptq_backend gptq_backend;
+
+/* "cpu" (built in), another name ("hip": libgptq-hip.so looked up in
+ * $GPTQ_BACKEND_PATH, then beside the library, then the install dir), or a
+ * path to a plugin (contains '/'). Clear errors for missing, too old or
+ * broken plugins. */
+int gptq_backend_open(const char *name_or_path, gptq_backend **out);
+void gptq_backend_close(gptq_backend *be);
+const char *gptq_backend_name(const gptq_backend *be);
+
+/* ------------------------------------------------------------------ */
+/* Quantization                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum gptq_method { GPTQ_METHOD_GPTQ = 0, GPTQ_METHOD_RTN = 1 } gptq_method;
+
+typedef struct gptq_quant_config {
+    int bits;               /* 2, 3, 4, 8 */
+    int group_size;         /* -1 (one group per row) or a power of two >= 16 */
+    int sym;                /* 1: symmetric grid, zero = 2^(bits-1) */
+    int desc_act;           /* act-order: columns by diag(H) descending */
+    int static_groups;      /* grids from the original W before the solve */
+    int mse;                /* grid search shrinking the range */
+    float mse_norm;         /* error norm of the search (2.4) */
+    int mse_grid;           /* steps of the search (100) */
+    float mse_maxshrink;    /* largest shrink (0.8) */
+    float damp_percent;     /* lambda = damp_percent * mean(diag H) */
+    float damp_auto_increment; /* added on a failed Cholesky (0.01) */
+    float damp_max;         /* give up above this damp_percent (1.0) */
+    int block_size;         /* lazy-batch block B, a power of two (128) */
+    gptq_method method;
+} gptq_quant_config;
+
+/* Defaults: bits 4, group 128, asym, no act-order, damp 0.01 (the paper and
+ * AutoGPTQ), increment 0.01 (GPTQModel), block 128. */
+void gptq_quant_config_default(gptq_quant_config *c);
+/* Validate; on failure the message names the option. */
+int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols);
+
+/* Hessian accumulator H = (2/n) * sum_b Xb^T Xb, n counted in rows of X
+ * (tokens), batches in the order given. */
+typedef struct gptq_hessian gptq_hessian;
+int gptq_hessian_new(gptq_backend *be, int64_t cols, gptq_hessian **out);
+/* X (n, cols) host f32; rejects NaN/Inf. */
+int gptq_hessian_add(gptq_hessian *h, const float *X, int64_t n);
+int64_t gptq_hessian_count(const gptq_hessian *h);
+/* H (cols, cols) host f32, the finished Hessian. */
+int gptq_hessian_get(gptq_hessian *h, float *H);
+void gptq_hessian_free(gptq_hessian *h);
+
+typedef struct gptq_layer_result {
+    int64_t rows, cols, ngroups;
+    int bits;
+    int group_size;          /* as used: cols when -1 was asked */
+    uint8_t *codes;          /* (rows, cols) integer codes, original column order */
+    float *scales;           /* (ngroups, rows) */
+    int32_t *zeros;          /* (ngroups, rows) integer zero points (v2: as is) */
+    int32_t *g_idx;          /* (cols) group of each input column */
+    int32_t *perm;           /* (cols) quantization order: perm[i] = column */
+    float *dequant;          /* (rows, cols) scales*(codes - zeros) */
+    double loss;             /* sum (w - w_hat)^2 / U_jj^2 / 2 */
+    double out_rel_err;      /* ||X W^T - X W_hat^T|| / ||X W^T|| (via H) */
+    float damp_used;         /* damp_percent that succeeded */
+    int damp_retries;
+    int dead_cols;
+    double seconds_solve;
+} gptq_layer_result;
+
+/* Quantize one layer. W (rows, cols) f32, H (cols, cols) f32 finished
+ * Hessian (ignored for RTN; may be NULL then). */
+int gptq_quantize_layer(gptq_backend *be, const float *W, int64_t rows, int64_t cols,
+                        const float *H, const gptq_quant_config *cfg,
+                        gptq_layer_result *res);
+void gptq_layer_result_free(gptq_layer_result *res);
+
+/* ------------------------------------------------------------------ */
+/* Checkpoint tensors ("gptq" format)                                  */
+/* ------------------------------------------------------------------ */
+
+/* Zero-point convention of the packed qzeros: v1 ("gptq") stores z - 1,
+ * v2 ("gptq_v2") stores z. */
+typedef enum gptq_format { GPTQ_FORMAT_V1 = 1, GPTQ_FORMAT_V2 = 2 } gptq_format;
+
+typedef struct gptq_packed {
+    int bits;
+    int64_t in_features, out_features, ngroups; /* K, N, ceil(K/G) */
+    int32_t *qweight;  /* (K*bits/32, N) */
+    int32_t *qzeros;   /* (ngroups, N*bits/32) */
+    uint16_t *scales;  /* (ngroups, N) fp16 bits */
+    int32_t *g_idx;    /* (K) */
+} gptq_packed;
+
+/* Pack a layer result. V1 needs every zero >= 1: returns GPTQ_ERR_INVALID
+ * naming the group otherwise (use V2, or sym). 3 bits needs K and N
+ * multiples of 32. */
+int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out);
+/* Unpack codes (K, N) [note: transposed, as stored] and zeros (ngroups, N). */
+int gptq_unpack(const gptq_packed *p, gptq_format fmt, uint8_t *codes_kn, int32_t *zeros);
+/* W (N, K) f32 = scales[g_idx[k], n] * (q[k, n] - z[g_idx[k], n]). */
+int gptq_dequantize(const gptq_packed *p, gptq_format fmt, float *W);
+/* Reference W4A16 (any bits) matmul: Y (M, N) = X (M, K) * W^T + bias,
+ * with X and bias rounded to fp16 as a kernel would see them and products
+ * accumulated in f32 in k order. bias may be NULL. */
+int gptq_matmul_ref(const gptq_packed *p, gptq_format fmt, const float *X, int64_t M,
+                    const float *bias, float *Y);
+void gptq_packed_free(gptq_packed *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GPTQ_H */

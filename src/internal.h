@@ -1,0 +1,50 @@
+/*
+ * internal.h — what the parts of libgptq share and programs do not see:
+ * the error helpers and the backend handle with its checked wrappers.
+ */
+#ifndef GPTQ_INTERNAL_H
+#define GPTQ_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gptq.h"
+#include "../backends/backend.h"
+
+#if defined(__GNUC__)
+#define GPTQ_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GPTQ_PRINTF(a, b)
+#endif
+
+/* Set this thread's error message and return `status` (for `return
+ * gptq_error(GPTQ_ERR_IO, "%s: %s", path, strerror(errno));`). */
+int gptq_error(int status, const char *fmt, ...) GPTQ_PRINTF(2, 3);
+/* Prefix the current message: "<prefix>: <old message>"; returns status. */
+int gptq_error_prefix(int status, const char *fmt, ...) GPTQ_PRINTF(2, 3);
+
+/* Checked allocation: NULL after setting GPTQ_ERR_NOMEM with `what`. */
+void *gptq_malloc(size_t nbytes, const char *what);
+void *gptq_calloc(size_t n, size_t size, const char *what);
+
+/* Monotonic seconds. */
+double gptq_now(void);
+
+/* A loaded backend: its table, its context, the plugin handle. */
+struct gptq_backend {
+    const gptq_backend_iface *iface;
+    void *ctx;
+    void *dl;        /* dlopen handle, NULL for built-in */
+    char path[512];  /* where it was loaded from ("built-in") */
+};
+
+/* Wrappers: call the slot, turn a failure into this thread's message
+ * "backend <name>: <op>: <backend message>". */
+int gptq_be_check(gptq_backend *be, int status, const char *op);
+int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *what);
+void gptq_be_free(gptq_backend *be, gptq_buf *b);
+int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);
+int gptq_be_download(gptq_backend *be, const gptq_buf *src, size_t off, void *dst, size_t n);
+
+#endif /* GPTQ_INTERNAL_H */
