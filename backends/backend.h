@@ -72,7 +72,8 @@ typedef struct gptq_grid_params {
 typedef struct gptq_block_args {
     gptq_buf *W;            /* (R, C) f32; columns of the block are consumed */
     int64_t R, C;
-    const gptq_buf *U;      /* (C, C) f32 upper: U^T U = H^-1 */
+    const gptq_buf *U;      /* (C, C) f32 upper: U^T U = H^-1; NULL = identity
+                               (RTN: no error feedback, U_jj = 1) */
     int64_t j0, nb;         /* block columns [j0, j0+nb) */
     int64_t group_size;     /* columns per group; C when one group */
     int grid_given;         /* 1: scale/zero already hold every group's grid */

@@ -1,0 +1,446 @@
+/*
+ * gptq.c — the GPTQ driver: Hessian accumulation and the layer solve.
+ *
+ * Decisions live here (dead columns, act-order permutation, groups, damping
+ * and its retries, block schedule); arithmetic lives in the backend and is
+ * reached only through the vtable (backends/backend.h).
+ *
+ * Conventions fixed by this file (README "Algorithm"):
+ *   - H = (2/n) * S, S = sum over batches of Xb^T Xb in the order given, n
+ *     counted in rows of X (tokens, as GPTQModel; the paper code counts
+ *     sequences, which scales H and the reported loss by seqlen).
+ *   - Batches larger than GPTQ_HESSIAN_CHUNK rows are cut into chunks of
+ *     that many rows (a constant, so the arithmetic does not depend on the
+ *     machine).
+ *   - Act-order sorts columns by diag(H) descending, ties by column index.
+ *   - Damp: lambda = damp_percent * mean(diag H) (mean in double), retried
+ *     with damp_percent += damp_auto_increment while the Cholesky fails, up
+ *     to damp_max; the damp used is reported.
+ *   - Grids at group starts come from the current (in-block updated) W; the
+ *     block and group sizes are powers of two so a group never straddles a
+ *     partly updated block.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../internal.h"
+
+#define GPTQ_HESSIAN_CHUNK 4096
+
+void gptq_quant_config_default(gptq_quant_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->bits = 4;
+    c->group_size = 128;
+    c->sym = 0;
+    c->desc_act = 0;
+    c->static_groups = 0;
+    c->mse = 0;
+    c->mse_norm = 2.4f;
+    c->mse_grid = 100;
+    c->mse_maxshrink = 0.8f;
+    c->damp_percent = 0.01f;
+    c->damp_auto_increment = 0.01f;
+    c->damp_max = 1.0f;
+    c->block_size = 128;
+    c->method = GPTQ_METHOD_GPTQ;
+}
+
+static int is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+
+int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols)
+{
+    if (!(c->bits == 2 || c->bits == 3 || c->bits == 4 || c->bits == 8))
+        return gptq_error(GPTQ_ERR_INVALID, "--bits %d: must be 2, 3, 4 or 8", c->bits);
+    if (!(c->group_size == -1 || (c->group_size >= 16 && is_pow2(c->group_size))))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "--group-size %d: must be -1 or a power of two >= 16", c->group_size);
+    if (!is_pow2(c->block_size) || c->block_size > 65536)
+        return gptq_error(GPTQ_ERR_INVALID, "--block-size %d: must be a power of two",
+                          c->block_size);
+    if (!(c->damp_percent >= 0.0f) || c->damp_percent > 10.0f)
+        return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in [0, 10]",
+                          (double)c->damp_percent);
+    if (!(c->damp_auto_increment >= 0.0f) || !(c->damp_max >= c->damp_percent))
+        return gptq_error(GPTQ_ERR_INVALID, "damp increment/max out of range");
+    if (c->mse && (c->mse_grid <= 0 || !(c->mse_maxshrink > 0.0f) || c->mse_maxshrink > 1.0f ||
+                   !(c->mse_norm > 0.0f)))
+        return gptq_error(GPTQ_ERR_INVALID, "bad --mse parameters");
+    if (c->static_groups && c->group_size == -1)
+        return gptq_error(GPTQ_ERR_INVALID, "--static-groups needs a --group-size");
+    if (c->method != GPTQ_METHOD_GPTQ && c->method != GPTQ_METHOD_RTN)
+        return gptq_error(GPTQ_ERR_INVALID, "unknown method %d", (int)c->method);
+    if (rows <= 0 || cols <= 0)
+        return gptq_error(GPTQ_ERR_SHAPE, "layer has %lld rows and %lld columns: both must be > 0",
+                          (long long)rows, (long long)cols);
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hessian                                                             */
+/* ------------------------------------------------------------------ */
+
+struct gptq_hessian {
+    gptq_backend *be;
+    int64_t cols, n;
+    gptq_buf *S; /* (cols, cols) f32 sum of X^T X */
+    gptq_buf *X; /* (GPTQ_HESSIAN_CHUNK, cols) f32 staging */
+};
+
+int gptq_hessian_new(gptq_backend *be, int64_t cols, gptq_hessian **out)
+{
+    *out = NULL;
+    if (cols <= 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: %lld columns", (long long)cols);
+    gptq_hessian *h = gptq_calloc(1, sizeof *h, "hessian");
+    if (!h) return GPTQ_ERR_NOMEM;
+    h->be = be;
+    h->cols = cols;
+    int st = gptq_be_alloc(be, (size_t)(cols * cols) * 4, &h->S, "the Hessian");
+    if (!st) st = gptq_be_alloc(be, (size_t)(GPTQ_HESSIAN_CHUNK * cols) * 4, &h->X,
+                                "calibration inputs");
+    if (st) {
+        gptq_hessian_free(h);
+        return st;
+    }
+    *out = h;
+    return GPTQ_OK;
+}
+
+int gptq_hessian_add(gptq_hessian *h, const float *X, int64_t n)
+{
+    const int64_t C = h->cols;
+    if (n < 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: negative row count");
+    for (int64_t i = 0; i < n * C; i++)
+        if (!isfinite(X[i]))
+            return gptq_error(GPTQ_ERR_NUMERIC, "calibration input X has %s at row %lld, column %lld",
+                              isnan(X[i]) ? "NaN" : "Inf", (long long)(i / C),
+                              (long long)(i % C));
+    for (int64_t r0 = 0; r0 < n; r0 += GPTQ_HESSIAN_CHUNK) {
+        int64_t m = n - r0 < GPTQ_HESSIAN_CHUNK ? n - r0 : GPTQ_HESSIAN_CHUNK;
+        int st = gptq_be_upload(h->be, h->X, 0, X + r0 * C, (size_t)(m * C) * 4);
+        if (!st)
+            st = gptq_be_check(h->be,
+                               h->be->iface->hessian_accumulate(h->be->ctx, h->S, h->X, 0, m, C),
+                               "hessian_accumulate");
+        if (st) return st;
+    }
+    h->n += n;
+    return GPTQ_OK;
+}
+
+int64_t gptq_hessian_count(const gptq_hessian *h) { return h->n; }
+
+int gptq_hessian_get(gptq_hessian *h, float *H)
+{
+    const int64_t C = h->cols;
+    if (h->n <= 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: no calibration rows were added");
+    int st = gptq_be_download(h->be, h->S, 0, H, (size_t)(C * C) * 4);
+    if (st) return st;
+    const float f = (float)(2.0 / (double)h->n);
+    for (int64_t i = 0; i < C * C; i++) H[i] *= f;
+    return GPTQ_OK;
+}
+
+void gptq_hessian_free(gptq_hessian *h)
+{
+    if (!h) return;
+    gptq_be_free(h->be, h->S);
+    gptq_be_free(h->be, h->X);
+    free(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* The layer solve                                                     */
+/* ------------------------------------------------------------------ */
+
+void gptq_layer_result_free(gptq_layer_result *r)
+{
+    if (!r) return;
+    free(r->codes);
+    free(r->scales);
+    free(r->zeros);
+    free(r->g_idx);
+    free(r->perm);
+    free(r->dequant);
+    memset(r, 0, sizeof *r);
+}
+
+/* Act-order: argsort of diag(H) descending, ties by column index (a total
+ * order, so qsort's instability cannot show). C11 qsort has no context
+ * argument: the diagonal is passed through a thread-local pointer. */
+static _Thread_local const float *tl_diag;
+static int cmp_desc(const void *pa, const void *pb)
+{
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    float da = tl_diag[a], db = tl_diag[b];
+    if (da > db) return -1;
+    if (da < db) return 1;
+    return (a > b) - (a < b);
+}
+
+static int find_nonfinite(const float *a, int64_t n, int64_t *at)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(a[i])) {
+            *at = i;
+            return 1;
+        }
+    return 0;
+}
+
+typedef struct solve_bufs {
+    gptq_buf *W, *U, *scale, *zero, *codes, *Err, *loss, *gidx;
+} solve_bufs;
+
+static void free_bufs(gptq_backend *be, solve_bufs *b)
+{
+    gptq_be_free(be, b->W);
+    gptq_be_free(be, b->U);
+    gptq_be_free(be, b->scale);
+    gptq_be_free(be, b->zero);
+    gptq_be_free(be, b->codes);
+    gptq_be_free(be, b->Err);
+    gptq_be_free(be, b->loss);
+    gptq_be_free(be, b->gidx);
+}
+
+/* tr(A H A^T) for A (R, C), H (C, C): sum_ij A_ij (A H)_ij, via the backend
+ * gemm, summed in double in row-major order. */
+static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gptq_buf *Hb,
+                      double *out)
+{
+    gptq_buf *Ab = NULL, *Tb = NULL;
+    float *T = NULL;
+    int st = gptq_be_alloc(be, (size_t)(R * C) * 4, &Ab, "output-error check");
+    if (!st) st = gptq_be_alloc(be, (size_t)(R * C) * 4, &Tb, "output-error check");
+    if (!st) st = gptq_be_upload(be, Ab, 0, A, (size_t)(R * C) * 4);
+    if (!st)
+        st = gptq_be_check(be, be->iface->gemm(be->ctx, 0, 0, R, C, C, 1.0f, Ab, 0, C, Hb, 0, C,
+                                               0.0f, Tb, 0, C),
+                           "gemm");
+    if (!st && !(T = gptq_malloc((size_t)(R * C) * 4, "output-error check"))) st = GPTQ_ERR_NOMEM;
+    if (!st) st = gptq_be_download(be, Tb, 0, T, (size_t)(R * C) * 4);
+    if (!st) {
+        double s = 0.0;
+        for (int64_t i = 0; i < R * C; i++) s += (double)A[i] * (double)T[i];
+        *out = s;
+    }
+    free(T);
+    gptq_be_free(be, Ab);
+    gptq_be_free(be, Tb);
+    return st;
+}
+
+int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C, const float *H0,
+                        const gptq_quant_config *cfg, gptq_layer_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int st = gptq_quant_config_check(cfg, R, C);
+    if (st) return st;
+    const int rtn = cfg->method == GPTQ_METHOD_RTN;
+    if (!rtn && !H0) return gptq_error(GPTQ_ERR_INVALID, "GPTQ needs a Hessian (or use RTN)");
+    int64_t at;
+    if (find_nonfinite(W0, R * C, &at))
+        return gptq_error(GPTQ_ERR_NUMERIC, "weight W has a NaN or Inf at row %lld, column %lld",
+                          (long long)(at / C), (long long)(at % C));
+    if (H0 && find_nonfinite(H0, C * C, &at))
+        return gptq_error(GPTQ_ERR_NUMERIC, "Hessian H has a NaN or Inf at row %lld, column %lld",
+                          (long long)(at / C), (long long)(at % C));
+
+    const double t0 = gptq_now();
+    const int64_t G = cfg->group_size == -1 ? C : cfg->group_size;
+    const int64_t ngroups = (C + G - 1) / G;
+    const int64_t B = cfg->block_size;
+    const gptq_grid_params gp = {cfg->bits,     cfg->sym,           cfg->mse,
+                                 cfg->mse_norm, cfg->mse_grid,      cfg->mse_maxshrink};
+
+    solve_bufs b = {0};
+    float *W = gptq_malloc((size_t)(R * C) * 4, "the weight");  /* (R, C) permuted */
+    float *Wt = gptq_malloc((size_t)(R * C) * 4, "the weight"); /* scratch */
+    float *H = rtn ? NULL : gptq_malloc((size_t)(C * C) * 4, "the Hessian");
+    float *Hd = rtn ? NULL : gptq_malloc((size_t)(C * C) * 4, "the Hessian");
+    int32_t *perm = gptq_malloc((size_t)C * 4, "the permutation");
+    int32_t *gidx = gptq_malloc((size_t)C * 4, "group indices");
+    float *diag = rtn ? NULL : gptq_malloc((size_t)C * 4, "the diagonal");
+    uint8_t *codes_p = gptq_malloc((size_t)(R * C), "codes");
+    double *loss = gptq_malloc((size_t)R * 8, "losses");
+    res->codes = gptq_malloc((size_t)(R * C), "codes");
+    res->scales = gptq_malloc((size_t)(ngroups * R) * 4, "scales");
+    res->zeros = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
+    res->g_idx = gptq_malloc((size_t)C * 4, "g_idx");
+    res->perm = gptq_malloc((size_t)C * 4, "perm");
+    res->dequant = gptq_malloc((size_t)(R * C) * 4, "the dequantized weight");
+    float *zf = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
+    if (!W || !Wt || (!rtn && (!H || !Hd || !diag)) || !perm || !gidx || !codes_p || !loss ||
+        !res->codes || !res->scales || !res->zeros || !res->g_idx || !res->perm ||
+        !res->dequant || !zf) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
+    res->rows = R;
+    res->cols = C;
+    res->ngroups = ngroups;
+    res->bits = cfg->bits;
+    res->group_size = (int)G;
+    memcpy(Wt, W0, (size_t)(R * C) * 4);
+
+    /* dead columns: no calibration signal -> H_ii = 1, W[:, i] = 0 */
+    if (!rtn) {
+        memcpy(Hd, H0, (size_t)(C * C) * 4);
+        for (int64_t i = 0; i < C; i++)
+            if (Hd[i * C + i] == 0.0f) {
+                Hd[i * C + i] = 1.0f;
+                for (int64_t r = 0; r < R; r++) Wt[r * C + i] = 0.0f;
+                res->dead_cols++;
+            }
+    }
+
+    /* quantization order */
+    for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
+    if (cfg->desc_act && !rtn) {
+        for (int64_t i = 0; i < C; i++) diag[i] = Hd[i * C + i];
+        tl_diag = diag;
+        qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
+    }
+    for (int64_t j = 0; j < C; j++) {
+        gidx[j] = (int32_t)((cfg->static_groups ? perm[j] : j) / G);
+        res->perm[j] = perm[j];
+    }
+    for (int64_t j = 0; j < C; j++)
+        res->g_idx[perm[j]] = cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
+
+    /* backend buffers */
+    st = gptq_be_alloc(be, (size_t)(R * C) * 4, &b.W, "the weight");
+    if (!st) st = gptq_be_alloc(be, (size_t)(ngroups * R) * 4, &b.scale, "scales");
+    if (!st) st = gptq_be_alloc(be, (size_t)(ngroups * R) * 4, &b.zero, "zeros");
+    if (!st) st = gptq_be_alloc(be, (size_t)(R * C), &b.codes, "codes");
+    if (!st) st = gptq_be_alloc(be, (size_t)(R * B) * 4, &b.Err, "block errors");
+    if (!st) st = gptq_be_alloc(be, (size_t)R * 8, &b.loss, "losses");
+    if (!st) st = gptq_be_alloc(be, (size_t)C * 4, &b.gidx, "group indices");
+    if (!st && !rtn) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "the inverse Hessian");
+    if (st) goto done;
+
+    /* static groups: grids from the original (dead-zeroed) W, column order */
+    if (cfg->static_groups || rtn) {
+        st = gptq_be_upload(be, b.W, 0, Wt, (size_t)(R * C) * 4);
+        for (int64_t g = 0; !st && g < ngroups; g++) {
+            int64_t len = G < C - g * G ? G : C - g * G;
+            st = gptq_be_check(be, be->iface->quant_grid(be->ctx, b.W, R, C, g * G, len, g, b.scale,
+                                                         b.zero, &gp),
+                               "quant_grid");
+        }
+        if (st) goto done;
+    }
+
+    /* permute W (and H) into the quantization order */
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < C; j++) W[r * C + j] = Wt[r * C + perm[j]];
+    if (!rtn)
+        for (int64_t i = 0; i < C; i++)
+            for (int64_t j = 0; j < C; j++) H[i * C + j] = Hd[(int64_t)perm[i] * C + perm[j]];
+
+    /* damp, factor, retry */
+    if (!rtn) {
+        double mean = 0.0;
+        for (int64_t i = 0; i < C; i++) mean += (double)H[i * C + i];
+        mean /= (double)C;
+        float damp = cfg->damp_percent;
+        for (;;) {
+            const float lambda = (float)((double)damp * mean);
+            memcpy(Hd, H, (size_t)(C * C) * 4);
+            for (int64_t i = 0; i < C; i++) Hd[i * C + i] += lambda;
+            st = gptq_be_upload(be, b.U, 0, Hd, (size_t)(C * C) * 4);
+            if (st) goto done;
+            int64_t bad = -1;
+            int cst = be->iface->cholesky_inverse_upper(be->ctx, b.U, C, &bad);
+            if (cst == GPTQ_OK) break;
+            if (cst != GPTQ_ERR_NUMERIC) {
+                st = gptq_be_check(be, cst, "cholesky_inverse_upper");
+                goto done;
+            }
+            float next = damp + cfg->damp_auto_increment;
+            if (cfg->damp_auto_increment <= 0.0f || next > cfg->damp_max + 1e-6f) {
+                st = gptq_error(GPTQ_ERR_NUMERIC,
+                                "the Hessian is not positive definite even with damp_percent "
+                                "%.4g (%d retries; column %lld fails the Cholesky): the "
+                                "calibration data may be degenerate or H may not be a Hessian",
+                                (double)damp, res->damp_retries, (long long)bad);
+                goto done;
+            }
+            damp = next;
+            res->damp_retries++;
+        }
+        res->damp_used = damp;
+    }
+
+    /* the blocks */
+    st = gptq_be_upload(be, b.W, 0, W, (size_t)(R * C) * 4);
+    if (!st) st = gptq_be_upload(be, b.gidx, 0, gidx, (size_t)C * 4);
+    if (st) goto done;
+    for (int64_t j0 = 0; j0 < C; j0 += B) {
+        const int64_t nb = B < C - j0 ? B : C - j0;
+        gptq_block_args a = {
+            .W = b.W, .R = R, .C = C, .U = b.U, .j0 = j0, .nb = nb, .group_size = G,
+            .grid_given = cfg->static_groups || rtn, .gidx = b.gidx, .scale = b.scale,
+            .zero = b.zero, .codes = b.codes, .Err = b.Err, .loss = b.loss, .grid = gp,
+        };
+        st = gptq_be_check(be, be->iface->gptq_block(be->ctx, &a), "gptq_block");
+        if (!st && !rtn && j0 + nb < C)
+            st = gptq_be_check(be,
+                               be->iface->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, -1.0f, b.Err, 0,
+                                               nb, b.U, (size_t)(j0 * C + j0 + nb), C, 1.0f, b.W,
+                                               (size_t)(j0 + nb), C),
+                               "gemm (lazy update)");
+        if (st) goto done;
+    }
+    st = gptq_be_download(be, b.codes, 0, codes_p, (size_t)(R * C));
+    if (!st) st = gptq_be_download(be, b.scale, 0, res->scales, (size_t)(ngroups * R) * 4);
+    if (!st) st = gptq_be_download(be, b.zero, 0, zf, (size_t)(ngroups * R) * 4);
+    if (!st) st = gptq_be_download(be, b.loss, 0, loss, (size_t)R * 8);
+    if (st) goto done;
+    res->seconds_solve = gptq_now() - t0;
+
+    /* back to column order; dequantize exactly as the block did */
+    for (int64_t i = 0; i < ngroups * R; i++) res->zeros[i] = (int32_t)zf[i];
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < C; j++) res->codes[r * C + perm[j]] = codes_p[r * C + j];
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t k = 0; k < C; k++) {
+            const int64_t g = res->g_idx[k];
+            const float s = res->scales[g * R + r], z = zf[g * R + r];
+            res->dequant[r * C + k] = s * ((float)res->codes[r * C + k] - z);
+        }
+    res->loss = 0.0;
+    for (int64_t r = 0; r < R; r++) res->loss += loss[r];
+
+    /* relative output error through the undamped Hessian:
+     * ||X D^T||^2 = (n/2) tr(D H D^T), the n/2 cancels in the ratio. */
+    if (H0) {
+        double num = 0.0, den = 0.0;
+        for (int64_t i = 0; i < R * C; i++) Wt[i] = W0[i] - res->dequant[i];
+        if (!b.U) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "output-error check");
+        if (!st) st = gptq_be_upload(be, b.U, 0, H0, (size_t)(C * C) * 4);
+        if (!st) st = quad_trace(be, Wt, R, C, b.U, &num);
+        if (!st) st = quad_trace(be, W0, R, C, b.U, &den);
+        if (st) goto done;
+        res->out_rel_err = den > 0.0 ? sqrt(fmax(num, 0.0) / den) : 0.0;
+    } else {
+        res->out_rel_err = NAN;
+    }
+
+done:
+    free_bufs(be, &b);
+    free(W);
+    free(Wt);
+    free(H);
+    free(Hd);
+    free(perm);
+    free(gidx);
+    free(diag);
+    free(codes_p);
+    free(loss);
+    free(zf);
+    if (st) gptq_layer_result_free(res);
+    return st;
+}
