@@ -1,0 +1,360 @@
+/*
+ * pack.c — the checkpoint tensors of the "gptq" format: packing a layer
+ * result into qweight / qzeros / scales / g_idx, unpacking them again, the
+ * reference dequantizer and the reference A16 matmul that kernels diff
+ * against.
+ *
+ * Dimension letters: K = in_features (cols of W), N = out_features (rows of
+ * W), b = bits, G = group size, ngroups = ceil(K/G), M = rows of X.
+ *
+ * The layout (checked against AutoGPTQ qlinear_cuda_old.py pack(), GPTQModel
+ * nn_modules/qlinear/__init__.py pack_original()/pack_block() and its
+ * utils/model_dequant.py, and vLLM's gptq loader; facts only, no code):
+ *
+ *   qweight (K*b/32, N) int32   packed along K: W transposed
+ *   qzeros  (ngroups, N*b/32)   packed along N
+ *   scales  (ngroups, N) fp16
+ *   g_idx   (K) int32
+ *
+ * One rule covers every bit width: along the packed dimension the b-bit
+ * values form one little-endian bit stream, value i at stream bits
+ * b*i .. b*i+b-1, stream bit t in bit (t % 32) of word t / 32. For b = 2, 4,
+ * 8 (pf = 32/b values per word) that is "bit field j of word r holds value
+ * r*pf + j"; for b = 3 every 32 values fill 3 words (96 bits) and the values
+ * 10 (bits 30..32) and 21 (bits 63..65) straddle two words. Words are the
+ * signed int32 view of the uint32 pattern (int32_t and uint32_t may alias).
+ *
+ * Zero points: v1 ("gptq") stores z - 1 in each field and readers add 1 back;
+ * v2 ("gptq_v2") stores z. The -1 is applied per field, never to the packed
+ * word (GPTQModel's word-wise subtraction is wrong for 3 bits, and for a zero
+ * of 0 borrows from the neighbouring field: vLLM issue #26343). A zero of 0
+ * has no v1 field at all, so gptq_pack refuses it and names v2 or sym.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Bit streams                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Writes b-bit values into consecutive 32-bit words that lie `stride`
+ * words apart (stride N for qweight columns, 1 for qzeros rows). */
+typedef struct bit_writer {
+    uint32_t *dst;    /* next word to write */
+    int64_t stride;   /* words between consecutive stream words */
+    uint64_t acc;     /* pending bits, least significant first */
+    int nacc;         /* number of pending bits (< 32 between calls) */
+} bit_writer;
+
+static void bw_put(bit_writer *w, uint32_t value, int bits)
+{
+    w->acc |= (uint64_t)value << w->nacc;
+    w->nacc += bits;
+    if (w->nacc >= 32) {
+        *w->dst = (uint32_t)w->acc;
+        w->dst += w->stride;
+        w->acc >>= 32;
+        w->nacc -= 32;
+    }
+}
+
+typedef struct bit_reader {
+    const uint32_t *src;
+    int64_t stride;
+    uint64_t acc;
+    int nacc;
+} bit_reader;
+
+static uint32_t br_get(bit_reader *r, int bits)
+{
+    if (r->nacc < bits) {
+        r->acc |= (uint64_t)*r->src << r->nacc;
+        r->src += r->stride;
+        r->nacc += 32;
+    }
+    uint32_t v = (uint32_t)(r->acc & ((1u << bits) - 1u));
+    r->acc >>= bits;
+    r->nacc -= bits;
+    return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Checks                                                              */
+/* ------------------------------------------------------------------ */
+
+static int check_bits_fmt(const char *fn, int bits, gptq_format fmt)
+{
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+        return gptq_error(GPTQ_ERR_INVALID, "%s: bits = %d, the gptq format packs 2, 3, 4 or 8",
+                          fn, bits);
+    if (fmt != GPTQ_FORMAT_V1 && fmt != GPTQ_FORMAT_V2)
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "%s: format %d is neither GPTQ_FORMAT_V1 (1) nor GPTQ_FORMAT_V2 (2)",
+                          fn, (int)fmt);
+    return GPTQ_OK;
+}
+
+/* K and N must fill whole words: K*b and N*b multiples of 32, i.e.
+ * multiples of 32/b for b = 2, 4, 8 and of 32 for b = 3. */
+static int check_dims(const char *fn, int bits, int64_t K, int64_t N, int64_t ngroups)
+{
+    int64_t mult = bits == 3 ? 32 : 32 / bits;
+    if (K <= 0 || N <= 0)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: in_features K = %lld and out_features N = %lld "
+                          "must be positive", fn, (long long)K, (long long)N);
+    if (K % mult != 0)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: %d-bit qweight packs along in_features: "
+                          "K = %lld must be a multiple of %lld", fn, bits, (long long)K,
+                          (long long)mult);
+    if (N % mult != 0)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: %d-bit qzeros packs along out_features: "
+                          "N = %lld must be a multiple of %lld", fn, bits, (long long)N,
+                          (long long)mult);
+    if (ngroups < 1 || ngroups > K)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: ngroups = %lld outside [1, K = %lld]", fn,
+                          (long long)ngroups, (long long)K);
+    return GPTQ_OK;
+}
+
+/* The packed tensors a call needs are present and g_idx points at groups
+ * that exist (a packed struct may come from a file: GPTQ_ERR_FORMAT). */
+static int check_packed(const char *fn, const gptq_packed *p, gptq_format fmt,
+                        int need_qweight, int need_qzeros, int need_scales_gidx)
+{
+    if (!p) return gptq_error(GPTQ_ERR_INVALID, "%s: packed tensors are NULL", fn);
+    int st = check_bits_fmt(fn, p->bits, fmt);
+    if (st) return st;
+    st = check_dims(fn, p->bits, p->in_features, p->out_features, p->ngroups);
+    if (st) return st;
+    if ((need_qweight && !p->qweight) || (need_qzeros && !p->qzeros) ||
+        (need_scales_gidx && (!p->scales || !p->g_idx)))
+        return gptq_error(GPTQ_ERR_INVALID, "%s: qweight, qzeros, scales or g_idx is NULL", fn);
+    if (need_scales_gidx)
+        for (int64_t k = 0; k < p->in_features; k++)
+            if (p->g_idx[k] < 0 || p->g_idx[k] >= p->ngroups)
+                return gptq_error(GPTQ_ERR_FORMAT, "%s: g_idx[%lld] = %d outside [0, ngroups = %lld)",
+                                  fn, (long long)k, (int)p->g_idx[k], (long long)p->ngroups);
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pack                                                                */
+/* ------------------------------------------------------------------ */
+
+void gptq_packed_free(gptq_packed *p)
+{
+    if (!p) return;
+    /* Each array is its own allocation, so a reader that fills a
+     * gptq_packed with four malloc'd arrays may free it here too. */
+    free(p->qweight);
+    free(p->qzeros);
+    free(p->scales);
+    free(p->g_idx);
+    memset(p, 0, sizeof *p);
+}
+
+int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
+{
+    static const char fn[] = "gptq_pack";
+    if (!out) return gptq_error(GPTQ_ERR_INVALID, "%s: out is NULL", fn);
+    memset(out, 0, sizeof *out);
+    if (!r) return gptq_error(GPTQ_ERR_INVALID, "%s: layer result is NULL", fn);
+    const int b = r->bits;
+    const int64_t N = r->rows, K = r->cols, ngroups = r->ngroups;
+    int st = check_bits_fmt(fn, b, fmt);
+    if (st) return st;
+    st = check_dims(fn, b, K, N, ngroups);
+    if (st) return st;
+    if (r->group_size > 0 && ngroups != (K + r->group_size - 1) / r->group_size)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: ngroups = %lld but ceil(K = %lld / group_size = %d) = %lld",
+                          fn, (long long)ngroups, (long long)K, r->group_size,
+                          (long long)((K + r->group_size - 1) / r->group_size));
+    if (!r->codes || !r->scales || !r->zeros || !r->g_idx)
+        return gptq_error(GPTQ_ERR_INVALID, "%s: layer result lacks codes, scales, zeros or g_idx", fn);
+
+    const uint32_t maxq = (1u << b) - 1u;
+    const int32_t zmin = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
+
+    /* Validate everything before allocating: nothing half-written escapes. */
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++)
+            if (r->codes[n * K + k] > maxq)
+                return gptq_error(GPTQ_ERR_INVALID, "%s: code %u at row %lld, col %lld exceeds "
+                                  "maxq = %u of %d bits", fn, (unsigned)r->codes[n * K + k],
+                                  (long long)n, (long long)k, maxq, b);
+    for (int64_t g = 0; g < ngroups; g++)
+        for (int64_t n = 0; n < N; n++) {
+            int32_t z = r->zeros[g * N + n];
+            if (z == 0 && zmin == 1)
+                return gptq_error(GPTQ_ERR_INVALID, "%s: zero point 0 at group %lld, row %lld "
+                                  "cannot be stored in the v1 \"gptq\" format (it stores z - 1 and a "
+                                  "-1 field borrows from its neighbour in readers): write "
+                                  "checkpoint_format \"gptq_v2\" (GPTQ_FORMAT_V2) or quantize with sym",
+                                  fn, (long long)g, (long long)n);
+            if (z < 0 || (uint32_t)z > maxq)
+                return gptq_error(GPTQ_ERR_INVALID, "%s: zero point %d at group %lld, row %lld "
+                                  "outside [0, maxq = %u]", fn, (int)z, (long long)g, (long long)n, maxq);
+            float s = r->scales[g * N + n];
+            uint16_t h = gptq_f32_to_f16(s);
+            if ((h & 0x7c00u) == 0x7c00u)
+                return gptq_error(GPTQ_ERR_NUMERIC, "%s: scale %g at group %lld, row %lld is not "
+                                  "finite in fp16 (|s| must stay below 65520)", fn, (double)s,
+                                  (long long)g, (long long)n);
+        }
+    for (int64_t k = 0; k < K; k++)
+        if (r->g_idx[k] < 0 || r->g_idx[k] >= ngroups)
+            return gptq_error(GPTQ_ERR_INVALID, "%s: g_idx[%lld] = %d outside [0, ngroups = %lld)",
+                              fn, (long long)k, (int)r->g_idx[k], (long long)ngroups);
+
+    const int64_t qw_rows = K * b / 32, qz_cols = N * b / 32;
+    out->bits = b;
+    out->in_features = K;
+    out->out_features = N;
+    out->ngroups = ngroups;
+    out->qweight = gptq_malloc((size_t)(qw_rows * N) * sizeof(int32_t), "gptq_pack qweight");
+    out->qzeros = gptq_malloc((size_t)(ngroups * qz_cols) * sizeof(int32_t), "gptq_pack qzeros");
+    out->scales = gptq_malloc((size_t)(ngroups * N) * sizeof(uint16_t), "gptq_pack scales");
+    out->g_idx = gptq_malloc((size_t)K * sizeof(int32_t), "gptq_pack g_idx");
+    if (!out->qweight || !out->qzeros || !out->scales || !out->g_idx) {
+        gptq_packed_free(out);
+        return GPTQ_ERR_NOMEM;
+    }
+
+    /* qweight: for each output n, the K codes of row n of W are one stream
+     * down column n of qweight. K*b is a multiple of 32, so the writer ends
+     * with no pending bits. */
+    for (int64_t n = 0; n < N; n++) {
+        bit_writer w = {(uint32_t *)out->qweight + n, N, 0, 0};
+        const uint8_t *row = r->codes + n * K; // (K) codes of output n
+        for (int64_t k = 0; k < K; k++) bw_put(&w, row[k], b);
+    }
+    /* qzeros: each group's N zeros are one stream along the row. */
+    for (int64_t g = 0; g < ngroups; g++) {
+        bit_writer w = {(uint32_t *)out->qzeros + g * qz_cols, 1, 0, 0};
+        for (int64_t n = 0; n < N; n++)
+            bw_put(&w, (uint32_t)(r->zeros[g * N + n] - zmin), b);
+    }
+    for (int64_t i = 0; i < ngroups * N; i++) out->scales[i] = gptq_f32_to_f16(r->scales[i]);
+    memcpy(out->g_idx, r->g_idx, (size_t)K * sizeof(int32_t));
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Unpack and dequantize                                               */
+/* ------------------------------------------------------------------ */
+
+/* A v1 field f unpacks to f + 1 with no wrap: a field of maxq (which
+ * gptq_pack never writes) gives 2^b, as the v1 kernels of AutoGPTQ and vLLM
+ * compute it; GPTQModel's newer loader masks it to 0 instead. */
+int gptq_unpack(const gptq_packed *p, gptq_format fmt,
+                uint8_t *codes_kn, // (K, N) codes, as stored (W transposed); may be NULL
+                int32_t *zeros)    // (ngroups, N) zero points; may be NULL
+{
+    int st = check_packed("gptq_unpack", p, fmt, codes_kn != NULL, zeros != NULL, 0);
+    if (st) return st;
+    const int b = p->bits;
+    const int64_t K = p->in_features, N = p->out_features, ngroups = p->ngroups;
+    const int32_t zadd = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
+    if (codes_kn)
+        for (int64_t n = 0; n < N; n++) {
+            bit_reader rd = {(const uint32_t *)p->qweight + n, N, 0, 0};
+            for (int64_t k = 0; k < K; k++) codes_kn[k * N + n] = (uint8_t)br_get(&rd, b);
+        }
+    if (zeros)
+        for (int64_t g = 0; g < ngroups; g++) {
+            bit_reader rd = {(const uint32_t *)p->qzeros + g * (N * b / 32), 1, 0, 0};
+            for (int64_t n = 0; n < N; n++) zeros[g * N + n] = (int32_t)br_get(&rd, b) + zadd;
+        }
+    return GPTQ_OK;
+}
+
+/* Row n of the dequantized W: wrow[k] = f32(scale_fp16[g_idx[k], n]) *
+ * (float)(q[k, n] - z[g_idx[k], n]). Exact in f32: q - z is an integer of
+ * at most 9 bits and an fp16 has an 11-bit significand, so the product
+ * needs at most 20 bits (subnormal fp16 scales too). */
+static void dequant_row(const gptq_packed *p, const int32_t *zeros, int64_t n, float *wrow)
+{
+    const int b = p->bits;
+    const int64_t N = p->out_features, K = p->in_features;
+    bit_reader rd = {(const uint32_t *)p->qweight + n, N, 0, 0};
+    for (int64_t k = 0; k < K; k++) {
+        int32_t q = (int32_t)br_get(&rd, b);
+        int64_t g = p->g_idx[k];
+        float s = gptq_f16_to_f32(p->scales[g * N + n]);
+        wrow[k] = s * (float)(q - zeros[g * N + n]);
+    }
+}
+
+int gptq_dequantize(const gptq_packed *p, gptq_format fmt,
+                    float *W) // (N, K) f32, out
+{
+    static const char fn[] = "gptq_dequantize";
+    int st = check_packed(fn, p, fmt, 1, 1, 1);
+    if (st) return st;
+    if (!W) return gptq_error(GPTQ_ERR_INVALID, "%s: W is NULL", fn);
+    const int64_t N = p->out_features, K = p->in_features;
+    int32_t *zeros = gptq_malloc((size_t)(p->ngroups * N) * sizeof(int32_t), "gptq_dequantize zeros");
+    if (!zeros) return GPTQ_ERR_NOMEM;
+    gptq_unpack(p, fmt, NULL, zeros);
+    for (int64_t n = 0; n < N; n++) dequant_row(p, zeros, n, W + n * K);
+    free(zeros);
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reference A16 matmul                                                */
+/* ------------------------------------------------------------------ */
+
+/* The oracle a kernel is diffed against. Its arithmetic, exactly:
+ *   xh[m, k] = f32(f16(X[m, k]))  round to nearest even; |x| >= 65520 -> inf
+ *   bh[n]    = f32(f16(bias[n]))  (0 when bias is NULL, and then not added)
+ *   w[n, k]  = as gptq_dequantize (exact in f32)
+ *   acc = +0.0f; for k = 0, 1, ..., K-1: acc = acc + (xh[m, k] * w[n, k])
+ *     each product rounded to f32, then each sum rounded to f32; no FMA
+ *     (the build passes -ffp-contract=off), no reassociation, one thread
+ *   Y[m, n] = acc + bh[n]   (bias added last, one f32 rounding)
+ * The result is a pure function of the packed bytes, X and bias. A fast
+ * kernel that accumulates in a different order or in fp16 differs from it by
+ * rounding; its test states how much it may. */
+int gptq_matmul_ref(const gptq_packed *p, gptq_format fmt,
+                    const float *X,    // (M, K) f32 activations
+                    int64_t M,
+                    const float *bias, // (N) f32, or NULL
+                    float *Y)          // (M, N) f32, out
+{
+    static const char fn[] = "gptq_matmul_ref";
+    int st = check_packed(fn, p, fmt, 1, 1, 1);
+    if (st) return st;
+    if (M < 0) return gptq_error(GPTQ_ERR_SHAPE, "%s: M = %lld is negative", fn, (long long)M);
+    if (M == 0) return GPTQ_OK;
+    if (!X || !Y) return gptq_error(GPTQ_ERR_INVALID, "%s: X or Y is NULL", fn);
+    const int64_t N = p->out_features, K = p->in_features;
+
+    /* One allocation carved into: xh (M, K), wrow (K), zeros (ngroups, N). */
+    size_t nx = (size_t)(M * K), nz = (size_t)(p->ngroups * N);
+    float *mem = gptq_malloc((nx + (size_t)K) * sizeof(float) + nz * sizeof(int32_t),
+                             "gptq_matmul_ref scratch");
+    if (!mem) return GPTQ_ERR_NOMEM;
+    float *xh = mem;                          // (M, K) X rounded to fp16
+    float *wrow = xh + nx;                    // (K) row n of W
+    int32_t *zeros = (int32_t *)(wrow + K);   // (ngroups, N)
+
+    for (size_t i = 0; i < nx; i++) xh[i] = gptq_f16_to_f32(gptq_f32_to_f16(X[i]));
+    gptq_unpack(p, fmt, NULL, zeros);
+
+    for (int64_t n = 0; n < N; n++) {
+        dequant_row(p, zeros, n, wrow);
+        const float bh = bias ? gptq_f16_to_f32(gptq_f32_to_f16(bias[n])) : 0.0f;
+        for (int64_t m = 0; m < M; m++) {
+            const float *x = xh + m * K;
+            float acc = 0.0f;
+            for (int64_t k = 0; k < K; k++) acc += x[k] * wrow[k];
+            Y[m * N + n] = bias ? acc + bh : acc;
+        }
+    }
+    free(mem);
+    return GPTQ_OK;
+}
