@@ -128,7 +128,7 @@ int gptq_backend_open(const char *name, gptq_backend **out)
     do {                                                                                   \
         snprintf(cand, sizeof cand, __VA_ARGS__);                                          \
         if (file_exists(cand)) return open_plugin(cand, out, 0);                           \
-        int k_ = snprintf(tried + tl, sizeof tried - tl, "%s%s", tl ? ", " : "", cand);    \
+        int k_ = snprintf(tried + tl, sizeof tried - tl, "%s%.300s", tl ? ", " : "", cand);    \
         if (k_ > 0 && tl + (size_t)k_ < sizeof tried) tl += (size_t)k_;                    \
     } while (0)
 
@@ -142,7 +142,7 @@ int gptq_backend_open(const char *name, gptq_backend **out)
                 free(dup);
                 return open_plugin(cand, out, 0);
             }
-            int k = snprintf(tried + tl, sizeof tried - tl, "%s%s", tl ? ", " : "", cand);
+            int k = snprintf(tried + tl, sizeof tried - tl, "%s%.300s", tl ? ", " : "", cand);
             if (k > 0 && tl + (size_t)k < sizeof tried) tl += (size_t)k;
         }
         free(dup);

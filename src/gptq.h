@@ -54,6 +54,8 @@ const char *gptq_last_error(void);
 void gptq_clear_error(void);
 
 const char *gptq_version(void);
+/* Monotonic clock in seconds (for timings). */
+double gptq_now_seconds(void);
 
 /* ------------------------------------------------------------------ */
 /* Host tensors                                                        */
@@ -187,8 +189,9 @@ typedef struct gptq_quant_config {
     gptq_method method;
 } gptq_quant_config;
 
-/* Defaults: bits 4, group 128, asym, no act-order, damp 0.01 (the paper and
- * AutoGPTQ), increment 0.01 (GPTQModel), block 128. */
+/* Defaults: bits 4, group 128, sym and no act-order (as GPTQModel and
+ * transformers), damp 0.01 (the paper and AutoGPTQ), increment 0.01 (as
+ * GPTQModel), block 128, min/max grid. */
 void gptq_quant_config_default(gptq_quant_config *c);
 /* Validate; on failure the message names the option. */
 int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols);

@@ -33,7 +33,7 @@ void gptq_quant_config_default(gptq_quant_config *c)
     memset(c, 0, sizeof *c);
     c->bits = 4;
     c->group_size = 128;
-    c->sym = 0;
+    c->sym = 1;
     c->desc_act = 0;
     c->static_groups = 0;
     c->mse = 0;

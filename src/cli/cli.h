@@ -1,0 +1,68 @@
+/* cli.h — what the subcommands of `gptq` share: option parsing helpers. */
+#ifndef GPTQ_CLI_H
+#define GPTQ_CLI_H
+
+#include <stdint.h>
+
+#include "gptq.h"
+
+/* Each subcommand: returns the process exit status (0 ok, 1 failure, 2 usage). */
+int cmd_layer(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
+/* Print "gptq <cmd>: error: <fmt>" to stderr. */
+void cli_err(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Print the library's last error for a failed call. Returns 1. */
+int cli_fail(const char *cmd, int status);
+
+/* Strict number parsing: the whole string, in range; 0 on success. */
+int cli_parse_int(const char *s, long lo, long hi, long *out);
+int cli_parse_float(const char *s, double lo, double hi, double *out);
+
+/* Options shared by `layer` and `quantize`: returns 1 if `opt` (a
+ * getopt_long value from CLI_QUANT_LONGOPTS) was consumed, -1 on a bad
+ * value (message printed), 0 if not a quantization option. */
+int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_config *c);
+
+enum {
+    OPT_BITS = 1000, OPT_GROUP, OPT_DESC_ACT, OPT_NO_DESC_ACT, OPT_SYM, OPT_ASYM,
+    OPT_STATIC, OPT_DAMP, OPT_DAMP_INC, OPT_BLOCK, OPT_MSE, OPT_METHOD,
+    OPT_CLI_LAST
+};
+
+#define CLI_QUANT_LONGOPTS                                                   \
+    {"bits", required_argument, 0, OPT_BITS},                                \
+    {"group-size", required_argument, 0, OPT_GROUP},                         \
+    {"desc-act", no_argument, 0, OPT_DESC_ACT},                              \
+    {"no-desc-act", no_argument, 0, OPT_NO_DESC_ACT},                        \
+    {"sym", no_argument, 0, OPT_SYM},                                        \
+    {"asym", no_argument, 0, OPT_ASYM},                                      \
+    {"static-groups", no_argument, 0, OPT_STATIC},                           \
+    {"damp-percent", required_argument, 0, OPT_DAMP},                        \
+    {"damp-auto-increment", required_argument, 0, OPT_DAMP_INC},             \
+    {"block-size", required_argument, 0, OPT_BLOCK},                         \
+    {"mse", no_argument, 0, OPT_MSE},                                        \
+    {"method", required_argument, 0, OPT_METHOD}
+
+#define CLI_QUANT_HELP                                                                     \
+    "quantization (names as in GPTQModel/AutoGPTQ):\n"                                     \
+    "  --bits N               2, 3, 4 or 8 (default 4)\n"                                  \
+    "  --group-size N         -1 (one group per row) or a power of two >= 16 (default 128)\n" \
+    "  --sym | --asym         symmetric grid, zero 2^(bits-1) (default --sym, as GPTQModel\n" \
+    "                         and transformers)\n"                                          \
+    "  --desc-act             act-order: columns by diag(H) descending (default off)\n"    \
+    "  --static-groups        grids from the original W before the solve\n"               \
+    "  --damp-percent F       damp = F * mean(diag H) (default 0.01, as the paper and\n"   \
+    "                         AutoGPTQ; GPTQModel uses 0.05, transformers 0.1)\n"          \
+    "  --damp-auto-increment F  added to damp when the Cholesky fails (default 0.01,\n"    \
+    "                         as GPTQModel), up to 1.0\n"                                   \
+    "  --block-size N         lazy-batch block, a power of two (default 128)\n"            \
+    "  --mse                  grid search shrinking the range (grid 100, shrink 0.8,\n"    \
+    "                         norm 2.4, as the paper code)\n"                               \
+    "  --method gptq|rtn      GPTQ, or round-to-nearest on the same grid (default gptq)\n"
+
+#endif

@@ -1,0 +1,107 @@
+/* cli_util.c — option parsing shared by the subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "gptq %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, int status)
+{
+    const char *m = gptq_last_error();
+    cli_err(cmd, "%s", m && m[0] ? m : gptq_status_str(status));
+    return 1;
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_config *c)
+{
+    long l;
+    double d;
+    switch (opt) {
+    case OPT_BITS:
+        if (cli_parse_int(arg, 2, 8, &l) || !(l == 2 || l == 3 || l == 4 || l == 8)) {
+            cli_err(cmd, "--bits %s: must be 2, 3, 4 or 8", arg);
+            return -1;
+        }
+        c->bits = (int)l;
+        return 1;
+    case OPT_GROUP:
+        if (cli_parse_int(arg, -1, 1L << 30, &l) || l == 0 ||
+            (l != -1 && (l < 16 || (l & (l - 1))))) {
+            cli_err(cmd, "--group-size %s: must be -1 or a power of two >= 16", arg);
+            return -1;
+        }
+        c->group_size = (int)l;
+        return 1;
+    case OPT_DESC_ACT: c->desc_act = 1; return 1;
+    case OPT_NO_DESC_ACT: c->desc_act = 0; return 1;
+    case OPT_SYM: c->sym = 1; return 1;
+    case OPT_ASYM: c->sym = 0; return 1;
+    case OPT_STATIC: c->static_groups = 1; return 1;
+    case OPT_MSE: c->mse = 1; return 1;
+    case OPT_DAMP:
+        if (cli_parse_float(arg, 0.0, 10.0, &d)) {
+            cli_err(cmd, "--damp-percent %s: must be a number in [0, 10]", arg);
+            return -1;
+        }
+        c->damp_percent = (float)d;
+        if (c->damp_max < c->damp_percent) c->damp_max = c->damp_percent;
+        return 1;
+    case OPT_DAMP_INC:
+        if (cli_parse_float(arg, 0.0, 1.0, &d)) {
+            cli_err(cmd, "--damp-auto-increment %s: must be a number in [0, 1]", arg);
+            return -1;
+        }
+        c->damp_auto_increment = (float)d;
+        return 1;
+    case OPT_BLOCK:
+        if (cli_parse_int(arg, 1, 65536, &l) || (l & (l - 1))) {
+            cli_err(cmd, "--block-size %s: must be a power of two", arg);
+            return -1;
+        }
+        c->block_size = (int)l;
+        return 1;
+    case OPT_METHOD:
+        if (strcmp(arg, "gptq") == 0) c->method = GPTQ_METHOD_GPTQ;
+        else if (strcmp(arg, "rtn") == 0) c->method = GPTQ_METHOD_RTN;
+        else {
+            cli_err(cmd, "--method %s: must be gptq or rtn", arg);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}

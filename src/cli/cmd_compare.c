@@ -1,0 +1,217 @@
+/*
+ * cmd_compare.c — `gptq compare A B`: the diff metrics of two `gptq layer`
+ * outputs (A is the reference), for kernel developers diffing their own
+ * results against gptq-c's:
+ *   Hessian relative Frobenius error (when both hold H); share of identical
+ *   codes and the largest code difference; largest relative scale
+ *   difference; share of identical zeros; relative difference of the loss;
+ *   relative L2 difference of the layer output on the calibration inputs,
+ *   sqrt(tr(D H D^T) / tr(Wa H Wa^T)) with D = Wa - Wb (dequantized; via A's
+ *   H), else of the dequantized weights.
+ * Exit 0, or 1 when --max-code-mismatch / --max-rel-output is exceeded.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *CMD = "compare";
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: gptq compare A.safetensors B.safetensors [options]\n\n"
+               "Diff two `gptq layer` outputs (A is the reference).\n"
+               "  --max-code-mismatch F  fail (exit 1) if more than this share of codes differ\n"
+               "  --max-rel-output F     fail if the relative output difference exceeds F\n"
+               "  --json                 one JSON object instead of lines\n");
+}
+
+static int load(gptq_st_file *f, const char *name, gptq_tensor *t, int required)
+{
+    gptq_st_info info;
+    if (gptq_st_find(f, name, &info) != GPTQ_OK) {
+        gptq_clear_error();
+        if (required) cli_err(CMD, "%s: no tensor '%s' (not a `gptq layer` output?)",
+                              gptq_st_path(f), name);
+        return required ? -1 : 0;
+    }
+    if (info.dtype == GPTQ_F32 || info.dtype == GPTQ_F16 || info.dtype == GPTQ_BF16) {
+        int st = gptq_st_read_f32(f, name, t);
+        return st ? (cli_fail(CMD, st), -1) : 1;
+    }
+    int64_t shape[GPTQ_MAX_DIMS];
+    memcpy(shape, info.shape, sizeof shape);
+    if (gptq_tensor_alloc(t, info.dtype, info.ndim, shape)) return cli_fail(CMD, -1), -1;
+    memcpy(t->data, info.data, info.nbytes);
+    return 1;
+}
+
+static int same_shape(const gptq_tensor *a, const gptq_tensor *b)
+{
+    if (a->ndim != b->ndim || a->dtype != b->dtype) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+static double meta_num(gptq_st_file *f, const char *key)
+{
+    const char *v = gptq_st_metadata(f, key);
+    return v ? strtod(v, NULL) : NAN;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"max-code-mismatch", required_argument, 0, 'c'},
+        {"max-rel-output", required_argument, 0, 'r'},
+        {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    double max_mis = -1, max_out = -1;
+    int json = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        switch (c) {
+        case 'c':
+            if (cli_parse_float(optarg, 0, 1, &max_mis)) {
+                cli_err(CMD, "--max-code-mismatch %s: a share in [0, 1]", optarg);
+                return 2;
+            }
+            break;
+        case 'r':
+            if (cli_parse_float(optarg, 0, 1e30, &max_out)) {
+                cli_err(CMD, "--max-rel-output %s: a number >= 0", optarg);
+                return 2;
+            }
+            break;
+        case 'j': json = 1; break;
+        case 'h': help(stdout); return 0;
+        default: help(stderr); return 2;
+        }
+    }
+    if (argc - optind != 2) {
+        cli_err(CMD, "give two files");
+        help(stderr);
+        return 2;
+    }
+    int rc = 1, st;
+    gptq_st_file *fa = NULL, *fb = NULL;
+    enum { CODES, SCALES, ZEROS, DEQ, H, NT };
+    static const char *names[NT] = {"codes", "scales_f32", "zeros", "dequant", "H"};
+    gptq_tensor ta[NT] = {{0}}, tb[NT] = {{0}};
+    int have_h = 0;
+    if ((st = gptq_st_open(argv[optind], &fa)) || (st = gptq_st_open(argv[optind + 1], &fb))) {
+        cli_fail(CMD, st);
+        goto done;
+    }
+    for (int i = 0; i < NT; i++) {
+        int ra = load(fa, names[i], &ta[i], i != H), rb = load(fb, names[i], &tb[i], i != H);
+        if (ra < 0 || rb < 0) goto done;
+        if (i == H) have_h = ra && rb;
+        if ((i != H || have_h) && !same_shape(&ta[i], &tb[i])) {
+            cli_err(CMD, "'%s' has different shapes or dtypes in %s and %s", names[i],
+                    argv[optind], argv[optind + 1]);
+            goto done;
+        }
+    }
+    const int64_t R = ta[CODES].shape[0], C = ta[CODES].shape[1];
+    const int64_t nz = gptq_tensor_numel(&ta[ZEROS]);
+    const uint8_t *ca = ta[CODES].data, *cb = tb[CODES].data;
+    int64_t same = 0;
+    int maxd = 0;
+    for (int64_t i = 0; i < R * C; i++) {
+        int d = abs((int)ca[i] - (int)cb[i]);
+        same += d == 0;
+        if (d > maxd) maxd = d;
+    }
+    const float *sa = ta[SCALES].data, *sb = tb[SCALES].data;
+    double smax = 0;
+    for (int64_t i = 0; i < nz; i++) {
+        double d = fabs((double)sa[i] - sb[i]) / fmax(fabs((double)sa[i]), 1e-30);
+        if (d > smax || isnan(d)) smax = d;
+    }
+    const int32_t *za = ta[ZEROS].data, *zb = tb[ZEROS].data;
+    int64_t zsame = 0;
+    for (int64_t i = 0; i < nz; i++) zsame += za[i] == zb[i];
+    const float *wa = ta[DEQ].data, *wb = tb[DEQ].data;
+    double num = 0, den = 0, herr = NAN;
+    const char *outkind = "dequantized weights";
+    if (have_h) {
+        const float *Ha = ta[H].data, *Hb = tb[H].data;
+        double hn = 0, hd = 0;
+        for (int64_t i = 0; i < C * C; i++) {
+            double d = (double)Ha[i] - Hb[i];
+            hn += d * d;
+            hd += (double)Ha[i] * Ha[i];
+        }
+        herr = hd > 0 ? sqrt(hn / hd) : 0;
+        /* output difference through A's Hessian, row by row */
+        double *tmp = malloc((size_t)C * sizeof *tmp);
+        if (!tmp) {
+            cli_err(CMD, "out of memory");
+            goto done;
+        }
+        for (int64_t r = 0; r < R; r++) {
+            const float *a = wa + r * C, *b = wb + r * C;
+            for (int64_t k = 0; k < C; k++) tmp[k] = (double)a[k] - b[k];
+            for (int64_t i = 0; i < C; i++) {
+                double hd_i = 0, ha_i = 0;
+                for (int64_t k = 0; k < C; k++) {
+                    hd_i += Ha[i * C + k] * tmp[k];
+                    ha_i += Ha[i * C + k] * (double)a[k];
+                }
+                num += tmp[i] * hd_i;
+                den += (double)a[i] * ha_i;
+            }
+        }
+        free(tmp);
+        outkind = "layer output on the calibration inputs";
+    } else {
+        for (int64_t i = 0; i < R * C; i++) {
+            double d = (double)wa[i] - wb[i];
+            num += d * d;
+            den += (double)wa[i] * wa[i];
+        }
+    }
+    double outrel = den > 0 ? sqrt(fmax(num, 0) / den) : 0;
+    double la = meta_num(fa, "loss"), lb = meta_num(fb, "loss");
+    double lrel = fabs(la - lb) / fmax(fabs(la), 1e-300);
+    double mis = 1.0 - (double)same / (double)(R * C);
+    if (json)
+        printf("{\"hessian_rel_err\": %.6g, \"codes_identical\": %.8f, \"codes_max_diff\": %d, "
+               "\"scales_max_rel_diff\": %.6g, \"zeros_identical\": %.8f, \"loss_rel_diff\": "
+               "%.6g, \"output_rel_diff\": %.6g}\n",
+               herr, 1.0 - mis, maxd, smax, (double)zsame / (double)nz, lrel, outrel);
+    else {
+        if (have_h) printf("hessian relative error      %.6g\n", herr);
+        printf("codes identical             %.6f%% (%lld of %lld), largest difference %d\n",
+               100.0 * (1.0 - mis), (long long)same, (long long)(R * C), maxd);
+        printf("scales largest rel. diff    %.6g\n", smax);
+        printf("zeros identical             %.6f%%\n", 100.0 * (double)zsame / (double)nz);
+        printf("loss                        %.9g vs %.9g (rel. diff %.6g)\n", la, lb, lrel);
+        printf("relative difference of the %s: %.6g\n", outkind, outrel);
+    }
+    rc = 0;
+    if (max_mis >= 0 && mis > max_mis) {
+        cli_err(CMD, "%.6g of the codes differ, more than --max-code-mismatch %g", mis, max_mis);
+        rc = 1;
+    }
+    if (max_out >= 0 && !(outrel <= max_out)) {
+        cli_err(CMD, "relative output difference %.6g exceeds --max-rel-output %g", outrel,
+                max_out);
+        rc = 1;
+    }
+done:
+    for (int i = 0; i < NT; i++) {
+        gptq_tensor_free(&ta[i]);
+        gptq_tensor_free(&tb[i]);
+    }
+    gptq_st_close(fa);
+    gptq_st_close(fb);
+    return rc;
+}

@@ -1,0 +1,272 @@
+/*
+ * cmd_layer.c — `gptq layer IN -o OUT`: GPTQ (or RTN) on one layer.
+ *
+ * IN (.safetensors): W (out, in) F32/F16/BF16, and X (n, in) calibration
+ * inputs or H (in, in) a finished Hessian.
+ * OUT (.safetensors, written atomically): the checkpoint tensors qweight,
+ * qzeros, scales (F16), g_idx; and for diffing: codes U8 (out, in), zeros
+ * I32 (ngroups, out), scales_f32 F32 (ngroups, out), perm I32 (in), dequant
+ * F32 (out, in), H F32 (in, in) the Hessian used (undamped); statistics in
+ * the metadata (loss, out_rel_err, damp_used, damp_retries, dead_cols,
+ * seconds_hessian, seconds_solve, the options).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *CMD = "layer";
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: gptq layer IN.safetensors -o OUT.safetensors [options]\n\n"
+            "Quantize one linear layer. IN holds W (out, in) and either X (n, in), the\n"
+            "layer's calibration inputs, or H (in, in), a Hessian 2/n X^T X.\n\n"
+            "  -o, --output FILE      where to write (atomically: FILE appears whole or not at all)\n"
+            "  --backend NAME|PATH    cpu (default), hip, or a plugin path\n"
+            "  --format auto|gptq|gptq_v2  zero points of qzeros: gptq (v1) stores z-1 and cannot\n"
+            "                         hold z = 0; auto (default) writes gptq unless a zero is 0\n"
+            "  --quiet                print nothing on success\n"
+            "%s"
+            "\nOutput tensors: qweight qzeros scales g_idx (checkpoint layout), codes zeros\n"
+            "scales_f32 perm dequant H; metadata: loss out_rel_err damp_used damp_retries\n"
+            "dead_cols seconds_hessian seconds_solve and the options.\n",
+            CLI_QUANT_HELP);
+}
+
+static int find_opt(const gptq_st_file *f, const char *name, gptq_st_info *info)
+{
+    for (int i = 0; i < gptq_st_count(f); i++) {
+        if (gptq_st_get(f, i, info) == GPTQ_OK && strcmp(info->name, name) == 0) return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    gptq_dtype dt;
+    int ndim;
+    int64_t shape[2];
+    const void *data;
+} out_tensor;
+
+static int write_output(const char *path, const out_tensor *t, int n, char meta[][2][64], int nmeta)
+{
+    gptq_st_writer *w = NULL;
+    int st = gptq_st_writer_open(path, &w);
+    if (st) return st;
+    for (int i = 0; !st && i < nmeta; i++) st = gptq_st_writer_metadata(w, meta[i][0], meta[i][1]);
+    for (int i = 0; !st && i < n; i++)
+        st = gptq_st_writer_declare(w, t[i].name, t[i].dt, t[i].ndim, t[i].shape);
+    for (int i = 0; !st && i < n; i++) {
+        size_t nb = gptq_dtype_size(t[i].dt);
+        for (int d = 0; d < t[i].ndim; d++) nb *= (size_t)t[i].shape[d];
+        st = gptq_st_writer_write(w, t[i].data, nb);
+    }
+    if (st) {
+        gptq_st_writer_abort(w);
+        return st;
+    }
+    return gptq_st_writer_commit(w);
+}
+
+int cmd_layer(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'},
+        {"backend", required_argument, 0, 'b'},
+        {"format", required_argument, 0, 'f'},
+        {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},
+        CLI_QUANT_LONGOPTS,
+        {0, 0, 0, 0},
+    };
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    const char *out = NULL, *backend = "cpu", *format = "auto";
+    int quiet = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1;) {
+        int r = cli_quant_option(CMD, c, optarg, &cfg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'b': backend = optarg; break;
+        case 'f': format = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': help(stdout); return 0;
+        default: help(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || !out) {
+        cli_err(CMD, optind >= argc ? "no input file" : !out ? "no output file (-o)"
+                                                              : "more than one input file");
+        help(stderr);
+        return 2;
+    }
+    if (strcmp(format, "auto") && strcmp(format, "gptq") && strcmp(format, "gptq_v2")) {
+        cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", format);
+        return 2;
+    }
+    const char *in = argv[optind];
+
+    int rc = 1, st;
+    gptq_st_file *f = NULL;
+    gptq_backend *be = NULL;
+    gptq_hessian *hs = NULL;
+    gptq_tensor W = {0}, X = {0}, Ht = {0};
+    float *H = NULL;
+    gptq_layer_result res = {0};
+    gptq_packed pk = {0};
+    gptq_st_info wi, xi, hi;
+
+    if ((st = gptq_st_open(in, &f))) return cli_fail(CMD, st);
+    if (!find_opt(f, "W", &wi)) {
+        cli_err(CMD, "%s: no tensor 'W' (the weight, shape (out, in))", in);
+        goto done;
+    }
+    if (wi.ndim != 2) {
+        cli_err(CMD, "%s: W must be 2-D (out, in), it has %d dimensions", in, wi.ndim);
+        goto done;
+    }
+    const int64_t R = wi.shape[0], C = wi.shape[1];
+    const int has_x = find_opt(f, "X", &xi), has_h = find_opt(f, "H", &hi);
+    if (has_x && has_h) {
+        cli_err(CMD, "%s: holds both X and H; give one", in);
+        goto done;
+    }
+    if (!has_x && !has_h && cfg.method == GPTQ_METHOD_GPTQ) {
+        cli_err(CMD, "%s: GPTQ needs calibration inputs X (n, in) or a Hessian H (in, in)", in);
+        goto done;
+    }
+    if (has_x && (xi.ndim != 2 || xi.shape[1] != C)) {
+        cli_err(CMD, "%s: X must be (n, %lld) to match W (%lld, %lld)", in, (long long)C,
+                (long long)R, (long long)C);
+        goto done;
+    }
+    if (has_x && xi.shape[0] == 0) {
+        cli_err(CMD, "%s: X has no rows", in);
+        goto done;
+    }
+    if (has_h && (hi.ndim != 2 || hi.shape[0] != C || hi.shape[1] != C)) {
+        cli_err(CMD, "%s: H must be (%lld, %lld) to match W (%lld, %lld)", in, (long long)C,
+                (long long)C, (long long)R, (long long)C);
+        goto done;
+    }
+    if ((st = gptq_quant_config_check(&cfg, R, C))) {
+        cli_fail(CMD, st);
+        goto done;
+    }
+    if (cfg.bits == 3 && (R % 32 || C % 32)) {
+        cli_err(CMD, "%s: 3-bit packing needs in and out features that are multiples of 32 "
+                     "(W is %lld x %lld)", in, (long long)R, (long long)C);
+        goto done;
+    }
+    if (cfg.bits != 3 && (C % (32 / cfg.bits) || R % (32 / cfg.bits))) {
+        cli_err(CMD, "%s: %d-bit packing needs in and out features that are multiples of %d",
+                in, cfg.bits, 32 / cfg.bits);
+        goto done;
+    }
+    if ((st = gptq_st_read_f32(f, "W", &W))) goto fail;
+    if ((st = gptq_backend_open(backend, &be))) goto fail;
+
+    double t_h = 0.0;
+    if (has_x || has_h) {
+        H = malloc((size_t)(C * C) * 4);
+        if (!H) {
+            cli_err(CMD, "out of memory for a %lld x %lld Hessian", (long long)C, (long long)C);
+            goto done;
+        }
+        if (has_x) {
+            if ((st = gptq_st_read_f32(f, "X", &X))) goto fail;
+            double t0 = gptq_now_seconds();
+            if ((st = gptq_hessian_new(be, C, &hs))) goto fail;
+            if ((st = gptq_hessian_add(hs, X.data, xi.shape[0]))) goto fail;
+            if ((st = gptq_hessian_get(hs, H))) goto fail;
+            t_h = gptq_now_seconds() - t0;
+        } else {
+            if ((st = gptq_st_read_f32(f, "H", &Ht))) goto fail;
+            memcpy(H, Ht.data, (size_t)(C * C) * 4);
+        }
+    }
+    if ((st = gptq_quantize_layer(be, W.data, R, C, H, &cfg, &res))) goto fail;
+
+    gptq_format fmt = strcmp(format, "gptq_v2") == 0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
+    st = gptq_pack(&res, fmt, &pk);
+    if (st == GPTQ_ERR_INVALID && strcmp(format, "auto") == 0) {
+        fmt = GPTQ_FORMAT_V2;
+        st = gptq_pack(&res, fmt, &pk);
+    }
+    if (st) goto fail;
+
+    const int64_t K = C, N = R, ng = res.ngroups;
+    out_tensor t[] = {
+        {"qweight", GPTQ_I32, 2, {K * cfg.bits / 32, N}, pk.qweight},
+        {"qzeros", GPTQ_I32, 2, {ng, N * cfg.bits / 32}, pk.qzeros},
+        {"scales", GPTQ_F16, 2, {ng, N}, pk.scales},
+        {"g_idx", GPTQ_I32, 1, {K, 0}, pk.g_idx},
+        {"codes", GPTQ_U8, 2, {R, C}, res.codes},
+        {"zeros", GPTQ_I32, 2, {ng, R}, res.zeros},
+        {"scales_f32", GPTQ_F32, 2, {ng, R}, res.scales},
+        {"perm", GPTQ_I32, 1, {C, 0}, res.perm},
+        {"dequant", GPTQ_F32, 2, {R, C}, res.dequant},
+        {"H", GPTQ_F32, 2, {C, C}, H},
+    };
+    int nt = H ? 10 : 9;
+    char meta[24][2][64];
+    int nm = 0;
+#define META(k, ...)                                                   \
+    do {                                                               \
+        snprintf(meta[nm][0], 64, "%s", k);                            \
+        snprintf(meta[nm][1], 64, __VA_ARGS__);                        \
+        nm++;                                                          \
+    } while (0)
+    META("quantizer", "gptq-c:%s", gptq_version());
+    META("backend", "%s", gptq_backend_name(be));
+    META("method", "%s", cfg.method == GPTQ_METHOD_RTN ? "rtn" : "gptq");
+    META("bits", "%d", cfg.bits);
+    META("group_size", "%d", cfg.group_size);
+    META("sym", "%s", cfg.sym ? "true" : "false");
+    META("desc_act", "%s", cfg.desc_act ? "true" : "false");
+    META("static_groups", "%s", cfg.static_groups ? "true" : "false");
+    META("mse", "%s", cfg.mse ? "true" : "false");
+    META("block_size", "%d", cfg.block_size);
+    META("damp_percent", "%.9g", (double)cfg.damp_percent);
+    META("checkpoint_format", "%s", fmt == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2");
+    META("nsamples", "%lld", has_x ? (long long)xi.shape[0] : 0LL);
+    META("loss", "%.17g", res.loss);
+    META("out_rel_err", "%.17g", res.out_rel_err);
+    META("damp_used", "%.9g", (double)res.damp_used);
+    META("damp_retries", "%d", res.damp_retries);
+    META("dead_cols", "%d", res.dead_cols);
+    META("seconds_hessian", "%.6f", t_h);
+    META("seconds_solve", "%.6f", res.seconds_solve);
+#undef META
+    if ((st = write_output(out, t, nt, meta, nm))) goto fail;
+    if (!quiet)
+        printf("%s: %lld x %lld, %d-bit g%d %s%s%s: loss %.6g, output rel. error %.6g, damp %.4g"
+               " (%d retries), %d dead columns, hessian %.3f s, solve %.3f s -> %s (%s)\n",
+               in, (long long)R, (long long)C, cfg.bits, cfg.group_size, cfg.sym ? "sym" : "asym",
+               cfg.desc_act ? " act-order" : "", cfg.method == GPTQ_METHOD_RTN ? " RTN" : "",
+               res.loss, res.out_rel_err, (double)res.damp_used, res.damp_retries, res.dead_cols,
+               t_h, res.seconds_solve, out, fmt == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2");
+    rc = 0;
+    goto done;
+fail:
+    cli_fail(CMD, st);
+done:
+    gptq_packed_free(&pk);
+    gptq_layer_result_free(&res);
+    gptq_hessian_free(hs);
+    gptq_tensor_free(&W);
+    gptq_tensor_free(&X);
+    gptq_tensor_free(&Ht);
+    free(H);
+    gptq_backend_close(be);
+    gptq_st_close(f);
+    return rc;
+}
