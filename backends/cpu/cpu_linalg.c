@@ -1,0 +1,469 @@
+/*
+ * cpu_linalg.c — the CPU backend's deterministic linear algebra: gemm,
+ * hessian_accumulate (S += X^T X) and cholesky_inverse_upper (H -> U with
+ * U^T U = H^-1).
+ *
+ * What makes these a reference (see also cpu_impl.h):
+ *   - Every output is cut into tiles whose boundaries are compile-time
+ *     constants (the LA_* sizes below), never a function of the thread count.
+ *     Each tile is computed by ONE single-threaded OpenBLAS/LAPACK call (or a
+ *     fixed sequence of them), so every element sees the same operations in
+ *     the same order whether 1 or 64 threads run. OpenMP only hands whole
+ *     tiles to threads (schedule(dynamic): who computes a tile varies, what
+ *     is computed does not).
+ *   - OpenBLAS must run single-threaded inside tiles: the backend's create
+ *     sets openblas_set_num_threads(1), and every entry point here checks it
+ *     again (cheap) because a program may have changed it since.
+ *   - Steps that depend on earlier ones (the blocked Cholesky and triangular
+ *     inverse) are separated by the barriers of the OpenMP loops; within a
+ *     step the tiles are independent.
+ * Changing a tile size changes the bytes of every result (the goldens in
+ * ref/ must then be regenerated); it never changes them across thread counts.
+ *
+ * Layout: all matrices are row-major f32. LAPACK is called in column-major
+ * mode on row-major blocks, reading a row-major lower triangle as a
+ * column-major upper one (the same numbers, transposed view), so no block is
+ * ever copied for LAPACKE's row-major conversion.
+ */
+#include <cblas.h>
+#include <lapacke.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cpu_impl.h"
+
+/* Tile sizes. Part of the defined arithmetic: see the header comment. */
+#define LA_GEMM_TILE_M 256 /* gemm: rows of C per tile */
+#define LA_GEMM_TILE_N 256 /* gemm: columns of C per tile */
+#define LA_SYRK_TILE 256   /* hessian_accumulate: (T, T) tiles of S */
+#define LA_CHOL_NB 256     /* cholesky/inverse: block size and tile size */
+
+static int la_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int la_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Tiles are computed by single-threaded BLAS calls; make sure no one turned
+ * OpenBLAS's own threading back on since create. */
+static void la_blas_single(void)
+{
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+static void *la_alloc(size_t nbytes)
+{
+    size_t n = (nbytes + 63) / 64 * 64;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+/* Check that a (rows, cols) row-major view with leading dimension ld at
+ * element offset off lies inside buffer b, and that BLAS's int can hold it. */
+static int la_check_view(cpu_ctx *cx, const char *op, const char *what, const gptq_buf *b,
+                         size_t off, int64_t rows, int64_t cols, int64_t ld)
+{
+    if (!b || (!b->data && b->nbytes))
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "%s: buffer %s is NULL", op, what);
+    if (rows < 0 || cols < 0 || rows > INT_MAX || cols > INT_MAX)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "%s: %s has bad shape (%lld, %lld)", op, what,
+                        (long long)rows, (long long)cols);
+    if (ld < (cols > 1 ? cols : 1) || ld > INT_MAX)
+        return cpu_fail(cx, GPTQ_ERR_INVALID,
+                        "%s: %s leading dimension %lld is not in [max(1, cols=%lld), INT_MAX]", op,
+                        what, (long long)ld, (long long)cols);
+    if (rows == 0 || cols == 0) return GPTQ_OK;
+    size_t nel = b->nbytes / sizeof(float);
+    uint64_t avail = off <= nel ? (uint64_t)(nel - off) : 0;
+    if (off > nel || (uint64_t)cols > avail ||
+        (uint64_t)(rows - 1) > (avail - (uint64_t)cols) / (uint64_t)ld)
+        return cpu_fail(cx, GPTQ_ERR_INVALID,
+                        "%s: %s view (%lld x %lld, ld %lld) at element offset %zu runs past the "
+                        "buffer (%zu f32 elements)",
+                        op, what, (long long)rows, (long long)cols, (long long)ld, off, nel);
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * gemm
+ * ---------------------------------------------------------------------- */
+
+/* C = alpha * op(A) op(B) + beta * C over fixed (LA_GEMM_TILE_M,
+ * LA_GEMM_TILE_N) tiles of C, one single-threaded sgemm over the full K per
+ * tile. C must not overlap A or B. */
+int cpu_gemm(void *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const gptq_buf *A, size_t a_off, int64_t lda, // op(A) (M, K) f32
+             const gptq_buf *B, size_t b_off, int64_t ldb, // op(B) (K, N) f32
+             float beta, gptq_buf *C, size_t c_off, int64_t ldc) // (M, N) f32
+{
+    cpu_ctx *cx = ctx;
+    if (M < 0 || N < 0 || K < 0)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "gemm: negative dimension (M=%lld, N=%lld, K=%lld)",
+                        (long long)M, (long long)N, (long long)K);
+    int st = la_check_view(cx, "gemm", "A", A, a_off, trans_a ? K : M, trans_a ? M : K, lda);
+    if (st) return st;
+    st = la_check_view(cx, "gemm", "B", B, b_off, trans_b ? N : K, trans_b ? K : N, ldb);
+    if (st) return st;
+    st = la_check_view(cx, "gemm", "C", C, c_off, M, N, ldc);
+    if (st) return st;
+    if (M == 0 || N == 0) return GPTQ_OK;
+    la_blas_single();
+
+    const float *a = CPU_CF32(A, a_off);
+    const float *b = CPU_CF32(B, b_off);
+    float *c = CPU_F32(C, c_off);
+    const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    const int64_t ntm = (M + LA_GEMM_TILE_M - 1) / LA_GEMM_TILE_M;
+    const int64_t ntn = (N + LA_GEMM_TILE_N - 1) / LA_GEMM_TILE_N;
+    const int64_t ntiles = ntm * ntn;
+
+#pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t i0 = (t / ntn) * LA_GEMM_TILE_M;
+        int64_t j0 = (t % ntn) * LA_GEMM_TILE_N;
+        int64_t mi = M - i0 < LA_GEMM_TILE_M ? M - i0 : LA_GEMM_TILE_M;
+        int64_t nj = N - j0 < LA_GEMM_TILE_N ? N - j0 : LA_GEMM_TILE_N;
+        /* rows i0.. of op(A): rows of A, or columns of A when transposed */
+        const float *at = trans_a ? a + i0 : a + i0 * lda;
+        /* columns j0.. of op(B): columns of B, or rows of B when transposed */
+        const float *bt = trans_b ? b + j0 * ldb : b + j0;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)mi, (int)nj, (int)K, alpha, at, (int)lda, bt,
+                    (int)ldb, beta, c + i0 * ldc + j0, (int)ldc);
+    }
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * hessian_accumulate
+ * ---------------------------------------------------------------------- */
+
+/* S += X^T X. Only the tiles on and above the diagonal are computed: tile
+ * (I, J), I <= J, is T = X[:, I]^T X[:, J] over all n rows in one
+ * single-threaded call (ssyrk on the diagonal, sgemm elsewhere) into a
+ * per-thread scratch tile, then added to S[I, J] and, transposed, to S[J, I].
+ * So both triangles receive the same T values (S stays exactly symmetric when
+ * it starts symmetric) and the result is S + fl(X^T X), whatever S held. */
+int cpu_hessian_accumulate(void *ctx, gptq_buf *S, // (C, C) f32
+                           const gptq_buf *X, size_t x_off, // (n, C) f32
+                           int64_t n, int64_t C)
+{
+    cpu_ctx *cx = ctx;
+    if (n < 0 || C < 0)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "hessian_accumulate: negative n=%lld or C=%lld",
+                        (long long)n, (long long)C);
+    int st = la_check_view(cx, "hessian_accumulate", "S", S, 0, C, C, C > 0 ? C : 1);
+    if (st) return st;
+    st = la_check_view(cx, "hessian_accumulate", "X", X, x_off, n, C, C > 0 ? C : 1);
+    if (st) return st;
+    if (n == 0 || C == 0) return GPTQ_OK;
+    la_blas_single();
+
+    const int64_t T = LA_SYRK_TILE;
+    const int64_t nt = (C + T - 1) / T;
+    const int64_t ntiles = nt * (nt + 1) / 2;
+    /* Tile list, off-diagonal (full sgemm) tiles first and diagonal (half the
+     * work) last, so the dynamic schedule ends on small pieces. The order
+     * only affects speed: tiles are independent. */
+    int32_t *tiles = la_alloc((size_t)ntiles * 2 * sizeof(int32_t));
+    int nthr = la_max_threads();
+    float *scratch = la_alloc((size_t)nthr * (size_t)(T * T) * sizeof(float));
+    if (!tiles || !scratch) {
+        free(tiles);
+        free(scratch);
+        return cpu_fail(cx, GPTQ_ERR_NOMEM, "hessian_accumulate: out of memory for %d scratch tiles",
+                        nthr);
+    }
+    int64_t k = 0;
+    for (int64_t bi = 0; bi < nt; bi++)
+        for (int64_t bj = bi + 1; bj < nt; bj++) {
+            tiles[2 * k] = (int32_t)bi;
+            tiles[2 * k + 1] = (int32_t)bj;
+            k++;
+        }
+    for (int64_t bi = 0; bi < nt; bi++) {
+        tiles[2 * k] = (int32_t)bi;
+        tiles[2 * k + 1] = (int32_t)bi;
+        k++;
+    }
+
+    const float *x = CPU_CF32(X, x_off);
+    float *s = CPU_F32(S, 0);
+#pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t i0 = tiles[2 * t] * T, j0 = tiles[2 * t + 1] * T;
+        int64_t mi = C - i0 < T ? C - i0 : T;
+        int64_t mj = C - j0 < T ? C - j0 : T;
+        float *tt = scratch + (size_t)la_thread_num() * (size_t)(T * T); // (mi, mj), ld mj
+        if (i0 == j0) {
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)mi, (int)n, 1.0f, x + i0,
+                        (int)C, 0.0f, tt, (int)mj);
+            for (int64_t a = 0; a < mi; a++) {
+                float *srow = s + (i0 + a) * C + i0;
+                const float *trow = tt + a * mj;
+                for (int64_t b = a; b < mj; b++) srow[b] += trow[b];
+            }
+            /* lower part of the diagonal tile: S[i0+b][i0+a] += T[a][b], b > a */
+            for (int64_t b = 1; b < mi; b++) {
+                float *srow = s + (i0 + b) * C + i0;
+                for (int64_t a = 0; a < b; a++) srow[a] += tt[a * mj + b];
+            }
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)mi, (int)mj, (int)n, 1.0f,
+                        x + i0, (int)C, x + j0, (int)C, 0.0f, tt, (int)mj);
+            for (int64_t a = 0; a < mi; a++) {
+                float *srow = s + (i0 + a) * C + j0;
+                const float *trow = tt + a * mj;
+                for (int64_t b = 0; b < mj; b++) srow[b] += trow[b];
+            }
+            for (int64_t b = 0; b < mj; b++) {
+                float *srow = s + (j0 + b) * C + i0;
+                for (int64_t a = 0; a < mi; a++) srow[a] += tt[a * mj + b];
+            }
+        }
+    }
+    free(tiles);
+    free(scratch);
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * cholesky_inverse_upper
+ *
+ * With J the reversal permutation: factor A = J H J = M M^T (M lower). Then
+ * R = J M J is upper with H = R R^T, and U = R^-1 = J M^-1 J is upper with
+ * U^T U = R^-T R^-1 = H^-1, so U is the upper Cholesky factor of H^-1 (by
+ * uniqueness) without forming H^-1. For a row-major C x C array, J H J is
+ * the array read backwards, so the reversal is an in-place flip of the
+ * C*C elements. Steps: flip, blocked lower Cholesky, blocked lower
+ * triangular inverse, flip back, zero the strict lower part.
+ * ---------------------------------------------------------------------- */
+
+/* Reverse the n elements of a in place. */
+static void la_flip(float *a, int64_t n)
+{
+    int64_t half = n / 2;
+#pragma omp parallel for schedule(static) if (half > 65536)
+    for (int64_t p = 0; p < half; p++) {
+        float v = a[p];
+        a[p] = a[n - 1 - p];
+        a[n - 1 - p] = v;
+    }
+}
+
+/* Blocked right-looking Cholesky of the lower triangle of a (n, n), ld n,
+ * in place: a = L L^T. Returns -1 on success, else the 0-based column whose
+ * pivot was not positive (or not finite). The strict upper part is left as
+ * it was. */
+static int64_t la_chol_lower(float *a, int64_t n)
+{
+    const int64_t NB = LA_CHOL_NB;
+    for (int64_t k = 0; k < n; k += NB) {
+        int64_t kb = n - k < NB ? n - k : NB;
+        float *akk = a + k * n + k;
+        /* the row-major lower block is the column-major upper block */
+        lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)kb, akk,
+                                              (lapack_int)n);
+        if (info > 0) return k + info - 1;
+        if (info < 0) return k; /* cannot happen with valid arguments */
+        /* OpenBLAS's potrf tests `pivot <= 0`, which a NaN passes */
+        for (int64_t d = 0; d < kb; d++) {
+            float v = akk[d * n + d];
+            if (!(v > 0.0f) || !isfinite(v)) return k + d;
+        }
+        int64_t r0 = k + kb; /* first trailing row; a multiple of NB */
+        if (r0 >= n) break;
+        int64_t nt = (n - r0 + NB - 1) / NB;     /* trailing block rows */
+        int64_t nupd = nt * (nt + 1) / 2;        /* lower tiles of the trailing matrix */
+#pragma omp parallel
+        {
+            /* panel: a[r0:n, k:k+kb] = a[r0:n, k:k+kb] * L_kk^-T, row tiles */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t t = 0; t < nt; t++) {
+                int64_t i0 = r0 + t * NB;
+                int64_t mi = n - i0 < NB ? n - i0 : NB;
+                cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit,
+                            (int)mi, (int)kb, 1.0f, akk, (int)n, a + i0 * n + k, (int)n);
+            }
+            /* trailing update of the lower triangle: a[I, J] -= P_I P_J^T for
+             * block rows I >= J, P = the panel just solved. Tile t counts the
+             * lower tiles row by row: t = I(I+1)/2 + J; taken from the end
+             * (biggest rows, full tiles) first. */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t u = 0; u < nupd; u++) {
+                int64_t t = nupd - 1 - u;
+                int64_t bi = (int64_t)((sqrt(8.0 * (double)t + 1.0) - 1.0) / 2.0);
+                while (bi * (bi + 1) / 2 > t) bi--;
+                while ((bi + 1) * (bi + 2) / 2 <= t) bi++;
+                int64_t bj = t - bi * (bi + 1) / 2;
+                int64_t i0 = r0 + bi * NB, j0 = r0 + bj * NB;
+                int64_t mi = n - i0 < NB ? n - i0 : NB;
+                int64_t mj = n - j0 < NB ? n - j0 : NB;
+                const float *pi = a + i0 * n + k, *pj = a + j0 * n + k;
+                if (bi == bj)
+                    cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)mi, (int)kb, -1.0f,
+                                pi, (int)n, 1.0f, a + i0 * n + i0, (int)n);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mi, (int)mj,
+                                (int)kb, -1.0f, pi, (int)n, pj, (int)n, 1.0f, a + i0 * n + j0,
+                                (int)n);
+            }
+        }
+    }
+    return -1;
+}
+
+/* Blocked inverse of the lower triangular l (n, n), ld n, in place, block
+ * columns from last to first. With blocks above J already inverted:
+ *   Linv[J, J]  = L[J, J]^-1                                   (strtri)
+ *   Linv[I, J]  = -(sum_{K=J+1..I} Linv[I, K] L[K, J]) Linv[J, J],  I > J
+ * Each row tile I is one fixed sequence (copy, trmm by Linv[I, I], gemm over
+ * K = J+1..I-1, trmm by -Linv[J, J]) into the scratch w ((n, NB) f32); the
+ * block column is written back after all tiles, since they read it.
+ * Returns -1, or the column of a zero diagonal entry. */
+static int64_t la_trinv_lower(float *l, int64_t n, float *w)
+{
+    const int64_t NB = LA_CHOL_NB;
+    const int64_t nblk = (n + NB - 1) / NB;
+    for (int64_t bj = nblk - 1; bj >= 0; bj--) {
+        int64_t j = bj * NB;
+        int64_t jb = n - j < NB ? n - j : NB;
+        float *ljj = l + j * n + j;
+        lapack_int info = LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)jb, ljj,
+                                              (lapack_int)n);
+        if (info > 0) return j + info - 1;
+        if (info < 0) return j;
+        int64_t r0 = j + jb;
+        if (r0 >= n) continue;
+        int64_t nt = nblk - bj - 1; /* row tiles below the diagonal block */
+#pragma omp parallel
+        {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t u = 0; u < nt; u++) {
+                int64_t bi = nblk - 1 - u; /* longest gemm first */
+                int64_t i0 = bi * NB;
+                int64_t mi = n - i0 < NB ? n - i0 : NB;
+                float *wt = w + (i0 - r0) * jb; // (mi, jb), ld jb
+                for (int64_t r = 0; r < mi; r++)
+                    memcpy(wt + r * jb, l + (i0 + r) * n + j, (size_t)jb * sizeof(float));
+                cblas_strmm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit,
+                            (int)mi, (int)jb, 1.0f, l + i0 * n + i0, (int)n, wt, (int)jb);
+                if (i0 > r0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mi, (int)jb,
+                                (int)(i0 - r0), 1.0f, l + i0 * n + r0, (int)n, l + r0 * n + j,
+                                (int)n, 1.0f, wt, (int)jb);
+                cblas_strmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit,
+                            (int)mi, (int)jb, -1.0f, ljj, (int)n, wt, (int)jb);
+            }
+#pragma omp for schedule(static)
+            for (int64_t r = r0; r < n; r++)
+                memcpy(l + r * n + j, w + (r - r0) * jb, (size_t)jb * sizeof(float));
+        }
+    }
+    return -1;
+}
+
+int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, // (C, C) f32, in place
+                               int64_t C, int64_t *bad_col)
+{
+    cpu_ctx *cx = ctx;
+    if (bad_col) *bad_col = -1;
+    if (C < 0)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "cholesky_inverse_upper: negative C=%lld",
+                        (long long)C);
+    int st = la_check_view(cx, "cholesky_inverse_upper", "H", H, 0, C, C, C > 0 ? C : 1);
+    if (st) return st;
+    if (C == 0) return GPTQ_OK;
+    la_blas_single();
+
+    float *h = CPU_F32(H, 0);
+    const int64_t nel = C * C;
+    /* Reject NaN/Inf up front: potrf would not stop on a NaN. The first bad
+     * element in memory order is reported, whatever the thread count. */
+    int64_t first_bad = nel;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (int64_t r = 0; r < C; r++)
+        for (int64_t c = 0; c < C; c++)
+            if (!isfinite(h[r * C + c])) {
+                if (r * C + c < first_bad) first_bad = r * C + c;
+                break;
+            }
+    if (first_bad < nel) {
+        if (bad_col) *bad_col = first_bad % C;
+        return cpu_fail(cx, GPTQ_ERR_NUMERIC,
+                        "cholesky_inverse_upper: H (%lld x %lld) holds %g at (%lld, %lld)",
+                        (long long)C, (long long)C, (double)h[first_bad],
+                        (long long)(first_bad / C), (long long)(first_bad % C));
+    }
+
+    float *w = la_alloc((size_t)C * LA_CHOL_NB * sizeof(float));
+    if (!w)
+        return cpu_fail(cx, GPTQ_ERR_NOMEM,
+                        "cholesky_inverse_upper: out of memory for a (%lld, %d) scratch panel",
+                        (long long)C, LA_CHOL_NB);
+
+    la_flip(h, nel); /* h = J H J; its lower triangle is H's upper one */
+    int64_t bad = la_chol_lower(h, C);
+    if (bad >= 0) {
+        free(w);
+        /* column q of J H J is column C-1-q of H: the trailing block
+         * H[C-1-q:, C-1-q:] is where positive definiteness fails */
+        int64_t col = C - 1 - bad;
+        if (bad_col) *bad_col = col;
+        return cpu_fail(cx, GPTQ_ERR_NUMERIC,
+                        "cholesky_inverse_upper: H (%lld x %lld) is not positive definite: the "
+                        "factorization failed at column %lld (the trailing block from there is "
+                        "not positive definite)",
+                        (long long)C, (long long)C, (long long)col);
+    }
+    bad = la_trinv_lower(h, C, w);
+    free(w);
+    if (bad >= 0) {
+        int64_t col = C - 1 - bad;
+        if (bad_col) *bad_col = col;
+        return cpu_fail(cx, GPTQ_ERR_NUMERIC,
+                        "cholesky_inverse_upper: H (%lld x %lld): zero pivot at column %lld",
+                        (long long)C, (long long)C, (long long)col);
+    }
+    la_flip(h, nel); /* h = J M^-1 J: upper; its strict lower part is leftover input */
+
+    /* zero the strict lower part; find the first non-finite entry of U (an
+     * inverse that overflowed: H too close to singular for f32) */
+    first_bad = nel;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (int64_t r = 0; r < C; r++) {
+        float *row = h + r * C;
+        memset(row, 0, (size_t)r * sizeof(float));
+        for (int64_t c = r; c < C; c++)
+            if (!isfinite(row[c])) {
+                if (r * C + c < first_bad) first_bad = r * C + c;
+                break;
+            }
+    }
+    if (first_bad < nel) {
+        if (bad_col) *bad_col = first_bad % C;
+        return cpu_fail(cx, GPTQ_ERR_NUMERIC,
+                        "cholesky_inverse_upper: H (%lld x %lld) is too close to singular: U "
+                        "overflows at (%lld, %lld)",
+                        (long long)C, (long long)C, (long long)(first_bad / C),
+                        (long long)(first_bad % C));
+    }
+    return GPTQ_OK;
+}
