@@ -1,0 +1,106 @@
+/*
+ * io.h — file helpers the parts of libgptq share (not installed):
+ * reading JSON files with clear errors, typed getters for config loaders,
+ * and atomic file / folder replacement for the checkpoint writer.
+ *
+ * Every function returns GPTQ_OK or a negative gptq_status and sets this
+ * thread's message (gptq_last_error) naming the file and key at fault.
+ */
+#ifndef GPTQ_IO_H
+#define GPTQ_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "../internal.h"
+
+/* ------------------------------------------------------------------ */
+/* JSON files                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Largest JSON file gptq_json_read_file accepts (tokenizer.json files of
+ * big vocabularies are tens of MiB). */
+#define GPTQ_JSON_MAX_BYTES ((size_t)256 << 20)
+
+/* Read and parse a whole JSON file. On success *out is the root (any JSON
+ * type; free it with cJSON_Delete). Errors: GPTQ_ERR_IO (cannot open/read,
+ * "path: strerror"), GPTQ_ERR_FORMAT (too big, not valid JSON: the message
+ * gives the byte offset, line and column of the first error and a short
+ * excerpt there). Trailing whitespace after the value is allowed. */
+int gptq_json_read_file(const char *path, cJSON **out);
+
+/* Parse JSON text of n bytes (need not be NUL-terminated); `what` names
+ * the source in messages (a file name). Same errors as above. */
+int gptq_json_parse(const char *text, size_t n, const char *what, cJSON **out);
+
+/* Typed getters for object members. Return values:
+ *   GPTQ_OK          the key is present with the right type; *out is set.
+ *   GPTQ_JSON_ABSENT (1, not an error) the key is absent or null and
+ *                    `required` is 0; *out is left as it was, so set the
+ *                    default before the call.
+ *   GPTQ_ERR_FORMAT  the key is absent/null and required, or has the
+ *                    wrong type: "config.json: \"hidden_size\" must be an
+ *                    integer (got string)".
+ * `obj` must be a JSON object (else GPTQ_ERR_FORMAT); `file` names the
+ * source in messages. */
+#define GPTQ_JSON_ABSENT 1
+/* An integral number with |x| < 2^53 (exactly representable in the
+ * double cJSON stores): 4096 and 4096.0 pass, 1.5 and 1e300 do not. */
+int gptq_json_get_int(const cJSON *obj, const char *key, int64_t *out, int required,
+                      const char *file);
+/* Any finite number. */
+int gptq_json_get_num(const cJSON *obj, const char *key, double *out, int required,
+                      const char *file);
+/* A string; *out points into the tree (valid while the tree lives). */
+int gptq_json_get_str(const cJSON *obj, const char *key, const char **out, int required,
+                      const char *file);
+/* true or false; *out = 1 or 0. */
+int gptq_json_get_bool(const cJSON *obj, const char *key, int *out, int required,
+                       const char *file);
+/* A JSON object / array member; *out points into the tree. */
+int gptq_json_get_object(const cJSON *obj, const char *key, const cJSON **out, int required,
+                         const char *file);
+int gptq_json_get_array(const cJSON *obj, const char *key, const cJSON **out, int required,
+                        const char *file);
+
+/* ------------------------------------------------------------------ */
+/* Atomic files and folders                                            */
+/* ------------------------------------------------------------------ */
+
+/* Write n bytes to `path` atomically: a temporary "path.tmp.XXXXXX" in the
+ * same directory is written, fsync'd, made 0644 and renamed over `path`,
+ * then the directory is fsync'd. On failure the temporary is removed and
+ * whatever was at `path` is unchanged. */
+int gptq_write_file_atomic(const char *path, const void *data, size_t n);
+
+/* Create an empty folder "<final_dir>.tmp.XXXXXX" beside final_dir (same
+ * file system, so a rename can move it into place); its path goes to
+ * out[size]. Trailing slashes of final_dir are ignored. */
+int gptq_mkdtemp_beside(const char *final_dir, char *out, size_t size);
+
+/* Move the finished folder `tmp` to `final` without ever leaving a
+ * half-written `final`:
+ *   - final absent: rename(tmp, final).
+ *   - final is a folder: swap the two atomically with
+ *     renameat2(RENAME_EXCHANGE) where the file system supports it;
+ *     otherwise move final aside to "<final>.old-XXXXXX", rename tmp in
+ *     (moving the old one back if that fails). Either way the old contents
+ *     end up in a side folder that is then removed recursively. At every
+ *     instant `final` is either the complete old folder, absent (only in
+ *     the fallback, between two renames), or the complete new one.
+ *   - final exists but is not a folder: GPTQ_ERR_IO, nothing changes.
+ * The parent directory is fsync'd after the renames. If only the removal
+ * of the old copy fails, the new folder is in place and GPTQ_ERR_IO says
+ * where the old copy was left. */
+int gptq_rename_dir_into_place(const char *tmp, const char *final);
+
+/* Remove a folder and everything under it, not following symlinks (a
+ * symlink inside is removed, not its target). Absent path: GPTQ_OK. */
+int gptq_remove_tree(const char *path);
+
+/* fsync the directory that contains `path` (for after a rename). */
+int gptq_fsync_parent_dir(const char *path);
+
+#endif /* GPTQ_IO_H */
