@@ -256,6 +256,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
                                  cfg->mse_norm, cfg->mse_grid,      cfg->mse_maxshrink};
 
     solve_bufs b = {0};
+    float lambda_used = 0.0f;
     float *W = gptq_malloc((size_t)(R * C) * 4, "the weight");  /* (R, C) permuted */
     float *Wt = gptq_malloc((size_t)(R * C) * 4, "the weight"); /* scratch */
     float *H = rtn ? NULL : gptq_malloc((size_t)(C * C) * 4, "the Hessian");
@@ -372,6 +373,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
             res->damp_retries++;
         }
         res->damp_used = damp;
+        lambda_used = (float)((double)damp * mean);
     }
 
     /* the blocks */
@@ -414,15 +416,28 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     res->loss = 0.0;
     for (int64_t r = 0; r < R; r++) res->loss += loss[r];
 
-    /* relative output error through the undamped Hessian:
-     * ||X D^T||^2 = (n/2) tr(D H D^T), the n/2 cancels in the ratio. */
+    /* Relative output error ||X D^T|| / ||X W^T|| through the undamped H0
+     * (||X A^T||^2 = (n/2) tr(A H0 A^T); n/2 cancels). For GPTQ the
+     * numerator needs no GEMM: the solve makes W' - W_hat = E U row by row
+     * (E the scaled errors, W' the dead-zeroed W), and U Hd U^T = I for the
+     * damped Hd = H0 + lambda I (+ 1 on dead diagonals, where W' - W_hat
+     * is 0), so tr(D Hd D^T) = sum E^2 = 2 loss and
+     * tr(D H0 D^T) = 2 loss - lambda ||D||^2. The denominator is one GEMM. */
     if (H0) {
-        double num = 0.0, den = 0.0;
-        for (int64_t i = 0; i < R * C; i++) Wt[i] = W0[i] - res->dequant[i];
+        double num = 0.0, den = 0.0, dsq = 0.0;
         if (!b.U) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "output-error check");
         if (!st) st = gptq_be_upload(be, b.U, 0, H0, (size_t)(C * C) * 4);
-        if (!st) st = quad_trace(be, Wt, R, C, b.U, &num);
         if (!st) st = quad_trace(be, W0, R, C, b.U, &den);
+        if (!st && rtn) {
+            for (int64_t i = 0; i < R * C; i++) Wt[i] = W0[i] - res->dequant[i];
+            st = quad_trace(be, Wt, R, C, b.U, &num);
+        } else if (!st) {
+            for (int64_t i = 0; i < R * C; i++) {
+                const double d = (double)Wt[i] - (double)res->dequant[i];
+                dsq += d * d;
+            }
+            num = 2.0 * res->loss - (double)lambda_used * dsq;
+        }
         if (st) goto done;
         res->out_rel_err = den > 0.0 ? sqrt(fmax(num, 0.0) / den) : 0.0;
     } else {
