@@ -131,6 +131,71 @@ typedef struct gptq_backend_iface {
     int (*gptq_block)(void *ctx, const gptq_block_args *a);
 
     /* ---- BEGIN FORWARD OPS (model pipeline) ---- */
+    /* The decoder layers of src/model/forward.c are built from these and
+     * `gemm` (a Linear: Y (T, out) = X (T, in) W^T, W (out, in) row-major,
+     * i.e. gemm(0, 1, T, out, in, 1, X, in, W, in, 0, Y, out)).
+     * Letters: T tokens of the batch (nseq sequences of S tokens, stored
+     * sequence after sequence: row t = seq * S + position), D hidden size,
+     * V vocabulary, F feature width, H query heads, Hk key/value heads
+     * (H % Hk == 0: query head h reads KV head h / (H / Hk)), d head_dim.
+     * Every buffer is f32 unless said; ids and positions are i32 buffers.
+     * Unless a slot says otherwise, outputs must not alias inputs. */
+
+    /* Y[t, :] = E[ids[t], :] (accumulate 0) or Y[t, :] += E[ids[t], :]
+     * (accumulate 1: learned position embeddings added to token ones).
+     * ids (T) i32; E (V, D); Y (T, D). An id outside [0, V): GPTQ_ERR_INVALID. */
+    int (*embedding)(void *ctx, const gptq_buf *ids, size_t ids_off, int64_t T,
+                     const gptq_buf *E, size_t e_off, int64_t V, int64_t D,
+                     gptq_buf *Y, size_t y_off, int accumulate);
+    /* RMSNorm (Llama): r = 1 / sqrt(mean_i(x_i^2) + eps) (mean in double,
+     * r rounded to f32), y_i = w_i * (x_i * r).
+     * X (T, D); w (D); Y (T, D) (may be X: in place). */
+    int (*rmsnorm)(void *ctx, const gptq_buf *X, size_t x_off, const gptq_buf *w, size_t w_off,
+                   int64_t T, int64_t D, float eps, gptq_buf *Y, size_t y_off);
+    /* LayerNorm (OPT): mu = mean(x), var = mean((x - mu)^2) (biased; both
+     * in double), y_i = ((x_i - mu) * r) * w_i + b_i with r = 1/sqrt(var+eps)
+     * in f32. w (D) or NULL (1), b (D) or NULL (0). X (T, D); Y (T, D) (may be X). */
+    int (*layernorm)(void *ctx, const gptq_buf *X, size_t x_off, const gptq_buf *w,
+                     size_t w_off, const gptq_buf *b, size_t b_off, int64_t T, int64_t D,
+                     float eps, gptq_buf *Y, size_t y_off);
+    /* Rotary embedding, in place, the Hugging Face rotate_half convention
+     * (the two halves of each head rotate together):
+     *   c = CS[pos[t], i], s = CS[pos[t], d/2 + i], for i < d/2:
+     *   y[i]       = x[i] * c - x[i + d/2] * s
+     *   y[i + d/2] = x[i + d/2] * c + x[i] * s
+     * X (T, nh * d): nh heads of d (d even); pos (T) i32 in [0, P);
+     * CS (P, d) the table [cos | sin] the core computes (so every backend
+     * rotates by the same angles and RoPE scalings stay in the core). */
+    int (*rope)(void *ctx, gptq_buf *X, size_t x_off, int64_t T, int64_t nh, int64_t d,
+                const gptq_buf *pos, size_t pos_off, const gptq_buf *CS, int64_t P);
+    /* Causal self-attention with GQA over nseq independent sequences of S
+     * tokens (T = nseq * S). For sequence b, head h, query position i:
+     *   s_j = (q . k_j) * scale for key positions j <= i, of KV head h/(H/Hk)
+     *   p_j = exp(s_j - max s) / sum_j exp(s_j - max s)  (f32; sum in double)
+     *   o   = sum_j p_j v_j
+     * Q (T, H*d); K (T, Hk*d); V (T, Hk*d); O (T, H*d). scale is usually
+     * 1/sqrt(d). */
+    int (*attention)(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
+                     size_t k_off, const gptq_buf *V, size_t v_off, int64_t nseq, int64_t S,
+                     int64_t H, int64_t Hk, int64_t d, float scale, gptq_buf *O, size_t o_off);
+    /* SwiGLU: Y = silu(G) * U elementwise, silu(g) = g / (1 + exp(-g)).
+     * G (T, F); U (T, F); Y (T, F) (may be G or U). n = T * F elements. */
+    int (*silu_mul)(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,
+                    size_t u_off, int64_t n, gptq_buf *Y, size_t y_off);
+    /* In place: X = max(X, 0) over n elements (NaN stays NaN). */
+    int (*relu)(void *ctx, gptq_buf *X, size_t x_off, int64_t n);
+    /* Residual: Y = A + B over n elements (Y may be A or B). */
+    int (*add)(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
+               int64_t n, gptq_buf *Y, size_t y_off);
+    /* Bias of a Linear, in place: X[t, :] += b. X (T, F); b (F). */
+    int (*bias_add)(void *ctx, gptq_buf *X, size_t x_off, const gptq_buf *b, size_t b_off,
+                    int64_t T, int64_t F);
+    /* Next-token cross-entropy, for perplexity: for each row t with
+     * tgt[t] >= 0, nll[t] = logsumexp(L[t, :]) - L[t, tgt[t]] computed in
+     * double (max, sum of exp); rows with tgt[t] < 0 get nll[t] = 0.
+     * L (T, V) logits; tgt (T) i32 (< V); nll (T) f64 out. */
+    int (*cross_entropy)(void *ctx, const gptq_buf *L, size_t l_off, const gptq_buf *tgt,
+                         size_t tgt_off, int64_t T, int64_t V, gptq_buf *nll, size_t nll_off);
     /* ---- END FORWARD OPS ---- */
 } gptq_backend_iface;
 

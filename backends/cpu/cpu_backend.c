@@ -125,6 +125,17 @@ static const gptq_backend_iface k_cpu_iface = {
     .cholesky_inverse_upper = cpu_cholesky_inverse_upper,
     .quant_grid = cpu_quant_grid,
     .gptq_block = cpu_gptq_block,
+    /* forward ops: cpu_forward.c */
+    .embedding = cpu_embedding,
+    .rmsnorm = cpu_rmsnorm,
+    .layernorm = cpu_layernorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .silu_mul = cpu_silu_mul,
+    .relu = cpu_relu,
+    .add = cpu_add,
+    .bias_add = cpu_bias_add,
+    .cross_entropy = cpu_cross_entropy,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }
