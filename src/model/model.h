@@ -1,0 +1,235 @@
+/*
+ * model.h — Hugging Face causal language models inside libgptq (internal,
+ * not installed): config.json -> architecture, safetensors weights (one
+ * file or shards + index, fp or GPTQ-quantized), and the forward pass built
+ * from the backend's forward ops, one decoder layer on the backend at a
+ * time.
+ *
+ * Families
+ *   GPTQ_FAMILY_LLAMA  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM:
+ *     x = embed[ids]
+ *     per layer: h = x + o_proj(attn(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1)))
+ *                      with n1 = rmsnorm(x, input_layernorm)
+ *                x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2))
+ *                      with n2 = rmsnorm(h, post_attention_layernorm)
+ *     logits = lm_head(rmsnorm(x, model.norm))   (lm_head = embed when tied)
+ *   GPTQ_FAMILY_OPT    OPTForCausalLM (pre-LayerNorm only):
+ *     x = embed_tokens[ids] + embed_positions[position + 2]
+ *     per layer: h = x + out_proj(attn(q_proj(n1), k_proj(n1), v_proj(n1)))
+ *                      with n1 = layernorm(x, self_attn_layer_norm)
+ *                x' = h + fc2(relu(fc1(n2))), n2 = layernorm(h, final_layer_norm)
+ *     logits = lm_head(layernorm(x, decoder.final_layer_norm))
+ *
+ * Activations: X (T, D) f32 on the backend, T = nseq * S tokens stored
+ * sequence after sequence (row t = seq * S + position); every sequence is
+ * attended to on its own (causal, positions 0 .. S-1).
+ *
+ * Linear modules of a decoder layer, in forward order, and their
+ * true-sequential groups (the GPTQ paper's order, as its llama.py/opt.py):
+ *   Llama: 0 self_attn.q_proj, 1 self_attn.k_proj, 2 self_attn.v_proj (group 0,
+ *          input n1), 3 self_attn.o_proj (group 1, input attn), 4 mlp.gate_proj,
+ *          5 mlp.up_proj (group 2, input n2), 6 mlp.down_proj (group 3, input
+ *          silu(gate) * up)
+ *   OPT:   0 self_attn.q_proj, 1 self_attn.k_proj, 2 self_attn.v_proj (group 0),
+ *          3 self_attn.out_proj (group 1), 4 fc1 (group 2), 5 fc2 (group 3)
+ *
+ * Every function returns GPTQ_OK or a negative gptq_status with a message
+ * (gptq_last_error) naming the file, key or tensor at fault.
+ */
+#ifndef GPTQ_MODEL_H
+#define GPTQ_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "../internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Config                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum gptq_family { GPTQ_FAMILY_LLAMA = 1, GPTQ_FAMILY_OPT = 2 } gptq_family;
+
+#define GPTQ_SUPPORTED_ARCHS \
+    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, OPTForCausalLM"
+
+/* The quantization a checkpoint declares (config.json "quantization_config",
+ * or quantize_config.json beside it). */
+typedef struct gptq_ckpt_quant {
+    int present;          /* 0: a floating-point checkpoint */
+    int bits;             /* bits | wbits | w_bit */
+    int group_size;       /* group_size | q_group_size; -1 = one group per row */
+    int desc_act;         /* desc_act (default 0) */
+    int sym;              /* sym, or !zero_point (default 1) */
+    int lm_head;          /* lm_head quantized too (default 0) */
+    gptq_format format;   /* checkpoint_format | format: "gptq" (v1, default) or "gptq_v2" */
+} gptq_ckpt_quant;
+
+typedef struct gptq_model_config {
+    char architecture[64]; /* as written in config.json ("LlamaForCausalLM") */
+    gptq_family family;
+    int64_t vocab_size;       /* V */
+    int64_t hidden_size;      /* D */
+    int64_t intermediate_size;/* F: SwiGLU width (Llama) or ffn_dim (OPT) */
+    int64_t num_layers;
+    int64_t num_heads;        /* H */
+    int64_t num_kv_heads;     /* Hk (OPT: = H) */
+    int64_t head_dim;         /* d: explicit head_dim, else D / H */
+    int64_t max_positions;    /* max_position_embeddings */
+    double norm_eps;          /* rms_norm_eps (Llama, default 1e-6), 1e-5 (OPT LayerNorm) */
+    double rope_theta;        /* rope_theta or rope_parameters.rope_theta (default 1e4) */
+    int qkv_bias;             /* q/k/v_proj have biases (attention_bias, Qwen2, OPT) */
+    int o_bias;               /* o_proj / out_proj has a bias (attention_bias, OPT) */
+    int mlp_bias;             /* gate/up/down or fc1/fc2 have biases (mlp_bias, OPT) */
+    int norm_bias;            /* LayerNorms have weight and bias (OPT elementwise_affine) */
+    int final_norm;           /* a final norm exists (OPT: !_remove_final_layer_norm) */
+    int tie_word_embeddings;  /* lm_head shares embed_tokens */
+    int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2) */
+    int64_t pos_offset;       /* OPT learned positions: row = position + 2 */
+    gptq_dtype dtype;         /* torch_dtype | dtype (F32 when absent) */
+    gptq_ckpt_quant quant;
+} gptq_model_config;
+
+/* Parse a config.json tree (transformers 4 style: rope_theta, torch_dtype;
+ * transformers 5 style: rope_parameters {rope_theta, rope_type}, dtype).
+ * `file` names the source in messages. Errors:
+ *   GPTQ_ERR_UNSUPPORTED  unknown architecture (the message names it and
+ *                         GPTQ_SUPPORTED_ARCHS), rope scaling other than
+ *                         default, hidden_act not silu (Llama) / relu (OPT),
+ *                         OPT post-LayerNorm (do_layer_norm_before false) or
+ *                         word_embed_proj_dim != hidden_size, quant_method
+ *                         other than gptq, unusable bits.
+ *   GPTQ_ERR_FORMAT       a required key absent, a key of the wrong type,
+ *                         inconsistent sizes (heads vs kv heads ...). */
+int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_config *c);
+/* Read DIR/config.json (and DIR/quantize_config.json when config.json has
+ * no quantization_config) and parse it. */
+int gptq_model_config_load(const char *dir, gptq_model_config *c);
+
+/* ------------------------------------------------------------------ */
+/* Weights                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The tensors of a model folder: DIR/model.safetensors, or the shards named
+ * by DIR/model.safetensors.index.json ("weight_map": tensor -> shard file),
+ * each mmap'd (gptq_st_open), nothing copied. */
+typedef struct gptq_weights gptq_weights;
+
+/* Errors name the folder, the index or the shard: no weights file, index
+ * without weight_map, a shard name that is not a plain file name, a shard
+ * that cannot be opened, a tensor the index places in a shard that lacks it. */
+int gptq_weights_open(const char *dir, gptq_weights **out);
+void gptq_weights_close(gptq_weights *w);
+/* All tensors of all shards: count, and the i-th (shard order, then file
+ * order). */
+int gptq_weights_count(const gptq_weights *w);
+int gptq_weights_get(const gptq_weights *w, int i, gptq_st_info *info);
+/* Look a tensor up by name. Absent: GPTQ_ERR_FORMAT "tensor NAME not found
+ * in DIR/...". gptq_weights_has returns 1/0 and sets no message. */
+int gptq_weights_find(const gptq_weights *w, const char *name, gptq_st_info *info);
+int gptq_weights_has(const gptq_weights *w, const char *name);
+/* Copy an F32/F16/BF16 tensor into dst as f32, checking its shape against
+ * (ndim, shape) (GPTQ_ERR_SHAPE naming the tensor and both shapes). */
+int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
+                          const int64_t *shape, float *dst);
+
+/* ------------------------------------------------------------------ */
+/* The model and its forward pass                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct gptq_model gptq_model;
+
+#define GPTQ_MAX_LINEARS 8
+
+typedef struct gptq_linear_info {
+    const char *name;   /* inside the layer: "self_attn.q_proj", "mlp.down_proj", "fc1" */
+    int64_t rows, cols; /* out_features, in_features: W (rows, cols) */
+    int has_bias;
+    int group;          /* true-sequential group (0 .. ngroups-1) */
+} gptq_linear_info;
+
+/* What a hook sees: the input of one true-sequential group of linears of
+ * layer `layer`, just before they are applied. X (T, cols) on the backend
+ * (T = nseq * S) is valid only during the call; its rows are the same for
+ * every module of the group. */
+typedef struct gptq_hook_event {
+    int layer;
+    int group;                 /* 0 .. ngroups-1 */
+    const char *group_name;    /* "qkv", "o", "gate_up", "down" (OPT: "qkv", "out", "fc1", "fc2") */
+    int first, count;          /* the group's modules: linear indices first .. first+count-1 */
+    const gptq_buf *X;         /* (T, cols) f32 */
+    int64_t T, cols;
+} gptq_hook_event;
+
+/* A hook returns GPTQ_OK to go on, GPTQ_HOOK_STOP to end the layer's forward
+ * right there (X_out is then left unspecified; use it when only the
+ * Hessians of the first groups are wanted), or a negative status to fail
+ * (returned as is). Inside the hook the caller may replace the group's
+ * weights (gptq_model_linear_set): the forward then uses the new ones for
+ * this group and after, which is how true-sequential quantization sees the
+ * already-quantized earlier groups. */
+#define GPTQ_HOOK_STOP 1
+typedef int (*gptq_layer_hook)(void *user, const gptq_hook_event *ev);
+
+/* Open DIR (config, weights index) for backend `be` (borrowed: it must
+ * outlive the model). Nothing is uploaded yet. */
+int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out);
+void gptq_model_close(gptq_model *m);
+const gptq_model_config *gptq_model_config_of(const gptq_model *m);
+gptq_weights *gptq_model_weights(gptq_model *m);
+gptq_backend *gptq_model_backend(gptq_model *m);
+
+/* The linear modules of every decoder layer (same for all layers). */
+int gptq_model_nlinear(const gptq_model *m);
+int gptq_model_ngroups(const gptq_model *m);
+const gptq_linear_info *gptq_model_linear(const gptq_model *m, int i);
+/* Full tensor prefix of linear i of layer L: "model.layers.3.self_attn.q_proj"
+ * (append ".weight", ".bias", ".qweight" ...). */
+int gptq_model_linear_prefix(const gptq_model *m, int L, int i, char *buf, size_t size);
+
+/* Allocate a (T, D) f32 activation buffer (zeroed) for T = nseq * S. */
+int gptq_model_alloc_hidden(gptq_model *m, int64_t nseq, int64_t S, gptq_buf **out);
+
+/* X (nseq*S, D) = token embeddings of ids (nseq, S) host i32 (plus learned
+ * positions 0 .. S-1 for OPT). The embedding table is uploaded for the call
+ * and freed after. ids outside [0, V): GPTQ_ERR_INVALID. */
+int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S, gptq_buf *X);
+
+/* Upload the weights of decoder layer L (f32; dequantized when the
+ * checkpoint is GPTQ), freeing the previously loaded layer. */
+int gptq_model_layer_load(gptq_model *m, int L);
+/* Free the loaded layer's weights and the work buffers. */
+void gptq_model_layer_unload(gptq_model *m);
+
+/* Linear i of the loaded layer L: download W (rows, cols) f32 to host, or
+ * replace it with W (rows, cols) f32 from host (the bias stays). */
+int gptq_model_linear_get(gptq_model *m, int L, int i, float *W);
+int gptq_model_linear_set(gptq_model *m, int L, int i, const float *W);
+
+/* Run decoder layer L (loaded first if it is not): X_out = layer(X_in), both
+ * (nseq*S, D) on the backend; X_out may be X_in (in place). hook may be
+ * NULL; it is called once per group in order. S must not exceed
+ * max_position_embeddings (nor a sliding window). */
+int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_buf *X_out,
+                             int64_t nseq, int64_t S, gptq_layer_hook hook, void *user);
+
+/* Final norm + lm_head + next-token NLL for X (nseq*S, D), the output of
+ * the last layer, and ids (nseq, S) host, the tokens it was made from:
+ * adds to *nll_sum the NLL of ids[b, t+1] at position t for t < S-1 (the
+ * S-1 predicted tokens of each sequence, summed in double in row order).
+ * nll_tok (nseq, S-1) host f64 receives each one when not NULL. The head
+ * weights are uploaded for the call; logits are made in chunks of rows. */
+int gptq_model_head_nll(gptq_model *m, const gptq_buf *X, const int32_t *ids, int64_t nseq,
+                        int64_t S, double *nll_sum, double *nll_tok);
+/* Logits (nrows, V) host f32 of rows [row0, row0+nrows) of X (T, D). */
+int gptq_model_head_logits(gptq_model *m, const gptq_buf *X, int64_t row0, int64_t nrows,
+                           float *logits);
+
+/* The whole pass: embed, every layer, head. nll_sum/nll_tok as
+ * gptq_model_head_nll; logits (nseq*S, V) host f32 when not NULL. */
+int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
+                       double *nll_sum, double *nll_tok, float *logits);
+
+#endif /* GPTQ_MODEL_H */
