@@ -849,3 +849,57 @@ Test(st, metadata_not_strings)
     expect_bad(P("arr.safetensors"), GPTQ_ERR_FORMAT,
                "\"__metadata__\" must be an object of strings");
 }
+
+/* ------------------------------------------------------------------ */
+/* Files from another writer                                           */
+/* ------------------------------------------------------------------ */
+
+/* tests/fuzz/make_corpus.py writes safetensors with Python's struct and
+ * json modules from the format description, independently of our writer;
+ * the values below are the ones that script packs. */
+Test(st, reads_files_made_by_python)
+{
+    const char *root = getenv("GPTQ_SOURCE_ROOT");
+    if (!root) cr_skip_test("GPTQ_SOURCE_ROOT not set (run through meson test)");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus_safetensors/floats.safetensors", root);
+    gptq_st_file *f;
+    ASSERT_OK(gptq_st_open(path, &f));
+    cr_assert_eq(gptq_st_count(f), 3);
+    cr_assert_str_eq(gptq_st_metadata(f, "format"), "pt");
+    gptq_tensor t;
+    ASSERT_OK(gptq_st_read_f32(f, "w.f32", &t));
+    const float want32[6] = {1, -2, 0.5f, 3.25f, 0, -0.125f};
+    cr_assert(memcmp(t.data, want32, sizeof want32) == 0);
+    cr_assert_eq(t.shape[0], 2);
+    cr_assert_eq(t.shape[1], 3);
+    gptq_tensor_free(&t);
+    ASSERT_OK(gptq_st_read_f32(f, "w.f16", &t));
+    const float want16[4] = {1, -2, 0.5f, 65504};
+    cr_assert(memcmp(t.data, want16, sizeof want16) == 0);
+    gptq_tensor_free(&t);
+    ASSERT_OK(gptq_st_read_f32(f, "w.bf16", &t));
+    const float wantbf[2] = {1, -3};
+    cr_assert(memcmp(t.data, wantbf, sizeof wantbf) == 0);
+    gptq_tensor_free(&t);
+    gptq_st_close(f);
+
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus_safetensors/mixed.safetensors", root);
+    ASSERT_OK(gptq_st_open(path, &f));
+    cr_assert_eq(gptq_st_count(f), 8);
+    cr_assert_str_eq(gptq_st_metadata(f, "quantizer"), "gptq-c");
+    gptq_st_info info;
+    ASSERT_OK(gptq_st_get(f, 1, &info));
+    cr_assert_str_eq(info.name, "layer.qweight");
+    int32_t q[4];
+    memcpy(q, info.data, sizeof q); /* at offset 3: not aligned */
+    cr_assert_eq(q[0], 0x77777777);
+    cr_assert_eq(q[1], -1);
+    cr_assert_eq(q[3], 123456);
+    ASSERT_OK(gptq_st_find(f, "scalar", &info));
+    cr_assert_eq(info.ndim, 0);
+    double s;
+    memcpy(&s, info.data, sizeof s);
+    cr_assert_eq(s, 3.5);
+    gptq_st_close(f);
+}
