@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what gptq-c builds and tests with, from Debian bookworm's packages.
+# Usage: scripts/deps.sh [build|test]   (test adds what the tests need)
+set -euo pipefail
+want=(meson ninja-build pkg-config gcc libc6-dev
+      libopenblas-dev liblapacke-dev libomp-dev libcjson-dev libpcre2-dev)
+if [ "${1:-build}" = test ]; then
+  want+=(libcriterion-dev clang python3 python3-numpy)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
