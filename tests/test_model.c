@@ -1,0 +1,651 @@
+/*
+ * test_model.c — the model loader and forward pass (src/model).
+ *
+ * Config parsing of both transformers styles and the clear errors
+ * (unsupported architecture or rope scaling, OPT variants, missing keys);
+ * weights: bad shard indexes, missing tensors; the forward pass of the
+ * committed stories-260k against transformers' logits
+ * (tests/data/model/golden_stories260k.safetensors, made by
+ * tools/ref_forward.py on the device machine), its independence of the
+ * thread count, a GPTQ checkpoint read back through dequantization, and the
+ * per-layer API with its hooks.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/io.h"
+#include "model/model.h"
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static const char *src_root(void)
+{
+    const char *r = getenv("GPTQ_SOURCE_ROOT");
+    return r ? r : ".";
+}
+
+static void stories_dir(char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/tests/data/model/stories-260k", src_root());
+}
+
+static int parse_str(const char *json, gptq_model_config *c)
+{
+    cJSON *root = NULL;
+    int st = gptq_json_parse(json, strlen(json), "config.json", &root);
+    cr_assert_eq(st, GPTQ_OK, "test JSON does not parse: %s", gptq_last_error());
+    st = gptq_model_config_parse(root, "config.json", c);
+    cJSON_Delete(root);
+    return st;
+}
+
+static void expect_error(const char *json, int status, const char *needle1, const char *needle2)
+{
+    gptq_model_config c;
+    int st = parse_str(json, &c);
+    cr_assert_eq(st, status, "status %d (%s), expected %d; message: %s", st, gptq_status_str(st),
+                 status, gptq_last_error());
+    cr_assert(strstr(gptq_last_error(), needle1), "message lacks \"%s\": %s", needle1,
+              gptq_last_error());
+    if (needle2)
+        cr_assert(strstr(gptq_last_error(), needle2), "message lacks \"%s\": %s", needle2,
+                  gptq_last_error());
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void make_tmpdir(char *buf, size_t n)
+{
+    snprintf(buf, n, "/tmp/gptq_test_model_XXXXXX");
+    cr_assert(mkdtemp(buf), "mkdtemp failed");
+}
+
+static void rm_tree(const char *dir)
+{
+    cr_assert_eq(gptq_remove_tree(dir), GPTQ_OK, "%s", gptq_last_error());
+}
+
+/* A tiny Llama config: D 16, 2 heads of 8, 1 KV head, F 24, 1 layer, V 32. */
+static const char *k_tiny_llama =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 16, \"intermediate_size\": 24,"
+    " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
+    " \"vocab_size\": 32, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": true,"
+    " \"torch_dtype\": \"float32\"}";
+
+/* Write a tiny Llama model folder with random weights; drop tensor `skip`. */
+static void write_tiny_llama(const char *dir, const char *skip)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, k_tiny_llama);
+    const char *names[] = {
+        "model.embed_tokens.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.post_attention_layernorm.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight",
+        "model.layers.0.self_attn.o_proj.weight",
+        "model.layers.0.mlp.gate_proj.weight",
+        "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+        "model.norm.weight",
+    };
+    const int64_t shapes[][2] = {{32, 16}, {16, 0}, {16, 0}, {16, 16}, {8, 16}, {8, 16},
+                                 {16, 16}, {24, 16}, {24, 16}, {16, 24}, {16, 0}};
+    const int n = (int)(sizeof names / sizeof *names);
+    gptq_tensor t[16];
+    const char *keep[16];
+    int k = 0;
+    unsigned s = 12345u;
+    for (int i = 0; i < n; i++) {
+        if (skip && !strcmp(names[i], skip)) continue;
+        int nd = shapes[i][1] ? 2 : 1;
+        cr_assert_eq(gptq_tensor_alloc(&t[k], GPTQ_F32, nd, shapes[i]), GPTQ_OK);
+        float *d = t[k].data;
+        for (int64_t j = 0; j < gptq_tensor_numel(&t[k]); j++) {
+            s = s * 1103515245u + 12345u;
+            d[j] = nd == 1 ? 1.0f : ((float)((s >> 8) & 0xffff) / 65536.0f - 0.5f) * 0.5f;
+        }
+        keep[k++] = names[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    cr_assert_eq(gptq_st_save(path, k, keep, t), GPTQ_OK, "%s", gptq_last_error());
+    for (int i = 0; i < k; i++) gptq_tensor_free(&t[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* config                                                              */
+/* ------------------------------------------------------------------ */
+
+Test(config, transformers4_style_llama)
+{
+    /* llama-27m's config.json as it is in shared/models */
+    const char *j =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": false, \"head_dim\": 64,"
+        " \"hidden_act\": \"silu\", \"hidden_size\": 512, \"intermediate_size\": 1536,"
+        " \"max_position_embeddings\": 2048, \"mlp_bias\": false, \"model_type\": \"llama\","
+        " \"num_attention_heads\": 8, \"num_hidden_layers\": 6, \"num_key_value_heads\": 4,"
+        " \"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": false, \"vocab_size\": 8192,"
+        " \"rope_theta\": 10000.0, \"torch_dtype\": \"bfloat16\"}";
+    gptq_model_config c;
+    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.family, GPTQ_FAMILY_LLAMA);
+    cr_expect_str_eq(c.architecture, "LlamaForCausalLM");
+    cr_expect_eq(c.hidden_size, 512);
+    cr_expect_eq(c.intermediate_size, 1536);
+    cr_expect_eq(c.num_layers, 6);
+    cr_expect_eq(c.num_heads, 8);
+    cr_expect_eq(c.num_kv_heads, 4);
+    cr_expect_eq(c.head_dim, 64);
+    cr_expect_eq(c.vocab_size, 8192);
+    cr_expect_eq(c.rope_theta, 10000.0);
+    cr_expect_eq(c.norm_eps, 1e-5);
+    cr_expect_eq(c.tie_word_embeddings, 0);
+    cr_expect_eq(c.qkv_bias, 0);
+    cr_expect_eq(c.mlp_bias, 0);
+    cr_expect_eq(c.dtype, GPTQ_BF16);
+    cr_expect_eq(c.quant.present, 0);
+}
+
+Test(config, transformers5_style_rope_parameters)
+{
+    /* v5: rope_parameters and dtype; no head_dim (D / H), no kv heads (= H) */
+    const char *j =
+        "{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 256,"
+        " \"intermediate_size\": 512, \"num_hidden_layers\": 2, \"num_attention_heads\": 4,"
+        " \"vocab_size\": 100, \"rms_norm_eps\": 1e-6, \"sliding_window\": 4096,"
+        " \"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"},"
+        " \"dtype\": \"float16\", \"attention_bias\": true}";
+    gptq_model_config c;
+    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.family, GPTQ_FAMILY_LLAMA);
+    cr_expect_eq(c.head_dim, 64);
+    cr_expect_eq(c.num_kv_heads, 4);
+    cr_expect_eq(c.rope_theta, 500000.0);
+    cr_expect_eq(c.dtype, GPTQ_F16);
+    cr_expect_eq(c.sliding_window, 4096);
+    cr_expect_eq(c.qkv_bias, 1);
+    cr_expect_eq(c.o_bias, 1);
+}
+
+Test(config, qwen2_biases_and_tied)
+{
+    const char *j =
+        "{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 64,"
+        " \"intermediate_size\": 128, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+        " \"num_key_value_heads\": 2, \"vocab_size\": 100, \"rope_theta\": 1000000.0,"
+        " \"rope_scaling\": null, \"tie_word_embeddings\": true, \"use_sliding_window\": false,"
+        " \"sliding_window\": 32}";
+    gptq_model_config c;
+    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.qkv_bias, 1, "Qwen2 always has q/k/v biases");
+    cr_expect_eq(c.o_bias, 0, "Qwen2 has no o_proj bias");
+    cr_expect_eq(c.tie_word_embeddings, 1);
+    cr_expect_eq(c.sliding_window, 0, "use_sliding_window false");
+    cr_expect_eq(c.norm_eps, 1e-6, "transformers' default rms_norm_eps");
+}
+
+Test(config, opt_v5_style)
+{
+    /* opt-18m's config.json as it is in shared/models */
+    const char *j =
+        "{\"_remove_final_layer_norm\": false, \"activation_function\": \"relu\","
+        " \"architectures\": [\"OPTForCausalLM\"], \"do_layer_norm_before\": true,"
+        " \"dtype\": \"float16\", \"enable_bias\": true, \"ffn_dim\": 2048, \"hidden_size\": 512,"
+        " \"layer_norm_elementwise_affine\": true, \"max_position_embeddings\": 2048,"
+        " \"model_type\": \"opt\", \"num_attention_heads\": 8, \"num_hidden_layers\": 4,"
+        " \"tie_word_embeddings\": true, \"vocab_size\": 8192, \"word_embed_proj_dim\": 512}";
+    gptq_model_config c;
+    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.family, GPTQ_FAMILY_OPT);
+    cr_expect_eq(c.intermediate_size, 2048);
+    cr_expect_eq(c.head_dim, 64);
+    cr_expect_eq(c.num_kv_heads, 8);
+    cr_expect_eq(c.pos_offset, 2);
+    cr_expect_eq(c.qkv_bias, 1);
+    cr_expect_eq(c.o_bias, 1);
+    cr_expect_eq(c.mlp_bias, 1);
+    cr_expect_eq(c.tie_word_embeddings, 1);
+    cr_expect_eq(c.final_norm, 1);
+    cr_expect_eq(c.norm_eps, 1e-5);
+    cr_expect_eq(c.dtype, GPTQ_F16);
+}
+
+Test(config, errors_name_the_problem)
+{
+    expect_error("{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 10}",
+                 GPTQ_ERR_UNSUPPORTED, "GPT2LMHeadModel", "LlamaForCausalLM");
+    expect_error("{\"architectures\": [\"GPT2LMHeadModel\"]}", GPTQ_ERR_UNSUPPORTED,
+                 "OPTForCausalLM", "Qwen2ForCausalLM");
+    expect_error("{\"vocab_size\": 10}", GPTQ_ERR_FORMAT, "architectures", "model_type");
+    /* missing required keys */
+    expect_error("{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 10,"
+                 " \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
+                 " \"intermediate_size\": 8}",
+                 GPTQ_ERR_FORMAT, "hidden_size", NULL);
+    expect_error("{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 10,"
+                 " \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2}",
+                 GPTQ_ERR_FORMAT, "intermediate_size", NULL);
+    /* wrong type */
+    expect_error("{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 10,"
+                 " \"hidden_size\": \"8\", \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
+                 " \"intermediate_size\": 8}",
+                 GPTQ_ERR_FORMAT, "hidden_size", NULL);
+}
+
+#define LLAMA_BASE                                                                  \
+    "\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 10, \"hidden_size\": 8," \
+    " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"intermediate_size\": 8"
+
+Test(config, rope_scaling_unsupported)
+{
+    expect_error("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}}",
+                 GPTQ_ERR_UNSUPPORTED, "llama3", "rope_scaling");
+    expect_error("{" LLAMA_BASE ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}",
+                 GPTQ_ERR_UNSUPPORTED, "linear", NULL);
+    expect_error("{" LLAMA_BASE ", \"rope_parameters\": {\"rope_theta\": 10000.0,"
+                 " \"rope_type\": \"yarn\"}}",
+                 GPTQ_ERR_UNSUPPORTED, "yarn", "rope_parameters");
+    /* default is fine in both styles */
+    gptq_model_config c;
+    cr_expect_eq(parse_str("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"default\"}}", &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(parse_str("{" LLAMA_BASE ", \"rope_scaling\": null}", &c), GPTQ_OK);
+    expect_error("{" LLAMA_BASE ", \"hidden_act\": \"gelu\"}", GPTQ_ERR_UNSUPPORTED, "gelu",
+                 NULL);
+    expect_error("{" LLAMA_BASE ", \"num_key_value_heads\": 3}", GPTQ_ERR_FORMAT,
+                 "num_key_value_heads", NULL);
+}
+
+#define OPT_BASE                                                                  \
+    "\"architectures\": [\"OPTForCausalLM\"], \"vocab_size\": 10, \"hidden_size\": 8," \
+    " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"ffn_dim\": 16"
+
+Test(config, opt_variants_refused)
+{
+    expect_error("{" OPT_BASE ", \"do_layer_norm_before\": false}", GPTQ_ERR_UNSUPPORTED,
+                 "do_layer_norm_before", "post-LayerNorm");
+    expect_error("{" OPT_BASE ", \"word_embed_proj_dim\": 4}", GPTQ_ERR_UNSUPPORTED,
+                 "word_embed_proj_dim", NULL);
+    expect_error("{" OPT_BASE ", \"activation_function\": \"gelu\"}", GPTQ_ERR_UNSUPPORTED,
+                 "gelu", NULL);
+    gptq_model_config c;
+    cr_assert_eq(parse_str("{" OPT_BASE ", \"enable_bias\": false}", &c), GPTQ_OK);
+    cr_expect_eq(c.qkv_bias + c.o_bias + c.mlp_bias, 0);
+}
+
+Test(config, gptq_quantization_config_and_synonyms)
+{
+    gptq_model_config c;
+    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\","
+                           " \"bits\": 3, \"group_size\": 128, \"desc_act\": true, \"sym\": false,"
+                           " \"checkpoint_format\": \"gptq\"}}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.quant.present, 1);
+    cr_expect_eq(c.quant.bits, 3);
+    cr_expect_eq(c.quant.group_size, 128);
+    cr_expect_eq(c.quant.desc_act, 1);
+    cr_expect_eq(c.quant.sym, 0);
+    cr_expect_eq(c.quant.format, GPTQ_FORMAT_V1);
+
+    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\","
+                           " \"wbits\": 4, \"q_group_size\": 64, \"zero_point\": true,"
+                           " \"format\": \"gptq_v2\"}}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.quant.bits, 4);
+    cr_expect_eq(c.quant.group_size, 64);
+    cr_expect_eq(c.quant.sym, 0, "zero_point true means asymmetric");
+    cr_expect_eq(c.quant.format, GPTQ_FORMAT_V2);
+
+    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"quantization_config\": {\"w_bit\": 8,"
+                           " \"group_size\": -1}}", &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.quant.bits, 8);
+    cr_expect_eq(c.quant.group_size, -1);
+    cr_expect_eq(c.quant.sym, 1, "sym defaults to true");
+
+    expect_error("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"awq\","
+                 " \"bits\": 4}}",
+                 GPTQ_ERR_UNSUPPORTED, "awq", NULL);
+    expect_error("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\"}}",
+                 GPTQ_ERR_FORMAT, "bits", NULL);
+    expect_error("{" LLAMA_BASE ", \"quantization_config\": {\"bits\": 5}}",
+                 GPTQ_ERR_UNSUPPORTED, "bits = 5", NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* weights                                                             */
+/* ------------------------------------------------------------------ */
+
+Test(weights, bad_shard_index)
+{
+    char dir[64], path[512];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, k_tiny_llama);
+    gptq_weights *w = NULL;
+
+    /* no weights at all */
+    int st = gptq_weights_open(dir, &w);
+    cr_expect_eq(st, GPTQ_ERR_IO);
+    cr_expect(strstr(gptq_last_error(), "model.safetensors"), "%s", gptq_last_error());
+
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    /* no weight_map */
+    write_file(path, "{\"metadata\": {\"total_size\": 4}}");
+    st = gptq_weights_open(dir, &w);
+    cr_expect_eq(st, GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "weight_map"), "%s", gptq_last_error());
+    /* a shard outside the folder */
+    write_file(path, "{\"weight_map\": {\"a\": \"../evil.safetensors\"}}");
+    st = gptq_weights_open(dir, &w);
+    cr_expect_eq(st, GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "../evil.safetensors"), "%s", gptq_last_error());
+    /* a shard that does not exist */
+    write_file(path, "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\"}}");
+    st = gptq_weights_open(dir, &w);
+    cr_expect_eq(st, GPTQ_ERR_IO);
+    cr_expect(strstr(gptq_last_error(), "model-00001-of-00002.safetensors"), "%s",
+              gptq_last_error());
+    /* a tensor the index places in a shard that lacks it */
+    char shard[512];
+    snprintf(shard, sizeof shard, "%s/model-00001-of-00002.safetensors", dir);
+    gptq_tensor t;
+    int64_t shape[1] = {4};
+    cr_assert_eq(gptq_tensor_alloc(&t, GPTQ_F32, 1, shape), GPTQ_OK);
+    const char *names[1] = {"a"};
+    cr_assert_eq(gptq_st_save(shard, 1, names, &t), GPTQ_OK, "%s", gptq_last_error());
+    gptq_tensor_free(&t);
+    write_file(path, "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\","
+                     " \"b\": \"model-00001-of-00002.safetensors\"}}");
+    st = gptq_weights_open(dir, &w);
+    cr_expect_eq(st, GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "'b'"), "%s", gptq_last_error());
+    /* and the good one opens, with lookups */
+    write_file(path, "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\"}}");
+    st = gptq_weights_open(dir, &w);
+    cr_assert_eq(st, GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(gptq_weights_count(w), 1);
+    cr_expect_eq(gptq_weights_has(w, "a"), 1);
+    cr_expect_eq(gptq_weights_has(w, "b"), 0);
+    gptq_st_info info;
+    cr_expect_eq(gptq_weights_find(w, "zz", &info), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "zz"), "%s", gptq_last_error());
+    gptq_weights_close(w);
+    rm_tree(dir);
+}
+
+Test(weights, missing_tensor_names_it)
+{
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    write_tiny_llama(dir, "model.layers.0.mlp.up_proj.weight");
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
+    int st = gptq_model_layer_load(m, 0);
+    cr_expect_eq(st, GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "model.layers.0.mlp.up_proj.weight"), "%s",
+              gptq_last_error());
+    cr_expect(strstr(gptq_last_error(), "layer 0"), "%s", gptq_last_error());
+    gptq_model_close(m);
+    gptq_backend_close(be);
+    rm_tree(dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* forward: stories-260k against transformers                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct golden {
+    gptq_st_file *f;
+    const int32_t *ids_short;
+    int64_t S;
+    const float *logits;  /* (P, V) */
+    const int32_t *pos;   /* (P) */
+    int64_t P, V;
+    const double *nll_short; /* (S-1) */
+} golden;
+
+static void golden_open(const char *path, golden *g)
+{
+    memset(g, 0, sizeof *g);
+    cr_assert_eq(gptq_st_open(path, &g->f), GPTQ_OK, "%s (regenerate with tools/ref_forward.py)",
+                 gptq_last_error());
+    const char *magic = gptq_st_metadata(g->f, "magic");
+    cr_assert(magic && !strcmp(magic, "gptq-c-golden-forward"), "%s: bad magic", path);
+    cr_assert_str_eq(gptq_st_metadata(g->f, "version"), "1", "%s: golden version", path);
+    gptq_st_info a, b, c, d;
+    cr_assert_eq(gptq_st_find(g->f, "ids_short", &a), GPTQ_OK);
+    cr_assert_eq(gptq_st_find(g->f, "logits_short", &b), GPTQ_OK);
+    cr_assert_eq(gptq_st_find(g->f, "pos_short", &c), GPTQ_OK);
+    cr_assert_eq(gptq_st_find(g->f, "nll_short", &d), GPTQ_OK);
+    cr_assert(a.dtype == GPTQ_I32 && b.dtype == GPTQ_F32 && c.dtype == GPTQ_I32 &&
+              d.dtype == GPTQ_F64);
+    g->ids_short = a.data;
+    g->S = a.shape[0];
+    g->logits = b.data;
+    g->P = b.shape[0];
+    g->V = b.shape[1];
+    g->pos = c.data;
+    g->nll_short = d.data;
+    cr_assert_eq(d.shape[0], g->S - 1);
+}
+
+/* Tolerance of our f32 logits against transformers' f32 logits (GPU,
+ * TF32 off): the two differ only by the order of f32 sums (gemm blocking,
+ * softmax), which for a 5-layer model of width 64 moves logits of size ~10
+ * by a few 1e-6; 1e-4 absolute + 1e-4 relative leaves a margin of 10x while
+ * still catching any wrong convention (a swapped RoPE half, a missing
+ * bias, a wrong eps move logits by 1e-2 or more). */
+#define LOGIT_ATOL 1e-4
+#define LOGIT_RTOL 1e-4
+
+Test(forward, stories260k_matches_transformers, .timeout = 60)
+{
+    char dir[512], gpath[512];
+    stories_dir(dir, sizeof dir);
+    snprintf(gpath, sizeof gpath, "%s/tests/data/model/golden_stories260k.safetensors",
+             src_root());
+    golden g;
+    golden_open(gpath, &g);
+
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
+    const int64_t S = g.S, V = g.V;
+    cr_assert_eq(V, gptq_model_config_of(m)->vocab_size);
+    float *logits = malloc((size_t)(S * V) * sizeof(float));
+    double *nll = malloc((size_t)(S - 1) * sizeof(double));
+    double nll_sum = 0.0;
+    cr_assert_eq(gptq_model_forward(m, g.ids_short, 1, S, &nll_sum, nll, logits), GPTQ_OK, "%s",
+                 gptq_last_error());
+
+    double maxdiff = 0.0;
+    int bad = 0;
+    for (int64_t p = 0; p < g.P; p++)
+        for (int64_t v = 0; v < V; v++) {
+            double a = logits[(int64_t)g.pos[p] * V + v], b = g.logits[p * V + v];
+            cr_assert(!isnan(a), "NaN logit at position %d, token %lld", g.pos[p], (long long)v);
+            double dd = fabs(a - b);
+            if (dd > maxdiff) maxdiff = dd;
+            if (dd > LOGIT_ATOL + LOGIT_RTOL * fabs(b) && bad++ < 5)
+                cr_log_error("position %d token %lld: %.7g vs transformers %.7g", g.pos[p],
+                             (long long)v, a, b);
+        }
+    cr_log_info("stories-260k: %lld positions x %lld logits, max |diff| %.3g", (long long)g.P,
+                (long long)V, maxdiff);
+    cr_expect_eq(bad, 0, "%d logits outside the tolerance (max diff %.3g)", bad, maxdiff);
+    double gsum = 0.0, maxn = 0.0;
+    for (int64_t t = 0; t < S - 1; t++) {
+        gsum += g.nll_short[t];
+        double dd = fabs(nll[t] - g.nll_short[t]);
+        if (dd > maxn) maxn = dd;
+    }
+    /* NLLs are differences of logits and logsumexps: the same tolerance */
+    cr_expect_leq(maxn, 2 * LOGIT_ATOL, "per-token NLL differs by %.3g", maxn);
+    cr_expect_leq(fabs(nll_sum - gsum), 1e-6 * fabs(gsum) + 1e-3, "NLL sum %.9g vs %.9g", nll_sum,
+                  gsum);
+    free(logits);
+    free(nll);
+    gptq_model_close(m);
+    gptq_backend_close(be);
+    gptq_st_close(g.f);
+}
+
+Test(forward, same_bytes_for_any_thread_count, .timeout = 60)
+{
+    char dir[512];
+    stories_dir(dir, sizeof dir);
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
+    /* 2 sequences of 100 (attention tiles of 64 rows: a ragged last tile) */
+    const int64_t nseq = 2, S = 100, V = gptq_model_config_of(m)->vocab_size;
+    int32_t ids[200];
+    for (int i = 0; i < 200; i++) ids[i] = (int32_t)((i * 37 + 11) % V);
+    float *a = malloc((size_t)(nseq * S * V) * sizeof(float));
+    float *b = malloc((size_t)(nseq * S * V) * sizeof(float));
+    double na = 0, nb = 0;
+    omp_set_num_threads(1);
+    cr_assert_eq(gptq_model_forward(m, ids, nseq, S, &na, NULL, a), GPTQ_OK, "%s",
+                 gptq_last_error());
+    omp_set_num_threads(3);
+    cr_assert_eq(gptq_model_forward(m, ids, nseq, S, &nb, NULL, b), GPTQ_OK, "%s",
+                 gptq_last_error());
+    cr_expect_eq(memcmp(a, b, (size_t)(nseq * S * V) * sizeof(float)), 0,
+                 "logits differ between 1 and 3 threads");
+    cr_expect_eq(memcmp(&na, &nb, sizeof na), 0, "NLL %.17g vs %.17g", na, nb);
+    /* sequences are independent: the second alone gives its own rows */
+    float *c = malloc((size_t)(S * V) * sizeof(float));
+    double nc = 0;
+    cr_assert_eq(gptq_model_forward(m, ids + S, 1, S, &nc, NULL, c), GPTQ_OK);
+    double md = 0;
+    for (int64_t i = 0; i < S * V; i++) md = fmax(md, fabs(c[i] - a[S * V + i]));
+    /* not bytes: gemm tiles of a different M may sum in another order */
+    cr_expect_leq(md, LOGIT_ATOL, "second sequence alone differs by %.3g", md);
+    free(a);
+    free(b);
+    free(c);
+    gptq_model_close(m);
+    gptq_backend_close(be);
+}
+
+/* ------------------------------------------------------------------ */
+/* per-layer API and hooks                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    int calls[4];
+    int64_t cols[4];
+    int stop_at;  /* group to stop at, -1 never */
+    gptq_model *m;
+    int zero_group; /* group whose weights the hook zeroes, -1 none */
+} hook_state;
+
+static int test_hook(void *user, const gptq_hook_event *ev)
+{
+    hook_state *s = user;
+    s->calls[ev->group]++;
+    s->cols[ev->group] = ev->cols;
+    if (ev->group == s->zero_group)
+        for (int i = ev->first; i < ev->first + ev->count; i++) {
+            const gptq_linear_info *li = gptq_model_linear(s->m, i);
+            float *z = calloc((size_t)(li->rows * li->cols), sizeof(float));
+            int st = gptq_model_linear_set(s->m, ev->layer, i, z);
+            free(z);
+            if (st) return st;
+        }
+    return ev->group == s->stop_at ? GPTQ_HOOK_STOP : GPTQ_OK;
+}
+
+Test(layers, hooks_see_each_group_and_can_swap_weights, .timeout = 60)
+{
+    char dir[512];
+    stories_dir(dir, sizeof dir);
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
+    const gptq_model_config *c = gptq_model_config_of(m);
+    cr_assert_eq(gptq_model_nlinear(m), 7);
+    cr_assert_eq(gptq_model_ngroups(m), 4);
+    char pfx[128];
+    cr_assert_eq(gptq_model_linear_prefix(m, 2, 6, pfx, sizeof pfx), GPTQ_OK);
+    cr_expect_str_eq(pfx, "model.layers.2.mlp.down_proj");
+
+    const int64_t S = 16, D = c->hidden_size;
+    int32_t ids[16];
+    for (int i = 0; i < 16; i++) ids[i] = (int32_t)(i * 29 % c->vocab_size);
+    gptq_buf *X = NULL, *Y = NULL, *Z = NULL;
+    cr_assert_eq(gptq_model_alloc_hidden(m, 1, S, &X), GPTQ_OK);
+    cr_assert_eq(gptq_model_alloc_hidden(m, 1, S, &Y), GPTQ_OK);
+    cr_assert_eq(gptq_model_alloc_hidden(m, 1, S, &Z), GPTQ_OK);
+    cr_assert_eq(gptq_model_embed(m, ids, 1, S, X), GPTQ_OK, "%s", gptq_last_error());
+
+    hook_state hs = {.stop_at = -1, .m = m, .zero_group = -1};
+    cr_assert_eq(gptq_model_layer_load(m, 0), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(gptq_model_layer_forward(m, 0, X, Y, 1, S, test_hook, &hs), GPTQ_OK, "%s",
+                 gptq_last_error());
+    for (int g = 0; g < 4; g++) cr_expect_eq(hs.calls[g], 1, "group %d called %d times", g, hs.calls[g]);
+    cr_expect_eq(hs.cols[0], D);
+    cr_expect_eq(hs.cols[1], c->num_heads * c->head_dim);
+    cr_expect_eq(hs.cols[2], D);
+    cr_expect_eq(hs.cols[3], c->intermediate_size);
+
+    /* zeroing down_proj in the hook (group 3): the MLP adds nothing, so the
+     * layer's output equals the attention residual h = x + attn, which a
+     * hook-stop at group 2 leaves in Z (the forward writes X_out = h before
+     * the MLP norm). */
+    hook_state z = {.stop_at = -1, .m = m, .zero_group = 3};
+    cr_assert_eq(gptq_model_layer_forward(m, 0, X, Y, 1, S, test_hook, &z), GPTQ_OK, "%s",
+                 gptq_last_error());
+    cr_assert_eq(gptq_model_layer_load(m, 0), GPTQ_OK); /* fresh weights again */
+    hook_state st2 = {.stop_at = 2, .m = m, .zero_group = -1};
+    cr_assert_eq(gptq_model_layer_forward(m, 0, X, Z, 1, S, test_hook, &st2), GPTQ_OK);
+    cr_expect_eq(st2.calls[3], 0, "stopped at group 2: group 3 never called");
+    float *y = malloc((size_t)(S * D) * 4), *zz = malloc((size_t)(S * D) * 4);
+    cr_assert_eq(gptq_be_download(be, Y, 0, y, (size_t)(S * D) * 4), GPTQ_OK);
+    cr_assert_eq(gptq_be_download(be, Z, 0, zz, (size_t)(S * D) * 4), GPTQ_OK);
+    cr_expect_eq(memcmp(y, zz, (size_t)(S * D) * 4), 0, "zeroed down_proj: output != residual");
+
+    /* linear_get returns what the checkpoint holds */
+    const gptq_linear_info *q = gptq_model_linear(m, 0);
+    float *wq = malloc((size_t)(q->rows * q->cols) * 4), *ref = malloc((size_t)(q->rows * q->cols) * 4);
+    cr_assert_eq(gptq_model_linear_get(m, 0, 0, wq), GPTQ_OK);
+    int64_t shp[2] = {q->rows, q->cols};
+    cr_assert_eq(gptq_weights_read_f32(gptq_model_weights(m), "model.layers.0.self_attn.q_proj.weight",
+                                       2, shp, ref),
+                 GPTQ_OK);
+    cr_expect_eq(memcmp(wq, ref, (size_t)(q->rows * q->cols) * 4), 0);
+    cr_expect_eq(gptq_model_linear_get(m, 1, 0, wq), GPTQ_ERR_INVALID, "layer 1 is not loaded");
+    free(wq);
+    free(ref);
+    free(y);
+    free(zz);
+    gptq_be_free(be, X);
+    gptq_be_free(be, Y);
+    gptq_be_free(be, Z);
+    gptq_model_close(m);
+    gptq_backend_close(be);
+}
