@@ -1,0 +1,177 @@
+/*
+ * cmd_eval.c — `gptq eval MODEL_DIR --text FILE`: perplexity of a Hugging
+ * Face model folder (fp or GPTQ checkpoint) on a text, with the protocol of
+ * src/eval/eval.h (whole text encoded without special tokens,
+ * non-overlapping windows, remainder dropped).
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "eval/eval.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+#define CMD "eval"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: gptq eval MODEL_DIR --text FILE [options]\n\n"
+            "Perplexity of MODEL_DIR (config.json, safetensors weights, tokenizer.json;\n"
+            "floating point or a GPTQ checkpoint, dequantized to f32) on FILE: the whole\n"
+            "text is encoded with no special tokens added, cut into non-overlapping\n"
+            "windows of --seqlen tokens (the remainder is dropped), and ppl = exp(mean\n"
+            "next-token NLL over the seqlen-1 predicted tokens of every window), as\n"
+            "the GPTQ papers measure it.\n\n"
+            "options:\n"
+            "  --text FILE          UTF-8 text (required)\n"
+            "  --seqlen N           tokens per window (default 2048)\n"
+            "  --max-windows N      score only the first N windows (default: all)\n"
+            "  --batch N            windows per forward pass (default: %d tokens' worth)\n"
+            "  --backend NAME       cpu (default), or a plugin name/path\n"
+            "  --progress           print the running perplexity after each batch (stderr)\n"
+            "  -h, --help           this text\n\n"
+            "output (stdout, one line): ppl, tokens (of the whole text), windows,\n"
+            "predicted tokens, seconds (of the forward passes)\n",
+            GPTQ_PPL_BATCH_TOKENS);
+}
+
+static void progress(void *user, int64_t done, int64_t total, double nll_sum, int64_t predicted)
+{
+    (void)user;
+    fprintf(stderr, "gptq eval: %lld/%lld windows, running ppl %.4f\n", (long long)done,
+            (long long)total, predicted > 0 ? exp(nll_sum / (double)predicted) : 0.0);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"text", required_argument, 0, 't'},
+        {"seqlen", required_argument, 0, 's'},
+        {"max-windows", required_argument, 0, 'w'},
+        {"batch", required_argument, 0, 'n'},
+        {"backend", required_argument, 0, 'b'},
+        {"progress", no_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *text = NULL, *backend = "cpu";
+    long seqlen = 2048, maxw = 0, batch = 0;
+    int prog = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        switch (c) {
+        case 't': text = optarg; break;
+        case 's':
+            if (cli_parse_int(optarg, 2, 1L << 20, &seqlen)) {
+                cli_err(CMD, "--seqlen %s: expected an integer in [2, 1048576]", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (cli_parse_int(optarg, 1, 1L << 40, &maxw)) {
+                cli_err(CMD, "--max-windows %s: expected a positive integer", optarg);
+                return 2;
+            }
+            break;
+        case 'n':
+            if (cli_parse_int(optarg, 1, 1L << 20, &batch)) {
+                cli_err(CMD, "--batch %s: expected a positive integer", optarg);
+                return 2;
+            }
+            break;
+        case 'b': backend = optarg; break;
+        case 'p': prog = 1; break;
+        case 'h': help(stdout); return 0;
+        default: help(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || !text) {
+        cli_err(CMD, optind >= argc ? "no model folder" : !text ? "no --text FILE"
+                                                                : "more than one model folder");
+        help(stderr);
+        return 2;
+    }
+    const char *dir = argv[optind];
+
+    int rc = 1, st;
+    gptq_backend *be = NULL;
+    gptq_model *m = NULL;
+    gptq_tokenizer *tok = NULL;
+    char *buf = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+
+    /* the text, whole */
+    FILE *f = fopen(text, "rb");
+    if (!f) {
+        cli_err(CMD, "cannot open %s", text);
+        return 1;
+    }
+    size_t cap = 1 << 20, len = 0;
+    buf = malloc(cap);
+    int rerr = !buf;
+    while (!rerr) {
+        size_t k = fread(buf + len, 1, cap - len, f);
+        len += k;
+        if (k == 0) break;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rerr = 1;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    rerr = rerr || ferror(f);
+    fclose(f);
+    if (rerr) {
+        cli_err(CMD, "cannot read %s", text);
+        free(buf);
+        return 1;
+    }
+
+    if ((st = gptq_backend_open(backend, &be))) {
+        rc = cli_fail(CMD, st);
+        goto done;
+    }
+    if ((st = gptq_model_open(dir, be, &m))) {
+        rc = cli_fail(CMD, st);
+        goto done;
+    }
+    if ((st = gptq_tok_load(dir, &tok))) {
+        rc = cli_fail(CMD, st);
+        goto done;
+    }
+    if ((st = gptq_tok_encode(tok, buf, len, GPTQ_TOK_NO_SPECIAL, &ids, &n))) {
+        cli_err(CMD, "encoding %s:", text);
+        rc = cli_fail(CMD, st);
+        goto done;
+    }
+    free(buf);
+    buf = NULL;
+
+    gptq_ppl_options o = {.seqlen = seqlen, .max_windows = maxw, .batch = batch};
+    if (prog) o.progress = progress;
+    gptq_ppl_result r;
+    if ((st = gptq_perplexity(m, ids, n, &o, &r))) {
+        rc = cli_fail(CMD, st);
+        goto done;
+    }
+    printf("ppl %.4f  tokens %lld  windows %lld  predicted %lld  seqlen %ld  seconds %.1f\n", r.ppl,
+           (long long)r.tokens, (long long)r.windows, (long long)r.predicted, seqlen, r.seconds);
+    rc = 0;
+done:
+    free(buf);
+    free(ids);
+    gptq_tok_free(tok);
+    gptq_model_close(m);
+    gptq_backend_close(be);
+    return rc;
+}
