@@ -210,8 +210,9 @@ int gptq_model_linear_set(gptq_model *m, int L, int i, const float *W);
 
 /* Run decoder layer L (loaded first if it is not): X_out = layer(X_in), both
  * (nseq*S, D) on the backend; X_out may be X_in (in place). hook may be
- * NULL; it is called once per group in order. S must not exceed
- * max_position_embeddings (nor a sliding window). */
+ * NULL; it is called once per group in order. OPT refuses S above
+ * max_position_embeddings (its learned position table ends there); a model
+ * with a sliding window refuses S above the window (not implemented). */
 int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_buf *X_out,
                              int64_t nseq, int64_t S, gptq_layer_hook hook, void *user);
 
