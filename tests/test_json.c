@@ -386,3 +386,33 @@ Test(atomic, remove_tree)
     ASSERT_OK(gptq_remove_tree(P("ln")));
     cr_assert_str_eq(listing(g_dir), "outside.txt real");
 }
+
+/* The fallback for file systems without RENAME_EXCHANGE, run directly. */
+Test(atomic, rename_dir_aside_replaces_existing)
+{
+    write_text(P("outside.txt"), "keep me");
+    cr_assert_eq(mkdir(P("out"), 0755), 0);
+    fill(P("out"), "old");
+    char tmp[600];
+    ASSERT_OK(gptq_mkdtemp_beside(P("out"), tmp, sizeof tmp));
+    fill(tmp, "new");
+    ASSERT_OK(gptq_rename_dir_aside(tmp, P("out/")));
+    cr_assert_str_eq(read_text(P("out/file.txt")), "new");
+    cr_assert_str_eq(listing(g_dir), "out outside.txt");
+    cr_assert_str_eq(read_text(P("outside.txt")), "keep me");
+    /* Absent target: a plain rename. */
+    ASSERT_OK(gptq_mkdtemp_beside(P("fresh"), tmp, sizeof tmp));
+    ASSERT_OK(gptq_rename_dir_aside(tmp, P("fresh")));
+    cr_assert_str_eq(listing(g_dir), "fresh out outside.txt");
+}
+
+/* When the new folder cannot be renamed in, the old one is put back. */
+Test(atomic, rename_dir_aside_restores_on_failure)
+{
+    cr_assert_eq(mkdir(P("out"), 0755), 0);
+    write_text(P("out/file.txt"), "old");
+    ASSERT_ERR(gptq_rename_dir_aside(P("no-such-tmp"), P("out")), GPTQ_ERR_IO,
+               "cannot rename");
+    cr_assert_str_eq(read_text(P("out/file.txt")), "old");
+    cr_assert_str_eq(listing(g_dir), "out");
+}

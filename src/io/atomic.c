@@ -164,70 +164,97 @@ int gptq_remove_tree(const char *path)
     return GPTQ_OK;
 }
 
-int gptq_rename_dir_into_place(const char *tmp, const char *final)
+/* Checks shared by both ways of replacing: `final` without trailing
+ * slashes into dst; 1 when it exists as a folder, 0 when absent (then tmp
+ * has been renamed in already), negative on error. */
+static int prepare_dst(const char *tmp, const char *final, char *dst, size_t size)
 {
     if (!tmp || !final)
         return gptq_error(GPTQ_ERR_INVALID, "gptq_rename_dir_into_place: NULL path");
-    char dst[4096];
-    if (strip_slashes(final, dst, sizeof dst) != 0)
+    if (strlen(tmp) >= 4096 || strip_slashes(final, dst, size) != 0)
         return gptq_error(GPTQ_ERR_INVALID, "\"%s\": not a usable output folder name", final);
-
     struct stat st;
     if (lstat(dst, &st) != 0) {
         if (errno != ENOENT)
             return gptq_error(GPTQ_ERR_IO, "%s: cannot stat: %s", dst, strerror(errno));
-        /* Nothing there: one rename. (rename onto an empty folder would
-         * also work; a race that creates one here is reported.) */
+        /* Nothing there: one rename. */
         if (rename(tmp, dst) != 0)
             return gptq_error(GPTQ_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp,
                               strerror(errno));
-        return gptq_fsync_parent_dir(dst);
+        int rc = gptq_fsync_parent_dir(dst);
+        return rc != GPTQ_OK ? rc : 0;
     }
     if (!S_ISDIR(st.st_mode))
         return gptq_error(GPTQ_ERR_IO,
                           "%s: exists and is not a folder; not replacing it (the new output "
                           "is left in %s)",
                           dst, tmp);
+    return 1;
+}
 
-    /* Preferred: one atomic swap; afterwards `tmp` holds the old folder. */
-    char old[4096 + 32];
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
-        snprintf(old, sizeof old, "%s", tmp);
-    } else {
-        int e = errno;
-        if (e != EINVAL && e != ENOSYS && e != EOPNOTSUPP)
-            return gptq_error(GPTQ_ERR_IO, "%s: cannot swap in %s: %s", dst, tmp, strerror(e));
-        /* No RENAME_EXCHANGE on this file system: move the old folder
-         * aside under a fresh name (mkdtemp reserves it; rename may replace
-         * an empty folder), then rename the new one in. */
-        snprintf(old, sizeof old, "%s.old-XXXXXX", dst);
-        if (!mkdtemp(old))
-            return gptq_error(GPTQ_ERR_IO, "%s: cannot create %s to move the old folder aside: %s",
-                              dst, old, strerror(errno));
-        if (rename(dst, old) != 0) {
-            e = errno;
-            rmdir(old);
-            return gptq_error(GPTQ_ERR_IO, "%s: cannot move the old folder aside to %s: %s", dst,
-                              old, strerror(e));
-        }
-        if (rename(tmp, dst) != 0) {
-            e = errno;
-            /* Put the old one back so the user keeps what they had. */
-            if (rename(old, dst) != 0)
-                return gptq_error(GPTQ_ERR_IO,
-                                  "%s: cannot rename %s into place (%s), and moving the old "
-                                  "folder back from %s failed too: %s",
-                                  dst, tmp, strerror(e), old, strerror(errno));
-            return gptq_error(GPTQ_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp,
-                              strerror(e));
-        }
-    }
+/* After the new folder is in place: sync the parent, remove the old copy
+ * (even when the sync failed, so nothing is left behind). */
+static int finish_swap(const char *dst, const char *old)
+{
     int rc = gptq_fsync_parent_dir(dst);
-    if (rc != GPTQ_OK) return rc;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", gptq_last_error());
     if (gptq_remove_tree(old) != GPTQ_OK)
         return gptq_error_prefix(GPTQ_ERR_IO,
                                  "%s: the new folder is in place, but the old copy left in %s "
                                  "could not be removed",
                                  dst, old);
+    if (rc != GPTQ_OK) return gptq_error(rc, "%s", msg);
     return GPTQ_OK;
+}
+
+/* Move `final` aside under a fresh name, rename tmp in, move the old one
+ * back if that fails. Between the two renames `final` is absent. */
+static int swap_aside(const char *tmp, const char *dst)
+{
+    char old[4096 + 32];
+    /* mkdtemp reserves a fresh name; rename(2) may replace an empty folder. */
+    snprintf(old, sizeof old, "%s.old-XXXXXX", dst);
+    if (!mkdtemp(old))
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot create %s to move the old folder aside: %s",
+                          dst, old, strerror(errno));
+    if (rename(dst, old) != 0) {
+        int e = errno;
+        rmdir(old);
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot move the old folder aside to %s: %s", dst, old,
+                          strerror(e));
+    }
+    if (rename(tmp, dst) != 0) {
+        int e = errno;
+        /* Put the old one back so the user keeps what they had. */
+        if (rename(old, dst) != 0)
+            return gptq_error(GPTQ_ERR_IO,
+                              "%s: cannot rename %s into place (%s), and moving the old folder "
+                              "back from %s failed too: %s",
+                              dst, tmp, strerror(e), old, strerror(errno));
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp,
+                          strerror(e));
+    }
+    return finish_swap(dst, old);
+}
+
+int gptq_rename_dir_into_place(const char *tmp, const char *final)
+{
+    char dst[4096];
+    int rc = prepare_dst(tmp, final, dst, sizeof dst);
+    if (rc <= 0) return rc;
+    /* Preferred: one atomic swap; afterwards `tmp` holds the old folder. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) return finish_swap(dst, tmp);
+    int e = errno;
+    if (e != EINVAL && e != ENOSYS && e != EOPNOTSUPP)
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot swap in %s: %s", dst, tmp, strerror(e));
+    return swap_aside(tmp, dst);
+}
+
+int gptq_rename_dir_aside(const char *tmp, const char *final)
+{
+    char dst[4096];
+    int rc = prepare_dst(tmp, final, dst, sizeof dst);
+    if (rc <= 0) return rc;
+    return swap_aside(tmp, dst);
 }

@@ -96,6 +96,11 @@ int gptq_mkdtemp_beside(const char *final_dir, char *out, size_t size);
  * where the old copy was left. */
 int gptq_rename_dir_into_place(const char *tmp, const char *final);
 
+/* The fallback of gptq_rename_dir_into_place without RENAME_EXCHANGE
+ * (move aside, rename in, remove the old), callable on its own so that
+ * tests can run it on file systems that have the swap. */
+int gptq_rename_dir_aside(const char *tmp, const char *final);
+
 /* Remove a folder and everything under it, not following symlinks (a
  * symlink inside is removed, not its target). Absent path: GPTQ_OK. */
 int gptq_remove_tree(const char *path);
