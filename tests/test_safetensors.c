@@ -903,3 +903,27 @@ Test(st, reads_files_made_by_python)
     cr_assert_eq(s, 3.5);
     gptq_st_close(f);
 }
+
+/* Dimensions above 1e15 must survive as exact integers: cJSON would print
+ * such doubles as 1.12589990684262e+15, which is why the writer hands it
+ * numbers as raw text. An empty tensor carries them without data. */
+Test(st, large_dimensions_round_trip_exactly)
+{
+    const int64_t big = (INT64_C(1) << 50) + 3;
+    gptq_st_writer *w;
+    ASSERT_OK(gptq_st_writer_open(P("big.safetensors"), &w));
+    ASSERT_OK(gptq_st_writer_declare(w, "e", GPTQ_F32, 2, (int64_t[]){0, big}));
+    ASSERT_OK(gptq_st_writer_commit(w));
+    size_t n;
+    uint8_t *b = read_bytes(P("big.safetensors"), &n);
+    cr_assert_not_null(memmem(b, n, "\"shape\":[0,1125899906842627]", 28), "%.*s", (int)n - 8,
+                       b + 8);
+    free(b);
+    gptq_st_file *f;
+    ASSERT_OK(gptq_st_open(P("big.safetensors"), &f));
+    gptq_st_info info;
+    ASSERT_OK(gptq_st_find(f, "e", &info));
+    cr_assert_eq(info.shape[1], big);
+    cr_assert_eq(info.nbytes, 0);
+    gptq_st_close(f);
+}
