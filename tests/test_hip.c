@@ -1,0 +1,876 @@
+/*
+ * test_hip.c — the HIP backend plugin (libgptq-hip.so) against the CPU
+ * reference backend, op by op, on random inputs; its error reports (out of
+ * device memory, bad group index, not positive definite); and, in a build
+ * without the plugin, the message that says how to build it.
+ *
+ * The GPU tests skip (with the loader's message) when the plugin cannot be
+ * opened: no plugin built, or no GPU. The plugin is looked up in
+ * $GPTQ_BUILD_ROOT/backends/hip first.
+ *
+ * Tolerances (HIP vs CPU; metric named per row):
+ *   gemm        rel. Frobenius < 1e-5: both are f32 sums of K <= 300 terms in
+ *               different orders (tiles, FMA): about sqrt(K) * 6e-8 apart.
+ *   hessian     rel. Frobenius < 1e-5: the same, K = n = 1000 rows; and the
+ *               HIP result exactly symmetric (both triangles get one value).
+ *   U           rel. Frobenius < 1e-4 on a well-conditioned H (cond < 50):
+ *               the two factor with different blockings and inverse
+ *               algorithms; the error grows like cond * eps * f(C) (seen on
+ *               the CPU alone: <= 4e-7 for cond < 20). Strict lower part
+ *               exactly 0.
+ *   quant_grid  identical bytes without MSE (the same f32 operations,
+ *               IEEE division, no contraction); with MSE >= 99.9% identical
+ *               rows (pow() of two libms may differ by an ulp and flip a
+ *               near-tie between two shrink steps).
+ *   gptq_block  one block from the same inputs: identical codes, errors,
+ *               scales, zeros, W and losses (the kernel repeats the CPU's
+ *               arithmetic operation for operation). A whole solve (blocks
+ *               + lazy GEMM updates, same U): codes identical share >=
+ *               99.9%, largest code difference <= 1 step, loss relative
+ *               difference < 1e-3, scales within 1e-4 relative — the GEMMs
+ *               round differently (1e-7 relative) and a value on a rounding
+ *               boundary can flip one code, which then shifts later errors.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define TOL_GEMM 1e-5
+#define TOL_HESS 1e-5
+#define TOL_U 1e-4
+#define MIN_SAME_CODES 0.999
+#define TOL_LOSS 1e-3
+#define TOL_SCALE 1e-4
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static uint64_t rng_state;
+static void rng_seed(uint64_t s) { rng_state = s * 6364136223846793005ull + 1442695040888963407ull; }
+/* uniform [-1, 1) */
+static float rng_uniform(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+static void fill_uniform(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform();
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    cr_assert(p, "out of host memory");
+    return p;
+}
+
+/* This build's plugin folder: $GPTQ_BUILD_ROOT/backends/hip, or (run by
+ * hand) ../backends/hip beside the test executable, where the loader looks. */
+static const char *plugin_build_dir(void)
+{
+    static char dir[4096];
+    const char *root = getenv("GPTQ_BUILD_ROOT");
+    if (root) {
+        snprintf(dir, sizeof dir, "%s/backends/hip", root);
+        return dir;
+    }
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = '\0';
+    snprintf(dir, sizeof dir, "%s/../backends/hip", exe);
+    return dir;
+}
+
+static int plugin_was_built(void)
+{
+    const char *d = plugin_build_dir();
+    if (!d) return 0;
+    char so[4200];
+    snprintf(so, sizeof so, "%s/libgptq-hip.so", d);
+    return access(so, F_OK) == 0;
+}
+
+static gptq_backend *g_cpu, *g_hip;
+
+/* Open both backends, or skip the test saying why. */
+static void open_both(void)
+{
+    const char *d = plugin_build_dir();
+    if (d && plugin_was_built()) setenv("GPTQ_BACKEND_PATH", d, 1);
+    int st = gptq_backend_open("hip", &g_hip);
+    if (st != GPTQ_OK)
+        cr_skip_test("HIP backend unavailable (no plugin built or no GPU): %s", gptq_last_error());
+    cr_assert_eq(gptq_backend_open("cpu", &g_cpu), GPTQ_OK, "%s", gptq_last_error());
+}
+
+static void close_both(void)
+{
+    gptq_backend_close(g_hip);
+    gptq_backend_close(g_cpu);
+    g_hip = g_cpu = NULL;
+}
+
+static const gptq_backend_iface *IF(gptq_backend *be) { return be->iface; }
+
+static gptq_buf *dev_new(gptq_backend *be, size_t nbytes)
+{
+    gptq_buf *b = NULL;
+    cr_assert_eq(gptq_be_alloc(be, nbytes, &b, "test buffer"), GPTQ_OK, "%s", gptq_last_error());
+    return b;
+}
+
+static void dev_put(gptq_backend *be, gptq_buf *b, const void *src, size_t n)
+{
+    cr_assert_eq(gptq_be_upload(be, b, 0, src, n), GPTQ_OK, "%s", gptq_last_error());
+}
+
+static void dev_get(gptq_backend *be, const gptq_buf *b, void *dst, size_t n)
+{
+    cr_assert_eq(gptq_be_download(be, b, 0, dst, n), GPTQ_OK, "%s", gptq_last_error());
+}
+
+static gptq_buf *dev_from(gptq_backend *be, const void *src, size_t n)
+{
+    gptq_buf *b = dev_new(be, n);
+    dev_put(be, b, src, n);
+    return b;
+}
+
+static void ok(gptq_backend *be, int st, const char *op)
+{
+    cr_assert_eq(st, GPTQ_OK, "%s on %s: %s (%s)", op, be->iface->name, gptq_status_str(st),
+                 be->iface->error(be->ctx));
+}
+
+/* ||a - b||_F / ||b||_F; a NaN or an infinity in either fails. */
+static double rel_frob(const float *a, const float *b, size_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* ------------------------------------------------------------------ */
+/* The plugin is missing (CPU-only build)                              */
+/* ------------------------------------------------------------------ */
+
+Test(hip, missing_plugin_message)
+{
+    if (plugin_was_built())
+        cr_skip_test("the HIP plugin is built here; this test checks the CPU-only build");
+    char dir[] = "/tmp/gptq-test-hip-XXXXXX";
+    cr_assert(mkdtemp(dir), "mkdtemp failed");
+    setenv("GPTQ_BACKEND_PATH", dir, 1);
+    gptq_backend *be = NULL;
+    int st = gptq_backend_open("hip", &be);
+    unsetenv("GPTQ_BACKEND_PATH");
+    rmdir(dir);
+    if (st == GPTQ_OK) {
+        char where[600];
+        snprintf(where, sizeof where, "%s", be->path);
+        gptq_backend_close(be);
+        cr_skip_test("a HIP plugin is installed outside this build (%s)", where);
+    }
+    cr_assert_eq(st, GPTQ_ERR_BACKEND, "status %d: %s", st, gptq_last_error());
+    cr_assert_null(be);
+    const char *m = gptq_last_error();
+    cr_assert(strstr(m, "libgptq-hip.so not found"), "%s", m);
+    cr_assert(strstr(m, dir), "the message should list the folder searched: %s", m);
+    cr_assert(strstr(m, "-Dhip=enabled"), "the message should say how to build it: %s", m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory                                                              */
+/* ------------------------------------------------------------------ */
+
+Test(hip, alloc_zeroed_roundtrip_and_bounds)
+{
+    open_both();
+    const size_t n = 100003; /* odd size */
+    gptq_buf *b = dev_new(g_hip, n);
+    unsigned char *h = xmalloc(n);
+    memset(h, 0xAB, n);
+    dev_get(g_hip, b, h, n);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(h[i], 0, "byte %zu of a new buffer is %d", i, h[i]);
+    for (size_t i = 0; i < n; i++) h[i] = (unsigned char)(i * 7 + 3);
+    dev_put(g_hip, b, h, n);
+    gptq_buf *c = dev_new(g_hip, n);
+    ok(g_hip, IF(g_hip)->copy(g_hip->ctx, c, 10, b, 0, n - 10), "copy");
+    unsigned char *g = xmalloc(n);
+    dev_get(g_hip, c, g, n);
+    for (size_t i = 10; i < n; i++) cr_assert_eq(g[i], h[i - 10], "copy: byte %zu", i);
+    /* overlapping copy inside one buffer: memmove semantics */
+    ok(g_hip, IF(g_hip)->copy(g_hip->ctx, b, 5, b, 0, n - 5), "copy (overlap)");
+    dev_get(g_hip, b, g, n);
+    for (size_t i = 5; i < n; i++) cr_assert_eq(g[i], h[i - 5], "overlapping copy: byte %zu", i);
+    /* out of range */
+    cr_assert_eq(IF(g_hip)->upload(g_hip->ctx, b, n - 3, h, 4), GPTQ_ERR_INVALID);
+    cr_assert(strstr(IF(g_hip)->error(g_hip->ctx), "outside"), "%s", IF(g_hip)->error(g_hip->ctx));
+    cr_assert_eq(IF(g_hip)->download(g_hip->ctx, b, n, g, 1), GPTQ_ERR_INVALID);
+    size_t fr = 0, tot = 0;
+    ok(g_hip, IF(g_hip)->mem_info(g_hip->ctx, &fr, &tot), "mem_info");
+    cr_assert(tot > 0 && fr <= tot, "mem_info: free %zu of %zu", fr, tot);
+    free(h);
+    free(g);
+    gptq_be_free(g_hip, b);
+    gptq_be_free(g_hip, c);
+    close_both();
+}
+
+Test(hip, out_of_memory_is_an_error)
+{
+    open_both();
+    const size_t pib = (size_t)1 << 50;
+    gptq_buf *b = NULL;
+    int st = IF(g_hip)->alloc(g_hip->ctx, pib, &b);
+    cr_assert_eq(st, GPTQ_ERR_NOMEM, "1 PiB alloc: status %d (%s)", st,
+                 IF(g_hip)->error(g_hip->ctx));
+    cr_assert_null(b);
+    const char *m = IF(g_hip)->error(g_hip->ctx);
+    cr_assert(strstr(m, "1125899906842624 bytes"), "the message should give the size: %s", m);
+    cr_assert(strstr(m, "MiB free of"), "the message should give free/total memory: %s", m);
+    /* the wrapper names what was being allocated */
+    cr_assert_eq(gptq_be_alloc(g_hip, pib, &b, "the test's petabyte"), GPTQ_ERR_NOMEM);
+    cr_assert(strstr(gptq_last_error(), "the test's petabyte"), "%s", gptq_last_error());
+    /* and the device still works */
+    gptq_buf *ok_b = dev_new(g_hip, 1 << 20);
+    float x = 3.5f, y = 0.0f;
+    cr_assert_eq(gptq_be_upload(g_hip, ok_b, 64, &x, 4), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(gptq_be_download(g_hip, ok_b, 64, &y, 4), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(y, 3.5f);
+    gptq_be_free(g_hip, ok_b);
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* gemm                                                                */
+/* ------------------------------------------------------------------ */
+
+/* One gemm on both backends from the same inputs; returns the relative
+ * Frobenius difference of C. Views sit at offsets with padded leading
+ * dimensions so the bounds and strides are exercised. */
+static double gemm_case(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                        int64_t pad)
+{
+    const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    const int64_t lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+    const size_t aoff = 3 * (size_t)pad, boff = 5 * (size_t)pad, coff = 7 * (size_t)pad;
+    const size_t na = aoff + (size_t)(ar * lda), nb = boff + (size_t)(br * ldb),
+                 nc = coff + (size_t)(M * ldc);
+    float *A = xmalloc(na * 4), *B = xmalloc(nb * 4), *C0 = xmalloc(nc * 4);
+    float *Rh = xmalloc(nc * 4), *Rc = xmalloc(nc * 4);
+    fill_uniform(A, na);
+    fill_uniform(B, nb);
+    fill_uniform(C0, nc);
+    if (beta == 0.0f)
+        for (size_t i = 0; i < nc; i++) C0[i] = NAN; /* beta 0: C must not be read */
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    float *out[2] = {Rh, Rc};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *a = dev_from(be[k], A, na * 4), *b = dev_from(be[k], B, nb * 4),
+                 *c = dev_from(be[k], C0, nc * 4);
+        ok(be[k], IF(be[k])->gemm(be[k]->ctx, ta, tb, M, N, K, alpha, a, aoff, lda, b, boff, ldb,
+                                  beta, c, coff, ldc),
+           "gemm");
+        dev_get(be[k], c, out[k], nc * 4);
+        gptq_be_free(be[k], a);
+        gptq_be_free(be[k], b);
+        gptq_be_free(be[k], c);
+    }
+    /* the padding between rows is left alone */
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = N; j < ldc; j++) {
+            size_t at = coff + (size_t)(i * ldc + j);
+            if (beta != 0.0f) cr_assert_eq(Rh[at], C0[at], "gemm wrote outside C at (%lld, %lld)",
+                                           (long long)i, (long long)j);
+        }
+    /* compare the C views only */
+    float *vh = xmalloc((size_t)(M * N) * 4), *vc = xmalloc((size_t)(M * N) * 4);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            vh[i * N + j] = Rh[coff + (size_t)(i * ldc + j)];
+            vc[i * N + j] = Rc[coff + (size_t)(i * ldc + j)];
+        }
+    double e = rel_frob(vh, vc, (size_t)(M * N));
+    free(vh);
+    free(vc);
+    free(A);
+    free(B);
+    free(C0);
+    free(Rh);
+    free(Rc);
+    return e;
+}
+
+Test(hip, gemm_vs_cpu)
+{
+    open_both();
+    rng_seed(11);
+    /* sizes: tails in every dimension, vector (multiple-of-4) and scalar paths */
+    const int64_t sizes[][3] = {{131, 77, 53}, {256, 384, 200}, {1, 1, 1}, {5, 300, 7},
+                                {260, 132, 300}, {129, 129, 129}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int pad = 0; pad < 2; pad++) {
+                    const int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                    float beta = pad ? -0.25f : 0.0f;
+                    double e = gemm_case(ta, tb, M, N, K, 0.75f, beta, pad ? 4 + s % 2 : 0);
+                    cr_assert(e < TOL_GEMM,
+                              "gemm ta=%d tb=%d M=%lld N=%lld K=%lld pad=%d: rel. error %.3g >= %g",
+                              ta, tb, (long long)M, (long long)N, (long long)K, pad, e, TOL_GEMM);
+                }
+    close_both();
+}
+
+Test(hip, gemm_rejects_views_past_the_buffer)
+{
+    open_both();
+    gptq_buf *a = dev_new(g_hip, 16 * 16 * 4), *c = dev_new(g_hip, 16 * 16 * 4);
+    int st = IF(g_hip)->gemm(g_hip->ctx, 0, 0, 16, 16, 17, 1.0f, a, 0, 17, a, 0, 16, 0.0f, c, 0, 16);
+    cr_assert_eq(st, GPTQ_ERR_INVALID);
+    cr_assert(strstr(IF(g_hip)->error(g_hip->ctx), "runs past the buffer"), "%s",
+              IF(g_hip)->error(g_hip->ctx));
+    gptq_be_free(g_hip, a);
+    gptq_be_free(g_hip, c);
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* hessian_accumulate                                                  */
+/* ------------------------------------------------------------------ */
+
+static void hessian_case(int64_t C, int64_t n)
+{
+    const int64_t n1 = n * 3 / 5; /* two calls: rows [0, n1) and [n1, n) via x_off */
+    float *X = xmalloc((size_t)(n * C) * 4), *S0 = xmalloc((size_t)(C * C) * 4);
+    float *Sh = xmalloc((size_t)(C * C) * 4), *Sc = xmalloc((size_t)(C * C) * 4);
+    fill_uniform(X, (size_t)(n * C));
+    /* a symmetric starting S (the accumulation continues a previous one) */
+    for (int64_t i = 0; i < C; i++)
+        for (int64_t j = 0; j <= i; j++) S0[i * C + j] = S0[j * C + i] = 10.0f * rng_uniform();
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    float *out[2] = {Sh, Sc};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *x = dev_from(be[k], X, (size_t)(n * C) * 4);
+        gptq_buf *s = dev_from(be[k], S0, (size_t)(C * C) * 4);
+        ok(be[k], IF(be[k])->hessian_accumulate(be[k]->ctx, s, x, 0, n1, C), "hessian_accumulate");
+        ok(be[k], IF(be[k])->hessian_accumulate(be[k]->ctx, s, x, (size_t)(n1 * C), n - n1, C),
+           "hessian_accumulate");
+        dev_get(be[k], s, out[k], (size_t)(C * C) * 4);
+        gptq_be_free(be[k], x);
+        gptq_be_free(be[k], s);
+    }
+    double e = rel_frob(Sh, Sc, (size_t)(C * C));
+    cr_assert(e < TOL_HESS, "hessian C=%lld n=%lld: rel. error %.3g >= %g", (long long)C,
+              (long long)n, e, TOL_HESS);
+    for (int64_t i = 0; i < C; i++)
+        for (int64_t j = 0; j < i; j++)
+            cr_assert_eq(Sh[i * C + j], Sh[j * C + i], "HIP S not symmetric at (%lld, %lld)",
+                         (long long)i, (long long)j);
+    free(X);
+    free(S0);
+    free(Sh);
+    free(Sc);
+}
+
+Test(hip, hessian_vs_cpu)
+{
+    open_both();
+    rng_seed(12);
+    hessian_case(300, 1000); /* 3 tiles a side, vector loads */
+    hessian_case(97, 1000);  /* one partial tile, scalar loads */
+    hessian_case(257, 33);   /* a short batch */
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* cholesky_inverse_upper                                              */
+/* ------------------------------------------------------------------ */
+
+/* H = X^T X / n + 0.5 I with X uniform: eigenvalues near 1/3 + 0.5, so a
+ * condition number below ~3 for n >> C; a rank-1 bump adds some spread. */
+static void make_spd(float *H, int64_t C)
+{
+    const int64_t n = 2 * C + 64;
+    float *X = xmalloc((size_t)(n * C) * 4), *v = xmalloc((size_t)C * 4);
+    fill_uniform(X, (size_t)(n * C));
+    fill_uniform(v, (size_t)C);
+    for (int64_t i = 0; i < C; i++)
+        for (int64_t j = 0; j <= i; j++) {
+            double s = 0.0;
+            for (int64_t r = 0; r < n; r++) s += (double)X[r * C + i] * X[r * C + j];
+            double h = s / (double)n + (i == j ? 0.5 : 0.0) + 0.5 * (double)v[i] * v[j];
+            H[i * C + j] = H[j * C + i] = (float)h;
+        }
+    free(X);
+    free(v);
+}
+
+static void chol_case(int64_t C)
+{
+    float *H = xmalloc((size_t)(C * C) * 4), *Uh = xmalloc((size_t)(C * C) * 4),
+          *Uc = xmalloc((size_t)(C * C) * 4);
+    make_spd(H, C);
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    float *out[2] = {Uh, Uc};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *h = dev_from(be[k], H, (size_t)(C * C) * 4);
+        int64_t bad = 12345;
+        ok(be[k], IF(be[k])->cholesky_inverse_upper(be[k]->ctx, h, C, &bad), "cholesky_inverse_upper");
+        cr_assert_eq(bad, -1, "bad_col %lld after success", (long long)bad);
+        dev_get(be[k], h, out[k], (size_t)(C * C) * 4);
+        gptq_be_free(be[k], h);
+    }
+    double e = rel_frob(Uh, Uc, (size_t)(C * C));
+    cr_assert(e < TOL_U, "U C=%lld: rel. error %.3g >= %g", (long long)C, e, TOL_U);
+    for (int64_t i = 0; i < C; i++)
+        for (int64_t j = 0; j < i; j++)
+            cr_assert_eq(Uh[i * C + j], 0.0f, "U not upper at (%lld, %lld)", (long long)i,
+                         (long long)j);
+    /* independent of the CPU: U^T U H = I, checked on a few columns */
+    double worst = 0.0;
+    for (int64_t col = 0; col < C; col += (C > 7 ? C / 7 : 1)) {
+        for (int64_t i = 0; i < C; i++) {
+            double s = 0.0; /* (U^T U H)[i][col] = sum_k U[k][i] (U H)[k][col] */
+            for (int64_t k = 0; k <= i; k++) {
+                double uh = 0.0;
+                for (int64_t m = k; m < C; m++) uh += (double)Uh[k * C + m] * H[m * C + col];
+                s += (double)Uh[k * C + i] * uh;
+            }
+            double d = fabs(s - (i == col ? 1.0 : 0.0));
+            if (d > worst) worst = d;
+        }
+    }
+    cr_assert(worst < 1e-4, "U^T U H - I: largest entry %.3g (C=%lld)", worst, (long long)C);
+    free(H);
+    free(Uh);
+    free(Uc);
+}
+
+Test(hip, cholesky_inverse_vs_cpu)
+{
+    open_both();
+    rng_seed(13);
+    chol_case(1);
+    chol_case(64);  /* one block */
+    chol_case(197); /* 3 blocks and a partial one */
+    chol_case(300);
+    close_both();
+}
+
+Test(hip, cholesky_not_positive_definite)
+{
+    open_both();
+    const int64_t C = 150;
+    float *H = xmalloc((size_t)(C * C) * 4);
+    /* identity with one negative pivot at column 70: the trailing block
+     * H[70:, 70:] is where positive definiteness fails, as the CPU says */
+    memset(H, 0, (size_t)(C * C) * 4);
+    for (int64_t i = 0; i < C; i++) H[i * C + i] = 1.0f;
+    H[70 * C + 70] = -2.0f;
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *h = dev_from(be[k], H, (size_t)(C * C) * 4);
+        int64_t bad = -7;
+        int st = IF(be[k])->cholesky_inverse_upper(be[k]->ctx, h, C, &bad);
+        cr_assert_eq(st, GPTQ_ERR_NUMERIC, "%s: status %d", be[k]->iface->name, st);
+        cr_assert_eq(bad, 70, "%s: bad_col %lld", be[k]->iface->name, (long long)bad);
+        cr_assert(strstr(IF(be[k])->error(be[k]->ctx), "not positive definite"), "%s",
+                  IF(be[k])->error(be[k]->ctx));
+        /* a NaN: reported at its column, first in memory order */
+        H[70 * C + 70] = 1.0f;
+        H[33 * C + 101] = NAN;
+        dev_put(be[k], h, H, (size_t)(C * C) * 4);
+        st = IF(be[k])->cholesky_inverse_upper(be[k]->ctx, h, C, &bad);
+        cr_assert_eq(st, GPTQ_ERR_NUMERIC, "%s: status %d", be[k]->iface->name, st);
+        cr_assert_eq(bad, 101, "%s: bad_col %lld", be[k]->iface->name, (long long)bad);
+        H[33 * C + 101] = 0.0f;
+        H[70 * C + 70] = -2.0f;
+        gptq_be_free(be[k], h);
+    }
+    free(H);
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* quant_grid                                                          */
+/* ------------------------------------------------------------------ */
+
+Test(hip, quant_grid_vs_cpu)
+{
+    open_both();
+    rng_seed(14);
+    const int64_t R = 257, C = 300, G = 128, ngroups = 3;
+    float *W = xmalloc((size_t)(R * C) * 4);
+    fill_uniform(W, (size_t)(R * C));
+    for (int64_t j = 0; j < C; j++) W[5 * C + j] = 0.0f;             /* an all-zero row */
+    for (int64_t j = 0; j < C; j++) W[6 * C + j] = fabsf(W[6 * C + j]); /* no negatives */
+    const int bits_list[] = {2, 3, 4, 8};
+    float *s[2], *z[2];
+    for (int k = 0; k < 2; k++) {
+        s[k] = xmalloc((size_t)(ngroups * R) * 4);
+        z[k] = xmalloc((size_t)(ngroups * R) * 4);
+    }
+    for (int bi = 0; bi < 4; bi++)
+        for (int sym = 0; sym < 2; sym++)
+            for (int mse = 0; mse < 2; mse++) {
+                gptq_grid_params p = {bits_list[bi], sym, mse, 2.4f, 100, 0.8f};
+                gptq_backend *be[2] = {g_hip, g_cpu};
+                for (int k = 0; k < 2; k++) {
+                    gptq_buf *w = dev_from(be[k], W, (size_t)(R * C) * 4);
+                    gptq_buf *sb = dev_new(be[k], (size_t)(ngroups * R) * 4);
+                    gptq_buf *zb = dev_new(be[k], (size_t)(ngroups * R) * 4);
+                    for (int64_t g = 0; g < ngroups; g++) {
+                        int64_t len = G < C - g * G ? G : C - g * G; /* last group: 44 */
+                        ok(be[k], IF(be[k])->quant_grid(be[k]->ctx, w, R, C, g * G, len, g, sb, zb, &p),
+                           "quant_grid");
+                    }
+                    dev_get(be[k], sb, s[k], (size_t)(ngroups * R) * 4);
+                    dev_get(be[k], zb, z[k], (size_t)(ngroups * R) * 4);
+                    gptq_be_free(be[k], w);
+                    gptq_be_free(be[k], sb);
+                    gptq_be_free(be[k], zb);
+                }
+                int64_t same = 0;
+                for (int64_t i = 0; i < ngroups * R; i++)
+                    same += s[0][i] == s[1][i] && z[0][i] == z[1][i];
+                double share = (double)same / (double)(ngroups * R);
+                if (!mse)
+                    cr_assert_eq(same, ngroups * R,
+                                 "bits %d sym %d: %lld of %lld grids differ from the CPU's",
+                                 bits_list[bi], sym, (long long)(ngroups * R - same),
+                                 (long long)(ngroups * R));
+                else
+                    cr_assert(share >= MIN_SAME_CODES, "bits %d sym %d mse: identical share %.5f",
+                              bits_list[bi], sym, share);
+            }
+    for (int k = 0; k < 2; k++) {
+        free(s[k]);
+        free(z[k]);
+    }
+    free(W);
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* gptq_block                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct solve_out {
+    uint8_t *codes;  /* (R, C) */
+    float *scale;    /* (ngroups, R) */
+    float *zero;     /* (ngroups, R) */
+    float *W;        /* (R, C) after the solve */
+    float *Err;      /* (R, B) of the last block */
+    double *loss;    /* (R) */
+} solve_out;
+
+static void solve_out_free(solve_out *o)
+{
+    free(o->codes);
+    free(o->scale);
+    free(o->zero);
+    free(o->W);
+    free(o->Err);
+    free(o->loss);
+}
+
+/* The solve of gptq.c driven op by op: blocks of B from j0 = 0 (all of them,
+ * or only the first when first_only), the lazy GEMM after each. U may be
+ * NULL (RTN). grid_given: scale/zero uploaded from S0/Z0. */
+static void run_solve(gptq_backend *be, const float *W0, int64_t R, int64_t C, const float *U,
+                      int64_t G, int64_t B, const int32_t *gidx, int64_t ngroups, int grid_given,
+                      const float *S0, const float *Z0, const gptq_grid_params *gp,
+                      int first_only, solve_out *o)
+{
+    const size_t wbytes = (size_t)(R * C) * 4, gbytes = (size_t)(ngroups * R) * 4;
+    gptq_buf *w = dev_from(be, W0, wbytes);
+    gptq_buf *u = U ? dev_from(be, U, (size_t)(C * C) * 4) : NULL;
+    gptq_buf *gi = dev_from(be, gidx, (size_t)C * 4);
+    gptq_buf *sb = dev_new(be, gbytes), *zb = dev_new(be, gbytes);
+    if (grid_given) {
+        dev_put(be, sb, S0, gbytes);
+        dev_put(be, zb, Z0, gbytes);
+    }
+    gptq_buf *codes = dev_new(be, (size_t)(R * C));
+    gptq_buf *err = dev_new(be, (size_t)(R * B) * 4);
+    gptq_buf *loss = dev_new(be, (size_t)R * 8);
+    /* poison the outputs: every element must be written */
+    unsigned char *poison = xmalloc((size_t)(R * C) > (size_t)(R * B) * 4 ? (size_t)(R * C) : (size_t)(R * B) * 4);
+    memset(poison, 0xEE, (size_t)(R * C) > (size_t)(R * B) * 4 ? (size_t)(R * C) : (size_t)(R * B) * 4);
+    dev_put(be, codes, poison, (size_t)(R * C));
+    dev_put(be, err, poison, (size_t)(R * B) * 4);
+    free(poison);
+    for (int64_t j0 = 0; j0 < C; j0 += B) {
+        const int64_t nb = B < C - j0 ? B : C - j0;
+        gptq_block_args a = {
+            .W = w, .R = R, .C = C, .U = u, .j0 = j0, .nb = nb, .group_size = G,
+            .grid_given = grid_given, .gidx = gi, .scale = sb, .zero = zb, .codes = codes,
+            .Err = err, .loss = loss, .grid = *gp,
+        };
+        ok(be, IF(be)->gptq_block(be->ctx, &a), "gptq_block");
+        if (first_only) break;
+        if (u && j0 + nb < C)
+            ok(be, IF(be)->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, -1.0f, err, 0, nb, u,
+                                (size_t)(j0 * C + j0 + nb), C, 1.0f, w, (size_t)(j0 + nb), C),
+               "gemm (lazy update)");
+    }
+    o->codes = xmalloc((size_t)(R * C));
+    o->scale = xmalloc(gbytes);
+    o->zero = xmalloc(gbytes);
+    o->W = xmalloc(wbytes);
+    o->Err = xmalloc((size_t)(R * B) * 4);
+    o->loss = xmalloc((size_t)R * 8);
+    dev_get(be, codes, o->codes, (size_t)(R * C));
+    dev_get(be, sb, o->scale, gbytes);
+    dev_get(be, zb, o->zero, gbytes);
+    dev_get(be, w, o->W, wbytes);
+    dev_get(be, err, o->Err, (size_t)(R * B) * 4);
+    dev_get(be, loss, o->loss, (size_t)R * 8);
+    gptq_be_free(be, w);
+    gptq_be_free(be, u);
+    gptq_be_free(be, gi);
+    gptq_be_free(be, sb);
+    gptq_be_free(be, zb);
+    gptq_be_free(be, codes);
+    gptq_be_free(be, err);
+    gptq_be_free(be, loss);
+}
+
+/* U for the tests: the CPU backend's factor of a well-conditioned H. */
+static float *make_u(int64_t C)
+{
+    float *H = xmalloc((size_t)(C * C) * 4);
+    make_spd(H, C);
+    gptq_buf *h = dev_from(g_cpu, H, (size_t)(C * C) * 4);
+    int64_t bad;
+    ok(g_cpu, IF(g_cpu)->cholesky_inverse_upper(g_cpu->ctx, h, C, &bad), "cholesky_inverse_upper");
+    dev_get(g_cpu, h, H, (size_t)(C * C) * 4);
+    gptq_be_free(g_cpu, h);
+    return H;
+}
+
+typedef struct block_case {
+    const char *name;
+    int64_t R, C, G, B;
+    int bits, sym, mse, rtn, static_groups;
+} block_case;
+
+static void block_case_run(const block_case *bc)
+{
+    const int64_t R = bc->R, C = bc->C, G = bc->G, B = bc->B;
+    const int64_t ngroups = (C + G - 1) / G;
+    float *W = xmalloc((size_t)(R * C) * 4);
+    fill_uniform(W, (size_t)(R * C));
+    for (int64_t j = 0; j < C; j++) W[3 * C + j] = 0.0f; /* an all-zero row */
+    float *U = bc->rtn ? NULL : make_u(C);
+    int32_t *gidx = xmalloc((size_t)C * 4);
+    /* static groups: a permuted order (act-order), grids from the CPU */
+    int32_t *perm = xmalloc((size_t)C * 4);
+    for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
+    if (bc->static_groups)
+        for (int64_t j = C - 1; j > 0; j--) {
+            int64_t k = (int64_t)((rng_uniform() + 1.0f) * 0.5f * (float)(j + 1)) % (j + 1);
+            int32_t t = perm[j];
+            perm[j] = perm[k];
+            perm[k] = t;
+        }
+    for (int64_t j = 0; j < C; j++) gidx[j] = (int32_t)((bc->static_groups ? perm[j] : j) / G);
+    float *S0 = NULL, *Z0 = NULL;
+    gptq_grid_params gp = {bc->bits, bc->sym, bc->mse, 2.4f, 100, 0.8f};
+    const int grid_given = bc->static_groups || bc->rtn;
+    if (grid_given) {
+        S0 = xmalloc((size_t)(ngroups * R) * 4);
+        Z0 = xmalloc((size_t)(ngroups * R) * 4);
+        gptq_buf *w = dev_from(g_cpu, W, (size_t)(R * C) * 4);
+        gptq_buf *sb = dev_new(g_cpu, (size_t)(ngroups * R) * 4), *zb = dev_new(g_cpu, (size_t)(ngroups * R) * 4);
+        for (int64_t g = 0; g < ngroups; g++) {
+            int64_t len = G < C - g * G ? G : C - g * G;
+            ok(g_cpu, IF(g_cpu)->quant_grid(g_cpu->ctx, w, R, C, g * G, len, g, sb, zb, &gp), "quant_grid");
+        }
+        dev_get(g_cpu, sb, S0, (size_t)(ngroups * R) * 4);
+        dev_get(g_cpu, zb, Z0, (size_t)(ngroups * R) * 4);
+        gptq_be_free(g_cpu, w);
+        gptq_be_free(g_cpu, sb);
+        gptq_be_free(g_cpu, zb);
+    }
+    /* W in quantization order */
+    float *Wp = xmalloc((size_t)(R * C) * 4);
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < C; j++) Wp[r * C + j] = W[r * C + perm[j]];
+
+    /* 1. the first block alone: identical bytes */
+    solve_out h1, c1;
+    run_solve(g_hip, Wp, R, C, U, G, B, gidx, ngroups, grid_given, S0, Z0, &gp, 1, &h1);
+    run_solve(g_cpu, Wp, R, C, U, G, B, gidx, ngroups, grid_given, S0, Z0, &gp, 1, &c1);
+    const int64_t nb = B < C ? B : C;
+    for (int64_t r = 0; r < R; r++) {
+        for (int64_t j = 0; j < nb; j++) {
+            cr_assert_eq(h1.codes[r * C + j], c1.codes[r * C + j],
+                         "%s: first block: code (%lld, %lld) %d vs CPU %d", bc->name, (long long)r,
+                         (long long)j, h1.codes[r * C + j], c1.codes[r * C + j]);
+            cr_assert(memcmp(&h1.Err[r * B + j], &c1.Err[r * B + j], 4) == 0,
+                      "%s: first block: error (%lld, %lld) %.9g vs CPU %.9g", bc->name,
+                      (long long)r, (long long)j, h1.Err[r * B + j], c1.Err[r * B + j]);
+        }
+        cr_assert(memcmp(&h1.W[r * C], &c1.W[r * C], (size_t)C * 4) == 0,
+                  "%s: first block: row %lld of W differs", bc->name, (long long)r);
+        if (!bc->mse)
+            cr_assert(memcmp(&h1.loss[r], &c1.loss[r], 8) == 0,
+                      "%s: first block: loss of row %lld %.17g vs CPU %.17g", bc->name,
+                      (long long)r, h1.loss[r], c1.loss[r]);
+    }
+    if (!bc->mse) {
+        cr_assert(memcmp(h1.scale, c1.scale, (size_t)(ngroups * R) * 4) == 0,
+                  "%s: first block: scales differ", bc->name);
+        cr_assert(memcmp(h1.zero, c1.zero, (size_t)(ngroups * R) * 4) == 0,
+                  "%s: first block: zeros differ", bc->name);
+    }
+    solve_out_free(&h1);
+    solve_out_free(&c1);
+
+    /* 2. the whole solve */
+    solve_out h, c;
+    run_solve(g_hip, Wp, R, C, U, G, B, gidx, ngroups, grid_given, S0, Z0, &gp, 0, &h);
+    run_solve(g_cpu, Wp, R, C, U, G, B, gidx, ngroups, grid_given, S0, Z0, &gp, 0, &c);
+    int64_t same = 0, maxd = 0;
+    for (int64_t i = 0; i < R * C; i++) {
+        int64_t d = (int64_t)h.codes[i] - (int64_t)c.codes[i];
+        if (d < 0) d = -d;
+        same += d == 0;
+        if (d > maxd) maxd = d;
+    }
+    double share = (double)same / (double)(R * C);
+    double lh = 0.0, lc = 0.0, smax = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+        lh += h.loss[r];
+        lc += c.loss[r];
+    }
+    for (int64_t i = 0; i < ngroups * R; i++) {
+        double d = fabs((double)h.scale[i] - (double)c.scale[i]) / fabs((double)c.scale[i]);
+        if (!(d <= smax)) smax = d; /* NaN propagates */
+    }
+    double lrel = fabs(lh - lc) / (lc > 0.0 ? lc : 1.0);
+    cr_log_info("%s: codes identical %.6f, max diff %lld, loss %.9g vs %.9g (rel %.3g), max "
+                "scale rel diff %.3g",
+                bc->name, share, (long long)maxd, lh, lc, lrel, smax);
+    cr_assert(share >= MIN_SAME_CODES, "%s: identical codes %.5f < %.3f", bc->name, share,
+              MIN_SAME_CODES);
+    cr_assert(maxd <= 1, "%s: a code differs by %lld steps", bc->name, (long long)maxd);
+    cr_assert(lrel < TOL_LOSS, "%s: loss %.9g vs CPU %.9g (rel %.3g)", bc->name, lh, lc, lrel);
+    cr_assert(smax < TOL_SCALE, "%s: a scale differs by %.3g relative", bc->name, smax);
+    solve_out_free(&h);
+    solve_out_free(&c);
+    free(W);
+    free(Wp);
+    free(U);
+    free(gidx);
+    free(perm);
+    free(S0);
+    free(Z0);
+}
+
+Test(hip, gptq_block_vs_cpu)
+{
+    open_both();
+    rng_seed(15);
+    const block_case cases[] = {
+        {"4-bit g128 asym", 200, 384, 128, 128, 4, 0, 0, 0, 0},
+        {"3-bit one group sym", 130, 300, 300, 128, 3, 1, 0, 0, 0},
+        {"2-bit g32 asym", 97, 256, 32, 128, 2, 0, 0, 0, 0},
+        {"4-bit g64 B32 (group over blocks)", 64, 256, 64, 32, 4, 0, 0, 0, 0},
+        {"8-bit g128 mse", 66, 256, 128, 128, 8, 0, 1, 0, 0},
+        {"4-bit g128 static groups act-order", 100, 384, 128, 128, 4, 1, 0, 0, 1},
+        {"4-bit g128 RTN (U = I)", 90, 256, 128, 128, 4, 0, 0, 1, 0},
+        {"4-bit g512 B512 (unstaged kernel)", 70, 1024, 512, 512, 4, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) block_case_run(&cases[i]);
+    close_both();
+}
+
+Test(hip, gptq_block_bad_group_index)
+{
+    open_both();
+    const int64_t R = 40, C = 128, B = 128;
+    gptq_buf *w = dev_new(g_hip, (size_t)(R * C) * 4), *gi = dev_new(g_hip, (size_t)C * 4);
+    gptq_buf *sb = dev_new(g_hip, (size_t)R * 4), *zb = dev_new(g_hip, (size_t)R * 4);
+    gptq_buf *codes = dev_new(g_hip, (size_t)(R * C)), *err = dev_new(g_hip, (size_t)(R * B) * 4);
+    gptq_buf *loss = dev_new(g_hip, (size_t)R * 8);
+    int32_t gidx[128] = {0};
+    gidx[77] = 5; /* only group 0 exists */
+    dev_put(g_hip, gi, gidx, sizeof gidx);
+    gptq_block_args a = {
+        .W = w, .R = R, .C = C, .U = NULL, .j0 = 0, .nb = B, .group_size = C, .grid_given = 0,
+        .gidx = gi, .scale = sb, .zero = zb, .codes = codes, .Err = err, .loss = loss,
+        .grid = {4, 0, 0, 2.4f, 100, 0.8f},
+    };
+    /* the kernel finds it; the next sync reports it */
+    int st = IF(g_hip)->gptq_block(g_hip->ctx, &a);
+    if (st == GPTQ_OK) st = IF(g_hip)->sync(g_hip->ctx);
+    cr_assert_eq(st, GPTQ_ERR_INVALID, "status %d", st);
+    cr_assert(strstr(IF(g_hip)->error(g_hip->ctx), "gidx[77] = 5"), "%s",
+              IF(g_hip)->error(g_hip->ctx));
+    /* reported once: the backend goes on working */
+    cr_assert_eq(IF(g_hip)->sync(g_hip->ctx), GPTQ_OK, "%s", IF(g_hip)->error(g_hip->ctx));
+    gptq_be_free(g_hip, w);
+    gptq_be_free(g_hip, gi);
+    gptq_be_free(g_hip, sb);
+    gptq_be_free(g_hip, zb);
+    gptq_be_free(g_hip, codes);
+    gptq_be_free(g_hip, err);
+    gptq_be_free(g_hip, loss);
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* The driver end to end on the HIP backend                            */
+/* ------------------------------------------------------------------ */
+
+Test(hip, quantize_layer_vs_cpu)
+{
+    open_both();
+    rng_seed(16);
+    const int64_t R = 96, C = 256;
+    float *W = xmalloc((size_t)(R * C) * 4), *H = xmalloc((size_t)(C * C) * 4);
+    fill_uniform(W, (size_t)(R * C));
+    make_spd(H, C);
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.sym = 0;
+    cfg.desc_act = 1;
+    gptq_layer_result rh, rc;
+    cr_assert_eq(gptq_quantize_layer(g_hip, W, R, C, H, &cfg, &rh), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(gptq_quantize_layer(g_cpu, W, R, C, H, &cfg, &rc), GPTQ_OK, "%s", gptq_last_error());
+    int64_t same = 0;
+    for (int64_t i = 0; i < R * C; i++) same += rh.codes[i] == rc.codes[i];
+    double share = (double)same / (double)(R * C);
+    double lrel = fabs(rh.loss - rc.loss) / rc.loss;
+    cr_log_info("quantize_layer: codes identical %.6f, loss %.9g vs %.9g", share, rh.loss, rc.loss);
+    cr_assert(share >= MIN_SAME_CODES, "identical codes %.5f", share);
+    cr_assert(lrel < TOL_LOSS, "loss %.9g vs CPU %.9g", rh.loss, rc.loss);
+    cr_assert(memcmp(rh.perm, rc.perm, (size_t)C * 4) == 0, "act-order permutations differ");
+    gptq_layer_result_free(&rh);
+    gptq_layer_result_free(&rc);
+    free(W);
+    free(H);
+    close_both();
+}
