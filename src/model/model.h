@@ -33,6 +33,23 @@
  *   OPT:   0 self_attn.q_proj, 1 self_attn.k_proj, 2 self_attn.v_proj (group 0),
  *          3 self_attn.out_proj (group 1), 4 fc1 (group 2), 5 fc2 (group 3)
  *
+ * Typical use by a quantization pipeline (true-sequential, batches of
+ * calibration windows that do not fit in one call):
+ *   gptq_model_open(dir, be, &m);
+ *   for each batch b: gptq_model_embed(m, ids_b, nseq_b, S, X[b]);
+ *   for L in layers:
+ *     gptq_model_layer_load(m, L);
+ *     for g in groups:
+ *       for each batch b: gptq_model_layer_forward(m, L, X[b], Y[b], ..., hook, st)
+ *         where the hook adds ev->X into the Hessian of group g and returns
+ *         GPTQ_HOOK_STOP when ev->group == g (nothing after it is needed);
+ *       quantize the group's modules, gptq_model_linear_set(m, L, i, W_hat);
+ *     for each batch b: gptq_model_layer_forward(m, L, X[b], X[b], ..., NULL, NULL)
+ *       (the quantized layer's output is the next layer's input);
+ *   When all windows fit in one call (T = nsamples * S), one forward with a
+ *   hook that accumulates, quantizes and swaps the weights at each group does
+ *   the same in one pass.
+ *
  * Every function returns GPTQ_OK or a negative gptq_status with a message
  * (gptq_last_error) naming the file, key or tensor at fault.
  */
