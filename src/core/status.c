@@ -46,8 +46,14 @@ int gptq_error_prefix(int status, const char *fmt, ...)
     va_start(ap, fmt);
     int k = vsnprintf(g_msg, sizeof g_msg, fmt, ap);
     va_end(ap);
-    if (k >= 0 && (size_t)k < sizeof g_msg && old[0])
-        snprintf(g_msg + k, sizeof g_msg - (size_t)k, ": %s", old);
+    if (k >= 0 && (size_t)k + 2 < sizeof g_msg && old[0]) {
+        /* append ": <old>" truncated to what fits */
+        size_t at = (size_t)k, room = sizeof g_msg - at - 1;
+        size_t n = strlen(old) + 2 < room ? strlen(old) + 2 : room;
+        memcpy(g_msg + at, ": ", 2);
+        memcpy(g_msg + at + 2, old, n - 2);
+        g_msg[at + n] = '\0';
+    }
     return status;
 }
 
