@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# device_gpu.sh — build gptq-c with the HIP plugin compiled by nvcc (through
+# backends/hip/hip_compat_nvidia.h) on the device machine (one NVIDIA H100,
+# CUDA 13, no Debian packages, no network), run the GPU tests and the GPU
+# benchmark, and leave the logs in $OUT.
+#
+# Run it through the device tool from the repository root, carrying the
+# Debian packages the CPU core needs (made here, on the dev machine):
+#   /work/shared/tools/device-debs.sh .debs libcjson1 libcjson-dev \
+#       libpcre2-8-0 libpcre2-dev libcriterion3 libcriterion-dev libgit2-1.5 \
+#       libnanomsg5 libhttp-parser2.9 libmbedcrypto7 libmbedtls14 \
+#       libmbedx509-1 libssh2-1 libffi8 pkgconf pkgconf-bin libpkgconf3 \
+#       libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1 \
+#       libcom-err2
+#   device run: command "bash tools/device_gpu.sh [STEPS]", carry [".debs"]
+# STEPS (default "build test bench"): any of
+#   build     meson setup + ninja (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
+#   test      meson test: hip_codeobj, hip, and the backend/gptq suites
+#   sanitize  compute-sanitizer memcheck + racecheck on test_hip
+#   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
+#   benchlayer bench_layer --backend hip (the public API, host data)
+# The packages are unpacked into /tmp/deps (never into /); minimal
+# pkg-config files pointing there are written to /tmp/deps/pc.
+set -uo pipefail
+steps=${*:-build test bench}
+OUT=${OUT:-/tmp/gptq-out}
+mkdir -p "$OUT"
+root=$(pwd)
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+log "device_gpu.sh: steps: $steps"
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+    nvcc --version | tail -2
+    gcc --version | head -1
+    python3 -m mesonbuild.mesonmain --version 2>/dev/null || meson --version
+    ninja --version
+    nproc
+} >"$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+# ---- dependencies: Debian packages unpacked under /tmp/deps ----
+D=/tmp/deps
+if [ ! -d "$D/usr" ]; then
+    mkdir -p "$D"
+    for f in .debs/*.deb; do dpkg -x "$f" "$D" || { echo "cannot unpack $f"; exit 1; }; done
+fi
+L=$D/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+mkdir -p "$D/pc"
+pc() { # name cflags libs
+    printf 'Name: %s\nDescription: %s (unpacked Debian package)\nVersion: 99\nCflags: %s\nLibs: %s\n' \
+        "$1" "$1" "$2" "$3" >"$D/pc/$1.pc"
+}
+pc openblas "-I$D/usr/include/x86_64-linux-gnu/openblas-pthread" "-L$L/openblas-pthread -lopenblas"
+pc lapacke "-I$D/usr/include/x86_64-linux-gnu -I$D/usr/include" "-L$L -llapacke"
+pc libcjson "-I$D/usr/include/cjson -I$D/usr/include" "-L$L -lcjson"
+pc libpcre2-8 "-I$D/usr/include" "-L$L -lpcre2-8"
+pc criterion "-I$D/usr/include" "-L$L -lcriterion -pthread"
+export PKG_CONFIG_PATH=$D/pc PKG_CONFIG_LIBDIR=$D/pc
+if ! command -v pkg-config >/dev/null; then
+    export PKG_CONFIG=$D/usr/bin/pkgconf
+fi
+export LIBRARY_PATH=$L:$L/openblas-pthread
+MESON="meson"
+command -v meson >/dev/null || MESON="python3 -m mesonbuild.mesonmain"
+B=build-gpu
+
+for step in $steps; do
+    case $step in
+    build)
+        log "build"
+        rm -rf "$B"
+        $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=enabled >"$OUT/build.log" 2>&1 &&
+            ninja -C "$B" >>"$OUT/build.log" 2>&1
+        rc=$?
+        tail -25 "$OUT/build.log"
+        log "build rc=$rc"
+        [ $rc -eq 0 ] || exit 1
+        ;;
+    test)
+        log "test"
+        $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip backend gptq >"$OUT/test.log" 2>&1
+        rc=$?
+        # per-test details of the HIP suite (criterion's own report, with the logged figures)
+        GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell "$B/tests/test_hip" --verbose --jobs 1 \
+            >>"$OUT/test.log" 2>&1
+        grep -E "^\s*[0-9]+/[0-9]+ |\[(PASS|FAIL|SKIP)\]|identical|Synthesis" "$OUT/test.log" | tail -40
+        log "test rc=$rc"
+        ;;
+    sanitize)
+        log "sanitize"
+        for tool in memcheck racecheck; do
+            GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 280 compute-sanitizer \
+                --tool $tool --error-exitcode 9 "$B/tests/test_hip" --jobs 1 \
+                --filter 'hip/@(gemm_vs_cpu|hessian_vs_cpu|cholesky_inverse_vs_cpu|quant_grid_vs_cpu|gptq_block_vs_cpu|cholesky_not_positive_definite)' \
+                >"$OUT/sanitize_$tool.log" 2>&1
+            log "compute-sanitizer $tool rc=$?"
+            tail -6 "$OUT/sanitize_$tool.log"
+        done
+        ;;
+    bench)
+        log "bench"
+        "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 2>&1 | tee "$OUT/bench.log"
+        log "bench rc=$?"
+        ;;
+    benchlayer)
+        log "bench_layer (public API)"
+        "$B/bench/bench_layer" --backend hip --tokens 262144 2>&1 | tee "$OUT/bench_layer.log"
+        log "bench_layer rc=$?"
+        ;;
+    *)
+        echo "unknown step $step"
+        exit 2
+        ;;
+    esac
+done
