@@ -874,3 +874,235 @@ Test(hip, quantize_layer_vs_cpu)
     free(H);
     close_both();
 }
+
+/* ------------------------------------------------------------------ */
+/* Forward ops                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Tolerances of the forward ops (HIP vs CPU):
+ *   embedding, relu, add, bias_add, rope: identical (the same single f32
+ *     operations, no contraction);
+ *   rmsnorm, layernorm, silu_mul: rel. Frobenius < 1e-6 (double statistics
+ *     summed in another order can move r by an ulp; expf of two libms may
+ *     differ by an ulp or two);
+ *   attention: rel. Frobenius < 1e-5 (dot products over d = 64 and softmax
+ *     sums in other orders);
+ *   cross_entropy: relative 1e-10 per row (double arithmetic, sums in
+ *     another order, exp/log of two libms). */
+#define TOL_FW_NORM 1e-6
+#define TOL_FW_ATTN 1e-5
+#define TOL_FW_CE 1e-10
+
+/* Run `fn` on both backends with n_in float inputs (host arrays) and one
+ * float output of n_out elements, return the two outputs. */
+typedef int (*fw_fn)(gptq_backend *be, gptq_buf **in, gptq_buf *out);
+
+static void fw_both(fw_fn fn, int n_in, const float *const *in, const size_t *in_n, size_t n_out,
+                    const float *out_init, float *res_h, float *res_c)
+{
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    float *res[2] = {res_h, res_c};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *bi[8];
+        for (int i = 0; i < n_in; i++) bi[i] = dev_from(be[k], in[i], in_n[i] * 4);
+        gptq_buf *bo = dev_from(be[k], out_init, n_out * 4);
+        ok(be[k], fn(be[k], bi, bo), "forward op");
+        dev_get(be[k], bo, res[k], n_out * 4);
+        for (int i = 0; i < n_in; i++) gptq_be_free(be[k], bi[i]);
+        gptq_be_free(be[k], bo);
+    }
+}
+
+enum { FT = 37, FD = 200, FV = 53 };
+
+static int f_embed(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->embedding(be->ctx, in[0], 1, FT, in[1], 0, FV, FD, out, 0, 1);
+}
+static int f_rms(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->rmsnorm(be->ctx, in[0], 0, in[1], 0, FT, FD, 1e-5f, out, 0);
+}
+static int f_ln(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->layernorm(be->ctx, in[0], 0, in[1], 0, in[2], 0, FT, FD, 1e-5f, out, 0);
+}
+static int f_ln_plain(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->layernorm(be->ctx, in[0], 0, NULL, 0, NULL, 0, FT, FD, 1e-5f, out, 0);
+}
+static int f_silu(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->silu_mul(be->ctx, in[0], 0, in[1], 0, FT * FD, out, 0);
+}
+static int f_add(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->add(be->ctx, in[0], 0, in[1], 0, FT * FD, out, 0);
+}
+static int f_relu(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    (void)in;
+    return IF(be)->relu(be->ctx, out, 3, FT * FD - 3);
+}
+static int f_bias(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->bias_add(be->ctx, out, 0, in[0], 0, FT, FD);
+}
+
+static void expect_same(const float *a, const float *b, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert(memcmp(&a[i], &b[i], 4) == 0, "%s: element %zu: %.9g vs CPU %.9g", what, i,
+                  a[i], b[i]);
+}
+
+Test(hip, forward_elementwise_and_norms_vs_cpu)
+{
+    open_both();
+    rng_seed(21);
+    const size_t n = (size_t)FT * FD;
+    float *X = xmalloc(n * 4), *Y = xmalloc(n * 4), *w = xmalloc(FD * 4), *b = xmalloc(FD * 4);
+    float *E = xmalloc((size_t)FV * FD * 4), *rh = xmalloc(n * 4), *rc = xmalloc(n * 4);
+    fill_uniform(X, n);
+    fill_uniform(Y, n);
+    fill_uniform(w, FD);
+    fill_uniform(b, FD);
+    fill_uniform(E, (size_t)FV * FD);
+    for (size_t i = 0; i < n; i++) X[i] *= 8.0f; /* silu over a wide range */
+    float ids_f[FT + 1];                         /* i32 bit patterns, from offset 1 */
+    for (int t = 0; t <= FT; t++) {
+        int32_t id = (int32_t)((t * 7 + 3) % FV);
+        memcpy(&ids_f[t], &id, 4);
+    }
+
+    const float *in1[] = {ids_f, E};
+    const size_t n1[] = {FT + 1, (size_t)FV * FD};
+    fw_both(f_embed, 2, in1, n1, n, Y, rh, rc);
+    expect_same(rh, rc, n, "embedding (accumulate)");
+
+    const float *in2[] = {X, w, b};
+    const size_t n2[] = {n, FD, FD};
+    fw_both(f_rms, 2, in2, n2, n, Y, rh, rc);
+    cr_assert(rel_frob(rh, rc, n) < TOL_FW_NORM, "rmsnorm: %.3g", rel_frob(rh, rc, n));
+    fw_both(f_ln, 3, in2, n2, n, Y, rh, rc);
+    cr_assert(rel_frob(rh, rc, n) < TOL_FW_NORM, "layernorm: %.3g", rel_frob(rh, rc, n));
+    fw_both(f_ln_plain, 1, in2, n2, n, Y, rh, rc);
+    cr_assert(rel_frob(rh, rc, n) < TOL_FW_NORM, "layernorm (no w, b): %.3g", rel_frob(rh, rc, n));
+
+    const float *in3[] = {X, Y};
+    const size_t n3[] = {n, n};
+    fw_both(f_silu, 2, in3, n3, n, Y, rh, rc);
+    cr_assert(rel_frob(rh, rc, n) < TOL_FW_NORM, "silu_mul: %.3g", rel_frob(rh, rc, n));
+    fw_both(f_add, 2, in3, n3, n, Y, rh, rc);
+    expect_same(rh, rc, n, "add");
+    fw_both(f_relu, 0, NULL, NULL, n, X, rh, rc);
+    expect_same(rh, rc, n, "relu");
+    const float *in4[] = {b};
+    const size_t n4[] = {FD};
+    fw_both(f_bias, 1, in4, n4, n, X, rh, rc);
+    expect_same(rh, rc, n, "bias_add");
+
+    /* a bad id is reported by the call */
+    int32_t bad[FT];
+    for (int t = 0; t < FT; t++) bad[t] = t == 20 ? FV : 0;
+    gptq_buf *bi = dev_from(g_hip, bad, sizeof bad), *be_ = dev_from(g_hip, E, (size_t)FV * FD * 4);
+    gptq_buf *bo = dev_new(g_hip, n * 4);
+    cr_assert_eq(IF(g_hip)->embedding(g_hip->ctx, bi, 0, FT, be_, 0, FV, FD, bo, 0, 0),
+                 GPTQ_ERR_INVALID);
+    cr_assert(strstr(IF(g_hip)->error(g_hip->ctx), "row 20"), "%s", IF(g_hip)->error(g_hip->ctx));
+    gptq_be_free(g_hip, bi);
+    gptq_be_free(g_hip, be_);
+    gptq_be_free(g_hip, bo);
+    free(X);
+    free(Y);
+    free(w);
+    free(b);
+    free(E);
+    free(rh);
+    free(rc);
+    close_both();
+}
+
+enum { AN = 2, AS = 75, AH = 4, AHK = 2, AD = 64, AP = 80 };
+
+static int f_rope(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->rope(be->ctx, out, 0, AN * AS, AH, AD, in[0], 0, in[1], AP);
+}
+static int f_attn(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+{
+    return IF(be)->attention(be->ctx, in[0], 0, in[1], 0, in[2], 0, AN, AS, AH, AHK, AD,
+                             0.125f, out, 0);
+}
+
+Test(hip, forward_rope_attention_cross_entropy_vs_cpu)
+{
+    open_both();
+    rng_seed(22);
+    const size_t nq = (size_t)AN * AS * AH * AD, nk = (size_t)AN * AS * AHK * AD;
+    float *Q = xmalloc(nq * 4), *K = xmalloc(nk * 4), *V = xmalloc(nk * 4);
+    float *rh = xmalloc(nq * 4), *rc = xmalloc(nq * 4), *cs = xmalloc((size_t)AP * AD * 4);
+    fill_uniform(Q, nq);
+    fill_uniform(K, nk);
+    fill_uniform(V, nk);
+    for (int p = 0; p < AP; p++)
+        for (int i = 0; i < AD / 2; i++) {
+            double ang = p * pow(10000.0, -2.0 * i / AD);
+            cs[p * AD + i] = (float)cos(ang);
+            cs[p * AD + AD / 2 + i] = (float)sin(ang);
+        }
+    float pos_f[AN * AS];
+    for (int t = 0; t < AN * AS; t++) {
+        int32_t p = (int32_t)(t % AS + 3);
+        memcpy(&pos_f[t], &p, 4);
+    }
+    const float *in1[] = {pos_f, cs};
+    const size_t n1[] = {AN * AS, (size_t)AP * AD};
+    fw_both(f_rope, 2, in1, n1, nq, Q, rh, rc);
+    expect_same(rh, rc, nq, "rope");
+
+    const float *in2[] = {Q, K, V};
+    const size_t n2[] = {nq, nk, nk};
+    float *poison = xmalloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) poison[i] = NAN;
+    fw_both(f_attn, 3, in2, n2, nq, poison, rh, rc);
+    double e = rel_frob(rh, rc, nq);
+    cr_assert(e < TOL_FW_ATTN, "attention: rel. error %.3g", e);
+    free(poison);
+
+    /* cross-entropy: logits (T, V), some targets negative (ignored) */
+    enum { CT = 29, CV = 1000 };
+    float *Lg = xmalloc((size_t)CT * CV * 4);
+    fill_uniform(Lg, (size_t)CT * CV);
+    for (size_t i = 0; i < (size_t)CT * CV; i++) Lg[i] *= 10.0f;
+    int32_t tg[CT];
+    for (int t = 0; t < CT; t++) tg[t] = t % 5 == 0 ? -100 : (t * 37) % CV;
+    double nh[CT], nc[CT];
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    double *res[2] = {nh, nc};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *l = dev_from(be[k], Lg, (size_t)CT * CV * 4), *t = dev_from(be[k], tg, sizeof tg);
+        gptq_buf *o = dev_new(be[k], sizeof nh);
+        ok(be[k], IF(be[k])->cross_entropy(be[k]->ctx, l, 0, t, 0, CT, CV, o, 0), "cross_entropy");
+        dev_get(be[k], o, res[k], sizeof nh);
+        gptq_be_free(be[k], l);
+        gptq_be_free(be[k], t);
+        gptq_be_free(be[k], o);
+    }
+    for (int t = 0; t < CT; t++) {
+        if (tg[t] < 0) {
+            cr_assert_eq(nh[t], 0.0, "row %d: ignored target gives %g", t, nh[t]);
+            continue;
+        }
+        cr_assert(fabs(nh[t] - nc[t]) <= TOL_FW_CE * fabs(nc[t]), "cross_entropy row %d: %.17g vs %.17g",
+                  t, nh[t], nc[t]);
+    }
+    free(Lg);
+    free(Q);
+    free(K);
+    free(V);
+    free(rh);
+    free(rc);
+    free(cs);
+    close_both();
+}

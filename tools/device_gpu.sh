@@ -80,11 +80,12 @@ for step in $steps; do
         ;;
     test)
         log "test"
-        $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip backend gptq >"$OUT/test.log" 2>&1
+        timeout 240 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip backend gptq \
+            >"$OUT/test.log" 2>&1
         rc=$?
         # per-test details of the HIP suite (criterion's own report, with the logged figures)
-        GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell "$B/tests/test_hip" --verbose --jobs 1 \
-            >>"$OUT/test.log" 2>&1
+        GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_hip" \
+            --verbose --jobs 1 >>"$OUT/test.log" 2>&1
         grep -E "^\s*[0-9]+/[0-9]+ |\[(PASS|FAIL|SKIP)\]|identical|Synthesis" "$OUT/test.log" | tail -40
         log "test rc=$rc"
         ;;
@@ -101,7 +102,8 @@ for step in $steps; do
         ;;
     bench)
         log "bench"
-        "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 2>&1 | tee "$OUT/bench.log"
+        timeout 240 "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 2>&1 |
+            tee "$OUT/bench.log"
         log "bench rc=$?"
         ;;
     benchlayer)

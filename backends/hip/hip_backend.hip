@@ -1,8 +1,8 @@
 /*
  * hip_backend.hip — the HIP backend plugin (libgptq-hip.so): its table, its
  * context, device memory and error reporting. The arithmetic lives in
- * hip_linalg.hip (GEMM, Hessian, Cholesky inverse) and hip_quant.hip (grids,
- * the fused GPTQ block). The plugin exports one symbol, gptq_backend_entry.
+ * hip_linalg.hip (GEMM, Hessian, Cholesky inverse), hip_quant.hip (grids,
+ * the fused GPTQ block) and hip_forward.hip (the model's forward ops). The plugin exports one symbol, gptq_backend_entry.
  *
  * Memory: one hipMalloc per buffer, zero-filled on the backend's stream.
  * upload/download are synchronous for the caller (the host memory may be
@@ -310,6 +310,16 @@ static const gptq_backend_iface k_hip_iface = {
     .cholesky_inverse_upper = hip_cholesky_inverse_upper,
     .quant_grid = hip_quant_grid,
     .gptq_block = hip_gptq_block,
+    .embedding = hip_embedding,
+    .rmsnorm = hip_rmsnorm,
+    .layernorm = hip_layernorm,
+    .rope = hip_rope,
+    .attention = hip_attention,
+    .silu_mul = hip_silu_mul,
+    .relu = hip_relu,
+    .add = hip_add,
+    .bias_add = hip_bias_add,
+    .cross_entropy = hip_cross_entropy,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

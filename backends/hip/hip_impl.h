@@ -118,4 +118,27 @@ int hip_quant_grid(void *ctx, const gptq_buf *W, int64_t R, int64_t C, int64_t c
                    int64_t group, gptq_buf *scale, gptq_buf *zero, const gptq_grid_params *p);
 int hip_gptq_block(void *ctx, const gptq_block_args *a);
 
+/* hip_forward.hip: the forward ops (backend.h, FORWARD OPS) */
+int hip_embedding(void *ctx, const gptq_buf *ids, size_t ids_off, int64_t T, const gptq_buf *E,
+                  size_t e_off, int64_t V, int64_t D, gptq_buf *Y, size_t y_off, int accumulate);
+int hip_rmsnorm(void *ctx, const gptq_buf *X, size_t x_off, const gptq_buf *w, size_t w_off,
+                int64_t T, int64_t D, float eps, gptq_buf *Y, size_t y_off);
+int hip_layernorm(void *ctx, const gptq_buf *X, size_t x_off, const gptq_buf *w, size_t w_off,
+                  const gptq_buf *b, size_t b_off, int64_t T, int64_t D, float eps, gptq_buf *Y,
+                  size_t y_off);
+int hip_rope(void *ctx, gptq_buf *X, size_t x_off, int64_t T, int64_t nh, int64_t d,
+             const gptq_buf *pos, size_t pos_off, const gptq_buf *CS, int64_t P);
+int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K, size_t k_off,
+                  const gptq_buf *V, size_t v_off, int64_t nseq, int64_t S, int64_t H, int64_t Hk,
+                  int64_t d, float scale, gptq_buf *O, size_t o_off);
+int hip_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U, size_t u_off,
+                 int64_t n, gptq_buf *Y, size_t y_off);
+int hip_relu(void *ctx, gptq_buf *X, size_t x_off, int64_t n);
+int hip_add(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off, int64_t n,
+            gptq_buf *Y, size_t y_off);
+int hip_bias_add(void *ctx, gptq_buf *X, size_t x_off, const gptq_buf *b, size_t b_off, int64_t T,
+                 int64_t F);
+int hip_cross_entropy(void *ctx, const gptq_buf *L, size_t l_off, const gptq_buf *tgt,
+                      size_t tgt_off, int64_t T, int64_t V, gptq_buf *nll, size_t nll_off);
+
 #endif /* GPTQ_HIP_IMPL_H */
