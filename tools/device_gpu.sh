@@ -46,6 +46,9 @@ if [ ! -d "$D/usr" ]; then
     for f in .debs/*.deb; do dpkg -x "$f" "$D" || { echo "cannot unpack $f"; exit 1; }; done
 fi
 L=$D/usr/lib/x86_64-linux-gnu
+# the system compiler's own OpenMP runtime must win over bookworm's (newer
+# symbol versions): drop ours when the system has one
+if ldconfig -p | grep -q 'libgomp.so.1 '; then rm -f "$L"/libgomp.so*; fi
 export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$D/pc"
 pc() { # name cflags libs
