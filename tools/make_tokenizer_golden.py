@@ -11,7 +11,8 @@ Two steps, run in two places:
       DATA/manifest.json and DATA/texts.json (slices of the shared texts plus
       hard cases).
 
-  golden DATA OUT [FULLTEXT_DIR]   (on the device machine: `tokenizers`, transformers)
+  golden DATA OUT [FULLTEXT_DIR]   (on the device machine: `tokenizers`, transformers;
+  golden-tar DATA OUT [FULLTEXT_DIR] packs the same files into OUT/goldens.tar)
       For every tokenizer of the manifest and every text, writes to
       OUT/golden_<name>.json what the REAL `tokenizers` library
       (Tokenizer.from_file(...).encode) gives without special tokens, what it
@@ -19,7 +20,15 @@ Two steps, run in two places:
       adds (its BOS/EOS rules), and the decoded text. With FULLTEXT_DIR
       (holding eval.txt, wikitext2-test.raw.txt, tinystories-val.txt) it also
       writes OUT/golden_full.json: token count and FNV-1a 64 hash (over the
-      ids as little-endian int32) of whole files.
+      ids as little-endian int32) of whole files, and prints transformers'
+      counts for the perplexity texts.
+
+  Used so (the device machine has no ../shared: the texts travel in an
+  ignored folder):
+      mkdir -p .tokdata && cp ../shared/text/{eval.txt,wikitext2-test.raw.txt,tinystories-val.txt} .tokdata/
+      device run, carry [".tokdata"]:
+      python3 tools/make_tokenizer_golden.py golden-tar tests/data/tokenizer $OUT .tokdata
+      then untar $OUT/goldens.tar into tests/data/tokenizer/.
 
 Golden file layout (one case per line):
   {"name": ..., "vocab_size": N, "bos_id": .., "eos_id": .., "cases": [
@@ -288,6 +297,106 @@ def make_bl_gpt2(train_text):
     }
 
 
+def make_cs_affix(train_text):
+    """WordPiece-like BPE: whitespace Split (Removed), continuing_subword_prefix
+    "##", end_of_word_suffix "</w>", unfused <unk>, no decoder (tokens joined
+    by spaces), BertProcessing."""
+    words = {}
+    for w in train_text[150000:170000].split():
+        if all(c.isascii() and c.isalpha() for c in w):
+            syms = [w[0]] + ["##" + c for c in w[1:]]
+            syms[-1] += "</w>"
+            words[tuple(syms)] = words.get(tuple(syms), 0) + 1
+    merges = train_bpe_affix(words, 150)
+    vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2}
+    for c in sorted({c for w in words for sym in w for c in sym.replace("##", "").replace("</w>", "")}):
+        for v in (c, "##" + c, c + "</w>", "##" + c + "</w>"):
+            vocab.setdefault(v, len(vocab))
+    for a, b in merges:
+        vocab.setdefault(a + b[2:], len(vocab))
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [added(0, "[UNK]", True), added(1, "[CLS]", True), added(2, "[SEP]", True)],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": False},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+        "decoder": None,
+        "model": {"type": "BPE", "dropout": None, "unk_token": "[UNK]",
+                  "continuing_subword_prefix": "##", "end_of_word_suffix": "</w>",
+                  "fuse_unk": False, "byte_fallback": False,
+                  "vocab": vocab, "merges": ["%s %s" % m for m in merges]},
+    }, {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "cls_token": "[CLS]",
+        "sep_token": "[SEP]"}
+
+
+def train_bpe_affix(words, nmerges):
+    """train_bpe for symbols carrying "##": merging a and ##b gives a + b."""
+    words = dict(words)
+    merges = []
+    for _ in range(nmerges):
+        counts = {}
+        for w, c in words.items():
+            for a, b in zip(w, w[1:]):
+                counts[(a, b)] = counts.get((a, b), 0) + c
+        if not counts:
+            break
+        best = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        if counts[best] < 2:
+            break
+        merges.append(best)
+        new = {}
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1][2:])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new[tuple(out)] = new.get(tuple(out), 0) + c
+        words = new
+    return merges
+
+
+def make_bl_behaviors(train_text):
+    """Byte-level BPE behind a chain of Split behaviours and Digits, ByteLevel
+    with add_prefix_space but no regex, no post-processor."""
+    tj, cfg = make_bl_gpt2(train_text)
+    tj["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "\\p{P}"}, "behavior": "MergedWithPrevious", "invert": False},
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Split", "pattern": {"Regex": "[0-9]"}, "behavior": "Contiguous", "invert": True},
+        {"type": "Digits", "individual_digits": True},
+        {"type": "Split", "pattern": {"Regex": "q"}, "behavior": "Removed", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": False}]}
+    tj["post_processor"] = None
+    return tj, {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>"}
+
+
+def make_sp_always(train_text):
+    """transformers 5 Llama style: Metaspace(prepend_scheme always, split
+    false), a Regex Replace normalizer, a normalized lstrip added token,
+    TemplateProcessing with BOS and EOS."""
+    tj, cfg = make_sp_bytefallback(train_text)
+    vocab = tj["model"]["vocab"]
+    vocab.setdefault("<ns>", len(vocab))
+    tj["added_tokens"].append(added(vocab["<ns>"], "<ns>", False, lstrip=True, normalized=True))
+    tj["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Replace", "pattern": {"Regex": "\\t"}, "content": " "}]}
+    tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": SP, "prepend_scheme": "always", "split": False}
+    tj["post_processor"] = {"type": "TemplateProcessing",
+                            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                       {"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                            "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                     {"Sequence": {"id": "B", "type_id": 1}}],
+                            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]},
+                                               "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}
+    return tj, {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+                "unk_token": "<unk>"}
+
+
 HARD_CASES = [
     "", " ", "  ", "\n", "\t", "\n\n\n", "Hello world", " Hello world", "  Hello  world  ",
     "Hello\n\nworld\n", "tabs\tand\t\ttabs", "line1\r\nline2\rline3", "trailing spaces   ",
@@ -311,6 +420,8 @@ HARD_CASES = [
     "control\x01\x02\x7f chars", "x" * 300, " " * 40 + "end", "end" + " " * 40,
     "The the THE tHe", "don't won't can't shouldn't", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     "def f(x):\n    return x**2  # comment\n\tpass\n",
+    "a\tb\t\tc", "<ns>", "x <ns> y", "  <ns>", "x\t<ns>", "q-quick quiz qq", "v1.2.3-rc4! (yes)...",
+    "hello, world! 12345 x", "Straße 42, naïve! café.", "[CLS] [SEP] [UNK]",
 ]
 
 
@@ -333,7 +444,9 @@ def prepare(shared, data):
         manifest.append({"name": name, "tokenizer": tj, "config": name + "/tokenizer_config.json"})
     calib = open(os.path.join(shared, "text", "calib.txt"), encoding="utf-8").read(200000)
     for name, fn in [("sp-bytefallback", make_sp_bytefallback), ("sp-metaspace", make_sp_metaspace),
-                     ("bl-split", make_bl_split), ("bl-gpt2", make_bl_gpt2)]:
+                     ("bl-split", make_bl_split), ("bl-gpt2", make_bl_gpt2),
+                     ("cs-affix", make_cs_affix), ("bl-behaviors", make_bl_behaviors),
+                     ("sp-always", make_sp_always)]:
         tj, cfg = fn(calib)
         os.makedirs(os.path.join(data, name), exist_ok=True)
         with open(os.path.join(data, name, "tokenizer.json"), "w", encoding="utf-8") as f:
@@ -437,6 +550,18 @@ def golden(data, out, fulltext=None):
             print("%-16s %-24s %8d tokens in %.2f s  %s" % (name, fname, len(ids), dt, res[-1]["fnv1a64"]))
         with open(os.path.join(out, "golden_full.json"), "w") as f:
             json.dump(res, f, indent=1)
+        # What transformers' AutoTokenizer counts on the same files.
+        for name, fname in [("llama-27m", "eval.txt"), ("stories-260k", "tinystories-val.txt"),
+                            ("stories-260k", "wikitext2-test.raw.txt")]:
+            m = [mm for mm in manifest if mm["name"] == name][0]
+            tmp = tempfile.mkdtemp()
+            shutil.copyfile(os.path.join(data, m["tokenizer"]), os.path.join(tmp, "tokenizer.json"))
+            shutil.copyfile(os.path.join(data, m["config"]), os.path.join(tmp, "tokenizer_config.json"))
+            hf = AutoTokenizer.from_pretrained(tmp)
+            text = open(os.path.join(fulltext, fname), encoding="utf-8").read()
+            print("transformers %-16s %-24s %8d tokens (add_special_tokens=False), %8d (True)"
+                  % (name, fname, len(hf(text, add_special_tokens=False)["input_ids"]),
+                     len(hf(text)["input_ids"])))
 
 
 if __name__ == "__main__":
@@ -444,5 +569,14 @@ if __name__ == "__main__":
         prepare(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 4 and sys.argv[1] == "golden":
         golden(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
+    elif len(sys.argv) >= 4 and sys.argv[1] == "golden-tar":
+        # Same, packed into OUT/goldens.tar (the device returns at most 8 files).
+        import tarfile
+        import tempfile
+        tmp = tempfile.mkdtemp()
+        golden(sys.argv[2], tmp, sys.argv[4] if len(sys.argv) > 4 else None)
+        with tarfile.open(os.path.join(sys.argv[3], "goldens.tar"), "w") as tf:
+            for fn in sorted(os.listdir(tmp)):
+                tf.add(os.path.join(tmp, fn), arcname=fn)
     else:
         sys.exit(__doc__)

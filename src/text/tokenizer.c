@@ -750,6 +750,15 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
         TRY(strmap_put(&t->vocab, e->string, strlen(e->string), (int32_t)e->valuedouble, NULL));
     }
 
+    const char *s;
+    if ((s = jstr(model, "continuing_subword_prefix")) && *s) {
+        t->prefix_len = strlen(s);
+        if (!(t->prefix = dup_bytes(s, t->prefix_len))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
+    }
+    if ((s = jstr(model, "end_of_word_suffix")) && *s) {
+        t->suffix_len = strlen(s);
+        if (!(t->suffix = dup_bytes(s, t->suffix_len))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
+    }
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (merges && !cJSON_IsArray(merges)) return bad(t, "model.merges must be an array", NULL);
     TRY(pairmap_init(&t->merges, merges ? (size_t)cJSON_GetArraySize(merges) : 0));
@@ -782,8 +791,17 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
             break;
         }
         int32_t ia = strmap_get(&t->vocab, a, alen), ib = strmap_get(&t->vocab, b, blen);
+        /* The merged token is a + b without b's continuing_subword_prefix
+         * ("t" + "##h" -> "th"); the library cuts prefix_len bytes off b. */
+        if (blen < t->prefix_len) {
+            rc = gptq_error(GPTQ_ERR_FORMAT, "%s: merge %u: \"%.*s\" is shorter than the subword prefix",
+                            t->file, rank, (int)blen, b);
+            break;
+        }
         cat.n = 0;
-        if ((rc = sbuf_put(&cat, a, alen)) < 0 || (rc = sbuf_put(&cat, b, blen)) < 0) break;
+        if ((rc = sbuf_put(&cat, a, alen)) < 0 ||
+            (rc = sbuf_put(&cat, b + t->prefix_len, blen - t->prefix_len)) < 0)
+            break;
         int32_t io = strmap_get(&t->vocab, cat.p, cat.n);
         if (ia < 0 || ib < 0 || io < 0) {
             rc = gptq_error(GPTQ_ERR_FORMAT, "%s: merge %u (\"%.*s\" \"%.*s\"): \"%s\" is not in the vocabulary",
@@ -811,15 +829,6 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
         t->byte_id[b] = strmap_get(&t->vocab, name, 6);
-    }
-    const char *s;
-    if ((s = jstr(model, "continuing_subword_prefix")) && *s) {
-        t->prefix_len = strlen(s);
-        if (!(t->prefix = dup_bytes(s, t->prefix_len))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
-    }
-    if ((s = jstr(model, "end_of_word_suffix")) && *s) {
-        t->suffix_len = strlen(s);
-        if (!(t->suffix = dup_bytes(s, t->suffix_len))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
     }
     return GPTQ_OK;
 }
