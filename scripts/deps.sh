@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [build|test]   (test adds what the tests need)
 set -euo pipefail
 want=(meson ninja-build pkg-config gcc libc6-dev
-      libopenblas-dev liblapacke-dev libomp-dev libcjson-dev libpcre2-dev)
+      libopenblas-dev liblapacke-dev libomp-dev libcjson-dev libpcre2-dev libutf8proc-dev)
 if [ "${1:-build}" = test ]; then
   want+=(libcriterion-dev clang python3 python3-numpy)
 fi

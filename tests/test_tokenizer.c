@@ -524,11 +524,11 @@ Test(tokenizer_errors, unsupported_models)
 
 Test(tokenizer_errors, unsupported_components)
 {
-    expect_load_error("{\"normalizer\": {\"type\": \"NFC\"}, " BPE_MODEL "}", GPTQ_ERR_UNSUPPORTED, "NFC",
-                      "normalizer");
-    expect_load_error("{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFKC\"}]}, " BPE_MODEL
-                      "}",
-                      GPTQ_ERR_UNSUPPORTED, "NFKC", NULL);
+    expect_load_error("{\"normalizer\": {\"type\": \"Lowercase\"}, " BPE_MODEL "}", GPTQ_ERR_UNSUPPORTED,
+                      "Lowercase", "normalizer");
+    expect_load_error("{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"StripAccents\"}]}, "
+                      BPE_MODEL "}",
+                      GPTQ_ERR_UNSUPPORTED, "StripAccents", NULL);
     expect_load_error("{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, " BPE_MODEL "}", GPTQ_ERR_UNSUPPORTED,
                       "Whitespace", "pre_tokenizer");
     expect_load_error("{\"decoder\": {\"type\": \"WordPiece\"}, " BPE_MODEL "}", GPTQ_ERR_UNSUPPORTED, "WordPiece",
@@ -567,4 +567,49 @@ Test(tokenizer_errors, bad_text_and_ids)
     cr_expect_eq(n, 0);
     cr_expect_null(ids);
     gptq_tok_free(tok);
+}
+
+/* NFC / NFKC (Qwen2's tokenizer uses NFC): a decomposed "e + combining
+ * acute" encodes as the precomposed character under NFC, and as two pieces
+ * without a normalizer; NFKC also folds the "fi" ligature. */
+static int32_t *encode_with(const char *normalizer, const char *text, int64_t *n)
+{
+    char path[512], json[1024];
+    snprintf(json, sizeof json,
+             "{%s \"model\": {\"type\": \"BPE\", \"vocab\": {\"e\": 0, \"\\u0301\": 1, "
+             "\"\\u00e9\": 2, \"f\": 3, \"i\": 4, \"\\ufb01\": 5}, \"merges\": []}}",
+             normalizer);
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(json, f);
+    fclose(f);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    int32_t *ids = NULL;
+    cr_assert_eq(gptq_tok_encode(tok, text, strlen(text), 0, &ids, n), GPTQ_OK, "%s", gptq_last_error());
+    gptq_tok_free(tok);
+    return ids;
+}
+
+Test(tokenizer_errors, unicode_normalizers)
+{
+    int64_t n;
+    int32_t *ids = encode_with("", "e\xcc\x81", &n);
+    cr_assert_eq(n, 2);
+    cr_assert(ids[0] == 0 && ids[1] == 1);
+    free(ids);
+    ids = encode_with("\"normalizer\": {\"type\": \"NFC\"},", "e\xcc\x81", &n);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(ids[0], 2);
+    free(ids);
+    ids = encode_with("\"normalizer\": {\"type\": \"NFD\"},", "\xc3\xa9", &n);
+    cr_assert(n == 2 && ids[0] == 0 && ids[1] == 1);
+    free(ids);
+    ids = encode_with("\"normalizer\": {\"type\": \"NFC\"},", "\xef\xac\x81", &n);
+    cr_assert(n == 1 && ids[0] == 5, "NFC keeps the ligature");
+    free(ids);
+    ids = encode_with("\"normalizer\": {\"type\": \"NFKC\"},", "\xef\xac\x81", &n);
+    cr_assert(n == 2 && ids[0] == 3 && ids[1] == 4, "NFKC folds the ligature");
+    free(ids);
 }

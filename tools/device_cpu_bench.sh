@@ -17,6 +17,7 @@ ln -sf "$LIB/openblas-pthread/libopenblas.so.0" /tmp/deps/libopenblas.so
 ln -sf "$LIB/liblapacke.so.3" /tmp/deps/liblapacke.so
 ln -sf "$LIB/libcjson.so.1" /tmp/deps/libcjson.so
 ln -sf "$LIB/libpcre2-8.so.0" /tmp/deps/libpcre2-8.so
+ln -sf "$LIB/libutf8proc.so.2" /tmp/deps/libutf8proc.so
 CC=${CC:-gcc}
 CFLAGS="-std=c11 -O3 -ffp-contract=off -fno-fast-math -fopenmp -D_DEFAULT_SOURCE -DNDEBUG
   -Isrc -Ibackends -Ibackends/cpu -I$D/include -I$D/include/x86_64-linux-gnu
@@ -32,7 +33,7 @@ for s in $srcs; do
 done
 wait
 $CC $CFLAGS bench/bench_layer.c "${objs[@]}" -o /tmp/bench_layer -L/tmp/deps \
-  -lopenblas -llapacke -lcjson -lpcre2-8 -lm -ldl -lpthread
+  -lopenblas -llapacke -lcjson -lpcre2-8 -lutf8proc -lm -ldl -lpthread
 lscpu | grep -E "Model name|^CPU\(s\)|Thread|Flags" | cut -c1-200 | tee "$OUT/cpu.txt"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-16}
 /tmp/bench_layer --tokens 16384 "$@" | tee "$OUT/bench_cpu.txt"

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <utf8proc.h>
 
 #include "../internal.h"
 #include "../io/io.h"
@@ -574,7 +575,7 @@ typedef struct {
     int32_t *list; /* indices into tok->added */
 } added_set;
 
-enum { NORM_PREPEND, NORM_REPLACE };
+enum { NORM_PREPEND, NORM_REPLACE, NORM_UNICODE };
 typedef struct {
     int type;
     char *a; /* Prepend: the prefix; Replace: the literal pattern (re NULL) */
@@ -582,6 +583,7 @@ typedef struct {
     char *b; /* Replace: the content */
     size_t blen;
     pcre2_code *re; /* Replace with a Regex pattern */
+    int uflags;     /* NFC/NFKC/NFD/NFKD: utf8proc options */
 } norm_step;
 
 enum { PRE_BYTELEVEL, PRE_SPLIT, PRE_METASPACE };
@@ -863,9 +865,17 @@ static int add_normalizer(gptq_tokenizer *t, const cJSON *o, size_t *cap)
         st->blen = strlen(c);
         if (!(st->b = dup_bytes(c, st->blen))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
         return GPTQ_OK;
+    } else if (strcmp(type, "NFC") == 0 || strcmp(type, "NFKC") == 0 ||
+               strcmp(type, "NFD") == 0 || strcmp(type, "NFKD") == 0) {
+        /* Unicode normalization forms through utf8proc (Qwen2 uses NFC). */
+        st->type = NORM_UNICODE;
+        st->uflags = UTF8PROC_STABLE |
+                     (type[2] == 'K' ? UTF8PROC_COMPAT : 0) |
+                     (type[strlen(type) - 1] == 'C' ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE);
     } else {
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: normalizer \"%s\" is not supported (supported: Sequence, Prepend, Replace)",
+                          "%s: normalizer \"%s\" is not supported (supported: Sequence, "
+                          "Prepend, Replace, NFC, NFKC, NFD, NFKD)",
                           t->file, type);
     }
     t->nnorm++;
@@ -885,6 +895,19 @@ static int normalize(const gptq_tokenizer *t, pcre2_match_data *md, segvec *segs
         if (st->type == NORM_PREPEND) {
             if (cn) TRY(sbuf_put(dst, st->a, st->alen));
             TRY(sbuf_put(dst, cur, cn));
+        } else if (st->type == NORM_UNICODE) {
+            utf8proc_uint8_t *u = NULL;
+            utf8proc_ssize_t un = cn ? utf8proc_map((const utf8proc_uint8_t *)cur,
+                                                    (utf8proc_ssize_t)cn, &u, st->uflags)
+                                     : 0;
+            if (un < 0) {
+                free(u);
+                return gptq_error(GPTQ_ERR_INVALID, "%s: Unicode normalization failed: %s",
+                                  t->file, utf8proc_errmsg(un));
+            }
+            int pst = sbuf_put(dst, u ? (const char *)u : "", (size_t)un);
+            free(u);
+            TRY(pst);
         } else {
             if (st->re) TRY(regex_segments(st->re, md, cur, cn, segs));
             else TRY(literal_segments(st->a, st->alen, cur, cn, segs));
