@@ -7,7 +7,7 @@
 # Run it through the device tool from the repository root, carrying the
 # Debian packages the CPU core needs (made here, on the dev machine):
 #   /work/shared/tools/device-debs.sh .debs libcjson1 libcjson-dev \
-#       libpcre2-8-0 libpcre2-dev libcriterion3 libcriterion-dev libgit2-1.5 \
+#       libpcre2-8-0 libpcre2-dev libutf8proc2 libutf8proc-dev libcriterion3 libcriterion-dev libgit2-1.5 \
 #       libnanomsg5 libhttp-parser2.9 libmbedcrypto7 libmbedtls14 \
 #       libmbedx509-1 libssh2-1 libffi8 pkgconf pkgconf-bin libpkgconf3 \
 #       libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1 \
@@ -59,6 +59,7 @@ pc openblas "-I$D/usr/include/x86_64-linux-gnu/openblas-pthread" "-L$L/openblas-
 pc lapacke "-I$D/usr/include/x86_64-linux-gnu -I$D/usr/include" "-L$L -llapacke"
 pc libcjson "-I$D/usr/include/cjson -I$D/usr/include" "-L$L -lcjson"
 pc libpcre2-8 "-I$D/usr/include" "-L$L -lpcre2-8"
+pc libutf8proc "-I$D/usr/include" "-L$L -lutf8proc"
 pc criterion "-I$D/usr/include" "-L$L -lcriterion -pthread"
 export PKG_CONFIG_PATH=$D/pc PKG_CONFIG_LIBDIR=$D/pc
 if ! command -v pkg-config >/dev/null; then
