@@ -164,7 +164,7 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail(CMD, st);
         goto done;
     }
-    printf("ppl %.4f  tokens %lld  windows %lld  predicted %lld  seqlen %ld  seconds %.1f\n", r.ppl,
+    printf("ppl %.6f  tokens %lld  windows %lld  predicted %lld  seqlen %ld  seconds %.1f\n", r.ppl,
            (long long)r.tokens, (long long)r.windows, (long long)r.predicted, seqlen, r.seconds);
     rc = 0;
 done:
