@@ -9,6 +9,7 @@
 /* Each subcommand: returns the process exit status (0 ok, 1 failure, 2 usage). */
 int cmd_layer(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 /* Print "gptq <cmd>: error: <fmt>" to stderr. */

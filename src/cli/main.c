@@ -13,6 +13,7 @@ typedef struct {
 static const subcommand k_cmds[] = {
     {"layer", cmd_layer, "GPTQ (or RTN) on one layer: W + X or H in, packed tensors out"},
     {"compare", cmd_compare, "diff metrics between two `gptq layer` outputs"},
+    {"quantize", cmd_quantize, "quantize a Hugging Face model folder into a GPTQ checkpoint"},
     {"eval", cmd_eval, "perplexity of a model folder (fp or GPTQ) on a text"},
 };
 

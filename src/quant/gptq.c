@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "hessian_buf.h"
 
 #define GPTQ_HESSIAN_CHUNK 4096
 
@@ -122,6 +123,22 @@ int gptq_hessian_add(gptq_hessian *h, const float *X, int64_t n)
         if (!st)
             st = gptq_be_check(h->be,
                                h->be->iface->hessian_accumulate(h->be->ctx, h->S, h->X, 0, m, C),
+                               "hessian_accumulate");
+        if (st) return st;
+    }
+    h->n += n;
+    return GPTQ_OK;
+}
+
+int gptq_hessian_add_buf(gptq_hessian *h, const gptq_buf *X, size_t x_off, int64_t n)
+{
+    const int64_t C = h->cols;
+    if (n < 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: negative row count");
+    for (int64_t r0 = 0; r0 < n; r0 += GPTQ_HESSIAN_CHUNK) {
+        int64_t m = n - r0 < GPTQ_HESSIAN_CHUNK ? n - r0 : GPTQ_HESSIAN_CHUNK;
+        int st = gptq_be_check(h->be,
+                               h->be->iface->hessian_accumulate(h->be->ctx, h->S, X,
+                                                                x_off + (size_t)(r0 * C), m, C),
                                "hessian_accumulate");
         if (st) return st;
     }

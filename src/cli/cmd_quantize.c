@@ -1,0 +1,436 @@
+/*
+ * cmd_quantize.c — `gptq quantize MODEL_DIR -o OUT_DIR`: a Hugging Face
+ * model folder in, a GPTQ checkpoint folder out (src/quant/pipeline.h says
+ * how), with calibration from a text file (src/text/calib.h), a progress
+ * bar, a per-module table as GPTQModel prints one, a JSON-lines log, and a
+ * summary of sizes, bits per weight, time shares and peak memory.
+ *
+ * Signals: the first SIGINT/SIGTERM sets a flag the pipeline checks between
+ * modules and forward chunks; it then removes its temporary folder and this
+ * command exits 130, OUT_DIR untouched. A second signal kills at once (the
+ * handler is reset), which may leave an OUT_DIR.tmp.XXXXXX folder behind.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "io/checkpoint.h"
+#include "model/model.h"
+#include "quant/pipeline.h"
+#include "text/calib.h"
+#include "text/tokenizer.h"
+
+static const char *CMD = "quantize";
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: gptq quantize MODEL_DIR -o OUT_DIR --calib FILE [options]\n\n"
+            "Quantize every decoder-layer linear of a Hugging Face causal LM (Llama, Mistral,\n"
+            "Qwen2, OPT) with GPTQ, layer by layer, and write a GPTQ checkpoint folder that\n"
+            "transformers, vLLM and GPTQModel load. OUT_DIR appears complete or not at all\n"
+            "(an existing OUT_DIR is replaced only when the new one is finished).\n\n"
+            "  -o, --output DIR       the checkpoint folder to write\n"
+            "calibration (not needed with --method rtn):\n"
+            "  --calib FILE           plain UTF-8 text, or JSON lines with a \"text\" field\n"
+            "                         (.jsonl, or first character '{'; texts joined by \\n\\n)\n"
+            "  --calib-bytes N        use only the first N bytes of the text (default: all)\n"
+            "  --nsamples N           windows of calibration tokens (default 128)\n"
+            "  --seqlen N             tokens per window (default 2048, or the model's\n"
+            "                         max_position_embeddings if smaller)\n"
+            "  --seed N               window positions, as the GPTQ paper's random windows\n"
+            "                         (splitmix64; default 0). No BOS is added to a window.\n"
+            "procedure:\n"
+            "  --no-true-sequential   quantize all groups of a layer from one unquantized\n"
+            "                         forward (default: q/k/v, then o, then gate/up, then down,\n"
+            "                         each calibrated on the already-quantized ones)\n"
+            "  --batch-tokens N       tokens per forward pass (default 8192; bounds memory)\n"
+            "  --backend NAME|PATH    cpu (default), hip, or a plugin path\n"
+            "output:\n"
+            "  --format auto|gptq|gptq_v2  zero points: gptq (v1) stores z-1 and cannot hold\n"
+            "                         z = 0 (asym); auto (default) writes gptq unless some zero\n"
+            "                         point is 0, then gptq_v2 (vLLM >= PR #26092, GPTQModel)\n"
+            "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
+            "  --quiet                print nothing but errors\n"
+            "  --log-json FILE        one JSON record per module (JSON lines)\n"
+            "%s",
+            CLI_QUANT_HELP);
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals                                                             */
+/* ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_interrupt;
+
+static void on_signal(int sig)
+{
+    g_interrupt = sig;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Progress, table, log                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct ui {
+    int quiet, tty;
+    int bar_shown;
+    int header_done;
+    int last_layer;
+    FILE *log;
+    const char *log_path;
+    int log_failed;
+} ui;
+
+static void fmt_secs(double s, char *buf, size_t n)
+{
+    if (!(s >= 0.0) || s > 1e7) snprintf(buf, n, "--");
+    else if (s < 60.0) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600.0) snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60.0));
+    else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60.0, 60.0));
+}
+
+static void clear_bar(ui *u)
+{
+    if (u->bar_shown) {
+        fputs("\r\033[K", stderr);
+        u->bar_shown = 0;
+    }
+}
+
+static void on_progress(void *user, const gptq_progress *p)
+{
+    ui *u = user;
+    if (u->quiet) return;
+    char el[32], eta[32];
+    fmt_secs(p->elapsed, el, sizeof el);
+    fmt_secs(p->fraction > 0.0 ? p->elapsed * (1.0 - p->fraction) / p->fraction : -1.0, eta,
+             sizeof eta);
+    if (u->tty) {
+        const int width = 30, fill = (int)(p->fraction * width + 0.5);
+        char bar[64];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r\033[K[%s] %3.0f%% layer %d/%d %-8s modules %lld/%lld  %s, eta %s",
+                bar, 100.0 * p->fraction, p->layer < p->nlayers ? p->layer + 1 : p->nlayers,
+                p->nlayers, p->stage, (long long)p->modules_done, (long long)p->modules_total,
+                el, eta);
+        fflush(stderr);
+        u->bar_shown = 1;
+    } else if (p->layer != u->last_layer) {
+        fprintf(stderr, "[%3.0f%%] layer %d/%d: %s (%s elapsed, eta %s)\n", 100.0 * p->fraction,
+                p->layer < p->nlayers ? p->layer + 1 : p->nlayers, p->nlayers, p->stage, el, eta);
+        fflush(stderr);
+    }
+    u->last_layer = p->layer;
+}
+
+static void on_module(void *user, const gptq_module_report *r, const float *W)
+{
+    (void)W;
+    ui *u = user;
+    if (u->log && !u->log_failed) {
+        cJSON *o = cJSON_CreateObject();
+        int ok = o && cJSON_AddNumberToObject(o, "layer", r->layer) &&
+                 cJSON_AddStringToObject(o, "module", r->name) &&
+                 cJSON_AddStringToObject(o, "tensor", r->prefix) &&
+                 cJSON_AddNumberToObject(o, "rows", (double)r->rows) &&
+                 cJSON_AddNumberToObject(o, "cols", (double)r->cols) &&
+                 cJSON_AddNumberToObject(o, "loss", r->loss) &&
+                 cJSON_AddNumberToObject(o, "out_rel_err", r->out_rel_err) &&
+                 cJSON_AddNumberToObject(o, "damp_used", (double)r->damp_used) &&
+                 cJSON_AddNumberToObject(o, "damp_retries", r->damp_retries) &&
+                 cJSON_AddNumberToObject(o, "dead_cols", r->dead_cols) &&
+                 cJSON_AddNumberToObject(o, "zero0", (double)r->zero0) &&
+                 cJSON_AddNumberToObject(o, "hessian_rows", (double)r->hessian_rows) &&
+                 cJSON_AddNumberToObject(o, "seconds", r->seconds) &&
+                 cJSON_AddNumberToObject(o, "seconds_solve", r->seconds_solve) &&
+                 cJSON_AddNumberToObject(o, "bits", r->bits) &&
+                 cJSON_AddNumberToObject(o, "group_size", r->group_size);
+        char *line = ok ? cJSON_PrintUnformatted(o) : NULL;
+        if (!line || fprintf(u->log, "%s\n", line) < 0 || fflush(u->log) != 0) {
+            clear_bar(u);
+            cli_err(CMD, "--log-json %s: write failed; no further records", u->log_path);
+            u->log_failed = 1;
+        }
+        free(line);
+        cJSON_Delete(o);
+    }
+    if (u->quiet) return;
+    clear_bar(u);
+    if (!u->header_done) {
+        printf("%5s  %-20s %11s  %11s  %7s  %7s  %10s\n", "layer", "module", "out x in", "loss",
+               "damp", "time s", "out err");
+        u->header_done = 1;
+    }
+    char shape[32], damp[16], err[24];
+    snprintf(shape, sizeof shape, "%lldx%lld", (long long)r->rows, (long long)r->cols);
+    /* RTN has neither a damp nor an output error (no calibration) */
+    snprintf(damp, sizeof damp, r->hessian_rows ? "%.4f" : "-", (double)r->damp_used);
+    snprintf(err, sizeof err, isnan(r->out_rel_err) ? "-" : "%.5g", r->out_rel_err);
+    printf("%5d  %-20s %11s  %11.5g  %7s  %7.3f  %10s%s\n", r->layer, r->name, shape, r->loss,
+           damp, r->seconds, err,
+           r->damp_retries ? "  (damp raised)" : r->zero0 ? "  (zero point 0)" : "");
+    fflush(stdout);
+}
+
+static void fmt_bytes(uint64_t b, char *buf, size_t n)
+{
+    if (b >= 1000000000ull) snprintf(buf, n, "%.2f GB", (double)b / 1e9);
+    else if (b >= 1000000ull) snprintf(buf, n, "%.2f MB", (double)b / 1e6);
+    else snprintf(buf, n, "%.1f kB", (double)b / 1e3);
+}
+
+static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config *cfg,
+                          const char *out, const gptq_quant_config *q, long rss_kb)
+{
+    char bi[32], bo[32], qi[32], qo[32];
+    fmt_bytes(s->bytes_in, bi, sizeof bi);
+    fmt_bytes(s->bytes_out, bo, sizeof bo);
+    fmt_bytes(s->qsrc_bytes, qi, sizeof qi);
+    fmt_bytes(s->qbytes, qo, sizeof qo);
+    const double T = s->seconds_total > 0 ? s->seconds_total : 1e-9;
+    const double other =
+        s->seconds_total - s->seconds_forward - s->seconds_hessian - s->seconds_solve - s->seconds_write;
+    printf("\nquantized %d linear modules (%d-bit, group %d, %s%s%s) in %.1f s -> %s\n",
+           s->nmodules, q->bits, q->group_size, q->sym ? "sym" : "asym",
+           q->desc_act ? ", act-order" : "", q->method == GPTQ_METHOD_RTN ? ", RTN" : "",
+           s->seconds_total, out);
+    if (s->format == GPTQ_FORMAT_V1)
+        printf("  format:  gptq (v1): every zero point is >= 1\n");
+    else if (s->zero0)
+        printf("  format:  gptq_v2: %lld zero points are 0, which v1 cannot store (vLLM reads\n"
+               "           gptq_v2 since PR #26092; GPTQModel natively)\n",
+               (long long)s->zero0);
+    else
+        printf("  format:  gptq_v2 (as asked)\n");
+    printf("  size:    %s -> %s (all tensors, %d shard%s)\n", bi, bo, s->nshards,
+           s->nshards == 1 ? "" : "s");
+    printf("  bits:    %.3f bits/weight over the quantized linears (%.2fM weights, %s -> %s,\n"
+           "           scales/zeros/g_idx included); %.3f bits/param over the whole model\n",
+           s->qweights ? 8.0 * (double)s->qbytes / (double)s->qweights : 0.0,
+           (double)s->qweights / 1e6, qi, qo,
+           s->params ? 8.0 * (double)s->bytes_out / (double)s->params : 0.0);
+    printf("  time:    forward %.1f s (%.0f%%), hessian %.1f s (%.0f%%), solve %.1f s (%.0f%%), "
+           "pack+write %.1f s (%.0f%%), other %.1f s\n",
+           s->seconds_forward, 100 * s->seconds_forward / T, s->seconds_hessian,
+           100 * s->seconds_hessian / T, s->seconds_solve, 100 * s->seconds_solve / T,
+           s->seconds_write, 100 * s->seconds_write / T, other > 0 ? other : 0.0);
+    printf("  memory:  peak RSS %.1f MB\n", (double)rss_kb / 1024.0);
+    if (cfg->dtype != GPTQ_F16)
+        printf("  note:    scales and biases are fp16 (the format's); the rest keeps %s, and\n"
+               "           config.json keeps the model's dtype\n",
+               gptq_dtype_name(cfg->dtype));
+}
+
+/* ------------------------------------------------------------------ */
+/* The command                                                         */
+/* ------------------------------------------------------------------ */
+
+enum {
+    OPT_CALIB = OPT_CLI_LAST + 1, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
+    OPT_NO_TS, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG
+};
+
+int cmd_quantize(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},
+        {"calib", required_argument, 0, OPT_CALIB},
+        {"calib-bytes", required_argument, 0, OPT_CALIB_BYTES},
+        {"nsamples", required_argument, 0, OPT_NSAMPLES},
+        {"seqlen", required_argument, 0, OPT_SEQLEN},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"no-true-sequential", no_argument, 0, OPT_NO_TS},
+        {"true-sequential", no_argument, 0, OPT_TS},
+        {"format", required_argument, 0, OPT_FORMAT},
+        {"max-shard-size", required_argument, 0, OPT_SHARD},
+        {"batch-tokens", required_argument, 0, OPT_BATCH},
+        {"backend", required_argument, 0, OPT_BACKEND},
+        {"quiet", no_argument, 0, OPT_QUIET},
+        {"log-json", required_argument, 0, OPT_LOG},
+        CLI_QUANT_LONGOPTS,
+        {0, 0, 0, 0},
+    };
+    gptq_pipeline_options po;
+    gptq_pipeline_options_default(&po);
+    gptq_calib_options co;
+    gptq_calib_options_default(&co);
+    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL;
+    int seqlen_given = 0;
+    ui u = {.last_layer = -1};
+    long l;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1;) {
+        int r = cli_quant_option(CMD, c, optarg, &po.q);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'h': help(stdout); return 0;
+        case OPT_CALIB: calib = optarg; break;
+        case OPT_CALIB_BYTES:
+            if (cli_parse_int(optarg, 1, LONG_MAX, &l)) {
+                cli_err(CMD, "--calib-bytes %s: must be a positive number of bytes", optarg);
+                return 2;
+            }
+            co.max_bytes = (size_t)l;
+            break;
+        case OPT_NSAMPLES:
+            if (cli_parse_int(optarg, 1, 1L << 24, &l)) {
+                cli_err(CMD, "--nsamples %s: must be a positive integer", optarg);
+                return 2;
+            }
+            co.nsamples = l;
+            break;
+        case OPT_SEQLEN:
+            if (cli_parse_int(optarg, 2, 1L << 24, &l)) {
+                cli_err(CMD, "--seqlen %s: must be an integer >= 2", optarg);
+                return 2;
+            }
+            co.seqlen = l;
+            seqlen_given = 1;
+            break;
+        case OPT_SEED:
+            if (cli_parse_int(optarg, 0, LONG_MAX, &l)) {
+                cli_err(CMD, "--seed %s: must be a non-negative integer", optarg);
+                return 2;
+            }
+            co.seed = (uint64_t)l;
+            break;
+        case OPT_NO_TS: po.true_sequential = 0; break;
+        case OPT_TS: po.true_sequential = 1; break;
+        case OPT_FORMAT:
+            if (!strcmp(optarg, "auto")) po.format = GPTQ_PIPELINE_FORMAT_AUTO;
+            else if (!strcmp(optarg, "gptq")) po.format = GPTQ_FORMAT_V1;
+            else if (!strcmp(optarg, "gptq_v2")) po.format = GPTQ_FORMAT_V2;
+            else {
+                cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", optarg);
+                return 2;
+            }
+            break;
+        case OPT_SHARD:
+            if (gptq_parse_size(optarg, &po.max_shard_bytes)) {
+                cli_err(CMD, "--max-shard-size: %s", gptq_last_error());
+                return 2;
+            }
+            break;
+        case OPT_BATCH:
+            if (cli_parse_int(optarg, 1, 1L << 30, &l)) {
+                cli_err(CMD, "--batch-tokens %s: must be a positive integer", optarg);
+                return 2;
+            }
+            po.batch_tokens = l;
+            break;
+        case OPT_BACKEND: backend = optarg; break;
+        case OPT_QUIET: u.quiet = 1; break;
+        case OPT_LOG: log_path = optarg; break;
+        default: help(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || !out) {
+        cli_err(CMD, optind >= argc ? "no model folder" : !out ? "no output folder (-o)"
+                                                                : "more than one model folder");
+        help(stderr);
+        return 2;
+    }
+    const char *model_dir = argv[optind];
+    const int rtn = po.q.method == GPTQ_METHOD_RTN;
+    if (!rtn && !calib) {
+        cli_err(CMD, "GPTQ needs calibration text: --calib FILE (or --method rtn)");
+        return 2;
+    }
+
+    int rc = 1, st;
+    gptq_model_config cfg;
+    gptq_tokenizer *tok = NULL;
+    gptq_calib cal = {0};
+    gptq_backend *be = NULL;
+    gptq_pipeline_stats stats;
+    if ((st = gptq_model_config_load(model_dir, &cfg))) return cli_fail(CMD, st);
+    if (!seqlen_given && co.seqlen > cfg.max_positions) co.seqlen = cfg.max_positions;
+    if (!rtn && co.seqlen > cfg.max_positions) {
+        cli_err(CMD, "--seqlen %lld exceeds %s's max_position_embeddings (%lld)",
+                (long long)co.seqlen, model_dir, (long long)cfg.max_positions);
+        return 2;
+    }
+    if (log_path) {
+        u.log = fopen(log_path, "w");
+        if (!u.log) {
+            cli_err(CMD, "--log-json %s: cannot open for writing", log_path);
+            return 1;
+        }
+        u.log_path = log_path;
+    }
+    u.tty = isatty(fileno(stderr));
+    install_signals();
+
+    if (!rtn) {
+        const double t0 = gptq_now_seconds();
+        if ((st = gptq_tok_load(model_dir, &tok))) goto fail;
+        if ((st = gptq_calib_load(tok, calib, &co, &cal))) goto fail;
+        if (!u.quiet)
+            fprintf(stderr,
+                    "calibration: %s%s, %zu bytes, %lld tokens -> %lld windows of %lld tokens "
+                    "(seed %llu) in %.1f s\n",
+                    calib, cal.jsonl ? " (JSON lines)" : "", cal.text_bytes,
+                    (long long)cal.text_tokens, (long long)cal.nsamples, (long long)cal.seqlen,
+                    (unsigned long long)co.seed, gptq_now_seconds() - t0);
+        po.calib_ids = cal.ids;
+        po.nsamples = cal.nsamples;
+        po.seqlen = cal.seqlen;
+    }
+    if ((st = gptq_backend_open(backend, &be))) goto fail;
+    po.interrupt = &g_interrupt;
+    po.on_module = on_module;
+    po.on_progress = on_progress;
+    po.user = &u;
+    st = gptq_quantize_model(be, model_dir, out, &po, &stats);
+    clear_bar(&u);
+    if (st) {
+        if (g_interrupt) {
+            cli_err(CMD, "interrupted by signal %d; %s was not changed", (int)g_interrupt, out);
+            rc = 130;
+            goto done;
+        }
+        goto fail;
+    }
+    if (!u.quiet) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        print_summary(&stats, &cfg, out, &po.q, ru.ru_maxrss);
+    }
+    rc = 0;
+    goto done;
+fail:
+    clear_bar(&u);
+    cli_fail(CMD, st);
+done:
+    if (u.log) fclose(u.log);
+    gptq_calib_free(&cal);
+    gptq_tok_free(tok);
+    gptq_backend_close(be);
+    return rc;
+}

@@ -1,0 +1,637 @@
+/*
+ * pipeline.c — sequential GPTQ over a whole model (pipeline.h): calibration
+ * activations layer by layer, one Hessian per true-sequential group,
+ * module solves, and the packed tensors streamed into the checkpoint.
+ *
+ * The order in which tensors are declared (and so written and sharded):
+ *   1. every source tensor that is not the weight or bias of a quantized
+ *      linear (embeddings, norms, lm_head, OPT positions), copied in its
+ *      own dtype and bytes, in the source's order;
+ *   2. per layer, per linear in forward order: qweight, scales, g_idx,
+ *      bias (fp16) — produced as each module finishes;
+ *   3. every qzeros, in the same module order, once the zero-point format
+ *      of the whole model is known (auto decides over all modules).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/checkpoint.h"
+#include "../model/model.h"
+#include "hessian_buf.h"
+#include "pipeline.h"
+
+#define DEFAULT_BATCH_TOKENS 8192
+#define DEFAULT_SHARD_BYTES 4000000000ull
+
+void gptq_pipeline_options_default(gptq_pipeline_options *o)
+{
+    memset(o, 0, sizeof *o);
+    gptq_quant_config_default(&o->q);
+    o->true_sequential = 1;
+    o->format = GPTQ_PIPELINE_FORMAT_AUTO;
+    o->batch_tokens = DEFAULT_BATCH_TOKENS;
+    o->max_shard_bytes = DEFAULT_SHARD_BYTES;
+}
+
+/* The whole job's state. */
+typedef struct pl {
+    const gptq_pipeline_options *o;
+    gptq_pipeline_stats *stats;
+    gptq_backend *be;
+    gptq_model *m;
+    gptq_weights *w;
+    const gptq_model_config *cfg;
+    gptq_ckpt *ck;
+    const char *model_dir;
+    int nlin, ngroups, nlayers;
+    int rtn;
+
+    /* zero points of every module until the end: (ngroups_q, rows) bytes */
+    uint8_t **zeros;       /* (nlayers * nlin) */
+    int64_t *zeros_ng;     /* (nlayers * nlin) groups of each */
+
+    /* calibration activations: chunks of whole sequences */
+    gptq_buf **X;          /* (nchunks) each (chunk_nseq[c] * S, D) f32 */
+    int64_t *chunk_nseq;   /* (nchunks) */
+    int64_t nchunks, S;
+    gptq_buf *Y;           /* (max chunk tokens, D) scratch for partial forwards */
+
+    /* Hessians: one per group (only the current one with true-sequential) */
+    gptq_hessian *H[GPTQ_MAX_LINEARS];
+    int hook_group;        /* -1: every group in one pass */
+    double hook_seconds;
+    float *Hhost;          /* (maxcols, maxcols) f32 */
+    float *W;              /* (max rows * cols) f32 weight of one module */
+
+    double t0;
+    int64_t done, total;
+} pl;
+
+static int interrupted(const pl *p)
+{
+    if (p->o->interrupt && *p->o->interrupt)
+        return gptq_error(GPTQ_ERR_INVALID, "interrupted: nothing was written to the output folder");
+    return GPTQ_OK;
+}
+
+static void progress(pl *p, int layer, const char *stage, double within_layer)
+{
+    if (!p->o->on_progress) return;
+    double f;
+    if (p->rtn) {
+        f = p->total ? (double)p->done / (double)p->total : 1.0;
+    } else {
+        f = ((double)layer + within_layer) / (double)p->nlayers;
+    }
+    if (f > 1.0) f = 1.0;
+    gptq_progress ev = {.layer = layer, .nlayers = p->nlayers, .stage = stage,
+                        .modules_done = p->done, .modules_total = p->total, .fraction = f,
+                        .elapsed = gptq_now() - p->t0};
+    p->o->on_progress(p->o->user, &ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* Checks before any work                                              */
+/* ------------------------------------------------------------------ */
+
+static int check_model(pl *p)
+{
+    const gptq_model_config *c = p->cfg;
+    const gptq_quant_config *q = &p->o->q;
+    if (c->quant.present)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "%s is already a GPTQ checkpoint (config.json has a "
+                          "quantization_config): quantize the floating-point model instead",
+                          p->model_dir);
+    const int64_t mult = q->bits == 3 ? 32 : 32 / q->bits;
+    for (int i = 0; i < p->nlin; i++) {
+        const gptq_linear_info *li = gptq_model_linear(p->m, i);
+        int st = gptq_quant_config_check(q, li->rows, li->cols);
+        if (st) return gptq_error_prefix(st, "%s", li->name);
+        if (li->rows % mult || li->cols % mult)
+            return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                              "%s is %lld x %lld (out x in): %d-bit packing needs both to be "
+                              "multiples of %lld",
+                              li->name, (long long)li->rows, (long long)li->cols, q->bits,
+                              (long long)mult);
+    }
+    if (!p->rtn) {
+        const gptq_pipeline_options *o = p->o;
+        if (!o->calib_ids || o->nsamples < 1 || o->seqlen < 2)
+            return gptq_error(GPTQ_ERR_INVALID,
+                              "GPTQ needs calibration windows (at least one of 2 tokens or more); "
+                              "use --method rtn to quantize without calibration");
+        if (o->seqlen > c->max_positions)
+            return gptq_error(GPTQ_ERR_INVALID,
+                              "--seqlen %lld exceeds the model's max_position_embeddings %lld",
+                              (long long)o->seqlen, (long long)c->max_positions);
+    }
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The checkpoint plan                                                 */
+/* ------------------------------------------------------------------ */
+
+/* 1 when `name` is the weight or bias of a quantized linear. */
+static int is_quantized_tensor(const pl *p, const char *name)
+{
+    char prefix[512];
+    for (int L = 0; L < p->nlayers; L++)
+        for (int i = 0; i < p->nlin; i++) {
+            gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+            size_t n = strlen(prefix);
+            if (strncmp(name, prefix, n) == 0 &&
+                (strcmp(name + n, ".weight") == 0 || strcmp(name + n, ".bias") == 0))
+                return 1;
+        }
+    return 0;
+}
+
+static int64_t ngroups_of(const pl *p, int64_t cols)
+{
+    const int64_t G = p->o->q.group_size == -1 ? cols : p->o->q.group_size;
+    return (cols + G - 1) / G;
+}
+
+static int plan(pl *p)
+{
+    gptq_pipeline_stats *s = p->stats;
+    const int b = p->o->q.bits;
+    char name[600], prefix[512];
+    int st;
+    /* 1. the tensors that stay as they are */
+    for (int i = 0; i < gptq_weights_count(p->w); i++) {
+        gptq_st_info info;
+        if ((st = gptq_weights_get(p->w, i, &info))) return st;
+        uint64_t numel = 1;
+        for (int d = 0; d < info.ndim; d++) numel *= (uint64_t)info.shape[d];
+        s->params += numel;
+        s->bytes_in += info.nbytes;
+        if (is_quantized_tensor(p, info.name)) continue;
+        if ((st = gptq_ckpt_declare(p->ck, info.name, info.dtype, info.ndim, info.shape)))
+            return st;
+    }
+    /* 2. and 3. the quantized linears; their source weights must exist */
+    for (int pass = 0; pass < 2; pass++)
+        for (int L = 0; L < p->nlayers; L++)
+            for (int i = 0; i < p->nlin; i++) {
+                const gptq_linear_info *li = gptq_model_linear(p->m, i);
+                const int64_t K = li->cols, N = li->rows, ng = ngroups_of(p, K);
+                gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+                if (pass == 1) {
+                    const int64_t qz[2] = {ng, N * b / 32};
+                    snprintf(name, sizeof name, "%s.qzeros", prefix);
+                    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qz))) return st;
+                    s->qbytes += (uint64_t)(ng * N * b / 32) * 4;
+                    continue;
+                }
+                gptq_st_info info;
+                snprintf(name, sizeof name, "%s.weight", prefix);
+                if ((st = gptq_weights_find(p->w, name, &info))) return st;
+                if (info.ndim != 2 || info.shape[0] != N || info.shape[1] != K)
+                    return gptq_error(GPTQ_ERR_SHAPE, "%s: %s is not (%lld, %lld) as config.json "
+                                      "says", p->model_dir, name, (long long)N, (long long)K);
+                s->qsrc_bytes += info.nbytes;
+                s->qweights += (uint64_t)(N * K);
+                const int64_t qw[2] = {K * b / 32, N}, sc[2] = {ng, N};
+                snprintf(name, sizeof name, "%s.qweight", prefix);
+                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qw))) return st;
+                snprintf(name, sizeof name, "%s.scales", prefix);
+                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 2, sc))) return st;
+                snprintf(name, sizeof name, "%s.g_idx", prefix);
+                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 1, &K))) return st;
+                s->qbytes += (uint64_t)(K * b / 32 * N) * 4 + (uint64_t)(ng * N) * 2 +
+                             (uint64_t)K * 4;
+                if (li->has_bias) {
+                    snprintf(name, sizeof name, "%s.bias", prefix);
+                    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 1, &N))) return st;
+                }
+            }
+    if ((st = gptq_ckpt_plan(p->ck))) return st;
+    s->nshards = gptq_ckpt_nshards(p->ck);
+    s->bytes_out = gptq_ckpt_total_bytes(p->ck);
+    return GPTQ_OK;
+}
+
+/* Copy the unquantized tensors, in declaration order. */
+static int copy_plain(pl *p)
+{
+    for (int i = 0; i < gptq_weights_count(p->w); i++) {
+        gptq_st_info info;
+        int st = gptq_weights_get(p->w, i, &info);
+        if (st) return st;
+        if (is_quantized_tensor(p, info.name)) continue;
+        if ((st = gptq_ckpt_write(p->ck, info.name, info.data, info.nbytes))) return st;
+        if ((st = interrupted(p))) return st;
+    }
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* One module                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Quantize linear i of layer L with Hessian H (cols, cols) host (NULL for
+ * RTN), put the checkpoint's dequantization back into the loaded layer,
+ * write its tensors, keep its zeros. */
+static int quantize_module(pl *p, int L, int i, const float *H, int64_t hrows)
+{
+    const gptq_linear_info *li = gptq_model_linear(p->m, i);
+    const int64_t R = li->rows, C = li->cols;
+    char prefix[512], name[600];
+    gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+    const double t0 = gptq_now();
+    gptq_layer_result res = {0};
+    gptq_packed pk = {0};
+    uint16_t *bias16 = NULL;
+    float *bias32 = NULL;
+    int st;
+
+    if (p->rtn) {
+        const int64_t shape[2] = {R, C};
+        snprintf(name, sizeof name, "%s.weight", prefix);
+        st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
+    } else {
+        st = gptq_model_linear_get(p->m, L, i, p->W);
+    }
+    if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
+    if (st) {
+        gptq_error_prefix(st, "%s", prefix);
+        goto done;
+    }
+    const double t_solve = res.seconds_solve;
+    const double t1 = gptq_now();
+    /* v2 holds any zero; the format is chosen at the end */
+    if ((st = gptq_pack(&res, GPTQ_FORMAT_V2, &pk))) goto done;
+    int64_t zero0 = 0, first0 = -1;
+    for (int64_t k = 0; k < res.ngroups * R; k++)
+        if (res.zeros[k] == 0) {
+            if (first0 < 0) first0 = k;
+            zero0++;
+        }
+    if (zero0 && p->o->format == GPTQ_FORMAT_V1) {
+        st = gptq_error(GPTQ_ERR_INVALID,
+                        "%s: group %lld of output row %lld has zero point 0 (%lld such groups in "
+                        "this module), which the v1 \"gptq\" format cannot store (it stores z - 1); "
+                        "use --format gptq_v2 or auto, or --sym",
+                        prefix, (long long)(first0 / R), (long long)(first0 % R), (long long)zero0);
+        goto done;
+    }
+    p->stats->zero0 += zero0;
+    const size_t zi = (size_t)L * (size_t)p->nlin + (size_t)i;
+    p->zeros[zi] = gptq_malloc((size_t)(res.ngroups * R), "zero points");
+    if (!p->zeros[zi]) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
+    for (int64_t k = 0; k < res.ngroups * R; k++) p->zeros[zi][k] = (uint8_t)res.zeros[k];
+    p->zeros_ng[zi] = res.ngroups;
+
+    /* the weight a loader will see: fp16 scales, (q - z) */
+    if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) goto done;
+    if (!p->rtn && (st = gptq_model_linear_set(p->m, L, i, p->W))) goto done;
+
+    const int b = p->o->q.bits;
+    snprintf(name, sizeof name, "%s.qweight", prefix);
+    st = gptq_ckpt_write(p->ck, name, pk.qweight, (size_t)(C * b / 32 * R) * 4);
+    snprintf(name, sizeof name, "%s.scales", prefix);
+    if (!st) st = gptq_ckpt_write(p->ck, name, pk.scales, (size_t)(res.ngroups * R) * 2);
+    snprintf(name, sizeof name, "%s.g_idx", prefix);
+    if (!st) st = gptq_ckpt_write(p->ck, name, pk.g_idx, (size_t)C * 4);
+    if (!st && li->has_bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        bias16 = gptq_malloc((size_t)R * 2, "bias");
+        bias32 = gptq_malloc((size_t)R * 4, "bias");
+        if (!bias16 || !bias32) st = GPTQ_ERR_NOMEM;
+        if (!st) st = gptq_weights_read_f32(p->w, name, 1, &R, bias32);
+        /* f16 -> f32 -> f16 is exact: an fp16 source keeps its bytes */
+        for (int64_t r = 0; !st && r < R; r++) bias16[r] = gptq_f32_to_f16(bias32[r]);
+        if (!st) st = gptq_ckpt_write(p->ck, name, bias16, (size_t)R * 2);
+    }
+    if (st) goto done;
+    const double t2 = gptq_now();
+    p->stats->seconds_solve += t_solve;
+    p->stats->seconds_write += t2 - t1;
+    p->stats->nmodules++;
+    p->done++;
+    if (p->o->on_module) {
+        gptq_module_report r = {
+            .layer = L, .index = i, .name = li->name, .prefix = prefix, .rows = R, .cols = C,
+            .hessian_rows = hrows, .loss = res.loss, .out_rel_err = res.out_rel_err,
+            .damp_used = res.damp_used, .damp_retries = res.damp_retries,
+            .dead_cols = res.dead_cols, .seconds = t2 - t0, .seconds_solve = t_solve,
+            .bits = res.bits, .group_size = res.group_size, .zero0 = zero0, .done = p->done,
+            .total = p->total,
+        };
+        p->o->on_module(p->o->user, &r, p->W);
+    }
+done:
+    free(bias16);
+    free(bias32);
+    gptq_packed_free(&pk);
+    gptq_layer_result_free(&res);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* Calibration forward passes                                          */
+/* ------------------------------------------------------------------ */
+
+/* Quantize the modules of group g from its finished Hessian. */
+static int quantize_group(pl *p, int L, int g);
+
+/* One pass does it all when every window fits in one forward (one chunk):
+ * at each group's input the Hessian is made and the group quantized right
+ * there; the forward then goes on with the quantized weights, so its
+ * output is the quantized layer's. Same Hessians as the chunked passes. */
+static int fused_hook(void *user, const gptq_hook_event *ev)
+{
+    pl *p = user;
+    const double t0 = gptq_now();
+    int st = gptq_hessian_new(p->be, ev->cols, &p->H[ev->group]);
+    if (!st) st = gptq_hessian_add_buf(p->H[ev->group], ev->X, 0, ev->T);
+    p->stats->seconds_hessian += gptq_now() - t0;
+    if (!st) st = quantize_group(p, ev->layer, ev->group);
+    gptq_hessian_free(p->H[ev->group]);
+    p->H[ev->group] = NULL;
+    p->hook_seconds += gptq_now() - t0; /* all of it is not forward time */
+    return st;
+}
+
+static int hessian_hook(void *user, const gptq_hook_event *ev)
+{
+    pl *p = user;
+    if (p->hook_group >= 0 && ev->group != p->hook_group) return GPTQ_OK;
+    const double t0 = gptq_now();
+    int st = gptq_hessian_add_buf(p->H[ev->group], ev->X, 0, ev->T);
+    p->hook_seconds += gptq_now() - t0;
+    if (st) return st;
+    /* nothing after this group's input is needed */
+    if (p->hook_group >= 0 || ev->group == p->ngroups - 1) return GPTQ_HOOK_STOP;
+    return GPTQ_OK;
+}
+
+/* Run layer L over every chunk into the scratch Y, accumulating the
+ * Hessian of group g (every group when g < 0). */
+static int hessian_pass(pl *p, int L, int g)
+{
+    p->hook_group = g;
+    for (int64_t c = 0; c < p->nchunks; c++) {
+        int st = interrupted(p);
+        if (st) return st;
+        const double t0 = gptq_now(), h0 = p->hook_seconds;
+        st = gptq_model_layer_forward(p->m, L, p->X[c], p->Y, p->chunk_nseq[c], p->S,
+                                      hessian_hook, p);
+        const double dt = gptq_now() - t0, dh = p->hook_seconds - h0;
+        p->stats->seconds_forward += dt - dh;
+        p->stats->seconds_hessian += dh;
+        if (st) return gptq_error_prefix(st, "layer %d, calibration chunk %lld", L, (long long)c);
+    }
+    return GPTQ_OK;
+}
+
+static int quantize_group(pl *p, int L, int g)
+{
+    const double t0 = gptq_now();
+    const int64_t hrows = gptq_hessian_count(p->H[g]);
+    int st = gptq_hessian_get(p->H[g], p->Hhost);
+    p->stats->seconds_hessian += gptq_now() - t0;
+    if (st) return gptq_error_prefix(st, "layer %d", L);
+    for (int i = 0; i < p->nlin && !st; i++) {
+        if (gptq_model_linear(p->m, i)->group != g) continue;
+        if ((st = interrupted(p))) break;
+        progress(p, L, "quantize", (double)i / (double)(p->nlin + 1));
+        st = quantize_module(p, L, i, p->Hhost, hrows);
+    }
+    return st;
+}
+
+static int group_cols(const pl *p, int g)
+{
+    for (int i = 0; i < p->nlin; i++)
+        if (gptq_model_linear(p->m, i)->group == g) return (int)gptq_model_linear(p->m, i)->cols;
+    return 0;
+}
+
+static void free_hessians(pl *p)
+{
+    for (int g = 0; g < GPTQ_MAX_LINEARS; g++) {
+        gptq_hessian_free(p->H[g]);
+        p->H[g] = NULL;
+    }
+}
+
+static int quantize_layer_gptq(pl *p, int L)
+{
+    int st = gptq_model_layer_load(p->m, L);
+    if (st) return st;
+    if (p->o->true_sequential && p->nchunks == 1) {
+        progress(p, L, "forward", 0.0);
+        const double t0 = gptq_now(), h0 = p->hook_seconds;
+        st = gptq_model_layer_forward(p->m, L, p->X[0], p->X[0], p->chunk_nseq[0], p->S,
+                                      fused_hook, p);
+        /* the hook counts its Hessian, solve and write time itself */
+        p->stats->seconds_forward += gptq_now() - t0 - (p->hook_seconds - h0);
+        if (st) gptq_error_prefix(st, "layer %d", L);
+        return st;
+    }
+    if (p->o->true_sequential) {
+        for (int g = 0; g < p->ngroups && !st; g++) {
+            progress(p, L, "hessian", 0.0);
+            st = gptq_hessian_new(p->be, group_cols(p, g), &p->H[g]);
+            if (!st) st = hessian_pass(p, L, g);
+            if (!st) st = quantize_group(p, L, g);
+            free_hessians(p);
+        }
+    } else {
+        progress(p, L, "hessian", 0.0);
+        for (int g = 0; g < p->ngroups && !st; g++)
+            st = gptq_hessian_new(p->be, group_cols(p, g), &p->H[g]);
+        if (!st) st = hessian_pass(p, L, -1);
+        for (int g = 0; g < p->ngroups && !st; g++) st = quantize_group(p, L, g);
+        free_hessians(p);
+    }
+    if (st) return st;
+    /* the quantized layer's outputs: the next layer's inputs, in place */
+    for (int64_t c = 0; c < p->nchunks && !st; c++) {
+        if ((st = interrupted(p))) break;
+        progress(p, L, "forward",
+                 ((double)p->nlin + (double)c / (double)p->nchunks) / (double)(p->nlin + 1));
+        const double t0 = gptq_now();
+        st = gptq_model_layer_forward(p->m, L, p->X[c], p->X[c], p->chunk_nseq[c], p->S, NULL,
+                                      NULL);
+        p->stats->seconds_forward += gptq_now() - t0;
+        if (st) gptq_error_prefix(st, "layer %d, calibration chunk %lld", L, (long long)c);
+    }
+    return st;
+}
+
+/* Embed the calibration windows into chunks of whole sequences. */
+static int embed_calibration(pl *p)
+{
+    const gptq_pipeline_options *o = p->o;
+    const int64_t S = o->seqlen, D = p->cfg->hidden_size;
+    int64_t bt = o->batch_tokens > 0 ? o->batch_tokens : DEFAULT_BATCH_TOKENS;
+    int64_t spc = bt / S;
+    if (spc < 1) spc = 1;
+    if (spc > o->nsamples) spc = o->nsamples;
+    p->S = S;
+    p->nchunks = (o->nsamples + spc - 1) / spc;
+    p->X = gptq_calloc((size_t)p->nchunks, sizeof *p->X, "calibration chunks");
+    p->chunk_nseq = gptq_calloc((size_t)p->nchunks, sizeof *p->chunk_nseq, "calibration chunks");
+    if (!p->X || !p->chunk_nseq) return GPTQ_ERR_NOMEM;
+    progress(p, 0, "embed", 0.0);
+    const double t0 = gptq_now();
+    int st = gptq_be_alloc(p->be, (size_t)(spc * S * D) * sizeof(float), &p->Y,
+                           "layer output scratch");
+    for (int64_t c = 0; c < p->nchunks && !st; c++) {
+        const int64_t first = c * spc;
+        const int64_t n = o->nsamples - first < spc ? o->nsamples - first : spc;
+        p->chunk_nseq[c] = n;
+        st = gptq_model_alloc_hidden(p->m, n, S, &p->X[c]);
+        if (!st) st = gptq_model_embed(p->m, o->calib_ids + first * S, n, S, p->X[c]);
+        if (!st) st = interrupted(p);
+    }
+    p->stats->seconds_forward += gptq_now() - t0;
+    if (st) return gptq_error_prefix(st, "embedding the calibration windows");
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The job                                                             */
+/* ------------------------------------------------------------------ */
+
+static int write_qzeros(pl *p)
+{
+    const int b = p->o->q.bits;
+    char prefix[512], name[600];
+    int st = GPTQ_OK;
+    for (int L = 0; L < p->nlayers && !st; L++)
+        for (int i = 0; i < p->nlin && !st; i++) {
+            const size_t zi = (size_t)L * (size_t)p->nlin + (size_t)i;
+            const int64_t N = gptq_model_linear(p->m, i)->rows, ng = p->zeros_ng[zi];
+            int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
+            if (!qz) return GPTQ_ERR_NOMEM;
+            gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+            st = gptq_qzeros_pack(p->zeros[zi], ng, N, b, p->stats->format, qz);
+            if (st) gptq_error_prefix(st, "%s", prefix);
+            snprintf(name, sizeof name, "%s.qzeros", prefix);
+            if (!st) st = gptq_ckpt_write(p->ck, name, qz, (size_t)(ng * N * b / 32) * 4);
+            free(qz);
+        }
+    return st;
+}
+
+static int same_folder(const char *a, const char *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (!realpath(a, ra) || !realpath(b, rb)) return 0;
+    return strcmp(ra, rb) == 0;
+}
+
+int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out_dir,
+                        const gptq_pipeline_options *o, gptq_pipeline_stats *stats)
+{
+    memset(stats, 0, sizeof *stats);
+    pl P = {0}, *p = &P;
+    p->o = o;
+    p->stats = stats;
+    p->be = be;
+    p->model_dir = model_dir;
+    p->t0 = gptq_now();
+    p->rtn = o->q.method == GPTQ_METHOD_RTN;
+    p->hook_group = -1;
+    if (o->format != GPTQ_PIPELINE_FORMAT_AUTO && o->format != GPTQ_FORMAT_V1 &&
+        o->format != GPTQ_FORMAT_V2)
+        return gptq_error(GPTQ_ERR_INVALID, "format %d: auto (0), gptq (1) or gptq_v2 (2)",
+                          o->format);
+    if (same_folder(model_dir, out_dir))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "the output folder %s is the model folder itself: choose another one",
+                          out_dir);
+    int st = gptq_model_open(model_dir, be, &p->m);
+    if (st) return st;
+    p->w = gptq_model_weights(p->m);
+    p->cfg = gptq_model_config_of(p->m);
+    p->nlin = gptq_model_nlinear(p->m);
+    p->ngroups = gptq_model_ngroups(p->m);
+    p->nlayers = (int)p->cfg->num_layers;
+    p->total = (int64_t)p->nlayers * p->nlin;
+    if ((st = check_model(p))) goto done;
+
+    int64_t maxw = 0, maxc = 0;
+    for (int i = 0; i < p->nlin; i++) {
+        const gptq_linear_info *li = gptq_model_linear(p->m, i);
+        if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
+        if (li->cols > maxc) maxc = li->cols;
+    }
+    p->W = gptq_malloc((size_t)maxw * sizeof(float), "a module's weight");
+    p->zeros = gptq_calloc((size_t)p->total, sizeof *p->zeros, "zero points");
+    p->zeros_ng = gptq_calloc((size_t)p->total, sizeof *p->zeros_ng, "zero points");
+    if (!p->rtn) p->Hhost = gptq_malloc((size_t)(maxc * maxc) * sizeof(float), "a Hessian");
+    if (!p->W || !p->zeros || !p->zeros_ng || (!p->rtn && !p->Hhost)) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
+
+    if ((st = gptq_ckpt_begin(out_dir, o->max_shard_bytes ? o->max_shard_bytes
+                                                          : DEFAULT_SHARD_BYTES, &p->ck)))
+        goto done;
+    if ((st = plan(p))) goto done;
+    double tw = gptq_now();
+    st = copy_plain(p);
+    stats->seconds_write += gptq_now() - tw;
+    if (st) goto done;
+
+    if (p->rtn) {
+        for (int L = 0; L < p->nlayers && !st; L++)
+            for (int i = 0; i < p->nlin && !st; i++) {
+                if ((st = interrupted(p))) break;
+                progress(p, L, "quantize", 0.0);
+                st = quantize_module(p, L, i, NULL, 0);
+            }
+    } else {
+        st = embed_calibration(p);
+        for (int L = 0; L < p->nlayers && !st; L++) st = quantize_layer_gptq(p, L);
+        gptq_model_layer_unload(p->m);
+    }
+    if (st) goto done;
+
+    /* the zero-point format over the whole model */
+    stats->format = o->format == GPTQ_FORMAT_V2 ? GPTQ_FORMAT_V2
+                    : o->format == GPTQ_FORMAT_V1 ? GPTQ_FORMAT_V1
+                    : stats->zero0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
+    progress(p, p->nlayers, "finish", 1.0);
+    tw = gptq_now();
+    if ((st = write_qzeros(p))) goto done;
+    cJSON *qc = gptq_ckpt_quant_config(&o->q, stats->format, o->true_sequential);
+    if (!qc) {
+        st = gptq_error(GPTQ_ERR_NOMEM, "quantization_config: out of memory");
+        goto done;
+    }
+    st = gptq_ckpt_finish(p->ck, model_dir, qc); /* frees ck either way */
+    p->ck = NULL;
+    cJSON_Delete(qc);
+    stats->seconds_write += gptq_now() - tw;
+
+done:
+    gptq_ckpt_abort(p->ck);
+    free_hessians(p);
+    if (p->X)
+        for (int64_t c = 0; c < p->nchunks; c++) gptq_be_free(be, p->X[c]);
+    gptq_be_free(be, p->Y);
+    free(p->X);
+    free(p->chunk_nseq);
+    if (p->zeros)
+        for (int64_t k = 0; k < p->total; k++) free(p->zeros[k]);
+    free(p->zeros);
+    free(p->zeros_ng);
+    free(p->Hhost);
+    free(p->W);
+    gptq_model_close(p->m);
+    stats->seconds_total = gptq_now() - p->t0;
+    return st;
+}

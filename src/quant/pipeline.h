@@ -1,0 +1,121 @@
+/*
+ * pipeline.h — `gptq quantize`: a whole Hugging Face model folder in, a
+ * GPTQ checkpoint folder out (internal, not installed; the CLI and tests
+ * call it).
+ *
+ * The scheme (GPTQ paper, Section 4 "Step 3" and its llama.py/opt.py):
+ *   1. the calibration windows (nsamples, seqlen) are embedded once into
+ *      hidden states X, kept on the backend in chunks of whole sequences
+ *      (batch_tokens tokens per forward pass bound the work buffers);
+ *   2. for each decoder layer L, with only L's weights loaded:
+ *      true-sequential (default): for each group of linears in forward
+ *      order (q/k/v, o, gate/up, down; OPT: q/k/v, out, fc1, fc2) the layer
+ *      runs forward on every chunk up to that group's input (the model's
+ *      hook stops it there), accumulating ONE Hessian for the group; each
+ *      module of the group is quantized (gptq_quantize_layer), its weight in
+ *      the loaded layer replaced by the checkpoint's dequantization (fp16
+ *      scales, exactly what a loader will compute), so the next group is
+ *      calibrated on the quantized earlier ones;
+ *      without true-sequential: one forward per chunk accumulates every
+ *      group's Hessian from the unquantized layer;
+ *      then the quantized layer runs forward on every chunk in place: its
+ *      outputs are layer L+1's calibration inputs;
+ *   3. packed tensors are streamed to the checkpoint as each module
+ *      finishes; qzeros come last, once the zero-point format is known.
+ * RTN needs no calibration and no forward pass: each weight is read from
+ * the source file, rounded and packed.
+ *
+ * Memory: the hidden states X (nsamples * seqlen * hidden f32), one layer's
+ * weights, the forward work buffers of one chunk, the Hessians of one group
+ * (all groups without true-sequential), one module's solve, and the zero
+ * points of every module (ngroups x rows bytes each, 1/16 of the fp16
+ * weights at group 128) until the end.
+ *
+ * Zero-point format (checkpoint_format): GPTQ_PIPELINE_FORMAT_AUTO writes
+ * "gptq" (v1, z - 1 stored) when every zero point of the model is >= 1
+ * (always so for sym), else "gptq_v2" (z stored; vLLM reads it since PR
+ * #26092, GPTQModel natively); V1 fails at the first module that has a zero
+ * of 0, naming it and the group; V2 always writes v2.
+ */
+#ifndef GPTQ_QUANT_PIPELINE_H
+#define GPTQ_QUANT_PIPELINE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+/* What the pipeline tells its caller after each module. */
+typedef struct gptq_module_report {
+    int layer, index;        /* decoder layer, linear index in the layer */
+    const char *name;        /* "self_attn.q_proj" */
+    const char *prefix;      /* "model.layers.3.self_attn.q_proj" */
+    int64_t rows, cols;
+    int64_t hessian_rows;    /* calibration tokens behind the Hessian (0: RTN) */
+    double loss, out_rel_err;
+    float damp_used;
+    int damp_retries, dead_cols;
+    double seconds;          /* this module: solve + pack + write */
+    double seconds_solve;
+    int bits, group_size;
+    int64_t zero0;           /* (group, row) zero points equal to 0 */
+    int64_t done, total;     /* modules finished (this one included), of all */
+} gptq_module_report;
+
+typedef struct gptq_progress {
+    int layer, nlayers;      /* layer being worked on (nlayers when finishing) */
+    const char *stage;       /* "embed", "hessian", "quantize", "forward", "finish" */
+    int64_t modules_done, modules_total;
+    double fraction;         /* estimated share of the job done, 0..1 */
+    double elapsed;          /* seconds since the start */
+} gptq_progress;
+
+enum { GPTQ_PIPELINE_FORMAT_AUTO = 0 }; /* or GPTQ_FORMAT_V1 / GPTQ_FORMAT_V2 */
+
+typedef struct gptq_pipeline_options {
+    gptq_quant_config q;
+    int true_sequential;        /* 1 (default) */
+    int format;                 /* GPTQ_PIPELINE_FORMAT_AUTO, GPTQ_FORMAT_V1, GPTQ_FORMAT_V2 */
+    const int32_t *calib_ids;   /* (nsamples, seqlen); NULL for RTN */
+    int64_t nsamples, seqlen;
+    int64_t batch_tokens;       /* tokens per forward pass (0: 8192, at least one sequence) */
+    uint64_t max_shard_bytes;   /* 0: 4 GB */
+    /* checked between modules and forward chunks: non-zero stops the job
+     * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
+    const volatile sig_atomic_t *interrupt;
+    /* optional callbacks; W_dequant (rows, cols) f32 is the weight the
+     * checkpoint dequantizes to, valid during the call */
+    void (*on_module)(void *user, const gptq_module_report *r, const float *W_dequant);
+    void (*on_progress)(void *user, const gptq_progress *p);
+    void *user;
+} gptq_pipeline_options;
+
+/* Defaults: gptq_quant_config_default, true-sequential, format auto,
+ * 8192 tokens per forward pass, 4 GB shards. */
+void gptq_pipeline_options_default(gptq_pipeline_options *o);
+
+typedef struct gptq_pipeline_stats {
+    gptq_format format;          /* written */
+    int nshards;
+    int nmodules;
+    int64_t zero0;               /* zero points equal to 0 over the model */
+    uint64_t params;             /* elements of all source tensors */
+    uint64_t bytes_in;           /* bytes of all source tensors */
+    uint64_t bytes_out;          /* bytes of all checkpoint tensors */
+    uint64_t qweights;           /* elements of the quantized linears' weights */
+    uint64_t qbytes;             /* their qweight + qzeros + scales + g_idx bytes */
+    uint64_t qsrc_bytes;         /* their weights' bytes in the source */
+    double seconds_total;
+    double seconds_forward;      /* embedding and layer forwards (Hessian time excluded) */
+    double seconds_hessian;      /* accumulation and download of the Hessians */
+    double seconds_solve;        /* gptq_quantize_layer */
+    double seconds_write;        /* packing, copying and writing the checkpoint */
+} gptq_pipeline_stats;
+
+/* Quantize model_dir into out_dir (written atomically: see checkpoint.h).
+ * Errors name the module, file or option at fault; on any error nothing
+ * changes at out_dir and the temporary folder is removed. */
+int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out_dir,
+                        const gptq_pipeline_options *o, gptq_pipeline_stats *stats);
+
+#endif /* GPTQ_QUANT_PIPELINE_H */
