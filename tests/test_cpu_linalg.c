@@ -39,7 +39,10 @@
 
 /* Deterministic uniform [-1, 1) numbers (64-bit LCG, top bits). */
 static uint64_t rng_state;
-static void rng_seed(uint64_t s) { rng_state = s * 6364136223846793005ull + 1442695040888963407ull; }
+static void rng_seed(uint64_t s)
+{
+    rng_state = s * 6364136223846793005ull + 1442695040888963407ull;
+}
 static float rng_uniform(void)
 {
     rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;

@@ -38,11 +38,21 @@
 
 #include "cpu_impl.h"
 
-/* Tile sizes. Part of the defined arithmetic: see the header comment. */
+/* Tile sizes. Part of the defined arithmetic: see the header comment.
+ * (Overridable with -D only to measure other sizes; a build with other
+ * values gives other bytes than the goldens.) */
+#ifndef LA_GEMM_TILE_M
 #define LA_GEMM_TILE_M 256 /* gemm: rows of C per tile */
+#endif
+#ifndef LA_GEMM_TILE_N
 #define LA_GEMM_TILE_N 256 /* gemm: columns of C per tile */
-#define LA_SYRK_TILE 256   /* hessian_accumulate: (T, T) tiles of S */
-#define LA_CHOL_NB 256     /* cholesky/inverse: block size and tile size */
+#endif
+#ifndef LA_SYRK_TILE
+#define LA_SYRK_TILE 256 /* hessian_accumulate: (T, T) tiles of S */
+#endif
+#ifndef LA_CHOL_NB
+#define LA_CHOL_NB 256 /* cholesky/inverse: block size and tile size */
+#endif
 
 static int la_max_threads(void)
 {
@@ -188,8 +198,8 @@ int cpu_hessian_accumulate(void *ctx, gptq_buf *S, // (C, C) f32
     if (!tiles || !scratch) {
         free(tiles);
         free(scratch);
-        return cpu_fail(cx, GPTQ_ERR_NOMEM, "hessian_accumulate: out of memory for %d scratch tiles",
-                        nthr);
+        return cpu_fail(cx, GPTQ_ERR_NOMEM,
+                        "hessian_accumulate: out of memory for %d scratch tiles", nthr);
     }
     int64_t k = 0;
     for (int64_t bi = 0; bi < nt; bi++)
@@ -268,116 +278,129 @@ static void la_flip(float *a, int64_t n)
     }
 }
 
-/* Blocked right-looking Cholesky of the lower triangle of a (n, n), ld n,
- * in place: a = L L^T. Returns -1 on success, else the 0-based column whose
- * pivot was not positive (or not finite). The strict upper part is left as
- * it was. */
-static int64_t la_chol_lower(float *a, int64_t n)
+/* Size of block `blk` of an n-long axis cut into LA_CHOL_NB-blocks. */
+static int64_t la_bs(int64_t blk, int64_t n)
 {
-    const int64_t NB = LA_CHOL_NB;
-    for (int64_t k = 0; k < n; k += NB) {
-        int64_t kb = n - k < NB ? n - k : NB;
-        float *akk = a + k * n + k;
-        /* the row-major lower block is the column-major upper block */
-        lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)kb, akk,
-                                              (lapack_int)n);
-        if (info > 0) return k + info - 1;
-        if (info < 0) return k; /* cannot happen with valid arguments */
-        /* OpenBLAS's potrf tests `pivot <= 0`, which a NaN passes */
-        for (int64_t d = 0; d < kb; d++) {
-            float v = akk[d * n + d];
-            if (!(v > 0.0f) || !isfinite(v)) return k + d;
-        }
-        int64_t r0 = k + kb; /* first trailing row; a multiple of NB */
-        if (r0 >= n) break;
-        int64_t nt = (n - r0 + NB - 1) / NB;     /* trailing block rows */
-        int64_t nupd = nt * (nt + 1) / 2;        /* lower tiles of the trailing matrix */
-#pragma omp parallel
-        {
-            /* panel: a[r0:n, k:k+kb] = a[r0:n, k:k+kb] * L_kk^-T, row tiles */
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < nt; t++) {
-                int64_t i0 = r0 + t * NB;
-                int64_t mi = n - i0 < NB ? n - i0 : NB;
-                cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit,
-                            (int)mi, (int)kb, 1.0f, akk, (int)n, a + i0 * n + k, (int)n);
-            }
-            /* trailing update of the lower triangle: a[I, J] -= P_I P_J^T for
-             * block rows I >= J, P = the panel just solved. Tile t counts the
-             * lower tiles row by row: t = I(I+1)/2 + J; taken from the end
-             * (biggest rows, full tiles) first. */
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t u = 0; u < nupd; u++) {
-                int64_t t = nupd - 1 - u;
-                int64_t bi = (int64_t)((sqrt(8.0 * (double)t + 1.0) - 1.0) / 2.0);
-                while (bi * (bi + 1) / 2 > t) bi--;
-                while ((bi + 1) * (bi + 2) / 2 <= t) bi++;
-                int64_t bj = t - bi * (bi + 1) / 2;
-                int64_t i0 = r0 + bi * NB, j0 = r0 + bj * NB;
-                int64_t mi = n - i0 < NB ? n - i0 : NB;
-                int64_t mj = n - j0 < NB ? n - j0 : NB;
-                const float *pi = a + i0 * n + k, *pj = a + j0 * n + k;
-                if (bi == bj)
-                    cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)mi, (int)kb, -1.0f,
-                                pi, (int)n, 1.0f, a + i0 * n + i0, (int)n);
-                else
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mi, (int)mj,
-                                (int)kb, -1.0f, pi, (int)n, pj, (int)n, 1.0f, a + i0 * n + j0,
-                                (int)n);
-            }
-        }
-    }
-    return -1;
+    int64_t r = n - blk * LA_CHOL_NB;
+    return r < LA_CHOL_NB ? r : LA_CHOL_NB;
 }
 
-/* Blocked inverse of the lower triangular l (n, n), ld n, in place, block
- * columns from last to first. With blocks above J already inverted:
- *   Linv[J, J]  = L[J, J]^-1                                   (strtri)
- *   Linv[I, J]  = -(sum_{K=J+1..I} Linv[I, K] L[K, J]) Linv[J, J],  I > J
- * Each row tile I is one fixed sequence (copy, trmm by Linv[I, I], gemm over
- * K = J+1..I-1, trmm by -Linv[J, J]) into the scratch w ((n, NB) f32); the
- * block column is written back after all tiles, since they read it.
- * Returns -1, or the column of a zero diagonal entry. */
-static int64_t la_trinv_lower(float *l, int64_t n, float *w)
+/* In place on the lower triangle of a (n, n), ld n, cut into (NB, NB)
+ * tiles: first the Cholesky factor a = L L^T, then a = L^-1. The strict
+ * upper part is left as it was. Returns -1 on success, else the 0-based
+ * column whose pivot was not positive (or not finite).
+ *
+ * Both run as one OpenMP task graph over tiles (tiled algorithms as in
+ * PLASMA), so the factorization of one block column overlaps the updates
+ * of the previous one and the inverse starts on finished tiles. Each task
+ * is one single-threaded BLAS/LAPACK call on whole tiles, and `depend`
+ * on the tile it writes orders every tile's operations as they are
+ * created below: the arithmetic of every element is fixed by this code
+ * and NB, not by which thread runs what or when.
+ *
+ * Cholesky, step k:  L_kk = chol(A_kk);  A_mk = A_mk L_kk^-T (m > k);
+ *                    A_mm -= A_mk A_mk^T;  A_mj -= A_mk A_jk^T (k < j < m).
+ * Inverse, step k (left to right, in place; with a 2x2 block check:
+ * [[a,0],[b,c]] -> [[1/a,0],[-b/(ac),1/c]]):
+ *                    A_mk = -A_mk A_kk^-1 (m > k);  A_mj += A_mk A_kj
+ *                    (m > k > j);  A_kj = A_kk^-1 A_kj (j < k);
+ *                    A_kk = A_kk^-1. */
+static int64_t la_chol_inv_lower(float *a, int64_t n)
 {
     const int64_t NB = LA_CHOL_NB;
-    const int64_t nblk = (n + NB - 1) / NB;
-    for (int64_t bj = nblk - 1; bj >= 0; bj--) {
-        int64_t j = bj * NB;
-        int64_t jb = n - j < NB ? n - j : NB;
-        float *ljj = l + j * n + j;
-        lapack_int info = LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)jb, ljj,
-                                              (lapack_int)n);
-        if (info > 0) return j + info - 1;
-        if (info < 0) return j;
-        int64_t r0 = j + jb;
-        if (r0 >= n) continue;
-        int64_t nt = nblk - bj - 1; /* row tiles below the diagonal block */
+    const int64_t nt = (n + NB - 1) / NB;
+    const int ld = (int)n;
+    /* dependence tokens: one byte per tile, only their addresses matter */
+    char *dep = calloc((size_t)(nt * nt), 1);
+    if (!dep) return -2;
+    int64_t bad = -1; /* first failing column; written by one potrf task */
+    int failed = 0;   /* once set, the remaining tasks do nothing */
+#define LA_T(bi, bj) (a + (bi) * NB * n + (bj) * NB)
+#define LA_FAILED(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
 #pragma omp parallel
-        {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t u = 0; u < nt; u++) {
-                int64_t bi = nblk - 1 - u; /* longest gemm first */
-                int64_t i0 = bi * NB;
-                int64_t mi = n - i0 < NB ? n - i0 : NB;
-                float *wt = w + (i0 - r0) * jb; // (mi, jb), ld jb
-                for (int64_t r = 0; r < mi; r++)
-                    memcpy(wt + r * jb, l + (i0 + r) * n + j, (size_t)jb * sizeof(float));
-                cblas_strmm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit,
-                            (int)mi, (int)jb, 1.0f, l + i0 * n + i0, (int)n, wt, (int)jb);
-                if (i0 > r0)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mi, (int)jb,
-                                (int)(i0 - r0), 1.0f, l + i0 * n + r0, (int)n, l + r0 * n + j,
-                                (int)n, 1.0f, wt, (int)jb);
-                cblas_strmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit,
-                            (int)mi, (int)jb, -1.0f, ljj, (int)n, wt, (int)jb);
+#pragma omp single
+    {
+        for (int64_t k = 0; k < nt; k++) {
+            const int kb = (int)la_bs(k, n);
+#pragma omp task default(shared) firstprivate(k, kb) depend(inout : dep[k * nt + k])
+            if (!LA_FAILED(failed)) {
+                float *akk = LA_T(k, k);
+                /* the row-major lower tile is the column-major upper one */
+                lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', kb, akk, ld);
+                int64_t col = info > 0 ? k * NB + info - 1 : info < 0 ? k * NB : -1;
+                /* OpenBLAS's potrf tests `pivot <= 0`, which a NaN passes */
+                for (int64_t d = 0; col < 0 && d < kb; d++)
+                    if (!(akk[d * n + d] > 0.0f) || !isfinite(akk[d * n + d])) col = k * NB + d;
+                if (col >= 0) {
+                    bad = col;
+                    __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+                }
             }
-#pragma omp for schedule(static)
-            for (int64_t r = r0; r < n; r++)
-                memcpy(l + r * n + j, w + (r - r0) * jb, (size_t)jb * sizeof(float));
+            for (int64_t m = k + 1; m < nt; m++) {
+#pragma omp task default(shared) firstprivate(k, m, kb) depend(in : dep[k * nt + k]) \
+    depend(inout : dep[m * nt + k])
+                if (!LA_FAILED(failed))
+                    cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit,
+                                (int)la_bs(m, n), kb, 1.0f, LA_T(k, k), ld, LA_T(m, k), ld);
+            }
+            for (int64_t m = k + 1; m < nt; m++) {
+                const int mb = (int)la_bs(m, n);
+#pragma omp task default(shared) firstprivate(k, m, kb, mb) depend(in : dep[m * nt + k]) \
+    depend(inout : dep[m * nt + m])
+                if (!LA_FAILED(failed))
+                    cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, mb, kb, -1.0f, LA_T(m, k),
+                                ld, 1.0f, LA_T(m, m), ld);
+                for (int64_t j = k + 1; j < m; j++) {
+#pragma omp task default(shared) firstprivate(k, m, j, kb, mb) \
+    depend(in : dep[m * nt + k], dep[j * nt + k]) depend(inout : dep[m * nt + j])
+                    if (!LA_FAILED(failed))
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mb, NB, kb, -1.0f,
+                                    LA_T(m, k), ld, LA_T(j, k), ld, 1.0f, LA_T(m, j), ld);
+                }
+            }
         }
-    }
-    return -1;
+        for (int64_t k = 0; k < nt; k++) {
+            const int kb = (int)la_bs(k, n);
+            for (int64_t m = k + 1; m < nt; m++) {
+#pragma omp task default(shared) firstprivate(k, m, kb) depend(in : dep[k * nt + k]) \
+    depend(inout : dep[m * nt + k])
+                if (!LA_FAILED(failed))
+                    cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit,
+                                (int)la_bs(m, n), kb, -1.0f, LA_T(k, k), ld, LA_T(m, k), ld);
+            }
+            for (int64_t m = k + 1; m < nt; m++)
+                for (int64_t j = 0; j < k; j++) {
+#pragma omp task default(shared) firstprivate(k, m, j, kb) \
+    depend(in : dep[m * nt + k], dep[k * nt + j]) depend(inout : dep[m * nt + j])
+                    if (!LA_FAILED(failed))
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)la_bs(m, n),
+                                    NB, kb, 1.0f, LA_T(m, k), ld, LA_T(k, j), ld, 1.0f,
+                                    LA_T(m, j), ld);
+                }
+            for (int64_t j = 0; j < k; j++) {
+#pragma omp task default(shared) firstprivate(k, j, kb) depend(in : dep[k * nt + k]) \
+    depend(inout : dep[k * nt + j])
+                if (!LA_FAILED(failed))
+                    cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit,
+                                kb, NB, 1.0f, LA_T(k, k), ld, LA_T(k, j), ld);
+            }
+#pragma omp task default(shared) firstprivate(k, kb) depend(inout : dep[k * nt + k])
+            if (!LA_FAILED(failed)) {
+                /* after a successful potrf the diagonal is > 0: info > 0
+                 * (an exact zero) cannot happen; treat it as a failure */
+                lapack_int info =
+                    LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'U', 'N', kb, LA_T(k, k), ld);
+                if (info != 0) {
+                    bad = k * NB + (info > 0 ? info - 1 : 0);
+                    __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+                }
+            }
+        }
+    } /* the implicit barriers wait for every task */
+#undef LA_T
+#undef LA_FAILED
+    free(dep);
+    return failed ? bad : -1;
 }
 
 int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, // (C, C) f32, in place
@@ -413,16 +436,12 @@ int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, // (C, C) f32, in place
                         (long long)(first_bad / C), (long long)(first_bad % C));
     }
 
-    float *w = la_alloc((size_t)C * LA_CHOL_NB * sizeof(float));
-    if (!w)
-        return cpu_fail(cx, GPTQ_ERR_NOMEM,
-                        "cholesky_inverse_upper: out of memory for a (%lld, %d) scratch panel",
-                        (long long)C, LA_CHOL_NB);
-
     la_flip(h, nel); /* h = J H J; its lower triangle is H's upper one */
-    int64_t bad = la_chol_lower(h, C);
+    int64_t bad = la_chol_inv_lower(h, C);
+    if (bad == -2)
+        return cpu_fail(cx, GPTQ_ERR_NOMEM, "cholesky_inverse_upper: out of memory (C=%lld)",
+                        (long long)C);
     if (bad >= 0) {
-        free(w);
         /* column q of J H J is column C-1-q of H: the trailing block
          * H[C-1-q:, C-1-q:] is where positive definiteness fails */
         int64_t col = C - 1 - bad;
@@ -431,15 +450,6 @@ int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, // (C, C) f32, in place
                         "cholesky_inverse_upper: H (%lld x %lld) is not positive definite: the "
                         "factorization failed at column %lld (the trailing block from there is "
                         "not positive definite)",
-                        (long long)C, (long long)C, (long long)col);
-    }
-    bad = la_trinv_lower(h, C, w);
-    free(w);
-    if (bad >= 0) {
-        int64_t col = C - 1 - bad;
-        if (bad_col) *bad_col = col;
-        return cpu_fail(cx, GPTQ_ERR_NUMERIC,
-                        "cholesky_inverse_upper: H (%lld x %lld): zero pivot at column %lld",
                         (long long)C, (long long)C, (long long)col);
     }
     la_flip(h, nel); /* h = J M^-1 J: upper; its strict lower part is leftover input */
