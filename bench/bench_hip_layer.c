@@ -5,7 +5,7 @@
  *
  *   bench_hip_layer [--backend hip|cpu|PATH] [--tokens N] [--bits B]
  *                   [--group-size G] [--block B] [--reps K]
- *                   [--shapes RxC,...] [--no-check]
+ *                   [--shapes RxC,...] [--no-check] [--attention]
  *
  * Defaults: hip, 262144 tokens, 4 bits, g128 asym, blocks of 128, 3 reps,
  * shapes 4096x4096, 11008x4096, 4096x11008 (out x in).
@@ -30,6 +30,8 @@
  *   solve_s    chol_s + blocks_s measured as one region (what the paper's
  *              "solve" times: Cholesky inverse + all blocks + lazy GEMMs).
  * H and W are uploaded before each repetition, outside the timed region.
+ * --attention also times the forward op `attention` at 4 x 2048 tokens,
+ * 32 heads of 128 (informational, no reference).
  * Rates: hessian n*C*(C+1) flops (the triangle the SYRK computes); solve
  * C^3 (Cholesky C^3/3 + triangular inverse C^3/3, rounded up for the
  * blocked kernels' extra work) + 2*R*C*C (lazy updates) flops.
@@ -319,12 +321,51 @@ static int validate(gptq_backend *be, int bits, int64_t G, int64_t B)
 }
 
 /* ------------------------------------------------------------------ */
+/* The forward pass's attention (informational)                        */
+/* ------------------------------------------------------------------ */
+
+/* Causal attention over nseq sequences of S tokens, H heads of d (Llama-2-7B:
+ * 32 x 128, no GQA): median seconds and TFLOP/s counting the causal half of
+ * Q K^T and P V (2 * 2 * nseq * H * d * S^2 / 2 flops). */
+static void bench_attention(gptq_backend *be, int64_t nseq, int64_t S, int reps)
+{
+    const int64_t H = 32, d = 128, T = nseq * S;
+    const size_t n = (size_t)(T * H * d);
+    float *h = xmalloc(n * 4);
+    fill_w(h, (int64_t)n, 5);
+    for (size_t i = 0; i < n; i++) h[i] *= 50.0f; /* unit-size entries */
+    gptq_buf *q = dalloc(be, n * 4, "Q"), *k = dalloc(be, n * 4, "K"), *v = dalloc(be, n * 4, "V"),
+             *o = dalloc(be, n * 4, "O");
+    up(be, q, h, n * 4);
+    up(be, k, h, n * 4);
+    up(be, v, h, n * 4);
+    double t[99];
+    for (int r = 0; r <= reps; r++) {
+        double t0 = gptq_now();
+        check(be->iface->attention(be->ctx, q, 0, k, 0, v, 0, nseq, S, H, H, d,
+                                   1.0f / sqrtf((float)d), o, 0),
+              "attention");
+        dsync(be);
+        if (r > 0) t[r - 1] = gptq_now() - t0;
+    }
+    double m = median(t, reps);
+    printf("# attention %lld x %lld tokens, %lld heads of %lld: %.4f s, %.2f TFLOP/s\n",
+           (long long)nseq, (long long)S, (long long)H, (long long)d, m,
+           2.0 * (double)nseq * H * d * (double)S * S / m / 1e12);
+    gptq_be_free(be, q);
+    gptq_be_free(be, k);
+    gptq_be_free(be, v);
+    gptq_be_free(be, o);
+    free(h);
+}
+
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
     const char *backend = "hip", *shapes = "4096x4096,11008x4096,4096x11008";
     int64_t tokens = 262144, G = 128, B = 128;
-    int bits = 4, reps = 3, do_check = 1;
+    int bits = 4, reps = 3, do_check = 1, attn = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoll(argv[++i]);
@@ -334,10 +375,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
         else if (!strcmp(argv[i], "--no-check")) do_check = 0;
+        else if (!strcmp(argv[i], "--attention")) attn = 1;
         else {
             fprintf(stderr, "usage: bench_hip_layer [--backend NAME] [--tokens N] [--bits B] "
                             "[--group-size G] [--block B] [--reps K] [--shapes RxC,...] "
-                            "[--no-check]\n");
+                            "[--no-check] [--attention]\n");
             return 2;
         }
     }
@@ -472,6 +514,7 @@ int main(int argc, char **argv)
         free(W);
     }
     free(list);
+    if (attn) bench_attention(be, 4, 2048, reps);
     gptq_backend_close(be);
     if (status) fprintf(stderr, "bench_hip_layer: a Hessian check or a loss failed\n");
     return status;

@@ -14,7 +14,8 @@
 #       libcom-err2
 #   device run: command "bash tools/device_gpu.sh [STEPS]", carry [".debs"]
 # STEPS (default "build test bench"): any of
-#   build     meson setup + ninja (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
+#   build     meson setup + ninja of the plugin, the tests and benches used here
+#             (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
 #   test      meson test: hip_codeobj, hip, and the backend/gptq suites
 #   sanitize  compute-sanitizer memcheck + racecheck on test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
@@ -76,7 +77,8 @@ for step in $steps; do
         log "build"
         rm -rf "$B"
         $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=enabled >"$OUT/build.log" 2>&1 &&
-            ninja -C "$B" >>"$OUT/build.log" 2>&1
+            ninja -C "$B" backends/hip/libgptq-hip.so tests/test_hip tests/test_backend \
+                tests/test_gptq bench/bench_hip_layer bench/bench_layer >>"$OUT/build.log" 2>&1
         rc=$?
         tail -25 "$OUT/build.log"
         log "build rc=$rc"
@@ -106,7 +108,7 @@ for step in $steps; do
         ;;
     bench)
         log "bench"
-        timeout 240 "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 2>&1 |
+        timeout 240 "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 --attention 2>&1 |
             tee "$OUT/bench.log"
         log "bench rc=$?"
         ;;
