@@ -16,7 +16,7 @@
 # STEPS (default "build test bench"): any of
 #   build     meson setup + ninja of the plugin, the tests and benches used here
 #             (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
-#   test      meson test: hip_codeobj, hip, and the backend/gptq suites
+#   test      meson test: hip_codeobj, hip, gptq
 #   sanitize  compute-sanitizer memcheck + racecheck on test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
 #   benchlayer bench_layer --backend hip (the public API, host data)
@@ -77,7 +77,7 @@ for step in $steps; do
         log "build"
         rm -rf "$B"
         $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=enabled >"$OUT/build.log" 2>&1 &&
-            ninja -C "$B" backends/hip/libgptq-hip.so tests/test_hip tests/test_backend \
+            ninja -C "$B" backends/hip/libgptq-hip.so tests/test_hip \
                 tests/test_gptq bench/bench_hip_layer bench/bench_layer >>"$OUT/build.log" 2>&1
         rc=$?
         tail -25 "$OUT/build.log"
@@ -86,7 +86,7 @@ for step in $steps; do
         ;;
     test)
         log "test"
-        timeout 240 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip backend gptq \
+        timeout 240 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip gptq \
             >"$OUT/test.log" 2>&1
         rc=$?
         # per-test details of the HIP suite (criterion's own report, with the logged figures)
