@@ -16,8 +16,11 @@
  *             perfect split would reach (steadier on a shared machine).
  * Then cpu_gemm on (C, C) x (C, C), and cpu_cholesky_inverse_upper on
  * H = X^T X / n + 0.01 mean(diag) I in seconds.
- * Validation before timing: the hessian against the machine sgemm result
- * (relative Frobenius difference), and U^T U H v = v for a random v.
+ * Validation: the hessian against the machine sgemm result (relative
+ * Frobenius difference); U^T U H v = v for a fixed v; and the factor
+ * computed again with another thread count must have the same bytes.
+ * On the device machine (gVisor) OpenBLAS detects its CPU as "Prescott"
+ * and runs 3-4x slower: set OPENBLAS_CORETYPE (Haswell, SkylakeX).
  * Timings are the best of `reps` runs (wall clock).
  */
 #include <cblas.h>
@@ -195,7 +198,7 @@ int main(int argc, char **argv)
             best = t < best ? t : best;
         }
         /* determinism: the same bytes with another thread count */
-        int other = nthr > 1 ? nthr / 2 + 1 : 1;
+        int other = nthr == 1 ? 2 : nthr == 2 ? 1 : nthr / 2 + 1;
         {
             gptq_buf *U2 = buf_new((size_t)(C * C));
             memcpy(U2->data, h0, U2->nbytes);

@@ -526,6 +526,7 @@ Test(determinism, same_bytes_for_1_2_8_threads)
     cpu_ctx ctx = {{0}};
     const int threads[] = {1, 2, 8};
     const int64_t M = 700, N = 600, K = 300, n = 1000, C = 700;
+    const int64_t CH = 1100, n2 = n * C / CH; /* the factorization's size */
     gptq_buf *A = buf_new((size_t)(M * K)), *B = buf_new((size_t)(K * N));
     gptq_buf *X = buf_new((size_t)(n * C));
     fill_uniform(CPU_F32(A, 0), (size_t)(M * K));
@@ -545,14 +546,16 @@ Test(determinism, same_bytes_for_1_2_8_threads)
                      GPTQ_OK, "%s", ctx.err);
         S[t] = buf_new((size_t)(C * C));
         cr_assert_eq(cpu_hessian_accumulate(&ctx, S[t], X, 0, n, C), GPTQ_OK, "%s", ctx.err);
-        /* H = S / n + 0.01 I: an SPD input for the factorization */
-        U[t] = buf_new((size_t)(C * C));
+        /* H = X2^T X2 / n2 + 0.01 I (X2 = the first CH columns of X read
+         * as (n2, CH)): SPD, 5 tiles wide, so that the task graph of the
+         * factorization has many tiles in flight at once */
+        U[t] = buf_new((size_t)(CH * CH));
+        cr_assert_eq(cpu_hessian_accumulate(&ctx, U[t], X, 0, n2, CH), GPTQ_OK, "%s", ctx.err);
         float *u = CPU_F32(U[t], 0);
-        const float *s = CPU_CF32(S[t], 0);
-        for (int64_t i = 0; i < C * C; i++) u[i] = s[i] / (float)n;
-        for (int64_t i = 0; i < C; i++) u[i * C + i] += 0.01f;
+        for (int64_t i = 0; i < CH * CH; i++) u[i] /= (float)n2;
+        for (int64_t i = 0; i < CH; i++) u[i * CH + i] += 0.01f;
         int64_t bad;
-        cr_assert_eq(cpu_cholesky_inverse_upper(&ctx, U[t], C, &bad), GPTQ_OK, "%s", ctx.err);
+        cr_assert_eq(cpu_cholesky_inverse_upper(&ctx, U[t], CH, &bad), GPTQ_OK, "%s", ctx.err);
     }
     openblas_set_num_threads(1);
     set_threads(2);
