@@ -1,0 +1,189 @@
+/*
+ * synth_model.h — small synthetic model folders for the quantization tests
+ * (test_checkpoint.c, test_quantize.c): random weights from a fixed LCG,
+ * written with gptq_st_save, configs in the transformers layout.
+ *
+ *   Llama: D 64, 4 heads of 16, 2 KV heads, F 128, 2 layers, V 96, F32,
+ *          untied lm_head, transformers-4 style config (rope_theta 10000.0).
+ *   OPT:   D 64, 4 heads, ffn 128, 2 layers, V 96, F16, biases everywhere,
+ *          tied embeddings, transformers-5 style config ("dtype").
+ * Every linear has in and out features that are multiples of 32, so 2, 3,
+ * 4 and 8 bits all pack, and 64 columns make two groups of 32.
+ *
+ * `mutate` (may be NULL) sees each tensor as f32 before it is stored, so a
+ * test can shape a weight (e.g. a group whose zero point must be 0).
+ */
+#ifndef GPTQ_TEST_SYNTH_MODEL_H
+#define GPTQ_TEST_SYNTH_MODEL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gptq.h"
+
+#define SYN_D 64
+#define SYN_F 128
+#define SYN_V 96
+#define SYN_LAYERS 2
+#define SYN_MAXPOS 128
+
+static const char *const k_syn_llama_config =
+    "{\n"
+    "  \"architectures\": [\"LlamaForCausalLM\"],\n"
+    "  \"hidden_size\": 64,\n"
+    "  \"intermediate_size\": 128,\n"
+    "  \"num_hidden_layers\": 2,\n"
+    "  \"num_attention_heads\": 4,\n"
+    "  \"num_key_value_heads\": 2,\n"
+    "  \"max_position_embeddings\": 128,\n"
+    "  \"vocab_size\": 96,\n"
+    "  \"rms_norm_eps\": 1e-05,\n"
+    "  \"rope_theta\": 10000.0,\n"
+    "  \"tie_word_embeddings\": false,\n"
+    "  \"model_type\": \"llama\",\n"
+    "  \"torch_dtype\": \"float32\"\n"
+    "}\n";
+
+static const char *const k_syn_opt_config =
+    "{\n"
+    "  \"architectures\": [\"OPTForCausalLM\"],\n"
+    "  \"hidden_size\": 64,\n"
+    "  \"ffn_dim\": 128,\n"
+    "  \"num_hidden_layers\": 2,\n"
+    "  \"num_attention_heads\": 4,\n"
+    "  \"max_position_embeddings\": 128,\n"
+    "  \"vocab_size\": 96,\n"
+    "  \"word_embed_proj_dim\": 64,\n"
+    "  \"do_layer_norm_before\": true,\n"
+    "  \"activation_function\": \"relu\",\n"
+    "  \"enable_bias\": true,\n"
+    "  \"tie_word_embeddings\": true,\n"
+    "  \"model_type\": \"opt\",\n"
+    "  \"dtype\": \"float16\"\n"
+    "}\n";
+
+typedef void (*syn_mutate_fn)(const char *name, int64_t rows, int64_t cols, float *data);
+
+static uint32_t syn_lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* roughly N(0, scale^2): the sum of 4 uniforms */
+static float syn_randn(uint32_t *s, float scale)
+{
+    float a = 0.0f;
+    for (int i = 0; i < 4; i++) a += (float)syn_lcg(s) / 16777216.0f - 0.5f;
+    return a * 1.7320508f * scale;
+}
+
+static int syn_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* Write the folder; returns GPTQ_OK or the failing status. */
+static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (syn_write_text(path, opt ? k_syn_opt_config : k_syn_llama_config)) return GPTQ_ERR_IO;
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    if (syn_write_text(path, "{\"bos_token_id\": 1}\n")) return GPTQ_ERR_IO;
+
+    enum { MAXT = 64 };
+    char names[MAXT][96];
+    int64_t shapes[MAXT][2];
+    int isnorm[MAXT];
+    int n = 0;
+#define ADD(nm, r, c, norm)                                        \
+    do {                                                           \
+        snprintf(names[n], sizeof names[n], "%s", nm);             \
+        shapes[n][0] = (r);                                        \
+        shapes[n][1] = (c);                                        \
+        isnorm[n] = (norm);                                        \
+        n++;                                                       \
+    } while (0)
+    char nm[96];
+    const int64_t D = SYN_D, F = SYN_F, V = SYN_V, KV = 2 * 16;
+    if (!opt) {
+        ADD("model.embed_tokens.weight", V, D, 0);
+        for (int L = 0; L < SYN_LAYERS; L++) {
+            const char *lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                 "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                 "mlp.down_proj"};
+            const int64_t rc[][2] = {{D, D}, {KV, D}, {KV, D}, {D, D}, {F, D}, {F, D}, {D, F}};
+            snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", L);
+            ADD(nm, D, 0, 1);
+            for (int i = 0; i < 7; i++) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", L, lin[i]);
+                ADD(nm, rc[i][0], rc[i][1], 0);
+            }
+            snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", L);
+            ADD(nm, D, 0, 1);
+        }
+        ADD("model.norm.weight", D, 0, 1);
+        ADD("lm_head.weight", V, D, 0);
+    } else {
+        ADD("model.decoder.embed_tokens.weight", V, D, 0);
+        ADD("model.decoder.embed_positions.weight", SYN_MAXPOS + 2, D, 0);
+        for (int L = 0; L < SYN_LAYERS; L++) {
+            const char *lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                 "self_attn.out_proj", "fc1", "fc2"};
+            const int64_t rc[][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {D, F}};
+            for (int i = 0; i < 6; i++) {
+                snprintf(nm, sizeof nm, "model.decoder.layers.%d.%s.weight", L, lin[i]);
+                ADD(nm, rc[i][0], rc[i][1], 0);
+                snprintf(nm, sizeof nm, "model.decoder.layers.%d.%s.bias", L, lin[i]);
+                ADD(nm, rc[i][0], 0, 2);
+            }
+            const char *norms[] = {"self_attn_layer_norm", "final_layer_norm"};
+            for (int k = 0; k < 2; k++) {
+                snprintf(nm, sizeof nm, "model.decoder.layers.%d.%s.weight", L, norms[k]);
+                ADD(nm, D, 0, 1);
+                snprintf(nm, sizeof nm, "model.decoder.layers.%d.%s.bias", L, norms[k]);
+                ADD(nm, D, 0, 2);
+            }
+        }
+        ADD("model.decoder.final_layer_norm.weight", D, 0, 1);
+        ADD("model.decoder.final_layer_norm.bias", D, 0, 2);
+    }
+#undef ADD
+    gptq_tensor t[MAXT];
+    const char *tn[MAXT];
+    memset(t, 0, sizeof t);
+    uint32_t seed = opt ? 777u : 4242u;
+    int st = GPTQ_OK;
+    for (int i = 0; i < n && !st; i++) {
+        const int nd = shapes[i][1] ? 2 : 1;
+        const int64_t numel = shapes[i][0] * (nd == 2 ? shapes[i][1] : 1);
+        float *f = malloc((size_t)numel * sizeof(float));
+        if (!f) return GPTQ_ERR_NOMEM;
+        for (int64_t j = 0; j < numel; j++)
+            f[j] = isnorm[i] == 1   ? 1.0f + syn_randn(&seed, 0.05f)
+                   : isnorm[i] == 2 ? syn_randn(&seed, 0.02f)
+                                    : syn_randn(&seed, 0.125f);
+        if (mutate) mutate(names[i], shapes[i][0], nd == 2 ? shapes[i][1] : 1, f);
+        st = gptq_tensor_alloc(&t[i], opt ? GPTQ_F16 : GPTQ_F32, nd, shapes[i]);
+        if (!st) {
+            if (opt)
+                for (int64_t j = 0; j < numel; j++)
+                    ((uint16_t *)t[i].data)[j] = gptq_f32_to_f16(f[j]);
+            else
+                memcpy(t[i].data, f, (size_t)numel * sizeof(float));
+        }
+        free(f);
+        tn[i] = names[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (!st) st = gptq_st_save(path, n, tn, t);
+    for (int i = 0; i < n; i++) gptq_tensor_free(&t[i]);
+    return st;
+}
+
+#endif /* GPTQ_TEST_SYNTH_MODEL_H */
