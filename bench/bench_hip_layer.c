@@ -339,19 +339,25 @@ static void bench_attention(gptq_backend *be, int64_t nseq, int64_t S, int reps)
     up(be, q, h, n * 4);
     up(be, k, h, n * 4);
     up(be, v, h, n * 4);
-    double t[99];
-    for (int r = 0; r <= reps; r++) {
-        double t0 = gptq_now();
-        check(be->iface->attention(be->ctx, q, 0, k, 0, v, 0, nseq, S, H, H, d,
-                                   1.0f / sqrtf((float)d), o, 0),
-              "attention");
-        dsync(be);
-        if (r > 0) t[r - 1] = gptq_now() - t0;
+    /* the HIP backend's two kernels: tiled (default), row per block */
+    for (int naive = 0; naive < 2; naive++) {
+        if (naive) setenv("GPTQ_HIP_NAIVE_ATTENTION", "1", 1);
+        double t[99];
+        for (int r = 0; r <= reps; r++) {
+            double t0 = gptq_now();
+            check(be->iface->attention(be->ctx, q, 0, k, 0, v, 0, nseq, S, H, H, d,
+                                       1.0f / sqrtf((float)d), o, 0),
+                  "attention");
+            dsync(be);
+            if (r > 0) t[r - 1] = gptq_now() - t0;
+        }
+        unsetenv("GPTQ_HIP_NAIVE_ATTENTION");
+        double m = median(t, reps);
+        printf("# attention (%s kernel) %lld x %lld tokens, %lld heads of %lld: %.4f s, "
+               "%.2f TFLOP/s\n",
+               naive ? "row" : "tiled", (long long)nseq, (long long)S, (long long)H, (long long)d,
+               m, 2.0 * (double)nseq * H * d * (double)S * S / m / 1e12);
     }
-    double m = median(t, reps);
-    printf("# attention %lld x %lld tokens, %lld heads of %lld: %.4f s, %.2f TFLOP/s\n",
-           (long long)nseq, (long long)S, (long long)H, (long long)d, m,
-           2.0 * (double)nseq * H * d * (double)S * S / m / 1e12);
     gptq_be_free(be, q);
     gptq_be_free(be, k);
     gptq_be_free(be, v);

@@ -1029,10 +1029,43 @@ static int f_rope(gptq_backend *be, gptq_buf **in, gptq_buf *out)
 {
     return IF(be)->rope(be->ctx, out, 0, AN * AS, AH, AD, in[0], 0, in[1], AP);
 }
-static int f_attn(gptq_backend *be, gptq_buf **in, gptq_buf *out)
+static void attn_case(int64_t nseq, int64_t S, int64_t H, int64_t Hk, int64_t d, int naive)
 {
-    return IF(be)->attention(be->ctx, in[0], 0, in[1], 0, in[2], 0, AN, AS, AH, AHK, AD,
-                             0.125f, out, 0);
+    const size_t nq = (size_t)(nseq * S * H * d), nk = (size_t)(nseq * S * Hk * d);
+    float *Q = xmalloc(nq * 4), *K = xmalloc(nk * 4), *V = xmalloc(nk * 4);
+    float *out[2] = {xmalloc(nq * 4), xmalloc(nq * 4)}, *poison = xmalloc(nq * 4);
+    fill_uniform(Q, nq);
+    fill_uniform(K, nk);
+    fill_uniform(V, nk);
+    for (size_t i = 0; i < nq; i++) {
+        Q[i] *= 3.0f; /* peaked softmax rows too */
+        poison[i] = NAN;
+    }
+    if (naive) setenv("GPTQ_HIP_NAIVE_ATTENTION", "1", 1);
+    gptq_backend *be[2] = {g_hip, g_cpu};
+    for (int k = 0; k < 2; k++) {
+        gptq_buf *q = dev_from(be[k], Q, nq * 4), *kk = dev_from(be[k], K, nk * 4),
+                 *v = dev_from(be[k], V, nk * 4), *o = dev_from(be[k], poison, nq * 4);
+        ok(be[k], IF(be[k])->attention(be[k]->ctx, q, 0, kk, 0, v, 0, nseq, S, H, Hk, d,
+                                       1.0f / sqrtf((float)d), o, 0),
+           "attention");
+        dev_get(be[k], o, out[k], nq * 4);
+        gptq_be_free(be[k], q);
+        gptq_be_free(be[k], kk);
+        gptq_be_free(be[k], v);
+        gptq_be_free(be[k], o);
+    }
+    unsetenv("GPTQ_HIP_NAIVE_ATTENTION");
+    double e = rel_frob(out[0], out[1], nq);
+    cr_assert(e < TOL_FW_ATTN, "attention nseq %lld S %lld H %lld Hk %lld d %lld%s: rel. error %.3g",
+              (long long)nseq, (long long)S, (long long)H, (long long)Hk, (long long)d,
+              naive ? " (row kernel)" : "", e);
+    free(Q);
+    free(K);
+    free(V);
+    free(out[0]);
+    free(out[1]);
+    free(poison);
 }
 
 Test(hip, forward_rope_attention_cross_entropy_vs_cpu)
@@ -1061,14 +1094,12 @@ Test(hip, forward_rope_attention_cross_entropy_vs_cpu)
     fw_both(f_rope, 2, in1, n1, nq, Q, rh, rc);
     expect_same(rh, rc, nq, "rope");
 
-    const float *in2[] = {Q, K, V};
-    const size_t n2[] = {nq, nk, nk};
-    float *poison = xmalloc(nq * 4);
-    for (size_t i = 0; i < nq; i++) poison[i] = NAN;
-    fw_both(f_attn, 3, in2, n2, nq, poison, rh, rc);
-    double e = rel_frob(rh, rc, nq);
-    cr_assert(e < TOL_FW_ATTN, "attention: rel. error %.3g", e);
-    free(poison);
+    /* attention: both HIP kernels (tiled for d 64/128, row per block for
+     * any d or when forced), GQA, a partial last query tile (S = 75) */
+    attn_case(AN, AS, AH, AHK, AD, 0);
+    attn_case(AN, AS, AH, AHK, AD, 1);
+    attn_case(1, 100, 2, 1, 128, 0);
+    attn_case(3, 33, 3, 3, 32, 0);
 
     /* cross-entropy: logits (T, V), some targets negative (ignored) */
     enum { CT = 29, CV = 1000 };

@@ -114,7 +114,7 @@ for step in $steps; do
         ;;
     benchlayer)
         log "bench_layer (public API)"
-        "$B/bench/bench_layer" --backend hip --tokens 262144 2>&1 | tee "$OUT/bench_layer.log"
+        timeout 200 "$B/bench/bench_layer" --backend hip --tokens 262144 2>&1 | tee "$OUT/bench_layer.log"
         log "bench_layer rc=$?"
         ;;
     *)

@@ -13,12 +13,16 @@
  * before the launch (one small download each), so a bad index is reported
  * by the call that received it, as the CPU backend does.
  *
- * Attention: one thread block per (sequence, head, query row): the row's
- * scores live in shared memory (S floats, so S up to about 11k tokens in the
- * default 48 KB), each thread computes whole dot products for its keys,
- * then a block max / sum (double) and the weighted sum of V with threads
- * across the head dimension (coalesced). Plain and correct first; a tiled
- * (flash-style) kernel would reuse K and V across query rows.
+ * Attention, two kernels:
+ *   - tiled (head dims 64 and 128): 32 query rows per block, key/value tiles
+ *     of 32 in shared memory, online softmax (running max, running double
+ *     sum, output rescaled; p is normalized at the end rather than before
+ *     the product with V, a rounding-level difference from the CPU);
+ *   - row per block (any head dim; GPTQ_HIP_NAIVE_ATTENTION=1 forces it):
+ *     the row's scores in shared memory (S floats, so S up to about 11k
+ *     tokens in the default 48 KB), each thread whole dot products for its
+ *     keys, block max / double sum, then the weighted sum of V with threads
+ *     across the head dimension: the CPU's formula step for step.
  */
 #include <float.h>
 #include <math.h>
@@ -335,6 +339,109 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
     }
 }
 
+/* Tiled attention for head dims 64 and 128: block (query tile, head,
+ * sequence) holds FA_BQ query rows, walks the key tiles up to its last row
+ * (causal) with an online softmax: running max m and running sum l (double)
+ * per row, the output rescaled by exp(m_old - m_new) when the max grows, and
+ * divided by l at the end. K and V tiles are read once per FA_BQ query rows
+ * instead of once per row. Each thread computes 4 scores of the (FA_BQ,
+ * FA_BK) tile and D/8 output columns of one row. */
+#define FA_BQ 32
+#define FA_BK 32
+#define FA_THREADS 256
+
+template <int D>
+__global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
+    const float *__restrict__ Q, const float *__restrict__ K, const float *__restrict__ V,
+    int64_t S, int64_t H, int64_t Hk, float scale, float *O)
+{
+    __shared__ float sq[FA_BQ][D + 1];
+    __shared__ float skv[FA_BK][D + 1];
+    __shared__ float sp[FA_BQ][FA_BK + 1];
+    __shared__ float salpha[FA_BQ], smax[FA_BQ];
+    __shared__ double ssum[FA_BQ];
+    constexpr int OW = D / 8;
+    const int tid = (int)threadIdx.x;
+    const int64_t h = blockIdx.y, b = blockIdx.z;
+    const int64_t kvh = h / (H / Hk), ldq = H * D, ldk = Hk * D;
+    const int64_t i0 = (int64_t)blockIdx.x * FA_BQ;
+    const int nq = S - i0 < FA_BQ ? (int)(S - i0) : FA_BQ;
+    const float *qb = Q + (b * S + i0) * ldq + h * D;
+    const float *kb = K + (b * S) * ldk + kvh * D;
+    const float *vb = V + (b * S) * ldk + kvh * D;
+    for (int e = tid; e < FA_BQ * D; e += FA_THREADS) {
+        const int r = e / D, k = e % D;
+        sq[r][k] = r < nq ? qb[(int64_t)r * ldq + k] : 0.0f;
+    }
+    if (tid < FA_BQ) {
+        smax[tid] = -INFINITY;
+        ssum[tid] = 0.0;
+    }
+    float acc[OW];
+#pragma unroll
+    for (int m = 0; m < OW; m++) acc[m] = 0.0f;
+    const int orow = tid / 8, ocol = tid % 8;       /* output: row, interleaved columns */
+    const int srow = tid / 8, scol = (tid % 8) * 4; /* scores: row, 4 columns */
+    const int64_t last = i0 + nq - 1;               /* the tile's last query row */
+    for (int64_t j0 = 0; j0 <= last; j0 += FA_BK) {
+        const int nk = S - j0 < FA_BK ? (int)(S - j0) : FA_BK;
+        __syncthreads(); /* the previous V tile and probabilities are consumed */
+        for (int e = tid; e < FA_BK * D; e += FA_THREADS) {
+            const int c = e / D, k = e % D;
+            skv[c][k] = c < nk ? kb[(j0 + c) * ldk + k] : 0.0f;
+        }
+        __syncthreads();
+        float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int k = 0; k < D; k++) {
+            const float qv = sq[srow][k];
+#pragma unroll
+            for (int q = 0; q < 4; q++) s4[q] = fmaf(qv, skv[scol + q][k], s4[q]);
+        }
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int64_t j = j0 + scol + q, i = i0 + srow;
+            sp[srow][scol + q] = (srow < nq && scol + q < nk && j <= i) ? scale * s4[q] : -INFINITY;
+        }
+        __syncthreads();
+        if (tid < FA_BQ) {
+            const int r = tid;
+            const float mold = smax[r];
+            float mx = mold;
+            for (int c = 0; c < FA_BK; c++) mx = fmaxf(mx, sp[r][c]);
+            const float alpha = mold == -INFINITY ? 0.0f : expf(mold - mx);
+            double ls = 0.0;
+            for (int c = 0; c < FA_BK; c++) {
+                const float pv = sp[r][c] == -INFINITY ? 0.0f : expf(sp[r][c] - mx);
+                sp[r][c] = pv;
+                ls += (double)pv;
+            }
+            ssum[r] = ssum[r] * (double)alpha + ls;
+            smax[r] = mx;
+            salpha[r] = alpha;
+        }
+        __syncthreads();
+        for (int e = tid; e < FA_BK * D; e += FA_THREADS) {
+            const int c = e / D, k = e % D;
+            skv[c][k] = c < nk ? vb[(j0 + c) * ldk + k] : 0.0f;
+        }
+        __syncthreads();
+        const float a = salpha[orow];
+#pragma unroll
+        for (int m = 0; m < OW; m++) acc[m] = acc[m] * a;
+        for (int c = 0; c < FA_BK; c++) {
+            const float pv = sp[orow][c];
+#pragma unroll
+            for (int m = 0; m < OW; m++) acc[m] = fmaf(pv, skv[c][ocol + 8 * m], acc[m]);
+        }
+    }
+    if (orow < nq) {
+        const float inv = (float)(1.0 / ssum[orow]);
+        float *orow_p = O + (b * S + i0 + orow) * ldq + h * D;
+#pragma unroll
+        for (int m = 0; m < OW; m++) orow_p[ocol + 8 * m] = acc[m] * inv;
+    }
+}
+
 int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
                   const gptq_buf *K, size_t k_off,            // (T, Hk*d)
                   const gptq_buf *V, size_t v_off,            // (T, Hk*d)
@@ -355,14 +462,29 @@ int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
     FW_CHECK(fw_range(c, V, v_off, T * Hk * d, 4, op, "V"));
     FW_CHECK(fw_range(c, O, o_off, T * H * d, 4, op, "O"));
     if (T == 0) return GPTQ_OK;
+    if (S > INT32_MAX || H > 65535 || nseq > 65535)
+        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: grid too large", op);
+    /* GPTQ_HIP_NAIVE_ATTENTION=1 selects the row-per-block kernel (bench and
+     * tests compare the two) */
+    const char *naive = getenv("GPTQ_HIP_NAIVE_ATTENTION");
+    if ((d == 64 || d == 128) && !(naive && naive[0] == '1')) {
+        dim3 g((unsigned)((S + FA_BQ - 1) / FA_BQ), (unsigned)H, (unsigned)nseq);
+        if (d == 64)
+            attention_tiled_kernel<64><<<g, FA_THREADS, 0, c->stream>>>(
+                HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), S, H, Hk, scale,
+                HIP_F32(O, o_off));
+        else
+            attention_tiled_kernel<128><<<g, FA_THREADS, 0, c->stream>>>(
+                HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), S, H, Hk, scale,
+                HIP_F32(O, o_off));
+        return hip_check_launch(c, "attention (tiled)");
+    }
     const size_t smem = ATT_THREADS * sizeof(double) + (size_t)(d + S) * sizeof(float);
     if (smem > (size_t)c->smem_per_block)
         return hip_fail(c, GPTQ_ERR_UNSUPPORTED,
                         "%s: %lld tokens per sequence need %zu bytes of shared memory per row "
                         "(the device gives %d)",
                         op, (long long)S, smem, c->smem_per_block);
-    if (S > INT32_MAX || H > 65535 || nseq > 65535)
-        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: grid too large", op);
     dim3 grid((unsigned)S, (unsigned)H, (unsigned)nseq);
     attention_kernel<<<grid, ATT_THREADS, smem, c->stream>>>(
         HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), S, H, Hk, d, scale,
