@@ -835,3 +835,27 @@ Test(forward, causal_across_attention_tiles, .timeout = 60)
     gptq_model_close(m);
     gptq_backend_close(be);
 }
+
+/* Older GPTQ checkpoints keep their settings only in quantize_config.json. */
+Test(config, quantize_config_json_beside)
+{
+    char dir[64], path[512];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, k_tiny_llama);
+    gptq_model_config c;
+    cr_assert_eq(gptq_model_config_load(dir, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.quant.present, 0);
+    snprintf(path, sizeof path, "%s/quantize_config.json", dir);
+    write_file(path, "{\"bits\": 4, \"group_size\": 128, \"desc_act\": true, \"sym\": true}");
+    cr_assert_eq(gptq_model_config_load(dir, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.quant.present, 1);
+    cr_expect_eq(c.quant.bits, 4);
+    cr_expect_eq(c.quant.desc_act, 1);
+    cr_expect_eq(c.quant.format, GPTQ_FORMAT_V1, "checkpoint_format defaults to gptq (v1)");
+    write_file(path, "{\"bits\": 4, \"group_size\": \"x\"}");
+    cr_expect_eq(gptq_model_config_load(dir, &c), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "quantize_config.json"), "%s", gptq_last_error());
+    cr_expect(strstr(gptq_last_error(), "group_size"), "%s", gptq_last_error());
+    rm_tree(dir);
+}
