@@ -42,10 +42,9 @@ cat "$OUT/env.txt"
 
 # ---- dependencies: Debian packages unpacked under /tmp/deps ----
 D=/tmp/deps
-if [ ! -d "$D/usr" ]; then
-    mkdir -p "$D"
-    for f in .debs/*.deb; do dpkg -x "$f" "$D" || { echo "cannot unpack $f"; exit 1; }; done
-fi
+# always unpack: a warm machine may hold another run's /tmp/deps without ours
+mkdir -p "$D"
+for f in .debs/*.deb; do dpkg -x "$f" "$D" || { echo "cannot unpack $f"; exit 1; }; done
 L=$D/usr/lib/x86_64-linux-gnu
 # the system compiler's own OpenMP runtime must win over bookworm's (newer
 # symbol versions): drop ours when the system has one
