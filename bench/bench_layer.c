@@ -132,7 +132,8 @@ int main(int argc, char **argv)
     printf("# gptq-c %s bench_layer: backend %s, %d threads, %lld tokens, %d-bit g%d %s%s\n",
            gptq_version(), gptq_backend_name(be), threads, (long long)tokens, cfg.bits,
            cfg.group_size, cfg.sym ? "sym" : "asym", cfg.desc_act ? " act-order" : "");
-    printf("# machine SGEMM (OpenBLAS, %d threads, 4096^3): %.1f GFLOP/s\n", threads, sgemm);
+    printf("# machine SGEMM (OpenBLAS %s kernels, %d threads, 4096^3): %.1f GFLOP/s\n",
+           openblas_get_corename(), threads, sgemm);
     printf("%-12s %10s %12s %7s %9s %13s %9s %11s\n", "shape", "hessian_s", "hess_gflops", "share",
            "solve_s", "solve_gflops", "total_s", "out_rel_err");
     char *list = strdup(shapes);

@@ -112,11 +112,16 @@ int gptq_hessian_add(gptq_hessian *h, const float *X, int64_t n)
 {
     const int64_t C = h->cols;
     if (n < 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: negative row count");
+    /* the first non-finite element (a min-reduction: the same answer for
+     * any thread count; this scan is memory-bound, so spread it) */
+    int64_t bad = INT64_MAX;
+#pragma omp parallel for reduction(min : bad) schedule(static)
     for (int64_t i = 0; i < n * C; i++)
-        if (!isfinite(X[i]))
-            return gptq_error(GPTQ_ERR_NUMERIC, "calibration input X has %s at row %lld, column %lld",
-                              isnan(X[i]) ? "NaN" : "Inf", (long long)(i / C),
-                              (long long)(i % C));
+        if (!isfinite(X[i]) && i < bad) bad = i;
+    if (bad != INT64_MAX)
+        return gptq_error(GPTQ_ERR_NUMERIC, "calibration input X has %s at row %lld, column %lld",
+                          isnan(X[bad]) ? "NaN" : "Inf", (long long)(bad / C),
+                          (long long)(bad % C));
     for (int64_t r0 = 0; r0 < n; r0 += GPTQ_HESSIAN_CHUNK) {
         int64_t m = n - r0 < GPTQ_HESSIAN_CHUNK ? n - r0 : GPTQ_HESSIAN_CHUNK;
         int st = gptq_be_upload(h->be, h->X, 0, X + r0 * C, (size_t)(m * C) * 4);
