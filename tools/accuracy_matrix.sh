@@ -30,6 +30,19 @@ mkdir -p "$OUT"
 RES="$OUT/results.tsv"
 [ -f "$RES" ] || printf 'model\tconfig\tppl\tquant_wall_s\tquant_peak_rss_kb\tforward_s\thessian_s\tsolve_s\tformat\teval_s\n' > "$RES"
 
+# Shards cut right after the unquantized tensors (embeddings, norms,
+# lm_head: 16,790,528 bytes in llama-27m, 10,506,240 in opt-18m), so every
+# checkpoint of a model has the same first shard, byte for byte: the
+# PyTorch compatibility check (tools/load_gptq_torch.py) then carries one
+# copy of it to the device machine. The tensors are the same as unsharded.
+shard() {
+    case "$1" in
+    llama-27m) echo 16856064 ;;
+    opt-18m) echo 10571776 ;;
+    *) echo 4GB ;;
+    esac
+}
+
 flags() {
     case "$1" in
     rtn_w4_asym) echo "--method rtn --bits 4 --group-size 128 --asym" ;;
@@ -56,6 +69,7 @@ for model in $MODELS; do
                 --calib "$SHARED/text/calib.txt" --calib-bytes 1000000 --nsamples 128 \
                 --seqlen 512 --seed 0 --damp-percent 0.01 --block-size 128 \
                 --batch-tokens "$BATCH_TOKENS" --log-json "$OUT/$model-$cfg.jsonl" \
+                --max-shard-size "$(shard "$model")" \
                 $(flags "$cfg") > "$OUT/$model-$cfg.quant.log" 2>&1
             log="$OUT/$model-$cfg.quant.log"
             wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$log")
