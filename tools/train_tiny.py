@@ -317,6 +317,15 @@ class BPE:
         return [self.vocab[x] for x in s]
 
     def encode(self, text):
+        # As `tokenizers` does, added tokens are cut out of the text before pre-tokenization
+        # (the Python docs never contain "<|endoftext|>", so this never fires on our text).
+        if SPECIAL in text:
+            ids = []
+            for i, part in enumerate(text.split(SPECIAL)):
+                if i:
+                    ids.append(self.vocab[SPECIAL])
+                ids.extend(self.encode(part))
+            return ids
         ids = []
         for w in self.pretok.findall(text):
             u = "".join(self.b2u[b] for b in w.encode("utf-8"))
