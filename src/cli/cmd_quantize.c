@@ -146,6 +146,14 @@ static void on_progress(void *user, const gptq_progress *p)
     u->last_layer = p->layer;
 }
 
+/* A float as the decimal it came from (0.01f -> 0.01, not 0.0099999998). */
+static double short_float(float f)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)f);
+    return strtod(b, NULL);
+}
+
 static void on_module(void *user, const gptq_module_report *r, const float *W)
 {
     (void)W;
@@ -159,7 +167,7 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
                  cJSON_AddNumberToObject(o, "cols", (double)r->cols) &&
                  cJSON_AddNumberToObject(o, "loss", r->loss) &&
                  cJSON_AddNumberToObject(o, "out_rel_err", r->out_rel_err) &&
-                 cJSON_AddNumberToObject(o, "damp_used", (double)r->damp_used) &&
+                 cJSON_AddNumberToObject(o, "damp_used", short_float(r->damp_used)) &&
                  cJSON_AddNumberToObject(o, "damp_retries", r->damp_retries) &&
                  cJSON_AddNumberToObject(o, "dead_cols", r->dead_cols) &&
                  cJSON_AddNumberToObject(o, "zero0", (double)r->zero0) &&
@@ -180,8 +188,8 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
     if (u->quiet) return;
     clear_bar(u);
     if (!u->header_done) {
-        printf("%5s  %-20s %11s  %11s  %7s  %7s  %10s\n", "layer", "module", "out x in", "loss",
-               "damp", "time s", "out err");
+        printf("%5s  %-20s %11s  %11s  %8s  %7s  %7s  %10s\n", "layer", "module", "out x in",
+               "loss", "samples", "damp", "time s", "out err");
         u->header_done = 1;
     }
     char shape[32], damp[16], err[24];
@@ -189,8 +197,8 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
     /* RTN has neither a damp nor an output error (no calibration) */
     snprintf(damp, sizeof damp, r->hessian_rows ? "%.4f" : "-", (double)r->damp_used);
     snprintf(err, sizeof err, isnan(r->out_rel_err) ? "-" : "%.5g", r->out_rel_err);
-    printf("%5d  %-20s %11s  %11.5g  %7s  %7.3f  %10s%s\n", r->layer, r->name, shape, r->loss,
-           damp, r->seconds, err,
+    printf("%5d  %-20s %11s  %11.5g  %8lld  %7s  %7.3f  %10s%s\n", r->layer, r->name, shape,
+           r->loss, (long long)r->hessian_rows, damp, r->seconds, err,
            r->damp_retries ? "  (damp raised)" : r->zero0 ? "  (zero point 0)" : "");
     fflush(stdout);
 }
