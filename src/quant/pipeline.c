@@ -346,7 +346,10 @@ static int quantize_group(pl *p, int L, int g);
 /* One pass does it all when every window fits in one forward (one chunk):
  * at each group's input the Hessian is made and the group quantized right
  * there; the forward then goes on with the quantized weights, so its
- * output is the quantized layer's. Same Hessians as the chunked passes. */
+ * output is the quantized layer's. The Hessians are the chunked passes'
+ * bytes for bytes when their chunks are whole multiples of the Hessian's
+ * 4096-row batches (the sums are then grouped alike); otherwise they differ
+ * by float rounding only. */
 static int fused_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
