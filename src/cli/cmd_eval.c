@@ -29,7 +29,8 @@ static void help(FILE *f)
             "the GPTQ papers measure it.\n\n"
             "options:\n"
             "  --text FILE          UTF-8 text (required)\n"
-            "  --seqlen N           tokens per window (default 2048)\n"
+            "  --seqlen N           tokens per window (default 2048, or the model's\n"
+            "                       max_position_embeddings when smaller)\n"
             "  --max-windows N      score only the first N windows (default: all)\n"
             "  --batch N            windows per forward pass (default: %d tokens' worth)\n"
             "  --backend NAME       cpu (default), or a plugin name/path\n"
@@ -60,7 +61,7 @@ int cmd_eval(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char *text = NULL, *backend = "cpu";
-    long seqlen = 2048, maxw = 0, batch = 0;
+    long seqlen = 0, maxw = 0, batch = 0; /* seqlen 0: min(2048, the model's positions) */
     int prog = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
@@ -157,6 +158,10 @@ int cmd_eval(int argc, char **argv)
     free(buf);
     buf = NULL;
 
+    if (seqlen == 0) {
+        const int64_t maxpos = gptq_model_config_of(m)->max_positions;
+        seqlen = maxpos > 0 && maxpos < 2048 ? (long)maxpos : 2048;
+    }
     gptq_ppl_options o = {.seqlen = seqlen, .max_windows = maxw, .batch = batch};
     if (prog) o.progress = progress;
     gptq_ppl_result r;
