@@ -19,7 +19,8 @@ echo "== tests under ASan + UBSan"
 [ -d build-san ] || meson setup build-san -Dwerror=true -Dtests=enabled \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 ninja -C build-san
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-san --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
   --no-suite slow
 
