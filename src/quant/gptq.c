@@ -201,14 +201,17 @@ static int cmp_desc(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
+/* The first non-finite element (a min-reduction: the same index for any
+ * thread count). The host-side loops of this file are data movement and
+ * scans, spread over threads because at C = 11008 each touches ~0.5 GB. */
 static int find_nonfinite(const float *a, int64_t n, int64_t *at)
 {
+    int64_t bad = INT64_MAX;
+#pragma omp parallel for reduction(min : bad) schedule(static)
     for (int64_t i = 0; i < n; i++)
-        if (!isfinite(a[i])) {
-            *at = i;
-            return 1;
-        }
-    return 0;
+        if (!isfinite(a[i]) && i < bad) bad = i;
+    *at = bad;
+    return bad != INT64_MAX;
 }
 
 typedef struct solve_bufs {
@@ -357,11 +360,14 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     }
 
     /* permute W (and H) into the quantization order */
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++)
         for (int64_t j = 0; j < C; j++) W[r * C + j] = Wt[r * C + perm[j]];
-    if (!rtn)
+    if (!rtn) {
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < C; i++)
             for (int64_t j = 0; j < C; j++) H[i * C + j] = Hd[(int64_t)perm[i] * C + perm[j]];
+    }
 
     /* damp, factor, retry */
     if (!rtn) {
@@ -371,8 +377,11 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
         float damp = cfg->damp_percent;
         for (;;) {
             const float lambda = (float)((double)damp * mean);
-            memcpy(Hd, H, (size_t)(C * C) * 4);
-            for (int64_t i = 0; i < C; i++) Hd[i * C + i] += lambda;
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < C; i++) {
+                memcpy(Hd + i * C, H + i * C, (size_t)C * 4);
+                Hd[i * C + i] += lambda;
+            }
             st = gptq_be_upload(be, b.U, 0, Hd, (size_t)(C * C) * 4);
             if (st) goto done;
             int64_t bad = -1;
@@ -427,8 +436,10 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
 
     /* back to column order; dequantize exactly as the block did */
     for (int64_t i = 0; i < ngroups * R; i++) res->zeros[i] = (int32_t)zf[i];
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++)
         for (int64_t j = 0; j < C; j++) res->codes[r * C + perm[j]] = codes_p[r * C + j];
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++)
         for (int64_t k = 0; k < C; k++) {
             const int64_t g = res->g_idx[k];
