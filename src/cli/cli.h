@@ -11,6 +11,7 @@ int cmd_layer(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 /* Print "gptq <cmd>: error: <fmt>" to stderr. */
 void cli_err(const char *cmd, const char *fmt, ...)

@@ -15,6 +15,7 @@ static const subcommand k_cmds[] = {
     {"compare", cmd_compare, "diff metrics between two `gptq layer` outputs"},
     {"quantize", cmd_quantize, "quantize a Hugging Face model folder into a GPTQ checkpoint"},
     {"eval", cmd_eval, "perplexity of a model folder (fp or GPTQ) on a text"},
+    {"diff", cmd_diff, "quantize a model on two backends in lockstep and compare every layer"},
 };
 
 static void usage(FILE *f)
