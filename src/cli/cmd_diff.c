@@ -39,8 +39,14 @@ static void help(FILE *f)
             "Hessians, codes, scales, zeros, losses, and the quantized layers' outputs.\n"
             "A is the reference. Exit 1 when a metric is beyond its threshold.\n\n"
             "  --backends A,B         the two backends (default cpu,hip; a name or a plugin path)\n"
+            "  --feed own|ref         own (default): each backend runs on its own activations,\n"
+            "                         as a real run would (differences compound with depth);\n"
+            "                         ref: B is fed A's layer inputs and solves with the\n"
+            "                         Hessian its op makes from A's group inputs, so only B's\n"
+            "                         ops differ (tight thresholds: the backend's gate)\n"
             "  --layers N             only the first N decoder layers (default: all)\n"
-            "  --thresholds FAILSPEC  the thresholds (default: the table in src/quant/diff.c)\n"
+            "  --thresholds FAILSPEC  the thresholds (default: the --feed mode's column of the\n"
+            "                         table in src/quant/diff.c)\n"
             "  --stop-at-first FAILSPEC  as --thresholds, and stop at the first module or layer\n"
             "                         beyond one, naming layer, module and metric\n"
             "                         FAILSPEC: default | exact (no difference at all) |\n"
@@ -195,6 +201,7 @@ static void print_summary(const ui *u, const gptq_diff_summary *s, const char *n
                  cJSON_AddNumberToObject(t, "failed_modules", s->failed_modules) &&
                  cJSON_AddNumberToObject(t, "failed_layers", s->failed_layers) &&
                  cJSON_AddBoolToObject(t, "stopped", s->stopped) &&
+                 cJSON_AddStringToObject(t, "feed", o->feed == GPTQ_DIFF_FEED_REF ? "ref" : "own") &&
                  cJSON_AddStringToObject(t, "first_divergence", s->first_message) &&
                  add_num(t, "codes_same_min", s->codes_same_min) &&
                  cJSON_AddNumberToObject(t, "code_maxdiff_max", s->code_maxdiff_max) &&
@@ -216,8 +223,10 @@ static void print_summary(const ui *u, const gptq_diff_summary *s, const char *n
         print_json(ok ? t : (cJSON_Delete(t), NULL));
         return;
     }
-    printf("\n%s vs %s: %d layers, %d modules (%d-bit, group %d, %s%s, %lld x %lld tokens)%s\n",
-           na, nb, s->layers, s->modules, o->q.bits, o->q.group_size, o->q.sym ? "sym" : "asym",
+    printf("\n%s vs %s, feed %s: %d layers, %d modules (%d-bit, group %d, %s%s, %lld x %lld "
+           "tokens)%s\n",
+           na, nb, o->feed == GPTQ_DIFF_FEED_REF ? "ref" : "own", s->layers, s->modules,
+           o->q.bits, o->q.group_size, o->q.sym ? "sym" : "asym",
            o->q.desc_act ? ", act-order" : "", (long long)o->nsamples, (long long)o->seqlen,
            s->stopped ? ", stopped at the first divergence" : "");
     printf("  worst: codes identical %.4f%% (largest difference %d), zeros identical %.4f%%,\n"
@@ -238,7 +247,7 @@ static void print_summary(const ui *u, const gptq_diff_summary *s, const char *n
 
 enum {
     OPT_CALIB = OPT_CLI_LAST + 1, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
-    OPT_BACKENDS, OPT_LAYERS, OPT_THRESHOLDS, OPT_STOP, OPT_JSON, OPT_FAULT, OPT_FAULT_SEED
+    OPT_BACKENDS, OPT_LAYERS, OPT_THRESHOLDS, OPT_STOP, OPT_JSON, OPT_FAULT, OPT_FAULT_SEED, OPT_FEED
 };
 
 int cmd_diff(int argc, char **argv)
@@ -255,6 +264,7 @@ int cmd_diff(int argc, char **argv)
         {"thresholds", required_argument, 0, OPT_THRESHOLDS},
         {"stop-at-first", required_argument, 0, OPT_STOP},
         {"json", no_argument, 0, OPT_JSON},
+        {"feed", required_argument, 0, OPT_FEED},
         {"fault-hessian", required_argument, 0, OPT_FAULT},
         {"fault-seed", required_argument, 0, OPT_FAULT_SEED},
         CLI_QUANT_LONGOPTS,
@@ -326,6 +336,14 @@ int cmd_diff(int argc, char **argv)
             spec = optarg;
             break;
         case OPT_JSON: u.json = 1; break;
+        case OPT_FEED:
+            if (!strcmp(optarg, "own")) o.feed = GPTQ_DIFF_FEED_OWN;
+            else if (!strcmp(optarg, "ref")) o.feed = GPTQ_DIFF_FEED_REF;
+            else {
+                cli_err(CMD, "--feed %s: must be own or ref", optarg);
+                return 2;
+            }
+            break;
         case OPT_FAULT:
             if (cli_parse_float(optarg, 0.0, 1.0, &d)) {
                 cli_err(CMD, "--fault-hessian %s: must be a number in [0, 1]", optarg);
@@ -357,7 +375,7 @@ int cmd_diff(int argc, char **argv)
         cli_err(CMD, "--method rtn: RTN uses no Hessian and no forward pass; diff GPTQ instead");
         return 2;
     }
-    if (gptq_diff_thresholds_parse(spec, &o.thr)) {
+    if (gptq_diff_thresholds_parse(spec, o.feed, &o.thr)) {
         cli_err(CMD, "%s", gptq_last_error());
         return 2;
     }

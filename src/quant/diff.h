@@ -18,11 +18,18 @@
  *     then both quantized layers' outputs are downloaded and compared, and
  *     B's quantized layer is run once more on A's layer input (uploaded)
  *     to separate what B's layer does from what it inherits.
- *   Each backend feeds its own outputs to its next layer, as a real run on
- *   it would: differences compound with depth. Two metrics remove the
- *   inherited part: the Hessian B's op makes from A's group input
- *   (hess_rel_fed), and B's quantized layer fed A's layer input
- *   (out_rel_fed).
+ *   With feed OWN (default) each backend feeds its own outputs to its next
+ *   layer, as a real run on it would: differences compound with depth (a
+ *   flipped code changes the layer output, hence every later Hessian and
+ *   solve). Two metrics remove the inherited part: the Hessian B's op
+ *   makes from A's group input (hess_rel_fed), and B's quantized layer fed
+ *   A's layer input (out_rel_fed).
+ *   With feed REF, B is fed A's activations: each layer of B starts from
+ *   A's layer input, and each module of B is solved with the Hessian B's
+ *   op makes from A's group input. Only B's own ops (Hessian, factor,
+ *   solve, forward) differ, nothing is inherited, so its thresholds are
+ *   tight: this is the backend's correctness gate. (in_rel is then 0 and
+ *   out_rel_fed = out_rel.)
  *
  * Metrics (DESIGN.md "Diff metrics"; A is the reference, norms in double):
  *   x_rel        ||Xb - Xa||_F / ||Xa||_F, the group's input
@@ -47,6 +54,11 @@
 #include <stdint.h>
 
 #include "../internal.h"
+
+/* The comparisons, in the order above: ||b - a||_F / ||a||_F over n
+ * floats (norms in double), and |b - a| / |a|. */
+double gptq_diff_rel_l2(const float *a, const float *b, int64_t n);
+double gptq_diff_rel1(double a, double b);
 
 /* Metric identifiers (bit i of a `fail` mask is metric i). */
 typedef enum gptq_diff_metric {
@@ -77,14 +89,15 @@ typedef struct gptq_diff_thresholds {
     double out_fed;     /* max out_rel_fed */
 } gptq_diff_thresholds;
 
-/* The table at the top of diff.c (each value with its reason). */
-void gptq_diff_thresholds_default(gptq_diff_thresholds *t);
+/* The table at the top of diff.c (each value with its reason), for feed
+ * GPTQ_DIFF_FEED_OWN or GPTQ_DIFF_FEED_REF. */
+void gptq_diff_thresholds_default(gptq_diff_thresholds *t, int feed);
 /* Every threshold at "no difference at all" (two copies of one backend). */
 void gptq_diff_thresholds_exact(gptq_diff_thresholds *t);
 /* FAILSPEC: "default", "exact", or a comma list of METRIC=VALUE overriding
  * the defaults (METRIC a gptq_diff_metric_name, or hess_x). A bad name or
  * value: GPTQ_ERR_INVALID naming it. */
-int gptq_diff_thresholds_parse(const char *spec, gptq_diff_thresholds *t);
+int gptq_diff_thresholds_parse(const char *spec, int feed, gptq_diff_thresholds *t);
 
 /* One module of one layer, compared. */
 typedef struct gptq_diff_module {
@@ -112,8 +125,18 @@ typedef struct gptq_diff_layer {
     double seconds_a, seconds_b;/* the layer on each backend (forward, Hessians, solves) */
 } gptq_diff_layer;
 
+/* What B's layers and solves are fed. */
+typedef enum gptq_diff_feed {
+    GPTQ_DIFF_FEED_OWN = 0, /* B's own activations and Hessians: a real run on B */
+    GPTQ_DIFF_FEED_REF = 1, /* A's: every layer of B starts from A's layer input and
+                               every module of B is solved with the Hessian B's op
+                               makes from A's group input (hess_rel_fed), so only B's
+                               ops differ: nothing compounds */
+} gptq_diff_feed;
+
 typedef struct gptq_diff_options {
     gptq_quant_config q;
+    gptq_diff_feed feed;
     const int32_t *calib_ids;   /* (nsamples, seqlen) */
     int64_t nsamples, seqlen;
     int max_layers;             /* 0: every layer; else the first max_layers */
@@ -131,8 +154,8 @@ typedef struct gptq_diff_options {
     void *user;
 } gptq_diff_options;
 
-/* Defaults: gptq_quant_config_default, default thresholds, no stop, all
- * layers, no fault. */
+/* Defaults: gptq_quant_config_default, feed own, its default thresholds,
+ * no stop, all layers, no fault. */
 void gptq_diff_options_default(gptq_diff_options *o);
 
 typedef struct gptq_diff_summary {
