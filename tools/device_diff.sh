@@ -109,7 +109,7 @@ ls "$SH/models" | tee -a "$OUT/summary.txt"
 export GPTQ_SOURCE_ROOT=$root GPTQ_BUILD_ROOT=$root/$B GPTQ_TEST_PLUGIN_DIR=$root/$B/tests
 export GPTQ_SHARED=$SH OPENBLAS_CORETYPE=Haswell
 log "test_diff"
-timeout 420 "$B/tests/test_diff" --verbose --jobs 1 >"$OUT/diff_test.log" 2>&1
+timeout 300 "$B/tests/test_diff" --verbose --jobs 1 >"$OUT/diff_test.log" 2>&1
 log "test_diff rc=$?"
 grep -E "\[(PASS|FAIL|SKIP)\]|Synthesis|cpu vs hip|ref/w4|hip::" "$OUT/diff_test.log" | tail -40
 
@@ -124,11 +124,11 @@ G=$B/src/cli/gptq
 log "golden CLI rc=$?"
 cat "$OUT/golden_cli.log"
 
-# gptq diff --json logs (asym, feed ref and own) on the first model found
+# a gptq diff --json log (asym, feed ref) on the first model found
 m=$(ls "$SH/models" | grep -v stories | head -1)
-for feed in ref own; do
+for feed in ref; do
     [ -n "$m" ] || break
-    timeout 120 $G diff "$SH/models/$m" --backends cpu,hip --calib "$SH/text/calib.txt" \
+    timeout 60 $G diff "$SH/models/$m" --backends cpu,hip --calib "$SH/text/calib.txt" \
         --nsamples 16 --seqlen 128 --asym --feed $feed --json >"$OUT/diff_${m}_$feed.jsonl" 2>&1
     log "gptq diff $m feed $feed rc=$? (exit 1 = a threshold failed)"
     tail -1 "$OUT/diff_${m}_$feed.jsonl"
