@@ -27,7 +27,7 @@ LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
 
 if [ -x tests/fuzz/run.sh ]; then
   echo "== fuzzing (bounded)"
-  tests/fuzz/run.sh "${GPTQ_FUZZ_SECONDS:-60}"
+  tests/fuzz/run.sh "${GPTQ_FUZZ_SECONDS:-30}"
 fi
 
 echo "== HIP plugin: compiled for AMD gfx942 with Debian's clang-19, code object checked"
