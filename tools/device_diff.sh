@@ -108,6 +108,7 @@ ls "$SH/models" | tee -a "$OUT/summary.txt"
 
 export GPTQ_SOURCE_ROOT=$root GPTQ_BUILD_ROOT=$root/$B GPTQ_TEST_PLUGIN_DIR=$root/$B/tests
 export GPTQ_SHARED=$SH OPENBLAS_CORETYPE=Haswell
+export GPTQ_BACKEND_PATH=$root/$B/backends/hip # the CLI finds the plugin there
 log "test_diff"
 timeout 300 "$B/tests/test_diff" --verbose --jobs 1 >"$OUT/diff_test.log" 2>&1
 log "test_diff rc=$?"
