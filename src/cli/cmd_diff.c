@@ -229,11 +229,12 @@ static void print_summary(const ui *u, const gptq_diff_summary *s, const char *n
            o->q.bits, o->q.group_size, o->q.sym ? "sym" : "asym",
            o->q.desc_act ? ", act-order" : "", (long long)o->nsamples, (long long)o->seqlen,
            s->stopped ? ", stopped at the first divergence" : "");
+    char out[64] = "- (no layer finished)";
+    if (s->layers) snprintf(out, sizeof out, "%.3g (fed %.3g)", s->out_rel_max, s->out_rel_fed_max);
     printf("  worst: codes identical %.4f%% (largest difference %d), zeros identical %.4f%%,\n"
-           "         hess %.3g (fed %.3g), scale %.3g, loss %.3g, out %.3g (fed %.3g)\n",
+           "         hess %.3g (fed %.3g), scale %.3g, loss %.3g, out %s\n",
            100.0 * s->codes_same_min, s->code_maxdiff_max, 100.0 * s->zeros_same_min,
-           s->hess_rel_max, s->hess_rel_fed_max, s->scale_rel_max, s->loss_rel_max,
-           s->out_rel_max, s->out_rel_fed_max);
+           s->hess_rel_max, s->hess_rel_fed_max, s->scale_rel_max, s->loss_rel_max, out);
     printf("  time:  %s %.2f s, %s %.2f s\n", na, s->seconds_a, nb, s->seconds_b);
     if (o->fault_hessian > 0)
         printf("  fault: every Hessian of %s perturbed by a relative %g (seed %llu)\n", nb,
@@ -326,8 +327,9 @@ int cmd_diff(int argc, char **argv)
             }
             o.max_layers = (int)l;
             break;
-        case OPT_STOP: o.stop_at_first = 1; /* fall through */
+        case OPT_STOP:
         case OPT_THRESHOLDS:
+            if (c == OPT_STOP) o.stop_at_first = 1;
             if (spec && strcmp(spec, optarg)) {
                 cli_err(CMD, "--thresholds and --stop-at-first give different FAILSPECs "
                              "('%s', '%s'): give one", spec, optarg);
