@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# device_cpu.sh — gptq-c's CPU build on the device machine's 16-core CPU.
+# There are no Debian packages there: the .deb files carried in .debs-cpu
+# (made here with ../shared/tools/device-debs.sh .debs-cpu libcjson1
+# libcjson-dev libpcre2-8-0 libpcre2-dev libutf8proc2 libutf8proc-dev) are
+# unpacked into /tmp/deps and the sources compiled with gcc directly.
+#
+#   device run: bash tools/device_cpu.sh [STEPS]      carry: .debs-cpu [.dev/acc]
+# STEPS (default "build bench"):
+#   build     the gptq CLI and bench_layer into /tmp/gptq-bin
+#   bench     bench_layer at Llama-2-7B layer shapes, 16 threads, 16,384 tokens
+#   accuracy  tools/accuracy_matrix.sh on the models in .dev/acc/models
+#             (MODELS env), with .dev/acc/text/{calib,eval}.txt
+# OpenBLAS 0.3.21 does not recognise this (virtualised Sapphire Rapids) CPU
+# and falls back to its slowest kernels ("Prescott"): the kernel family is
+# pinned to SkylakeX (AVX-512) or Haswell (AVX2) unless OPENBLAS_CORETYPE is
+# set. Logs and tables go to $OUT.
+set -euo pipefail
+steps=${*:-build bench}
+OUT=${OUT:-/tmp/out}
+mkdir -p /tmp/deps "$OUT" /tmp/gptq-bin
+for f in .debs-cpu/*.deb; do dpkg -x "$f" /tmp/deps; done
+D=/tmp/deps/usr
+LIB=$D/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$LIB:$LIB/openblas-pthread
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  else export OPENBLAS_CORETYPE=Haswell; fi
+fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+echo "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE OMP_NUM_THREADS=$OMP_NUM_THREADS" | tee "$OUT/env.txt"
+
+for step in $steps; do
+case $step in
+build)
+  # the -dev packages' .so links point into /usr/lib: link by path instead
+  ln -sf "$LIB/openblas-pthread/libopenblas.so.0" /tmp/deps/libopenblas.so
+  ln -sf "$LIB/liblapacke.so.3" /tmp/deps/liblapacke.so
+  ln -sf "$LIB/libcjson.so.1" /tmp/deps/libcjson.so
+  ln -sf "$LIB/libpcre2-8.so.0" /tmp/deps/libpcre2-8.so
+  ln -sf "$LIB/libutf8proc.so.2" /tmp/deps/libutf8proc.so
+  CFLAGS="-std=c11 -O3 -ffp-contract=off -fno-fast-math -fopenmp -D_DEFAULT_SOURCE -DNDEBUG
+    -Isrc -Ibackends -Ibackends/cpu -I$D/include -I$D/include/x86_64-linux-gnu
+    -I$D/include/x86_64-linux-gnu/openblas-pthread"
+  LIBS="-L/tmp/deps -lopenblas -llapacke -lcjson -lpcre2-8 -lutf8proc -lm -ldl -lpthread"
+  mkdir -p /tmp/obj
+  objs=()
+  for s in src/*.c src/core/*.c src/io/*.c src/quant/*.c src/model/*.c src/text/*.c \
+           src/eval/*.c backends/cpu/*.c; do
+    o=/tmp/obj/$(echo "$s" | tr / _).o
+    gcc $CFLAGS -c "$s" -o "$o" &
+    objs+=("$o")
+  done
+  wait
+  gcc $CFLAGS bench/bench_layer.c "${objs[@]}" -o /tmp/gptq-bin/bench_layer $LIBS
+  gcc $CFLAGS -Isrc/cli src/cli/*.c "${objs[@]}" -o /tmp/gptq-bin/gptq $LIBS
+  ;;
+bench)
+  /tmp/gptq-bin/bench_layer --tokens 16384 | tee "$OUT/bench_cpu.txt"
+  ;;
+accuracy)
+  # GNU time is not installed there: a stand-in printing the two lines the
+  # matrix script reads (wall clock, peak RSS of the child)
+  if [ ! -x /usr/bin/time ]; then
+    cat > /tmp/gptq-bin/time <<'PY'
+#!/usr/bin/env python3
+import resource, subprocess, sys, time
+args = sys.argv[2:] if sys.argv[1:2] == ["-v"] else sys.argv[1:]
+t0 = time.time(); rc = subprocess.call(args); dt = time.time() - t0
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stderr.write("\tElapsed (wall clock) time (h:mm:ss or m:ss): %d:%05.2f\n" % (dt // 60, dt % 60))
+sys.stderr.write("\tMaximum resident set size (kbytes): %d\n" % rss)
+sys.exit(rc)
+PY
+    chmod +x /tmp/gptq-bin/time
+    sed 's|/usr/bin/time -v|/tmp/gptq-bin/time -v|' tools/accuracy_matrix.sh > /tmp/gptq-bin/matrix.sh
+  else
+    cp tools/accuracy_matrix.sh /tmp/gptq-bin/matrix.sh
+  fi
+  GPTQ=/tmp/gptq-bin/gptq GPTQ_SHARED=.dev/acc MODELS=${MODELS:-opt-18m} \
+    sh /tmp/gptq-bin/matrix.sh /tmp/acc 2>&1 | tee "$OUT/accuracy_run.txt" || true
+  cp /tmp/acc/results.tsv "$OUT/accuracy.tsv"
+  ;;
+*) echo "unknown step $step" >&2; exit 2 ;;
+esac
+done
