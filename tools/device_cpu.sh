@@ -2,7 +2,8 @@
 # device_cpu.sh — gptq-c's CPU build on the device machine's 16-core CPU.
 # There are no Debian packages there: the .deb files carried in .debs-cpu
 # (made here with ../shared/tools/device-debs.sh .debs-cpu libcjson1
-# libcjson-dev libpcre2-8-0 libpcre2-dev libutf8proc2 libutf8proc-dev) are
+# libcjson-dev libpcre2-8-0 libpcre2-dev libutf8proc2 libutf8proc-dev, minus
+# libopenblas-pthread-dev whose headers travel as openblas-headers.tar) are
 # unpacked into /tmp/deps and the sources compiled with gcc directly.
 #
 #   device run: bash tools/device_cpu.sh [STEPS]      carry: .debs-cpu [.dev/acc]
@@ -20,6 +21,8 @@ steps=${*:-build bench}
 OUT=${OUT:-/tmp/out}
 mkdir -p /tmp/deps "$OUT" /tmp/gptq-bin
 for f in .debs-cpu/*.deb; do dpkg -x "$f" /tmp/deps; done
+# the OpenBLAS headers travel as a tar (the -dev .deb is mostly a static library)
+for f in .debs-cpu/*.tar; do tar xf "$f" -C /tmp/deps; done
 D=/tmp/deps/usr
 LIB=$D/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$LIB:$LIB/openblas-pthread
