@@ -20,6 +20,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,36 @@ static void fused_vs_chunked(int opt)
 
 Test(synthetic, fused_pass_equals_chunked_passes_llama, .timeout = 120) { fused_vs_chunked(0); }
 Test(synthetic, fused_pass_equals_chunked_passes_opt, .timeout = 120) { fused_vs_chunked(1); }
+
+/* The CPU backend's results do not depend on the thread count, so neither
+ * does a checkpoint (DESIGN.md "bit-exact reference"). */
+Test(synthetic, same_checkpoint_for_any_thread_count, .timeout = 120)
+{
+    char root[256], model[300], out[3][300];
+    make_tmpdir(root, sizeof root);
+    snprintf(model, sizeof model, "%s/model", root);
+    mkdir(model, 0755);
+    cr_assert_eq(syn_write_model(model, 1, NULL), GPTQ_OK);
+    const int64_t ns = 16, S = 32;
+    int32_t *ids = rand_ids(ns * S, 17u);
+    gptq_quant_config q;
+    gptq_quant_config_default(&q);
+    q.group_size = 32;
+    q.sym = 0;
+    const int threads[3] = {1, 2, 3};
+    const int saved = omp_get_max_threads();
+    for (int k = 0; k < 3; k++) {
+        snprintf(out[k], sizeof out[k], "%s/t%d", root, threads[k]);
+        omp_set_num_threads(threads[k]);
+        cr_assert_eq(quantize(model, out[k], &q, ids, ns, S, 0, 1, NULL), GPTQ_OK, "%s",
+                     gptq_last_error());
+    }
+    omp_set_num_threads(saved);
+    cr_assert(all_tensors_same(out[0], out[1]), "1 and 2 threads differ");
+    cr_assert(all_tensors_same(out[0], out[2]), "1 and 3 threads differ");
+    free(ids);
+    gptq_remove_tree(root);
+}
 
 Test(synthetic, true_sequential_changes_only_later_groups, .timeout = 120)
 {
