@@ -48,7 +48,7 @@
 #define LA_GEMM_TILE_N 256 /* gemm: columns of C per tile */
 #endif
 #ifndef LA_SYRK_TILE
-#define LA_SYRK_TILE 256 /* hessian_accumulate: (T, T) tiles of S */
+#define LA_SYRK_TILE 512 /* hessian_accumulate: (T, T) tiles of S (512: measured best on the 16-core device CPU, bench/RESULTS.md) */
 #endif
 #ifndef LA_CHOL_NB
 #define LA_CHOL_NB 256 /* cholesky/inverse: block size and tile size */

@@ -27,7 +27,9 @@
 #include "../internal.h"
 #include "hessian_buf.h"
 
-#define GPTQ_HESSIAN_CHUNK 4096
+#ifndef GPTQ_HESSIAN_CHUNK
+#define GPTQ_HESSIAN_CHUNK 4096 /* a constant: part of the defined arithmetic */
+#endif
 
 void gptq_quant_config_default(gptq_quant_config *c)
 {
