@@ -157,6 +157,7 @@ def load_model(d, device):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     except TypeError:  # transformers 4 spells it torch_dtype
         model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    model = model.float()
     tensors = read_checkpoint(d)
     prefixes = sorted(k[:-len(".qweight")] for k in tensors if k.endswith(".qweight"))
     replaced = set()
@@ -213,15 +214,27 @@ def main():
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 as the reference protocol
     torch.backends.cudnn.allow_tf32 = False
+    import tokenizers
+    import transformers
     from tokenizers import Tokenizer
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, tokenizers "
+          f"{tokenizers.__version__}, device {a.device}"
+          f"{' (' + torch.cuda.get_device_name() + ')' if a.device == 'cuda' else ''}", flush=True)
     with open(a.text, encoding="utf-8") as f:
         text = f.read()
     bad = 0
     for i, d in enumerate(a.ckpt):
-        tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
-        ids = tok.encode(text, add_special_tokens=False).ids
-        model, nq, qc = load_model(d, a.device)
-        ppl, nwin = perplexity(model, ids, a.seqlen, a.max_windows, a.device)
+        try:
+            tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+            ids = tok.encode(text, add_special_tokens=False).ids
+            model, nq, qc = load_model(d, a.device)
+            ppl, nwin = perplexity(model, ids, a.seqlen, a.max_windows, a.device)
+        except Exception:  # report and go on with the next checkpoint
+            import traceback
+            traceback.print_exc()
+            print(f"{d}: FAILED", flush=True)
+            bad += 1
+            continue
         line = (f"{d}: ppl {ppl:.4f} ({len(ids)} tokens, {nwin} windows of {a.seqlen}; "
                 f"{nq} linears dequantized in PyTorch, {qc['bits']}-bit "
                 f"g{qc['group_size']} {'sym' if qc['sym'] else 'asym'}"
