@@ -235,7 +235,7 @@ def main():
             print(f"{d}: FAILED", flush=True)
             bad += 1
             continue
-        line = (f"{d}: ppl {ppl:.4f} ({len(ids)} tokens, {nwin} windows of {a.seqlen}; "
+        line = (f"{d}: ppl {ppl:.6f} ({len(ids)} tokens, {nwin} windows of {a.seqlen}; "
                 f"{nq} linears dequantized in PyTorch, {qc['bits']}-bit "
                 f"g{qc['group_size']} {'sym' if qc['sym'] else 'asym'}"
                 f"{' act-order' if qc['desc_act'] else ''} {qc['checkpoint_format']})")
