@@ -3,9 +3,10 @@
 # Hessian / solve / write, from the command's own summary) of
 # `gptq quantize` on one model, for the ways of running it:
 #   rtn            no calibration, no forward pass
-#   gptq-chunked   true-sequential, --batch-tokens 8192 (the default): one
+#   gptq-chunked   true-sequential, --batch-tokens 8192 (auto for big models): one
 #                  partial forward per group and chunk, then the output pass
-#   gptq-fused     true-sequential, all windows in one forward pass: the
+#   gptq-fused     true-sequential, all windows in one forward pass (auto when
+#                  its work buffers take <= 2 GiB): the
 #                  Hessians are taken and the groups quantized inside it
 #   gptq-no-ts     --no-true-sequential (one Hessian pass, then the output pass)
 #

@@ -54,7 +54,11 @@ static void help(FILE *f)
             "  --no-true-sequential   quantize all groups of a layer from one unquantized\n"
             "                         forward (default: q/k/v, then o, then gate/up, then down,\n"
             "                         each calibrated on the already-quantized ones)\n"
-            "  --batch-tokens N       tokens per forward pass (default 8192; bounds memory)\n"
+            "  --batch-tokens N|auto  tokens per forward pass. When all windows fit in one\n"
+            "                         pass, each group is quantized inside it (fastest: one\n"
+            "                         forward per layer); otherwise every group needs its own\n"
+            "                         partial passes. auto (default): one pass if its work\n"
+            "                         buffers take <= 2 GiB, else 8192 (bounds memory)\n"
             "  --backend NAME|PATH    cpu (default), hip, or a plugin path\n"
             "output:\n"
             "  --format auto|gptq|gptq_v2  zero points: gptq (v1) stores z-1 and cannot hold\n"
@@ -346,8 +350,12 @@ int cmd_quantize(int argc, char **argv)
             }
             break;
         case OPT_BATCH:
+            if (!strcmp(optarg, "auto")) {
+                po.batch_tokens = 0;
+                break;
+            }
             if (cli_parse_int(optarg, 1, 1L << 30, &l)) {
-                cli_err(CMD, "--batch-tokens %s: must be a positive integer", optarg);
+                cli_err(CMD, "--batch-tokens %s: must be auto or a positive integer", optarg);
                 return 2;
             }
             po.batch_tokens = l;

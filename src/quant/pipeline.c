@@ -23,6 +23,8 @@
 #include "pipeline.h"
 
 #define DEFAULT_BATCH_TOKENS 8192
+/* Auto: one pass over all windows when its work buffers stay below this. */
+#define FUSED_MAX_BYTES ((int64_t)2 << 30)
 #define DEFAULT_SHARD_BYTES 4000000000ull
 
 void gptq_pipeline_options_default(gptq_pipeline_options *o)
@@ -31,7 +33,7 @@ void gptq_pipeline_options_default(gptq_pipeline_options *o)
     gptq_quant_config_default(&o->q);
     o->true_sequential = 1;
     o->format = GPTQ_PIPELINE_FORMAT_AUTO;
-    o->batch_tokens = DEFAULT_BATCH_TOKENS;
+    o->batch_tokens = 0; /* auto */
     o->max_shard_bytes = DEFAULT_SHARD_BYTES;
 }
 
@@ -477,7 +479,17 @@ static int embed_calibration(pl *p)
 {
     const gptq_pipeline_options *o = p->o;
     const int64_t S = o->seqlen, D = p->cfg->hidden_size;
-    int64_t bt = o->batch_tokens > 0 ? o->batch_tokens : DEFAULT_BATCH_TOKENS;
+    int64_t bt = o->batch_tokens;
+    if (bt <= 0) {
+        /* auto: the forward's work buffers per token (normed input, q, k, v,
+         * attention output, layer output, MLP activations: forward.c's
+         * workspace) plus the output scratch, for every window at once */
+        const gptq_model_config *c = p->cfg;
+        const int64_t per_tok = 4 * (3 * c->hidden_size + 2 * c->num_heads * c->head_dim +
+                                     2 * c->num_kv_heads * c->head_dim +
+                                     2 * c->intermediate_size);
+        bt = per_tok * o->nsamples * S <= FUSED_MAX_BYTES ? o->nsamples * S : DEFAULT_BATCH_TOKENS;
+    }
     int64_t spc = bt / S;
     if (spc < 1) spc = 1;
     if (spc > o->nsamples) spc = o->nsamples;

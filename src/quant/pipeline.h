@@ -78,7 +78,9 @@ typedef struct gptq_pipeline_options {
     int format;                 /* GPTQ_PIPELINE_FORMAT_AUTO, GPTQ_FORMAT_V1, GPTQ_FORMAT_V2 */
     const int32_t *calib_ids;   /* (nsamples, seqlen); NULL for RTN */
     int64_t nsamples, seqlen;
-    int64_t batch_tokens;       /* tokens per forward pass (0: 8192, at least one sequence) */
+    int64_t batch_tokens;       /* tokens per forward pass (at least one sequence); 0: auto,
+                                   all windows in one fused pass when that pass's work
+                                   buffers take at most 2 GiB, else 8192 */
     uint64_t max_shard_bytes;   /* 0: 4 GB */
     /* checked between modules and forward chunks: non-zero stops the job
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
@@ -91,7 +93,7 @@ typedef struct gptq_pipeline_options {
 } gptq_pipeline_options;
 
 /* Defaults: gptq_quant_config_default, true-sequential, format auto,
- * 8192 tokens per forward pass, 4 GB shards. */
+ * batch tokens auto, 4 GB shards. */
 void gptq_pipeline_options_default(gptq_pipeline_options *o);
 
 typedef struct gptq_pipeline_stats {
