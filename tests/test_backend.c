@@ -116,8 +116,8 @@ Test(backend, plugin_matches_builtin)
     float *W = malloc(sizeof(float) * R * C), *X = malloc(sizeof(float) * N * C);
     float *H1 = malloc(sizeof(float) * C * C), *H2 = malloc(sizeof(float) * C * C);
     srand(7);
-    for (int i = 0; i < R * C; i++) W[i] = ((float)rand() / RAND_MAX - 0.5f) * 0.1f;
-    for (int i = 0; i < N * C; i++) X[i] = (float)rand() / RAND_MAX - 0.5f + (i % C == 3);
+    for (int i = 0; i < R * C; i++) W[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * 0.1f;
+    for (int i = 0; i < N * C; i++) X[i] = (float)rand() / (float)RAND_MAX - 0.5f + (float)(i % C == 3);
 
     gptq_hessian *h1, *h2;
     cr_assert_eq(gptq_hessian_new(cpu, C, &h1), GPTQ_OK);
