@@ -31,9 +31,19 @@ int cli_parse_float(const char *s, double lo, double hi, double *out);
  * value (message printed), 0 if not a quantization option. */
 int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_config *c);
 
+struct gptq_calib_options;
+
+/* Calibration options shared by `quantize` and `diff` (--calib,
+ * --calib-bytes, --nsamples, --seqlen, --seed): 1 if consumed, -1 on a bad
+ * value (message printed), 0 if not one of them. *seqlen_given is set when
+ * --seqlen appears. */
+int cli_calib_option(const char *cmd, int opt, const char *arg, struct gptq_calib_options *co,
+                     const char **calib, int *seqlen_given);
+
 enum {
     OPT_BITS = 1000, OPT_GROUP, OPT_DESC_ACT, OPT_NO_DESC_ACT, OPT_SYM, OPT_ASYM,
     OPT_STATIC, OPT_DAMP, OPT_DAMP_INC, OPT_BLOCK, OPT_MSE, OPT_METHOD,
+    OPT_CALIB, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
     OPT_CLI_LAST
 };
 

@@ -1,5 +1,6 @@
 /* cli_util.c — option parsing shared by the subcommands. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "text/calib.h"
 
 void cli_err(const char *cmd, const char *fmt, ...)
 {
@@ -100,6 +102,46 @@ int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_confi
             cli_err(cmd, "--method %s: must be gptq or rtn", arg);
             return -1;
         }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_calib_option(const char *cmd, int opt, const char *arg, struct gptq_calib_options *co,
+                     const char **calib, int *seqlen_given)
+{
+    long l;
+    switch (opt) {
+    case OPT_CALIB: *calib = arg; return 1;
+    case OPT_CALIB_BYTES:
+        if (cli_parse_int(arg, 1, LONG_MAX, &l)) {
+            cli_err(cmd, "--calib-bytes %s: must be a positive number of bytes", arg);
+            return -1;
+        }
+        co->max_bytes = (size_t)l;
+        return 1;
+    case OPT_NSAMPLES:
+        if (cli_parse_int(arg, 1, 1L << 24, &l)) {
+            cli_err(cmd, "--nsamples %s: must be a positive integer", arg);
+            return -1;
+        }
+        co->nsamples = l;
+        return 1;
+    case OPT_SEQLEN:
+        if (cli_parse_int(arg, 2, 1L << 24, &l)) {
+            cli_err(cmd, "--seqlen %s: must be an integer >= 2", arg);
+            return -1;
+        }
+        co->seqlen = l;
+        *seqlen_given = 1;
+        return 1;
+    case OPT_SEED:
+        if (cli_parse_int(arg, 0, LONG_MAX, &l)) {
+            cli_err(cmd, "--seed %s: must be a non-negative integer", arg);
+            return -1;
+        }
+        co->seed = (uint64_t)l;
         return 1;
     default:
         return 0;

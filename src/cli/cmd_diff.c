@@ -247,8 +247,7 @@ static void print_summary(const ui *u, const gptq_diff_summary *s, const char *n
 }
 
 enum {
-    OPT_CALIB = OPT_CLI_LAST + 1, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
-    OPT_BACKENDS, OPT_LAYERS, OPT_THRESHOLDS, OPT_STOP, OPT_JSON, OPT_FAULT, OPT_FAULT_SEED, OPT_FEED
+    OPT_BACKENDS = OPT_CLI_LAST + 1, OPT_LAYERS, OPT_THRESHOLDS, OPT_STOP, OPT_JSON, OPT_FAULT, OPT_FAULT_SEED, OPT_FEED
 };
 
 int cmd_diff(int argc, char **argv)
@@ -285,40 +284,11 @@ int cmd_diff(int argc, char **argv)
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
         int r = cli_quant_option(CMD, c, optarg, &o.q);
+        if (r == 0) r = cli_calib_option(CMD, c, optarg, &co, &calib, &seqlen_given);
         if (r < 0) return 2;
         if (r > 0) continue;
         switch (c) {
         case 'h': help(stdout); return 0;
-        case OPT_CALIB: calib = optarg; break;
-        case OPT_CALIB_BYTES:
-            if (cli_parse_int(optarg, 1, LONG_MAX, &l)) {
-                cli_err(CMD, "--calib-bytes %s: must be a positive number of bytes", optarg);
-                return 2;
-            }
-            co.max_bytes = (size_t)l;
-            break;
-        case OPT_NSAMPLES:
-            if (cli_parse_int(optarg, 1, 1L << 20, &l)) {
-                cli_err(CMD, "--nsamples %s: must be a positive integer", optarg);
-                return 2;
-            }
-            co.nsamples = l;
-            break;
-        case OPT_SEQLEN:
-            if (cli_parse_int(optarg, 2, 1L << 24, &l)) {
-                cli_err(CMD, "--seqlen %s: must be an integer >= 2", optarg);
-                return 2;
-            }
-            co.seqlen = l;
-            seqlen_given = 1;
-            break;
-        case OPT_SEED:
-            if (cli_parse_int(optarg, 0, LONG_MAX, &l)) {
-                cli_err(CMD, "--seed %s: must be a non-negative integer", optarg);
-                return 2;
-            }
-            co.seed = (uint64_t)l;
-            break;
         case OPT_BACKENDS: backends = optarg; break;
         case OPT_LAYERS:
             if (cli_parse_int(optarg, 1, INT_MAX, &l)) {

@@ -261,8 +261,7 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
 /* ------------------------------------------------------------------ */
 
 enum {
-    OPT_CALIB = OPT_CLI_LAST + 1, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
-    OPT_NO_TS, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG
+    OPT_NO_TS = OPT_CLI_LAST + 1, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG
 };
 
 int cmd_quantize(int argc, char **argv)
@@ -297,41 +296,12 @@ int cmd_quantize(int argc, char **argv)
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1;) {
         int r = cli_quant_option(CMD, c, optarg, &po.q);
+        if (r == 0) r = cli_calib_option(CMD, c, optarg, &co, &calib, &seqlen_given);
         if (r < 0) return 2;
         if (r > 0) continue;
         switch (c) {
         case 'o': out = optarg; break;
         case 'h': help(stdout); return 0;
-        case OPT_CALIB: calib = optarg; break;
-        case OPT_CALIB_BYTES:
-            if (cli_parse_int(optarg, 1, LONG_MAX, &l)) {
-                cli_err(CMD, "--calib-bytes %s: must be a positive number of bytes", optarg);
-                return 2;
-            }
-            co.max_bytes = (size_t)l;
-            break;
-        case OPT_NSAMPLES:
-            if (cli_parse_int(optarg, 1, 1L << 24, &l)) {
-                cli_err(CMD, "--nsamples %s: must be a positive integer", optarg);
-                return 2;
-            }
-            co.nsamples = l;
-            break;
-        case OPT_SEQLEN:
-            if (cli_parse_int(optarg, 2, 1L << 24, &l)) {
-                cli_err(CMD, "--seqlen %s: must be an integer >= 2", optarg);
-                return 2;
-            }
-            co.seqlen = l;
-            seqlen_given = 1;
-            break;
-        case OPT_SEED:
-            if (cli_parse_int(optarg, 0, LONG_MAX, &l)) {
-                cli_err(CMD, "--seed %s: must be a non-negative integer", optarg);
-                return 2;
-            }
-            co.seed = (uint64_t)l;
-            break;
         case OPT_NO_TS: po.true_sequential = 0; break;
         case OPT_TS: po.true_sequential = 1; break;
         case OPT_FORMAT:
