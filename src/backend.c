@@ -196,7 +196,26 @@ int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *w
         return gptq_error(st, "backend %s: cannot allocate %.1f MiB for %s: %s", be->iface->name,
                           (double)nbytes / 1048576.0, what, m && m[0] ? m : gptq_status_str(st));
     }
+    size_t fr = 0, tot = 0;
+    if (be->iface->mem_info && be->iface->mem_info(be->ctx, &fr, &tot) == GPTQ_OK && tot >= fr) {
+        if (tot - fr > be->mem_peak) be->mem_peak = tot - fr;
+        be->mem_total = tot;
+    }
     return GPTQ_OK;
+}
+
+size_t gptq_be_mem_free(gptq_backend *be)
+{
+    size_t fr = 0, tot = 0;
+    if (!be->iface->mem_info || be->iface->mem_info(be->ctx, &fr, &tot) != GPTQ_OK) return 0;
+    return fr;
+}
+
+int gptq_backend_memory(const gptq_backend *be, size_t *peak_used, size_t *total)
+{
+    if (peak_used) *peak_used = be ? be->mem_peak : 0;
+    if (total) *total = be ? be->mem_total : 0;
+    return be && be->mem_total ? GPTQ_OK : GPTQ_ERR_UNSUPPORTED;
 }
 
 void gptq_be_free(gptq_backend *be, gptq_buf *b)

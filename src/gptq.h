@@ -165,6 +165,11 @@ typedef struct gptq_backend gptq_backend;
 int gptq_backend_open(const char *name_or_path, gptq_backend **out);
 void gptq_backend_close(gptq_backend *be);
 const char *gptq_backend_name(const gptq_backend *be);
+/* Peak device memory in use (bytes, the whole device's total - free) seen so
+ * far, sampled after every allocation the library made on this backend, and
+ * the device's total. GPTQ_ERR_UNSUPPORTED (and zeros) for backends that do
+ * not report device memory (the CPU backend) or before any allocation. */
+int gptq_backend_memory(const gptq_backend *be, size_t *peak_used, size_t *total);
 
 /* ------------------------------------------------------------------ */
 /* Quantization                                                        */

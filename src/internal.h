@@ -37,6 +37,10 @@ struct gptq_backend {
     void *ctx;
     void *dl;        /* dlopen handle, NULL for built-in */
     char path[512];  /* where it was loaded from ("built-in") */
+    /* device memory in use (total - free, from mem_info), sampled after
+     * every allocation: memory in use only grows at an allocation, so the
+     * largest sample is the peak of what the device had in use */
+    size_t mem_peak, mem_total;
 };
 
 /* Wrappers: call the slot, turn a failure into this thread's message
@@ -44,6 +48,9 @@ struct gptq_backend {
 int gptq_be_check(gptq_backend *be, int status, const char *op);
 int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *what);
 void gptq_be_free(gptq_backend *be, gptq_buf *b);
+/* Free device memory now (bytes); 0 when the backend does not say (the CPU
+ * backend: host memory, which the core does not probe). */
+size_t gptq_be_mem_free(gptq_backend *be);
 int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);
 int gptq_be_download(gptq_backend *be, const gptq_buf *src, size_t off, void *dst, size_t n);
 

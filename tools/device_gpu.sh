@@ -20,6 +20,12 @@
 #   sanitize  compute-sanitizer memcheck + racecheck on test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
 #   benchlayer bench_layer --backend hip (the public API, host data)
+#   e2e       `gptq quantize --backend hip` of a random bf16 model with
+#             Llama-2-7B's shapes (bench/make_random_llama.py, made here on
+#             the GPU) with 128 x 2048 calibration tokens of data/text/calib.txt,
+#             4-bit g128: wall time, the command's own time split and peak
+#             device memory, and nvidia-smi's peak memory.used sampled every
+#             200 ms. E2E_ARGS adds options (e.g. --batch-tokens 8192).
 # The packages are unpacked into /tmp/deps (never into /); minimal
 # pkg-config files pointing there are written to /tmp/deps/pc.
 set -uo pipefail
@@ -77,7 +83,8 @@ for step in $steps; do
         rm -rf "$B"
         $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=enabled >"$OUT/build.log" 2>&1 &&
             ninja -C "$B" backends/hip/libgptq-hip.so tests/test_hip \
-                tests/test_gptq bench/bench_hip_layer bench/bench_layer >>"$OUT/build.log" 2>&1
+                tests/test_gptq bench/bench_hip_layer bench/bench_layer src/cli/gptq \
+                >>"$OUT/build.log" 2>&1
         rc=$?
         tail -25 "$OUT/build.log"
         log "build rc=$rc"
@@ -115,6 +122,30 @@ for step in $steps; do
         log "bench_layer (public API)"
         timeout 200 "$B/bench/bench_layer" --backend hip --tokens 262144 2>&1 | tee "$OUT/bench_layer.log"
         log "bench_layer rc=$?"
+        ;;
+    e2e)
+        log "e2e: gptq quantize of a random Llama-2-7B-shaped bf16 model"
+        M=/tmp/llama2-7b-random
+        if [ ! -f $M/config.json ]; then
+            python3 bench/make_random_llama.py $M --shape llama-2-7b 2>&1 | tee -a "$OUT/e2e.log"
+        fi
+        sync
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 \
+            >"$OUT/e2e_smi.txt" 2>/dev/null &
+        smi=$!
+        # shellcheck disable=SC2086
+        GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=SkylakeX \
+            /usr/bin/time -v timeout ${E2E_TIMEOUT:-560} "$B/src/cli/gptq" quantize $M -o /tmp/llama2-7b-gptq \
+            --calib data/text/calib.txt --nsamples 128 --seqlen 2048 --bits 4 --group-size 128 \
+            --backend hip --log-json "$OUT/e2e_modules.jsonl" ${E2E_ARGS:-} \
+            >"$OUT/e2e_quantize.log" 2>&1
+        rc=$?
+        kill $smi 2>/dev/null
+        grep -v '^\[' "$OUT/e2e_quantize.log" | tail -30
+        echo "nvidia-smi peak memory.used: $(sort -n "$OUT/e2e_smi.txt" | tail -1) MiB" |
+            tee -a "$OUT/e2e.log"
+        du -sh /tmp/llama2-7b-gptq 2>/dev/null | tee -a "$OUT/e2e.log"
+        log "e2e rc=$rc"
         ;;
     *)
         echo "unknown step $step"

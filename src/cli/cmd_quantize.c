@@ -58,7 +58,8 @@ static void help(FILE *f)
             "                         pass, each group is quantized inside it (fastest: one\n"
             "                         forward per layer); otherwise every group needs its own\n"
             "                         partial passes. auto (default): one pass if its work\n"
-            "                         buffers take <= 2 GiB, else 8192 (bounds memory)\n"
+            "                         buffers take <= 2 GiB (on a GPU backend: <= 7/8 of its\n"
+            "                         free memory), else 8192 (bounds memory)\n"
             "  --backend NAME|PATH    cpu (default), hip, or a plugin path\n"
             "output:\n"
             "  --format auto|gptq|gptq_v2  zero points: gptq (v1) stores z-1 and cannot hold\n"
@@ -215,7 +216,8 @@ static void fmt_bytes(uint64_t b, char *buf, size_t n)
 }
 
 static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config *cfg,
-                          const char *out, const gptq_quant_config *q, long rss_kb)
+                          const char *out, const gptq_quant_config *q, long rss_kb,
+                          const gptq_backend *be)
 {
     char bi[32], bo[32], qi[32], qo[32];
     fmt_bytes(s->bytes_in, bi, sizeof bi);
@@ -249,7 +251,13 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
            s->seconds_forward, 100 * s->seconds_forward / T, s->seconds_hessian,
            100 * s->seconds_hessian / T, s->seconds_solve, 100 * s->seconds_solve / T,
            s->seconds_write, 100 * s->seconds_write / T, other > 0 ? other : 0.0);
-    printf("  memory:  peak RSS %.1f MB\n", (double)rss_kb / 1024.0);
+    size_t dpeak = 0, dtotal = 0;
+    if (gptq_backend_memory(be, &dpeak, &dtotal) == GPTQ_OK)
+        printf("  memory:  peak RSS %.1f MB; device (%s) peak in use %.2f GB of %.2f GB\n",
+               (double)rss_kb / 1024.0, gptq_backend_name(be), (double)dpeak / 1e9,
+               (double)dtotal / 1e9);
+    else
+        printf("  memory:  peak RSS %.1f MB\n", (double)rss_kb / 1024.0);
     if (cfg->dtype != GPTQ_F16)
         printf("  note:    scales and biases are fp16 (the format's); the rest keeps %s, and\n"
                "           config.json keeps the model's dtype\n",
@@ -406,7 +414,7 @@ int cmd_quantize(int argc, char **argv)
     if (!u.quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        print_summary(&stats, &cfg, out, &po.q, ru.ru_maxrss);
+        print_summary(&stats, &cfg, out, &po.q, ru.ru_maxrss, be);
     }
     rc = 0;
     goto done;

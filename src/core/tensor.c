@@ -151,11 +151,13 @@ int gptq_convert_to_f32(float *dst, const void *src, gptq_dtype dt, int64_t n)
         return GPTQ_OK;
     case GPTQ_F16: {
         const uint16_t *s = src;
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
         for (int64_t i = 0; i < n; i++) dst[i] = gptq_f16_to_f32(s[i]);
         return GPTQ_OK;
     }
     case GPTQ_BF16: {
         const uint16_t *s = src;
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
         for (int64_t i = 0; i < n; i++) dst[i] = gptq_bf16_to_f32(s[i]);
         return GPTQ_OK;
     }

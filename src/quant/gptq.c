@@ -162,6 +162,7 @@ int gptq_hessian_get(gptq_hessian *h, float *H)
     int st = gptq_be_download(h->be, h->S, 0, H, (size_t)(C * C) * 4);
     if (st) return st;
     const float f = (float)(2.0 / (double)h->n);
+#pragma omp parallel for schedule(static) if (C > 1024)
     for (int64_t i = 0; i < C * C; i++) H[i] *= f;
     return GPTQ_OK;
 }
@@ -216,6 +217,51 @@ static int find_nonfinite(const float *a, int64_t n, int64_t *at)
     return bad != INT64_MAX;
 }
 
+/* sum_i a[i] * b[i] over an (R, C) pair in double, deterministically for any
+ * thread count: each row summed in order, then the rows in order. b NULL:
+ * sum of a[i]^2; c given: sum of (a[i] - c[i])^2 (b unused). */
+static double rows_dot(const float *a, const float *b, const float *c, int64_t R, int64_t C)
+{
+    double *part = malloc((size_t)R * sizeof(double));
+    if (!part) { /* no memory for R doubles: the same sum, one thread */
+        double t = 0.0;
+        for (int64_t r = 0; r < R; r++) {
+            double s = 0.0;
+            for (int64_t j = 0; j < C; j++) {
+                const int64_t i = r * C + j;
+                const double x = c ? (double)a[i] - (double)c[i] : (double)a[i];
+                s += x * (b && !c ? (double)b[i] : x);
+            }
+            t += s;
+        }
+        return t;
+    }
+#pragma omp parallel for schedule(static) if (R * C > (1 << 20))
+    for (int64_t r = 0; r < R; r++) {
+        double s = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            const int64_t i = r * C + j;
+            const double x = c ? (double)a[i] - (double)c[i] : (double)a[i];
+            s += x * (b && !c ? (double)b[i] : x);
+        }
+        part[r] = s;
+    }
+    double t = 0.0;
+    for (int64_t r = 0; r < R; r++) t += part[r];
+    free(part);
+    return t;
+}
+
+/* dst = src over n floats, spread over threads (at 7B shapes a weight or a
+ * Hessian is 64-485 MB) */
+static void copy_f32(float *dst, const float *src, int64_t n)
+{
+    const int64_t chunk = 1 << 18;
+#pragma omp parallel for schedule(static) if (n > (1 << 21))
+    for (int64_t i = 0; i < n; i += chunk)
+        memcpy(dst + i, src + i, (size_t)(n - i < chunk ? n - i : chunk) * 4);
+}
+
 typedef struct solve_bufs {
     gptq_buf *W, *U, *scale, *zero, *codes, *Err, *loss, *gidx;
 } solve_bufs;
@@ -248,11 +294,7 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
                            "gemm");
     if (!st && !(T = gptq_malloc((size_t)(R * C) * 4, "output-error check"))) st = GPTQ_ERR_NOMEM;
     if (!st) st = gptq_be_download(be, Tb, 0, T, (size_t)(R * C) * 4);
-    if (!st) {
-        double s = 0.0;
-        for (int64_t i = 0; i < R * C; i++) s += (double)A[i] * (double)T[i];
-        *out = s;
-    }
+    if (!st) *out = rows_dot(A, T, NULL, R, C);
     free(T);
     gptq_be_free(be, Ab);
     gptq_be_free(be, Tb);
@@ -311,11 +353,11 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     res->ngroups = ngroups;
     res->bits = cfg->bits;
     res->group_size = (int)G;
-    memcpy(Wt, W0, (size_t)(R * C) * 4);
+    copy_f32(Wt, W0, R * C);
 
     /* dead columns: no calibration signal -> H_ii = 1, W[:, i] = 0 */
     if (!rtn) {
-        memcpy(Hd, H0, (size_t)(C * C) * 4);
+        copy_f32(Hd, H0, C * C);
         for (int64_t i = 0; i < C; i++)
             if (Hd[i * C + i] == 0.0f) {
                 Hd[i * C + i] = 1.0f;
@@ -361,30 +403,38 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
         if (st) goto done;
     }
 
-    /* permute W (and H) into the quantization order */
+    /* permute W (and H) into the quantization order; in column order (no
+     * act-order) the copies are skipped: Wt and Hd are used as they are */
+    int ident = 1;
+    for (int64_t j = 0; j < C && ident; j++) ident = perm[j] == j;
+    const float *Wq = ident ? Wt : W; /* (R, C) W in quantization order */
+    const float *Hq = ident ? Hd : H; /* (C, C) undamped H in quantization order */
+    float *Hdamp = ident ? H : Hd;    /* (C, C) scratch for H + lambda I */
+    if (!ident) {
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < R; r++)
-        for (int64_t j = 0; j < C; j++) W[r * C + j] = Wt[r * C + perm[j]];
-    if (!rtn) {
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < C; j++) W[r * C + j] = Wt[r * C + perm[j]];
+        if (!rtn) {
 #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < C; i++)
-            for (int64_t j = 0; j < C; j++) H[i * C + j] = Hd[(int64_t)perm[i] * C + perm[j]];
+            for (int64_t i = 0; i < C; i++)
+                for (int64_t j = 0; j < C; j++) H[i * C + j] = Hd[(int64_t)perm[i] * C + perm[j]];
+        }
     }
 
     /* damp, factor, retry */
     if (!rtn) {
         double mean = 0.0;
-        for (int64_t i = 0; i < C; i++) mean += (double)H[i * C + i];
+        for (int64_t i = 0; i < C; i++) mean += (double)Hq[i * C + i];
         mean /= (double)C;
         float damp = cfg->damp_percent;
         for (;;) {
             const float lambda = (float)((double)damp * mean);
 #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < C; i++) {
-                memcpy(Hd + i * C, H + i * C, (size_t)C * 4);
-                Hd[i * C + i] += lambda;
+                memcpy(Hdamp + i * C, Hq + i * C, (size_t)C * 4);
+                Hdamp[i * C + i] += lambda;
             }
-            st = gptq_be_upload(be, b.U, 0, Hd, (size_t)(C * C) * 4);
+            st = gptq_be_upload(be, b.U, 0, Hdamp, (size_t)(C * C) * 4);
             if (st) goto done;
             int64_t bad = -1;
             int cst = be->iface->cholesky_inverse_upper(be->ctx, b.U, C, &bad);
@@ -410,7 +460,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     }
 
     /* the blocks */
-    st = gptq_be_upload(be, b.W, 0, W, (size_t)(R * C) * 4);
+    st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
     if (!st) st = gptq_be_upload(be, b.gidx, 0, gidx, (size_t)C * 4);
     if (st) goto done;
     for (int64_t j0 = 0; j0 < C; j0 += B) {
@@ -464,13 +514,11 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
         if (!st) st = gptq_be_upload(be, b.U, 0, H0, (size_t)(C * C) * 4);
         if (!st) st = quad_trace(be, W0, R, C, b.U, &den);
         if (!st && rtn) {
+#pragma omp parallel for schedule(static) if (R * C > (1 << 20))
             for (int64_t i = 0; i < R * C; i++) Wt[i] = W0[i] - res->dequant[i];
             st = quad_trace(be, Wt, R, C, b.U, &num);
         } else if (!st) {
-            for (int64_t i = 0; i < R * C; i++) {
-                const double d = (double)Wt[i] - (double)res->dequant[i];
-                dsq += d * d;
-            }
+            dsq = rows_dot(Wt, NULL, res->dequant, R, C);
             num = 2.0 * res->loss - (double)lambda_used * dsq;
         }
         if (st) goto done;

@@ -31,6 +31,7 @@
  * has no v1 field at all, so gptq_pack refuses it and names v2 or sym.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,32 +179,41 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
     const uint32_t maxq = (1u << b) - 1u;
     const int32_t zmin = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
 
-    /* Validate everything before allocating: nothing half-written escapes. */
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t k = 0; k < K; k++)
-            if (r->codes[n * K + k] > maxq)
-                return gptq_error(GPTQ_ERR_INVALID, "%s: code %u at row %lld, col %lld exceeds "
-                                  "maxq = %u of %d bits", fn, (unsigned)r->codes[n * K + k],
-                                  (long long)n, (long long)k, maxq, b);
-    for (int64_t g = 0; g < ngroups; g++)
-        for (int64_t n = 0; n < N; n++) {
-            int32_t z = r->zeros[g * N + n];
-            if (z == 0 && zmin == 1)
-                return gptq_error(GPTQ_ERR_INVALID, "%s: zero point 0 at group %lld, row %lld "
-                                  "cannot be stored in the v1 \"gptq\" format (it stores z - 1 and a "
-                                  "-1 field borrows from its neighbour in readers): write "
-                                  "checkpoint_format \"gptq_v2\" (GPTQ_FORMAT_V2) or quantize with sym",
-                                  fn, (long long)g, (long long)n);
-            if (z < 0 || (uint32_t)z > maxq)
-                return gptq_error(GPTQ_ERR_INVALID, "%s: zero point %d at group %lld, row %lld "
-                                  "outside [0, maxq = %u]", fn, (int)z, (long long)g, (long long)n, maxq);
-            float s = r->scales[g * N + n];
-            uint16_t h = gptq_f32_to_f16(s);
-            if ((h & 0x7c00u) == 0x7c00u)
-                return gptq_error(GPTQ_ERR_NUMERIC, "%s: scale %g at group %lld, row %lld is not "
-                                  "finite in fp16 (|s| must stay below 65520)", fn, (double)s,
-                                  (long long)g, (long long)n);
-        }
+    /* Validate everything before allocating: nothing half-written escapes.
+     * The scans are min-reductions (the first bad element in memory order,
+     * whatever the thread count): at 7B sizes each covers ~45M codes. */
+    int64_t bad = INT64_MAX;
+#pragma omp parallel for reduction(min : bad) schedule(static) if (N * K > (1 << 20))
+    for (int64_t i = 0; i < N * K; i++)
+        if (r->codes[i] > maxq && i < bad) bad = i;
+    if (bad != INT64_MAX)
+        return gptq_error(GPTQ_ERR_INVALID, "%s: code %u at row %lld, col %lld exceeds "
+                          "maxq = %u of %d bits", fn, (unsigned)r->codes[bad],
+                          (long long)(bad / K), (long long)(bad % K), maxq, b);
+    bad = INT64_MAX;
+#pragma omp parallel for reduction(min : bad) schedule(static) if (ngroups * N > (1 << 16))
+    for (int64_t i = 0; i < ngroups * N; i++) {
+        const int32_t z = r->zeros[i];
+        const uint16_t h = gptq_f32_to_f16(r->scales[i]);
+        if ((z == 0 && zmin == 1) || z < 0 || (uint32_t)z > maxq || (h & 0x7c00u) == 0x7c00u)
+            if (i < bad) bad = i;
+    }
+    if (bad != INT64_MAX) {
+        const int64_t g = bad / N, n = bad % N;
+        const int32_t z = r->zeros[bad];
+        if (z == 0 && zmin == 1)
+            return gptq_error(GPTQ_ERR_INVALID, "%s: zero point 0 at group %lld, row %lld "
+                              "cannot be stored in the v1 \"gptq\" format (it stores z - 1 and a "
+                              "-1 field borrows from its neighbour in readers): write "
+                              "checkpoint_format \"gptq_v2\" (GPTQ_FORMAT_V2) or quantize with sym",
+                              fn, (long long)g, (long long)n);
+        if (z < 0 || (uint32_t)z > maxq)
+            return gptq_error(GPTQ_ERR_INVALID, "%s: zero point %d at group %lld, row %lld "
+                              "outside [0, maxq = %u]", fn, (int)z, (long long)g, (long long)n, maxq);
+        return gptq_error(GPTQ_ERR_NUMERIC, "%s: scale %g at group %lld, row %lld is not "
+                          "finite in fp16 (|s| must stay below 65520)", fn, (double)r->scales[bad],
+                          (long long)g, (long long)n);
+    }
     for (int64_t k = 0; k < K; k++)
         if (r->g_idx[k] < 0 || r->g_idx[k] >= ngroups)
             return gptq_error(GPTQ_ERR_INVALID, "%s: g_idx[%lld] = %d outside [0, ngroups = %lld)",
@@ -226,6 +236,8 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
     /* qweight: for each output n, the K codes of row n of W are one stream
      * down column n of qweight. K*b is a multiple of 32, so the writer ends
      * with no pending bits. */
+    /* columns of qweight are independent words: spread them */
+#pragma omp parallel for schedule(static) if (N * K > (1 << 20))
     for (int64_t n = 0; n < N; n++) {
         bit_writer w = {(uint32_t *)out->qweight + n, N, 0, 0};
         const uint8_t *row = r->codes + n * K; // (K) codes of output n
@@ -259,6 +271,7 @@ int gptq_unpack(const gptq_packed *p, gptq_format fmt,
     const int64_t K = p->in_features, N = p->out_features, ngroups = p->ngroups;
     const int32_t zadd = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
     if (codes_kn)
+#pragma omp parallel for schedule(static) if (N * K > (1 << 20))
         for (int64_t n = 0; n < N; n++) {
             bit_reader rd = {(const uint32_t *)p->qweight + n, N, 0, 0};
             for (int64_t k = 0; k < K; k++) codes_kn[k * N + n] = (uint8_t)br_get(&rd, b);
@@ -299,6 +312,7 @@ int gptq_dequantize(const gptq_packed *p, gptq_format fmt,
     int32_t *zeros = gptq_malloc((size_t)(p->ngroups * N) * sizeof(int32_t), "gptq_dequantize zeros");
     if (!zeros) return GPTQ_ERR_NOMEM;
     gptq_unpack(p, fmt, NULL, zeros);
+#pragma omp parallel for schedule(static) if (N * K > (1 << 20))
     for (int64_t n = 0; n < N; n++) dequant_row(p, zeros, n, W + n * K);
     free(zeros);
     return GPTQ_OK;

@@ -488,7 +488,12 @@ static int embed_calibration(pl *p)
         const int64_t per_tok = 4 * (3 * c->hidden_size + 2 * c->num_heads * c->head_dim +
                                      2 * c->num_kv_heads * c->head_dim +
                                      2 * c->intermediate_size);
-        bt = per_tok * o->nsamples * S <= FUSED_MAX_BYTES ? o->nsamples * S : DEFAULT_BATCH_TOKENS;
+        /* a backend with its own device memory (HIP) may use most of what
+         * is free there: the layer's weights, a Hessian and the solve's
+         * buffers need far less than the 1/8 kept back */
+        const size_t dev_free = gptq_be_mem_free(p->be);
+        const int64_t limit = dev_free ? (int64_t)(dev_free / 8 * 7) : FUSED_MAX_BYTES;
+        bt = per_tok * o->nsamples * S <= limit ? o->nsamples * S : DEFAULT_BATCH_TOKENS;
     }
     int64_t spc = bt / S;
     if (spc < 1) spc = 1;
