@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Bump on any change of this struct or of a slot's meaning. */
-#define GPTQ_BACKEND_ABI_VERSION 1u
+#define GPTQ_BACKEND_ABI_VERSION 2u /* 2: linear_fast */
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
 typedef struct gptq_buf gptq_buf; /* defined by each backend */
@@ -197,6 +197,16 @@ typedef struct gptq_backend_iface {
     int (*cross_entropy)(void *ctx, const gptq_buf *L, size_t l_off, const gptq_buf *tgt,
                          size_t tgt_off, int64_t T, int64_t V, gptq_buf *nll, size_t nll_off);
     /* ---- END FORWARD OPS ---- */
+
+    /* ---- since ABI 2 ---- */
+    /* OPTIONAL. A Linear on the device's matrix units: Y (M, N) = X (M, K)
+     * W^T, W (N, K) row-major, all f32 in memory, where the backend may round
+     * X and W to TF32 (10-bit significand) and accumulate the products in f32
+     * in any order. The core calls it only for forward passes, and only when
+     * asked (gptq_model_set_forward_math, `--forward-math tf32`); the GPTQ
+     * solve and the Hessian never use it. NULL: the core uses gemm. */
+    int (*linear_fast)(void *ctx, int64_t M, int64_t N, int64_t K, const gptq_buf *X,
+                       size_t x_off, const gptq_buf *W, size_t w_off, gptq_buf *Y, size_t y_off);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

@@ -204,6 +204,11 @@ int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *w
     return GPTQ_OK;
 }
 
+int gptq_be_sync(gptq_backend *be)
+{
+    return be->iface->sync ? gptq_be_check(be, be->iface->sync(be->ctx), "sync") : GPTQ_OK;
+}
+
 size_t gptq_be_mem_free(gptq_backend *be)
 {
     size_t fr = 0, tot = 0;

@@ -51,6 +51,9 @@ void gptq_be_free(gptq_backend *be, gptq_buf *b);
 /* Free device memory now (bytes); 0 when the backend does not say (the CPU
  * backend: host memory, which the core does not probe). */
 size_t gptq_be_mem_free(gptq_backend *be);
+/* Wait for the backend's queued work (timing: a GPU's kernels run after the
+ * call that queued them returns). */
+int gptq_be_sync(gptq_backend *be);
 int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);
 int gptq_be_download(gptq_backend *be, const gptq_buf *src, size_t off, void *dst, size_t n);
 

@@ -341,6 +341,62 @@ Test(hip, gemm_vs_cpu)
     close_both();
 }
 
+/* linear_fast (TF32 on NVIDIA, f32 on AMD) against the CPU's f32 gemm of the
+ * same Linear. TF32 keeps 10 of f32's 23 significand bits: each input is
+ * off by up to 2^-11 relative, so each product by ~1e-3 at worst and ~4e-4
+ * typically; over K random-sign terms the errors average like the terms,
+ * so the relative Frobenius error is ~4e-4 whatever K: 2e-3 is the bound.
+ * Shapes: whole tiles, tails in M and N, N not a multiple of 8 (the staged
+ * store), K not a multiple of 4 (the f32 fallback), K smaller than a
+ * k-step. Rows of Y beyond the view stay untouched (checked). */
+#define TOL_TF32 2e-3
+Test(hip, linear_fast_vs_cpu_gemm)
+{
+    open_both();
+    cr_assert(IF(g_hip)->linear_fast != NULL, "the HIP backend has no linear_fast");
+    rng_seed(13);
+    const int64_t sizes[][3] = {{256, 256, 256}, {300, 200, 96}, {129, 132, 64},
+                                {70, 36, 30}, {1, 8, 4}, {512, 4096 + 128, 520}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        const int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+        float *X = xmalloc((size_t)(M * K) * 4), *W = xmalloc((size_t)(N * K) * 4);
+        float *Yh = xmalloc((size_t)(M * N + 8) * 4), *Yc = xmalloc((size_t)(M * N) * 4);
+        fill_uniform(X, (size_t)(M * K));
+        fill_uniform(W, (size_t)(N * K));
+        gptq_buf *xh = dev_from(g_hip, X, (size_t)(M * K) * 4),
+                 *wh = dev_from(g_hip, W, (size_t)(N * K) * 4);
+        gptq_buf *yh = dev_new(g_hip, (size_t)(M * N + 8) * 4); /* zero-filled */
+        ok(g_hip, IF(g_hip)->linear_fast(g_hip->ctx, M, N, K, xh, 0, wh, 0, yh, 0), "linear_fast");
+        dev_get(g_hip, yh, Yh, (size_t)(M * N + 8) * 4);
+        gptq_buf *xc = dev_from(g_cpu, X, (size_t)(M * K) * 4),
+                 *wc = dev_from(g_cpu, W, (size_t)(N * K) * 4);
+        gptq_buf *yc = dev_new(g_cpu, (size_t)(M * N) * 4);
+        ok(g_cpu, IF(g_cpu)->gemm(g_cpu->ctx, 0, 1, M, N, K, 1.0f, xc, 0, K, wc, 0, K, 0.0f, yc, 0,
+                                  N),
+           "gemm");
+        dev_get(g_cpu, yc, Yc, (size_t)(M * N) * 4);
+        const double e = rel_frob(Yh, Yc, (size_t)(M * N));
+        cr_log_info("linear_fast %lldx%lldx%lld: rel. error %.3g vs f32", (long long)M,
+                    (long long)N, (long long)K, e);
+        cr_assert(e < TOL_TF32, "linear_fast M=%lld N=%lld K=%lld: rel. error %.3g >= %g",
+                  (long long)M, (long long)N, (long long)K, e, TOL_TF32);
+        for (int t = 0; t < 8; t++)
+            cr_assert_eq(Yh[M * N + t], 0.0f, "linear_fast wrote past Y (M=%lld N=%lld)",
+                         (long long)M, (long long)N);
+        gptq_be_free(g_hip, xh);
+        gptq_be_free(g_hip, wh);
+        gptq_be_free(g_hip, yh);
+        gptq_be_free(g_cpu, xc);
+        gptq_be_free(g_cpu, wc);
+        gptq_be_free(g_cpu, yc);
+        free(X);
+        free(W);
+        free(Yh);
+        free(Yc);
+    }
+    close_both();
+}
+
 Test(hip, gemm_rejects_views_past_the_buffer)
 {
     open_both();

@@ -25,7 +25,11 @@
 #             the GPU) with 128 x 2048 calibration tokens of data/text/calib.txt,
 #             4-bit g128: wall time, the command's own time split and peak
 #             device memory, and nvidia-smi's peak memory.used sampled every
-#             200 ms. E2E_ARGS adds options (e.g. --batch-tokens 8192).
+#             200 ms. E2E_ARGS adds options (e.g. --forward-math tf32).
+#   tf32acc   what --forward-math tf32 costs in accuracy, on data/tiny-llama:
+#             perplexity on data/text/eval.txt (seqlen 256) of the fp model
+#             and of GPTQ w4 g128 checkpoints quantized on the GPU with the
+#             forward in f32 and in tf32 (every eval itself in f32)
 # The packages are unpacked into /tmp/deps (never into /); minimal
 # pkg-config files pointing there are written to /tmp/deps/pc.
 set -uo pipefail
@@ -146,6 +150,21 @@ for step in $steps; do
             tee -a "$OUT/e2e.log"
         du -sh /tmp/llama2-7b-gptq 2>/dev/null | tee -a "$OUT/e2e.log"
         log "e2e rc=$rc"
+        ;;
+    tf32acc)
+        log "tf32acc: --forward-math f32 vs tf32 on data/tiny-llama"
+        export GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=SkylakeX
+        for math in f32 tf32; do
+            "$B/src/cli/gptq" eval data/tiny-llama --text data/text/eval.txt --seqlen 256 \
+                --backend hip --forward-math $math 2>&1 | tail -1 | sed "s/^/fp, eval $math: /" |
+                tee -a "$OUT/tf32acc.log"
+            "$B/src/cli/gptq" quantize data/tiny-llama -o /tmp/tiny-$math --calib data/text/calib.txt \
+                --nsamples 128 --seqlen 256 --asym --backend hip --forward-math $math --quiet &&
+                "$B/src/cli/gptq" eval /tmp/tiny-$math --text data/text/eval.txt --seqlen 256 \
+                    --backend hip 2>&1 | tail -1 | sed "s/^/gptq w4 asym, quantize $math: /" |
+                    tee -a "$OUT/tf32acc.log"
+        done
+        log "tf32acc done"
         ;;
     *)
         echo "unknown step $step"

@@ -320,6 +320,7 @@ static const gptq_backend_iface k_hip_iface = {
     .add = hip_add,
     .bias_add = hip_bias_add,
     .cross_entropy = hip_cross_entropy,
+    .linear_fast = hip_linear_fast,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

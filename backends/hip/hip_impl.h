@@ -113,6 +113,10 @@ int hip_gemm_raw(hip_ctx *c, int trans_a, int trans_b, int64_t M, int64_t N, int
                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                  float *C, int64_t ldc, int tiles, int mirror);
 
+/* hip_mma.hip: linear_fast (TF32 tensor cores on NVIDIA; f32 on AMD for now) */
+int hip_linear_fast(void *ctx, int64_t M, int64_t N, int64_t K, const gptq_buf *X, size_t x_off,
+                    const gptq_buf *W, size_t w_off, gptq_buf *Y, size_t y_off);
+
 /* hip_quant.hip */
 int hip_quant_grid(void *ctx, const gptq_buf *W, int64_t R, int64_t C, int64_t c0, int64_t g,
                    int64_t group, gptq_buf *scale, gptq_buf *zero, const gptq_grid_params *p);

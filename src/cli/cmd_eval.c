@@ -34,6 +34,8 @@ static void help(FILE *f)
             "  --max-windows N      score only the first N windows (default: all)\n"
             "  --batch N            windows per forward pass (default: %d tokens' worth)\n"
             "  --backend NAME       cpu (default), or a plugin name/path\n"
+            "  --forward-math f32|tf32  the Linears' arithmetic: f32 (default) or TF32 on a\n"
+            "                       GPU's matrix units (the CPU backend ignores it)\n"
             "  --progress           print the running perplexity after each batch (stderr)\n"
             "  -h, --help           this text\n\n"
             "output (stdout, one line): ppl, tokens (of the whole text), windows,\n"
@@ -56,13 +58,14 @@ int cmd_eval(int argc, char **argv)
         {"max-windows", required_argument, 0, 'w'},
         {"batch", required_argument, 0, 'n'},
         {"backend", required_argument, 0, 'b'},
+        {"forward-math", required_argument, 0, 'f'},
         {"progress", no_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *text = NULL, *backend = "cpu";
     long seqlen = 0, maxw = 0, batch = 0; /* seqlen 0: min(2048, the model's positions) */
-    int prog = 0;
+    int prog = 0, math = GPTQ_MATH_F32;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
         switch (c) {
@@ -86,6 +89,13 @@ int cmd_eval(int argc, char **argv)
             }
             break;
         case 'b': backend = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "f32") && strcmp(optarg, "tf32")) {
+                cli_err(CMD, "--forward-math %s: f32 or tf32", optarg);
+                return 2;
+            }
+            math = !strcmp(optarg, "tf32") ? GPTQ_MATH_TF32 : GPTQ_MATH_F32;
+            break;
         case 'p': prog = 1; break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
@@ -146,6 +156,7 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail(CMD, st);
         goto done;
     }
+    gptq_model_set_forward_math(m, (gptq_math)math);
     if ((st = gptq_tok_load(dir, &tok))) {
         rc = cli_fail(CMD, st);
         goto done;

@@ -52,6 +52,8 @@ struct gptq_model {
     gptq_linear_info lin[GPTQ_MAX_LINEARS];
     const char *const *group_names;
 
+    gptq_math math; /* of the Linears */
+
     /* the loaded decoder layer */
     int loaded; /* -1: none */
     gptq_buf *W[GPTQ_MAX_LINEARS], *B[GPTQ_MAX_LINEARS];
@@ -96,13 +98,21 @@ static int linear(gptq_model *m, const gptq_buf *X, int64_t T, int i, gptq_buf *
     const gptq_linear_info *li = &m->lin[i];
     gptq_backend *be = m->be;
     if (T == 0) return GPTQ_OK;
-    TRY(gptq_be_check(be,
-                      be->iface->gemm(be->ctx, 0, 1, T, li->rows, li->cols, 1.0f, X, 0, li->cols,
-                                      m->W[i], 0, li->cols, 0.0f, Y, 0, li->rows),
-                      "gemm"));
+    if (m->math == GPTQ_MATH_TF32 && be->iface->linear_fast)
+        TRY(gptq_be_check(be,
+                          be->iface->linear_fast(be->ctx, T, li->rows, li->cols, X, 0, m->W[i], 0,
+                                                 Y, 0),
+                          "linear_fast"));
+    else
+        TRY(gptq_be_check(be,
+                          be->iface->gemm(be->ctx, 0, 1, T, li->rows, li->cols, 1.0f, X, 0,
+                                          li->cols, m->W[i], 0, li->cols, 0.0f, Y, 0, li->rows),
+                          "gemm"));
     if (m->B[i]) TRY(BE_OP(be, bias_add, Y, 0, m->B[i], 0, T, li->rows));
     return GPTQ_OK;
 }
+
+void gptq_model_set_forward_math(gptq_model *m, gptq_math math) { m->math = math; }
 
 static void free_buf(gptq_model *m, gptq_buf **b)
 {

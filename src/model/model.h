@@ -194,6 +194,14 @@ typedef int (*gptq_layer_hook)(void *user, const gptq_hook_event *ev);
  * outlive the model). Nothing is uploaded yet. */
 int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out);
 void gptq_model_close(gptq_model *m);
+
+/* Arithmetic of the forward's Linears: GPTQ_MATH_F32 (default) through the
+ * backend's gemm (the CPU backend's is the reference), or GPTQ_MATH_TF32
+ * through its linear_fast (matrix units, inputs rounded to TF32, as the
+ * GPTQ paper's code runs its forward in fp16); a backend without
+ * linear_fast keeps gemm. Attention, norms and the Hessians stay f32. */
+typedef enum gptq_math { GPTQ_MATH_F32 = 0, GPTQ_MATH_TF32 = 1 } gptq_math;
+void gptq_model_set_forward_math(gptq_model *m, gptq_math math);
 const gptq_model_config *gptq_model_config_of(const gptq_model *m);
 gptq_weights *gptq_model_weights(gptq_model *m);
 gptq_backend *gptq_model_backend(gptq_model *m);

@@ -355,9 +355,13 @@ static int quantize_group(pl *p, int L, int g);
 static int fused_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
+    /* the forward's queued kernels finish first: their time is forward time */
+    int st = gptq_be_sync(p->be);
+    if (st) return st;
     const double t0 = gptq_now();
-    int st = gptq_hessian_new(p->be, ev->cols, &p->H[ev->group]);
+    st = gptq_hessian_new(p->be, ev->cols, &p->H[ev->group]);
     if (!st) st = gptq_hessian_add_buf(p->H[ev->group], ev->X, 0, ev->T);
+    if (!st) st = gptq_be_sync(p->be);
     p->stats->seconds_hessian += gptq_now() - t0;
     if (!st) st = quantize_group(p, ev->layer, ev->group);
     gptq_hessian_free(p->H[ev->group]);
@@ -370,8 +374,11 @@ static int hessian_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
     if (p->hook_group >= 0 && ev->group != p->hook_group) return GPTQ_OK;
+    int st = gptq_be_sync(p->be); /* queued forward kernels: forward time */
+    if (st) return st;
     const double t0 = gptq_now();
-    int st = gptq_hessian_add_buf(p->H[ev->group], ev->X, 0, ev->T);
+    st = gptq_hessian_add_buf(p->H[ev->group], ev->X, 0, ev->T);
+    if (!st) st = gptq_be_sync(p->be);
     p->hook_seconds += gptq_now() - t0;
     if (st) return st;
     /* nothing after this group's input is needed */
@@ -390,6 +397,7 @@ static int hessian_pass(pl *p, int L, int g)
         const double t0 = gptq_now(), h0 = p->hook_seconds;
         st = gptq_model_layer_forward(p->m, L, p->X[c], p->Y, p->chunk_nseq[c], p->S,
                                       hessian_hook, p);
+        if (!st) st = gptq_be_sync(p->be);
         const double dt = gptq_now() - t0, dh = p->hook_seconds - h0;
         p->stats->seconds_forward += dt - dh;
         p->stats->seconds_hessian += dh;
@@ -438,6 +446,7 @@ static int quantize_layer_gptq(pl *p, int L)
         const double t0 = gptq_now(), h0 = p->hook_seconds;
         st = gptq_model_layer_forward(p->m, L, p->X[0], p->X[0], p->chunk_nseq[0], p->S,
                                       fused_hook, p);
+        if (!st) st = gptq_be_sync(p->be);
         /* the hook counts its Hessian, solve and write time itself */
         p->stats->seconds_forward += gptq_now() - t0 - (p->hook_seconds - h0);
         if (st) gptq_error_prefix(st, "layer %d", L);
@@ -468,6 +477,7 @@ static int quantize_layer_gptq(pl *p, int L)
         const double t0 = gptq_now();
         st = gptq_model_layer_forward(p->m, L, p->X[c], p->X[c], p->chunk_nseq[c], p->S, NULL,
                                       NULL);
+        if (!st) st = gptq_be_sync(p->be);
         p->stats->seconds_forward += gptq_now() - t0;
         if (st) gptq_error_prefix(st, "layer %d, calibration chunk %lld", L, (long long)c);
     }
@@ -574,6 +584,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
                           out_dir);
     int st = gptq_model_open(model_dir, be, &p->m);
     if (st) return st;
+    gptq_model_set_forward_math(p->m, o->forward_math ? GPTQ_MATH_TF32 : GPTQ_MATH_F32);
     p->w = gptq_model_weights(p->m);
     p->cfg = gptq_model_config_of(p->m);
     p->nlin = gptq_model_nlinear(p->m);

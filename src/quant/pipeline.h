@@ -82,6 +82,8 @@ typedef struct gptq_pipeline_options {
                                    all windows in one fused pass when that pass's work
                                    buffers take at most 2 GiB, else 8192 */
     uint64_t max_shard_bytes;   /* 0: 4 GB */
+    int forward_math;           /* gptq_math of the forward's Linears (model.h): 0 f32
+                                   (default), 1 tf32 (a GPU's matrix units) */
     /* checked between modules and forward chunks: non-zero stops the job
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
     const volatile sig_atomic_t *interrupt;
