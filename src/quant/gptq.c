@@ -301,6 +301,27 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
     return st;
 }
 
+/* tr(A H A^T) for A (R, C) already on the device as Ab (Ahost: the same
+ * values on the host), H (C, C) device: one gemm, the product downloaded
+ * and summed in double against A (rows_dot). */
+static int quad_trace_dev(gptq_backend *be, const gptq_buf *Ab, const float *Ahost, int64_t R,
+                          int64_t C, const gptq_buf *Hb, double *out)
+{
+    gptq_buf *Tb = NULL;
+    float *T = NULL;
+    int st = gptq_be_alloc(be, (size_t)(R * C) * 4, &Tb, "output-error check");
+    if (!st)
+        st = gptq_be_check(be, be->iface->gemm(be->ctx, 0, 0, R, C, C, 1.0f, Ab, 0, C, Hb, 0, C,
+                                               0.0f, Tb, 0, C),
+                           "gemm");
+    if (!st && !(T = gptq_malloc((size_t)(R * C) * 4, "output-error check"))) st = GPTQ_ERR_NOMEM;
+    if (!st) st = gptq_be_download(be, Tb, 0, T, (size_t)(R * C) * 4);
+    if (!st) *out = rows_dot(Ahost, T, NULL, R, C);
+    free(T);
+    gptq_be_free(be, Tb);
+    return st;
+}
+
 int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C, const float *H0,
                         const gptq_quant_config *cfg, gptq_layer_result *res)
 {
@@ -326,6 +347,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
 
     solve_bufs b = {0};
     float lambda_used = 0.0f;
+    double den = 0.0; /* tr(W' H0 W'^T), W' the dead-zeroed W (GPTQ: before the Cholesky) */
     float *W = gptq_malloc((size_t)(R * C) * 4, "the weight");  /* (R, C) permuted */
     float *Wt = gptq_malloc((size_t)(R * C) * 4, "the weight"); /* scratch */
     float *H = rtn ? NULL : gptq_malloc((size_t)(C * C) * 4, "the Hessian");
@@ -436,6 +458,17 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
             }
             st = gptq_be_upload(be, b.U, 0, Hdamp, (size_t)(C * C) * 4);
             if (st) goto done;
+            if (res->damp_retries == 0) {
+                /* the output error's denominator while W and the damped H
+                 * are on the device: tr(W' Hdamp W'^T) - lambda ||W'||^2
+                 * (W' is 0 on dead columns, so their 1 + lambda adds
+                 * nothing; the permutation cancels in the trace) */
+                double dd = 0.0;
+                st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
+                if (!st) st = quad_trace_dev(be, b.W, Wq, R, C, b.U, &dd);
+                if (st) goto done;
+                den = dd - (double)lambda * rows_dot(Wq, NULL, NULL, R, C);
+            }
             int64_t bad = -1;
             int cst = be->iface->cholesky_inverse_upper(be->ctx, b.U, C, &bad);
             if (cst == GPTQ_OK) break;
@@ -459,8 +492,8 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
         lambda_used = (float)((double)damp * mean);
     }
 
-    /* the blocks */
-    st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
+    /* the blocks (GPTQ: W is on the device since the damping) */
+    if (rtn) st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
     if (!st) st = gptq_be_upload(be, b.gidx, 0, gidx, (size_t)C * 4);
     if (st) goto done;
     for (int64_t j0 = 0; j0 < C; j0 += B) {
@@ -507,12 +540,15 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
      * (E the scaled errors, W' the dead-zeroed W), and U Hd U^T = I for the
      * damped Hd = H0 + lambda I (+ 1 on dead diagonals, where W' - W_hat
      * is 0), so tr(D Hd D^T) = sum E^2 = 2 loss and
-     * tr(D H0 D^T) = 2 loss - lambda ||D||^2. The denominator is one GEMM. */
+     * tr(D H0 D^T) = 2 loss - lambda ||D||^2. The denominator is one GEMM
+     * (GPTQ: made before the Cholesky, see the damping). */
     if (H0) {
-        double num = 0.0, den = 0.0, dsq = 0.0;
-        if (!b.U) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "output-error check");
-        if (!st) st = gptq_be_upload(be, b.U, 0, H0, (size_t)(C * C) * 4);
-        if (!st) st = quad_trace(be, W0, R, C, b.U, &den);
+        double num = 0.0, dsq = 0.0;
+        if (rtn) {
+            if (!b.U) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "output-error check");
+            if (!st) st = gptq_be_upload(be, b.U, 0, H0, (size_t)(C * C) * 4);
+            if (!st) st = quad_trace(be, W0, R, C, b.U, &den);
+        }
         if (!st && rtn) {
 #pragma omp parallel for schedule(static) if (R * C > (1 << 20))
             for (int64_t i = 0; i < R * C; i++) Wt[i] = W0[i] - res->dequant[i];
