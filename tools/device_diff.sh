@@ -13,6 +13,8 @@
 #   bash tools/device_diff.sh prepare SET      (on the dev machine)
 # SET 1: stories-260k (whole) + opt-18m (first 3 of 4 layers)
 # SET 2: llama-27m (first 2 of 6 layers)
+# SET 3 / 4: llama-27m / opt-18m whole (every layer), xz-compressed, for the
+#            `cli` step (which needs no Criterion: carry .debs-diff instead)
 # into .dev/diffshared/models/ (ignored by git). Then, through the device
 # tool, carrying [".debs", ".dev/diffshared"]:
 #   bash tools/device_diff.sh run
@@ -73,13 +75,67 @@ with open(os.path.join(dst, "model.safetensors"), "wb") as out:
 print(f"{dst}: {cfg['num_hidden_layers']} layers, {len(tensors)} tensors, {off / 1e6:.1f} MB")
 EOF
     }
+    whole() { # name: every layer, the shards xz-compressed (unpacked by `cli`)
+        mkdir -p "$dst/$1"
+        cp "$SH/models/$1"/*.json "$dst/$1/"
+        for f in "$SH/models/$1"/*.safetensors; do
+            xz -T0 -6 -c "$f" >"$dst/$1/$(basename "$f").xz"
+        done
+        chmod -R u+w "$dst"
+        # the packages without Criterion (no tests are built for `cli`) and
+        # with the OpenBLAS headers as a tar instead of their 5 MB -dev .deb
+        rm -rf "$root/.debs-diff"
+        mkdir -p "$root/.debs-diff"
+        for f in "$root"/.debs/*.deb; do
+            case $(basename "$f") in
+            libcriterion* | libgit2* | libnanomsg* | libhttp-parser* | libmbed* | libssh2* | \
+                libgssapi* | libkrb5* | libk5crypto* | libkeyutils* | libcom-err* | libffi* | \
+                libopenblas-pthread-dev* | libtmglib*) ;;
+            *) cp "$f" "$root/.debs-diff/" ;;
+            esac
+        done
+        cp "$root/.debs-cpu/openblas-headers.tar" "$root/.debs-diff/"
+    }
     case $set in
     1) cp -r "$SH/models/stories-260k" "$dst/" && chmod -R u+w "$dst" && slice opt-18m 3 ;;
     2) slice llama-27m 2 ;;
-    *) echo "SET must be 1 or 2"; exit 2 ;;
+    3) whole llama-27m ;;
+    4) whole opt-18m ;;
+    *) echo "SET must be 1, 2, 3 or 4"; exit 2 ;;
     esac
-    du -sh "$root/.dev/diffshared" "$root/.debs"
+    du -sh "$root/.dev/diffshared" "$root/.debs" "$root/.debs-diff" 2>/dev/null
     exit 0
+fi
+
+# cli: every layer of the whole models of SET 3 / 4 through `gptq diff`
+# (exit 1 when a metric passes its threshold), carrying
+# [".debs-diff", ".dev/diffshared"]: feed ref (the gate) and own, asym and sym.
+if [ "$step" = cli ]; then
+    OUT=${OUT:-/tmp/gptq-out}
+    mkdir -p "$OUT"
+    DEBS=.debs-diff GPTQ_TESTS=disabled bash tools/device_gpu.sh build ||
+        { echo "build failed"; exit 1; }
+    export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
+    export GPTQ_BACKEND_PATH=$root/build-gpu/backends/hip OPENBLAS_CORETYPE=Haswell
+    SH=$root/.dev/diffshared
+    for f in "$SH"/models/*/*.xz; do xz -d "$f"; done
+    fails=0
+    for m in $(ls "$SH/models"); do
+        for feed in ref own; do
+            for grid in asym sym; do
+                timeout 240 build-gpu/src/cli/gptq diff "$SH/models/$m" --backends cpu,hip \
+                    --calib data/text/calib.txt --nsamples 16 --seqlen 128 --$grid --feed $feed \
+                    --json >"$OUT/diff_${m}_${feed}_$grid.jsonl" 2>&1
+                rc=$?
+                [ $rc -eq 0 ] || fails=$((fails + 1))
+                echo "== gptq diff $m feed $feed $grid: rc=$rc (1 = a threshold failed)" |
+                    tee -a "$OUT/summary.txt"
+                tail -1 "$OUT/diff_${m}_${feed}_$grid.jsonl" | cut -c1-600
+            done
+        done
+    done
+    echo "== failures: $fails" | tee -a "$OUT/summary.txt"
+    exit $fails
 fi
 
 OUT=${OUT:-/tmp/gptq-out}
