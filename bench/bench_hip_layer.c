@@ -5,7 +5,7 @@
  *
  *   bench_hip_layer [--backend hip|cpu|PATH] [--tokens N] [--bits B]
  *                   [--group-size G] [--block B] [--reps K]
- *                   [--shapes RxC,...] [--no-check] [--attention]
+ *                   [--shapes RxC,...] [--no-check] [--attention] [--linear]
  *
  * Defaults: hip, 262144 tokens, 4 bits, g128 asym, blocks of 128, 3 reps,
  * shapes 4096x4096, 11008x4096, 4096x11008 (out x in).
@@ -31,7 +31,8 @@
  *              "solve" times: Cholesky inverse + all blocks + lazy GEMMs).
  * H and W are uploaded before each repetition, outside the timed region.
  * --attention also times the forward op `attention` at 4 x 2048 tokens,
- * 32 heads of 128 (informational, no reference).
+ * 32 heads of 128 (informational, no reference); --linear the forward's
+ * Linears (gemm f32 and linear_fast's TF32 kernels) at 32768 tokens.
  * Rates: hessian n*C*(C+1) flops (the triangle the SYRK computes); solve
  * C^3 (Cholesky C^3/3 + triangular inverse C^3/3, rounded up for the
  * blocked kernels' extra work) + 2*R*C*C (lazy updates) flops.
@@ -366,12 +367,83 @@ static void bench_attention(gptq_backend *be, int64_t nseq, int64_t S, int reps)
 }
 
 /* ------------------------------------------------------------------ */
+/* The forward's Linears: linear_fast (TF32) against gemm (f32)         */
+/* ------------------------------------------------------------------ */
+
+/* Y (M, N) = X (M, K) W^T at the Llama-2-7B Linear shapes: median seconds and
+ * TFLOP/s (2 M N K) of gemm (f32), linear_fast v1 and v2 (GPTQ_HIP_LINEAR),
+ * and each TF32 kernel's relative Frobenius distance from the f32 result on
+ * the first 512 rows. */
+static void bench_linear(gptq_backend *be, int64_t M, int reps)
+{
+    static const int64_t nk[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+    printf("# linear (forward Linear) at %lld tokens: seconds (TFLOP/s), rel. error vs f32 "
+           "on 512 rows\n", (long long)M);
+    printf("%-12s %18s %18s %18s %10s %10s\n", "N x K", "gemm f32", "linear_fast v1",
+           "linear_fast v2", "err v1", "err v2");
+    for (size_t s = 0; s < sizeof nk / sizeof *nk; s++) {
+        const int64_t N = nk[s][0], K = nk[s][1];
+        float *h = xmalloc((size_t)(M * K) * 4);
+        fill_w(h, M * K, 21);
+        gptq_buf *x = dalloc(be, (size_t)(M * K) * 4, "X"), *w = dalloc(be, (size_t)(N * K) * 4, "W"),
+                 *y = dalloc(be, (size_t)(M * N) * 4, "Y");
+        up(be, x, h, (size_t)(M * K) * 4);
+        fill_w(h, N * K, 22);
+        up(be, w, h, (size_t)(N * K) * 4);
+        free(h);
+        const int64_t rows = M < 512 ? M : 512;
+        float *ref = xmalloc((size_t)(rows * N) * 4), *got = xmalloc((size_t)(rows * N) * 4);
+        double tm[3], err[3] = {0, 0, 0};
+        for (int kind = 0; kind < 3; kind++) {
+            if (kind == 1) setenv("GPTQ_HIP_LINEAR", "v1", 1);
+            if (kind == 2) setenv("GPTQ_HIP_LINEAR", "v2", 1);
+            double t[99];
+            for (int r = 0; r <= reps; r++) {
+                double t0 = gptq_now();
+                if (kind == 0)
+                    check(be->iface->gemm(be->ctx, 0, 1, M, N, K, 1.0f, x, 0, K, w, 0, K, 0.0f, y,
+                                          0, N),
+                          "gemm");
+                else
+                    check(be->iface->linear_fast(be->ctx, M, N, K, x, 0, w, 0, y, 0),
+                          "linear_fast");
+                dsync(be);
+                if (r > 0) t[r - 1] = gptq_now() - t0;
+            }
+            tm[kind] = median(t, reps);
+            down(be, y, kind ? got : ref, (size_t)(rows * N) * 4);
+            if (kind) {
+                double num = 0, den = 0;
+                for (int64_t i = 0; i < rows * N; i++) {
+                    const double d = (double)got[i] - (double)ref[i];
+                    num += d * d;
+                    den += (double)ref[i] * ref[i];
+                }
+                err[kind] = sqrt(num / den);
+            }
+        }
+        unsetenv("GPTQ_HIP_LINEAR");
+        char sh[32], c[3][40];
+        snprintf(sh, sizeof sh, "%lldx%lld", (long long)N, (long long)K);
+        for (int kind = 0; kind < 3; kind++)
+            snprintf(c[kind], sizeof c[kind], "%.4f (%.1f)", tm[kind],
+                     2.0 * (double)M * N * K / tm[kind] / 1e12);
+        printf("%-12s %18s %18s %18s %10.2e %10.2e\n", sh, c[0], c[1], c[2], err[1], err[2]);
+        free(ref);
+        free(got);
+        gptq_be_free(be, x);
+        gptq_be_free(be, w);
+        gptq_be_free(be, y);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
     const char *backend = "hip", *shapes = "4096x4096,11008x4096,4096x11008";
     int64_t tokens = 262144, G = 128, B = 128;
-    int bits = 4, reps = 3, do_check = 1, attn = 0;
+    int bits = 4, reps = 3, do_check = 1, attn = 0, lin = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoll(argv[++i]);
@@ -382,10 +454,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
         else if (!strcmp(argv[i], "--no-check")) do_check = 0;
         else if (!strcmp(argv[i], "--attention")) attn = 1;
+        else if (!strcmp(argv[i], "--linear")) lin = 1;
         else {
             fprintf(stderr, "usage: bench_hip_layer [--backend NAME] [--tokens N] [--bits B] "
                             "[--group-size G] [--block B] [--reps K] [--shapes RxC,...] "
-                            "[--no-check] [--attention]\n");
+                            "[--no-check] [--attention] [--linear]\n");
             return 2;
         }
     }
@@ -521,6 +594,7 @@ int main(int argc, char **argv)
     }
     free(list);
     if (attn) bench_attention(be, 4, 2048, reps);
+    if (lin) bench_linear(be, 32768, reps);
     gptq_backend_close(be);
     if (status) fprintf(stderr, "bench_hip_layer: a Hessian check or a loss failed\n");
     return status;

@@ -357,8 +357,10 @@ Test(hip, linear_fast_vs_cpu_gemm)
     rng_seed(13);
     const int64_t sizes[][3] = {{256, 256, 256}, {300, 200, 96}, {129, 132, 64},
                                 {70, 36, 30}, {1, 8, 4}, {512, 4096 + 128, 520}};
-    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
-        const int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+    /* both NVIDIA kernels: v2 (cp.async ring, the default) and v1 */
+    for (size_t s = 0; s < 2 * sizeof sizes / sizeof *sizes; s++) {
+        setenv("GPTQ_HIP_LINEAR", s % 2 ? "v1" : "v2", 1);
+        const int64_t M = sizes[s / 2][0], N = sizes[s / 2][1], K = sizes[s / 2][2];
         float *X = xmalloc((size_t)(M * K) * 4), *W = xmalloc((size_t)(N * K) * 4);
         float *Yh = xmalloc((size_t)(M * N + 8) * 4), *Yc = xmalloc((size_t)(M * N) * 4);
         fill_uniform(X, (size_t)(M * K));
@@ -376,8 +378,8 @@ Test(hip, linear_fast_vs_cpu_gemm)
            "gemm");
         dev_get(g_cpu, yc, Yc, (size_t)(M * N) * 4);
         const double e = rel_frob(Yh, Yc, (size_t)(M * N));
-        cr_log_info("linear_fast %lldx%lldx%lld: rel. error %.3g vs f32", (long long)M,
-                    (long long)N, (long long)K, e);
+        cr_log_info("linear_fast %s %lldx%lldx%lld: rel. error %.3g vs f32", s % 2 ? "v1" : "v2",
+                    (long long)M, (long long)N, (long long)K, e);
         cr_assert(e < TOL_TF32, "linear_fast M=%lld N=%lld K=%lld: rel. error %.3g >= %g",
                   (long long)M, (long long)N, (long long)K, e, TOL_TF32);
         for (int t = 0; t < 8; t++)
@@ -394,6 +396,7 @@ Test(hip, linear_fast_vs_cpu_gemm)
         free(Yh);
         free(Yc);
     }
+    unsetenv("GPTQ_HIP_LINEAR");
     close_both();
 }
 
