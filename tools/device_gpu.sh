@@ -20,6 +20,7 @@
 #   sanitize  compute-sanitizer memcheck + racecheck on test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
 #   benchlayer bench_layer --backend hip (the public API, host data)
+#   linear    bench_hip_layer --linear: gemm f32 and linear_fast TF32 v1/v2
 #   e2e       `gptq quantize --backend hip` of a random bf16 model with
 #             Llama-2-7B's shapes (bench/make_random_llama.py, made here on
 #             the GPU) with 128 x 2048 calibration tokens of data/text/calib.txt,
@@ -128,6 +129,12 @@ for step in $steps; do
         timeout 240 "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 --attention 2>&1 |
             tee "$OUT/bench.log"
         log "bench rc=$?"
+        ;;
+    linear)
+        log "linear: the forward's Linears, gemm f32 vs linear_fast TF32 v1 / v2"
+        timeout 120 "$B/bench/bench_hip_layer" --backend hip --no-check --tokens 4096 \
+            --shapes 4096x4096 --reps 3 --linear 2>&1 | tee "$OUT/linear.log"
+        log "linear rc=$?"
         ;;
     benchlayer)
         log "bench_layer (public API)"
