@@ -371,7 +371,7 @@ static void bench_attention(gptq_backend *be, int64_t nseq, int64_t S, int reps)
 /* ------------------------------------------------------------------ */
 
 /* Y (M, N) = X (M, K) W^T at the Llama-2-7B Linear shapes: median seconds and
- * TFLOP/s (2 M N K) of gemm (f32), linear_fast v1 and v2 (GPTQ_HIP_LINEAR),
+ * TFLOP/s (2 M N K) of gemm (f32), linear_fast v1, v2, v3 (GPTQ_HIP_LINEAR),
  * and each TF32 kernel's relative Frobenius distance from the f32 result on
  * the first 512 rows. */
 static void bench_linear(gptq_backend *be, int64_t M, int reps)
@@ -379,8 +379,8 @@ static void bench_linear(gptq_backend *be, int64_t M, int reps)
     static const int64_t nk[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
     printf("# linear (forward Linear) at %lld tokens: seconds (TFLOP/s), rel. error vs f32 "
            "on 512 rows\n", (long long)M);
-    printf("%-12s %18s %18s %18s %10s %10s\n", "N x K", "gemm f32", "linear_fast v1",
-           "linear_fast v2", "err v1", "err v2");
+    printf("%-12s %16s %16s %16s %16s %9s %9s %9s\n", "N x K", "gemm f32", "tf32 v1",
+           "tf32 v2", "tf32 v3", "err v1", "err v2", "err v3");
     for (size_t s = 0; s < sizeof nk / sizeof *nk; s++) {
         const int64_t N = nk[s][0], K = nk[s][1];
         float *h = xmalloc((size_t)(M * K) * 4);
@@ -393,10 +393,11 @@ static void bench_linear(gptq_backend *be, int64_t M, int reps)
         free(h);
         const int64_t rows = M < 512 ? M : 512;
         float *ref = xmalloc((size_t)(rows * N) * 4), *got = xmalloc((size_t)(rows * N) * 4);
-        double tm[3], err[3] = {0, 0, 0};
-        for (int kind = 0; kind < 3; kind++) {
+        double tm[4], err[4] = {0, 0, 0, 0};
+        for (int kind = 0; kind < 4; kind++) {
             if (kind == 1) setenv("GPTQ_HIP_LINEAR", "v1", 1);
             if (kind == 2) setenv("GPTQ_HIP_LINEAR", "v2", 1);
+            if (kind == 3) setenv("GPTQ_HIP_LINEAR", "v3", 1);
             double t[99];
             for (int r = 0; r <= reps; r++) {
                 double t0 = gptq_now();
@@ -423,12 +424,13 @@ static void bench_linear(gptq_backend *be, int64_t M, int reps)
             }
         }
         unsetenv("GPTQ_HIP_LINEAR");
-        char sh[32], c[3][40];
+        char sh[32], c[4][40];
         snprintf(sh, sizeof sh, "%lldx%lld", (long long)N, (long long)K);
-        for (int kind = 0; kind < 3; kind++)
+        for (int kind = 0; kind < 4; kind++)
             snprintf(c[kind], sizeof c[kind], "%.4f (%.1f)", tm[kind],
                      2.0 * (double)M * N * K / tm[kind] / 1e12);
-        printf("%-12s %18s %18s %18s %10.2e %10.2e\n", sh, c[0], c[1], c[2], err[1], err[2]);
+        printf("%-12s %16s %16s %16s %16s %9.2e %9.2e %9.2e\n", sh, c[0], c[1], c[2], c[3],
+               err[1], err[2], err[3]);
         free(ref);
         free(got);
         gptq_be_free(be, x);

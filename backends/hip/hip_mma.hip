@@ -10,9 +10,10 @@
  * next k-step's global loads held in registers while the current one is
  * multiplied (16-byte loads: K % 4 == 0 and aligned rows, else the plain
  * f32 kernel runs instead). Edge tiles stage each fragment through shared
- * memory and store what is inside the matrix. v2 (the default) loads with
- * cp.async into a 3-stage ring; GPTQ_HIP_LINEAR=v1 selects the first,
- * register-staged kernel (bench_hip_layer --linear times both).
+ * memory and store what is inside the matrix. v2 and v3 load with cp.async
+ * into a 3-stage ring, v3 (the default) with (64, 64) warp tiles;
+ * GPTQ_HIP_LINEAR=v1|v2 selects an earlier kernel (bench_hip_layer --linear
+ * times all three).
  *
  * AMD (gfx942): the plain f32 FMA kernel of hip_linalg.hip (hip_gemm_raw),
  * i.e. the exact f32 result. MI300X's matrix cores also multiply full f32
@@ -122,15 +123,13 @@ __global__ __launch_bounds__(MM_THREADS) void linear_tf32_kernel(
         }
 }
 
-/* v2: the same tiles and warp layout, but the global -> shared copies are
- * asynchronous (cp.async, 16 bytes, zero-filled outside the matrix) into a
- * 3-stage ring, so two k-steps of loads are in flight while one is
- * multiplied, and one barrier per k-step; the TF32 rounding is applied to
- * the fragments after they are read from shared memory. Dynamic shared
- * memory: 3 x (128 + 128) x 36 floats = 108 KiB. */
+/* v2 / v3: the global -> shared copies are asynchronous (cp.async, 16
+ * bytes, zero-filled outside the matrix) into a 3-stage ring, so two k-steps
+ * of loads are in flight while one is multiplied, and one barrier per
+ * k-step; the TF32 rounding is applied to the fragments after they are read
+ * from shared memory. v2: v1's tiles, 108 KiB of dynamic shared memory; v3:
+ * (128, 256) blocks of (64, 64) warp tiles, 162 KiB. */
 #define M2_STAGES 3
-#define M2_STAGE_FLOATS ((MM_BM + MM_BN) * MM_LD)
-#define M2_SMEM_BYTES (M2_STAGES * M2_STAGE_FLOATS * 4)
 
 __device__ static inline void cp_async16(float *smem, const float *gmem, int src_bytes)
 {
@@ -141,7 +140,18 @@ __device__ static inline void cp_async16(float *smem, const float *gmem, int src
 __device__ static inline void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ static inline void cp_async_wait_1(void) { asm volatile("cp.async.wait_group 1;\n" ::); }
 
-/* this thread's 4 + 4 16-byte copies of k-step k0 into stage S */
+/* NF fragments of 16 columns per warp: NF = 2 is v2 (block (128, 128),
+ * warps (64, 32)), NF = 4 is v3 (block (128, 256), warps (64, 64): twice the
+ * mma per fragment read from shared memory). */
+template <int NF> struct m2_cfg {
+    static constexpr int BN = 64 * NF;                      /* 4 warps across N */
+    static constexpr int STAGE = (MM_BM + BN) * MM_LD;      /* floats */
+    static constexpr int SMEM = M2_STAGES * STAGE * 4;      /* bytes */
+};
+
+/* this thread's 16-byte copies of k-step k0 into stage S: 4 of X's 128
+ * rows, BN / 32 of W's BN rows */
+template <int NF>
 __device__ static inline void m2_load(float *S, const float *__restrict__ X,
                                       const float *__restrict__ W, int64_t M, int64_t N, int64_t K,
                                       int64_t m0, int64_t n0, int64_t k0)
@@ -151,29 +161,36 @@ __device__ static inline void m2_load(float *S, const float *__restrict__ X,
     const int64_t k = k0 + c;
     for (int i = 0; i < 4; i++) {
         const int r = tid / 8 + 32 * i;
-        const int64_t gm = m0 + r, gn = n0 + r;
-        const int okx = gm < M && k < K, okw = gn < N && k < K;
-        cp_async16(S + r * MM_LD + c, okx ? X + gm * K + k : X, okx ? 16 : 0);
-        cp_async16(S + (MM_BM + r) * MM_LD + c, okw ? W + gn * K + k : W, okw ? 16 : 0);
+        const int64_t gm = m0 + r;
+        const int ok = gm < M && k < K;
+        cp_async16(S + r * MM_LD + c, ok ? X + gm * K + k : X, ok ? 16 : 0);
+    }
+    for (int i = 0; i < m2_cfg<NF>::BN / 32; i++) {
+        const int r = tid / 8 + 32 * i;
+        const int64_t gn = n0 + r;
+        const int ok = gn < N && k < K;
+        cp_async16(S + (MM_BM + r) * MM_LD + c, ok ? W + gn * K + k : W, ok ? 16 : 0);
     }
 }
 
-__global__ __launch_bounds__(MM_THREADS) void linear_tf32_v2_kernel(
+template <int NF>
+__global__ __launch_bounds__(MM_THREADS) void linear_tf32_ring_kernel(
     const float *__restrict__ X, const float *__restrict__ W, float *__restrict__ Y, int64_t M,
     int64_t N, int64_t K)
 {
     extern __shared__ __align__(128) float smem[];
+    constexpr int BN = m2_cfg<NF>::BN, STAGE = m2_cfg<NF>::STAGE;
     const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
-    const int wm = warp / 4, wn = warp % 4;
-    const int64_t m0 = (int64_t)blockIdx.y * MM_BM, n0 = (int64_t)blockIdx.x * MM_BN;
+    const int wm = warp / 4, wn = warp % 4; /* warp tile (64, 16 NF) */
+    const int64_t m0 = (int64_t)blockIdx.y * MM_BM, n0 = (int64_t)blockIdx.x * BN;
     const int64_t nk = (K + MM_BK - 1) / MM_BK;
 
-    frag_c acc[4][2];
+    frag_c acc[4][NF];
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+        for (int j = 0; j < NF; j++) wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int s = 0; s < M2_STAGES - 1; s++) {
-        if (s < nk) m2_load(smem + s * M2_STAGE_FLOATS, X, W, M, N, K, m0, n0, s * MM_BK);
+        if (s < nk) m2_load<NF>(smem + s * STAGE, X, W, M, N, K, m0, n0, s * MM_BK);
         cp_async_commit();
     }
     for (int64_t t = 0; t < nk; t++) {
@@ -181,34 +198,33 @@ __global__ __launch_bounds__(MM_THREADS) void linear_tf32_v2_kernel(
         __syncthreads();   /* ... everyone's; and k-step t-1's stage is free */
         const int64_t tn = t + M2_STAGES - 1;
         if (tn < nk)
-            m2_load(smem + (tn % M2_STAGES) * M2_STAGE_FLOATS, X, W, M, N, K, m0, n0, tn * MM_BK);
+            m2_load<NF>(smem + (tn % M2_STAGES) * STAGE, X, W, M, N, K, m0, n0, tn * MM_BK);
         cp_async_commit();
-        const float *As = smem + (t % M2_STAGES) * M2_STAGE_FLOATS, *Bs = As + MM_BM * MM_LD;
+        const float *As = smem + (t % M2_STAGES) * STAGE, *Bs = As + MM_BM * MM_LD;
         for (int kk = 0; kk < MM_BK; kk += 8) {
             frag_a a[4];
-            frag_b b[2];
+            frag_b b[NF];
             for (int i = 0; i < 4; i++) {
                 wmma::load_matrix_sync(a[i], As + (64 * wm + 16 * i) * MM_LD + kk, MM_LD);
                 for (int e = 0; e < a[i].num_elements; e++)
                     a[i].x[e] = wmma::__float_to_tf32(a[i].x[e]);
             }
-            for (int j = 0; j < 2; j++) {
-                wmma::load_matrix_sync(b[j], Bs + (32 * wn + 16 * j) * MM_LD + kk, MM_LD);
+            for (int j = 0; j < NF; j++) {
+                wmma::load_matrix_sync(b[j], Bs + (16 * NF * wn + 16 * j) * MM_LD + kk, MM_LD);
                 for (int e = 0; e < b[j].num_elements; e++)
                     b[j].x[e] = wmma::__float_to_tf32(b[j].x[e]);
             }
             for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+                for (int j = 0; j < NF; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
         }
     }
-    /* the ring is free now: edge tiles stage their fragments in it (so the
-     * block's shared memory stays at 108 KiB: two blocks per SM) */
+    /* the ring is free now: edge tiles stage their fragments in it */
     asm volatile("cp.async.wait_group 0;\n" ::);
     __syncthreads();
     float(*Cs)[16 * 16] = (float(*)[16 * 16])smem;
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 2; j++) {
-            const int64_t r = m0 + 64 * wm + 16 * i, c = n0 + 32 * wn + 16 * j;
+        for (int j = 0; j < NF; j++) {
+            const int64_t r = m0 + 64 * wm + 16 * i, c = n0 + 16 * NF * wn + 16 * j;
             if (r + 16 <= M && c + 16 <= N && N % 8 == 0) {
                 wmma::store_matrix_sync(Y + r * N + c, acc[i][j], (unsigned)N,
                                         wmma::mem_row_major);
@@ -222,6 +238,23 @@ __global__ __launch_bounds__(MM_THREADS) void linear_tf32_v2_kernel(
                 __syncwarp();
             }
         }
+}
+
+template <int NF>
+static int launch_ring(hip_ctx *c, const float *x, const float *w, float *y, int64_t M, int64_t N,
+                       int64_t K, int *attr_set, const char *name)
+{
+    if (!*attr_set) {
+        HIP_TRY(c,
+                hipFuncSetAttribute((const void *)linear_tf32_ring_kernel<NF>,
+                                    hipFuncAttributeMaxDynamicSharedMemorySize, m2_cfg<NF>::SMEM),
+                "hipFuncSetAttribute(linear_tf32)");
+        *attr_set = 1;
+    }
+    const int64_t ntm = (M + MM_BM - 1) / MM_BM, ntn = (N + m2_cfg<NF>::BN - 1) / m2_cfg<NF>::BN;
+    linear_tf32_ring_kernel<NF><<<dim3((unsigned)ntn, (unsigned)ntm, 1), MM_THREADS,
+                                  m2_cfg<NF>::SMEM, c->stream>>>(x, w, y, M, N, K);
+    return hip_check_launch(c, name);
 }
 #endif /* GPTQ_HIP_ON_NVIDIA */
 
@@ -254,17 +287,10 @@ int hip_linear_fast(void *ctx, int64_t M, int64_t N, int64_t K,
                                  c->stream>>>(x, w, y, M, N, K);
             return hip_check_launch(c, "linear_tf32");
         }
-        static int attr_set = 0;
-        if (!attr_set) {
-            HIP_TRY(c,
-                    hipFuncSetAttribute((const void *)linear_tf32_v2_kernel,
-                                        hipFuncAttributeMaxDynamicSharedMemorySize, M2_SMEM_BYTES),
-                    "hipFuncSetAttribute(linear_tf32_v2)");
-            attr_set = 1;
-        }
-        linear_tf32_v2_kernel<<<dim3((unsigned)ntn, (unsigned)ntm, 1), MM_THREADS, M2_SMEM_BYTES,
-                                c->stream>>>(x, w, y, M, N, K);
-        return hip_check_launch(c, "linear_tf32_v2");
+        static int attr2 = 0, attr3 = 0;
+        if (kv && !strcmp(kv, "v2"))
+            return launch_ring<2>(c, x, w, y, M, N, K, &attr2, "linear_tf32_v2");
+        return launch_ring<4>(c, x, w, y, M, N, K, &attr3, "linear_tf32_v3");
     }
 #endif
     return hip_gemm_raw(c, 0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N, HIP_TILES_ALL, 0);
