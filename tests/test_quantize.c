@@ -216,6 +216,38 @@ Test(synthetic, same_checkpoint_for_any_thread_count, .timeout = 120)
     gptq_remove_tree(root);
 }
 
+/* --forward-math tf32 asks for the backend's linear_fast; the CPU backend has
+ * none, so the forward stays its f32 gemm and the checkpoint is the same. */
+Test(synthetic, forward_math_tf32_without_linear_fast_is_f32, .timeout = 120)
+{
+    char root[256], model[300], out[2][300];
+    make_tmpdir(root, sizeof root);
+    snprintf(model, sizeof model, "%s/model", root);
+    mkdir(model, 0755);
+    cr_assert_eq(syn_write_model(model, 0, NULL), GPTQ_OK);
+    const int64_t ns = 16, S = 32;
+    int32_t *ids = rand_ids(ns * S, 19u);
+    gptq_backend *be = cpu();
+    cr_assert_null(be->iface->linear_fast, "the CPU backend grew a linear_fast: revisit this test");
+    for (int math = 0; math < 2; math++) {
+        snprintf(out[math], sizeof out[math], "%s/math%d", root, math);
+        gptq_pipeline_options o;
+        gptq_pipeline_options_default(&o);
+        o.q.group_size = 32;
+        o.calib_ids = ids;
+        o.nsamples = ns;
+        o.seqlen = S;
+        o.forward_math = math;
+        gptq_pipeline_stats stats;
+        cr_assert_eq(gptq_quantize_model(be, model, out[math], &o, &stats), GPTQ_OK, "%s",
+                     gptq_last_error());
+    }
+    gptq_backend_close(be);
+    cr_assert(all_tensors_same(out[0], out[1]), "forward_math 1 changed the CPU's checkpoint");
+    free(ids);
+    gptq_remove_tree(root);
+}
+
 Test(synthetic, true_sequential_changes_only_later_groups, .timeout = 120)
 {
     char root[256], model[300], a[300], b[300];
