@@ -118,7 +118,7 @@ for step in $steps; do
         for tool in memcheck racecheck; do
             GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 150 compute-sanitizer \
                 --tool $tool --error-exitcode 9 "$B/tests/test_hip" --jobs 1 \
-                --filter 'hip/*vs_cpu' \
+                --filter 'hip/*vs_cpu*' \
                 >"$OUT/sanitize_$tool.log" 2>&1
             log "compute-sanitizer $tool rc=$?"
             tail -6 "$OUT/sanitize_$tool.log"
