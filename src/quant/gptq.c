@@ -217,36 +217,31 @@ static int find_nonfinite(const float *a, int64_t n, int64_t *at)
     return bad != INT64_MAX;
 }
 
+/* Row r's part of rows_dot, summed in order. */
+static double row_dot(const float *a, const float *b, const float *c, int64_t r, int64_t C)
+{
+    double s = 0.0;
+    for (int64_t j = 0; j < C; j++) {
+        const int64_t i = r * C + j;
+        const double x = c ? (double)a[i] - (double)c[i] : (double)a[i];
+        s += x * (b && !c ? (double)b[i] : x);
+    }
+    return s;
+}
+
 /* sum_i a[i] * b[i] over an (R, C) pair in double, deterministically for any
  * thread count: each row summed in order, then the rows in order. b NULL:
  * sum of a[i]^2; c given: sum of (a[i] - c[i])^2 (b unused). */
 static double rows_dot(const float *a, const float *b, const float *c, int64_t R, int64_t C)
 {
+    double t = 0.0;
     double *part = malloc((size_t)R * sizeof(double));
     if (!part) { /* no memory for R doubles: the same sum, one thread */
-        double t = 0.0;
-        for (int64_t r = 0; r < R; r++) {
-            double s = 0.0;
-            for (int64_t j = 0; j < C; j++) {
-                const int64_t i = r * C + j;
-                const double x = c ? (double)a[i] - (double)c[i] : (double)a[i];
-                s += x * (b && !c ? (double)b[i] : x);
-            }
-            t += s;
-        }
+        for (int64_t r = 0; r < R; r++) t += row_dot(a, b, c, r, C);
         return t;
     }
 #pragma omp parallel for schedule(static) if (R * C > (1 << 20))
-    for (int64_t r = 0; r < R; r++) {
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            const int64_t i = r * C + j;
-            const double x = c ? (double)a[i] - (double)c[i] : (double)a[i];
-            s += x * (b && !c ? (double)b[i] : x);
-        }
-        part[r] = s;
-    }
-    double t = 0.0;
+    for (int64_t r = 0; r < R; r++) part[r] = row_dot(a, b, c, r, C);
     for (int64_t r = 0; r < R; r++) t += part[r];
     free(part);
     return t;
@@ -278,32 +273,9 @@ static void free_bufs(gptq_backend *be, solve_bufs *b)
     gptq_be_free(be, b->gidx);
 }
 
-/* tr(A H A^T) for A (R, C), H (C, C): sum_ij A_ij (A H)_ij, via the backend
- * gemm, summed in double in row-major order. */
-static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gptq_buf *Hb,
-                      double *out)
-{
-    gptq_buf *Ab = NULL, *Tb = NULL;
-    float *T = NULL;
-    int st = gptq_be_alloc(be, (size_t)(R * C) * 4, &Ab, "output-error check");
-    if (!st) st = gptq_be_alloc(be, (size_t)(R * C) * 4, &Tb, "output-error check");
-    if (!st) st = gptq_be_upload(be, Ab, 0, A, (size_t)(R * C) * 4);
-    if (!st)
-        st = gptq_be_check(be, be->iface->gemm(be->ctx, 0, 0, R, C, C, 1.0f, Ab, 0, C, Hb, 0, C,
-                                               0.0f, Tb, 0, C),
-                           "gemm");
-    if (!st && !(T = gptq_malloc((size_t)(R * C) * 4, "output-error check"))) st = GPTQ_ERR_NOMEM;
-    if (!st) st = gptq_be_download(be, Tb, 0, T, (size_t)(R * C) * 4);
-    if (!st) *out = rows_dot(A, T, NULL, R, C);
-    free(T);
-    gptq_be_free(be, Ab);
-    gptq_be_free(be, Tb);
-    return st;
-}
-
 /* tr(A H A^T) for A (R, C) already on the device as Ab (Ahost: the same
- * values on the host), H (C, C) device: one gemm, the product downloaded
- * and summed in double against A (rows_dot). */
+ * values on the host), H (C, C) device: sum_ij A_ij (A H)_ij, one backend
+ * gemm, the product downloaded and summed in double against A (rows_dot). */
 static int quad_trace_dev(gptq_backend *be, const gptq_buf *Ab, const float *Ahost, int64_t R,
                           int64_t C, const gptq_buf *Hb, double *out)
 {
@@ -319,6 +291,18 @@ static int quad_trace_dev(gptq_backend *be, const gptq_buf *Ab, const float *Aho
     if (!st) *out = rows_dot(Ahost, T, NULL, R, C);
     free(T);
     gptq_be_free(be, Tb);
+    return st;
+}
+
+/* The same for A on the host: uploaded first. */
+static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gptq_buf *Hb,
+                      double *out)
+{
+    gptq_buf *Ab = NULL;
+    int st = gptq_be_alloc(be, (size_t)(R * C) * 4, &Ab, "output-error check");
+    if (!st) st = gptq_be_upload(be, Ab, 0, A, (size_t)(R * C) * 4);
+    if (!st) st = quad_trace_dev(be, Ab, A, R, C, Hb, out);
+    gptq_be_free(be, Ab);
     return st;
 }
 
