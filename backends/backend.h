@@ -207,6 +207,14 @@ typedef struct gptq_backend_iface {
      * solve and the Hessian never use it. NULL: the core uses gemm. */
     int (*linear_fast)(void *ctx, int64_t M, int64_t N, int64_t K, const gptq_buf *X,
                        size_t x_off, const gptq_buf *W, size_t w_off, gptq_buf *Y, size_t y_off);
+    /* OPTIONAL. The Hessian where it was accumulated, without a trip to the
+     * host: H[i][j] = scale * S[i][j] (one f32 product each), then
+     * H[i][i] += lambda (one f32 sum) — the host's own operations, so the
+     * result is the same bits. H NULL: only the diagonal. diag (C) host out,
+     * or NULL: the scaled diagonal before lambda. S (C, C) stays as it is
+     * (H must be another buffer). NULL slot: the core downloads S. */
+    int (*hessian_finish)(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
+                          float lambda, float *diag);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

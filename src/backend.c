@@ -204,6 +204,8 @@ int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *w
     return GPTQ_OK;
 }
 
+int gptq_be_hessian_on_device(const gptq_backend *be) { return be->iface->hessian_finish != NULL; }
+
 int gptq_be_sync(gptq_backend *be)
 {
     return be->iface->sync ? gptq_be_check(be, be->iface->sync(be->ctx), "sync") : GPTQ_OK;

@@ -79,6 +79,45 @@ static int same_result(const gptq_layer_result *a, const gptq_layer_result *b)
            memcmp(&a->out_rel_err, &b->out_rel_err, sizeof a->out_rel_err) == 0;
 }
 
+/* gptq_quantize_layer_h (the Hessian left where it was accumulated) gives
+ * the bytes of gptq_hessian_get + gptq_quantize_layer, with and without
+ * act-order and dead columns (the CPU backend takes the host path). */
+Test(gptq, quantize_with_the_accumulated_hessian_is_the_same)
+{
+    gptq_backend *be = open_cpu();
+    const int64_t R = 64, C = 256, n = 512;
+    float *W = malloc(sizeof(float) * R * C), *X = malloc(sizeof(float) * n * C);
+    for (int variant = 0; variant < 3; variant++) {
+        make_layer(R, C, n, 31 + (uint64_t)variant, W, X);
+        if (variant == 2)
+            for (int64_t t = 0; t < n; t++) X[t * C + 7] = 0.0f; /* a dead column */
+        gptq_quant_config q;
+        gptq_quant_config_default(&q);
+        q.sym = 0;
+        q.desc_act = variant == 1;
+        gptq_hessian *h;
+        cr_assert_eq(gptq_hessian_new(be, C, &h), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_hessian_add(h, X, n), GPTQ_OK, "%s", gptq_last_error());
+        float *H = malloc(sizeof(float) * C * C);
+        cr_assert_eq(gptq_hessian_get(h, H), GPTQ_OK, "%s", gptq_last_error());
+        gptq_layer_result a, b;
+        cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &q, &a), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_quantize_layer_h(be, W, R, C, h, &q, &b), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert(same_result(&a, &b), "variant %d: the accumulated Hessian gave other bytes",
+                  variant);
+        cr_assert_eq(a.dead_cols, variant == 2 ? 1 : 0);
+        cr_assert_eq(b.dead_cols, a.dead_cols);
+        gptq_layer_result_free(&a);
+        gptq_layer_result_free(&b);
+        gptq_hessian_free(h);
+        free(H);
+    }
+    free(W);
+    free(X);
+    gptq_backend_close(be);
+}
+
 /* Every option combination, at OMP 1, 2 and 8 threads: identical bytes.
  * The layer spans several GEMM/Hessian tiles and blocks (C = 384 > 256). */
 Test(gptq, bit_exact_across_threads_every_option, .timeout = 600)

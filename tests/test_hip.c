@@ -401,6 +401,57 @@ Test(hip, linear_fast_vs_cpu_gemm)
     close_both();
 }
 
+/* The Hessian finished on the GPU (hessian_finish: scale, damp) is the
+ * host's: gptq_quantize_layer_h on HIP gives the bytes of gptq_hessian_get
+ * + gptq_quantize_layer on HIP (same Cholesky input, same kernels after);
+ * act-order and a dead column take the host path and agree too. */
+Test(hip, quantize_with_the_accumulated_hessian_is_the_same)
+{
+    open_both();
+    cr_assert(IF(g_hip)->hessian_finish != NULL, "the HIP backend has no hessian_finish");
+    rng_seed(17);
+    const int64_t R = 128, C = 256, n = 1024;
+    float *W = xmalloc((size_t)(R * C) * 4), *X = xmalloc((size_t)(n * C) * 4);
+    float *H = xmalloc((size_t)(C * C) * 4);
+    for (int variant = 0; variant < 3; variant++) {
+        fill_uniform(W, (size_t)(R * C));
+        fill_uniform(X, (size_t)(n * C));
+        if (variant == 2)
+            for (int64_t t = 0; t < n; t++) X[t * C + 9] = 0.0f;
+        gptq_quant_config q;
+        gptq_quant_config_default(&q);
+        q.sym = variant != 0;
+        q.desc_act = variant == 1;
+        gptq_hessian *h;
+        cr_assert_eq(gptq_hessian_new(g_hip, C, &h), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_hessian_add(h, X, n), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_hessian_get(h, H), GPTQ_OK, "%s", gptq_last_error());
+        gptq_layer_result a, b;
+        cr_assert_eq(gptq_quantize_layer(g_hip, W, R, C, H, &q, &a), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert_eq(gptq_quantize_layer_h(g_hip, W, R, C, h, &q, &b), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert(memcmp(a.codes, b.codes, (size_t)(R * C)) == 0, "variant %d: codes differ",
+                  variant);
+        cr_assert(memcmp(a.scales, b.scales, (size_t)(a.ngroups * R) * 4) == 0,
+                  "variant %d: scales differ", variant);
+        cr_assert(memcmp(a.zeros, b.zeros, (size_t)(a.ngroups * R) * 4) == 0,
+                  "variant %d: zeros differ", variant);
+        cr_assert(a.loss == b.loss && a.damp_used == b.damp_used && a.dead_cols == b.dead_cols,
+                  "variant %d: loss %.9g vs %.9g, damp %g vs %g", variant, a.loss, b.loss,
+                  (double)a.damp_used, (double)b.damp_used);
+        cr_assert(a.out_rel_err == b.out_rel_err, "variant %d: out_rel_err %.17g vs %.17g",
+                  variant, a.out_rel_err, b.out_rel_err);
+        gptq_layer_result_free(&a);
+        gptq_layer_result_free(&b);
+        gptq_hessian_free(h);
+    }
+    free(W);
+    free(X);
+    free(H);
+    close_both();
+}
+
 Test(hip, gemm_rejects_views_past_the_buffer)
 {
     open_both();

@@ -321,6 +321,7 @@ static const gptq_backend_iface k_hip_iface = {
     .bias_add = hip_bias_add,
     .cross_entropy = hip_cross_entropy,
     .linear_fast = hip_linear_fast,
+    .hessian_finish = hip_hessian_finish,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

@@ -345,7 +345,9 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
  * per row, the output rescaled by exp(m_old - m_new) when the max grows, and
  * divided by l at the end. K and V tiles are read once per FA_BQ query rows
  * instead of once per row. Each thread computes 4 scores of the (FA_BQ,
- * FA_BK) tile and D/8 output columns of one row. */
+ * FA_BK) tile, their part of the softmax step (the 8 threads of a row share
+ * its max and sum through shared memory), and D/8 output columns of one
+ * row. */
 #define FA_BQ 32
 #define FA_BK 32
 #define FA_THREADS 256
@@ -360,6 +362,8 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
     __shared__ float sp[FA_BQ][FA_BK + 1];
     __shared__ float salpha[FA_BQ], smax[FA_BQ];
     __shared__ double ssum[FA_BQ];
+    __shared__ float smx8[FA_BQ][8];  /* per row: the 8 threads' partial maxima */
+    __shared__ double ssm8[FA_BQ][8]; /* ... and partial sums of exp */
     constexpr int OW = D / 8;
     const int tid = (int)threadIdx.x;
     const int64_t h = blockIdx.y, b = blockIdx.z;
@@ -397,26 +401,42 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
 #pragma unroll
             for (int q = 0; q < 4; q++) s4[q] = fmaf(qv, skv[scol + q][k], s4[q]);
         }
+        /* the online softmax step, spread over the 8 threads of each row
+         * (each owns 4 of its 32 scores): row max from the 8 partial maxima,
+         * exp by the owners, the row's sum of exp from 8 partial sums (in
+         * double, combined in a fixed order) */
+        float lmax = -INFINITY;
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             const int64_t j = j0 + scol + q, i = i0 + srow;
-            sp[srow][scol + q] = (srow < nq && scol + q < nk && j <= i) ? scale * s4[q] : -INFINITY;
+            s4[q] = (srow < nq && scol + q < nk && j <= i) ? scale * s4[q] : -INFINITY;
+            lmax = fmaxf(lmax, s4[q]);
         }
+        smx8[srow][tid % 8] = lmax;
+        __syncthreads();
+        const float mold = smax[srow];
+        float mx = mold;
+#pragma unroll
+        for (int c = 0; c < 8; c++) mx = fmaxf(mx, smx8[srow][c]);
+        double ls = 0.0;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const float pv = s4[q] == -INFINITY ? 0.0f : expf(s4[q] - mx);
+            sp[srow][scol + q] = pv;
+            ls += (double)pv;
+        }
+        ssm8[srow][tid % 8] = ls;
         __syncthreads();
         if (tid < FA_BQ) {
             const int r = tid;
-            const float mold = smax[r];
-            float mx = mold;
-            for (int c = 0; c < FA_BK; c++) mx = fmaxf(mx, sp[r][c]);
-            const float alpha = mold == -INFINITY ? 0.0f : expf(mold - mx);
-            double ls = 0.0;
-            for (int c = 0; c < FA_BK; c++) {
-                const float pv = sp[r][c] == -INFINITY ? 0.0f : expf(sp[r][c] - mx);
-                sp[r][c] = pv;
-                ls += (double)pv;
-            }
-            ssum[r] = ssum[r] * (double)alpha + ls;
-            smax[r] = mx;
+            float m2 = smax[r];
+            const float mo = m2;
+            for (int c = 0; c < 8; c++) m2 = fmaxf(m2, smx8[r][c]);
+            const float alpha = mo == -INFINITY ? 0.0f : expf(mo - m2);
+            double l = 0.0;
+            for (int c = 0; c < 8; c++) l += ssm8[r][c];
+            ssum[r] = ssum[r] * (double)alpha + l;
+            smax[r] = m2;
             salpha[r] = alpha;
         }
         __syncthreads();

@@ -117,6 +117,9 @@ int hip_gemm_raw(hip_ctx *c, int trans_a, int trans_b, int64_t M, int64_t N, int
 int hip_linear_fast(void *ctx, int64_t M, int64_t N, int64_t K, const gptq_buf *X, size_t x_off,
                     const gptq_buf *W, size_t w_off, gptq_buf *Y, size_t y_off);
 
+int hip_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
+                       float lambda, float *diag);
+
 /* hip_quant.hip */
 int hip_quant_grid(void *ctx, const gptq_buf *W, int64_t R, int64_t C, int64_t c0, int64_t g,
                    int64_t group, gptq_buf *scale, gptq_buf *zero, const gptq_grid_params *p);

@@ -378,6 +378,60 @@ int hip_hessian_accumulate(void *ctx, gptq_buf *S, // (C, C) f32
                         1.0f, HIP_F32(S, 0), C, HIP_TILES_UPPER, 1);
 }
 
+/* H = scale * S, then H[i][i] += lambda (two roundings, as the host does
+ * them: no contraction in this build). */
+__global__ void hessian_finish_kernel(const float *__restrict__ S, float *__restrict__ H,
+                                      int64_t C, float scale, float lambda)
+{
+    const int64_t n = C * C;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float v = S[i] * scale;
+        if (i / C == i % C) v = v + lambda;
+        H[i] = v;
+    }
+}
+
+__global__ void hessian_diag_kernel(const float *__restrict__ S, float *__restrict__ d, int64_t C,
+                                    float scale)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < C;
+         i += (int64_t)gridDim.x * blockDim.x)
+        d[i] = S[i * C + i] * scale;
+}
+
+int hip_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
+                       float lambda, float *diag)
+{
+    hip_ctx *cx = (hip_ctx *)ctx;
+    if (C <= 0) return hip_fail(cx, GPTQ_ERR_INVALID, "hessian_finish: C=%lld", (long long)C);
+    int st = hip_check_view(cx, "hessian_finish", "S", S, 0, C, C, C);
+    if (!st && H) st = hip_check_view(cx, "hessian_finish", "H", H, 0, C, C, C);
+    if (st) return st;
+    if (H == S) return hip_fail(cx, GPTQ_ERR_INVALID, "hessian_finish: H must not be S");
+    if (H) {
+        const int64_t blocks = (C * C + 255) / 256 < 65536 ? (C * C + 255) / 256 : 65536;
+        hessian_finish_kernel<<<(unsigned)blocks, 256, 0, cx->stream>>>(HIP_CF32(S, 0),
+                                                                        HIP_F32(H, 0), C, scale,
+                                                                        lambda);
+        st = hip_check_launch(cx, "hessian_finish");
+        if (st) return st;
+    }
+    if (diag) {
+        float *d = NULL;
+        HIP_TRY(cx, hipMalloc((void **)&d, (size_t)C * 4), "hipMalloc (hessian diagonal)");
+        hessian_diag_kernel<<<(unsigned)((C + 255) / 256), 256, 0, cx->stream>>>(HIP_CF32(S, 0), d,
+                                                                                 C, scale);
+        st = hip_check_launch(cx, "hessian_finish (diagonal)");
+        hipError_t e = hipSuccess;
+        if (!st) e = hipMemcpyAsync(diag, d, (size_t)C * 4, hipMemcpyDeviceToHost, cx->stream);
+        if (!st && e == hipSuccess) e = hipStreamSynchronize(cx->stream);
+        (void)hipFree(d);
+        if (!st && e != hipSuccess) return hip_fail_rt(cx, e, "hessian_finish (diagonal download)");
+    }
+    return st;
+}
+
 /* ------------------------------------------------------------------------
  * cholesky_inverse_upper
  * ---------------------------------------------------------------------- */

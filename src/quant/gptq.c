@@ -306,21 +306,65 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
     return st;
 }
 
-int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C, const float *H0,
-                        const gptq_quant_config *cfg, gptq_layer_result *res)
+/* The layer solve. H0: the Hessian on the host; or hs: the accumulated one
+ * (H = 2/n S), kept on the device when the backend has hessian_finish and
+ * neither act-order nor dead columns need it on the host (then the device
+ * makes the same damped H the host would: the same bits). */
+static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int64_t C,
+                               const float *H0, gptq_hessian *hs, const gptq_quant_config *cfg,
+                               gptq_layer_result *res)
 {
     memset(res, 0, sizeof *res);
     int st = gptq_quant_config_check(cfg, R, C);
     if (st) return st;
     const int rtn = cfg->method == GPTQ_METHOD_RTN;
-    if (!rtn && !H0) return gptq_error(GPTQ_ERR_INVALID, "GPTQ needs a Hessian (or use RTN)");
+    if (!rtn && !H0 && !hs) return gptq_error(GPTQ_ERR_INVALID, "GPTQ needs a Hessian (or use RTN)");
     int64_t at;
     if (find_nonfinite(W0, R * C, &at))
         return gptq_error(GPTQ_ERR_NUMERIC, "weight W has a NaN or Inf at row %lld, column %lld",
                           (long long)(at / C), (long long)(at % C));
-    if (H0 && find_nonfinite(H0, C * C, &at))
+    /* where H is: hdev (device, with its diagonal hdiag here) or H0 (host) */
+    int hdev = 0;
+    float hscale = 0.0f, *hdiag = NULL, *Hown = NULL;
+    if (!rtn && hs) {
+        if (hs->cols != C)
+            return gptq_error(GPTQ_ERR_SHAPE, "the Hessian has %lld columns, W %lld",
+                              (long long)hs->cols, (long long)C);
+        if (hs->n <= 0)
+            return gptq_error(GPTQ_ERR_INVALID, "hessian: no calibration rows were added");
+        if (be->iface->hessian_finish && !cfg->desc_act) {
+            hscale = (float)(2.0 / (double)hs->n);
+            if (!(hdiag = gptq_malloc((size_t)C * 4, "the diagonal"))) return GPTQ_ERR_NOMEM;
+            st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, NULL, C, hscale,
+                                                             0.0f, hdiag),
+                               "hessian_finish");
+            hdev = !st;
+            for (int64_t i = 0; hdev && i < C; i++)
+                if (hdiag[i] == 0.0f || !isfinite(hdiag[i])) hdev = 0; /* the host path says why */
+            if (st) {
+                free(hdiag);
+                return st;
+            }
+        }
+        if (!hdev) {
+            if (!(Hown = gptq_malloc((size_t)(C * C) * 4, "the Hessian"))) {
+                free(hdiag);
+                return GPTQ_ERR_NOMEM;
+            }
+            if ((st = gptq_hessian_get(hs, Hown))) {
+                free(Hown);
+                free(hdiag);
+                return st;
+            }
+            H0 = Hown;
+        }
+    }
+    if (H0 && find_nonfinite(H0, C * C, &at)) {
+        free(Hown);
+        free(hdiag);
         return gptq_error(GPTQ_ERR_NUMERIC, "Hessian H has a NaN or Inf at row %lld, column %lld",
                           (long long)(at / C), (long long)(at % C));
+    }
 
     const double t0 = gptq_now();
     const int64_t G = cfg->group_size == -1 ? C : cfg->group_size;
@@ -334,8 +378,9 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     double den = 0.0; /* tr(W' H0 W'^T), W' the dead-zeroed W (GPTQ: before the Cholesky) */
     float *W = gptq_malloc((size_t)(R * C) * 4, "the weight");  /* (R, C) permuted */
     float *Wt = gptq_malloc((size_t)(R * C) * 4, "the weight"); /* scratch */
-    float *H = rtn ? NULL : gptq_malloc((size_t)(C * C) * 4, "the Hessian");
-    float *Hd = rtn ? NULL : gptq_malloc((size_t)(C * C) * 4, "the Hessian");
+    const int hhost = !rtn && !hdev; /* H, Hd: host copies of the Hessian */
+    float *H = hhost ? gptq_malloc((size_t)(C * C) * 4, "the Hessian") : NULL;
+    float *Hd = hhost ? gptq_malloc((size_t)(C * C) * 4, "the Hessian") : NULL;
     int32_t *perm = gptq_malloc((size_t)C * 4, "the permutation");
     int32_t *gidx = gptq_malloc((size_t)C * 4, "group indices");
     float *diag = rtn ? NULL : gptq_malloc((size_t)C * 4, "the diagonal");
@@ -348,7 +393,8 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     res->perm = gptq_malloc((size_t)C * 4, "perm");
     res->dequant = gptq_malloc((size_t)(R * C) * 4, "the dequantized weight");
     float *zf = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
-    if (!W || !Wt || (!rtn && (!H || !Hd || !diag)) || !perm || !gidx || !codes_p || !loss ||
+    if (!W || !Wt || (hhost && (!H || !Hd)) || (!rtn && !diag) || !perm || !gidx || !codes_p ||
+        !loss ||
         !res->codes || !res->scales || !res->zeros || !res->g_idx || !res->perm ||
         !res->dequant || !zf) {
         st = GPTQ_ERR_NOMEM;
@@ -361,8 +407,9 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     res->group_size = (int)G;
     copy_f32(Wt, W0, R * C);
 
-    /* dead columns: no calibration signal -> H_ii = 1, W[:, i] = 0 */
-    if (!rtn) {
+    /* dead columns: no calibration signal -> H_ii = 1, W[:, i] = 0 (the
+     * device path has none: it falls back to the host when it sees one) */
+    if (hhost) {
         copy_f32(Hd, H0, C * C);
         for (int64_t i = 0; i < C; i++)
             if (Hd[i * C + i] == 0.0f) {
@@ -374,7 +421,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
 
     /* quantization order */
     for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
-    if (cfg->desc_act && !rtn) {
+    if (cfg->desc_act && hhost) {
         for (int64_t i = 0; i < C; i++) diag[i] = Hd[i * C + i];
         tl_diag = diag;
         qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
@@ -420,7 +467,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < R; r++)
             for (int64_t j = 0; j < C; j++) W[r * C + j] = Wt[r * C + perm[j]];
-        if (!rtn) {
+        if (hhost) {
 #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < C; i++)
                 for (int64_t j = 0; j < C; j++) H[i * C + j] = Hd[(int64_t)perm[i] * C + perm[j]];
@@ -430,17 +477,23 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
     /* damp, factor, retry */
     if (!rtn) {
         double mean = 0.0;
-        for (int64_t i = 0; i < C; i++) mean += (double)Hq[i * C + i];
+        for (int64_t i = 0; i < C; i++) mean += hdev ? (double)hdiag[i] : (double)Hq[i * C + i];
         mean /= (double)C;
         float damp = cfg->damp_percent;
         for (;;) {
             const float lambda = (float)((double)damp * mean);
+            if (hdev) {
+                st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, b.U, C, hscale,
+                                                                 lambda, NULL),
+                                   "hessian_finish");
+            } else {
 #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < C; i++) {
-                memcpy(Hdamp + i * C, Hq + i * C, (size_t)C * 4);
-                Hdamp[i * C + i] += lambda;
+                for (int64_t i = 0; i < C; i++) {
+                    memcpy(Hdamp + i * C, Hq + i * C, (size_t)C * 4);
+                    Hdamp[i * C + i] += lambda;
+                }
+                st = gptq_be_upload(be, b.U, 0, Hdamp, (size_t)(C * C) * 4);
             }
-            st = gptq_be_upload(be, b.U, 0, Hdamp, (size_t)(C * C) * 4);
             if (st) goto done;
             if (res->damp_retries == 0) {
                 /* the output error's denominator while W and the damped H
@@ -526,7 +579,7 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
      * is 0), so tr(D Hd D^T) = sum E^2 = 2 loss and
      * tr(D H0 D^T) = 2 loss - lambda ||D||^2. The denominator is one GEMM
      * (GPTQ: made before the Cholesky, see the damping). */
-    if (H0) {
+    if (H0 || hdev) {
         double num = 0.0, dsq = 0.0;
         if (rtn) {
             if (!b.U) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "output-error check");
@@ -549,6 +602,8 @@ int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C,
 
 done:
     free_bufs(be, &b);
+    free(Hown);
+    free(hdiag);
     free(W);
     free(Wt);
     free(H);
@@ -561,4 +616,18 @@ done:
     free(zf);
     if (st) gptq_layer_result_free(res);
     return st;
+}
+
+int gptq_quantize_layer(gptq_backend *be, const float *W0, int64_t R, int64_t C, const float *H0,
+                        const gptq_quant_config *cfg, gptq_layer_result *res)
+{
+    return quantize_layer_impl(be, W0, R, C, H0, NULL, cfg, res);
+}
+
+int gptq_quantize_layer_h(gptq_backend *be, const float *W0, int64_t R, int64_t C,
+                          gptq_hessian *h, const gptq_quant_config *cfg, gptq_layer_result *res)
+{
+    if (h && h->be != be)
+        return gptq_error(GPTQ_ERR_INVALID, "the Hessian was made on another backend");
+    return quantize_layer_impl(be, W0, R, C, NULL, h, cfg, res);
 }

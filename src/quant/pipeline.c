@@ -236,10 +236,11 @@ static int copy_plain(pl *p)
 /* One module                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Quantize linear i of layer L with Hessian H (cols, cols) host (NULL for
- * RTN), put the checkpoint's dequantization back into the loaded layer,
- * write its tensors, keep its zeros. */
-static int quantize_module(pl *p, int L, int i, const float *H, int64_t hrows)
+/* Quantize linear i of layer L with Hessian H (cols, cols) host, or hs (the
+ * accumulated one, finished on its device), or neither (RTN); put the
+ * checkpoint's dequantization back into the loaded layer, write its
+ * tensors, keep its zeros. */
+static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs, int64_t hrows)
 {
     const gptq_linear_info *li = gptq_model_linear(p->m, i);
     const int64_t R = li->rows, C = li->cols;
@@ -259,7 +260,9 @@ static int quantize_module(pl *p, int L, int i, const float *H, int64_t hrows)
     } else {
         st = gptq_model_linear_get(p->m, L, i, p->W);
     }
-    if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
+    if (!st)
+        st = hs ? gptq_quantize_layer_h(p->be, p->W, R, C, hs, &p->o->q, &res)
+                : gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
     if (st) {
         gptq_error_prefix(st, "%s", prefix);
         goto done;
@@ -410,14 +413,18 @@ static int quantize_group(pl *p, int L, int g)
 {
     const double t0 = gptq_now();
     const int64_t hrows = gptq_hessian_count(p->H[g]);
-    int st = gptq_hessian_get(p->H[g], p->Hhost);
+    /* a backend that finishes the Hessian on its device keeps it there
+     * (act-order needs it on the host: fetched once for the group) */
+    const int on_device = gptq_be_hessian_on_device(p->be) && !p->o->q.desc_act;
+    int st = on_device ? GPTQ_OK : gptq_hessian_get(p->H[g], p->Hhost);
     p->stats->seconds_hessian += gptq_now() - t0;
     if (st) return gptq_error_prefix(st, "layer %d", L);
     for (int i = 0; i < p->nlin && !st; i++) {
         if (gptq_model_linear(p->m, i)->group != g) continue;
         if ((st = interrupted(p))) break;
         progress(p, L, "quantize", (double)i / (double)(p->nlin + 1));
-        st = quantize_module(p, L, i, p->Hhost, hrows);
+        st = quantize_module(p, L, i, on_device ? NULL : p->Hhost, on_device ? p->H[g] : NULL,
+                             hrows);
     }
     return st;
 }
@@ -622,7 +629,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
             for (int i = 0; i < p->nlin && !st; i++) {
                 if ((st = interrupted(p))) break;
                 progress(p, L, "quantize", 0.0);
-                st = quantize_module(p, L, i, NULL, 0);
+                st = quantize_module(p, L, i, NULL, NULL, 0);
             }
     } else {
         st = embed_calibration(p);
