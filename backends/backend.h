@@ -215,6 +215,11 @@ typedef struct gptq_backend_iface {
      * (H must be another buffer). NULL slot: the core downloads S. */
     int (*hessian_finish)(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
                           float lambda, float *diag);
+    /* OPTIONAL. *out = sum of A[i] * B[i] over n floats, each product and
+     * the sum in double, in an order of the backend's choosing but the same
+     * on every call. NULL: the core downloads B and sums on the host. */
+    int (*dot)(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
+               int64_t n, double *out);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

@@ -322,6 +322,7 @@ static const gptq_backend_iface k_hip_iface = {
     .cross_entropy = hip_cross_entropy,
     .linear_fast = hip_linear_fast,
     .hessian_finish = hip_hessian_finish,
+    .dot = hip_dot,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

@@ -346,8 +346,8 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
  * divided by l at the end. K and V tiles are read once per FA_BQ query rows
  * instead of once per row. Each thread computes 4 scores of the (FA_BQ,
  * FA_BK) tile, their part of the softmax step (the 8 threads of a row share
- * its max and sum through shared memory), and D/8 output columns of one
- * row. */
+ * its max and sum through shared memory), and a (4 rows, D/32 columns)
+ * piece of the output. */
 #define FA_BQ 32
 #define FA_BK 32
 #define FA_THREADS 256
@@ -364,7 +364,7 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
     __shared__ double ssum[FA_BQ];
     __shared__ float smx8[FA_BQ][8];  /* per row: the 8 threads' partial maxima */
     __shared__ double ssm8[FA_BQ][8]; /* ... and partial sums of exp */
-    constexpr int OW = D / 8;
+    constexpr int OW = D / 32; /* output columns per thread, per row */
     const int tid = (int)threadIdx.x;
     const int64_t h = blockIdx.y, b = blockIdx.z;
     const int64_t kvh = h / (H / Hk), ldq = H * D, ldk = Hk * D;
@@ -381,10 +381,14 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
         smax[tid] = -INFINITY;
         ssum[tid] = 0.0;
     }
-    float acc[OW];
+    float acc[4][OW];
 #pragma unroll
-    for (int m = 0; m < OW; m++) acc[m] = 0.0f;
-    const int orow = tid / 8, ocol = tid % 8;       /* output: row, interleaved columns */
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int m = 0; m < OW; m++) acc[i][m] = 0.0f;
+    /* output: rows 4 orow .. 4 orow + 3, columns ocol + 32 m (a warp shares
+     * its rows: the probabilities are broadcast, V rows read contiguously) */
+    const int orow = tid / 32, ocol = tid % 32;
     const int srow = tid / 8, scol = (tid % 8) * 4; /* scores: row, 4 columns */
     const int64_t last = i0 + nq - 1;               /* the tile's last query row */
     for (int64_t j0 = 0; j0 <= last; j0 += FA_BK) {
@@ -445,20 +449,33 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
             skv[c][k] = c < nk ? vb[(j0 + c) * ldk + k] : 0.0f;
         }
         __syncthreads();
-        const float a = salpha[orow];
 #pragma unroll
-        for (int m = 0; m < OW; m++) acc[m] = acc[m] * a;
+        for (int i = 0; i < 4; i++) {
+            const float a = salpha[4 * orow + i];
+#pragma unroll
+            for (int m = 0; m < OW; m++) acc[i][m] = acc[i][m] * a;
+        }
         for (int c = 0; c < FA_BK; c++) {
-            const float pv = sp[orow][c];
+            float pv[4], vv[OW];
 #pragma unroll
-            for (int m = 0; m < OW; m++) acc[m] = fmaf(pv, skv[c][ocol + 8 * m], acc[m]);
+            for (int i = 0; i < 4; i++) pv[i] = sp[4 * orow + i][c];
+#pragma unroll
+            for (int m = 0; m < OW; m++) vv[m] = skv[c][ocol + 32 * m];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int m = 0; m < OW; m++) acc[i][m] = fmaf(pv[i], vv[m], acc[i][m]);
         }
     }
-    if (orow < nq) {
-        const float inv = (float)(1.0 / ssum[orow]);
-        float *orow_p = O + (b * S + i0 + orow) * ldq + h * D;
 #pragma unroll
-        for (int m = 0; m < OW; m++) orow_p[ocol + 8 * m] = acc[m] * inv;
+    for (int i = 0; i < 4; i++) {
+        const int r = 4 * orow + i;
+        if (r < nq) {
+            const float inv = (float)(1.0 / ssum[r]);
+            float *orow_p = O + (b * S + i0 + r) * ldq + h * D;
+#pragma unroll
+            for (int m = 0; m < OW; m++) orow_p[ocol + 32 * m] = acc[i][m] * inv;
+        }
     }
 }
 

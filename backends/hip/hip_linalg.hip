@@ -400,6 +400,64 @@ __global__ void hessian_diag_kernel(const float *__restrict__ S, float *__restri
         d[i] = S[i * C + i] * scale;
 }
 
+/* dot: DOT_BLOCKS fixed block partials (a tree in shared memory), then one
+ * block sums them in order: the same bits on every call. */
+#define DOT_BLOCKS 1024
+#define DOT_THREADS 256
+__global__ __launch_bounds__(DOT_THREADS) void dot_partial_kernel(const float *__restrict__ a,
+                                                                  const float *__restrict__ b,
+                                                                  int64_t n, double *part)
+{
+    __shared__ double sh[DOT_THREADS];
+    double s = 0.0;
+    for (int64_t i = (int64_t)blockIdx.x * DOT_THREADS + threadIdx.x; i < n;
+         i += (int64_t)DOT_BLOCKS * DOT_THREADS)
+        s += (double)a[i] * (double)b[i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = DOT_THREADS / 2; w > 0; w /= 2) {
+        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+}
+
+__global__ void dot_final_kernel(double *part)
+{
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        double s = 0.0;
+        for (int i = 0; i < DOT_BLOCKS; i++) s += part[i];
+        part[0] = s;
+    }
+}
+
+int hip_dot(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
+            int64_t n, double *out)
+{
+    hip_ctx *cx = (hip_ctx *)ctx;
+    if (n < 0) return hip_fail(cx, GPTQ_ERR_INVALID, "dot: n=%lld", (long long)n);
+    int st = hip_check_view(cx, "dot", "A", A, a_off, 1, n, n > 0 ? n : 1);
+    if (!st) st = hip_check_view(cx, "dot", "B", B, b_off, 1, n, n > 0 ? n : 1);
+    if (st) return st;
+    *out = 0.0;
+    if (n == 0) return GPTQ_OK;
+    double *part = NULL;
+    HIP_TRY(cx, hipMalloc((void **)&part, DOT_BLOCKS * sizeof(double)), "hipMalloc (dot)");
+    dot_partial_kernel<<<DOT_BLOCKS, DOT_THREADS, 0, cx->stream>>>(HIP_CF32(A, a_off),
+                                                                   HIP_CF32(B, b_off), n, part);
+    st = hip_check_launch(cx, "dot");
+    if (!st) {
+        dot_final_kernel<<<1, 1, 0, cx->stream>>>(part);
+        st = hip_check_launch(cx, "dot (final)");
+    }
+    hipError_t e = hipSuccess;
+    if (!st) e = hipMemcpyAsync(out, part, sizeof(double), hipMemcpyDeviceToHost, cx->stream);
+    if (!st && e == hipSuccess) e = hipStreamSynchronize(cx->stream);
+    (void)hipFree(part);
+    if (!st && e != hipSuccess) return hip_fail_rt(cx, e, "dot (download)");
+    return st;
+}
+
 int hip_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
                        float lambda, float *diag)
 {

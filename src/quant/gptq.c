@@ -275,7 +275,8 @@ static void free_bufs(gptq_backend *be, solve_bufs *b)
 
 /* tr(A H A^T) for A (R, C) already on the device as Ab (Ahost: the same
  * values on the host), H (C, C) device: sum_ij A_ij (A H)_ij, one backend
- * gemm, the product downloaded and summed in double against A (rows_dot). */
+ * gemm, then summed in double: on the device by the backend's dot where it
+ * has one, else downloaded and summed against A here (rows_dot). */
 static int quad_trace_dev(gptq_backend *be, const gptq_buf *Ab, const float *Ahost, int64_t R,
                           int64_t C, const gptq_buf *Hb, double *out)
 {
@@ -286,6 +287,11 @@ static int quad_trace_dev(gptq_backend *be, const gptq_buf *Ab, const float *Aho
         st = gptq_be_check(be, be->iface->gemm(be->ctx, 0, 0, R, C, C, 1.0f, Ab, 0, C, Hb, 0, C,
                                                0.0f, Tb, 0, C),
                            "gemm");
+    if (!st && be->iface->dot) { /* summed where the product is (a GPU: no download) */
+        st = gptq_be_check(be, be->iface->dot(be->ctx, Ab, 0, Tb, 0, R * C, out), "dot");
+        gptq_be_free(be, Tb);
+        return st;
+    }
     if (!st && !(T = gptq_malloc((size_t)(R * C) * 4, "output-error check"))) st = GPTQ_ERR_NOMEM;
     if (!st) st = gptq_be_download(be, Tb, 0, T, (size_t)(R * C) * 4);
     if (!st) *out = rows_dot(Ahost, T, NULL, R, C);
