@@ -115,13 +115,15 @@ for step in $steps; do
         ;;
     sanitize)
         log "sanitize"
+        # the ops against the CPU, and the Hessian finished on the GPU (hessian_finish, dot)
         for tool in memcheck racecheck; do
-            GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 150 compute-sanitizer \
-                --tool $tool --error-exitcode 9 "$B/tests/test_hip" --jobs 1 \
-                --filter 'hip/*vs_cpu*' \
-                >"$OUT/sanitize_$tool.log" 2>&1
-            log "compute-sanitizer $tool rc=$?"
-            tail -6 "$OUT/sanitize_$tool.log"
+            for f in 'hip/*vs_cpu*' 'hip/quantize_with_the_accumulated_hessian*'; do
+                GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 150 compute-sanitizer \
+                    --tool $tool --error-exitcode 9 "$B/tests/test_hip" --jobs 1 --filter "$f" \
+                    >>"$OUT/sanitize_$tool.log" 2>&1
+                log "compute-sanitizer $tool $f rc=$?"
+            done
+            grep -E "Synthesis|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitize_$tool.log"
         done
         ;;
     bench)
