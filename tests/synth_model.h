@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gptq.h"
 
@@ -184,6 +185,19 @@ static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
     if (!st) st = gptq_st_save(path, n, tn, t);
     for (int i = 0; i < n; i++) gptq_tensor_free(&t[i]);
     return st;
+}
+
+/* A fresh temporary folder root (256 chars) with the synthetic model written
+ * to root/model (300 chars); out (300 chars, or NULL) is set to root/out,
+ * not created. GPTQ_OK or the failing step's status. */
+static int syn_model_dir(char *root, char *model, char *out, int opt, syn_mutate_fn mutate)
+{
+    snprintf(root, 256, "/tmp/gptq_test_syn_XXXXXX");
+    if (!mkdtemp(root)) return gptq_error(GPTQ_ERR_IO, "mkdtemp %s failed", root);
+    snprintf(model, 300, "%s/model", root);
+    if (out) snprintf(out, 300, "%s/out", root);
+    if (mkdir(model, 0755) != 0) return gptq_error(GPTQ_ERR_IO, "mkdir %s failed", model);
+    return syn_write_model(model, opt, mutate);
 }
 
 #endif /* GPTQ_TEST_SYNTH_MODEL_H */

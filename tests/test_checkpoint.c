@@ -511,11 +511,7 @@ static void cfg_path(const char *dir, const char *file, char *buf, size_t n)
 Test(pipeline, llama_rtn_sym_v1_config_and_read_back, .timeout = 120)
 {
     char root[256], model[300], out[300], p[700];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
-    snprintf(out, sizeof out, "%s/out", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, 0, NULL), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_model_dir(root, model, out, 0, NULL), GPTQ_OK, "%s", gptq_last_error());
     gptq_quant_config q;
     gptq_quant_config_default(&q);
     q.group_size = 32;
@@ -586,11 +582,7 @@ Test(pipeline, llama_rtn_sym_v1_config_and_read_back, .timeout = 120)
 Test(pipeline, opt_fp16_biases_3bit_and_shards, .timeout = 120)
 {
     char root[256], model[300], out[300], p[700];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
-    snprintf(out, sizeof out, "%s/out", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, 1, NULL), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_model_dir(root, model, out, 1, NULL), GPTQ_OK, "%s", gptq_last_error());
     gptq_quant_config q;
     gptq_quant_config_default(&q);
     q.bits = 3;
@@ -639,12 +631,9 @@ static void positive_group(const char *name, int64_t rows, int64_t cols, float *
 Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
 {
     char root[256], model[300], out[300], p[700];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
-    snprintf(out, sizeof out, "%s/out", root);
-    mkdir(model, 0755);
+    cr_assert_eq(syn_model_dir(root, model, out, 0, positive_group), GPTQ_OK, "%s",
+                 gptq_last_error());
     mkdir(out, 0755);
-    cr_assert_eq(syn_write_model(model, 0, positive_group), GPTQ_OK);
     snprintf(p, sizeof p, "%s/marker.txt", out);
     write_file(p, "old");
     gptq_quant_config q;
@@ -707,11 +696,7 @@ Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
 Test(pipeline, interrupt_leaves_no_trace)
 {
     char root[256], model[300], out[300];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
-    snprintf(out, sizeof out, "%s/out", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, 0, NULL), GPTQ_OK);
+    cr_assert_eq(syn_model_dir(root, model, out, 0, NULL), GPTQ_OK, "%s", gptq_last_error());
     gptq_backend *be = cpu();
     gptq_pipeline_options o;
     gptq_pipeline_options_default(&o);
@@ -734,11 +719,7 @@ Test(pipeline, interrupt_leaves_no_trace)
 Test(pipeline, refuses_what_cannot_be_packed)
 {
     char root[256], model[300], out[300];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
-    snprintf(out, sizeof out, "%s/out", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, 0, NULL), GPTQ_OK);
+    cr_assert_eq(syn_model_dir(root, model, out, 0, NULL), GPTQ_OK, "%s", gptq_last_error());
     gptq_backend *be = cpu();
     gptq_pipeline_options o;
     gptq_pipeline_options_default(&o);

@@ -158,25 +158,12 @@ static int32_t *rand_ids(int64_t n, uint32_t seed)
 /* synthetic models                                                    */
 /* ------------------------------------------------------------------ */
 
-/* A fresh temporary folder root (256 chars) holding a synthetic model at
- * root/model (300 chars): OPT when opt, else Llama. */
-static void syn_model_dir(char *root, char *model, int opt)
-{
-    make_tmpdir(root, 256);
-    snprintf(model, 300, "%s/model", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, opt, NULL), GPTQ_OK);
-}
-
 static void fused_vs_chunked(int opt)
 {
     char root[256], model[300], a[300], b[300];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
+    cr_assert_eq(syn_model_dir(root, model, NULL, opt, NULL), GPTQ_OK, "%s", gptq_last_error());
     snprintf(a, sizeof a, "%s/fused", root);
     snprintf(b, sizeof b, "%s/chunked", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, opt, NULL), GPTQ_OK);
     const int64_t ns = 256, S = 32; /* 8192 tokens: two 4096-token chunks */
     int32_t *ids = rand_ids(ns * S, 11u);
     gptq_quant_config q;
@@ -201,7 +188,7 @@ Test(synthetic, fused_pass_equals_chunked_passes_opt, .timeout = 120) { fused_vs
 Test(synthetic, same_checkpoint_for_any_thread_count, .timeout = 120)
 {
     char root[256], model[300], out[3][300];
-    syn_model_dir(root, model, 1);
+    cr_assert_eq(syn_model_dir(root, model, NULL, 1, NULL), GPTQ_OK, "%s", gptq_last_error());
     const int64_t ns = 16, S = 32;
     int32_t *ids = rand_ids(ns * S, 17u);
     gptq_quant_config q;
@@ -228,7 +215,7 @@ Test(synthetic, same_checkpoint_for_any_thread_count, .timeout = 120)
 Test(synthetic, forward_math_tf32_without_linear_fast_is_f32, .timeout = 120)
 {
     char root[256], model[300], out[2][300];
-    syn_model_dir(root, model, 0);
+    cr_assert_eq(syn_model_dir(root, model, NULL, 0, NULL), GPTQ_OK, "%s", gptq_last_error());
     const int64_t ns = 16, S = 32;
     int32_t *ids = rand_ids(ns * S, 19u);
     gptq_backend *be = cpu();
@@ -255,12 +242,9 @@ Test(synthetic, forward_math_tf32_without_linear_fast_is_f32, .timeout = 120)
 Test(synthetic, true_sequential_changes_only_later_groups, .timeout = 120)
 {
     char root[256], model[300], a[300], b[300];
-    make_tmpdir(root, sizeof root);
-    snprintf(model, sizeof model, "%s/model", root);
+    cr_assert_eq(syn_model_dir(root, model, NULL, 0, NULL), GPTQ_OK, "%s", gptq_last_error());
     snprintf(a, sizeof a, "%s/ts", root);
     snprintf(b, sizeof b, "%s/nots", root);
-    mkdir(model, 0755);
-    cr_assert_eq(syn_write_model(model, 0, NULL), GPTQ_OK);
     const int64_t ns = 16, S = 32;
     int32_t *ids = rand_ids(ns * S, 5u);
     gptq_quant_config q;

@@ -389,7 +389,7 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
     float *Hd = hhost ? gptq_malloc((size_t)(C * C) * 4, "the Hessian") : NULL;
     int32_t *perm = gptq_malloc((size_t)C * 4, "the permutation");
     int32_t *gidx = gptq_malloc((size_t)C * 4, "group indices");
-    float *diag = rtn ? NULL : gptq_malloc((size_t)C * 4, "the diagonal");
+    float *diag = hhost ? gptq_malloc((size_t)C * 4, "the diagonal") : NULL;
     uint8_t *codes_p = gptq_malloc((size_t)(R * C), "codes");
     double *loss = gptq_malloc((size_t)R * 8, "losses");
     res->codes = gptq_malloc((size_t)(R * C), "codes");
@@ -399,8 +399,7 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
     res->perm = gptq_malloc((size_t)C * 4, "perm");
     res->dequant = gptq_malloc((size_t)(R * C) * 4, "the dequantized weight");
     float *zf = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
-    if (!W || !Wt || (hhost && (!H || !Hd)) || (!rtn && !diag) || !perm || !gidx || !codes_p ||
-        !loss ||
+    if (!W || !Wt || (hhost && (!H || !Hd || !diag)) || !perm || !gidx || !codes_p || !loss ||
         !res->codes || !res->scales || !res->zeros || !res->g_idx || !res->perm ||
         !res->dequant || !zf) {
         st = GPTQ_ERR_NOMEM;

@@ -64,7 +64,8 @@ typedef struct pl {
     gptq_hessian *H[GPTQ_MAX_LINEARS];
     int hook_group;        /* -1: every group in one pass */
     double hook_seconds;
-    float *Hhost;          /* (maxcols, maxcols) f32 */
+    int h_on_device;       /* Hessians finished where they were made (hessian_finish) */
+    float *Hhost;          /* (maxcols, maxcols) f32; only when they come to the host */
     float *W;              /* (max rows * cols) f32 weight of one module */
 
     double t0;
@@ -413,9 +414,7 @@ static int quantize_group(pl *p, int L, int g)
 {
     const double t0 = gptq_now();
     const int64_t hrows = gptq_hessian_count(p->H[g]);
-    /* a backend that finishes the Hessian on its device keeps it there
-     * (act-order needs it on the host: fetched once for the group) */
-    const int on_device = gptq_be_hessian_on_device(p->be) && !p->o->q.desc_act;
+    const int on_device = p->h_on_device;
     int st = on_device ? GPTQ_OK : gptq_hessian_get(p->H[g], p->Hhost);
     p->stats->seconds_hessian += gptq_now() - t0;
     if (st) return gptq_error_prefix(st, "layer %d", L);
@@ -609,8 +608,12 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     p->W = gptq_malloc((size_t)maxw * sizeof(float), "a module's weight");
     p->zeros = gptq_calloc((size_t)p->total, sizeof *p->zeros, "zero points");
     p->zeros_ng = gptq_calloc((size_t)p->total, sizeof *p->zeros_ng, "zero points");
-    if (!p->rtn) p->Hhost = gptq_malloc((size_t)(maxc * maxc) * sizeof(float), "a Hessian");
-    if (!p->W || !p->zeros || !p->zeros_ng || (!p->rtn && !p->Hhost)) {
+    /* a backend that finishes the Hessians on its device keeps them there
+     * (act-order needs them on the host: fetched once per group) */
+    p->h_on_device = gptq_be_hessian_on_device(be) && !o->q.desc_act;
+    const int hhost = !p->rtn && !p->h_on_device;
+    if (hhost) p->Hhost = gptq_malloc((size_t)(maxc * maxc) * sizeof(float), "a Hessian");
+    if (!p->W || !p->zeros || !p->zeros_ng || (hhost && !p->Hhost)) {
         st = GPTQ_ERR_NOMEM;
         goto done;
     }
