@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Bump on any change of this struct or of a slot's meaning. */
-#define GPTQ_BACKEND_ABI_VERSION 2u /* 2: linear_fast */
+#define GPTQ_BACKEND_ABI_VERSION 3u /* 2: linear_fast; 3: the packed-tensor ops */
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
 typedef struct gptq_buf gptq_buf; /* defined by each backend */
@@ -85,6 +85,26 @@ typedef struct gptq_block_args {
     gptq_buf *loss;         /* (R) f64, accumulated */
     gptq_grid_params grid;
 } gptq_block_args;
+
+/* A GPTQ-packed linear on the device, the checkpoint's four tensors as
+ * stored (src/quant/pack.c states the layout):
+ *   qweight (K*bits/32, N) i32: for each output n, the K codes of row n of W
+ *           are one little-endian bit stream down column n (code k at stream
+ *           bits bits*k .. bits*k+bits-1; stream bit t in bit t%32 of word
+ *           t/32; 3-bit codes may straddle two words)
+ *   qzeros  (ngroups, N*bits/32) i32: each group's N zeros one stream along
+ *           the row; zero = field + zero_add (v1 "gptq": 1, v2: 0)
+ *   scales  (ngroups, N) fp16 bits (u16)
+ *   g_idx   (K) i32: group of input column k, in [0, ngroups) (the core
+ *           checks that before it calls; a kernel must still not read
+ *           outside the buffers)
+ * bits is 2, 3, 4 or 8; K and N are multiples of 32/bits (32 for 3 bits). */
+typedef struct gptq_qtensor {
+    const gptq_buf *qweight, *qzeros, *scales, *g_idx;
+    int bits;
+    int zero_add;
+    int64_t K, N, ngroups;
+} gptq_qtensor;
 
 typedef struct gptq_backend_iface {
     uint32_t abi_version;   /* GPTQ_BACKEND_ABI_VERSION the backend was built with */
@@ -220,6 +240,26 @@ typedef struct gptq_backend_iface {
      * on every call. NULL: the core downloads B and sums on the host. */
     int (*dot)(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
                int64_t n, double *out);
+
+    /* ---- since ABI 3: the packed tensors (reference arithmetic, exact) ---- */
+    /* Pack codes into a qweight: codes (R, C) u8 row-major (output row r,
+     * input column k; every code < 2^bits) -> qweight (C*bits/32, R) i32 in
+     * the layout of gptq_qtensor (code [r][k] is value k of column r's
+     * stream). C and R multiples of 32/bits (32 for 3 bits). */
+    int (*pack_codes)(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int bits,
+                      gptq_buf *qweight);
+    /* W (N, K) f32 at w_off = f32(scale[g][n]) * (float)(q[k][n] - z[g][n]),
+     * g = g_idx[k]: one f32 product of exact operands (|q - z| < 2^9, an
+     * fp16 has 11 significant bits), so every backend gives the same bits
+     * as gptq_dequantize. */
+    int (*dequantize)(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off);
+    /* The A16 matmul of gptq_matmul_ref, bit for bit: Y (M, N) at y_off =
+     * X (M, K) at x_off (f32 in memory, each element rounded to fp16 as the
+     * kernel reads it) times the dequantized W^T, each output summed over k
+     * = 0, 1, ..., K-1 in that order in f32 (no FMA), then + f32(f16(bias[n]))
+     * when bias (N) f32 is given (NULL: nothing added). */
+    int (*matmul_q)(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
+                    int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

@@ -276,6 +276,14 @@ int gptq_matmul_ref(const gptq_packed *p, gptq_format fmt, const float *X, int64
                     const float *bias, float *Y);
 void gptq_packed_free(gptq_packed *p);
 
+/* The same two on a backend's device (its dequantize and matmul_q ops): host
+ * in, host out, the same bits as gptq_dequantize and gptq_matmul_ref (the
+ * backend contract makes both exact). For kernel developers: the reference
+ * on the GPU, at sizes where the host loop is slow. */
+int gptq_dequantize_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, float *W);
+int gptq_matmul_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
+                   int64_t M, const float *bias, float *Y);
+
 #ifdef __cplusplus
 }
 #endif

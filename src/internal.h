@@ -59,4 +59,9 @@ int gptq_be_hessian_on_device(const gptq_backend *be);
 int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);
 int gptq_be_download(gptq_backend *be, const gptq_buf *src, size_t off, void *dst, size_t n);
 
+/* pack.c: a packed tensor's shapes, the arrays a call needs, and (with
+ * need_scales_gidx) every g_idx inside [0, ngroups); messages start with fn. */
+int gptq_packed_check(const char *fn, const gptq_packed *p, gptq_format fmt, int need_qweight,
+                      int need_qzeros, int need_scales_gidx);
+
 #endif /* GPTQ_INTERNAL_H */

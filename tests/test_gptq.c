@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "gptq.h"
+#include "internal.h"
+#include "quant/qdev.h"
 
 static gptq_backend *open_cpu(void)
 {
@@ -108,6 +110,33 @@ Test(gptq, quantize_with_the_accumulated_hessian_is_the_same)
                   variant);
         cr_assert_eq(a.dead_cols, variant == 2 ? 1 : 0);
         cr_assert_eq(b.dead_cols, a.dead_cols);
+        /* the pipeline's call with W in a backend buffer (the CPU backend
+         * takes its host path): packed tensors and the weight left behind
+         * are gptq_pack's and gptq_dequantize's */
+        gptq_packed pa, pd;
+        gptq_layer_result d;
+        float *Wh = malloc(sizeof(float) * R * C), *Wq = malloc(sizeof(float) * R * C);
+        cr_assert_eq(gptq_pack(&a, GPTQ_FORMAT_V2, &pa), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_dequantize(&pa, GPTQ_FORMAT_V2, Wq), GPTQ_OK);
+        gptq_buf *Wb = NULL;
+        cr_assert_eq(gptq_be_alloc(be, sizeof(float) * R * C, &Wb, "W"), GPTQ_OK);
+        cr_assert_eq(gptq_be_upload(be, Wb, 0, W, sizeof(float) * R * C), GPTQ_OK);
+        cr_assert_eq(gptq_quantize_layer_dev(be, Wb, R, C, h, &q, Wh, &d, &pd), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert(same_result(&a, &d), "variant %d: layer_dev gave other bytes", variant);
+        cr_assert(memcmp(pa.qweight, pd.qweight, (size_t)(C / 8 * R) * 4) == 0 &&
+                      memcmp(pa.qzeros, pd.qzeros, (size_t)(a.ngroups * R / 8) * 4) == 0 &&
+                      memcmp(pa.scales, pd.scales, (size_t)(a.ngroups * R) * 2) == 0,
+                  "variant %d: layer_dev packed other tensors", variant);
+        cr_assert_eq(gptq_be_download(be, Wb, 0, Wh, sizeof(float) * R * C), GPTQ_OK);
+        cr_assert(memcmp(Wh, Wq, sizeof(float) * R * C) == 0,
+                  "variant %d: layer_dev left another weight", variant);
+        gptq_be_free(be, Wb);
+        gptq_packed_free(&pa);
+        gptq_packed_free(&pd);
+        gptq_layer_result_free(&d);
+        free(Wh);
+        free(Wq);
         gptq_layer_result_free(&a);
         gptq_layer_result_free(&b);
         gptq_hessian_free(h);

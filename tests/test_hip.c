@@ -30,6 +30,13 @@
  *               difference < 1e-3, scales within 1e-4 relative — the GEMMs
  *               round differently (1e-7 relative) and a value on a rounding
  *               boundary can flip one code, which then shifts later errors.
+ *   packed ops  pack_codes, dequantize, matmul_q: identical bytes (exact by
+ *               the contract: bit moves, one exact product, a k-order f32
+ *               sum without FMA).
+ *   layer_dev   the device-resident layer solve: identical packed tensors,
+ *               weight and loss to the host path; out_rel_err within 1e-5
+ *               relative (its damping term uses the fp16-scale W_hat and
+ *               ||W||^2 is summed on the GPU).
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -41,6 +48,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "quant/qdev.h"
 
 #define TOL_GEMM 1e-5
 #define TOL_HESS 1e-5
@@ -983,6 +991,184 @@ Test(hip, quantize_layer_vs_cpu)
     gptq_layer_result_free(&rc);
     free(W);
     free(H);
+    close_both();
+}
+
+/* ------------------------------------------------------------------ */
+/* Packed tensors: pack_codes, dequantize, matmul_q                    */
+/* ------------------------------------------------------------------ */
+
+/* A random packed tensor (act-order-like g_idx); codes (N, K) kept. */
+static void random_packed(int bits, gptq_format fmt, int64_t N, int64_t K, int G, gptq_packed *p,
+                          uint8_t **codes_out)
+{
+    gptq_layer_result r = {0};
+    r.rows = N;
+    r.cols = K;
+    r.bits = bits;
+    r.group_size = G;
+    r.ngroups = (K + G - 1) / G;
+    r.codes = xmalloc((size_t)(N * K));
+    r.scales = xmalloc((size_t)(r.ngroups * N) * 4);
+    r.zeros = xmalloc((size_t)(r.ngroups * N) * 4);
+    r.g_idx = xmalloc((size_t)K * 4);
+    const uint32_t levels = 1u << bits, zmin = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
+    for (int64_t i = 0; i < N * K; i++) r.codes[i] = (uint8_t)(rng_uniform() * 0.999f * (float)levels);
+    for (int64_t i = 0; i < r.ngroups * N; i++) {
+        r.zeros[i] = (int32_t)zmin + (int32_t)(rng_uniform() * 0.999f * (float)(levels - zmin));
+        r.scales[i] = 1e-3f + (rng_uniform() + 1.0f) * 0.02f;
+    }
+    for (int64_t k = 0; k < K; k++) r.g_idx[k] = (int32_t)((k * 7) % K / G);
+    cr_assert_eq(gptq_pack(&r, fmt, p), GPTQ_OK, "%s", gptq_last_error());
+    *codes_out = r.codes;
+    r.codes = NULL;
+    gptq_layer_result_free(&r);
+}
+
+Test(hip, packed_ops_vs_cpu)
+{
+    open_both();
+    rng_seed(31);
+    const int bits_list[4] = {2, 3, 4, 8};
+    const int64_t N = 96, K = 224, M = 37; /* tiles of 16 and 32 do not divide M, K */
+    const float edge[] = {70000.0f, -65520.0f, 65519.0f, 1.0f + 0x1p-11f, 3e-6f, -1e-7f,
+                          0x1p-25f, 0x1.8p-25f, 0x1p-24f};
+    float *X = xmalloc((size_t)(M * K) * 4), *bias = xmalloc((size_t)N * 4);
+    float *Wc = xmalloc((size_t)(N * K) * 4), *Wg = xmalloc((size_t)(N * K) * 4);
+    float *Yc = xmalloc((size_t)(M * N) * 4), *Yg = xmalloc((size_t)(M * N) * 4);
+    fill_uniform(X, (size_t)(M * K));
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) X[i * 101] = edge[i];
+    fill_uniform(bias, (size_t)N);
+    for (int bi = 0; bi < 4; bi++)
+        for (int f = 1; f <= 2; f++) {
+            const int b = bits_list[bi];
+            const gptq_format fmt = (gptq_format)f;
+            gptq_packed p;
+            uint8_t *codes;
+            random_packed(b, fmt, N, K, 32, &p, &codes);
+            /* dequantize, matmul: the host reference's bytes */
+            cr_assert_eq(gptq_dequantize(&p, fmt, Wc), GPTQ_OK, "%s", gptq_last_error());
+            cr_assert_eq(gptq_dequantize_on(g_hip, &p, fmt, Wg), GPTQ_OK, "%s", gptq_last_error());
+            cr_expect(memcmp(Wc, Wg, (size_t)(N * K) * 4) == 0, "bits %d v%d: dequantize", b, f);
+            for (int wb = 0; wb < 2; wb++) {
+                cr_assert_eq(gptq_matmul_ref(&p, fmt, X, M, wb ? bias : NULL, Yc), GPTQ_OK);
+                cr_assert_eq(gptq_matmul_on(g_hip, &p, fmt, X, M, wb ? bias : NULL, Yg), GPTQ_OK,
+                             "%s", gptq_last_error());
+                int64_t diff = 0;
+                for (int64_t i = 0; i < M * N; i++) diff += memcmp(&Yc[i], &Yg[i], 4) != 0;
+                cr_expect_eq(diff, 0, "bits %d v%d bias %d: %lld of %lld outputs differ", b, f,
+                             wb, (long long)diff, (long long)(M * N));
+            }
+            /* pack_codes: gptq_pack's words */
+            const size_t nqw = (size_t)(K * b / 32 * N) * 4;
+            gptq_buf *cb = dev_from(g_hip, codes, (size_t)(N * K)), *qb = dev_new(g_hip, nqw);
+            ok(g_hip, IF(g_hip)->pack_codes(g_hip->ctx, cb, N, K, b, qb), "pack_codes");
+            int32_t *qw = xmalloc(nqw);
+            dev_get(g_hip, qb, qw, nqw);
+            cr_expect(memcmp(qw, p.qweight, nqw) == 0, "bits %d: pack_codes", b);
+            /* a code too wide: reported at the next sync, not packed silently */
+            if (b < 8) {
+                const uint8_t big = (uint8_t)(1u << b);
+                cr_assert_eq(gptq_be_upload(g_hip, cb, 77, &big, 1), GPTQ_OK);
+                ok(g_hip, IF(g_hip)->pack_codes(g_hip->ctx, cb, N, K, b, qb), "pack_codes (queue)");
+                cr_expect_eq(IF(g_hip)->sync(g_hip->ctx), GPTQ_ERR_INVALID);
+                cr_expect(strstr(IF(g_hip)->error(g_hip->ctx), "at element 77") != NULL, "%s",
+                          IF(g_hip)->error(g_hip->ctx));
+            }
+            /* a g_idx outside the groups, past the host's check: reported too */
+            gptq_qdev q;
+            cr_assert_eq(gptq_qdev_upload(g_hip, &p, fmt, 1, &q), GPTQ_OK, "%s", gptq_last_error());
+            const int32_t badg = (int32_t)p.ngroups + 3;
+            cr_assert_eq(gptq_be_upload(g_hip, q.g_idx, 5 * 4, &badg, 4), GPTQ_OK);
+            gptq_buf *wb = dev_new(g_hip, (size_t)(N * K) * 4);
+            ok(g_hip, IF(g_hip)->dequantize(g_hip->ctx, &q.t, wb, 0), "dequantize (queue)");
+            cr_expect_eq(IF(g_hip)->sync(g_hip->ctx), GPTQ_ERR_INVALID);
+            cr_expect(strstr(IF(g_hip)->error(g_hip->ctx), "g_idx[5]") != NULL, "%s",
+                      IF(g_hip)->error(g_hip->ctx));
+            gptq_be_free(g_hip, wb);
+            gptq_qdev_free(g_hip, &q);
+            gptq_be_free(g_hip, cb);
+            gptq_be_free(g_hip, qb);
+            free(qw);
+            free(codes);
+            gptq_packed_free(&p);
+        }
+    free(X);
+    free(bias);
+    free(Wc);
+    free(Wg);
+    free(Yc);
+    free(Yg);
+    close_both();
+}
+
+/* The pipeline's layer solve with W on the GPU against the host path on
+ * the same GPU: variants asym, sym, static groups (device path), a dead
+ * column and act-order (both fall back to the host path: exact). */
+Test(hip, quantize_layer_dev_is_the_host_path)
+{
+    open_both();
+    rng_seed(23);
+    const int64_t R = 128, C = 256, n = 1024;
+    float *W = xmalloc((size_t)(R * C) * 4), *X = xmalloc((size_t)(n * C) * 4);
+    float *Wa = xmalloc((size_t)(R * C) * 4), *Wb = xmalloc((size_t)(R * C) * 4);
+    float *Wh = xmalloc((size_t)(R * C) * 4);
+    for (int variant = 0; variant < 5; variant++) {
+        fill_uniform(W, (size_t)(R * C));
+        fill_uniform(X, (size_t)(n * C));
+        if (variant == 3)
+            for (int64_t t = 0; t < n; t++) X[t * C + 9] = 0.0f;
+        gptq_quant_config q;
+        gptq_quant_config_default(&q);
+        q.sym = variant != 0;
+        q.static_groups = variant == 2;
+        q.desc_act = variant == 4;
+        gptq_hessian *h;
+        cr_assert_eq(gptq_hessian_new(g_hip, C, &h), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_hessian_add(h, X, n), GPTQ_OK, "%s", gptq_last_error());
+        gptq_layer_result a, b;
+        gptq_packed pa, pb;
+        cr_assert_eq(gptq_quantize_layer_h(g_hip, W, R, C, h, &q, &a), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert_eq(gptq_pack(&a, GPTQ_FORMAT_V2, &pa), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_dequantize(&pa, GPTQ_FORMAT_V2, Wa), GPTQ_OK, "%s", gptq_last_error());
+        gptq_buf *Wd = dev_from(g_hip, W, (size_t)(R * C) * 4);
+        cr_assert_eq(gptq_quantize_layer_dev(g_hip, Wd, R, C, h, &q, Wh, &b, &pb), GPTQ_OK, "%s",
+                     gptq_last_error());
+        dev_get(g_hip, Wd, Wb, (size_t)(R * C) * 4);
+        const int64_t ng = a.ngroups;
+        cr_assert(memcmp(pa.qweight, pb.qweight, (size_t)(C / 8 * R) * 4) == 0,
+                  "variant %d: qweight differs", variant);
+        cr_assert(memcmp(pa.qzeros, pb.qzeros, (size_t)(ng * R / 8) * 4) == 0,
+                  "variant %d: qzeros differ", variant);
+        cr_assert(memcmp(pa.scales, pb.scales, (size_t)(ng * R) * 2) == 0,
+                  "variant %d: scales differ", variant);
+        cr_assert(memcmp(pa.g_idx, pb.g_idx, (size_t)C * 4) == 0, "variant %d: g_idx", variant);
+        cr_assert(memcmp(a.scales, b.scales, (size_t)(ng * R) * 4) == 0 &&
+                      memcmp(a.zeros, b.zeros, (size_t)(ng * R) * 4) == 0,
+                  "variant %d: result scales/zeros differ", variant);
+        cr_assert(memcmp(Wa, Wb, (size_t)(R * C) * 4) == 0, "variant %d: the weight differs",
+                  variant);
+        cr_assert(a.loss == b.loss && a.damp_used == b.damp_used && a.dead_cols == b.dead_cols,
+                  "variant %d: loss %.17g vs %.17g", variant, a.loss, b.loss);
+        const double rel = fabs(a.out_rel_err - b.out_rel_err) / a.out_rel_err;
+        cr_log_info("layer_dev variant %d: out_rel_err %.12g vs %.12g (rel %.2g)", variant,
+                    a.out_rel_err, b.out_rel_err, rel);
+        cr_assert(rel < 1e-5, "variant %d: out_rel_err %.12g vs %.12g", variant, a.out_rel_err,
+                  b.out_rel_err);
+        if (variant >= 3) cr_assert(rel == 0.0, "variant %d takes the host path", variant);
+        gptq_be_free(g_hip, Wd);
+        gptq_layer_result_free(&a);
+        gptq_layer_result_free(&b);
+        gptq_packed_free(&pa);
+        gptq_packed_free(&pb);
+        gptq_hessian_free(h);
+    }
+    free(W);
+    free(X);
+    free(Wa);
+    free(Wb);
+    free(Wh);
     close_both();
 }
 

@@ -4,7 +4,9 @@
  * the bit positions, not taken from the implementation), pack/unpack round
  * trips, the dequantizer against the direct formula, the v1 zero-point
  * rule, the reference matmul against a double-precision sum and an
- * independent f32 loop, and the shape errors.
+ * independent f32 loop, the shape errors, and the CPU backend's packed ops
+ * (pack_codes, dequantize, matmul_q: a second implementation) against all
+ * of these, byte for byte.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -12,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gptq.h"
+#include "internal.h" /* the backend's vtable, for pack_codes */
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -631,4 +633,100 @@ Test(shape, errors)
     cr_expect_eq(gptq_matmul_ref(&p, GPTQ_FORMAT_V2, W, -1, NULL, W), GPTQ_ERR_SHAPE);
     gptq_packed_free(&p);
     free_result(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* The CPU backend's packed ops (backend.h, ABI 3)                     */
+/* ------------------------------------------------------------------ */
+
+/* Awkward activations for the fp16 rounding: overflow to inf, the largest
+ * finite, ties, subnormals, values that round to zero. */
+static const float k_edge_x[] = {70000.0f,     -65520.0f,     65519.0f,   65504.0f,
+                                 1.0f + 0x1p-11f, 1.0f + 0x1p-12f, 3e-6f,  -1e-7f,
+                                 0x1p-25f,     0x1.8p-25f,    -0x1p-26f,  0x1p-24f};
+
+Test(backend_ops, dequantize_and_matmul_are_the_reference)
+{
+    gptq_backend *be;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    const int bits_list[4] = {2, 3, 4, 8};
+    const int64_t N = 64, K = 96, M = 5;
+    rng_state = 4242;
+    for (int bi = 0; bi < 4; bi++)
+        for (int f = 1; f <= 2; f++) {
+            const gptq_format fmt = (gptq_format)f;
+            const int b = bits_list[bi];
+            gptq_layer_result r = make_result(b, N, K, 32);
+            fill_random(&r, fmt);
+            gptq_packed p;
+            cr_assert_eq(gptq_pack(&r, fmt, &p), GPTQ_OK, "%s", gptq_last_error());
+            float *W1 = malloc((size_t)(N * K) * 4), *W2 = malloc((size_t)(N * K) * 4);
+            float X[5 * 96], bias[64], Y1[5 * 64], Y2[5 * 64];
+            for (int i = 0; i < M * K; i++) X[i] = (rnd_unit() - 0.5f) * 8.0f;
+            for (size_t i = 0; i < sizeof k_edge_x / sizeof *k_edge_x; i++) X[i * 37] = k_edge_x[i];
+            for (int n = 0; n < N; n++) bias[n] = rnd_unit() - 0.5f;
+            bias[3] = 1e5f; /* inf in fp16 */
+            cr_assert_eq(gptq_dequantize(&p, fmt, W1), GPTQ_OK, "%s", gptq_last_error());
+            cr_assert_eq(gptq_dequantize_on(be, &p, fmt, W2), GPTQ_OK, "%s", gptq_last_error());
+            cr_expect(memcmp(W1, W2, (size_t)(N * K) * 4) == 0, "bits %d v%d: dequantize differs",
+                      b, f);
+            for (int wb = 0; wb < 2; wb++) {
+                const float *bs = wb ? bias : NULL;
+                cr_assert_eq(gptq_matmul_ref(&p, fmt, X, M, bs, Y1), GPTQ_OK, "%s",
+                             gptq_last_error());
+                cr_assert_eq(gptq_matmul_on(be, &p, fmt, X, M, bs, Y2), GPTQ_OK, "%s",
+                             gptq_last_error());
+                cr_expect(memcmp(Y1, Y2, sizeof Y1) == 0, "bits %d v%d bias %d: matmul differs",
+                          b, f, wb);
+            }
+            /* a g_idx outside the groups is an error, not a read past scales */
+            p.g_idx[7] = (int32_t)p.ngroups;
+            cr_expect_eq(gptq_dequantize_on(be, &p, fmt, W2), GPTQ_ERR_FORMAT);
+            cr_expect(strstr(gptq_last_error(), "g_idx[7]") != NULL, "%s", gptq_last_error());
+            free(W1);
+            free(W2);
+            gptq_packed_free(&p);
+            free_result(&r);
+        }
+    gptq_backend_close(be);
+}
+
+Test(backend_ops, pack_codes_is_gptq_pack)
+{
+    gptq_backend *be;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    const int bits_list[4] = {2, 3, 4, 8};
+    const int64_t N = 64, K = 96;
+    rng_state = 99;
+    for (int bi = 0; bi < 4; bi++) {
+        const int b = bits_list[bi];
+        gptq_layer_result r = make_result(b, N, K, 32);
+        fill_random(&r, GPTQ_FORMAT_V2);
+        gptq_packed p;
+        cr_assert_eq(gptq_pack(&r, GPTQ_FORMAT_V2, &p), GPTQ_OK, "%s", gptq_last_error());
+        const size_t nqw = (size_t)(K * b / 32 * N) * 4;
+        gptq_buf *cb = NULL, *qb = NULL;
+        cr_assert_eq(gptq_be_alloc(be, (size_t)(N * K), &cb, "codes"), GPTQ_OK);
+        cr_assert_eq(gptq_be_alloc(be, nqw, &qb, "qweight"), GPTQ_OK);
+        cr_assert_eq(gptq_be_upload(be, cb, 0, r.codes, (size_t)(N * K)), GPTQ_OK);
+        cr_assert_eq(be->iface->pack_codes(be->ctx, cb, N, K, b, qb), GPTQ_OK, "%s",
+                     be->iface->error(be->ctx));
+        int32_t *qw = malloc(nqw);
+        cr_assert_eq(gptq_be_download(be, qb, 0, qw, nqw), GPTQ_OK);
+        cr_expect(memcmp(qw, p.qweight, nqw) == 0, "bits %d: pack_codes differs from gptq_pack", b);
+        /* a code too wide for the bit width is refused, and named */
+        uint8_t big = (uint8_t)(1u << b);
+        if (b < 8) {
+            cr_assert_eq(gptq_be_upload(be, cb, 77, &big, 1), GPTQ_OK);
+            cr_expect_eq(be->iface->pack_codes(be->ctx, cb, N, K, b, qb), GPTQ_ERR_INVALID);
+            cr_expect(strstr(be->iface->error(be->ctx), "row 0, column 77") != NULL, "%s",
+                      be->iface->error(be->ctx));
+        }
+        free(qw);
+        gptq_be_free(be, cb);
+        gptq_be_free(be, qb);
+        gptq_packed_free(&p);
+        free_result(&r);
+    }
+    gptq_backend_close(be);
 }

@@ -24,6 +24,20 @@ int cpu_fail(cpu_ctx *c, int status, const char *fmt, ...)
     return status;
 }
 
+int cpu_range(cpu_ctx *c, const gptq_buf *b, size_t off, int64_t n, size_t esize,
+              const char *op, const char *what)
+{
+    if (!b) return cpu_fail(c, GPTQ_ERR_INVALID, "%s: %s is NULL", op, what);
+    if (n < 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: %s: negative size", op, what);
+    size_t end = (off + (size_t)n) * esize;
+    if (end / esize < off || end > b->nbytes)
+        return cpu_fail(c, GPTQ_ERR_SHAPE,
+                        "%s: %s: elements [%zu, %zu) of %zu bytes lie outside the buffer "
+                        "(%zu bytes)",
+                        op, what, off, off + (size_t)n, esize, b->nbytes);
+    return GPTQ_OK;
+}
+
 static int cpu_create(void **ctx)
 {
     cpu_ctx *c = calloc(1, sizeof *c);
@@ -155,6 +169,10 @@ static const gptq_backend_iface k_cpu_iface = {
     .add = cpu_add,
     .bias_add = cpu_bias_add,
     .cross_entropy = cpu_cross_entropy,
+    /* packed tensors: cpu_packed.c */
+    .pack_codes = cpu_pack_codes,
+    .dequantize = cpu_dequantize,
+    .matmul_q = cpu_matmul_q,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }

@@ -31,21 +31,6 @@
 /* Elements per chunk of the elementwise ops (a chunk per OpenMP iteration). */
 #define FW_CHUNK 16384
 
-/* Check that elements [off, off + n) of esize bytes lie inside buffer b. */
-static int fw_range(cpu_ctx *c, const gptq_buf *b, size_t off, int64_t n, size_t esize,
-                    const char *op, const char *what)
-{
-    if (!b) return cpu_fail(c, GPTQ_ERR_INVALID, "%s: %s is NULL", op, what);
-    if (n < 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: %s: negative size", op, what);
-    size_t end = (off + (size_t)n) * esize;
-    if (end / esize < off || end > b->nbytes)
-        return cpu_fail(c, GPTQ_ERR_SHAPE,
-                        "%s: %s: elements [%zu, %zu) of %zu bytes lie outside the buffer "
-                        "(%zu bytes)",
-                        op, what, off, off + (size_t)n, esize, b->nbytes);
-    return GPTQ_OK;
-}
-
 /* OpenBLAS must run single-threaded inside a tile (cpu_impl.h); a program
  * may have changed the count since create, so check again (cheap). */
 static void fw_blas_single(void)
@@ -71,9 +56,9 @@ int cpu_embedding(void *ctx, const gptq_buf *ids, size_t ids_off, // (T) i32
     cpu_ctx *c = ctx;
     static const char op[] = "embedding";
     if (T < 0 || V <= 0 || D <= 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T, V or D", op);
-    FW_CHECK(fw_range(c, ids, ids_off, T, 4, op, "ids"));
-    FW_CHECK(fw_range(c, E, e_off, V * D, 4, op, "E"));
-    FW_CHECK(fw_range(c, Y, y_off, T * D, 4, op, "Y"));
+    FW_CHECK(cpu_range(c, ids, ids_off, T, 4, op, "ids"));
+    FW_CHECK(cpu_range(c, E, e_off, V * D, 4, op, "E"));
+    FW_CHECK(cpu_range(c, Y, y_off, T * D, 4, op, "Y"));
     const int32_t *id = (const int32_t *)(const void *)ids->data + ids_off;
     for (int64_t t = 0; t < T; t++)
         if (id[t] < 0 || id[t] >= V)
@@ -104,9 +89,9 @@ int cpu_rmsnorm(void *ctx, const gptq_buf *X, size_t x_off, // (T, D)
     cpu_ctx *c = ctx;
     static const char op[] = "rmsnorm";
     if (T < 0 || D <= 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T or D", op);
-    FW_CHECK(fw_range(c, X, x_off, T * D, 4, op, "X"));
-    FW_CHECK(fw_range(c, w, w_off, D, 4, op, "w"));
-    FW_CHECK(fw_range(c, Y, y_off, T * D, 4, op, "Y"));
+    FW_CHECK(cpu_range(c, X, x_off, T * D, 4, op, "X"));
+    FW_CHECK(cpu_range(c, w, w_off, D, 4, op, "w"));
+    FW_CHECK(cpu_range(c, Y, y_off, T * D, 4, op, "Y"));
     const float *x = CPU_CF32(X, x_off), *wt = CPU_CF32(w, w_off);
     float *y = CPU_F32(Y, y_off);
 #pragma omp parallel for schedule(static)
@@ -130,10 +115,10 @@ int cpu_layernorm(void *ctx, const gptq_buf *X, size_t x_off, // (T, D)
     cpu_ctx *c = ctx;
     static const char op[] = "layernorm";
     if (T < 0 || D <= 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T or D", op);
-    FW_CHECK(fw_range(c, X, x_off, T * D, 4, op, "X"));
-    if (w) FW_CHECK(fw_range(c, w, w_off, D, 4, op, "w"));
-    if (b) FW_CHECK(fw_range(c, b, b_off, D, 4, op, "b"));
-    FW_CHECK(fw_range(c, Y, y_off, T * D, 4, op, "Y"));
+    FW_CHECK(cpu_range(c, X, x_off, T * D, 4, op, "X"));
+    if (w) FW_CHECK(cpu_range(c, w, w_off, D, 4, op, "w"));
+    if (b) FW_CHECK(cpu_range(c, b, b_off, D, 4, op, "b"));
+    FW_CHECK(cpu_range(c, Y, y_off, T * D, 4, op, "Y"));
     const float *x = CPU_CF32(X, x_off);
     const float *wt = w ? CPU_CF32(w, w_off) : NULL, *bs = b ? CPU_CF32(b, b_off) : NULL;
     float *y = CPU_F32(Y, y_off);
@@ -174,9 +159,9 @@ int cpu_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
     static const char op[] = "rope";
     if (T < 0 || nh <= 0 || d <= 0 || d % 2 || P <= 0)
         return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T, nh, d (must be even) or P", op);
-    FW_CHECK(fw_range(c, X, x_off, T * nh * d, 4, op, "X"));
-    FW_CHECK(fw_range(c, pos, pos_off, T, 4, op, "pos"));
-    FW_CHECK(fw_range(c, CS, 0, P * d, 4, op, "CS"));
+    FW_CHECK(cpu_range(c, X, x_off, T * nh * d, 4, op, "X"));
+    FW_CHECK(cpu_range(c, pos, pos_off, T, 4, op, "pos"));
+    FW_CHECK(cpu_range(c, CS, 0, P * d, 4, op, "CS"));
     const int32_t *ps = (const int32_t *)(const void *)pos->data + pos_off;
     for (int64_t t = 0; t < T; t++)
         if (ps[t] < 0 || ps[t] >= P)
@@ -262,10 +247,10 @@ int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
     if (S > INT32_MAX / FW_ATTN_BQ || H * d > INT32_MAX)
         return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: S or H*d too large", op);
     const int64_t T = nseq * S;
-    FW_CHECK(fw_range(c, Q, q_off, T * H * d, 4, op, "Q"));
-    FW_CHECK(fw_range(c, K, k_off, T * Hk * d, 4, op, "K"));
-    FW_CHECK(fw_range(c, V, v_off, T * Hk * d, 4, op, "V"));
-    FW_CHECK(fw_range(c, O, o_off, T * H * d, 4, op, "O"));
+    FW_CHECK(cpu_range(c, Q, q_off, T * H * d, 4, op, "Q"));
+    FW_CHECK(cpu_range(c, K, k_off, T * Hk * d, 4, op, "K"));
+    FW_CHECK(cpu_range(c, V, v_off, T * Hk * d, 4, op, "V"));
+    FW_CHECK(cpu_range(c, O, o_off, T * H * d, 4, op, "O"));
     if (T == 0) return GPTQ_OK;
     fw_blas_single();
 
@@ -308,9 +293,9 @@ int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
 {
     cpu_ctx *c = ctx;
     static const char op[] = "silu_mul";
-    FW_CHECK(fw_range(c, G, g_off, n, 4, op, "G"));
-    FW_CHECK(fw_range(c, U, u_off, n, 4, op, "U"));
-    FW_CHECK(fw_range(c, Y, y_off, n, 4, op, "Y"));
+    FW_CHECK(cpu_range(c, G, g_off, n, 4, op, "G"));
+    FW_CHECK(cpu_range(c, U, u_off, n, 4, op, "U"));
+    FW_CHECK(cpu_range(c, Y, y_off, n, 4, op, "Y"));
     const float *g = CPU_CF32(G, g_off), *u = CPU_CF32(U, u_off);
     float *y = CPU_F32(Y, y_off);
 #pragma omp parallel for schedule(static)
@@ -327,7 +312,7 @@ int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
 int cpu_relu(void *ctx, gptq_buf *X, size_t x_off, int64_t n) // (n)
 {
     cpu_ctx *c = ctx;
-    FW_CHECK(fw_range(c, X, x_off, n, 4, "relu", "X"));
+    FW_CHECK(cpu_range(c, X, x_off, n, 4, "relu", "X"));
     float *x = CPU_F32(X, x_off);
 #pragma omp parallel for schedule(static)
     for (int64_t i0 = 0; i0 < n; i0 += FW_CHUNK) {
@@ -344,9 +329,9 @@ int cpu_add(void *ctx, const gptq_buf *A, size_t a_off, // (n)
 {
     cpu_ctx *c = ctx;
     static const char op[] = "add";
-    FW_CHECK(fw_range(c, A, a_off, n, 4, op, "A"));
-    FW_CHECK(fw_range(c, B, b_off, n, 4, op, "B"));
-    FW_CHECK(fw_range(c, Y, y_off, n, 4, op, "Y"));
+    FW_CHECK(cpu_range(c, A, a_off, n, 4, op, "A"));
+    FW_CHECK(cpu_range(c, B, b_off, n, 4, op, "B"));
+    FW_CHECK(cpu_range(c, Y, y_off, n, 4, op, "Y"));
     const float *a = CPU_CF32(A, a_off), *b = CPU_CF32(B, b_off);
     float *y = CPU_F32(Y, y_off);
 #pragma omp parallel for schedule(static)
@@ -364,8 +349,8 @@ int cpu_bias_add(void *ctx, gptq_buf *X, size_t x_off, // (T, F)
     cpu_ctx *c = ctx;
     static const char op[] = "bias_add";
     if (T < 0 || F <= 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T or F", op);
-    FW_CHECK(fw_range(c, X, x_off, T * F, 4, op, "X"));
-    FW_CHECK(fw_range(c, b, b_off, F, 4, op, "b"));
+    FW_CHECK(cpu_range(c, X, x_off, T * F, 4, op, "X"));
+    FW_CHECK(cpu_range(c, b, b_off, F, 4, op, "b"));
     float *x = CPU_F32(X, x_off);
     const float *bs = CPU_CF32(b, b_off);
 #pragma omp parallel for schedule(static)
@@ -387,9 +372,9 @@ int cpu_cross_entropy(void *ctx, const gptq_buf *L, size_t l_off, // (T, V)
     cpu_ctx *c = ctx;
     static const char op[] = "cross_entropy";
     if (T < 0 || V <= 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T or V", op);
-    FW_CHECK(fw_range(c, L, l_off, T * V, 4, op, "L"));
-    FW_CHECK(fw_range(c, tgt, tgt_off, T, 4, op, "tgt"));
-    FW_CHECK(fw_range(c, nll, nll_off, T, 8, op, "nll"));
+    FW_CHECK(cpu_range(c, L, l_off, T * V, 4, op, "L"));
+    FW_CHECK(cpu_range(c, tgt, tgt_off, T, 4, op, "tgt"));
+    FW_CHECK(cpu_range(c, nll, nll_off, T, 8, op, "nll"));
     const int32_t *tg = (const int32_t *)(const void *)tgt->data + tgt_off;
     for (int64_t t = 0; t < T; t++)
         if (tg[t] >= V)

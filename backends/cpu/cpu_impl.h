@@ -38,6 +38,11 @@ int cpu_fail(cpu_ctx *c, int status, const char *fmt, ...)
 #endif
     ;
 
+/* Check that elements [off, off + n) of esize bytes lie inside buffer b
+ * (a message naming op and what otherwise). */
+int cpu_range(cpu_ctx *c, const gptq_buf *b, size_t off, int64_t n, size_t esize,
+              const char *op, const char *what);
+
 /* Typed views of a buffer at an element offset. */
 #define CPU_F32(b, off) ((float *)(void *)((b)->data) + (off))
 #define CPU_CF32(b, off) ((const float *)(const void *)((b)->data) + (off))
@@ -77,5 +82,12 @@ int cpu_bias_add(void *ctx, gptq_buf *X, size_t x_off, const gptq_buf *b, size_t
                  int64_t T, int64_t F);
 int cpu_cross_entropy(void *ctx, const gptq_buf *L, size_t l_off, const gptq_buf *tgt,
                       size_t tgt_off, int64_t T, int64_t V, gptq_buf *nll, size_t nll_off);
+
+/* cpu_packed.c: the packed tensors (pack_codes, dequantize, matmul_q). */
+int cpu_pack_codes(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int bits,
+                   gptq_buf *qweight);
+int cpu_dequantize(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off);
+int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off, int64_t M,
+                 const gptq_buf *bias, gptq_buf *Y, size_t y_off);
 
 #endif /* GPTQ_CPU_IMPL_H */

@@ -68,6 +68,14 @@ int hip_sync_checked(hip_ctx *c, const char *op)
                             "gptq_block: gidx[%llu] = %lld is outside the groups that scale/zero "
                             "hold (the block was skipped; found at %s)",
                             f[HIP_FLAG_DEFER_A], (long long)f[HIP_FLAG_DEFER_B], op);
+        if (code == HIP_DEFER_QGIDX)
+            return hip_fail(c, GPTQ_ERR_INVALID,
+                            "a packed tensor's g_idx[%llu] = %lld is outside its groups (found "
+                            "at %s)", f[HIP_FLAG_DEFER_A], (long long)f[HIP_FLAG_DEFER_B], op);
+        if (code == HIP_DEFER_CODE)
+            return hip_fail(c, GPTQ_ERR_INVALID,
+                            "pack_codes: code %llu at element %llu does not fit the bit width "
+                            "(found at %s)", f[HIP_FLAG_DEFER_B], f[HIP_FLAG_DEFER_A], op);
         return hip_fail(c, GPTQ_ERR_BACKEND, "a kernel reported error code %llu (found at %s)",
                         code, op);
     }
@@ -323,6 +331,9 @@ static const gptq_backend_iface k_hip_iface = {
     .linear_fast = hip_linear_fast,
     .hessian_finish = hip_hessian_finish,
     .dot = hip_dot,
+    .pack_codes = hip_pack_codes,
+    .dequantize = hip_dequantize,
+    .matmul_q = hip_matmul_q,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

@@ -54,7 +54,12 @@ enum {
 typedef unsigned long long hip_flag_t;
 
 /* deferred error codes (HIP_FLAG_DEFERRED) */
-enum { HIP_DEFER_NONE = 0, HIP_DEFER_GIDX = 1 };
+enum {
+    HIP_DEFER_NONE = 0,
+    HIP_DEFER_GIDX = 1,  /* gptq_block: A = position j, B = group */
+    HIP_DEFER_QGIDX = 2, /* dequantize/matmul_q: A = column k, B = g_idx[k] */
+    HIP_DEFER_CODE = 3   /* pack_codes: A = element r*C + k, B = the code */
+};
 
 typedef struct hip_ctx {
     int device;
@@ -149,5 +154,12 @@ int hip_bias_add(void *ctx, gptq_buf *X, size_t x_off, const gptq_buf *b, size_t
                  int64_t F);
 int hip_cross_entropy(void *ctx, const gptq_buf *L, size_t l_off, const gptq_buf *tgt,
                       size_t tgt_off, int64_t T, int64_t V, gptq_buf *nll, size_t nll_off);
+
+/* hip_packed.hip: the packed tensors */
+int hip_pack_codes(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int bits,
+                   gptq_buf *qweight);
+int hip_dequantize(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off);
+int hip_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off, int64_t M,
+                 const gptq_buf *bias, gptq_buf *Y, size_t y_off);
 
 #endif /* GPTQ_HIP_IMPL_H */

@@ -557,6 +557,14 @@ int gptq_model_linear_set(gptq_model *m, int L, int i, const float *W)
                           (size_t)(m->lin[i].rows * m->lin[i].cols) * sizeof(float));
 }
 
+int gptq_model_linear_buf(gptq_model *m, int L, int i, gptq_buf **W)
+{
+    *W = NULL;
+    TRY(check_linear(m, L, i));
+    *W = m->W[i];
+    return GPTQ_OK;
+}
+
 /* RoPE table CS (S, d) = [cos | sin] of position p times inv_freq_i, the
  * angles rounded as transformers rounds them: inv_freq_i = 1 / theta^(2i/d)
  * in f32, angle = f32(p * inv_freq_i). */

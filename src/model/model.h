@@ -232,6 +232,10 @@ void gptq_model_layer_unload(gptq_model *m);
  * replace it with W (rows, cols) f32 from host (the bias stays). */
 int gptq_model_linear_get(gptq_model *m, int L, int i, float *W);
 int gptq_model_linear_set(gptq_model *m, int L, int i, const float *W);
+/* The same weight where it lives: the backend buffer of (rows, cols) f32
+ * that the forward reads (valid until the next layer_load/unload); the
+ * caller may overwrite it in place. */
+int gptq_model_linear_buf(gptq_model *m, int L, int i, gptq_buf **W);
 
 /* Run decoder layer L (loaded first if it is not): X_out = layer(X_in), both
  * (nseq*S, D) on the backend; X_out may be X_in (in place). hook may be

@@ -25,7 +25,9 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "../io/checkpoint.h"
 #include "hessian_buf.h"
+#include "qdev.h"
 
 #ifndef GPTQ_HESSIAN_CHUNK
 #define GPTQ_HESSIAN_CHUNK 4096 /* a constant: part of the defined arithmetic */
@@ -312,6 +314,106 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
     return st;
 }
 
+/* Damp, factor, retry: b->U = the upper factor of (H + lambda I)^-1 with
+ * lambda = damp * mean(diag H), damp raised while the Cholesky fails. H is
+ * hs's sum finished on the device (hdev: hessian_finish with hscale, its
+ * diagonal in diag) or Hq on the host (copied with lambda into the scratch
+ * Hdamp and uploaded). b->W holds W in quantization order; at the first
+ * attempt the output error's denominator is taken while W and the damped H
+ * are on the device: *den = tr(W' Hdamp W'^T) - lambda wsq, wsq = ||W'||^2
+ * (W' is 0 on dead columns, so their 1 + lambda adds nothing; the
+ * permutation cancels in the trace). Wq: W on the host, for a backend
+ * without dot (NULL otherwise). */
+static int damp_factor(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
+                       const gptq_quant_config *cfg, int hdev, const gptq_hessian *hs,
+                       float hscale, const float *diag, const float *Hq, float *Hdamp,
+                       const float *Wq, double wsq, gptq_layer_result *res, double *den,
+                       float *lambda_used)
+{
+    double mean = 0.0;
+    for (int64_t i = 0; i < C; i++) mean += hdev ? (double)diag[i] : (double)Hq[i * C + i];
+    mean /= (double)C;
+    float damp = cfg->damp_percent;
+    int st;
+    for (;;) {
+        const float lambda = (float)((double)damp * mean);
+        if (hdev) {
+            st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, b->U, C, hscale,
+                                                             lambda, NULL),
+                               "hessian_finish");
+        } else {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < C; i++) {
+                memcpy(Hdamp + i * C, Hq + i * C, (size_t)C * 4);
+                Hdamp[i * C + i] += lambda;
+            }
+            st = gptq_be_upload(be, b->U, 0, Hdamp, (size_t)(C * C) * 4);
+        }
+        if (st) return st;
+        if (res->damp_retries == 0) {
+            double dd = 0.0;
+            if ((st = quad_trace_dev(be, b->W, Wq, R, C, b->U, &dd))) return st;
+            *den = dd - (double)lambda * wsq;
+        }
+        int64_t bad = -1;
+        int cst = be->iface->cholesky_inverse_upper(be->ctx, b->U, C, &bad);
+        if (cst == GPTQ_OK) break;
+        if (cst != GPTQ_ERR_NUMERIC) return gptq_be_check(be, cst, "cholesky_inverse_upper");
+        float next = damp + cfg->damp_auto_increment;
+        if (cfg->damp_auto_increment <= 0.0f || next > cfg->damp_max + 1e-6f)
+            return gptq_error(GPTQ_ERR_NUMERIC,
+                              "the Hessian is not positive definite even with damp_percent "
+                              "%.4g (%d retries; column %lld fails the Cholesky): the "
+                              "calibration data may be degenerate or H may not be a Hessian",
+                              (double)damp, res->damp_retries, (long long)bad);
+        damp = next;
+        res->damp_retries++;
+    }
+    res->damp_used = damp;
+    *lambda_used = (float)((double)damp * mean);
+    return GPTQ_OK;
+}
+
+/* The blocks: one gptq_block and one lazy-update gemm each (RTN: blocks
+ * only). b->W in quantization order, b->gidx uploaded. */
+static int run_blocks(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
+                      const gptq_quant_config *cfg, const gptq_grid_params *gp, int rtn)
+{
+    const int64_t G = cfg->group_size == -1 ? C : cfg->group_size, B = cfg->block_size;
+    for (int64_t j0 = 0; j0 < C; j0 += B) {
+        const int64_t nb = B < C - j0 ? B : C - j0;
+        gptq_block_args a = {
+            .W = b->W, .R = R, .C = C, .U = b->U, .j0 = j0, .nb = nb, .group_size = G,
+            .grid_given = cfg->static_groups || rtn, .gidx = b->gidx, .scale = b->scale,
+            .zero = b->zero, .codes = b->codes, .Err = b->Err, .loss = b->loss, .grid = *gp,
+        };
+        int st = gptq_be_check(be, be->iface->gptq_block(be->ctx, &a), "gptq_block");
+        if (!st && !rtn && j0 + nb < C)
+            st = gptq_be_check(be,
+                               be->iface->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, -1.0f, b->Err, 0,
+                                               nb, b->U, (size_t)(j0 * C + j0 + nb), C, 1.0f,
+                                               b->W, (size_t)(j0 + nb), C),
+                               "gemm (lazy update)");
+        if (st) return st;
+    }
+    return GPTQ_OK;
+}
+
+/* The solve's device buffers for (R, C) with ngroups groups (U only for GPTQ). */
+static int alloc_bufs(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C, int64_t ngroups,
+                      int64_t B, int rtn)
+{
+    int st = gptq_be_alloc(be, (size_t)(R * C) * 4, &b->W, "the weight");
+    if (!st) st = gptq_be_alloc(be, (size_t)(ngroups * R) * 4, &b->scale, "scales");
+    if (!st) st = gptq_be_alloc(be, (size_t)(ngroups * R) * 4, &b->zero, "zeros");
+    if (!st) st = gptq_be_alloc(be, (size_t)(R * C), &b->codes, "codes");
+    if (!st) st = gptq_be_alloc(be, (size_t)(R * B) * 4, &b->Err, "block errors");
+    if (!st) st = gptq_be_alloc(be, (size_t)R * 8, &b->loss, "losses");
+    if (!st) st = gptq_be_alloc(be, (size_t)C * 4, &b->gidx, "group indices");
+    if (!st && !rtn) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b->U, "the inverse Hessian");
+    return st;
+}
+
 /* The layer solve. H0: the Hessian on the host; or hs: the accumulated one
  * (H = 2/n S), kept on the device when the backend has hessian_finish and
  * neither act-order nor dead columns need it on the host (then the device
@@ -439,15 +541,7 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
         res->g_idx[perm[j]] = cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
 
     /* backend buffers */
-    st = gptq_be_alloc(be, (size_t)(R * C) * 4, &b.W, "the weight");
-    if (!st) st = gptq_be_alloc(be, (size_t)(ngroups * R) * 4, &b.scale, "scales");
-    if (!st) st = gptq_be_alloc(be, (size_t)(ngroups * R) * 4, &b.zero, "zeros");
-    if (!st) st = gptq_be_alloc(be, (size_t)(R * C), &b.codes, "codes");
-    if (!st) st = gptq_be_alloc(be, (size_t)(R * B) * 4, &b.Err, "block errors");
-    if (!st) st = gptq_be_alloc(be, (size_t)R * 8, &b.loss, "losses");
-    if (!st) st = gptq_be_alloc(be, (size_t)C * 4, &b.gidx, "group indices");
-    if (!st && !rtn) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &b.U, "the inverse Hessian");
-    if (st) goto done;
+    if ((st = alloc_bufs(be, &b, R, C, ngroups, B, rtn))) goto done;
 
     /* static groups: grids from the original (dead-zeroed) W, column order */
     if (cfg->static_groups || rtn) {
@@ -479,81 +573,19 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
         }
     }
 
-    /* damp, factor, retry */
-    if (!rtn) {
-        double mean = 0.0;
-        for (int64_t i = 0; i < C; i++) mean += hdev ? (double)hdiag[i] : (double)Hq[i * C + i];
-        mean /= (double)C;
-        float damp = cfg->damp_percent;
-        for (;;) {
-            const float lambda = (float)((double)damp * mean);
-            if (hdev) {
-                st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, b.U, C, hscale,
-                                                                 lambda, NULL),
-                                   "hessian_finish");
-            } else {
-#pragma omp parallel for schedule(static)
-                for (int64_t i = 0; i < C; i++) {
-                    memcpy(Hdamp + i * C, Hq + i * C, (size_t)C * 4);
-                    Hdamp[i * C + i] += lambda;
-                }
-                st = gptq_be_upload(be, b.U, 0, Hdamp, (size_t)(C * C) * 4);
-            }
-            if (st) goto done;
-            if (res->damp_retries == 0) {
-                /* the output error's denominator while W and the damped H
-                 * are on the device: tr(W' Hdamp W'^T) - lambda ||W'||^2
-                 * (W' is 0 on dead columns, so their 1 + lambda adds
-                 * nothing; the permutation cancels in the trace) */
-                double dd = 0.0;
-                st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
-                if (!st) st = quad_trace_dev(be, b.W, Wq, R, C, b.U, &dd);
-                if (st) goto done;
-                den = dd - (double)lambda * rows_dot(Wq, NULL, NULL, R, C);
-            }
-            int64_t bad = -1;
-            int cst = be->iface->cholesky_inverse_upper(be->ctx, b.U, C, &bad);
-            if (cst == GPTQ_OK) break;
-            if (cst != GPTQ_ERR_NUMERIC) {
-                st = gptq_be_check(be, cst, "cholesky_inverse_upper");
-                goto done;
-            }
-            float next = damp + cfg->damp_auto_increment;
-            if (cfg->damp_auto_increment <= 0.0f || next > cfg->damp_max + 1e-6f) {
-                st = gptq_error(GPTQ_ERR_NUMERIC,
-                                "the Hessian is not positive definite even with damp_percent "
-                                "%.4g (%d retries; column %lld fails the Cholesky): the "
-                                "calibration data may be degenerate or H may not be a Hessian",
-                                (double)damp, res->damp_retries, (long long)bad);
-                goto done;
-            }
-            damp = next;
-            res->damp_retries++;
-        }
-        res->damp_used = damp;
-        lambda_used = (float)((double)damp * mean);
-    }
-
-    /* the blocks (GPTQ: W is on the device since the damping) */
-    if (rtn) st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
-    if (!st) st = gptq_be_upload(be, b.gidx, 0, gidx, (size_t)C * 4);
+    /* damp, factor, retry (W goes to the device first: the output error's
+     * denominator is taken there) */
+    st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
+    if (!st && !rtn)
+        st = damp_factor(be, &b, R, C, cfg, hdev, hs, hscale, hdiag, Hq, Hdamp,
+                         be->iface->dot ? NULL : Wq, rows_dot(Wq, NULL, NULL, R, C), res, &den,
+                         &lambda_used);
     if (st) goto done;
-    for (int64_t j0 = 0; j0 < C; j0 += B) {
-        const int64_t nb = B < C - j0 ? B : C - j0;
-        gptq_block_args a = {
-            .W = b.W, .R = R, .C = C, .U = b.U, .j0 = j0, .nb = nb, .group_size = G,
-            .grid_given = cfg->static_groups || rtn, .gidx = b.gidx, .scale = b.scale,
-            .zero = b.zero, .codes = b.codes, .Err = b.Err, .loss = b.loss, .grid = gp,
-        };
-        st = gptq_be_check(be, be->iface->gptq_block(be->ctx, &a), "gptq_block");
-        if (!st && !rtn && j0 + nb < C)
-            st = gptq_be_check(be,
-                               be->iface->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, -1.0f, b.Err, 0,
-                                               nb, b.U, (size_t)(j0 * C + j0 + nb), C, 1.0f, b.W,
-                                               (size_t)(j0 + nb), C),
-                               "gemm (lazy update)");
-        if (st) goto done;
-    }
+
+    /* the blocks */
+    if (!st) st = gptq_be_upload(be, b.gidx, 0, gidx, (size_t)C * 4);
+    if (!st) st = run_blocks(be, &b, R, C, cfg, &gp, rtn);
+    if (st) goto done;
     st = gptq_be_download(be, b.codes, 0, codes_p, (size_t)(R * C));
     if (!st) st = gptq_be_download(be, b.scale, 0, res->scales, (size_t)(ngroups * R) * 4);
     if (!st) st = gptq_be_download(be, b.zero, 0, zf, (size_t)(ngroups * R) * 4);
@@ -635,4 +667,204 @@ int gptq_quantize_layer_h(gptq_backend *be, const float *W0, int64_t R, int64_t 
     if (h && h->be != be)
         return gptq_error(GPTQ_ERR_INVALID, "the Hessian was made on another backend");
     return quantize_layer_impl(be, W0, R, C, NULL, h, cfg, res);
+}
+
+/* ------------------------------------------------------------------ */
+/* The layer solve with the weight on the backend (qdev.h)             */
+/* ------------------------------------------------------------------ */
+
+/* W to the host and back around the host-side solve (act-order, dead
+ * columns, or a backend that cannot finish Hessians in place). */
+static int layer_dev_via_host(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
+                              gptq_hessian *hs, const gptq_quant_config *cfg, float *Wh,
+                              gptq_layer_result *res, gptq_packed *pk)
+{
+    const size_t nw = (size_t)(R * C) * 4;
+    int st = gptq_be_download(be, W, 0, Wh, nw);
+    if (!st) st = quantize_layer_impl(be, Wh, R, C, NULL, hs, cfg, res);
+    if (!st) st = gptq_pack(res, GPTQ_FORMAT_V2, pk);
+    if (!st) st = gptq_dequantize(pk, GPTQ_FORMAT_V2, Wh);
+    if (!st) st = gptq_be_upload(be, W, 0, Wh, nw);
+    if (st) {
+        gptq_layer_result_free(res);
+        gptq_packed_free(pk);
+    }
+    return st;
+}
+
+static int dev_dot(gptq_backend *be, const gptq_buf *A, const gptq_buf *B, int64_t n, double *out)
+{
+    return gptq_be_check(be, be->iface->dot(be->ctx, A, 0, B, 0, n, out), "dot");
+}
+
+int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C, gptq_hessian *hs,
+                            const gptq_quant_config *cfg, float *Wh, gptq_layer_result *res,
+                            gptq_packed *pk)
+{
+    memset(res, 0, sizeof *res);
+    memset(pk, 0, sizeof *pk);
+    int st = gptq_quant_config_check(cfg, R, C);
+    if (st) return st;
+    if (cfg->method != GPTQ_METHOD_GPTQ || !hs || !W)
+        return gptq_error(GPTQ_ERR_INVALID, "gptq_quantize_layer_dev: GPTQ with a weight buffer "
+                          "and an accumulated Hessian");
+    if (hs->be != be)
+        return gptq_error(GPTQ_ERR_INVALID, "the Hessian was made on another backend");
+    if (hs->cols != C)
+        return gptq_error(GPTQ_ERR_SHAPE, "the Hessian has %lld columns, W %lld",
+                          (long long)hs->cols, (long long)C);
+    if (hs->n <= 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: no calibration rows were added");
+    const int b_ = cfg->bits;
+    const int64_t mult = b_ == 3 ? 32 : 32 / b_;
+    if (R % mult || C % mult)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%lld x %lld (out x in): %d-bit packing needs both "
+                          "to be multiples of %lld", (long long)R, (long long)C, b_,
+                          (long long)mult);
+
+    /* the device path, or the host's */
+    const float hscale = (float)(2.0 / (double)hs->n);
+    int device = be->iface->hessian_finish && be->iface->dot && !cfg->desc_act;
+    float *diag = device ? gptq_malloc((size_t)C * 4, "the diagonal") : NULL;
+    if (device && !diag) return GPTQ_ERR_NOMEM;
+    if (device) {
+        st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, NULL, C, hscale, 0.0f,
+                                                         diag),
+                           "hessian_finish");
+        if (st) {
+            free(diag);
+            return st;
+        }
+        for (int64_t i = 0; i < C && device; i++)
+            device = diag[i] != 0.0f && isfinite(diag[i]); /* the host path says why */
+    }
+    if (!device) {
+        free(diag);
+        return layer_dev_via_host(be, W, R, C, hs, cfg, Wh, res, pk);
+    }
+
+    const double t0 = gptq_now();
+    const int64_t G = cfg->group_size == -1 ? C : cfg->group_size;
+    const int64_t ngroups = (C + G - 1) / G, B = cfg->block_size;
+    const gptq_grid_params gp = {cfg->bits,     cfg->sym,      cfg->mse,
+                                 cfg->mse_norm, cfg->mse_grid, cfg->mse_maxshrink};
+    const size_t nw = (size_t)(R * C) * 4, nqw = (size_t)(C * b_ / 32 * R) * 4;
+    solve_bufs b = {0};
+    gptq_qdev q = {0};
+    gptq_buf *qw = NULL;
+    float lambda_used = 0.0f;
+    double den = 0.0, wsq = 0.0;
+    double *loss = gptq_malloc((size_t)R * 8, "losses");
+    float *zf = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
+    uint8_t *z8 = gptq_malloc((size_t)(ngroups * R), "zeros");
+    res->scales = gptq_malloc((size_t)(ngroups * R) * 4, "scales");
+    res->zeros = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
+    res->g_idx = gptq_malloc((size_t)C * 4, "g_idx");
+    res->perm = gptq_malloc((size_t)C * 4, "perm");
+    pk->qweight = gptq_malloc(nqw, "qweight");
+    pk->qzeros = gptq_malloc((size_t)(ngroups * (R * b_ / 32)) * 4, "qzeros");
+    pk->scales = gptq_malloc((size_t)(ngroups * R) * 2, "scales");
+    pk->g_idx = gptq_malloc((size_t)C * 4, "g_idx");
+    if (!loss || !zf || !z8 || !res->scales || !res->zeros || !res->g_idx || !res->perm ||
+        !pk->qweight || !pk->qzeros || !pk->scales || !pk->g_idx) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
+    res->rows = R;
+    res->cols = C;
+    res->ngroups = ngroups;
+    res->bits = b_;
+    res->group_size = (int)G;
+    for (int64_t j = 0; j < C; j++) {
+        res->g_idx[j] = pk->g_idx[j] = (int32_t)(j / G);
+        res->perm[j] = (int32_t)j;
+    }
+
+    /* a working copy of W; ||W||^2 (in double: finite exactly when every
+     * element is) for the NaN/Inf check and the output error */
+    if ((st = alloc_bufs(be, &b, R, C, ngroups, B, 0))) goto done;
+    st = gptq_be_check(be, be->iface->copy(be->ctx, b.W, 0, W, 0, nw), "copy");
+    if (!st) st = dev_dot(be, b.W, b.W, R * C, &wsq);
+    if (st) goto done;
+    if (!isfinite(wsq)) {
+        int64_t at = -1;
+        if (!(st = gptq_be_download(be, W, 0, Wh, nw)) && find_nonfinite(Wh, R * C, &at))
+            st = gptq_error(GPTQ_ERR_NUMERIC, "weight W has a NaN or Inf at row %lld, column %lld",
+                            (long long)(at / C), (long long)(at % C));
+        else if (!st)
+            st = gptq_error(GPTQ_ERR_NUMERIC, "weight W: its squared norm is not finite");
+        goto done;
+    }
+    /* static groups: every grid from the original W first */
+    for (int64_t g = 0; cfg->static_groups && !st && g < ngroups; g++) {
+        const int64_t len = G < C - g * G ? G : C - g * G;
+        st = gptq_be_check(be, be->iface->quant_grid(be->ctx, b.W, R, C, g * G, len, g, b.scale,
+                                                     b.zero, &gp),
+                           "quant_grid");
+    }
+    if (!st)
+        st = damp_factor(be, &b, R, C, cfg, 1, hs, hscale, diag, NULL, NULL, NULL, wsq, res, &den,
+                         &lambda_used);
+    if (!st) st = gptq_be_upload(be, b.gidx, 0, res->g_idx, (size_t)C * 4);
+    if (!st) st = run_blocks(be, &b, R, C, cfg, &gp, 0);
+    /* codes packed where they are; what the checkpoint needs comes down */
+    if (!st) st = gptq_be_alloc(be, nqw, &qw, "qweight");
+    if (!st)
+        st = gptq_be_check(be, be->iface->pack_codes(be->ctx, b.codes, R, C, b_, qw),
+                           "pack_codes");
+    if (!st) st = gptq_be_download(be, qw, 0, pk->qweight, nqw);
+    if (!st) st = gptq_be_download(be, b.scale, 0, res->scales, (size_t)(ngroups * R) * 4);
+    if (!st) st = gptq_be_download(be, b.zero, 0, zf, (size_t)(ngroups * R) * 4);
+    if (!st) st = gptq_be_download(be, b.loss, 0, loss, (size_t)R * 8);
+    if (st) goto done;
+    res->seconds_solve = gptq_now() - t0;
+
+    /* the checkpoint's scales and zeros (gptq_pack's checks) */
+    for (int64_t i = 0; i < ngroups * R; i++) {
+        res->zeros[i] = (int32_t)zf[i];
+        z8[i] = (uint8_t)res->zeros[i];
+        pk->scales[i] = gptq_f32_to_f16(res->scales[i]);
+        if ((pk->scales[i] & 0x7c00u) == 0x7c00u) {
+            st = gptq_error(GPTQ_ERR_NUMERIC, "scale %g at group %lld, row %lld is not finite in "
+                            "fp16 (|s| must stay below 65520)", (double)res->scales[i],
+                            (long long)(i / R), (long long)(i % R));
+            goto done;
+        }
+    }
+    pk->bits = b_;
+    pk->in_features = C;
+    pk->out_features = R;
+    pk->ngroups = ngroups;
+    if ((st = gptq_qzeros_pack(z8, ngroups, R, b_, GPTQ_FORMAT_V2, pk->qzeros))) goto done;
+    res->loss = 0.0;
+    for (int64_t r = 0; r < R; r++) res->loss += loss[r];
+
+    /* the checkpoint's weight into the working copy; the output error's
+     * numerator 2 loss - lambda ||W - W_hat||^2 (see quantize_layer_impl),
+     * ||W - W_hat||^2 = ||W||^2 - 2 W.W_hat + ||W_hat||^2 from exact double
+     * products (W_hat here with the fp16 scales); then W_hat into W */
+    double wx = 0.0, xx = 0.0;
+    st = gptq_qdev_upload(be, pk, GPTQ_FORMAT_V2, 0, &q);
+    q.t.qweight = qw;
+    if (!st) st = gptq_be_check(be, be->iface->dequantize(be->ctx, &q.t, b.W, 0), "dequantize");
+    if (!st) st = dev_dot(be, W, b.W, R * C, &wx);
+    if (!st) st = dev_dot(be, b.W, b.W, R * C, &xx);
+    if (!st) st = gptq_be_check(be, be->iface->copy(be->ctx, W, 0, b.W, 0, nw), "copy");
+    if (st) goto done;
+    const double dsq = fmax(wsq - 2.0 * wx + xx, 0.0);
+    const double num = 2.0 * res->loss - (double)lambda_used * dsq;
+    res->out_rel_err = den > 0.0 ? sqrt(fmax(num, 0.0) / den) : 0.0;
+
+done:
+    free_bufs(be, &b);
+    gptq_qdev_free(be, &q);
+    gptq_be_free(be, qw);
+    free(diag);
+    free(loss);
+    free(zf);
+    free(z8);
+    if (st) {
+        gptq_layer_result_free(res);
+        gptq_packed_free(pk);
+    }
+    return st;
 }

@@ -122,8 +122,8 @@ static int check_dims(const char *fn, int bits, int64_t K, int64_t N, int64_t ng
 
 /* The packed tensors a call needs are present and g_idx points at groups
  * that exist (a packed struct may come from a file: GPTQ_ERR_FORMAT). */
-static int check_packed(const char *fn, const gptq_packed *p, gptq_format fmt,
-                        int need_qweight, int need_qzeros, int need_scales_gidx)
+int gptq_packed_check(const char *fn, const gptq_packed *p, gptq_format fmt, int need_qweight,
+                      int need_qzeros, int need_scales_gidx)
 {
     if (!p) return gptq_error(GPTQ_ERR_INVALID, "%s: packed tensors are NULL", fn);
     int st = check_bits_fmt(fn, p->bits, fmt);
@@ -265,7 +265,7 @@ int gptq_unpack(const gptq_packed *p, gptq_format fmt,
                 uint8_t *codes_kn, // (K, N) codes, as stored (W transposed); may be NULL
                 int32_t *zeros)    // (ngroups, N) zero points; may be NULL
 {
-    int st = check_packed("gptq_unpack", p, fmt, codes_kn != NULL, zeros != NULL, 0);
+    int st = gptq_packed_check("gptq_unpack", p, fmt, codes_kn != NULL, zeros != NULL, 0);
     if (st) return st;
     const int b = p->bits;
     const int64_t K = p->in_features, N = p->out_features, ngroups = p->ngroups;
@@ -305,7 +305,7 @@ int gptq_dequantize(const gptq_packed *p, gptq_format fmt,
                     float *W) // (N, K) f32, out
 {
     static const char fn[] = "gptq_dequantize";
-    int st = check_packed(fn, p, fmt, 1, 1, 1);
+    int st = gptq_packed_check(fn, p, fmt, 1, 1, 1);
     if (st) return st;
     if (!W) return gptq_error(GPTQ_ERR_INVALID, "%s: W is NULL", fn);
     const int64_t N = p->out_features, K = p->in_features;
@@ -340,7 +340,7 @@ int gptq_matmul_ref(const gptq_packed *p, gptq_format fmt,
                     float *Y)          // (M, N) f32, out
 {
     static const char fn[] = "gptq_matmul_ref";
-    int st = check_packed(fn, p, fmt, 1, 1, 1);
+    int st = gptq_packed_check(fn, p, fmt, 1, 1, 1);
     if (st) return st;
     if (M < 0) return gptq_error(GPTQ_ERR_SHAPE, "%s: M = %lld is negative", fn, (long long)M);
     if (M == 0) return GPTQ_OK;

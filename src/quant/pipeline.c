@@ -21,6 +21,7 @@
 #include "../model/model.h"
 #include "hessian_buf.h"
 #include "pipeline.h"
+#include "qdev.h"
 
 #define DEFAULT_BATCH_TOKENS 8192
 /* Auto: one pass over all windows when its work buffers stay below this. */
@@ -254,24 +255,35 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
     float *bias32 = NULL;
     int st;
 
-    if (p->rtn) {
-        const int64_t shape[2] = {R, C};
-        snprintf(name, sizeof name, "%s.weight", prefix);
-        st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
+    if (hs && p->h_on_device) {
+        /* the weight stays on the device: solved, packed and dequantized there */
+        gptq_buf *Wdev = NULL;
+        st = gptq_model_linear_buf(p->m, L, i, &Wdev);
+        if (!st) st = gptq_quantize_layer_dev(p->be, Wdev, R, C, hs, &p->o->q, p->W, &res, &pk);
+        if (st) {
+            gptq_error_prefix(st, "%s", prefix);
+            goto done;
+        }
     } else {
-        st = gptq_model_linear_get(p->m, L, i, p->W);
-    }
-    if (!st)
-        st = hs ? gptq_quantize_layer_h(p->be, p->W, R, C, hs, &p->o->q, &res)
-                : gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
-    if (st) {
-        gptq_error_prefix(st, "%s", prefix);
-        goto done;
+        if (p->rtn) {
+            const int64_t shape[2] = {R, C};
+            snprintf(name, sizeof name, "%s.weight", prefix);
+            st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
+        } else {
+            st = gptq_model_linear_get(p->m, L, i, p->W);
+        }
+        if (!st)
+            st = hs ? gptq_quantize_layer_h(p->be, p->W, R, C, hs, &p->o->q, &res)
+                    : gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
+        if (st) {
+            gptq_error_prefix(st, "%s", prefix);
+            goto done;
+        }
     }
     const double t_solve = res.seconds_solve;
     const double t1 = gptq_now();
     /* v2 holds any zero; the format is chosen at the end */
-    if ((st = gptq_pack(&res, GPTQ_FORMAT_V2, &pk))) goto done;
+    if (!pk.qweight && (st = gptq_pack(&res, GPTQ_FORMAT_V2, &pk))) goto done;
     int64_t zero0 = 0, first0 = -1;
     for (int64_t k = 0; k < res.ngroups * R; k++)
         if (res.zeros[k] == 0) {
@@ -296,9 +308,14 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
     for (int64_t k = 0; k < res.ngroups * R; k++) p->zeros[zi][k] = (uint8_t)res.zeros[k];
     p->zeros_ng[zi] = res.ngroups;
 
-    /* the weight a loader will see: fp16 scales, (q - z) */
-    if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) goto done;
-    if (!p->rtn && (st = gptq_model_linear_set(p->m, L, i, p->W))) goto done;
+    /* the weight a loader will see: fp16 scales, (q - z) (the device path
+     * put it in place already; a report wants it on the host) */
+    if (hs && p->h_on_device) {
+        if (p->o->on_module && (st = gptq_model_linear_get(p->m, L, i, p->W))) goto done;
+    } else {
+        if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) goto done;
+        if (!p->rtn && (st = gptq_model_linear_set(p->m, L, i, p->W))) goto done;
+    }
 
     const int b = p->o->q.bits;
     snprintf(name, sizeof name, "%s.qweight", prefix);
