@@ -1013,11 +1013,14 @@ static void random_packed(int bits, gptq_format fmt, int64_t N, int64_t K, int G
     r.zeros = xmalloc((size_t)(r.ngroups * N) * 4);
     r.g_idx = xmalloc((size_t)K * 4);
     const uint32_t levels = 1u << bits, zmin = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
-    for (int64_t i = 0; i < N * K; i++) r.codes[i] = (uint8_t)(rng_uniform() * 0.999f * (float)levels);
+    /* u in [0, 1) */
+#define U01() ((rng_uniform() + 1.0f) * 0.4995f)
+    for (int64_t i = 0; i < N * K; i++) r.codes[i] = (uint8_t)(U01() * (float)levels);
     for (int64_t i = 0; i < r.ngroups * N; i++) {
-        r.zeros[i] = (int32_t)zmin + (int32_t)(rng_uniform() * 0.999f * (float)(levels - zmin));
-        r.scales[i] = 1e-3f + (rng_uniform() + 1.0f) * 0.02f;
+        r.zeros[i] = (int32_t)zmin + (int32_t)(U01() * (float)(levels - zmin));
+        r.scales[i] = 1e-3f + U01() * 0.04f;
     }
+#undef U01
     for (int64_t k = 0; k < K; k++) r.g_idx[k] = (int32_t)((k * 7) % K / G);
     cr_assert_eq(gptq_pack(&r, fmt, p), GPTQ_OK, "%s", gptq_last_error());
     *codes_out = r.codes;

@@ -115,9 +115,11 @@ for step in $steps; do
         ;;
     sanitize)
         log "sanitize"
-        # the ops against the CPU, and the Hessian finished on the GPU (hessian_finish, dot)
+        # the ops against the CPU (packed ops included), the Hessian finished on the
+        # GPU (hessian_finish, dot), the device-resident layer solve
         for tool in memcheck racecheck; do
-            for f in 'hip/*vs_cpu*' 'hip/quantize_with_the_accumulated_hessian*'; do
+            for f in 'hip/*vs_cpu*' 'hip/quantize_with_the_accumulated_hessian*' \
+                'hip/quantize_layer_dev*'; do
                 GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 150 compute-sanitizer \
                     --tool $tool --error-exitcode 9 "$B/tests/test_hip" --jobs 1 --filter "$f" \
                     >>"$OUT/sanitize_$tool.log" 2>&1
