@@ -257,7 +257,9 @@ typedef struct gptq_backend_iface {
      * X (M, K) at x_off (f32 in memory, each element rounded to fp16 as the
      * kernel reads it) times the dequantized W^T, each output summed over k
      * = 0, 1, ..., K-1 in that order in f32 (no FMA), then + f32(f16(bias[n]))
-     * when bias (N) f32 is given (NULL: nothing added). */
+     * when bias (N) f32 is given (NULL: nothing added). A NaN output (an X
+     * that rounds to inf in fp16 can give inf - inf) may carry any NaN
+     * payload. */
     int (*matmul_q)(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
                     int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off);
 } gptq_backend_iface;
