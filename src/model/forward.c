@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../quant/qdev.h"
 #include "model.h"
 
 /* Logit rows per chunk of the head: at most this many floats of logits. */
@@ -181,9 +182,12 @@ static int read_i32(gptq_model *m, const char *name, int64_t d0, int64_t d1, int
     return GPTQ_OK;
 }
 
-/* W (rows, cols) f32 host = dequantized P.qweight/qzeros/scales/g_idx. */
+/* *W (rows, cols) f32, a new backend buffer = dequantized
+ * P.qweight/qzeros/scales/g_idx, by the backend's dequantize (the same
+ * bytes as gptq_dequantize on every backend; the packed tensors travel,
+ * a quarter of the f32 weight at 8 bits, an eighth at 4). */
 static int dequant_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t cols,
-                          float *W)
+                          gptq_buf **W)
 {
     const gptq_ckpt_quant *q = &m->cfg.quant;
     char name[512];
@@ -236,8 +240,20 @@ static int dequant_linear(gptq_model *m, const char *prefix, int64_t rows, int64
         }
         for (int64_t k = 0; k < cols; k++) p.g_idx[k] = (int32_t)(k / G);
     }
-    st = gptq_dequantize(&p, q->format, W);
-    if (st) st = gptq_error_prefix(st, "%s: %s", m->dir, prefix);
+    gptq_qdev qd;
+    if ((st = gptq_qdev_upload(m->be, &p, q->format, 1, &qd))) {
+        st = gptq_error_prefix(st, "%s: %s", m->dir, prefix);
+        goto done;
+    }
+    st = gptq_be_alloc(m->be, (size_t)(rows * cols) * sizeof(float), W, prefix);
+    if (!st)
+        st = gptq_be_check(m->be, m->be->iface->dequantize(m->be->ctx, &qd.t, *W, 0),
+                           "dequantize");
+    if (st) {
+        gptq_error_prefix(st, "%s: %s", m->dir, prefix);
+        free_buf(m, W);
+    }
+    gptq_qdev_free(m->be, &qd);
 done:
     gptq_packed_free(&p);
     return st;
@@ -250,10 +266,7 @@ static int load_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t 
     char name[512];
     snprintf(name, sizeof name, "%s.qweight", prefix);
     if (gptq_weights_has(m->w, name)) {
-        float *h = host_scratch(m, (size_t)(rows * cols));
-        if (!h) return GPTQ_ERR_NOMEM;
-        TRY(dequant_linear(m, prefix, rows, cols, h));
-        TRY(upload_new(m, h, (size_t)(rows * cols), name, W));
+        TRY(dequant_linear(m, prefix, rows, cols, W));
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
         int64_t shape[2] = {rows, cols};
