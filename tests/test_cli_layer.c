@@ -327,3 +327,201 @@ Test(cli, missing_backend)
     cr_assert(strstr(log, "backend \"hip\" is not available"), "%s", log);
     cr_assert(!exists(out));
 }
+
+/* ------------------------------------------------------------------ */
+/* gptq matmul                                                         */
+/* ------------------------------------------------------------------ */
+
+/* A copy of tensor `name` of file f as a malloc'd array. */
+static void *copy_tensor(gptq_st_file *f, const char *name, gptq_st_info *info)
+{
+    cr_assert_eq(gptq_st_find(f, name, info), GPTQ_OK, "no %s", name);
+    void *p = malloc(info->nbytes ? info->nbytes : 1);
+    cr_assert(p);
+    memcpy(p, info->data, info->nbytes);
+    return p;
+}
+
+/* The packed tensors of a `gptq layer` output (bits from its metadata). */
+static void read_packed(const char *path, gptq_packed *p, gptq_format *fmt)
+{
+    gptq_st_file *f;
+    cr_assert_eq(gptq_st_open(path, &f), GPTQ_OK, "%s", gptq_last_error());
+    gptq_st_info qi, si, gi;
+    memset(p, 0, sizeof *p);
+    p->bits = atoi(gptq_st_metadata(f, "bits"));
+    *fmt = strcmp(gptq_st_metadata(f, "checkpoint_format"), "gptq_v2") ? GPTQ_FORMAT_V1
+                                                                      : GPTQ_FORMAT_V2;
+    p->qweight = copy_tensor(f, "qweight", &qi);
+    p->qzeros = copy_tensor(f, "qzeros", &gi);
+    p->scales = copy_tensor(f, "scales", &si);
+    p->g_idx = copy_tensor(f, "g_idx", &gi);
+    p->out_features = qi.shape[1];
+    p->in_features = qi.shape[0] * 32 / p->bits;
+    p->ngroups = si.shape[0];
+    gptq_st_close(f);
+}
+
+/* X (M, K) with values that exercise the fp16 rounding. */
+static void write_x(const char *path, int64_t M, int64_t K, float **xout)
+{
+    gptq_tensor t;
+    int64_t shape[2] = {M, K};
+    cr_assert_eq(gptq_tensor_alloc(&t, GPTQ_F32, 2, shape), GPTQ_OK);
+    float *x = t.data;
+    uint32_t s = 7;
+    for (int64_t i = 0; i < M * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 3.0f;
+    }
+    x[5] = 1.0f + 0x1p-11f; /* a tie in fp16 */
+    x[9] = 3e-6f;           /* an fp16 subnormal */
+    const char *names[1] = {"X"};
+    cr_assert_eq(gptq_st_save(path, 1, names, &t), GPTQ_OK, "%s", gptq_last_error());
+    *xout = malloc((size_t)(M * K) * 4);
+    memcpy(*xout, x, (size_t)(M * K) * 4);
+    gptq_tensor_free(&t);
+}
+
+/* `gptq matmul` on a `gptq layer` output: Y and W are gptq_matmul_ref's and
+ * gptq_dequantize's bytes, for v1 and v2 zero formats and 3 and 4 bits. */
+Test(cli, matmul_of_a_layer_output_is_the_reference)
+{
+    char in[512], q[512], xp[512], yp[512], *log;
+    path(in, "in.safetensors");
+    path(q, "q.safetensors");
+    path(xp, "x.safetensors");
+    path(yp, "y.safetensors");
+    write_input(in, 64, 128, 256, 0, 0, 0);
+    float *X;
+    const int64_t M = 7, K = 128, N = 64;
+    write_x(xp, M, K, &X);
+    const char *variants[3][3] = {{"--asym", "--format", "gptq_v2"},
+                                  {"--desc-act", "--format", "gptq"},
+                                  {"--bits", "3", "--asym"}};
+    for (int v = 0; v < 3; v++) {
+        cr_assert_eq(run(NULL, &log, "layer", in, "-o", q, variants[v][0], variants[v][1],
+                         variants[v][2], "--quiet", NULL),
+                     0, "%s", log);
+        cr_assert_eq(run(NULL, &log, "matmul", q, "-x", xp, "-o", yp, "--dequant", NULL), 0,
+                     "%s", log);
+        cr_assert(strstr(log, "Y (7, 64) = X (7, 128) W^T"), "%s", log);
+        gptq_packed p;
+        gptq_format fmt;
+        read_packed(q, &p, &fmt);
+        float Y[7 * 64], *W = malloc((size_t)(N * K) * 4);
+        cr_assert_eq(gptq_matmul_ref(&p, fmt, X, M, NULL, Y), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_dequantize(&p, fmt, W), GPTQ_OK, "%s", gptq_last_error());
+        gptq_st_file *f;
+        cr_assert_eq(gptq_st_open(yp, &f), GPTQ_OK, "%s", gptq_last_error());
+        gptq_st_info yi, wi;
+        cr_assert_eq(gptq_st_find(f, "Y", &yi), GPTQ_OK);
+        cr_assert_eq(gptq_st_find(f, "W", &wi), GPTQ_OK);
+        cr_assert(yi.shape[0] == M && yi.shape[1] == N && wi.shape[0] == N && wi.shape[1] == K);
+        cr_assert(memcmp(yi.data, Y, sizeof Y) == 0, "variant %d: Y is not the reference's", v);
+        cr_assert(memcmp(wi.data, W, (size_t)(N * K) * 4) == 0,
+                  "variant %d: W is not gptq_dequantize's", v);
+        gptq_st_close(f);
+        gptq_packed_free(&p);
+        free(W);
+    }
+    free(X);
+}
+
+/* A checkpoint folder with --module and --bias (hand-made: config.json with
+ * a quantization_config, one module packed by gptq_pack). */
+Test(cli, matmul_of_a_checkpoint_module_with_bias)
+{
+    char dir[512], cfgp[600], st[600], xp[512], yp[512], *log;
+    path(dir, "ckpt");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
+    FILE *f = fopen(cfgp, "w");
+    cr_assert(f);
+    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\",\n"
+          " \"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 1,\n"
+          " \"num_attention_heads\": 4, \"num_key_value_heads\": 4, \"vocab_size\": 32,\n"
+          " \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-6,\n"
+          " \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4,\n"
+          "   \"group_size\": 32, \"desc_act\": false, \"sym\": false,\n"
+          "   \"checkpoint_format\": \"gptq_v2\"}}\n", f);
+    fclose(f);
+    /* down_proj: (out 64, in 128) */
+    const int64_t N = 64, K = 128, G = 32, ng = K / G, M = 5;
+    gptq_layer_result r = {0};
+    r.rows = N;
+    r.cols = K;
+    r.bits = 4;
+    r.group_size = (int)G;
+    r.ngroups = ng;
+    r.codes = malloc((size_t)(N * K));
+    r.scales = malloc((size_t)(ng * N) * 4);
+    r.zeros = malloc((size_t)(ng * N) * 4);
+    r.g_idx = malloc((size_t)K * 4);
+    uint32_t s = 3;
+    for (int64_t i = 0; i < N * K; i++) r.codes[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 28);
+    for (int64_t i = 0; i < ng * N; i++) {
+        r.zeros[i] = (int32_t)(i % 16); /* zero points 0 included: v2 */
+        r.scales[i] = 0.01f + (float)(i % 7) * 0.003f;
+    }
+    for (int64_t k = 0; k < K; k++) r.g_idx[k] = (int32_t)(k / G);
+    gptq_packed p;
+    cr_assert_eq(gptq_pack(&r, GPTQ_FORMAT_V2, &p), GPTQ_OK, "%s", gptq_last_error());
+    gptq_tensor t[5];
+    const int64_t qs[2] = {K / 8, N}, zs[2] = {ng, N / 8}, ss[2] = {ng, N}, gs[1] = {K},
+                  bs[1] = {N};
+    cr_assert_eq(gptq_tensor_alloc(&t[0], GPTQ_I32, 2, qs), GPTQ_OK);
+    cr_assert_eq(gptq_tensor_alloc(&t[1], GPTQ_I32, 2, zs), GPTQ_OK);
+    cr_assert_eq(gptq_tensor_alloc(&t[2], GPTQ_F16, 2, ss), GPTQ_OK);
+    cr_assert_eq(gptq_tensor_alloc(&t[3], GPTQ_I32, 1, gs), GPTQ_OK);
+    cr_assert_eq(gptq_tensor_alloc(&t[4], GPTQ_F32, 1, bs), GPTQ_OK);
+    memcpy(t[0].data, p.qweight, (size_t)(K / 8 * N) * 4);
+    memcpy(t[1].data, p.qzeros, (size_t)(ng * N / 8) * 4);
+    memcpy(t[2].data, p.scales, (size_t)(ng * N) * 2);
+    memcpy(t[3].data, p.g_idx, (size_t)K * 4);
+    float *bias = t[4].data;
+    for (int64_t n = 0; n < N; n++) bias[n] = 0.25f * (float)n - 3.0f + 1e-4f;
+    const char *names[5] = {"model.layers.0.mlp.down_proj.qweight",
+                            "model.layers.0.mlp.down_proj.qzeros",
+                            "model.layers.0.mlp.down_proj.scales",
+                            "model.layers.0.mlp.down_proj.g_idx",
+                            "model.layers.0.mlp.down_proj.bias"};
+    snprintf(st, sizeof st, "%s/model.safetensors", dir);
+    cr_assert_eq(gptq_st_save(st, 5, names, t), GPTQ_OK, "%s", gptq_last_error());
+    float *X;
+    path(xp, "x.safetensors");
+    path(yp, "y.safetensors");
+    write_x(xp, M, K, &X);
+    /* a folder needs --module */
+    cr_assert_eq(run(NULL, &log, "matmul", dir, "-x", xp, "-o", yp, NULL), 2, "%s", log);
+    cr_assert(strstr(log, "--module"), "%s", log);
+    cr_assert_eq(run(NULL, &log, "matmul", dir, "-x", xp, "-o", yp, "--module",
+                     "model.layers.0.mlp.down_proj", "--bias", NULL),
+                 0, "%s", log);
+    float Y[5 * 64];
+    cr_assert_eq(gptq_matmul_ref(&p, GPTQ_FORMAT_V2, X, M, bias, Y), GPTQ_OK);
+    gptq_st_file *yf;
+    gptq_st_info yi;
+    cr_assert_eq(gptq_st_open(yp, &yf), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(gptq_st_find(yf, "Y", &yi), GPTQ_OK);
+    cr_assert(memcmp(yi.data, Y, sizeof Y) == 0, "Y is not the reference's (bias added)");
+    cr_assert_str_eq(gptq_st_metadata(yf, "checkpoint_format"), "gptq_v2");
+    gptq_st_close(yf);
+    /* an X of the wrong width is refused, naming the file and the width wanted */
+    float *X2;
+    write_x(xp, M, K / 2, &X2);
+    cr_assert_eq(run(NULL, &log, "matmul", dir, "-x", xp, "-o", yp, "--module",
+                     "model.layers.0.mlp.down_proj", NULL),
+                 1, "%s", log);
+    cr_assert(strstr(log, "x.safetensors: X must be (M, 128)"), "%s", log);
+    /* a module that does not exist is named */
+    cr_assert_eq(run(NULL, &log, "matmul", dir, "-x", xp, "-o", yp, "--module",
+                     "model.layers.3.mlp.down_proj", NULL),
+                 1, "%s", log);
+    cr_assert(strstr(log, "model.layers.3.mlp.down_proj.scales"), "%s", log);
+    for (int i = 0; i < 5; i++) gptq_tensor_free(&t[i]);
+    gptq_packed_free(&p);
+    gptq_layer_result_free(&r);
+    free(X);
+    free(X2);
+}

@@ -12,6 +12,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_matmul(int argc, char **argv);
 
 /* Print "gptq <cmd>: error: <fmt>" to stderr. */
 void cli_err(const char *cmd, const char *fmt, ...)
@@ -21,6 +22,19 @@ void cli_err(const char *cmd, const char *fmt, ...)
     ;
 /* Print the library's last error for a failed call. Returns 1. */
 int cli_fail(const char *cmd, int status);
+
+/* One tensor of an output file. */
+typedef struct cli_tensor {
+    const char *name;
+    gptq_dtype dt;
+    int ndim;
+    int64_t shape[2];
+    const void *data;
+} cli_tensor;
+/* Write tensors t[0..n) and metadata pairs meta[0..nmeta) to a safetensors
+ * file, atomically (a temporary renamed into place). */
+int cli_write_tensors(const char *path, const cli_tensor *t, int n, char meta[][2][64],
+                      int nmeta);
 
 /* Strict number parsing: the whole string, in range; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);

@@ -147,3 +147,23 @@ int cli_calib_option(const char *cmd, int opt, const char *arg, struct gptq_cali
         return 0;
     }
 }
+
+int cli_write_tensors(const char *path, const cli_tensor *t, int n, char meta[][2][64], int nmeta)
+{
+    gptq_st_writer *w = NULL;
+    int st = gptq_st_writer_open(path, &w);
+    if (st) return st;
+    for (int i = 0; !st && i < nmeta; i++) st = gptq_st_writer_metadata(w, meta[i][0], meta[i][1]);
+    for (int i = 0; !st && i < n; i++)
+        st = gptq_st_writer_declare(w, t[i].name, t[i].dt, t[i].ndim, t[i].shape);
+    for (int i = 0; !st && i < n; i++) {
+        size_t nb = gptq_dtype_size(t[i].dt);
+        for (int d = 0; d < t[i].ndim; d++) nb *= (size_t)t[i].shape[d];
+        st = gptq_st_writer_write(w, t[i].data, nb);
+    }
+    if (st) {
+        gptq_st_writer_abort(w);
+        return st;
+    }
+    return gptq_st_writer_commit(w);
+}

@@ -45,34 +45,6 @@ static int find_opt(const gptq_st_file *f, const char *name, gptq_st_info *info)
     return 0;
 }
 
-typedef struct {
-    const char *name;
-    gptq_dtype dt;
-    int ndim;
-    int64_t shape[2];
-    const void *data;
-} out_tensor;
-
-static int write_output(const char *path, const out_tensor *t, int n, char meta[][2][64], int nmeta)
-{
-    gptq_st_writer *w = NULL;
-    int st = gptq_st_writer_open(path, &w);
-    if (st) return st;
-    for (int i = 0; !st && i < nmeta; i++) st = gptq_st_writer_metadata(w, meta[i][0], meta[i][1]);
-    for (int i = 0; !st && i < n; i++)
-        st = gptq_st_writer_declare(w, t[i].name, t[i].dt, t[i].ndim, t[i].shape);
-    for (int i = 0; !st && i < n; i++) {
-        size_t nb = gptq_dtype_size(t[i].dt);
-        for (int d = 0; d < t[i].ndim; d++) nb *= (size_t)t[i].shape[d];
-        st = gptq_st_writer_write(w, t[i].data, nb);
-    }
-    if (st) {
-        gptq_st_writer_abort(w);
-        return st;
-    }
-    return gptq_st_writer_commit(w);
-}
-
 int cmd_layer(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -204,7 +176,7 @@ int cmd_layer(int argc, char **argv)
     if (st) goto fail;
 
     const int64_t K = C, N = R, ng = res.ngroups;
-    out_tensor t[] = {
+    cli_tensor t[] = {
         {"qweight", GPTQ_I32, 2, {K * cfg.bits / 32, N}, pk.qweight},
         {"qzeros", GPTQ_I32, 2, {ng, N * cfg.bits / 32}, pk.qzeros},
         {"scales", GPTQ_F16, 2, {ng, N}, pk.scales},
@@ -246,7 +218,7 @@ int cmd_layer(int argc, char **argv)
     META("seconds_hessian", "%.6f", t_h);
     META("seconds_solve", "%.6f", res.seconds_solve);
 #undef META
-    if ((st = write_output(out, t, nt, meta, nm))) goto fail;
+    if ((st = cli_write_tensors(out, t, nt, meta, nm))) goto fail;
     if (!quiet)
         printf("%s: %lld x %lld, %d-bit g%d %s%s%s: loss %.6g, output rel. error %.6g, damp %.4g"
                " (%d retries), %d dead columns, hessian %.3f s, solve %.3f s -> %s (%s)\n",

@@ -16,6 +16,7 @@ static const subcommand k_cmds[] = {
     {"quantize", cmd_quantize, "quantize a Hugging Face model folder into a GPTQ checkpoint"},
     {"eval", cmd_eval, "perplexity of a model folder (fp or GPTQ) on a text"},
     {"diff", cmd_diff, "quantize a model on two backends in lockstep and compare every layer"},
+    {"matmul", cmd_matmul, "the reference A16 matmul of one GPTQ module, to diff a kernel against"},
 };
 
 static void usage(FILE *f)

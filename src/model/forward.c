@@ -161,27 +161,6 @@ static int upload_tensor(gptq_model *m, const char *name, int ndim, const int64_
 /* GPTQ tensors -> f32                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Copy an int32 tensor of the expected shape into a new malloc'd array
- * (aligned, and writable as gptq_packed wants). */
-static int read_i32(gptq_model *m, const char *name, int64_t d0, int64_t d1, int32_t **out)
-{
-    gptq_st_info info;
-    TRY(gptq_weights_find(m->w, name, &info));
-    int ndim = d1 > 0 ? 2 : 1;
-    if (info.dtype != GPTQ_I32 || info.ndim != ndim || info.shape[0] != d0 ||
-        (ndim == 2 && info.shape[1] != d1))
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: GPTQ tensor '%s' is %s of %d dims [%lld, %lld], expected I32 "
-                          "[%lld%s%lld]",
-                          m->dir, name, gptq_dtype_name(info.dtype), info.ndim,
-                          (long long)info.shape[0], (long long)(info.ndim > 1 ? info.shape[1] : 0),
-                          (long long)d0, ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
-    *out = gptq_malloc(info.nbytes ? info.nbytes : 4, name);
-    if (!*out) return GPTQ_ERR_NOMEM;
-    memcpy(*out, info.data, info.nbytes);
-    return GPTQ_OK;
-}
-
 /* *W (rows, cols) f32, a new backend buffer = dequantized
  * P.qweight/qzeros/scales/g_idx, by the backend's dequantize (the same
  * bytes as gptq_dequantize on every backend; the packed tensors travel,
@@ -189,59 +168,11 @@ static int read_i32(gptq_model *m, const char *name, int64_t d0, int64_t d1, int
 static int dequant_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t cols,
                           gptq_buf **W)
 {
-    const gptq_ckpt_quant *q = &m->cfg.quant;
-    char name[512];
-    if (!q->present)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: '%s.qweight' exists but config.json has no quantization_config",
-                          m->dir, prefix);
-    const int bits = q->bits;
     gptq_packed p = {0};
-    p.bits = bits;
-    p.in_features = cols;
-    p.out_features = rows;
-    int st = GPTQ_OK;
-    gptq_st_info info;
-    snprintf(name, sizeof name, "%s.scales", prefix);
-    if ((st = gptq_weights_find(m->w, name, &info))) return st;
-    if (info.dtype != GPTQ_F16 || info.ndim != 2 || info.shape[1] != rows)
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' must be F16 [ngroups, %lld] (got %s, %d dims)",
-                          m->dir, name, (long long)rows, gptq_dtype_name(info.dtype), info.ndim);
-    p.ngroups = info.shape[0];
-    const int64_t G = q->group_size > 0 ? q->group_size : cols;
-    if (p.ngroups != (cols + G - 1) / G)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: '%s' has %lld groups; group_size %d over %lld inputs means %lld",
-                          m->dir, name, (long long)p.ngroups, q->group_size, (long long)cols,
-                          (long long)((cols + G - 1) / G));
-    p.scales = gptq_malloc(info.nbytes, name);
-    if (!p.scales) return GPTQ_ERR_NOMEM;
-    memcpy(p.scales, info.data, info.nbytes);
-
-    if (cols * bits % 32 || rows * bits % 32) {
-        st = gptq_error(GPTQ_ERR_FORMAT,
-                        "%s: %s: %lld x %lld does not pack into 32-bit words at %d bits", m->dir,
-                        prefix, (long long)rows, (long long)cols, bits);
-        goto done;
-    }
-    snprintf(name, sizeof name, "%s.qweight", prefix);
-    if ((st = read_i32(m, name, cols * bits / 32, rows, &p.qweight))) goto done;
-    snprintf(name, sizeof name, "%s.qzeros", prefix);
-    if ((st = read_i32(m, name, p.ngroups, rows * bits / 32, &p.qzeros))) goto done;
-    snprintf(name, sizeof name, "%s.g_idx", prefix);
-    if (gptq_weights_has(m->w, name)) {
-        if ((st = read_i32(m, name, cols, 0, &p.g_idx))) goto done;
-    } else {
-        /* checkpoints without act-order may omit g_idx: k // G */
-        p.g_idx = gptq_malloc((size_t)cols * sizeof(int32_t), name);
-        if (!p.g_idx) {
-            st = GPTQ_ERR_NOMEM;
-            goto done;
-        }
-        for (int64_t k = 0; k < cols; k++) p.g_idx[k] = (int32_t)(k / G);
-    }
+    int st = gptq_weights_read_packed(m->w, &m->cfg.quant, prefix, rows, cols, &p);
+    if (st) return st;
     gptq_qdev qd;
-    if ((st = gptq_qdev_upload(m->be, &p, q->format, 1, &qd))) {
+    if ((st = gptq_qdev_upload(m->be, &p, m->cfg.quant.format, 1, &qd))) {
         st = gptq_error_prefix(st, "%s: %s", m->dir, prefix);
         goto done;
     }

@@ -131,7 +131,8 @@ int gptq_model_config_load(const char *dir, gptq_model_config *c);
 
 /* The tensors of a model folder: DIR/model.safetensors, or the shards named
  * by DIR/model.safetensors.index.json ("weight_map": tensor -> shard file),
- * each mmap'd (gptq_st_open), nothing copied. */
+ * each mmap'd (gptq_st_open), nothing copied. A path to one .safetensors
+ * file opens that file alone. */
 typedef struct gptq_weights gptq_weights;
 
 /* Errors name the folder, the index or the shard: no weights file, index
@@ -151,6 +152,14 @@ int gptq_weights_has(const gptq_weights *w, const char *name);
  * (ndim, shape) (GPTQ_ERR_SHAPE naming the tensor and both shapes). */
 int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
                           const int64_t *shape, float *dst);
+/* A string of the safetensors metadata ("__metadata__") of any shard, or NULL. */
+const char *gptq_weights_metadata(const gptq_weights *w, const char *key);
+/* The packed tensors PREFIX.qweight/qzeros/scales[/g_idx] of a GPTQ module
+ * (PREFIX "" or NULL: the bare names, as `gptq layer` writes them), checked
+ * against q (bits, group size) and (rows, cols) = (out, in) features (<= 0:
+ * taken from scales and qweight). A missing g_idx is k // group_size. */
+int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
+                             int64_t rows, int64_t cols, gptq_packed *p);
 
 /* ------------------------------------------------------------------ */
 /* The model and its forward pass                                      */

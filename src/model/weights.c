@@ -175,6 +175,24 @@ int gptq_weights_open(const char *dir, gptq_weights **out)
     while (len > 1 && w->dir[len - 1] == '/') w->dir[--len] = '\0';
 
     char single[4096], index[4096];
+    struct stat sb;
+    if (stat(w->dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        /* one .safetensors file: its folder, and it as the only shard */
+        char *slash = strrchr(w->dir, '/');
+        const char *f = slash ? slash + 1 : w->dir;
+        char file[2048];
+        snprintf(file, sizeof file, "%s", f);
+        if (slash) *slash = '\0';
+        else snprintf(w->dir, sizeof w->dir, ".");
+        const char *fp = file;
+        int st = open_shards(w, 1, &fp);
+        if (st) {
+            gptq_weights_close(w);
+            return st;
+        }
+        *out = w;
+        return GPTQ_OK;
+    }
     snprintf(single, sizeof single, "%s/model.safetensors", w->dir);
     snprintf(index, sizeof index, "%s/model.safetensors.index.json", w->dir);
     int st;
@@ -273,4 +291,111 @@ int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
     }
     if (st) return gptq_error_prefix(st, "%s: tensor '%s'", w->dir, name);
     return GPTQ_OK;
+}
+
+const char *gptq_weights_metadata(const gptq_weights *w, const char *key)
+{
+    for (int i = 0; i < w->nshards; i++) {
+        const char *v = gptq_st_metadata(w->shards[i], key);
+        if (v) return v;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* GPTQ tensors                                                        */
+/* ------------------------------------------------------------------ */
+
+/* A copy of int32 tensor `name` of shape (d0) or (d0, d1) (malloc'd, as
+ * gptq_packed owns its arrays). */
+static int read_i32(const gptq_weights *w, const char *name, int64_t d0, int64_t d1,
+                    int32_t **out)
+{
+    gptq_st_info info;
+    int st = gptq_weights_find(w, name, &info);
+    if (st) return st;
+    int ndim = d1 > 0 ? 2 : 1;
+    if (info.dtype != GPTQ_I32 || info.ndim != ndim || info.shape[0] != d0 ||
+        (ndim == 2 && info.shape[1] != d1))
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: GPTQ tensor '%s' is %s of %d dims [%lld, %lld], expected I32 "
+                          "[%lld%s%lld]",
+                          w->dir, name, gptq_dtype_name(info.dtype), info.ndim,
+                          (long long)info.shape[0], (long long)(info.ndim > 1 ? info.shape[1] : 0),
+                          (long long)d0, ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
+    *out = gptq_malloc(info.nbytes ? info.nbytes : 4, name);
+    if (!*out) return GPTQ_ERR_NOMEM;
+    memcpy(*out, info.data, info.nbytes);
+    return GPTQ_OK;
+}
+
+static void tensor_name(char *b, size_t n, const char *prefix, const char *t)
+{
+    if (prefix && prefix[0]) snprintf(b, n, "%s.%s", prefix, t);
+    else snprintf(b, n, "%s", t);
+}
+
+int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
+                             int64_t rows, int64_t cols, gptq_packed *p)
+{
+    memset(p, 0, sizeof *p);
+    char name[600];
+    const char *what = prefix && prefix[0] ? prefix : "the module";
+    if (!q->present)
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: no quantization_config says how it is packed",
+                          w->dir, what);
+    const int bits = q->bits;
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: bits = %d (2, 3, 4 or 8)", w->dir, what, bits);
+    gptq_st_info info;
+    tensor_name(name, sizeof name, prefix, "scales");
+    int st = gptq_weights_find(w, name, &info);
+    if (st) return st;
+    if (info.dtype != GPTQ_F16 || info.ndim != 2 || (rows > 0 && info.shape[1] != rows))
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' must be F16 [ngroups, %s] (got %s, %d dims)",
+                          w->dir, name, rows > 0 ? "out_features" : "N",
+                          gptq_dtype_name(info.dtype), info.ndim);
+    if (rows <= 0) rows = info.shape[1];
+    const gptq_st_info sc = info;
+    if (cols <= 0) { /* in_features from qweight (K * bits / 32, N) */
+        tensor_name(name, sizeof name, prefix, "qweight");
+        if ((st = gptq_weights_find(w, name, &info))) return st;
+        if (info.ndim != 2 || (info.shape[0] * 32) % bits)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
+                              w->dir, name, bits);
+        cols = info.shape[0] * 32 / bits;
+    }
+    p->bits = bits;
+    p->in_features = cols;
+    p->out_features = rows;
+    p->ngroups = sc.shape[0];
+    const int64_t G = q->group_size > 0 ? q->group_size : cols;
+    tensor_name(name, sizeof name, prefix, "g_idx");
+    const int has_gidx = gptq_weights_has(w, name);
+    if (p->ngroups != (cols + G - 1) / G)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: %s has %lld groups; group_size %d over %lld inputs means %lld",
+                          w->dir, what, (long long)p->ngroups, q->group_size, (long long)cols,
+                          (long long)((cols + G - 1) / G));
+    if (cols * bits % 32 || rows * bits % 32)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: %s: %lld x %lld does not pack into 32-bit words at %d bits", w->dir,
+                          what, (long long)rows, (long long)cols, bits);
+    p->scales = gptq_malloc(sc.nbytes, "scales");
+    if (!p->scales) return GPTQ_ERR_NOMEM;
+    memcpy(p->scales, sc.data, sc.nbytes);
+    tensor_name(name, sizeof name, prefix, "qweight");
+    st = read_i32(w, name, cols * bits / 32, rows, &p->qweight);
+    tensor_name(name, sizeof name, prefix, "qzeros");
+    if (!st) st = read_i32(w, name, p->ngroups, rows * bits / 32, &p->qzeros);
+    tensor_name(name, sizeof name, prefix, "g_idx");
+    if (!st && has_gidx) {
+        st = read_i32(w, name, cols, 0, &p->g_idx);
+    } else if (!st) { /* checkpoints without act-order may omit g_idx: k // G */
+        p->g_idx = gptq_malloc((size_t)cols * sizeof(int32_t), name);
+        if (!p->g_idx) st = GPTQ_ERR_NOMEM;
+        for (int64_t k = 0; !st && k < cols; k++) p->g_idx[k] = (int32_t)(k / G);
+    }
+    if (st) gptq_packed_free(p);
+    return st;
 }
