@@ -27,6 +27,9 @@
 #             4-bit g128: wall time, the command's own time split and peak
 #             device memory, and nvidia-smi's peak memory.used sampled every
 #             200 ms. E2E_ARGS adds options (e.g. --forward-math tf32).
+#   matmul    `gptq matmul` (the reference A16 matmul) on two modules of the e2e
+#             checkpoint, X (32, in) random, on the cpu and the hip backend:
+#             the seconds each takes and whether Y and W are the same bytes
 #   tf32acc   what --forward-math tf32 costs in accuracy, on data/tiny-llama:
 #             perplexity on data/text/eval.txt (seqlen 256) of the fp model
 #             and of GPTQ w4 g128 checkpoints quantized on the GPU with the
@@ -168,6 +171,34 @@ for step in $steps; do
             tee -a "$OUT/e2e.log"
         du -sh /tmp/llama2-7b-gptq 2>/dev/null | tee -a "$OUT/e2e.log"
         log "e2e rc=$rc"
+        ;;
+    matmul)
+        log "matmul: the reference A16 matmul on the e2e checkpoint, cpu vs hip"
+        C=/tmp/llama2-7b-gptq
+        [ -f $C/config.json ] || { echo "no $C: run the e2e step first"; exit 1; }
+        export GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=SkylakeX
+        for mod in model.layers.0.self_attn.q_proj:4096 model.layers.31.mlp.down_proj:11008; do
+            name=${mod%%:*} k=${mod##*:}
+            python3 - "$k" /tmp/x_$k.safetensors <<'PY'
+import sys, torch
+from safetensors.torch import save_file
+g = torch.Generator().manual_seed(0)
+save_file({"X": torch.randn(32, int(sys.argv[1]), generator=g)}, sys.argv[2])
+PY
+            for be in cpu hip; do
+                "$B/src/cli/gptq" matmul $C --module "$name" -x /tmp/x_$k.safetensors \
+                    -o /tmp/y_$be.safetensors --dequant --backend $be 2>&1 | tee -a "$OUT/matmul.log"
+            done
+            python3 - <<'PY' 2>&1 | tee -a "$OUT/matmul.log"
+from safetensors.torch import load_file
+a, b = load_file("/tmp/y_cpu.safetensors"), load_file("/tmp/y_hip.safetensors")
+for t in ("Y", "W"):
+    same = a[t].view(-1).view(dtype=__import__("torch").int32).eq(
+        b[t].view(-1).view(dtype=__import__("torch").int32)).float().mean().item()
+    print(f"  {t} {tuple(a[t].shape)}: cpu and hip bytes identical for {same * 100:.4f}% of elements")
+PY
+        done
+        log "matmul done"
         ;;
     tf32acc)
         log "tf32acc: --forward-math f32 vs tf32 on data/tiny-llama"
