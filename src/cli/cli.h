@@ -36,6 +36,14 @@ typedef struct cli_tensor {
 int cli_write_tensors(const char *path, const cli_tensor *t, int n, char meta[][2][64],
                       int nmeta);
 
+/* Append the pair (key, printf(fmt, ...)) to meta[*n] (both cut at 63
+ * bytes), *n += 1: the metadata of cli_write_tensors. */
+void cli_meta(char meta[][2][64], int *n, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* Strict number parsing: the whole string, in range; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double lo, double hi, double *out);

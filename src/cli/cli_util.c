@@ -167,3 +167,13 @@ int cli_write_tensors(const char *path, const cli_tensor *t, int n, char meta[][
     }
     return gptq_st_writer_commit(w);
 }
+
+void cli_meta(char meta[][2][64], int *n, const char *key, const char *fmt, ...)
+{
+    snprintf(meta[*n][0], 64, "%s", key);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(meta[*n][1], 64, fmt, ap);
+    va_end(ap);
+    (*n)++;
+}

@@ -191,33 +191,26 @@ int cmd_layer(int argc, char **argv)
     int nt = H ? 10 : 9;
     char meta[24][2][64];
     int nm = 0;
-#define META(k, ...)                                                   \
-    do {                                                               \
-        snprintf(meta[nm][0], 64, "%s", k);                            \
-        snprintf(meta[nm][1], 64, __VA_ARGS__);                        \
-        nm++;                                                          \
-    } while (0)
-    META("quantizer", "gptq-c:%s", gptq_version());
-    META("backend", "%s", gptq_backend_name(be));
-    META("method", "%s", cfg.method == GPTQ_METHOD_RTN ? "rtn" : "gptq");
-    META("bits", "%d", cfg.bits);
-    META("group_size", "%d", cfg.group_size);
-    META("sym", "%s", cfg.sym ? "true" : "false");
-    META("desc_act", "%s", cfg.desc_act ? "true" : "false");
-    META("static_groups", "%s", cfg.static_groups ? "true" : "false");
-    META("mse", "%s", cfg.mse ? "true" : "false");
-    META("block_size", "%d", cfg.block_size);
-    META("damp_percent", "%.9g", (double)cfg.damp_percent);
-    META("checkpoint_format", "%s", fmt == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2");
-    META("nsamples", "%lld", has_x ? (long long)xi.shape[0] : 0LL);
-    META("loss", "%.17g", res.loss);
-    META("out_rel_err", "%.17g", res.out_rel_err);
-    META("damp_used", "%.9g", (double)res.damp_used);
-    META("damp_retries", "%d", res.damp_retries);
-    META("dead_cols", "%d", res.dead_cols);
-    META("seconds_hessian", "%.6f", t_h);
-    META("seconds_solve", "%.6f", res.seconds_solve);
-#undef META
+    cli_meta(meta, &nm, "quantizer", "gptq-c:%s", gptq_version());
+    cli_meta(meta, &nm, "backend", "%s", gptq_backend_name(be));
+    cli_meta(meta, &nm, "method", "%s", cfg.method == GPTQ_METHOD_RTN ? "rtn" : "gptq");
+    cli_meta(meta, &nm, "bits", "%d", cfg.bits);
+    cli_meta(meta, &nm, "group_size", "%d", cfg.group_size);
+    cli_meta(meta, &nm, "sym", "%s", cfg.sym ? "true" : "false");
+    cli_meta(meta, &nm, "desc_act", "%s", cfg.desc_act ? "true" : "false");
+    cli_meta(meta, &nm, "static_groups", "%s", cfg.static_groups ? "true" : "false");
+    cli_meta(meta, &nm, "mse", "%s", cfg.mse ? "true" : "false");
+    cli_meta(meta, &nm, "block_size", "%d", cfg.block_size);
+    cli_meta(meta, &nm, "damp_percent", "%.9g", (double)cfg.damp_percent);
+    cli_meta(meta, &nm, "checkpoint_format", "%s", fmt == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2");
+    cli_meta(meta, &nm, "nsamples", "%lld", has_x ? (long long)xi.shape[0] : 0LL);
+    cli_meta(meta, &nm, "loss", "%.17g", res.loss);
+    cli_meta(meta, &nm, "out_rel_err", "%.17g", res.out_rel_err);
+    cli_meta(meta, &nm, "damp_used", "%.9g", (double)res.damp_used);
+    cli_meta(meta, &nm, "damp_retries", "%d", res.damp_retries);
+    cli_meta(meta, &nm, "dead_cols", "%d", res.dead_cols);
+    cli_meta(meta, &nm, "seconds_hessian", "%.6f", t_h);
+    cli_meta(meta, &nm, "seconds_solve", "%.6f", res.seconds_solve);
     if ((st = cli_write_tensors(out, t, nt, meta, nm))) goto fail;
     if (!quiet)
         printf("%s: %lld x %lld, %d-bit g%d %s%s%s: loss %.6g, output rel. error %.6g, damp %.4g"

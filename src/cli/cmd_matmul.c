@@ -167,19 +167,12 @@ int cmd_matmul(int argc, char **argv)
     cli_tensor t[2] = {{"Y", GPTQ_F32, 2, {M, N}, Y}, {"W", GPTQ_F32, 2, {N, K}, Wd}};
     char meta[8][2][64];
     int nm = 0;
-#define META(k, ...)                                        \
-    do {                                                    \
-        snprintf(meta[nm][0], 64, "%s", k);                 \
-        snprintf(meta[nm][1], 64, __VA_ARGS__);             \
-        nm++;                                               \
-    } while (0)
-    META("producer", "gptq-c:%s matmul", gptq_version());
-    META("backend", "%s", gptq_backend_name(be));
-    META("bits", "%d", q.bits);
-    META("checkpoint_format", "%s", q.format == GPTQ_FORMAT_V2 ? "gptq_v2" : "gptq");
-    META("bias", "%s", with_bias ? "true" : "false");
-    META("arithmetic", "x,bias->fp16; k-order f32 sums; no fma");
-#undef META
+    cli_meta(meta, &nm, "producer", "gptq-c:%s matmul", gptq_version());
+    cli_meta(meta, &nm, "backend", "%s", gptq_backend_name(be));
+    cli_meta(meta, &nm, "bits", "%d", q.bits);
+    cli_meta(meta, &nm, "checkpoint_format", "%s", q.format == GPTQ_FORMAT_V2 ? "gptq_v2" : "gptq");
+    cli_meta(meta, &nm, "bias", "%s", with_bias ? "true" : "false");
+    cli_meta(meta, &nm, "arithmetic", "x,bias->fp16; k-order f32 sums; no fma");
     if ((st = cli_write_tensors(out, t, dequant ? 2 : 1, meta, nm))) goto fail;
     if (!quiet)
         printf("Y (%lld, %lld) = X (%lld, %lld) W^T%s: %d-bit %s, backend %s, %.3f s -> %s\n",
