@@ -262,6 +262,13 @@ typedef struct gptq_backend_iface {
      * payload. */
     int (*matmul_q)(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
                     int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off);
+    /* Gather (act-order permutations on the device): dst (R, C) with
+     * dst[i][j] = src[rows[i]][cols[j]], elements of esize bytes (1 or 4),
+     * src row-major with Cs elements a row; rows (R) / cols (C) i32 buffers
+     * of indices into src (NULL: i, j). dst must not overlap src. An index
+     * outside src is an error (a GPU may report it at the next sync). */
+    int (*gather)(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C,
+                  int64_t Rs, int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

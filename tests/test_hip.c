@@ -1110,9 +1110,67 @@ Test(hip, packed_ops_vs_cpu)
     close_both();
 }
 
+/* gather, f32 and u8, with row and column indices, against the CPU */
+Test(hip, gather_vs_cpu)
+{
+    open_both();
+    rng_seed(41);
+    const int64_t Rs = 96, Cs = 160, R = 80, C = 150;
+    float *src = xmalloc((size_t)(Rs * Cs) * 4), *dc = xmalloc((size_t)(R * C) * 4),
+          *dg = xmalloc((size_t)(R * C) * 4);
+    fill_uniform(src, (size_t)(Rs * Cs));
+    int32_t ri[80], ci[150];
+    for (int64_t i = 0; i < R; i++) ri[i] = (int32_t)((i * 17 + 5) % Rs);
+    for (int64_t j = 0; j < C; j++) ci[j] = (int32_t)((j * 31 + 3) % Cs);
+    for (int es = 1; es <= 4; es += 3)
+        for (int mode = 0; mode < 3; mode++) { /* rows+cols, cols only, rows only */
+            const int64_t r = mode == 1 ? Rs : R, c = mode == 2 ? Cs : C;
+            gptq_backend *bes[2] = {g_cpu, g_hip};
+            float *outs[2] = {dc, dg};
+            for (int k = 0; k < 2; k++) {
+                gptq_backend *be = bes[k];
+                gptq_buf *s = dev_from(be, src, (size_t)(Rs * Cs) * 4), *d = dev_new(be, (size_t)(r * c) * 4);
+                gptq_buf *rb = mode == 1 ? NULL : dev_from(be, ri, sizeof ri);
+                gptq_buf *cb = mode == 2 ? NULL : dev_from(be, ci, sizeof ci);
+                ok(be, IF(be)->gather(be->ctx, d, s, r, c, Rs, es == 4 ? Cs : Cs * 4, rb, cb, es),
+                   "gather");
+                dev_get(be, d, outs[k], (size_t)(r * c) * (size_t)es);
+                gptq_be_free(be, s);
+                gptq_be_free(be, d);
+                gptq_be_free(be, rb);
+                gptq_be_free(be, cb);
+            }
+            cr_expect(memcmp(dc, dg, (size_t)(r * c) * (size_t)es) == 0,
+                      "gather esize %d mode %d differs", es, mode);
+            /* and it is the gather: spot checks against src */
+            if (es == 4 && mode == 0)
+                for (int64_t i = 0; i < R; i += 7)
+                    for (int64_t j = 0; j < C; j += 11)
+                        cr_assert(dg[i * C + j] == src[ri[i] * Cs + ci[j]]);
+        }
+    /* an index outside the source: an error, reported */
+    int32_t bad[150];
+    memcpy(bad, ci, sizeof bad);
+    bad[4] = (int32_t)Cs;
+    gptq_buf *s = dev_from(g_hip, src, (size_t)(Rs * Cs) * 4), *d = dev_new(g_hip, (size_t)(R * C) * 4);
+    gptq_buf *cb = dev_from(g_hip, bad, sizeof bad);
+    ok(g_hip, IF(g_hip)->gather(g_hip->ctx, d, s, R, C, Rs, Cs, NULL, cb, 4), "gather (queue)");
+    cr_expect_eq(IF(g_hip)->sync(g_hip->ctx), GPTQ_ERR_INVALID);
+    cr_expect(strstr(IF(g_hip)->error(g_hip->ctx), "gather: index 160") != NULL, "%s",
+              IF(g_hip)->error(g_hip->ctx));
+    gptq_be_free(g_hip, s);
+    gptq_be_free(g_hip, d);
+    gptq_be_free(g_hip, cb);
+    free(src);
+    free(dc);
+    free(dg);
+    close_both();
+}
+
 /* The pipeline's layer solve with W on the GPU against the host path on
- * the same GPU: variants asym, sym, static groups (device path), a dead
- * column and act-order (both fall back to the host path: exact). */
+ * the same GPU: variants asym, sym, static groups, act-order, act-order
+ * with static groups (device path), and a dead column (the host path:
+ * exact). */
 Test(hip, quantize_layer_dev_is_the_host_path)
 {
     open_both();
@@ -1121,16 +1179,18 @@ Test(hip, quantize_layer_dev_is_the_host_path)
     float *W = xmalloc((size_t)(R * C) * 4), *X = xmalloc((size_t)(n * C) * 4);
     float *Wa = xmalloc((size_t)(R * C) * 4), *Wb = xmalloc((size_t)(R * C) * 4);
     float *Wh = xmalloc((size_t)(R * C) * 4);
-    for (int variant = 0; variant < 5; variant++) {
+    for (int variant = 0; variant < 6; variant++) {
         fill_uniform(W, (size_t)(R * C));
         fill_uniform(X, (size_t)(n * C));
+        for (int64_t t = 0; t < n; t++) /* columns of unequal scale: act-order reorders */
+            for (int64_t c = 0; c < C; c++) X[t * C + c] *= 0.5f + (float)((c * 37) % 11) * 0.2f;
         if (variant == 3)
             for (int64_t t = 0; t < n; t++) X[t * C + 9] = 0.0f;
         gptq_quant_config q;
         gptq_quant_config_default(&q);
         q.sym = variant != 0;
-        q.static_groups = variant == 2;
-        q.desc_act = variant == 4;
+        q.static_groups = variant == 2 || variant == 5;
+        q.desc_act = variant >= 4;
         gptq_hessian *h;
         cr_assert_eq(gptq_hessian_new(g_hip, C, &h), GPTQ_OK, "%s", gptq_last_error());
         cr_assert_eq(gptq_hessian_add(h, X, n), GPTQ_OK, "%s", gptq_last_error());
@@ -1164,7 +1224,13 @@ Test(hip, quantize_layer_dev_is_the_host_path)
                     a.out_rel_err, b.out_rel_err, rel);
         cr_assert(rel < 1e-5, "variant %d: out_rel_err %.12g vs %.12g", variant, a.out_rel_err,
                   b.out_rel_err);
-        if (variant >= 3) cr_assert(rel == 0.0, "variant %d takes the host path", variant);
+        if (variant == 3) cr_assert(rel == 0.0, "variant %d takes the host path", variant);
+        if (variant >= 4) {
+            int moved = 0;
+            for (int64_t j = 0; j < C; j++) moved += b.perm[j] != j;
+            cr_assert(moved > C / 2 && memcmp(a.perm, b.perm, (size_t)C * 4) == 0,
+                      "variant %d: act-order permutation (%d moved)", variant, moved);
+        }
         gptq_be_free(g_hip, Wd);
         gptq_layer_result_free(&a);
         gptq_layer_result_free(&b);

@@ -730,3 +730,46 @@ Test(backend_ops, pack_codes_is_gptq_pack)
     }
     gptq_backend_close(be);
 }
+
+Test(backend_ops, gather_rows_and_columns)
+{
+    gptq_backend *be;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    enum { RS = 6, CS = 9, R = 4, C = 5 };
+    float src[RS * CS], dst[R * C];
+    for (int i = 0; i < RS * CS; i++) src[i] = (float)i;
+    const int32_t ri[R] = {5, 0, 2, 2}, ci[C] = {8, 1, 1, 0, 4};
+    gptq_buf *s = NULL, *d = NULL, *rb = NULL, *cb = NULL;
+    cr_assert_eq(gptq_be_alloc(be, sizeof src, &s, "src"), GPTQ_OK);
+    cr_assert_eq(gptq_be_alloc(be, sizeof dst, &d, "dst"), GPTQ_OK);
+    cr_assert_eq(gptq_be_alloc(be, sizeof ri, &rb, "rows"), GPTQ_OK);
+    cr_assert_eq(gptq_be_alloc(be, sizeof ci, &cb, "cols"), GPTQ_OK);
+    gptq_be_upload(be, s, 0, src, sizeof src);
+    gptq_be_upload(be, rb, 0, ri, sizeof ri);
+    gptq_be_upload(be, cb, 0, ci, sizeof ci);
+    cr_assert_eq(be->iface->gather(be->ctx, d, s, R, C, RS, CS, rb, cb, 4), GPTQ_OK, "%s",
+                 be->iface->error(be->ctx));
+    gptq_be_download(be, d, 0, dst, sizeof dst);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            cr_expect_eq(dst[i * C + j], (float)(ri[i] * CS + ci[j]), "dst[%d][%d] = %g", i, j,
+                         (double)dst[i * C + j]);
+    /* bytes: the first R rows, columns by cols, of src viewed as u8 (RS, CS * 4) */
+    cr_assert_eq(be->iface->gather(be->ctx, d, s, R, C, RS, CS * 4, NULL, cb, 1), GPTQ_OK);
+    uint8_t b8[R * C];
+    gptq_be_download(be, d, 0, b8, sizeof b8);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            cr_expect_eq(b8[i * C + j], ((const uint8_t *)src)[i * CS * 4 + ci[j]]);
+    /* an index outside the source is refused, and named */
+    const int32_t bad[C] = {8, 1, 9, 0, 4};
+    gptq_be_upload(be, cb, 0, bad, sizeof bad);
+    cr_expect_eq(be->iface->gather(be->ctx, d, s, R, C, RS, CS, rb, cb, 4), GPTQ_ERR_INVALID);
+    cr_expect(strstr(be->iface->error(be->ctx), "cols[2] = 9 outside [0, 9)") != NULL, "%s",
+              be->iface->error(be->ctx));
+    gptq_be_free(be, s);
+    gptq_be_free(be, d);
+    gptq_be_free(be, rb);
+    gptq_be_free(be, cb);
+    gptq_backend_close(be);
+}

@@ -173,6 +173,7 @@ static const gptq_backend_iface k_cpu_iface = {
     .pack_codes = cpu_pack_codes,
     .dequantize = cpu_dequantize,
     .matmul_q = cpu_matmul_q,
+    .gather = cpu_gather,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }

@@ -89,5 +89,7 @@ int cpu_pack_codes(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int b
 int cpu_dequantize(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off);
 int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off, int64_t M,
                  const gptq_buf *bias, gptq_buf *Y, size_t y_off);
+int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
+               int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
 
 #endif /* GPTQ_CPU_IMPL_H */

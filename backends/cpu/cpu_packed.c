@@ -1,6 +1,7 @@
 /*
  * cpu_packed.c — the packed-tensor ops of the vtable (backend.h, ABI 3):
- * pack_codes, dequantize and the A16 matmul, on host memory.
+ * pack_codes, dequantize and the A16 matmul, on host memory; and gather,
+ * the act-order permutations of the device-resident solve.
  *
  * These are a second implementation of the rules that src/quant/pack.c
  * implements for the public API (tests diff the two): pack.c walks each
@@ -181,5 +182,51 @@ int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
     }
     free(xh);
     if (nomem) return cpu_fail(c, GPTQ_ERR_NOMEM, "%s: no memory for a row of W", op);
+    return GPTQ_OK;
+}
+
+int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
+               int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize)
+{
+    cpu_ctx *c = ctx;
+    static const char op[] = "gather";
+    if (esize != 1 && esize != 4)
+        return cpu_fail(c, GPTQ_ERR_INVALID, "%s: element size %d (1 or 4)", op, esize);
+    if (R < 0 || C < 0 || Rs < 0 || Cs < 0)
+        return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: negative shape", op);
+    int st = cpu_range(c, dst, 0, R * C, (size_t)esize, op, "dst");
+    if (!st) st = cpu_range(c, src, 0, Rs * Cs, (size_t)esize, op, "src");
+    if (!st && rows) st = cpu_range(c, rows, 0, R, 4, op, "rows");
+    if (!st && cols) st = cpu_range(c, cols, 0, C, 4, op, "cols");
+    if (st) return st;
+    if (dst->data < src->data + src->nbytes && src->data < dst->data + dst->nbytes)
+        return cpu_fail(c, GPTQ_ERR_INVALID, "%s: dst overlaps src", op);
+    const int32_t *ri = rows ? (const int32_t *)(const void *)rows->data : NULL;
+    const int32_t *ci = cols ? (const int32_t *)(const void *)cols->data : NULL;
+    if (!ri && R > Rs) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: %lld rows of %lld", op,
+                                       (long long)R, (long long)Rs);
+    if (!ci && C > Cs) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: %lld columns of %lld", op,
+                                       (long long)C, (long long)Cs);
+    for (int64_t i = 0; ri && i < R; i++)
+        if (ri[i] < 0 || ri[i] >= Rs)
+            return cpu_fail(c, GPTQ_ERR_INVALID, "%s: rows[%lld] = %d outside [0, %lld)", op,
+                            (long long)i, (int)ri[i], (long long)Rs);
+    for (int64_t j = 0; ci && j < C; j++)
+        if (ci[j] < 0 || ci[j] >= Cs)
+            return cpu_fail(c, GPTQ_ERR_INVALID, "%s: cols[%lld] = %d outside [0, %lld)", op,
+                            (long long)j, (int)ci[j], (long long)Cs);
+#pragma omp parallel for schedule(static) if (R * C > (1 << 20))
+    for (int64_t i = 0; i < R; i++) {
+        const int64_t si = ri ? ri[i] : i;
+        if (esize == 4) {
+            const uint32_t *s = (const uint32_t *)(const void *)src->data + si * Cs;
+            uint32_t *d = (uint32_t *)(void *)dst->data + i * C;
+            for (int64_t j = 0; j < C; j++) d[j] = s[ci ? ci[j] : j];
+        } else {
+            const uint8_t *s = src->data + si * Cs;
+            uint8_t *d = dst->data + i * C;
+            for (int64_t j = 0; j < C; j++) d[j] = s[ci ? ci[j] : j];
+        }
+    }
     return GPTQ_OK;
 }

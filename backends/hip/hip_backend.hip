@@ -72,6 +72,11 @@ int hip_sync_checked(hip_ctx *c, const char *op)
             return hip_fail(c, GPTQ_ERR_INVALID,
                             "a packed tensor's g_idx[%llu] = %lld is outside its groups (found "
                             "at %s)", f[HIP_FLAG_DEFER_A], (long long)f[HIP_FLAG_DEFER_B], op);
+        if (code == HIP_DEFER_INDEX)
+            return hip_fail(c, GPTQ_ERR_INVALID,
+                            "gather: index %lld (for dst row or column %llu) is outside the "
+                            "source (found at %s)", (long long)f[HIP_FLAG_DEFER_B],
+                            f[HIP_FLAG_DEFER_A], op);
         if (code == HIP_DEFER_CODE)
             return hip_fail(c, GPTQ_ERR_INVALID,
                             "pack_codes: code %llu at element %llu does not fit the bit width "
@@ -334,6 +339,7 @@ static const gptq_backend_iface k_hip_iface = {
     .pack_codes = hip_pack_codes,
     .dequantize = hip_dequantize,
     .matmul_q = hip_matmul_q,
+    .gather = hip_gather,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

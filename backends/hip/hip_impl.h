@@ -58,7 +58,8 @@ enum {
     HIP_DEFER_NONE = 0,
     HIP_DEFER_GIDX = 1,  /* gptq_block: A = position j, B = group */
     HIP_DEFER_QGIDX = 2, /* dequantize/matmul_q: A = column k, B = g_idx[k] */
-    HIP_DEFER_CODE = 3   /* pack_codes: A = element r*C + k, B = the code */
+    HIP_DEFER_CODE = 3,  /* pack_codes: A = element r*C + k, B = the code */
+    HIP_DEFER_INDEX = 4  /* gather: A = the dst row or column, B = its bad index */
 };
 
 typedef struct hip_ctx {
@@ -161,5 +162,7 @@ int hip_pack_codes(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int b
 int hip_dequantize(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off);
 int hip_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off, int64_t M,
                  const gptq_buf *bias, gptq_buf *Y, size_t y_off);
+int hip_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
+               int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
 
 #endif /* GPTQ_HIP_IMPL_H */

@@ -1,6 +1,7 @@
 /*
  * hip_packed.hip — the packed-tensor ops of the vtable (backend.h, ABI 3):
- * pack_codes, dequantize and the A16 matmul, as GPU kernels.
+ * pack_codes, dequantize and the A16 matmul, as GPU kernels; and gather
+ * (the act-order permutations of the device-resident solve).
  *
  * All three are exact by construction, so they match the CPU backend (and
  * src/quant/pack.c) bit for bit: packing moves bits; a dequantized weight
@@ -179,6 +180,24 @@ __global__ __launch_bounds__(MQ_T *MQ_T) void matmul_q_kernel(qview q,
     if (m < M && n < N) Y[m * N + n] = bias ? PADD(acc, round_f16(bias[n])) : acc;
 }
 
+/* One thread per dst element, j fastest. A bad index: reported, 0 written. */
+template <typename T>
+__global__ void gather_kernel(T *__restrict__ dst, const T *__restrict__ src, int64_t R,
+                              int64_t C, int64_t Rs, int64_t Cs, const int32_t *__restrict__ ri,
+                              const int32_t *__restrict__ ci, hip_flag_t *flags)
+{
+    const int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= R * C) return;
+    const int64_t i = e / C, j = e % C;
+    const int64_t si = ri ? ri[i] : i, sj = ci ? ci[j] : j;
+    if (si < 0 || si >= Rs || sj < 0 || sj >= Cs) {
+        defer(flags, HIP_DEFER_INDEX, si < 0 || si >= Rs ? i : j, si < 0 || si >= Rs ? si : sj);
+        dst[e] = T(0);
+        return;
+    }
+    dst[e] = src[si * Cs + sj];
+}
+
 /* ------------------------------------------------------------------ */
 
 static int check_bytes(hip_ctx *c, const char *op, const char *what, const gptq_buf *b, size_t off,
@@ -278,5 +297,37 @@ int hip_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
     matmul_q_kernel<<<grid, MQ_T * MQ_T, 0, c->stream>>>(v, HIP_CF32(X, x_off), M,
                                                          bias ? HIP_CF32(bias, 0) : NULL,
                                                          HIP_F32(Y, y_off), c->flags);
+    return hip_check_launch(c, op);
+}
+
+int hip_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
+               int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize)
+{
+    hip_ctx *c = (hip_ctx *)ctx;
+    static const char op[] = "gather";
+    if (esize != 1 && esize != 4)
+        return hip_fail(c, GPTQ_ERR_INVALID, "%s: element size %d (1 or 4)", op, esize);
+    if (R < 0 || C < 0 || Rs < 0 || Cs < 0)
+        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: negative shape", op);
+    if ((!rows && R > Rs) || (!cols && C > Cs))
+        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: (%lld, %lld) from (%lld, %lld) without indices",
+                        op, (long long)R, (long long)C, (long long)Rs, (long long)Cs);
+    int st = check_bytes(c, op, "dst", dst, 0, (uint64_t)(R * C) * (uint64_t)esize);
+    if (!st) st = check_bytes(c, op, "src", src, 0, (uint64_t)(Rs * Cs) * (uint64_t)esize);
+    if (!st && rows) st = check_bytes(c, op, "rows", rows, 0, (uint64_t)R * 4);
+    if (!st && cols) st = check_bytes(c, op, "cols", cols, 0, (uint64_t)C * 4);
+    if (st) return st;
+    const char *d0 = (const char *)dst->ptr, *s0 = (const char *)src->ptr;
+    if (d0 < s0 + src->nbytes && s0 < d0 + dst->nbytes)
+        return hip_fail(c, GPTQ_ERR_INVALID, "%s: dst overlaps src", op);
+    if (R * C == 0) return GPTQ_OK;
+    const int32_t *ri = rows ? (const int32_t *)rows->ptr : NULL;
+    const int32_t *ci = cols ? (const int32_t *)cols->ptr : NULL;
+    if (esize == 4)
+        gather_kernel<uint32_t><<<blocks_for(R * C, 256), 256, 0, c->stream>>>(
+            (uint32_t *)dst->ptr, (const uint32_t *)src->ptr, R, C, Rs, Cs, ri, ci, c->flags);
+    else
+        gather_kernel<uint8_t><<<blocks_for(R * C, 256), 256, 0, c->stream>>>(
+            (uint8_t *)dst->ptr, (const uint8_t *)src->ptr, R, C, Rs, Cs, ri, ci, c->flags);
     return hip_check_launch(c, op);
 }

@@ -316,8 +316,8 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
 
 /* Damp, factor, retry: b->U = the upper factor of (H + lambda I)^-1 with
  * lambda = damp * mean(diag H), damp raised while the Cholesky fails. H is
- * hs's sum finished on the device (hdev: hessian_finish with hscale, its
- * diagonal in diag) or Hq on the host (copied with lambda into the scratch
+ * the sum S finished on the device (hdev: hessian_finish with hscale, its
+ * diagonal in diag, both in quantization order) or Hq on the host (copied with lambda into the scratch
  * Hdamp and uploaded). b->W holds W in quantization order; at the first
  * attempt the output error's denominator is taken while W and the damped H
  * are on the device: *den = tr(W' Hdamp W'^T) - lambda wsq, wsq = ||W'||^2
@@ -325,8 +325,7 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
  * permutation cancels in the trace). Wq: W on the host, for a backend
  * without dot (NULL otherwise). */
 static int damp_factor(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
-                       const gptq_quant_config *cfg, int hdev, const gptq_hessian *hs,
-                       float hscale, const float *diag, const float *Hq, float *Hdamp,
+                       const gptq_quant_config *cfg, int hdev, const gptq_buf *S, float hscale, const float *diag, const float *Hq, float *Hdamp,
                        const float *Wq, double wsq, gptq_layer_result *res, double *den,
                        float *lambda_used)
 {
@@ -338,7 +337,7 @@ static int damp_factor(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
     for (;;) {
         const float lambda = (float)((double)damp * mean);
         if (hdev) {
-            st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, b->U, C, hscale,
+            st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, S, b->U, C, hscale,
                                                              lambda, NULL),
                                "hessian_finish");
         } else {
@@ -577,7 +576,7 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
      * denominator is taken there) */
     st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
     if (!st && !rtn)
-        st = damp_factor(be, &b, R, C, cfg, hdev, hs, hscale, hdiag, Hq, Hdamp,
+        st = damp_factor(be, &b, R, C, cfg, hdev, hs ? hs->S : NULL, hscale, hdiag, Hq, Hdamp,
                          be->iface->dot ? NULL : Wq, rows_dot(Wq, NULL, NULL, R, C), res, &den,
                          &lambda_used);
     if (st) goto done;
@@ -723,7 +722,7 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
 
     /* the device path, or the host's */
     const float hscale = (float)(2.0 / (double)hs->n);
-    int device = be->iface->hessian_finish && be->iface->dot && !cfg->desc_act;
+    int device = be->iface->hessian_finish && be->iface->dot;
     float *diag = device ? gptq_malloc((size_t)C * 4, "the diagonal") : NULL;
     if (device && !diag) return GPTQ_ERR_NOMEM;
     if (device) {
@@ -751,6 +750,12 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     solve_bufs b = {0};
     gptq_qdev q = {0};
     gptq_buf *qw = NULL;
+    /* act-order: the permutation, its inverse, H and the codes permuted */
+    gptq_buf *pb = NULL, *ipb = NULL, *Sp = NULL, *codes_col = NULL;
+    int32_t *perm = gptq_malloc((size_t)C * 4, "the permutation");
+    int32_t *iperm = gptq_malloc((size_t)C * 4, "the permutation");
+    int32_t *gidx = gptq_malloc((size_t)C * 4, "group indices");
+    float *dq = gptq_malloc((size_t)C * 4, "the diagonal");
     float lambda_used = 0.0f;
     double den = 0.0, wsq = 0.0;
     double *loss = gptq_malloc((size_t)R * 8, "losses");
@@ -765,7 +770,8 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     pk->scales = gptq_malloc((size_t)(ngroups * R) * 2, "scales");
     pk->g_idx = gptq_malloc((size_t)C * 4, "g_idx");
     if (!loss || !zf || !z8 || !res->scales || !res->zeros || !res->g_idx || !res->perm ||
-        !pk->qweight || !pk->qzeros || !pk->scales || !pk->g_idx) {
+        !pk->qweight || !pk->qzeros || !pk->scales || !pk->g_idx || !perm || !iperm || !gidx ||
+        !dq) {
         st = GPTQ_ERR_NOMEM;
         goto done;
     }
@@ -774,15 +780,42 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     res->ngroups = ngroups;
     res->bits = b_;
     res->group_size = (int)G;
+    /* quantization order (act-order: diag(H) descending, as the host path) */
+    for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
+    if (cfg->desc_act) {
+        tl_diag = diag;
+        qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
+    }
+    int ident = 1;
     for (int64_t j = 0; j < C; j++) {
-        res->g_idx[j] = pk->g_idx[j] = (int32_t)(j / G);
-        res->perm[j] = (int32_t)j;
+        ident &= perm[j] == j;
+        iperm[perm[j]] = (int32_t)j;
+        dq[j] = diag[perm[j]];
+        gidx[j] = (int32_t)((cfg->static_groups ? perm[j] : j) / G);
+        res->perm[j] = perm[j];
+        res->g_idx[perm[j]] = pk->g_idx[perm[j]] =
+            cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
     }
 
-    /* a working copy of W; ||W||^2 (in double: finite exactly when every
-     * element is) for the NaN/Inf check and the output error */
+    /* a working copy of W in quantization order; ||W||^2 (in double: finite
+     * exactly when every element is) for the NaN/Inf check and the output
+     * error; act-order: H's sum permuted alike */
     if ((st = alloc_bufs(be, &b, R, C, ngroups, B, 0))) goto done;
-    st = gptq_be_check(be, be->iface->copy(be->ctx, b.W, 0, W, 0, nw), "copy");
+    if (ident) {
+        st = gptq_be_check(be, be->iface->copy(be->ctx, b.W, 0, W, 0, nw), "copy");
+    } else {
+        st = gptq_be_alloc(be, (size_t)C * 4, &pb, "the permutation");
+        if (!st) st = gptq_be_upload(be, pb, 0, perm, (size_t)C * 4);
+        if (!st) st = gptq_be_alloc(be, (size_t)C * 4, &ipb, "the permutation");
+        if (!st) st = gptq_be_upload(be, ipb, 0, iperm, (size_t)C * 4);
+        if (!st)
+            st = gptq_be_check(be, be->iface->gather(be->ctx, b.W, W, R, C, R, C, NULL, pb, 4),
+                               "gather (W)");
+        if (!st) st = gptq_be_alloc(be, (size_t)(C * C) * 4, &Sp, "the permuted Hessian");
+        if (!st)
+            st = gptq_be_check(be, be->iface->gather(be->ctx, Sp, hs->S, C, C, C, C, pb, pb, 4),
+                               "gather (H)");
+    }
     if (!st) st = dev_dot(be, b.W, b.W, R * C, &wsq);
     if (st) goto done;
     if (!isfinite(wsq)) {
@@ -794,22 +827,33 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
             st = gptq_error(GPTQ_ERR_NUMERIC, "weight W: its squared norm is not finite");
         goto done;
     }
-    /* static groups: every grid from the original W first */
+    /* static groups: every grid from the original W (column order) first */
     for (int64_t g = 0; cfg->static_groups && !st && g < ngroups; g++) {
         const int64_t len = G < C - g * G ? G : C - g * G;
-        st = gptq_be_check(be, be->iface->quant_grid(be->ctx, b.W, R, C, g * G, len, g, b.scale,
+        st = gptq_be_check(be, be->iface->quant_grid(be->ctx, W, R, C, g * G, len, g, b.scale,
                                                      b.zero, &gp),
                            "quant_grid");
     }
     if (!st)
-        st = damp_factor(be, &b, R, C, cfg, 1, hs, hscale, diag, NULL, NULL, NULL, wsq, res, &den,
-                         &lambda_used);
-    if (!st) st = gptq_be_upload(be, b.gidx, 0, res->g_idx, (size_t)C * 4);
+        st = damp_factor(be, &b, R, C, cfg, 1, ident ? hs->S : Sp, hscale, dq, NULL, NULL, NULL,
+                         wsq, res, &den, &lambda_used);
+    gptq_be_free(be, Sp);
+    Sp = NULL;
+    if (!st) st = gptq_be_upload(be, b.gidx, 0, gidx, (size_t)C * 4);
     if (!st) st = run_blocks(be, &b, R, C, cfg, &gp, 0);
-    /* codes packed where they are; what the checkpoint needs comes down */
+    /* codes back to column order, packed where they are; what the
+     * checkpoint needs comes down */
+    if (!st && !ident) {
+        st = gptq_be_alloc(be, (size_t)(R * C), &codes_col, "codes");
+        if (!st)
+            st = gptq_be_check(be, be->iface->gather(be->ctx, codes_col, b.codes, R, C, R, C, NULL,
+                                                     ipb, 1),
+                               "gather (codes)");
+    }
     if (!st) st = gptq_be_alloc(be, nqw, &qw, "qweight");
     if (!st)
-        st = gptq_be_check(be, be->iface->pack_codes(be->ctx, b.codes, R, C, b_, qw),
+        st = gptq_be_check(be, be->iface->pack_codes(be->ctx, ident ? b.codes : codes_col, R, C,
+                                                     b_, qw),
                            "pack_codes");
     if (!st) st = gptq_be_download(be, qw, 0, pk->qweight, nqw);
     if (!st) st = gptq_be_download(be, b.scale, 0, res->scales, (size_t)(ngroups * R) * 4);
@@ -858,6 +902,14 @@ done:
     free_bufs(be, &b);
     gptq_qdev_free(be, &q);
     gptq_be_free(be, qw);
+    gptq_be_free(be, pb);
+    gptq_be_free(be, ipb);
+    gptq_be_free(be, Sp);
+    gptq_be_free(be, codes_col);
+    free(perm);
+    free(iperm);
+    free(gidx);
+    free(dq);
     free(diag);
     free(loss);
     free(zf);
