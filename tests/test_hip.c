@@ -1116,8 +1116,9 @@ Test(hip, gather_vs_cpu)
     open_both();
     rng_seed(41);
     const int64_t Rs = 96, Cs = 160, R = 80, C = 150;
-    float *src = xmalloc((size_t)(Rs * Cs) * 4), *dc = xmalloc((size_t)(R * C) * 4),
-          *dg = xmalloc((size_t)(R * C) * 4);
+    /* outputs up to (Rs, Cs): the modes with one index array keep the other extent */
+    float *src = xmalloc((size_t)(Rs * Cs) * 4), *dc = xmalloc((size_t)(Rs * Cs) * 4),
+          *dg = xmalloc((size_t)(Rs * Cs) * 4);
     fill_uniform(src, (size_t)(Rs * Cs));
     int32_t ri[80], ci[150];
     for (int64_t i = 0; i < R; i++) ri[i] = (int32_t)((i * 17 + 5) % Rs);
