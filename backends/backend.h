@@ -269,6 +269,13 @@ typedef struct gptq_backend_iface {
      * outside src is an error (a GPU may report it at the next sync). */
     int (*gather)(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C,
                   int64_t Rs, int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
+    /* Widen half-precision weights where they are used (the model loader
+     * uploads the file's 2-byte values): dst[i] = src[i] for n elements,
+     * src of dtype GPTQ_F16 or GPTQ_BF16 (gptq.h) at byte 0, dst f32 at
+     * element dst_off. Exact (every fp16 and bf16 value is an f32), so every
+     * backend gives the same bits. */
+    int (*to_f32)(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n,
+                  int dtype);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

@@ -49,11 +49,12 @@ static int check_iface(const gptq_backend_iface *it, const char *where)
                               (const void *)it->cholesky_inverse_upper,
                               (const void *)it->quant_grid, (const void *)it->gptq_block,
                               (const void *)it->pack_codes, (const void *)it->dequantize,
-                              (const void *)it->matmul_q, (const void *)it->gather};
+                              (const void *)it->matmul_q, (const void *)it->gather,
+                              (const void *)it->to_f32};
     static const char *names[] = {"create", "destroy", "error", "alloc", "free", "upload",
                                   "download", "copy", "sync", "gemm", "hessian_accumulate",
                                   "cholesky_inverse_upper", "quant_grid", "gptq_block",
-                                  "pack_codes", "dequantize", "matmul_q", "gather"};
+                                  "pack_codes", "dequantize", "matmul_q", "gather", "to_f32"};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
         if (!required[i])
             return gptq_error(GPTQ_ERR_BACKEND, "backend %s: required slot '%s' is empty", where,

@@ -445,6 +445,7 @@ static int run_rtn(const char *model, const char *out, gptq_quant_config q, int 
     o.format = format;
     if (shard) o.max_shard_bytes = shard;
     o.on_module = record;
+    o.module_weights = 1;
     o.user = s;
     int st = gptq_quantize_model(be, model, out, &o, stats);
     gptq_backend_close(be);

@@ -1168,6 +1168,36 @@ Test(hip, gather_vs_cpu)
     close_both();
 }
 
+/* to_f32 over every fp16 and bf16 pattern: the CPU's bits (NaN as NaN) */
+Test(hip, to_f32_vs_cpu)
+{
+    open_both();
+    enum { N = 65536 };
+    uint16_t *h = xmalloc(N * 2);
+    float *fc = xmalloc(N * 4), *fg = xmalloc(N * 4);
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    for (int bf = 0; bf < 2; bf++) {
+        gptq_backend *bes[2] = {g_cpu, g_hip};
+        float *outs[2] = {fc, fg};
+        for (int k = 0; k < 2; k++) {
+            gptq_buf *s = dev_from(bes[k], h, N * 2), *d = dev_new(bes[k], (N + 1) * 4);
+            ok(bes[k], IF(bes[k])->to_f32(bes[k]->ctx, d, 1, s, N, bf ? GPTQ_BF16 : GPTQ_F16),
+               "to_f32");
+            cr_assert_eq(gptq_be_download(bes[k], d, 4, outs[k], N * 4), GPTQ_OK);
+            gptq_be_free(bes[k], s);
+            gptq_be_free(bes[k], d);
+        }
+        int bad = 0;
+        for (int i = 0; i < N; i++)
+            bad += !(isnan(fc[i]) && isnan(fg[i])) && memcmp(&fc[i], &fg[i], 4) != 0;
+        cr_expect_eq(bad, 0, "%s: %d of 65536 patterns differ", bf ? "bf16" : "f16", bad);
+    }
+    free(h);
+    free(fc);
+    free(fg);
+    close_both();
+}
+
 /* The pipeline's layer solve with W on the GPU against the host path on
  * the same GPU: variants asym, sym, static groups, act-order, act-order
  * with static groups (device path), and a dead column (the host path:

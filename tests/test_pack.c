@@ -773,3 +773,37 @@ Test(backend_ops, gather_rows_and_columns)
     gptq_be_free(be, cb);
     gptq_backend_close(be);
 }
+
+/* to_f32 over every 16-bit pattern: the core's conversions, bit for bit (a
+ * NaN stays a NaN; its payload is not part of the contract). */
+Test(backend_ops, to_f32_every_half_and_bfloat16)
+{
+    gptq_backend *be;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    enum { N = 65536 };
+    uint16_t *h = malloc(N * 2);
+    float *f = malloc(N * 4);
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    gptq_buf *src = NULL, *dst = NULL;
+    cr_assert_eq(gptq_be_alloc(be, N * 2, &src, "src"), GPTQ_OK);
+    cr_assert_eq(gptq_be_alloc(be, (N + 3) * 4, &dst, "dst"), GPTQ_OK);
+    gptq_be_upload(be, src, 0, h, N * 2);
+    for (int bf = 0; bf < 2; bf++) {
+        cr_assert_eq(be->iface->to_f32(be->ctx, dst, 3, src, N, bf ? GPTQ_BF16 : GPTQ_F16),
+                     GPTQ_OK, "%s", be->iface->error(be->ctx));
+        gptq_be_download(be, dst, 12, f, N * 4);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            const float want = bf ? gptq_bf16_to_f32(h[i]) : gptq_f16_to_f32(h[i]);
+            if (isnan(want) ? !isnan(f[i]) : memcmp(&want, &f[i], 4) != 0) bad++;
+        }
+        cr_expect_eq(bad, 0, "%s: %d patterns differ", bf ? "bf16" : "f16", bad);
+    }
+    cr_expect_eq(be->iface->to_f32(be->ctx, dst, 4, src, N, GPTQ_BF16), GPTQ_ERR_SHAPE);
+    cr_expect_eq(be->iface->to_f32(be->ctx, dst, 0, src, N, GPTQ_F32), GPTQ_ERR_INVALID);
+    gptq_be_free(be, src);
+    gptq_be_free(be, dst);
+    free(h);
+    free(f);
+    gptq_backend_close(be);
+}

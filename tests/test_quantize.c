@@ -138,6 +138,7 @@ static int quantize(const char *model, const char *out, const gptq_quant_config 
     o.true_sequential = ts;
     if (s) {
         o.on_module = record;
+        o.module_weights = 1;
         o.user = s;
     }
     gptq_pipeline_stats stats;

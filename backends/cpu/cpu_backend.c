@@ -174,6 +174,7 @@ static const gptq_backend_iface k_cpu_iface = {
     .dequantize = cpu_dequantize,
     .matmul_q = cpu_matmul_q,
     .gather = cpu_gather,
+    .to_f32 = cpu_to_f32,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }

@@ -91,5 +91,6 @@ int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
                  const gptq_buf *bias, gptq_buf *Y, size_t y_off);
 int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
                int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
+int cpu_to_f32(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n, int dtype);
 
 #endif /* GPTQ_CPU_IMPL_H */

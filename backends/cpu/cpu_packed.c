@@ -1,7 +1,8 @@
 /*
  * cpu_packed.c — the packed-tensor ops of the vtable (backend.h, ABI 3):
- * pack_codes, dequantize and the A16 matmul, on host memory; and gather,
- * the act-order permutations of the device-resident solve.
+ * pack_codes, dequantize and the A16 matmul, on host memory; gather, the
+ * act-order permutations of the device-resident solve; to_f32, half
+ * precision widened (the loader's weights).
  *
  * These are a second implementation of the rules that src/quant/pack.c
  * implements for the public API (tests diff the two): pack.c walks each
@@ -227,6 +228,30 @@ int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t
             uint8_t *d = dst->data + i * C;
             for (int64_t j = 0; j < C; j++) d[j] = s[ci ? ci[j] : j];
         }
+    }
+    return GPTQ_OK;
+}
+
+int cpu_to_f32(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n, int dtype)
+{
+    cpu_ctx *c = ctx;
+    static const char op[] = "to_f32";
+    if (dtype != GPTQ_F16 && dtype != GPTQ_BF16)
+        return cpu_fail(c, GPTQ_ERR_INVALID, "%s: dtype %d is neither F16 nor BF16", op, dtype);
+    int st = cpu_range(c, dst, dst_off, n, 4, op, "dst");
+    if (!st) st = cpu_range(c, src, 0, n, 2, op, "src");
+    if (st) return st;
+    const uint16_t *s = (const uint16_t *)(const void *)src->data;
+    float *d = CPU_F32(dst, dst_off);
+    if (dtype == GPTQ_BF16) {
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
+        for (int64_t i = 0; i < n; i++) {
+            const uint32_t u = (uint32_t)s[i] << 16;
+            memcpy(&d[i], &u, 4);
+        }
+    } else {
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
+        for (int64_t i = 0; i < n; i++) d[i] = f16_bits_to_f32(s[i]);
     }
     return GPTQ_OK;
 }

@@ -340,6 +340,7 @@ static const gptq_backend_iface k_hip_iface = {
     .dequantize = hip_dequantize,
     .matmul_q = hip_matmul_q,
     .gather = hip_gather,
+    .to_f32 = hip_to_f32,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

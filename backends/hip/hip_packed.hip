@@ -1,7 +1,8 @@
 /*
  * hip_packed.hip — the packed-tensor ops of the vtable (backend.h, ABI 3):
- * pack_codes, dequantize and the A16 matmul, as GPU kernels; and gather
- * (the act-order permutations of the device-resident solve).
+ * pack_codes, dequantize and the A16 matmul, as GPU kernels; gather (the
+ * act-order permutations of the device-resident solve); to_f32 (half
+ * precision widened: the loader's weights).
  *
  * All three are exact by construction, so they match the CPU backend (and
  * src/quant/pack.c) bit for bit: packing moves bits; a dequantized weight
@@ -198,6 +199,14 @@ __global__ void gather_kernel(T *__restrict__ dst, const T *__restrict__ src, in
     dst[e] = src[si * Cs + sj];
 }
 
+__global__ void to_f32_kernel(float *__restrict__ d, const uint16_t *__restrict__ s, int64_t n,
+                              int bf16)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    d[i] = bf16 ? __uint_as_float((uint32_t)s[i] << 16) : f16_to_f32(s[i]);
+}
+
 /* ------------------------------------------------------------------ */
 
 static int check_bytes(hip_ctx *c, const char *op, const char *what, const gptq_buf *b, size_t off,
@@ -329,5 +338,20 @@ int hip_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t
     else
         gather_kernel<uint8_t><<<blocks_for(R * C, 256), 256, 0, c->stream>>>(
             (uint8_t *)dst->ptr, (const uint8_t *)src->ptr, R, C, Rs, Cs, ri, ci, c->flags);
+    return hip_check_launch(c, op);
+}
+
+int hip_to_f32(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n, int dtype)
+{
+    hip_ctx *c = (hip_ctx *)ctx;
+    static const char op[] = "to_f32";
+    if (dtype != GPTQ_F16 && dtype != GPTQ_BF16)
+        return hip_fail(c, GPTQ_ERR_INVALID, "%s: dtype %d is neither F16 nor BF16", op, dtype);
+    if (n < 0) return hip_fail(c, GPTQ_ERR_SHAPE, "%s: n = %lld", op, (long long)n);
+    int st = check_bytes(c, op, "dst", dst, dst_off * 4, (uint64_t)n * 4);
+    if (!st) st = check_bytes(c, op, "src", src, 0, (uint64_t)n * 2);
+    if (st || n == 0) return st;
+    to_f32_kernel<<<blocks_for(n, 256), 256, 0, c->stream>>>(
+        HIP_F32(dst, dst_off), (const uint16_t *)src->ptr, n, dtype == GPTQ_BF16);
     return hip_check_launch(c, op);
 }

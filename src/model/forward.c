@@ -145,12 +145,34 @@ static int upload_new(gptq_model *m, const float *src, size_t n, const char *wha
     return st;
 }
 
-/* A floating-point tensor of the given shape -> new f32 backend buffer. */
+/* A floating-point tensor of the given shape -> new f32 backend buffer.
+ * fp16/bf16 go over as they are and are widened by the backend (to_f32:
+ * half the bytes to move, the same bits); f32, or a tensor the checks of
+ * gptq_weights_read_f32 must refuse, goes through the host. */
 static int upload_tensor(gptq_model *m, const char *name, int ndim, const int64_t *shape,
                          gptq_buf **out)
 {
     size_t n = 1;
     for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    gptq_st_info info;
+    int half = gptq_weights_find(m->w, name, &info) == GPTQ_OK &&
+               (info.dtype == GPTQ_F16 || info.dtype == GPTQ_BF16) && info.ndim == ndim &&
+               info.nbytes == n * 2;
+    for (int d = 0; half && d < ndim; d++) half = info.shape[d] == shape[d];
+    if (half) {
+        gptq_buf *raw = NULL;
+        int st = gptq_be_alloc(m->be, n * 2, &raw, name);
+        if (!st) st = gptq_be_upload(m->be, raw, 0, info.data, n * 2);
+        if (!st) st = gptq_be_alloc(m->be, n * sizeof(float), out, name);
+        if (!st)
+            st = gptq_be_check(m->be,
+                               m->be->iface->to_f32(m->be->ctx, *out, 0, raw, (int64_t)n,
+                                                    (int)info.dtype),
+                               "to_f32");
+        gptq_be_free(m->be, raw);
+        if (st) free_buf(m, out);
+        return st;
+    }
     float *h = host_scratch(m, n);
     if (!h) return GPTQ_ERR_NOMEM;
     TRY(gptq_weights_read_f32(m->w, name, ndim, shape, h));

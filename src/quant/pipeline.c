@@ -311,7 +311,9 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
     /* the weight a loader will see: fp16 scales, (q - z) (the device path
      * put it in place already; a report wants it on the host) */
     if (hs && p->h_on_device) {
-        if (p->o->on_module && (st = gptq_model_linear_get(p->m, L, i, p->W))) goto done;
+        if (p->o->on_module && p->o->module_weights &&
+            (st = gptq_model_linear_get(p->m, L, i, p->W)))
+            goto done;
     } else {
         if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) goto done;
         if (!p->rtn && (st = gptq_model_linear_set(p->m, L, i, p->W))) goto done;
@@ -349,7 +351,7 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
             .bits = res.bits, .group_size = res.group_size, .zero0 = zero0, .done = p->done,
             .total = p->total,
         };
-        p->o->on_module(p->o->user, &r, p->W);
+        p->o->on_module(p->o->user, &r, p->o->module_weights ? p->W : NULL);
     }
 done:
     free(bias16);

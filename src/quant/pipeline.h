@@ -88,8 +88,11 @@ typedef struct gptq_pipeline_options {
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
     const volatile sig_atomic_t *interrupt;
     /* optional callbacks; W_dequant (rows, cols) f32 is the weight the
-     * checkpoint dequantizes to, valid during the call */
+     * checkpoint dequantizes to, valid during the call, when module_weights
+     * is set (else NULL: on a GPU backend the weight stays on the device,
+     * and handing it over costs a download per module) */
     void (*on_module)(void *user, const gptq_module_report *r, const float *W_dequant);
+    int module_weights;
     void (*on_progress)(void *user, const gptq_progress *p);
     void *user;
 } gptq_pipeline_options;
