@@ -149,6 +149,9 @@ static int hip_create(void **out)
     HIP_TRY(c, hipMemsetAsync(c->flags, 0, HIP_FLAG_COUNT * sizeof(hip_flag_t), c->stream),
             "hipMemset(error words)");
     HIP_TRY(c, hipStreamSynchronize(c->stream), "hipStreamSynchronize");
+    void *d = NULL;
+    HIP_TRY(c, hipMalloc(&d, HIP_DOT_BLOCKS * sizeof(double)), "hipMalloc(dot partials)");
+    c->dot_part = (double *)d;
     c->err[0] = '\0';
     return GPTQ_OK;
 }
@@ -159,6 +162,7 @@ static void hip_destroy(void *ctx)
     if (!c) return;
     if (c->stream) (void)hipStreamSynchronize(c->stream);
     if (c->flags) (void)hipFree(c->flags);
+    if (c->dot_part) (void)hipFree(c->dot_part);
     if (c->stream) (void)hipStreamDestroy(c->stream);
     (void)hipGetLastError();
     free(c);

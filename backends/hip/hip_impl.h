@@ -62,6 +62,22 @@ enum {
     HIP_DEFER_INDEX = 4  /* gather: A = the dst row or column, B = its bad index */
 };
 
+/* Blocks of dot's first pass (fixed: the order of its sum is part of the
+ * result). */
+#define HIP_DOT_BLOCKS 1024
+
+/* A kernel rejects its input: the first report wins (code, and two words
+ * of detail); the host hears of it at its next sync (hip_sync_checked). */
+#if defined(__CUDACC__) || defined(__HIP__)
+__device__ static inline void hip_defer(hip_flag_t *flags, unsigned code, int64_t a, int64_t b)
+{
+    if (atomicCAS(&flags[HIP_FLAG_DEFERRED], 0ull, (hip_flag_t)code) == 0ull) {
+        flags[HIP_FLAG_DEFER_A] = (hip_flag_t)a;
+        flags[HIP_FLAG_DEFER_B] = (hip_flag_t)b;
+    }
+}
+#endif
+
 typedef struct hip_ctx {
     int device;
     hipStream_t stream;
@@ -69,6 +85,7 @@ typedef struct hip_ctx {
     int smem_per_block;      /* default limit of dynamic + static shared memory */
     char device_name[256];
     hip_flag_t *flags;       /* (HIP_FLAG_COUNT) device words, see above */
+    double *dot_part;        /* (HIP_DOT_BLOCKS) partial sums of dot, made at create */
     char err[1024];
 } hip_ctx;
 

@@ -402,7 +402,7 @@ __global__ void hessian_diag_kernel(const float *__restrict__ S, float *__restri
 
 /* dot: DOT_BLOCKS fixed block partials (a tree in shared memory), then one
  * block sums them in order: the same bits on every call. */
-#define DOT_BLOCKS 1024
+#define DOT_BLOCKS HIP_DOT_BLOCKS
 #define DOT_THREADS 256
 __global__ __launch_bounds__(DOT_THREADS) void dot_partial_kernel(const float *__restrict__ a,
                                                                   const float *__restrict__ b,
@@ -441,8 +441,7 @@ int hip_dot(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_
     if (st) return st;
     *out = 0.0;
     if (n == 0) return GPTQ_OK;
-    double *part = NULL;
-    HIP_TRY(cx, hipMalloc((void **)&part, DOT_BLOCKS * sizeof(double)), "hipMalloc (dot)");
+    double *part = cx->dot_part;
     dot_partial_kernel<<<DOT_BLOCKS, DOT_THREADS, 0, cx->stream>>>(HIP_CF32(A, a_off),
                                                                    HIP_CF32(B, b_off), n, part);
     st = hip_check_launch(cx, "dot");
@@ -450,12 +449,11 @@ int hip_dot(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_
         dot_final_kernel<<<1, 1, 0, cx->stream>>>(part);
         st = hip_check_launch(cx, "dot (final)");
     }
-    hipError_t e = hipSuccess;
-    if (!st) e = hipMemcpyAsync(out, part, sizeof(double), hipMemcpyDeviceToHost, cx->stream);
-    if (!st && e == hipSuccess) e = hipStreamSynchronize(cx->stream);
-    (void)hipFree(part);
-    if (!st && e != hipSuccess) return hip_fail_rt(cx, e, "dot (download)");
-    return st;
+    if (st) return st;
+    HIP_TRY(cx, hipMemcpyAsync(out, part, sizeof(double), hipMemcpyDeviceToHost, cx->stream),
+            "dot (download)");
+    HIP_TRY(cx, hipStreamSynchronize(cx->stream), "dot (download)");
+    return GPTQ_OK;
 }
 
 int hip_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,

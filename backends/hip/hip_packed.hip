@@ -88,14 +88,6 @@ __device__ static uint32_t stream_get(const uint32_t *__restrict__ words, int64_
     return (uint32_t)v & ((1u << b) - 1u);
 }
 
-__device__ static void defer(hip_flag_t *flags, unsigned code, int64_t a, int64_t b)
-{
-    if (atomicCAS(&flags[HIP_FLAG_DEFERRED], 0ull, (hip_flag_t)code) == 0ull) {
-        flags[HIP_FLAG_DEFER_A] = (hip_flag_t)a;
-        flags[HIP_FLAG_DEFER_B] = (hip_flag_t)b;
-    }
-}
-
 typedef struct qview {
     const uint32_t *qw, *qz;
     const uint16_t *sc;
@@ -109,7 +101,7 @@ __device__ static float dequant_at(const qview &q, int64_t n, int64_t k, hip_fla
 {
     const int64_t g = q.gi[k];
     if (g < 0 || g >= q.ngroups) {
-        defer(flags, HIP_DEFER_QGIDX, k, g);
+        hip_defer(flags, HIP_DEFER_QGIDX, k, g);
         return 0.0f;
     }
     const int32_t code = (int32_t)stream_get(q.qw + n, q.N, k, q.bits);
@@ -132,7 +124,7 @@ __global__ void pack_codes_kernel(const uint8_t *__restrict__ codes, int64_t R, 
     uint64_t acc = 0;
     for (int64_t k = 32 * w / bits; k < C && k * bits < 32 * w + 32; k++) {
         const unsigned v = row[k];
-        if (v > maxq) defer(flags, HIP_DEFER_CODE, r * C + k, v);
+        if (v > maxq) hip_defer(flags, HIP_DEFER_CODE, r * C + k, v);
         const int64_t at = k * bits - 32 * w;
         acc |= at >= 0 ? (uint64_t)v << at : (uint64_t)v >> -at;
     }
@@ -192,7 +184,7 @@ __global__ void gather_kernel(T *__restrict__ dst, const T *__restrict__ src, in
     const int64_t i = e / C, j = e % C;
     const int64_t si = ri ? ri[i] : i, sj = ci ? ci[j] : j;
     if (si < 0 || si >= Rs || sj < 0 || sj >= Cs) {
-        defer(flags, HIP_DEFER_INDEX, si < 0 || si >= Rs ? i : j, si < 0 || si >= Rs ? si : sj);
+        hip_defer(flags, HIP_DEFER_INDEX, si < 0 || si >= Rs ? i : j, si < 0 || si >= Rs ? si : sj);
         dst[e] = T(0);
         return;
     }

@@ -189,11 +189,7 @@ __global__ __launch_bounds__(HQ_ROWS) void gptq_block_kernel(block_params p)
     for (int j = 0; j < nb; j++) {
         const int32_t g = p.gidx[j0 + j];
         if (g < 0 || (int64_t)g >= p.ngroups) {
-            if (t == 0 && atomicCAS(&p.flags[HIP_FLAG_DEFERRED], 0ull,
-                                    (hip_flag_t)HIP_DEFER_GIDX) == 0ull) {
-                p.flags[HIP_FLAG_DEFER_A] = (hip_flag_t)(j0 + j);
-                p.flags[HIP_FLAG_DEFER_B] = (hip_flag_t)(int64_t)g;
-            }
+            if (t == 0) hip_defer(p.flags, HIP_DEFER_GIDX, j0 + j, g);
             return;
         }
     }

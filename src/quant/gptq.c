@@ -206,6 +206,26 @@ static int cmp_desc(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
+/* The quantization order and the groups: perm (act-order when diag is
+ * given: diag descending, ties by column; else the identity), gidx[j] the
+ * group whose grid position j uses, and res->perm, res->g_idx[k] (the
+ * group of column k, as the checkpoint stores it). */
+static void quant_order(const gptq_quant_config *cfg, int64_t C, const float *diag, int32_t *perm,
+                        int32_t *gidx, gptq_layer_result *res)
+{
+    const int64_t G = cfg->group_size == -1 ? C : cfg->group_size;
+    for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
+    if (diag) {
+        tl_diag = diag;
+        qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
+    }
+    for (int64_t j = 0; j < C; j++) {
+        gidx[j] = (int32_t)((cfg->static_groups ? perm[j] : j) / G);
+        res->perm[j] = perm[j];
+        res->g_idx[perm[j]] = cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
+    }
+}
+
 /* The first non-finite element (a min-reduction: the same index for any
  * thread count). The host-side loops of this file are data movement and
  * scans, spread over threads because at C = 11008 each touches ~0.5 GB. */
@@ -526,18 +546,9 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
     }
 
     /* quantization order */
-    for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
-    if (cfg->desc_act && hhost) {
+    if (cfg->desc_act && hhost)
         for (int64_t i = 0; i < C; i++) diag[i] = Hd[i * C + i];
-        tl_diag = diag;
-        qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
-    }
-    for (int64_t j = 0; j < C; j++) {
-        gidx[j] = (int32_t)((cfg->static_groups ? perm[j] : j) / G);
-        res->perm[j] = perm[j];
-    }
-    for (int64_t j = 0; j < C; j++)
-        res->g_idx[perm[j]] = cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
+    quant_order(cfg, C, cfg->desc_act && hhost ? diag : NULL, perm, gidx, res);
 
     /* backend buffers */
     if ((st = alloc_bufs(be, &b, R, C, ngroups, B, rtn))) goto done;
@@ -781,20 +792,13 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     res->bits = b_;
     res->group_size = (int)G;
     /* quantization order (act-order: diag(H) descending, as the host path) */
-    for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
-    if (cfg->desc_act) {
-        tl_diag = diag;
-        qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
-    }
+    quant_order(cfg, C, cfg->desc_act ? diag : NULL, perm, gidx, res);
+    memcpy(pk->g_idx, res->g_idx, (size_t)C * 4);
     int ident = 1;
     for (int64_t j = 0; j < C; j++) {
         ident &= perm[j] == j;
         iperm[perm[j]] = (int32_t)j;
         dq[j] = diag[perm[j]];
-        gidx[j] = (int32_t)((cfg->static_groups ? perm[j] : j) / G);
-        res->perm[j] = perm[j];
-        res->g_idx[perm[j]] = pk->g_idx[perm[j]] =
-            cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
     }
 
     /* a working copy of W in quantization order; ||W||^2 (in double: finite

@@ -239,7 +239,8 @@ static int copy_plain(pl *p)
 /* ------------------------------------------------------------------ */
 
 /* Quantize linear i of layer L with Hessian H (cols, cols) host, or hs (the
- * accumulated one, finished on its device), or neither (RTN); put the
+ * accumulated one on a backend that finishes it in place: the weight stays
+ * there too, gptq_quantize_layer_dev), or neither (RTN); put the
  * checkpoint's dequantization back into the loaded layer, write its
  * tensors, keep its zeros. */
 static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs, int64_t hrows)
@@ -255,8 +256,9 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
     float *bias32 = NULL;
     int st;
 
-    if (hs && p->h_on_device) {
-        /* the weight stays on the device: solved, packed and dequantized there */
+    if (hs) {
+        /* the Hessian and the weight stay on the device: solved, packed and
+         * dequantized there */
         gptq_buf *Wdev = NULL;
         st = gptq_model_linear_buf(p->m, L, i, &Wdev);
         if (!st) st = gptq_quantize_layer_dev(p->be, Wdev, R, C, hs, &p->o->q, p->W, &res, &pk);
@@ -272,9 +274,7 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
         } else {
             st = gptq_model_linear_get(p->m, L, i, p->W);
         }
-        if (!st)
-            st = hs ? gptq_quantize_layer_h(p->be, p->W, R, C, hs, &p->o->q, &res)
-                    : gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
+        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -310,7 +310,7 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
 
     /* the weight a loader will see: fp16 scales, (q - z) (the device path
      * put it in place already; a report wants it on the host) */
-    if (hs && p->h_on_device) {
+    if (hs) {
         if (p->o->on_module && p->o->module_weights &&
             (st = gptq_model_linear_get(p->m, L, i, p->W)))
             goto done;
