@@ -281,6 +281,13 @@ static inline void ch_run_opts(cli_result *r, const ch_opts *o, const char *cons
         if (o->cwd && chdir(o->cwd) != 0) _exit(126);
         for (int i = 0; o->env && o->env[i]; i++) putenv((char *)o->env[i]);
         signal(SIGPIPE, SIG_DFL);
+        /* as from a terminal: signals the test runner may ignore or block
+         * reach the command with their defaults (the kill tests send them) */
+        const int dfl[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+        for (size_t i = 0; i < sizeof dfl / sizeof dfl[0]; i++) signal(dfl[i], SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         execv(args[0], (char *const *)args);
         _exit(127);
     }

@@ -14,6 +14,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_matmul(int argc, char **argv);
 
+/* Make every signal that ends a run end it at once, removing the
+ * temporaries the library registered, and turn a SIGBUS on a mapped input
+ * file into a message naming it (cli_signals.c). Called once, first. */
+void cli_signals_start(const char *cmd);
+
 /* Print "gptq <cmd>: error: <fmt>" to stderr. */
 void cli_err(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "io/io.h"
 
 static const char *CMD = "layer";
 
@@ -25,7 +26,9 @@ static void help(FILE *f)
             "usage: gptq layer IN.safetensors -o OUT.safetensors [options]\n\n"
             "Quantize one linear layer. IN holds W (out, in) and either X (n, in), the\n"
             "layer's calibration inputs, or H (in, in), a Hessian 2/n X^T X.\n\n"
-            "  -o, --output FILE      where to write (atomically: FILE appears whole or not at all)\n"
+            "  -o, --output FILE      where to write (atomically: FILE appears whole or not at all;\n"
+            "                         an existing FILE is replaced only if it is a regular file\n"
+            "                         other than IN)\n"
             "  --backend NAME|PATH    cpu (default), hip, or a plugin path\n"
             "  --format auto|gptq|gptq_v2  zero points of qzeros: gptq (v1) stores z-1 and cannot\n"
             "                         hold z = 0; auto (default) writes gptq unless a zero is 0\n"
@@ -74,6 +77,12 @@ int cmd_layer(int argc, char **argv)
         default: help(stderr); return 2;
         }
     }
+    if (optind == argc - 2 && !out) {
+        cli_err(CMD, "unexpected argument \"%s\": the output file is given with -o "
+                     "(gptq layer IN.safetensors -o OUT.safetensors; --help lists the options)",
+                argv[optind + 1]);
+        return 2;
+    }
     if (optind != argc - 1 || !out) {
         cli_err(CMD, optind >= argc ? "no input file" : !out ? "no output file (-o)"
                                                               : "more than one input file");
@@ -85,6 +94,8 @@ int cmd_layer(int argc, char **argv)
         return 2;
     }
     const char *in = argv[optind];
+    /* before any work: never replace the input, a device, a FIFO, ... */
+    if (gptq_out_check_file(out, (const char *const[]){in}, 1)) return cli_fail(CMD, 1);
 
     int rc = 1, st;
     gptq_st_file *f = NULL;

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "internal.h"
+#include "io/io.h"
 #include "model/model.h"
 
 static const char *CMD = "matmul";
@@ -32,7 +33,9 @@ static void help(FILE *f)
             "SOURCE: a GPTQ checkpoint folder (with --module), a file written by `gptq layer`,\n"
             "or one checkpoint shard (with --module).\n"
             "  -x, --x FILE           X (M, in_features): tensor \"X\", F32, F16 or BF16\n"
-            "  -o, --output FILE      Y (M, out_features) F32, written atomically\n"
+            "  -o, --output FILE      Y (M, out_features) F32, written atomically (an existing\n"
+            "                         FILE is replaced only if it is a regular file other than\n"
+            "                         the inputs)\n"
             "  --module PREFIX        the module, e.g. model.layers.0.mlp.down_proj\n"
             "  --bias                 add the module's bias (PREFIX.bias)\n"
             "  --dequant              also write W (out_features, in_features) F32\n"
@@ -90,6 +93,13 @@ int cmd_matmul(int argc, char **argv)
         default: help(stderr); return 2;
         }
     }
+    if (optind == argc - 2 && !out) {
+        cli_err(CMD, "unexpected argument \"%s\": the output file is given with -o "
+                     "(gptq matmul SOURCE -x X.safetensors -o OUT.safetensors; --help lists "
+                     "the options)",
+                argv[optind + 1]);
+        return 2;
+    }
     if (optind != argc - 1 || !xpath || !out) {
         cli_err(CMD, optind >= argc ? "no SOURCE"
                      : optind < argc - 1 ? "more than one SOURCE"
@@ -110,6 +120,8 @@ int cmd_matmul(int argc, char **argv)
                      "model.layers.0.mlp.down_proj)", src);
         return 2;
     }
+    /* before any work: never replace an input, a device, a FIFO, ... */
+    if (gptq_out_check_file(out, (const char *const[]){src, xpath}, 2)) return cli_fail(CMD, 1);
 
     int rc = 1, st;
     gptq_weights *w = NULL;

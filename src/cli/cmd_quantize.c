@@ -5,20 +5,24 @@
  * bar, a per-module table as GPTQModel prints one, a JSON-lines log, and a
  * summary of sizes, bits per weight, time shares and peak memory.
  *
- * Signals: the first SIGINT/SIGTERM sets a flag the pipeline checks between
- * modules and forward chunks; it then removes its temporary folder and this
- * command exits 130, OUT_DIR untouched. A second signal kills at once (the
- * handler is reset), which may leave an OUT_DIR.tmp.XXXXXX folder behind.
+ * Output safety: OUT_DIR is checked against the output policy
+ * (gptq_ckpt_check_out) before anything is read; --log-json FILE is
+ * checked then too (not inside the model folder, not inside an OUT_DIR that
+ * will be replaced, not the calibration file) and opened only when the
+ * first record is written, so a run that fails before leaves it as it was.
+ * Signals end the run at once with the temporary folder removed
+ * (cli_signals.c).
  */
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
 #include <math.h>
-#include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -26,6 +30,7 @@
 #include "cli.h"
 #include "internal.h"
 #include "io/checkpoint.h"
+#include "io/io.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
 #include "text/calib.h"
@@ -41,7 +46,11 @@ static void help(FILE *f)
             "Qwen2, OPT) with GPTQ, layer by layer, and write a GPTQ checkpoint folder that\n"
             "transformers, vLLM and GPTQModel load. OUT_DIR appears complete or not at all\n"
             "(an existing OUT_DIR is replaced only when the new one is finished).\n\n"
-            "  -o, --output DIR       the checkpoint folder to write\n"
+            "  -o, --output DIR       the checkpoint folder to write: a new name, an empty\n"
+            "                         folder, or an earlier output of gptq-c (replaced)\n"
+            "  --overwrite            also replace an existing OUT_DIR that gptq-c did not\n"
+            "                         write, with everything in it (never the model folder,\n"
+            "                         a folder holding it, a file or a symlink)\n"
             "calibration (not needed with --method rtn):\n"
             "  --calib FILE           plain UTF-8 text, or JSON lines with a \"text\" field\n"
             "                         (.jsonl, or first character '{'; texts joined by \\n\\n)\n"
@@ -76,28 +85,6 @@ static void help(FILE *f)
             "  --log-json FILE        one JSON record per module (JSON lines)\n"
             "%s",
             CLI_QUANT_HELP);
-}
-
-/* ------------------------------------------------------------------ */
-/* Signals                                                             */
-/* ------------------------------------------------------------------ */
-
-static volatile sig_atomic_t g_interrupt;
-
-static void on_signal(int sig)
-{
-    g_interrupt = sig;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -165,10 +152,56 @@ static double short_float(float f)
     return strtod(b, NULL);
 }
 
+/* --log-json FILE, checked before any work: never inside the model folder
+ * (it would write into the model) or inside an existing OUT_DIR (replaced
+ * at the end, the log with it), never the calibration file, OUT_DIR itself
+ * or a folder; its folder must exist. 0 or an error printed. */
+static int check_log_path(const char *log, const char *model_dir, const char *out,
+                          const char *calib)
+{
+    struct stat st;
+    char lc[4096], oc[4096];
+    if (gptq_path_within(log, model_dir)) {
+        cli_err(CMD, "--log-json %s: is inside the model folder %s; write it elsewhere", log,
+                model_dir);
+        return 1;
+    }
+    if (stat(out, &st) == 0 && gptq_path_within(log, out)) {
+        cli_err(CMD, "--log-json %s: is inside the output folder %s, which the run replaces "
+                     "(the log would go with it); write it elsewhere", log, out);
+        return 1;
+    }
+    if (calib && gptq_same_file(log, calib)) {
+        cli_err(CMD, "--log-json %s: is the calibration file; write the log elsewhere", log);
+        return 1;
+    }
+    if (gptq_path_canon(log, lc, sizeof lc) != GPTQ_OK) {
+        cli_err(CMD, "--log-json %s: its folder does not exist", log);
+        return 1;
+    }
+    if (gptq_path_canon(out, oc, sizeof oc) == GPTQ_OK && !strcmp(lc, oc)) {
+        cli_err(CMD, "--log-json %s: is the output folder's name; write the log elsewhere", log);
+        return 1;
+    }
+    if (stat(log, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cli_err(CMD, "--log-json %s: is a folder; give a file name", log);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_module(void *user, const gptq_module_report *r, const float *W)
 {
     (void)W;
     ui *u = user;
+    /* opened at the first record: a run that fails before leaves the file
+     * as it was */
+    if (u->log_path && !u->log && !u->log_failed && !(u->log = fopen(u->log_path, "w"))) {
+        clear_bar(u);
+        cli_err(CMD, "--log-json %s: cannot open for writing: %s; no records", u->log_path,
+                strerror(errno));
+        u->log_failed = 1;
+    }
     if (u->log && !u->log_failed) {
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddNumberToObject(o, "layer", r->layer) &&
@@ -276,7 +309,7 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
 
 enum {
     OPT_NO_TS = OPT_CLI_LAST + 1, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG,
-    OPT_MATH
+    OPT_MATH, OPT_OVERWRITE
 };
 
 int cmd_quantize(int argc, char **argv)
@@ -298,6 +331,7 @@ int cmd_quantize(int argc, char **argv)
         {"forward-math", required_argument, 0, OPT_MATH},
         {"quiet", no_argument, 0, OPT_QUIET},
         {"log-json", required_argument, 0, OPT_LOG},
+        {"overwrite", no_argument, 0, OPT_OVERWRITE},
         CLI_QUANT_LONGOPTS,
         {0, 0, 0, 0},
     };
@@ -356,8 +390,15 @@ int cmd_quantize(int argc, char **argv)
             break;
         case OPT_QUIET: u.quiet = 1; break;
         case OPT_LOG: log_path = optarg; break;
+        case OPT_OVERWRITE: po.overwrite = 1; break;
         default: help(stderr); return 2;
         }
+    }
+    if (optind == argc - 2 && !out) {
+        cli_err(CMD, "unexpected argument \"%s\": the output folder is given with -o "
+                     "(gptq quantize MODEL_DIR -o OUT_DIR; --help lists the options)",
+                argv[optind + 1]);
+        return 2;
     }
     if (optind != argc - 1 || !out) {
         cli_err(CMD, optind >= argc ? "no model folder" : !out ? "no output folder (-o)"
@@ -371,8 +412,11 @@ int cmd_quantize(int argc, char **argv)
         cli_err(CMD, "GPTQ needs calibration text: --calib FILE (or --method rtn)");
         return 2;
     }
-
+    /* the output policy before anything is read (the pipeline checks again) */
+    if (gptq_ckpt_check_out(out, model_dir, po.overwrite)) return cli_fail(CMD, 1);
+    if (log_path && check_log_path(log_path, model_dir, out, calib)) return 1;
     int rc = 1, st;
+
     gptq_model_config cfg;
     gptq_tokenizer *tok = NULL;
     gptq_calib cal = {0};
@@ -385,16 +429,8 @@ int cmd_quantize(int argc, char **argv)
                 (long long)co.seqlen, model_dir, (long long)cfg.max_positions);
         return 2;
     }
-    if (log_path) {
-        u.log = fopen(log_path, "w");
-        if (!u.log) {
-            cli_err(CMD, "--log-json %s: cannot open for writing", log_path);
-            return 1;
-        }
-        u.log_path = log_path;
-    }
+    u.log_path = log_path;
     u.tty = isatty(fileno(stderr));
-    install_signals();
 
     if (!rtn) {
         const double t0 = gptq_now_seconds();
@@ -419,20 +455,12 @@ int cmd_quantize(int argc, char **argv)
      * big blocks, no trimming of the heap's top. */
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    po.interrupt = &g_interrupt;
     po.on_module = on_module;
     po.on_progress = on_progress;
     po.user = &u;
     st = gptq_quantize_model(be, model_dir, out, &po, &stats);
     clear_bar(&u);
-    if (st) {
-        if (g_interrupt) {
-            cli_err(CMD, "interrupted by signal %d; %s was not changed", (int)g_interrupt, out);
-            rc = 130;
-            goto done;
-        }
-        goto fail;
-    }
+    if (st) goto fail;
     if (!u.quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

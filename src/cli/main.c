@@ -42,7 +42,10 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof k_cmds / sizeof *k_cmds; i++)
-        if (!strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], k_cmds[i].name)) {
+            cli_signals_start(k_cmds[i].name);
+            return k_cmds[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "gptq: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -4,12 +4,18 @@
  * quantization_config, quantize_config.json, copied tokenizer files, and
  * the atomic rename of the finished folder into place.
  */
+#define _GNU_SOURCE /* dirfd, fstatat */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "io.h"
@@ -64,6 +70,14 @@ typedef struct ck_entry {
     int shard;
 } ck_entry;
 
+/* Written into the temporary folder while it is unfinished (removed just
+ * before the rename): a later run recognises a folder that a killed run
+ * left by it, and removes it once that run's process is gone. */
+#define PARTIAL_MARKER ".gptq-c-partial"
+
+static void sweep_stale(const char *final_dir);
+static int write_marker(const char *tmp);
+
 struct gptq_ckpt {
     char final_dir[4096];
     char tmp[4096 + 16];
@@ -84,19 +98,24 @@ int gptq_ckpt_begin(const char *out_dir, uint64_t max_shard_bytes, gptq_ckpt **o
         return gptq_error(GPTQ_ERR_INVALID, "checkpoint: max shard size must be > 0");
     gptq_ckpt *c = gptq_calloc(1, sizeof *c, "checkpoint writer");
     if (!c) return GPTQ_ERR_NOMEM;
-    if (snprintf(c->final_dir, sizeof c->final_dir, "%s", out_dir) >= (int)sizeof c->final_dir) {
+    /* The resolved name: "x/." or "." would put the temporary inside the
+     * folder it is to replace. */
+    int st = gptq_path_canon(out_dir, c->final_dir, sizeof c->final_dir);
+    if (st) {
         free(c);
-        return gptq_error(GPTQ_ERR_INVALID, "%s: output path too long", out_dir);
+        return gptq_error_prefix(st, "output folder");
     }
-    int st = gptq_mkdtemp_beside(out_dir, c->tmp, sizeof c->tmp);
+    sweep_stale(c->final_dir);
+    st = gptq_mkdtemp_beside(c->final_dir, c->tmp, sizeof c->tmp);
     if (st) {
         free(c);
         return st;
     }
     /* mkdtemp makes it 0700; the finished folder is an ordinary readable
      * one, like the 0644 files the writers make */
-    if (chmod(c->tmp, 0755) != 0) {
-        st = gptq_error(GPTQ_ERR_IO, "%s: chmod: %s", c->tmp, strerror(errno));
+    if (chmod(c->tmp, 0755) != 0) st = gptq_error(GPTQ_ERR_IO, "%s: chmod: %s", c->tmp, strerror(errno));
+    if (!st) st = write_marker(c->tmp);
+    if (st) {
         gptq_remove_tree(c->tmp);
         free(c);
         return st;
@@ -461,6 +480,242 @@ static int copy_files(const gptq_ckpt *c, const char *src_dir)
     return GPTQ_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* The output folder: what may be replaced, what a killed run left      */
+/* ------------------------------------------------------------------ */
+
+/* A name gptq_ckpt_finish writes or copies into a checkpoint folder. */
+static int written_name(const char *name)
+{
+    static const char *const k_written[] = {
+        "config.json", "quantize_config.json", "model.safetensors",
+        "model.safetensors.index.json",
+    };
+    for (size_t i = 0; i < sizeof k_written / sizeof *k_written; i++)
+        if (!strcmp(name, k_written[i])) return 1;
+    for (size_t i = 0; i < sizeof k_copy_files / sizeof *k_copy_files; i++)
+        if (!strcmp(name, k_copy_files[i])) return 1;
+    /* model-00001-of-00003.safetensors */
+    static const char pat[] = "model-#####-of-#####.safetensors";
+    if (strlen(name) != sizeof pat - 1) return 0;
+    for (size_t i = 0; pat[i]; i++)
+        if (pat[i] == '#' ? !isdigit((unsigned char)name[i]) : name[i] != pat[i]) return 0;
+    return 1;
+}
+
+/* 1 when quantize_config.json in dir names gptq-c as its quantizer. */
+static int quantizer_is_us(const char *dir)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/quantize_config.json", dir);
+    struct stat st;
+    /* a regular file of sane size only: never block on a FIFO placed there */
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) return 0;
+    cJSON *root = NULL;
+    if (gptq_json_read_file(path, &root) != GPTQ_OK) return 0;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "meta");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(meta, "quantizer");
+    int ours = 0;
+    if (cJSON_IsString(q)) ours = !strncmp(q->valuestring, "gptq-c:", 7);
+    const cJSON *it;
+    if (cJSON_IsArray(q))
+        cJSON_ArrayForEach(it, q)
+            if (cJSON_IsString(it) && !strncmp(it->valuestring, "gptq-c:", 7)) ours = 1;
+    cJSON_Delete(root);
+    return ours;
+}
+
+/* 1 when dir is a checkpoint gptq-c wrote and holds nothing else (regular
+ * files with the names it writes); 0 with the reason in why[size]. An
+ * empty folder counts as ours. */
+static int written_by_us(const char *dir, char *why, size_t size)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(why, size, "it cannot be listed: %s", strerror(errno));
+        return 0;
+    }
+    int n = 0, foreign = 0;
+    for (struct dirent *e; !foreign && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        n++;
+        struct stat st;
+        if (!written_name(e->d_name) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+            snprintf(why, size, "it holds %s, which gptq-c does not write", e->d_name);
+            foreign = 1;
+        }
+    }
+    closedir(d);
+    if (n == 0) return 1;
+    if (!foreign && !quantizer_is_us(dir)) {
+        snprintf(why, size, "it has no quantize_config.json naming gptq-c as the quantizer");
+        foreign = 1;
+    }
+    return !foreign;
+}
+
+int gptq_ckpt_check_out(const char *out_dir, const char *model_dir, int overwrite)
+{
+    if (!out_dir || !out_dir[0]) return gptq_error(GPTQ_ERR_INVALID, "empty output folder name");
+    struct stat st;
+    const int exists = lstat(out_dir, &st) == 0;
+    if (!exists && errno != ENOENT)
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot stat: %s", out_dir, strerror(errno));
+    if (exists && S_ISLNK(st.st_mode))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "%s: is a symbolic link; the output folder is replaced by a rename, "
+                          "which would replace the link, not its target: name the folder "
+                          "itself, or a new one",
+                          out_dir);
+    if (exists && !S_ISDIR(st.st_mode))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "%s: exists and is not a folder (the output is a checkpoint folder); "
+                          "not replacing it: choose another name",
+                          out_dir);
+    char c[PATH_MAX];
+    if (gptq_path_canon(out_dir, c, sizeof c) != GPTQ_OK)
+        return gptq_error(GPTQ_ERR_IO, "%s: the folder that would hold the output does not "
+                          "exist", out_dir);
+    if (model_dir && exists && gptq_same_file(out_dir, model_dir))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "the output folder %s is the model folder itself: choose another one",
+                          out_dir);
+    if (model_dir && exists && gptq_path_within(model_dir, out_dir))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "the output folder %s holds the model folder %s: replacing it would "
+                          "delete the model; choose another one",
+                          out_dir, model_dir);
+    if (model_dir && gptq_path_within(out_dir, model_dir))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "the output folder %s is inside the model folder %s: write it "
+                          "elsewhere",
+                          out_dir, model_dir);
+    if (exists && gptq_path_within(".", out_dir))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "the output folder %s is the current folder or holds it; it is "
+                          "replaced as a whole by a rename, which would leave you in a deleted "
+                          "folder: name a new folder (e.g. -o ./checkpoint) or run from "
+                          "another folder",
+                          out_dir);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", c);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = '\0';
+    else *slash = '\0';
+    struct stat ps;
+    if (stat(parent, &ps) != 0)
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot stat %s: %s", out_dir, parent, strerror(errno));
+    if (exists && st.st_dev != ps.st_dev)
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "the output folder %s is a mount point; it cannot be replaced by a "
+                          "rename: name a folder inside it",
+                          out_dir);
+    if (access(parent, W_OK | X_OK) != 0)
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot write in its folder %s: %s", out_dir, parent,
+                          strerror(errno));
+    char why[600];
+    if (exists && !overwrite && !written_by_us(out_dir, why, sizeof why))
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "%s: exists and is not an output folder of gptq-c (%s); not replacing "
+                          "it: choose a new folder, or give --overwrite to replace it and "
+                          "everything in it",
+                          out_dir, why);
+    return GPTQ_OK;
+}
+
+/* "pid P host H boot B": the run, its machine, and the machine's boot (a
+ * pid means nothing after a reboot). */
+static void run_identity(char *out, size_t size, long pid)
+{
+    char host[256] = "?", boot[64] = "?";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = '\0';
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f)) snprintf(boot, sizeof boot, "?");
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    snprintf(out, size, "gptq-c partial output: pid %ld host %s boot %s\n", pid, host, boot);
+}
+
+static int write_marker(const char *tmp)
+{
+    char path[PATH_MAX + 32], text[512];
+    snprintf(path, sizeof path, "%s/%s", tmp, PARTIAL_MARKER);
+    run_identity(text, sizeof text, (long)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        int e = errno;
+        return gptq_error(GPTQ_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    }
+    return GPTQ_OK;
+}
+
+/* 1 when the temporary folder `dir` is ours and its run is over: its
+ * marker names a process of this machine and boot that no longer exists,
+ * or it has no marker and is empty or a whole checkpoint (a run killed
+ * before writing its marker, after its last step, or the old folder it
+ * swapped out). */
+static int stale_ours(const char *dir)
+{
+    char path[PATH_MAX + 32], text[512] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, PARTIAL_MARKER);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        char why[600];
+        return errno == ENOENT && written_by_us(dir, why, sizeof why);
+    }
+    struct stat st;
+    ssize_t k = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof text - 1) : -1;
+    close(fd);
+    if (k <= 0) return 0;
+    text[k] = '\0';
+    long pid = 0;
+    if (sscanf(text, "gptq-c partial output: pid %ld", &pid) != 1 || pid <= 0) return 0;
+    char mine[512];
+    run_identity(mine, sizeof mine, pid);
+    if (strcmp(text, mine) != 0) {
+        /* another boot of this machine: its runs are over; another machine
+         * (a shared file system): cannot tell, leave it */
+        char *h1 = strstr(text, " host "), *h2 = strstr(mine, " host ");
+        char *b1 = h1 ? strstr(h1, " boot ") : NULL, *b2 = strstr(h2, " boot ");
+        return b1 && b1 - h1 == b2 - h2 && !strncmp(h1, h2, (size_t)(b1 - h1));
+    }
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Remove "<final>.tmp.XXXXXX" folders beside final_dir that a killed run
+ * left (stale_ours). Best effort: what cannot be removed stays. */
+static void sweep_stale(const char *final_dir)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", final_dir);
+    char *slash = strrchr(parent, '/');
+    if (!slash) return;
+    const char *base = final_dir + (slash - parent) + 1;
+    if (slash == parent) slash[1] = '\0';
+    else *slash = '\0';
+    const size_t bl = strlen(base);
+    DIR *d = opendir(parent);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, bl) || strncmp(nm + bl, ".tmp.", 5) || strlen(nm + bl + 5) != 6)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", strcmp(parent, "/") ? parent : "", nm) >=
+            (int)sizeof path)
+            continue;
+        if (stale_ours(path)) gptq_remove_tree(path);
+    }
+    closedir(d);
+}
+
 int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant)
 {
     int st = GPTQ_OK;
@@ -487,6 +742,12 @@ int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant)
     memcpy(qtext + ql, "\n", 2);
     if ((st = write_text(c->tmp, "quantize_config.json", qtext))) goto fail;
     if ((st = copy_files(c, src_dir))) goto fail;
+    char marker[sizeof c->tmp + 32];
+    snprintf(marker, sizeof marker, "%s/%s", c->tmp, PARTIAL_MARKER);
+    if (unlink(marker) != 0 && errno != ENOENT) {
+        st = gptq_error(GPTQ_ERR_IO, "%s: cannot remove: %s", marker, strerror(errno));
+        goto fail;
+    }
     if ((st = gptq_rename_dir_into_place(c->tmp, c->final_dir))) {
         /* If only the removal of the old copy failed, the new folder is in
          * place and tmp is gone: removing it again is harmless. */

@@ -41,7 +41,24 @@ int gptq_parse_size(const char *s, uint64_t *out);
 
 typedef struct gptq_ckpt gptq_ckpt;
 
-/* Create the temporary folder beside out_dir. max_shard_bytes > 0. */
+/* The output-folder policy, checked before any work and again before the
+ * rename: out_dir may be absent (its holding folder existing and
+ * writable), an empty folder, or a folder gptq-c wrote (its
+ * quantize_config.json names gptq-c as the quantizer, and it holds only
+ * files gptq-c writes); any other folder only with `overwrite`. Never,
+ * even with `overwrite`: a symlink, a file or anything else that is not a
+ * folder, the model folder itself, a folder that holds it or one inside
+ * it, the current folder or one that holds it, a mount point. Paths are
+ * compared by device and inode after resolving symlinks, "." and "..".
+ * GPTQ_ERR_INVALID (GPTQ_ERR_IO when a folder is missing or not writable)
+ * with a message naming the folder and the reason. */
+int gptq_ckpt_check_out(const char *out_dir, const char *model_dir, int overwrite);
+
+/* Create the temporary folder beside out_dir (its resolved name, so that
+ * "x/." works) with a marker naming this run, after removing the
+ * temporaries beside it that a killed earlier run left (a marker whose
+ * process of this machine is gone, or a finished checkpoint without one).
+ * max_shard_bytes > 0. */
 int gptq_ckpt_begin(const char *out_dir, uint64_t max_shard_bytes, gptq_ckpt **out);
 /* Declare the next tensor (names unique). Only before gptq_ckpt_plan. */
 int gptq_ckpt_declare(gptq_ckpt *c, const char *name, gptq_dtype dt, int ndim,

@@ -108,4 +108,68 @@ int gptq_remove_tree(const char *path);
 /* fsync the directory that contains `path` (for after a rename). */
 int gptq_fsync_parent_dir(const char *path);
 
+/* ------------------------------------------------------------------ */
+/* Output targets                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The absolute, symlink-free name of `path` into out[size]: the real path
+ * of the folder that holds it joined with its last component (itself not
+ * followed, so a symlink stays the symlink); a path ending in "." or ".."
+ * resolves whole. Trailing slashes are ignored. GPTQ_ERR_IO when the
+ * holding folder does not exist. */
+int gptq_path_canon(const char *path, char *out, size_t size);
+
+/* 1 when `path` is folder `dir` or lies below it, 0 otherwise (also when
+ * dir is absent). Compared by device and inode at every level of path's
+ * resolved chain of folders, so symlinks, ".", "..", bind mounts,
+ * relative and absolute spellings all count; an existing `path` counts
+ * where it resolves to (symlinks followed), an absent one by the folder
+ * that would hold it. */
+int gptq_path_within(const char *path, const char *dir);
+
+/* 1 when a and b both exist and are the same file (device and inode,
+ * following symlinks). */
+int gptq_same_file(const char *a, const char *b);
+
+/* The policy for a single output file (`gptq layer -o`, `gptq matmul -o`),
+ * written beside its name and renamed over it: OUT may be absent or an
+ * existing regular file; it may not be a symlink, a folder, a FIFO, a
+ * device or a socket, nor the same file as any of inputs[0..n) (by inode:
+ * hard links and other spellings count), nor lie inside an input that is a
+ * folder; the folder that holds it must exist and be writable. Checked
+ * before any work; GPTQ_ERR_INVALID (GPTQ_ERR_IO for a missing folder)
+ * with a message naming OUT and the reason. */
+int gptq_out_check_file(const char *out, const char *const *inputs, int n);
+
+/* ------------------------------------------------------------------ */
+/* Cleanup on a signal (cleanup.c)                                     */
+/* ------------------------------------------------------------------ */
+
+/* Temporaries on disk are registered while they exist, so that a process
+ * ending on a signal can remove them. Creating a temporary and registering
+ * it, renaming or removing it and unregistering it, happen between
+ * gptq_tmp_enter and gptq_tmp_leave (sections may run on several threads
+ * at once; they must not nest within one thread). Once
+ * gptq_tmp_cleanup_for_exit has run, gptq_tmp_enter never returns. */
+void gptq_tmp_enter(void);
+void gptq_tmp_leave(void);
+/* Up to 16 at once; GPTQ_ERR_INVALID past that. The path is copied;
+ * relative paths are taken from the working folder at cleanup time. */
+int gptq_tmp_register(const char *path);
+void gptq_tmp_unregister(const char *path); /* not registered: nothing */
+
+/* For a process about to _exit on a signal. Async-signal-safe. Stops new
+ * sections, waits up to 5 s for running ones, then removes every
+ * registered temporary (recursively, never following symlinks). Returns
+ * how many were removed, the first one's path into first[size]. */
+int gptq_tmp_cleanup_for_exit(char *first, size_t size);
+
+/* Memory-mapped input files (the safetensors reader registers its maps):
+ * gptq_map_lookup names the file an address belongs to (async-signal-safe;
+ * NULL when none), for the message of a SIGBUS that a file shrinking under
+ * its mapping raises. `path` must live until unregistered. */
+void gptq_map_register(const void *base, size_t len, const char *path);
+void gptq_map_unregister(const void *base);
+const char *gptq_map_lookup(const void *addr);
+
 #endif /* GPTQ_IO_H */

@@ -410,6 +410,8 @@ int gptq_st_open(const char *path, gptq_st_file **out)
         goto fail;
     }
     f->map_size = (size_t)fsize;
+    /* so that a SIGBUS (the file shrank under the map) can name the file */
+    gptq_map_register(f->map, f->map_size, f->path);
 
     const uint8_t *b = f->map;
     uint64_t hlen = 0;
@@ -455,7 +457,10 @@ fail:
 void gptq_st_close(gptq_st_file *f)
 {
     if (!f) return;
-    if (f->map) munmap(f->map, f->map_size);
+    if (f->map) {
+        gptq_map_unregister(f->map);
+        munmap(f->map, f->map_size);
+    }
     cJSON_Delete(f->header);
     free(f->entries);
     free(f->by_name);
@@ -599,7 +604,12 @@ static int wr_fail(gptq_st_writer *w, int status)
         fclose(w->fp);
         w->fp = NULL;
     }
-    if (!w->failed && w->tmp) unlink(w->tmp);
+    if (!w->failed && w->tmp) {
+        gptq_tmp_enter();
+        unlink(w->tmp);
+        gptq_tmp_unregister(w->tmp);
+        gptq_tmp_leave();
+    }
     w->failed = 1;
     return status;
 }
@@ -635,18 +645,32 @@ int gptq_st_writer_open(const char *path, gptq_st_writer **out)
     memcpy(w->tmp, path, plen);
     memcpy(w->tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
     /* Same directory as path: rename(2) only moves within a file system. */
+    gptq_tmp_enter();
     int fd = mkstemp(w->tmp);
+    int e = errno;
+    int reg = fd >= 0 ? gptq_tmp_register(w->tmp) : GPTQ_OK;
+    if (reg) {
+        close(fd);
+        unlink(w->tmp);
+    }
+    gptq_tmp_leave();
+    if (reg) {
+        wr_free(w);
+        return reg;
+    }
     if (fd < 0) {
-        int e = errno;
         wr_free(w);
         return gptq_error(GPTQ_ERR_IO, "%s: cannot create a temporary file beside it: %s", path,
                           strerror(e));
     }
     w->fp = fdopen(fd, "wb");
     if (!w->fp) {
-        int e = errno;
+        e = errno;
         close(fd);
+        gptq_tmp_enter();
         unlink(w->tmp);
+        gptq_tmp_unregister(w->tmp);
+        gptq_tmp_leave();
         wr_free(w);
         return gptq_error(GPTQ_ERR_IO, "%s: fdopen failed: %s", path, strerror(e));
     }
@@ -907,7 +931,13 @@ int gptq_st_writer_commit(gptq_st_writer *w)
     w->fp = NULL;
     if (fclose(fp) != 0) goto io_fail;
     step = "rename";
-    if (rename(w->tmp, w->path) != 0) goto io_fail;
+    gptq_tmp_enter();
+    rc = rename(w->tmp, w->path);
+    int e = errno;
+    if (rc == 0) gptq_tmp_unregister(w->tmp);
+    gptq_tmp_leave();
+    errno = e;
+    if (rc != 0) goto io_fail;
     free(w->tmp); /* gone: nothing to unlink from here on */
     w->tmp = NULL;
     rc = gptq_fsync_parent_dir(w->path);

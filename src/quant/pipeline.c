@@ -12,7 +12,6 @@
  *   3. every qzeros, in the same module order, once the zero-point format
  *      of the whole model is known (auto decides over all modules).
  */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,13 +579,6 @@ static int write_qzeros(pl *p)
     return st;
 }
 
-static int same_folder(const char *a, const char *b)
-{
-    char ra[PATH_MAX], rb[PATH_MAX];
-    if (!realpath(a, ra) || !realpath(b, rb)) return 0;
-    return strcmp(ra, rb) == 0;
-}
-
 int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out_dir,
                         const gptq_pipeline_options *o, gptq_pipeline_stats *stats)
 {
@@ -603,11 +595,9 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         o->format != GPTQ_FORMAT_V2)
         return gptq_error(GPTQ_ERR_INVALID, "format %d: auto (0), gptq (1) or gptq_v2 (2)",
                           o->format);
-    if (same_folder(model_dir, out_dir))
-        return gptq_error(GPTQ_ERR_INVALID,
-                          "the output folder %s is the model folder itself: choose another one",
-                          out_dir);
-    int st = gptq_model_open(model_dir, be, &p->m);
+    int st = gptq_ckpt_check_out(out_dir, model_dir, o->overwrite);
+    if (st) return st;
+    st = gptq_model_open(model_dir, be, &p->m);
     if (st) return st;
     gptq_model_set_forward_math(p->m, o->forward_math ? GPTQ_MATH_TF32 : GPTQ_MATH_F32);
     p->w = gptq_model_weights(p->m);
@@ -672,7 +662,11 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         st = gptq_error(GPTQ_ERR_NOMEM, "quantization_config: out of memory");
         goto done;
     }
-    st = gptq_ckpt_finish(p->ck, model_dir, qc); /* frees ck either way */
+    /* the output folder may have changed during the run: check again
+     * before replacing it */
+    st = gptq_ckpt_check_out(out_dir, model_dir, o->overwrite);
+    if (!st) st = gptq_ckpt_finish(p->ck, model_dir, qc); /* frees ck either way */
+    else gptq_ckpt_abort(p->ck);
     p->ck = NULL;
     cJSON_Delete(qc);
     stats->seconds_write += gptq_now() - tw;

@@ -84,6 +84,9 @@ typedef struct gptq_pipeline_options {
     uint64_t max_shard_bytes;   /* 0: 4 GB */
     int forward_math;           /* gptq_math of the forward's Linears (model.h): 0 f32
                                    (default), 1 tf32 (a GPU's matrix units) */
+    /* replace an existing output folder that gptq-c did not write (the
+     * policy: gptq_ckpt_check_out in io/checkpoint.h) */
+    int overwrite;
     /* checked between modules and forward chunks: non-zero stops the job
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
     const volatile sig_atomic_t *interrupt;
@@ -119,9 +122,11 @@ typedef struct gptq_pipeline_stats {
     double seconds_write;        /* packing, copying and writing the checkpoint */
 } gptq_pipeline_stats;
 
-/* Quantize model_dir into out_dir (written atomically: see checkpoint.h).
- * Errors name the module, file or option at fault; on any error nothing
- * changes at out_dir and the temporary folder is removed. */
+/* Quantize model_dir into out_dir (written atomically: see checkpoint.h),
+ * after checking out_dir against the output policy (gptq_ckpt_check_out,
+ * with o->overwrite), again before the rename. Errors name the module,
+ * file or option at fault; on any error nothing changes at out_dir and the
+ * temporary folder is removed. */
 int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out_dir,
                         const gptq_pipeline_options *o, gptq_pipeline_stats *stats);
 
