@@ -634,9 +634,12 @@ Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
     char root[256], model[300], out[300], p[700];
     cr_assert_eq(syn_model_dir(root, model, out, 0, positive_group), GPTQ_OK, "%s",
                  gptq_last_error());
+    /* an earlier output of gptq-c (the only kind replaced without
+     * --overwrite), recognisable by its quantize_config.json */
     mkdir(out, 0755);
-    snprintf(p, sizeof p, "%s/marker.txt", out);
-    write_file(p, "old");
+    snprintf(p, sizeof p, "%s/quantize_config.json", out);
+    const char *old = "{\"meta\": {\"quantizer\": [\"gptq-c:old\"]}}";
+    write_file(p, old);
     gptq_quant_config q;
     gptq_quant_config_default(&q);
     q.sym = 0;
@@ -652,7 +655,7 @@ Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
                   strstr(msg, "row 0") && strstr(msg, "gptq_v2"),
               "%s", msg);
     char *m = slurp(p, NULL);
-    cr_assert_str_eq(m, "old", "the existing output folder was touched");
+    cr_assert_str_eq(m, old, "the existing output folder was touched");
     free(m);
     cr_assert_eq(count_prefixed(root, "out."), 0, "temporary folder left behind");
 
@@ -662,7 +665,9 @@ Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
                  gptq_last_error());
     cr_assert_eq(stats.format, GPTQ_FORMAT_V2);
     cr_assert(stats.zero0 >= 1 && s.zero0 == stats.zero0);
-    cr_assert(!exists(p), "old folder not replaced");
+    m = slurp(p, NULL);
+    cr_assert(m && strcmp(m, old), "old folder not replaced");
+    free(m);
     cfg_path(out, "config.json", p, sizeof p);
     cJSON *c = read_json(p);
     cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "quantization_config"),
