@@ -217,6 +217,7 @@ static inline char *ch_slurp(const char *path, size_t *n_out)
 
 typedef struct cli_result {
     int status;     /* exit status; 128 + signal when killed */
+    int signaled;   /* killed by a signal (not an exit with that status) */
     int timed_out;  /* killed by the harness after the limit */
     double seconds; /* wall time */
     char *out;      /* stdout (malloc'd, NUL-terminated) */
@@ -312,6 +313,7 @@ static inline void ch_run_opts(cli_result *r, const ch_opts *o, const char *cons
     kill(-pid, SIGKILL); /* anything the run left in its group */
     r->seconds = ch_now() - t0;
     r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    r->signaled = WIFSIGNALED(ws);
     r->out = ch_slurp(outp, NULL);
     r->err = ch_slurp(errp, NULL);
     if (!r->out) r->out = strdup("");
