@@ -13,11 +13,11 @@
  * Signals end the run at once with the temporary folder removed
  * (cli_signals.c).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
 #include <math.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +155,8 @@ static double short_float(float f)
 /* --log-json FILE, checked before any work: never inside the model folder
  * (it would write into the model) or inside an existing OUT_DIR (replaced
  * at the end, the log with it), never the calibration file, OUT_DIR itself
- * or a folder; its folder must exist. 0 or an error printed. */
+ * or a folder; it (or its folder) must be writable. 0, or 1 with the
+ * message printed. */
 static int check_log_path(const char *log, const char *model_dir, const char *out,
                           const char *calib)
 {
@@ -185,6 +186,13 @@ static int check_log_path(const char *log, const char *model_dir, const char *ou
     }
     if (stat(log, &st) == 0 && S_ISDIR(st.st_mode)) {
         cli_err(CMD, "--log-json %s: is a folder; give a file name", log);
+        return 1;
+    }
+    /* writable: the file if it exists, else its folder (lc is absolute) */
+    *strrchr(lc, '/') = '\0';
+    const char *dir = lc[0] ? lc : "/";
+    if (access(stat(log, &st) == 0 ? log : dir, W_OK) != 0) {
+        cli_err(CMD, "--log-json %s: cannot be written: %s", log, strerror(errno));
         return 1;
     }
     return 0;
