@@ -157,6 +157,19 @@ static void mk_stale_tmp(const char *dir)
     ch_writef(path, "gptq-c partial output: pid %ld host %s boot %s\n", (long)pid, host, boot);
 }
 
+/* A temporary folder of a run before the last reboot: this machine, the
+ * live pid of this test, another boot id. */
+static void mk_stale_tmp_other_boot(const char *dir)
+{
+    mk_ours(dir);
+    char host[256] = "", path[1024];
+    gethostname(host, sizeof host - 1);
+    ch_sh("mkdir '%s/out.tmp.Bo0t12'", dir);
+    snprintf(path, sizeof path, "%s/out.tmp.Bo0t12/.gptq-c-partial", dir);
+    ch_writef(path, "gptq-c partial output: pid %ld host %s boot 00000000-dead\n",
+              (long)getpid(), host);
+}
+
 /* layer input: W (32, 128) and X (64, 128) F32 */
 static void mk_layer_in(const char *dir)
 {
@@ -383,6 +396,9 @@ static hostile_case output_table[] = {
     {.name = "q_stale_temp_swept", .build = mk_stale_tmp,
      .argv = {"quantize", "@/model", "-o", "@/out", RTN, NULL}, .status = 0,
      .keep = {"@/model"}},
+    {.name = "q_stale_temp_other_boot_swept", .build = mk_stale_tmp_other_boot,
+     .argv = {"quantize", "@/model", "-o", "@/out", RTN, NULL}, .status = 0,
+     .keep = {"@/model"}},
     /* quantize --log-json */
     {.name = "log_in_model", .build = mk_model,
      .argv = {"quantize", "@/model", "-o", "@/out", "--log-json", "@/model/log.jsonl", RTN, NULL},
@@ -540,14 +556,14 @@ Test(hostile_output, replaced_and_logged)
 }
 
 /* Temporaries that are not stale stay: a live run's (its marker names a
- * living process, this one), and a folder without a marker that is not a
- * checkpoint (a user's, whatever its name). */
+ * living process, this one), another machine's, and a folder without a
+ * marker that is not a checkpoint (a user's, whatever its name). */
 Test(hostile_output, live_and_foreign_temporaries_kept)
 {
     char dir[512];
     ch_mkdtemp(dir, "livetmp");
     mk_ours(dir);
-    char host[256] = "", boot[64] = "", live[1024], user[1024], p[1100];
+    char host[256] = "", boot[64] = "", live[1024], user[1024], other[1024], p[1100];
     gethostname(host, sizeof host - 1);
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
     cr_assert(f);
@@ -556,19 +572,26 @@ Test(hostile_output, live_and_foreign_temporaries_kept)
     boot[strcspn(boot, "\n")] = '\0';
     ch_join(live, dir, "out.tmp.LiVe01");
     ch_join(user, dir, "out.tmp.UsEr01");
-    ch_sh("mkdir '%s' '%s' && echo mine > '%s/data.txt'", live, user, user);
+    ch_join(other, dir, "out.tmp.H0st01");
+    ch_sh("mkdir '%s' '%s' '%s' && echo mine > '%s/data.txt'", live, user, other, user);
     snprintf(p, sizeof p, "%s/.gptq-c-partial", live);
     ch_writef(p, "gptq-c partial output: pid %ld host %s boot %s\n", (long)getpid(), host, boot);
-    ch_snap a = ch_snap_take(live), b = ch_snap_take(user);
+    /* another machine's run on a shared file system: its pid means nothing here */
+    snprintf(p, sizeof p, "%s/.gptq-c-partial", other);
+    ch_writef(p, "gptq-c partial output: pid 999999 host other-%s boot %s\n", host, boot);
+    ch_snap a = ch_snap_take(live), b = ch_snap_take(user), c = ch_snap_take(other);
     char model[1024], out[1024];
     cli_result r;
     ch_run(&r, 60, "quantize", ch_join(model, dir, "model"), "-o", ch_join(out, dir, "out"),
            "--method", "rtn", "--quiet", NULL);
     ch_expect(&r, 0, "");
-    ch_snap a2 = ch_snap_take(live), b2 = ch_snap_take(user);
+    ch_snap a2 = ch_snap_take(live), b2 = ch_snap_take(user), c2 = ch_snap_take(other);
     char why[512];
     cr_assert(ch_snap_equal(&a, &a2, why, sizeof why), "live run's temporary: %s", why);
     cr_assert(ch_snap_equal(&b, &b2, why, sizeof why), "user's folder: %s", why);
+    cr_assert(ch_snap_equal(&c, &c2, why, sizeof why), "another machine's temporary: %s", why);
+    ch_snap_free(&c);
+    ch_snap_free(&c2);
     ch_snap_free(&a);
     ch_snap_free(&a2);
     ch_snap_free(&b);

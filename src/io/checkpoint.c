@@ -672,17 +672,19 @@ static int stale_ours(const char *dir)
     close(fd);
     if (k <= 0) return 0;
     text[k] = '\0';
-    long pid = 0;
-    if (sscanf(text, "gptq-c partial output: pid %ld", &pid) != 1 || pid <= 0) return 0;
-    char mine[512];
+    long pid = 0, my_pid = 0;
+    char host[256], boot[64], my_host[256], my_boot[64], mine[512];
+    if (sscanf(text, "gptq-c partial output: pid %ld host %255s boot %63s", &pid, host, boot) !=
+            3 || pid <= 0)
+        return 0;
     run_identity(mine, sizeof mine, pid);
-    if (strcmp(text, mine) != 0) {
-        /* another boot of this machine: its runs are over; another machine
-         * (a shared file system): cannot tell, leave it */
-        char *h1 = strstr(text, " host "), *h2 = strstr(mine, " host ");
-        char *b1 = h1 ? strstr(h1, " boot ") : NULL, *b2 = strstr(h2, " boot ");
-        return b1 && b1 - h1 == b2 - h2 && !strncmp(h1, h2, (size_t)(b1 - h1));
-    }
+    if (sscanf(mine, "gptq-c partial output: pid %ld host %255s boot %63s", &my_pid, my_host,
+               my_boot) != 3)
+        return 0;
+    /* another machine (a shared file system): cannot tell, leave it;
+     * another boot of this one: its runs are over */
+    if (strcmp(host, my_host)) return 0;
+    if (strcmp(boot, my_boot)) return 1;
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
