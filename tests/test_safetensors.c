@@ -831,7 +831,11 @@ Test(st, duplicate_tensor_names)
                 "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                 "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
                 2);
-    expect_bad(P("bad.safetensors"), GPTQ_ERR_FORMAT, "tensor 'a' appears twice");
+    expect_bad(P("bad.safetensors"), GPTQ_ERR_FORMAT,
+               "duplicate key \"a\" in the top-level object");
+    /* __metadata__ twice is the same refusal */
+    write_st_ok(P("meta.safetensors"), "{\"__metadata__\":{},\"__metadata__\":{}}", 0);
+    expect_bad(P("meta.safetensors"), GPTQ_ERR_FORMAT, "duplicate key \"__metadata__\"");
 }
 
 Test(st, entry_not_an_object)
