@@ -400,13 +400,13 @@ Test(weights, missing_tensor_names_it)
     gptq_backend *be = NULL;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
     gptq_model *m = NULL;
-    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
-    int st = gptq_model_layer_load(m, 0);
+    /* refused at open, before any work (not when layer 0 is loaded) */
+    int st = gptq_model_open(dir, be, &m);
     cr_expect_eq(st, GPTQ_ERR_FORMAT);
+    cr_expect_null(m);
     cr_expect(strstr(gptq_last_error(), "model.layers.0.mlp.up_proj.weight"), "%s",
               gptq_last_error());
     cr_expect(strstr(gptq_last_error(), "layer 0"), "%s", gptq_last_error());
-    gptq_model_close(m);
     gptq_backend_close(be);
     rm_tree(dir);
 }
