@@ -70,9 +70,11 @@ int gptq_read_fd(int fd, const char *path, size_t max, uint64_t size_hint, char 
     *out = NULL;
     *len = 0;
     if (more) *more = 0;
-    /* The size is a hint for the first buffer (a file may grow while we
-     * read it); the loop, not fstat, decides how much there is. */
-    size_t cap = size_hint < (uint64_t)max ? (size_t)size_hint : max;
+    /* The size is a hint for the first buffer, one byte more so that the
+     * end shows without growing it (a file may grow while we read it: the
+     * loop, not fstat, decides how much there is). Never more than 64 MiB
+     * up front: a sparse file may claim terabytes. */
+    size_t cap = size_hint < (uint64_t)max ? (size_t)size_hint + 1 : max;
     if (cap < 4096) cap = 4096;
     if (cap > ((size_t)64 << 20)) cap = (size_t)64 << 20;
     char *buf = gptq_malloc(cap + 1, "file contents");
