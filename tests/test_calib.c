@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/io.h"
@@ -192,6 +193,111 @@ Test(files, errors_name_file_and_line)
                   gptq_last_error());
         unlink(p);
     }
+}
+
+Test(files, non_regular_files_refused_at_once)
+{
+    char *t;
+    size_t n;
+    int jsonl;
+    int64_t rec;
+    char dir[64] = "/tmp/gptq_test_calib_dir_XXXXXX", fifo[128], loop[128];
+    cr_assert(mkdtemp(dir));
+    /* a folder: not "read error" */
+    cr_assert_eq(gptq_calib_read_text(dir, 0, &t, &n, &jsonl, &rec), GPTQ_ERR_IO);
+    cr_assert(strstr(gptq_last_error(), "not a regular file (a directory)"), "%s",
+              gptq_last_error());
+    /* a FIFO without a writer: refused, not waited on */
+    snprintf(fifo, sizeof fifo, "%s/calib.fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    cr_assert_eq(gptq_calib_read_text(fifo, 100, &t, &n, &jsonl, &rec), GPTQ_ERR_IO);
+    cr_assert(strstr(gptq_last_error(), "calib.fifo: not a regular file (a FIFO)"), "%s",
+              gptq_last_error());
+    /* a device that never ends, even with a byte limit */
+    cr_assert_eq(gptq_calib_read_text("/dev/zero", 100, &t, &n, &jsonl, &rec), GPTQ_ERR_IO);
+    cr_assert(strstr(gptq_last_error(), "not a regular file (a character device)"), "%s",
+              gptq_last_error());
+    snprintf(loop, sizeof loop, "%s/loop.txt", dir);
+    cr_assert_eq(symlink("loop.txt", loop), 0);
+    cr_assert_eq(gptq_calib_read_text(loop, 0, &t, &n, &jsonl, &rec), GPTQ_ERR_IO);
+    cr_assert(strstr(gptq_last_error(), "Too many levels of symbolic links"), "%s",
+              gptq_last_error());
+    unlink(loop);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+/* A byte limit reads only what it keeps: a file of 64 GiB (sparse: text,
+ * then zeros) takes no time and no memory; and what is kept is exactly
+ * the prefix a whole read would have kept. */
+Test(files, byte_limit_reads_only_what_it_keeps)
+{
+    char p[128], q[128];
+    /* plain: 10000 bytes of text ("ab\xc3\xa9 " repeated), then zeros */
+    static char text[10000];
+    for (size_t i = 0; i < sizeof text; i++) text[i] = "ab\xc3\xa9 "[i % 5];
+    tmpfile_with(p, sizeof p, ".txt", text, sizeof text);
+    cr_assert_eq(truncate(p, (off_t)64 << 30), 0);
+    char *t;
+    size_t n;
+    int jsonl;
+    int64_t rec;
+    const size_t limits[] = {1, 3, 4095, 4096, 4097, 5000, 9999};
+    for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
+        cr_assert_eq(gptq_calib_read_text(p, limits[k], &t, &n, &jsonl, &rec), GPTQ_OK, "%s",
+                     gptq_last_error());
+        /* the cut backs off to a character boundary: at most 3 bytes short */
+        cr_assert(n <= limits[k] && n + 3 >= limits[k] && !memcmp(t, text, n),
+                  "limit %zu: %zu bytes", limits[k], n);
+        free(t);
+    }
+    unlink(p);
+
+    /* JSON lines across many 4 KiB blocks, one line longer than a block,
+     * then an endless line of zeros */
+    static char jl[64000];
+    size_t m = 0;
+    for (int i = 0; m < sizeof jl - 9000; i++) {
+        int len = i == 7 ? 6000 : 10 + i % 50;
+        m += (size_t)snprintf(jl + m, sizeof jl - m, "{\"text\": \"");
+        for (int c = 0; c < len; c++) jl[m++] = (char)('a' + (i + c) % 26);
+        m += (size_t)snprintf(jl + m, sizeof jl - m, "\"}\n");
+    }
+    tmpfile_with(q, sizeof q, ".jsonl", jl, m);
+    char *whole;
+    size_t nw;
+    cr_assert_eq(gptq_calib_read_text(q, 0, &whole, &nw, &jsonl, &rec), GPTQ_OK, "%s",
+                 gptq_last_error());
+    cr_assert(jsonl && nw > 40000);
+    cr_assert_eq(truncate(q, (off_t)64 << 30), 0);
+    const size_t jlimits[] = {1, 100, 4096, 7000, 30000};
+    for (size_t k = 0; k < sizeof jlimits / sizeof *jlimits; k++) {
+        cr_assert_eq(gptq_calib_read_text(q, jlimits[k], &t, &n, &jsonl, &rec), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert(jsonl && n == jlimits[k] && !memcmp(t, whole, n), "limit %zu: %zu bytes",
+                  jlimits[k], n);
+        free(t);
+    }
+    free(whole);
+    /* without a limit the endless line is refused, not read into memory */
+    cr_assert_eq(gptq_calib_read_text(q, 0, &t, &n, &jsonl, &rec), GPTQ_ERR_FORMAT);
+    cr_assert(strstr(gptq_last_error(), "longer than 256 MiB"), "%s", gptq_last_error());
+    unlink(q);
+}
+
+Test(files, jsonl_duplicate_key_refused)
+{
+    char p[128];
+    const char *text = "{\"text\": \"a\"}\n{\"text\": \"b\", \"text\": \"c\"}\n";
+    tmpfile_with(p, sizeof p, ".jsonl", text, strlen(text));
+    char *t;
+    size_t n;
+    int jsonl;
+    int64_t rec;
+    cr_assert_eq(gptq_calib_read_text(p, 0, &t, &n, &jsonl, &rec), GPTQ_ERR_FORMAT);
+    cr_assert(strstr(gptq_last_error(), "line 2: duplicate key \"text\""), "%s",
+              gptq_last_error());
+    unlink(p);
 }
 
 Test(load, encodes_and_cuts_with_the_model_tokenizer)

@@ -262,7 +262,19 @@ Test(json, file_errors)
     cJSON *root;
     ASSERT_ERR(gptq_json_read_file(P("absent.json"), &root), GPTQ_ERR_IO,
                "absent.json: cannot open: No such file or directory");
-    ASSERT_ERR(gptq_json_read_file(g_dir, &root), GPTQ_ERR_IO, "is a directory");
+    ASSERT_ERR(gptq_json_read_file(g_dir, &root), GPTQ_ERR_IO,
+               "not a regular file (a directory)");
+    /* A FIFO with no writer is refused at once, never waited on. */
+    cr_assert_eq(mkfifo(P("fifo.json"), 0644), 0);
+    ASSERT_ERR(gptq_json_read_file(P("fifo.json"), &root), GPTQ_ERR_IO,
+               "fifo.json: not a regular file (a FIFO)");
+    /* A device never ends: refused too. */
+    ASSERT_ERR(gptq_json_read_file("/dev/zero", &root), GPTQ_ERR_IO,
+               "/dev/zero: not a regular file (a character device)");
+    /* A symlink loop says so, not "missing". */
+    cr_assert_eq(symlink("loop.json", P("loop.json")), 0);
+    ASSERT_ERR(gptq_json_read_file(P("loop.json"), &root), GPTQ_ERR_IO,
+               "Too many levels of symbolic links");
     /* A sparse file past the limit is refused before it is read. */
     int fd = open(P("huge.json"), O_CREAT | O_WRONLY, 0644);
     cr_assert(fd >= 0);
@@ -270,6 +282,33 @@ Test(json, file_errors)
     close(fd);
     ASSERT_ERR(gptq_json_read_file(P("huge.json"), &root), GPTQ_ERR_FORMAT,
                "larger than the 256 MiB limit");
+}
+
+/* Duplicate keys: cJSON keeps both (lookups see the first), Python the
+ * last; every JSON we read refuses them, naming the key and its object. */
+Test(json, duplicate_keys_refused)
+{
+    cJSON *root;
+    const char *top = "{\"a\": 1, \"b\": 2, \"a\": 3}";
+    ASSERT_ERR(gptq_json_parse(top, strlen(top), "cfg", &root),
+               GPTQ_ERR_FORMAT, "cfg: duplicate key \"a\" in the top-level object");
+    const char *nested = "{\"q\": {\"bits\": 4, \"x\": [1, {\"k\": 1, \"k\": 2}]}}";
+    ASSERT_ERR(gptq_json_parse(nested, strlen(nested), "cfg", &root), GPTQ_ERR_FORMAT,
+               "duplicate key \"k\" in \"q.x[1]\"");
+    const char *deep = "{\"q\": {\"bits\": 4, \"bits\": 8}}";
+    ASSERT_ERR(gptq_json_parse(deep, strlen(deep), "cfg", &root), GPTQ_ERR_FORMAT,
+               "duplicate key \"bits\" in \"q\"");
+    /* the same key in two different objects is fine */
+    const char *ok = "{\"a\": {\"k\": 1}, \"b\": {\"k\": 2}, \"k\": [{\"k\": 3}]}";
+    cr_assert_eq(gptq_json_parse(ok, strlen(ok), "ok", &root), GPTQ_OK, "%s", gptq_last_error());
+    cJSON_Delete(root);
+    /* and through a file, naming it */
+    FILE *f = fopen(P("dup.json"), "w");
+    cr_assert(f);
+    fputs("{\"vocab_size\": 10, \"vocab_size\": 20}", f);
+    fclose(f);
+    ASSERT_ERR(gptq_json_read_file(P("dup.json"), &root), GPTQ_ERR_FORMAT,
+               "dup.json: duplicate key \"vocab_size\"");
 }
 
 /* ------------------------------------------------------------------ */

@@ -400,13 +400,13 @@ Test(weights, missing_tensor_names_it)
     gptq_backend *be = NULL;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
     gptq_model *m = NULL;
-    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
-    int st = gptq_model_layer_load(m, 0);
+    /* refused at open, before any work (not when layer 0 is loaded) */
+    int st = gptq_model_open(dir, be, &m);
     cr_expect_eq(st, GPTQ_ERR_FORMAT);
+    cr_expect_null(m);
     cr_expect(strstr(gptq_last_error(), "model.layers.0.mlp.up_proj.weight"), "%s",
               gptq_last_error());
     cr_expect(strstr(gptq_last_error(), "layer 0"), "%s", gptq_last_error());
-    gptq_model_close(m);
     gptq_backend_close(be);
     rm_tree(dir);
 }
@@ -857,5 +857,157 @@ Test(config, quantize_config_json_beside)
     cr_expect_eq(gptq_model_config_load(dir, &c), GPTQ_ERR_FORMAT);
     cr_expect(strstr(gptq_last_error(), "quantize_config.json"), "%s", gptq_last_error());
     cr_expect(strstr(gptq_last_error(), "group_size"), "%s", gptq_last_error());
+    rm_tree(dir);
+}
+
+/* Every size is bounded by key, and the products that size a tensor too,
+ * before anything is allocated; the largest values in use pass. */
+/* A Llama config of the given sizes (as JSON text) plus extra members. */
+static void expect_llama(const char *vocab, const char *hidden, const char *layers,
+                         const char *heads, const char *inter, const char *extra,
+                         const char *needle1, const char *needle2)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": %s, \"hidden_size\": %s,"
+             " \"num_hidden_layers\": %s, \"num_attention_heads\": %s, \"intermediate_size\": %s"
+             "%s}",
+             vocab, hidden, layers, heads, inter, extra);
+    expect_error(json, GPTQ_ERR_FORMAT, needle1, needle2);
+}
+
+Test(config, sizes_bounded_by_key_and_product)
+{
+    expect_llama("10", "8", "1e9", "2", "8", "", "\"num_hidden_layers\" = 1000000000 is out of range",
+                 "1 .. 1024");
+    expect_llama("2147483647", "8", "1", "2", "8", "", "\"vocab_size\" = 2147483647 is out of range",
+                 "1 .. 16777216");
+    expect_llama("10", "262144", "1", "2", "8", "", "\"hidden_size\" = 262144 is out of range", NULL);
+    expect_llama("10", "8", "1", "2", "2097152", "", "\"intermediate_size\" = 2097152", NULL);
+    expect_llama("10", "8", "1", "8192", "8", "", "\"num_attention_heads\" = 8192", NULL);
+    expect_llama("10", "8", "1", "2", "8", ", \"num_key_value_heads\": 0",
+                 "\"num_key_value_heads\" = 0 is out of range", NULL);
+    expect_llama("10", "8", "1", "2", "8", ", \"head_dim\": 8192", "\"head_dim\" = 8192 is out of range",
+                 NULL);
+    expect_llama("10", "8", "1", "2", "8", ", \"head_dim\": -4", "\"head_dim\" = -4 is out of range",
+                 NULL);
+    expect_llama("10", "8", "1", "2", "8", ", \"max_position_embeddings\": 1e12",
+                 "\"max_position_embeddings\" = 1000000000000", NULL);
+    /* each within its bound, the product not */
+    expect_llama("16777216", "131072", "1", "2", "8", "", "vocab_size x hidden_size",
+                 "2199023255552");
+    expect_llama("10", "131072", "1", "4096", "8", ", \"head_dim\": 4096",
+                 "num_attention_heads x head_dim x hidden_size", NULL);
+    expect_llama("10", "131072", "1", "2", "1048576", "", "intermediate_size x hidden_size (the MLP)",
+                 NULL);
+    expect_llama("10", "131072", "1024", "2", "131072", "", "num_hidden_layers 1024 x", "2^41");
+    expect_error("{\"architectures\": [\"OPTForCausalLM\"], \"vocab_size\": 10, \"hidden_size\": "
+                 "131072, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"ffn_dim\": 8,"
+                 " \"max_position_embeddings\": 268435456}",
+                 GPTQ_ERR_FORMAT, "(max_position_embeddings + 2) x hidden_size", NULL);
+    /* Llama 3 405B's sizes parse */
+    gptq_model_config c;
+    cr_assert_eq(parse_str("{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 128256,"
+                           " \"hidden_size\": 16384, \"num_hidden_layers\": 126,"
+                           " \"num_attention_heads\": 128, \"num_key_value_heads\": 8,"
+                           " \"intermediate_size\": 53248, \"max_position_embeddings\": 131072}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(c.num_layers, 126);
+}
+
+/* Only the quantization settings of a folder, for a checkpoint shard:
+ * config.json's quantization_config, else quantize_config.json, without
+ * parsing the rest of config.json. */
+Test(config, ckpt_quant_load)
+{
+    char dir[64], path[512];
+    make_tmpdir(dir, sizeof dir);
+    gptq_ckpt_quant q;
+    cr_assert_eq(gptq_ckpt_quant_load(dir, &q), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(q.present, 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, "{\"architectures\": [\"Nothing\"], \"quantization_config\": "
+                     "{\"bits\": 3, \"group_size\": 64, \"sym\": false}}");
+    cr_assert_eq(gptq_ckpt_quant_load(dir, &q), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect(q.present && q.bits == 3 && q.group_size == 64 && !q.sym);
+    write_file(path, "{\"architectures\": [\"Nothing\"]}");
+    snprintf(path, sizeof path, "%s/quantize_config.json", dir);
+    write_file(path, "{\"bits\": 8, \"group_size\": -1}");
+    cr_assert_eq(gptq_ckpt_quant_load(dir, &q), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect(q.present && q.bits == 8 && q.group_size == -1);
+    write_file(path, "{\"bits\": 8, \"bits\": 4}");
+    cr_expect_eq(gptq_ckpt_quant_load(dir, &q), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "quantize_config.json: duplicate key \"bits\""), "%s",
+              gptq_last_error());
+    /* a FIFO at the name is refused, not waited on nor skipped */
+    unlink(path);
+    cr_assert_eq(mkfifo(path, 0644), 0);
+    cr_expect_eq(gptq_ckpt_quant_load(dir, &q), GPTQ_ERR_IO);
+    cr_expect(strstr(gptq_last_error(), "not a regular file (a FIFO)"), "%s", gptq_last_error());
+    rm_tree(dir);
+}
+
+/* gptq_model_open checks every tensor before any work: shapes printed as
+ * shapes, dtypes, and no layer beyond num_hidden_layers. */
+Test(weights, model_open_checks_completeness)
+{
+    char dir[64], path[512];
+    make_tmpdir(dir, sizeof dir);
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_model *m = NULL;
+    /* the complete model opens */
+    write_tiny_llama(dir, NULL);
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
+    gptq_model_close(m);
+    m = NULL;
+    const char *drops[] = {"model.norm.weight", "model.embed_tokens.weight",
+                           "model.layers.0.input_layernorm.weight"};
+    for (int i = 0; i < 3; i++) {
+        write_tiny_llama(dir, drops[i]);
+        cr_expect_eq(gptq_model_open(dir, be, &m), GPTQ_ERR_FORMAT, "%s", drops[i]);
+        cr_expect_null(m);
+        cr_expect(strstr(gptq_last_error(), drops[i]), "%s", gptq_last_error());
+    }
+    /* untied: lm_head is needed */
+    write_tiny_llama(dir, NULL);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 16,"
+                     " \"intermediate_size\": 24, \"num_hidden_layers\": 1,"
+                     " \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
+                     " \"vocab_size\": 32, \"tie_word_embeddings\": false}");
+    cr_expect_eq(gptq_model_open(dir, be, &m), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "'lm_head.weight' not found"), "%s", gptq_last_error());
+    /* a tensor of layer 1 in a model whose config has one layer */
+    write_file(path, k_tiny_llama);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    gptq_st_file *f;
+    cr_assert_eq(gptq_st_open(path, &f), GPTQ_OK);
+    int n = gptq_st_count(f);
+    const char *names[32];
+    gptq_tensor t[32];
+    char extra[] = "model.layers.1.input_layernorm.weight";
+    for (int i = 0; i < n; i++) {
+        gptq_st_info info;
+        cr_assert_eq(gptq_st_get(f, i, &info), GPTQ_OK);
+        names[i] = info.name;
+        t[i] = (gptq_tensor){.dtype = info.dtype, .ndim = info.ndim, .data = (void *)info.data};
+        for (int d = 0; d < info.ndim; d++) t[i].shape[d] = info.shape[d];
+        if (!strcmp(info.name, "model.layers.0.input_layernorm.weight")) {
+            names[n] = extra;
+            t[n] = t[i];
+        }
+    }
+    char path2[512];
+    snprintf(path2, sizeof path2, "%s/model2.safetensors", dir);
+    cr_assert_eq(gptq_st_save(path2, n + 1, names, t), GPTQ_OK, "%s", gptq_last_error());
+    gptq_st_close(f);
+    cr_assert_eq(rename(path2, path), 0);
+    cr_expect_eq(gptq_model_open(dir, be, &m), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "'model.layers.1.input_layernorm.weight' belongs to "
+                                        "layer 1, but config.json has num_hidden_layers = 1"),
+              "%s", gptq_last_error());
+    gptq_backend_close(be);
     rm_tree(dir);
 }

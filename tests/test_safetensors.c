@@ -625,7 +625,18 @@ Test(st, missing_file)
 
 Test(st, directory_instead_of_file)
 {
-    expect_bad(g_dir, GPTQ_ERR_IO, "not a regular file");
+    expect_bad(g_dir, GPTQ_ERR_IO, "not a regular file (a directory)");
+}
+
+/* A FIFO is refused at once (a blocking open would wait for a writer
+ * forever), a device likewise, a symlink loop says so. */
+Test(st, fifo_device_and_symlink_loop)
+{
+    cr_assert_eq(mkfifo(P("pipe.safetensors"), 0644), 0);
+    expect_bad(P("pipe.safetensors"), GPTQ_ERR_IO, "pipe.safetensors: not a regular file (a FIFO)");
+    expect_bad("/dev/zero", GPTQ_ERR_IO, "/dev/zero: not a regular file (a character device)");
+    cr_assert_eq(symlink("loop.safetensors", P("loop.safetensors")), 0);
+    expect_bad(P("loop.safetensors"), GPTQ_ERR_IO, "cannot open: Too many levels of symbolic links");
 }
 
 Test(st, shorter_than_8_bytes)
@@ -831,7 +842,11 @@ Test(st, duplicate_tensor_names)
                 "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                 "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
                 2);
-    expect_bad(P("bad.safetensors"), GPTQ_ERR_FORMAT, "tensor 'a' appears twice");
+    expect_bad(P("bad.safetensors"), GPTQ_ERR_FORMAT,
+               "duplicate key \"a\" in the top-level object");
+    /* __metadata__ twice is the same refusal */
+    write_st_ok(P("meta.safetensors"), "{\"__metadata__\":{},\"__metadata__\":{}}", 0);
+    expect_bad(P("meta.safetensors"), GPTQ_ERR_FORMAT, "duplicate key \"__metadata__\"");
 }
 
 Test(st, entry_not_an_object)

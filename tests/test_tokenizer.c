@@ -547,6 +547,76 @@ Test(tokenizer_errors, bad_merges)
                       GPTQ_ERR_FORMAT, "<unk>", NULL);
 }
 
+/* Ids out of range are reported with their value and the range; an empty
+ * vocabulary is refused at load (not as "0 tokens" later); duplicate keys
+ * are refused (Python's json would keep the last). */
+Test(tokenizer_errors, ids_vocabulary_and_duplicate_keys)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 2147483647}, "
+                      "\"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "model.vocab[\"b\"] = 2147483647",
+                      "a token id must be an integer in [0, 16777215]");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "model.vocab[\"a\"] = -1", NULL);
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1.5}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "= 1.5", NULL);
+    /* the largest id allowed loads */
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": %d}, \"merges\": []}}",
+            GPTQ_TOK_MAX_ID);
+    fclose(f);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(gptq_tok_vocab_size(tok), GPTQ_TOK_MAX_ID + 1);
+    gptq_tok_free(tok);
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "model.vocab is empty", NULL);
+    expect_load_error("{\"added_tokens\": [{\"id\": 0, \"content\": \"<s>\"}], \"model\": "
+                      "{\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "model.vocab is empty", NULL);
+    expect_load_error("{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<s>\"}], " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "added token \"<s>\"", "[0, 16777215]");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"a\": 2}, "
+                      "\"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "duplicate key \"a\" in \"model.vocab\"", NULL);
+}
+
+/* tokenizer_config.json that is a FIFO or a folder: refused, never waited
+ * on, never taken for absent. */
+Test(tokenizer_errors, config_not_a_regular_file)
+{
+    char path[512], cfg[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("{" BPE_MODEL "}", f);
+    fclose(f);
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", g_tmp);
+    cr_assert_eq(mkfifo(cfg, 0644), 0);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_ERR_IO);
+    cr_expect(strstr(gptq_last_error(), "tokenizer_config.json: not a regular file (a FIFO)"),
+              "%s", gptq_last_error());
+    unlink(cfg);
+    cr_assert_eq(mkdir(cfg, 0755), 0);
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_ERR_IO);
+    cr_expect(strstr(gptq_last_error(), "not a regular file (a directory)"), "%s",
+              gptq_last_error());
+    rmdir(cfg);
+    /* absent is fine: the file is optional */
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    gptq_tok_free(tok);
+    /* tokenizer.json itself as a FIFO */
+    unlink(path);
+    cr_assert_eq(mkfifo(path, 0644), 0);
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_ERR_IO);
+    cr_expect(strstr(gptq_last_error(), "tokenizer.json: not a regular file (a FIFO)"), "%s",
+              gptq_last_error());
+}
+
 Test(tokenizer_errors, bad_text_and_ids)
 {
     gptq_tokenizer *tok = load_named("llama-27m");

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "eval/eval.h"
+#include "io/io.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -117,36 +118,9 @@ int cmd_eval(int argc, char **argv)
     int32_t *ids = NULL;
     int64_t n = 0;
 
-    /* the text, whole */
-    FILE *f = fopen(text, "rb");
-    if (!f) {
-        cli_err(CMD, "cannot open %s", text);
-        return 1;
-    }
-    size_t cap = 1 << 20, len = 0;
-    buf = malloc(cap);
-    int rerr = !buf;
-    while (!rerr) {
-        size_t k = fread(buf + len, 1, cap - len, f);
-        len += k;
-        if (k == 0) break;
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                rerr = 1;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    rerr = rerr || ferror(f);
-    fclose(f);
-    if (rerr) {
-        cli_err(CMD, "cannot read %s", text);
-        free(buf);
-        return 1;
-    }
+    /* the text, whole (a FIFO or device is refused, never waited on) */
+    size_t len = 0;
+    if ((st = gptq_read_input(text, SIZE_MAX, &buf, &len, NULL))) return cli_fail(CMD, st);
 
     if ((st = gptq_backend_open(backend, &be))) {
         rc = cli_fail(CMD, st);

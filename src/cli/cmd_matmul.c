@@ -142,7 +142,23 @@ int cmd_matmul(int argc, char **argv)
         q = cfg.quant;
     }
     if ((st = gptq_weights_open(src, &w))) goto fail;
-    if (!folder && quant_from_metadata(w, src, &q)) goto done;
+    if (!folder && module && !gptq_weights_metadata(w, "bits")) {
+        /* a checkpoint shard: the settings are in its folder's config */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", src);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+        if ((st = gptq_ckpt_quant_load(dir, &q))) goto fail;
+        if (!q.present) {
+            cli_err(CMD, "%s: no \"bits\" in the file's metadata, and its folder %s has no "
+                         "quantization_config (config.json) nor quantize_config.json",
+                    src, dir);
+            goto done;
+        }
+    } else if (!folder && quant_from_metadata(w, src, &q)) {
+        goto done;
+    }
     if ((st = gptq_weights_read_packed(w, &q, module, 0, 0, &p))) goto fail;
     const int64_t K = p.in_features, N = p.out_features;
 

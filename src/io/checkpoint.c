@@ -318,39 +318,10 @@ static int write_text(const char *dir, const char *name, const char *text)
     return gptq_write_file_atomic(path, text, strlen(text));
 }
 
+/* A source file, whole (a FIFO or device is refused, never waited on). */
 static int read_file(const char *path, char **out, size_t *len)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gptq_error(GPTQ_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return gptq_error(GPTQ_ERR_NOMEM, "%s: out of memory", path);
-    if (err) {
-        free(buf);
-        return gptq_error(GPTQ_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return GPTQ_OK;
+    return gptq_read_input(path, SIZE_MAX, out, len, NULL);
 }
 
 /* config.json: the source text with "quantization_config" spliced in

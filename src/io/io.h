@@ -17,6 +17,34 @@
 #include "../internal.h"
 
 /* ------------------------------------------------------------------ */
+/* Input files (input.c)                                               */
+/* ------------------------------------------------------------------ */
+
+/* Open `path` for reading without ever blocking: O_RDONLY | O_NONBLOCK |
+ * O_CLOEXEC, fstat, and anything but a regular file refused with
+ * GPTQ_ERR_IO "<path>: not a regular file (a FIFO)" (a directory, a
+ * character device, ...), so a FIFO or /dev/zero never hangs a reader;
+ * then O_NONBLOCK is cleared. Open errors: "<path>: cannot open: <strerror>"
+ * (a symlink loop says so). *fd gets the descriptor (close it), *size
+ * (may be NULL) the file's size. */
+int gptq_open_input(const char *path, int *fd, uint64_t *size);
+
+/* 1 when something (a file, a FIFO, a dangling or looping symlink) is at
+ * `path`, so that a caller reports what is wrong with it instead of
+ * treating it as absent; 0 when nothing is there (ENOENT, ENOTDIR). */
+int gptq_input_present(const char *path);
+
+/* Read at most `max` bytes (SIZE_MAX: all) of an open descriptor into a
+ * malloc'd buffer, NUL-terminated (*len excludes the NUL). *more (may be
+ * NULL) is set to 1 when the file holds more than `max` bytes; nothing
+ * past max + 1 bytes is read. size_hint sizes the first buffer. Errors
+ * name `path`. */
+int gptq_read_fd(int fd, const char *path, size_t max, uint64_t size_hint, char **out,
+                 size_t *len, int *more);
+/* gptq_open_input + gptq_read_fd. */
+int gptq_read_input(const char *path, size_t max, char **out, size_t *len, int *more);
+
+/* ------------------------------------------------------------------ */
 /* JSON files                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -24,16 +52,26 @@
  * big vocabularies are tens of MiB). */
 #define GPTQ_JSON_MAX_BYTES ((size_t)256 << 20)
 
-/* Read and parse a whole JSON file. On success *out is the root (any JSON
- * type; free it with cJSON_Delete). Errors: GPTQ_ERR_IO (cannot open/read,
- * "path: strerror"), GPTQ_ERR_FORMAT (too big, not valid JSON: the message
- * gives the byte offset, line and column of the first error and a short
- * excerpt there). Trailing whitespace after the value is allowed. */
+/* Read and parse a whole JSON file (opened with gptq_open_input: a FIFO,
+ * directory or device is refused, never waited on). On success *out is
+ * the root (any JSON type; free it with cJSON_Delete). Errors: GPTQ_ERR_IO
+ * (cannot open/read, not a regular file: "path: ..."), GPTQ_ERR_FORMAT
+ * (too big, not valid JSON: the message gives the byte offset, line and
+ * column of the first error and a short excerpt there; a duplicate key,
+ * as gptq_json_check_unique). Trailing whitespace after the value is
+ * allowed. */
 int gptq_json_read_file(const char *path, cJSON **out);
 
 /* Parse JSON text of n bytes (need not be NUL-terminated); `what` names
  * the source in messages (a file name). Same errors as above. */
 int gptq_json_parse(const char *text, size_t n, const char *what, cJSON **out);
+
+/* GPTQ_ERR_FORMAT when an object anywhere in the tree repeats a key:
+ * cJSON keeps both (lookups find the first) while Python's json keeps the
+ * last, so the same file would mean two things. The message names `what`,
+ * the key and the object it is in ("quantization_config", "added_tokens[3]").
+ * gptq_json_parse calls it on everything it parses. */
+int gptq_json_check_unique(const cJSON *root, const char *what);
 
 /* Typed getters for object members. Return values:
  *   GPTQ_OK          the key is present with the right type; *out is set.

@@ -4,13 +4,10 @@
  * config loaders with messages that name the file and the key.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -47,6 +44,73 @@ static void describe_pos(const char *text, size_t n, size_t off, char *out, size
         snprintf(out, size, "byte %zu (line %zu, column %zu), at end of input", off, line, col);
     else
         snprintf(out, size, "byte %zu (line %zu, column %zu), near '%s'", off, line, col, near);
+}
+
+/* ------------------------------------------------------------------ */
+/* Duplicate keys                                                      */
+/* ------------------------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Append ".key" or "[i]" to path[len..] (cut short when it does not fit). */
+static size_t path_push(char *path, size_t len, size_t cap, const cJSON *parent, const cJSON *v,
+                        int index)
+{
+    int k = cJSON_IsObject(parent)
+                ? snprintf(path + len, cap - len, "%s%s", len ? "." : "", v->string ? v->string : "")
+                : snprintf(path + len, cap - len, "[%d]", index);
+    if (k < 0) return len;
+    return len + (size_t)k < cap ? len + (size_t)k : cap - 1;
+}
+
+/* Refuse an object that repeats a key, anywhere in the tree under v;
+ * path[0..len) names v ("" for the root). */
+static int unique_keys(const cJSON *v, const char *what, char *path, size_t len, size_t cap)
+{
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return GPTQ_OK;
+    if (cJSON_IsObject(v)) {
+        size_t n = 0;
+        for (const cJSON *c = v->child; c; c = c->next) n++;
+        if (n > 1) {
+            const char **keys = gptq_malloc(n * sizeof *keys, "JSON keys");
+            if (!keys) return gptq_error_prefix(GPTQ_ERR_NOMEM, "%s", what);
+            size_t i = 0;
+            for (const cJSON *c = v->child; c; c = c->next) keys[i++] = c->string ? c->string : "";
+            qsort(keys, n, sizeof *keys, cmp_str);
+            const char *dup = NULL;
+            for (i = 1; i < n && !dup; i++)
+                if (strcmp(keys[i], keys[i - 1]) == 0) dup = keys[i];
+            if (dup) {
+                int rc = gptq_error(GPTQ_ERR_FORMAT,
+                                    "%s: duplicate key \"%s\" in %s%s%s: JSON readers disagree "
+                                    "on which one counts (Python keeps the last), so it is "
+                                    "refused",
+                                    what, dup, len ? "\"" : "the top-level object",
+                                    len ? path : "", len ? "\"" : "");
+                free(keys);
+                return rc;
+            }
+            free(keys);
+        }
+    }
+    int index = 0;
+    for (const cJSON *c = v->child; c; c = c->next, index++) {
+        if (!cJSON_IsObject(c) && !cJSON_IsArray(c)) continue;
+        size_t l = path_push(path, len, cap, v, c, index);
+        int rc = unique_keys(c, what, path, l, cap);
+        path[len] = '\0';
+        if (rc) return rc;
+    }
+    return GPTQ_OK;
+}
+
+int gptq_json_check_unique(const cJSON *root, const char *what)
+{
+    char path[320] = "";
+    return unique_keys(root, what ? what : "(json)", path, 0, sizeof path);
 }
 
 int gptq_json_parse(const char *text, size_t n, const char *what, cJSON **out)
@@ -91,6 +155,11 @@ int gptq_json_parse(const char *text, size_t n, const char *what, cJSON **out)
                           what, pos);
     }
     free(buf);
+    int rc = gptq_json_check_unique(root, what);
+    if (rc) {
+        cJSON_Delete(root);
+        return rc;
+    }
     *out = root;
     return GPTQ_OK;
 }
@@ -99,69 +168,30 @@ int gptq_json_read_file(const char *path, cJSON **out)
 {
     *out = NULL;
     if (!path) return gptq_error(GPTQ_ERR_INVALID, "gptq_json_read_file: path is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return gptq_error(GPTQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return gptq_error(GPTQ_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return gptq_error(GPTQ_ERR_IO, "%s: is a directory, expected a JSON file", path);
-    }
-
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > GPTQ_JSON_MAX_BYTES) {
+    int fd;
+    uint64_t size;
+    int rc = gptq_open_input(path, &fd, &size);
+    if (rc) return rc;
+    if (size > GPTQ_JSON_MAX_BYTES) {
         close(fd);
         return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: %lld bytes, larger than the %zu MiB limit for JSON files", path,
-                          (long long)st.st_size, GPTQ_JSON_MAX_BYTES >> 20);
+                          "%s: %llu bytes, larger than the %zu MiB limit for JSON files", path,
+                          (unsigned long long)size, GPTQ_JSON_MAX_BYTES >> 20);
     }
-    /* Read up to the limit + 1 byte: st_size is 0 for pipes and /proc
-     * files, so the loop, not fstat, decides how much there is. */
-    size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size <= GPTQ_JSON_MAX_BYTES
-                     ? (size_t)st.st_size + 1
-                     : 4096;
-    char *buf = gptq_malloc(cap, "JSON file");
-    if (!buf) {
-        close(fd);
-        return gptq_error_prefix(GPTQ_ERR_NOMEM, "%s", path);
-    }
+    /* Up to the limit + 1 byte (a file may grow after the fstat): more
+     * than the limit is refused, not cut. */
+    char *buf = NULL;
     size_t n = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap > GPTQ_JSON_MAX_BYTES) break;
-            size_t ncap = cap * 2 > GPTQ_JSON_MAX_BYTES + 1 ? GPTQ_JSON_MAX_BYTES + 1 : cap * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                return gptq_error(GPTQ_ERR_NOMEM, "%s: out of memory reading %zu bytes", path,
-                                  ncap);
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            free(buf);
-            close(fd);
-            return gptq_error(GPTQ_ERR_IO, "%s: read failed after %zu bytes: %s", path, n,
-                              strerror(e));
-        }
-        if (k == 0) break;
-        n += (size_t)k;
-    }
+    int more = 0;
+    rc = gptq_read_fd(fd, path, GPTQ_JSON_MAX_BYTES, size, &buf, &n, &more);
     close(fd);
-    if (n > GPTQ_JSON_MAX_BYTES) {
+    if (rc) return rc;
+    if (more) {
         free(buf);
         return gptq_error(GPTQ_ERR_FORMAT, "%s: larger than the %zu MiB limit for JSON files",
                           path, GPTQ_JSON_MAX_BYTES >> 20);
     }
-    int rc = gptq_json_parse(buf, n, path, out);
+    rc = gptq_json_parse(buf, n, path, out);
     free(buf);
     return rc;
 }

@@ -283,8 +283,6 @@ static int index_header(gptq_st_file *f)
         if (!item->string)
             return gptq_error(GPTQ_ERR_FORMAT, "%s: header has a member without a name", path);
         if (strcmp(item->string, "__metadata__") == 0) {
-            if (f->metadata)
-                return gptq_error(GPTQ_ERR_FORMAT, "%s: \"__metadata__\" appears twice", path);
             if (!cJSON_IsObject(item))
                 return gptq_error(GPTQ_ERR_FORMAT,
                                   "%s: \"__metadata__\" must be an object of strings", path);
@@ -325,11 +323,7 @@ static int index_header(gptq_st_file *f)
     g_sort_entries = f->entries;
     qsort(f->by_name, (size_t)count, sizeof *f->by_name, cmp_name_idx);
     g_sort_entries = NULL;
-    /* Names must be unique (cJSON keeps duplicate keys). */
-    for (i = 1; i < count; i++)
-        if (strcmp(f->entries[f->by_name[i]].name, f->entries[f->by_name[i - 1]].name) == 0)
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: tensor '%s' appears twice in the header",
-                              path, f->entries[f->by_name[i]].name);
+    /* Names are unique: gptq_json_parse refused duplicate keys. */
 
     /* Offsets must tile the data region: in file order, each tensor begins
      * where the previous ended, the last ends at the end of the file. */
@@ -372,24 +366,11 @@ int gptq_st_open(const char *path, gptq_st_file **out)
         return gptq_error(GPTQ_ERR_NOMEM, "%s: out of memory", path);
     }
 
-    int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = gptq_error(GPTQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = gptq_error(GPTQ_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = gptq_error(GPTQ_ERR_IO, "%s: not a regular file", path);
-        close(fd);
-        goto fail;
-    }
-    uint64_t fsize = (uint64_t)st.st_size;
+    /* A FIFO, directory or device is refused here, never waited on. */
+    int fd;
+    uint64_t fsize;
+    int rc = gptq_open_input(path, &fd, &fsize);
+    if (rc) goto fail;
     if (fsize < 8) {
         rc = gptq_error(GPTQ_ERR_FORMAT,
                         "%s: file is %" PRIu64 " bytes, too short for a safetensors file "

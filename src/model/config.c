@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../io/io.h"
+#include "../text/tokenizer.h"
 #include "model.h"
 
 /* Getter results: GPTQ_OK / GPTQ_JSON_ABSENT are fine, negatives fail. */
@@ -33,15 +34,86 @@ static int parse_dtype(const char *s, gptq_dtype *out)
     return 0;
 }
 
-/* A positive integer key (required or with default already in *out). */
+/* Bounds on the sizes a config may give, each far above any model in use
+ * (noted beside it) and low enough that no product of them overflows an
+ * int64 or a size_t: a config that asks for more is refused by key before
+ * anything is allocated, instead of failing later with "out of memory". */
+static const struct {
+    const char *key;
+    int64_t max;
+} k_limits[] = {
+    {"vocab_size", (int64_t)GPTQ_TOK_MAX_ID + 1}, /* 2^24; the largest in use ~2^18 */
+    {"hidden_size", (int64_t)1 << 17},            /* largest in use 16384 */
+    {"intermediate_size", (int64_t)1 << 20},      /* largest in use 53248 */
+    {"ffn_dim", (int64_t)1 << 20},
+    {"word_embed_proj_dim", (int64_t)1 << 17},
+    {"num_hidden_layers", 1024},                  /* largest in use 126 */
+    {"num_attention_heads", 4096},                /* largest in use 128 */
+    {"num_key_value_heads", 4096},
+    {"head_dim", 4096},                           /* largest in use 256 */
+    {"max_position_embeddings", (int64_t)1 << 28}, /* largest in use ~10M */
+};
+
+/* Elements of one weight matrix (64 GiB in f32; Llama 3 405B's largest,
+ * its embedding, has 2^31), and of all the decoder layers' linears
+ * together (Llama 3 405B: 2^38.5). */
+#define CFG_MAX_TENSOR ((int64_t)1 << 34)
+#define CFG_MAX_LAYERS_TOTAL ((int64_t)1 << 41)
+
+static int64_t limit_of(const char *key)
+{
+    for (size_t i = 0; i < sizeof k_limits / sizeof *k_limits; i++)
+        if (!strcmp(k_limits[i].key, key)) return k_limits[i].max;
+    return INT32_MAX;
+}
+
+/* A positive integer key (required or with default already in *out),
+ * within its bound. */
 static int get_pos(const cJSON *root, const char *key, int64_t *out, int required,
                    const char *file)
 {
     int st = gptq_json_get_int(root, key, out, required, file);
     if (st < 0) return st;
-    if (*out <= 0 || *out > INT32_MAX)
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: \"%s\" must be a positive integer below 2^31 (got %lld)",
-                          file, key, (long long)*out);
+    const int64_t max = limit_of(key);
+    if (*out <= 0 || *out > max)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: \"%s\" = %lld is out of range (it must be 1 .. %lld)", file, key,
+                          (long long)*out, (long long)max);
+    return GPTQ_OK;
+}
+
+/* The sizes the forward and the checkpoint allocate from, checked as
+ * products (all factors are bounded above, so none overflows here). */
+static int check_products(const gptq_model_config *c, const char *file)
+{
+    const int64_t D = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
+    const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
+    const char *fkey = c->family == GPTQ_FAMILY_OPT ? "ffn_dim" : "intermediate_size";
+    char what[96];
+    const struct {
+        const char *what;
+        int64_t n;
+    } t[] = {
+        {"vocab_size x hidden_size (embed_tokens, lm_head)", V * D},
+        {"num_attention_heads x head_dim x hidden_size (q_proj)", Hd * D},
+        {"num_key_value_heads x head_dim x hidden_size (k_proj)", Kd * D},
+        {what, F * D},
+        {"(max_position_embeddings + 2) x hidden_size (OPT embed_positions)",
+         c->family == GPTQ_FAMILY_OPT ? (c->max_positions + 2) * D : 0},
+    };
+    snprintf(what, sizeof what, "%s x hidden_size (the MLP)", fkey);
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (t[i].n > CFG_MAX_TENSOR)
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: %s = %lld elements in one tensor, above the limit of 2^34",
+                              file, t[i].what, (long long)t[i].n);
+    const int64_t per_layer = 2 * Hd * D + 2 * Kd * D + 3 * F * D;
+    if (per_layer * c->num_layers > CFG_MAX_LAYERS_TOTAL)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: num_hidden_layers %lld x %lld weights per layer = %lld, above the "
+                          "limit of 2^41",
+                          file, (long long)c->num_layers, (long long)per_layer,
+                          (long long)(per_layer * c->num_layers));
     return GPTQ_OK;
 }
 
@@ -146,6 +218,7 @@ static int parse_llama(const cJSON *root, const char *file, gptq_model_config *c
     CFG_TRY(get_pos(root, "num_key_value_heads", &c->num_kv_heads, 0, file));
     c->head_dim = 0;
     CFG_TRY(gptq_json_get_int(root, "head_dim", &c->head_dim, 0, file));
+    if (c->head_dim != 0) CFG_TRY(get_pos(root, "head_dim", &c->head_dim, 1, file));
     if (c->head_dim == 0) {
         if (c->hidden_size % c->num_heads)
             return gptq_error(GPTQ_ERR_FORMAT,
@@ -309,6 +382,7 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
 
     int st = c->family == GPTQ_FAMILY_OPT ? parse_opt(root, file, c) : parse_llama(root, file, c);
     if (st) return st;
+    CFG_TRY(check_products(c, file));
 
     /* dtype (informational: weights are converted to f32 whatever it says) */
     c->dtype = GPTQ_F32;
@@ -326,6 +400,25 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
     return GPTQ_OK;
 }
 
+/* quantize_config.json of dir into *q, when there is one (q->present
+ * stays 0 when not). Whatever is at the name (a FIFO, a symlink loop) is
+ * read or refused, never waited on or taken for absent. */
+static int load_quantize_config(const char *dir, gptq_ckpt_quant *q)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/quantize_config.json", dir);
+    if (!gptq_input_present(path)) return GPTQ_OK;
+    cJSON *root = NULL;
+    int st = gptq_json_read_file(path, &root);
+    if (st) return st;
+    if (!cJSON_IsObject(root))
+        st = gptq_error(GPTQ_ERR_FORMAT, "%s: the top level is not a JSON object", path);
+    else
+        st = parse_quant(root, path, q);
+    cJSON_Delete(root);
+    return st;
+}
+
 int gptq_model_config_load(const char *dir, gptq_model_config *c)
 {
     char path[4096];
@@ -336,19 +429,26 @@ int gptq_model_config_load(const char *dir, gptq_model_config *c)
     st = gptq_model_config_parse(root, path, c);
     cJSON_Delete(root);
     if (st || c->quant.present) return st;
-
     /* Older GPTQ checkpoints keep their settings only in quantize_config.json. */
-    snprintf(path, sizeof path, "%s/quantize_config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return GPTQ_OK;
-    fclose(f);
-    st = gptq_json_read_file(path, &root);
-    if (st) return st;
-    if (!cJSON_IsObject(root)) {
+    return load_quantize_config(dir, &c->quant);
+}
+
+int gptq_ckpt_quant_load(const char *dir, gptq_ckpt_quant *q)
+{
+    memset(q, 0, sizeof *q);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (gptq_input_present(path)) {
+        cJSON *root = NULL;
+        int st = gptq_json_read_file(path, &root);
+        if (st) return st;
+        const cJSON *qc = NULL;
+        st = cJSON_IsObject(root)
+                 ? gptq_json_get_object(root, "quantization_config", &qc, 0, path)
+                 : gptq_error(GPTQ_ERR_FORMAT, "%s: the top level is not a JSON object", path);
+        if (st >= 0 && qc) st = parse_quant(qc, path, q);
         cJSON_Delete(root);
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: the top level is not a JSON object", path);
+        if (st < 0 || q->present) return st;
     }
-    st = parse_quant(root, path, &c->quant);
-    cJSON_Delete(root);
-    return st;
+    return load_quantize_config(dir, q);
 }

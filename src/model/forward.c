@@ -233,6 +233,111 @@ static int load_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t 
 }
 
 /* ------------------------------------------------------------------ */
+/* completeness                                                        */
+/* ------------------------------------------------------------------ */
+
+/* The tensors load_linear reads for `prefix`: a GPTQ module or a float
+ * weight, and the bias when the config says there is one. */
+static int check_linear_tensors(const gptq_model *m, const char *prefix, int64_t rows,
+                                int64_t cols, int has_bias)
+{
+    char name[600];
+    snprintf(name, sizeof name, "%s.qweight", prefix);
+    if (gptq_weights_has(m->w, name)) {
+        TRY(gptq_weights_check_packed(m->w, &m->cfg.quant, prefix, rows, cols));
+    } else {
+        snprintf(name, sizeof name, "%s.weight", prefix);
+        const int64_t shape[2] = {rows, cols};
+        TRY(gptq_weights_check_float(m->w, name, 2, shape));
+    }
+    if (has_bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        TRY(gptq_weights_check_float(m->w, name, 1, &rows));
+    }
+    return GPTQ_OK;
+}
+
+/* The tensors load_norm reads for `name`. */
+static int check_norm_tensors(const gptq_model *m, const char *name, int with_bias)
+{
+    char full[600];
+    const int64_t D = m->cfg.hidden_size;
+    if (m->cfg.family == GPTQ_FAMILY_OPT && !m->cfg.norm_bias) return GPTQ_OK;
+    snprintf(full, sizeof full, "%s.weight", name);
+    TRY(gptq_weights_check_float(m->w, full, 1, &D));
+    if (with_bias) {
+        snprintf(full, sizeof full, "%s.bias", name);
+        TRY(gptq_weights_check_float(m->w, full, 1, &D));
+    }
+    return GPTQ_OK;
+}
+
+/* Every tensor that the forward pass (embed, layer_load, head_load) and a
+ * checkpoint of the model read, with its shape and dtype, from the
+ * headers alone; and no decoder layer beyond num_hidden_layers, which
+ * nothing would read (a quantizer would copy it unquantized). */
+static int check_complete(const gptq_model *m)
+{
+    const gptq_model_config *c = &m->cfg;
+    const int opt = c->family == GPTQ_FAMILY_OPT;
+    const int64_t V = c->vocab_size, D = c->hidden_size;
+    char name[512];
+    snprintf(name, sizeof name, "%s%sembed_tokens.weight", m->root, opt ? "decoder." : "");
+    const int64_t emb[2] = {V, D};
+    TRY(gptq_weights_check_float(m->w, name, 2, emb));
+    if (opt) {
+        snprintf(name, sizeof name, "%sdecoder.embed_positions.weight", m->root);
+        const int64_t pos[2] = {c->max_positions + c->pos_offset, D};
+        TRY(gptq_weights_check_float(m->w, name, 2, pos));
+    }
+    for (int L = 0; L < c->num_layers; L++) {
+        int st = GPTQ_OK;
+        for (int i = 0; i < m->nlin && !st; i++) {
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->lin[i].name);
+            st = check_linear_tensors(m, name, m->lin[i].rows, m->lin[i].cols,
+                                      m->lin[i].has_bias);
+        }
+        if (!st) {
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L,
+                     opt ? "self_attn_layer_norm" : "input_layernorm");
+            st = check_norm_tensors(m, name, opt);
+        }
+        if (!st) {
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L,
+                     opt ? "final_layer_norm" : "post_attention_layernorm");
+            st = check_norm_tensors(m, name, opt);
+        }
+        if (st) return gptq_error_prefix(st, "layer %d", L);
+    }
+    if (c->final_norm) {
+        snprintf(name, sizeof name, "%s%s", m->root, opt ? "decoder.final_layer_norm" : "norm");
+        TRY(check_norm_tensors(m, name, opt));
+    }
+    if (!c->tie_word_embeddings) TRY(check_linear_tensors(m, "lm_head", V, D, 0));
+
+    /* "<layers>.<N>." with N >= num_hidden_layers */
+    const size_t k = strlen(m->layers);
+    for (int i = 0; i < gptq_weights_count(m->w); i++) {
+        gptq_st_info info;
+        TRY(gptq_weights_get(m->w, i, &info));
+        const char *p = info.name;
+        if (strncmp(p, m->layers, k) != 0 || p[k] != '.' || p[k + 1] < '0' || p[k + 1] > '9')
+            continue;
+        char *end;
+        const unsigned long long idx = strtoull(p + k + 1, &end, 10);
+        if (*end == '.' && idx >= (unsigned long long)c->num_layers)
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: tensor '%s' belongs to layer %llu, but config.json has "
+                              "num_hidden_layers = %lld (layers 0 .. %lld): the config and the "
+                              "weights disagree, and that layer would be left out of the forward "
+                              "pass",
+                              m->dir, p, idx, (long long)c->num_layers,
+                              (long long)c->num_layers - 1);
+    }
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* open / close                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -293,12 +398,9 @@ int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out)
             li->has_bias = c->mlp_bias;
         }
     }
-    /* Fail now, not after minutes of work, if the first layer is absent. */
-    char name[512];
-    snprintf(name, sizeof name, "%s%sembed_tokens.weight", m->root,
-             c->family == GPTQ_FAMILY_OPT ? "decoder." : "");
-    gptq_st_info info;
-    st = gptq_weights_find(m->w, name, &info);
+    /* Fail now, not after minutes of work (or with a checkpoint that only
+     * fails when it is used), if anything the forward needs is absent. */
+    st = check_complete(m);
     if (st) {
         gptq_model_close(m);
         return st;

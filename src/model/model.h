@@ -122,8 +122,15 @@ typedef struct gptq_model_config {
  *                         inconsistent sizes (heads vs kv heads ...). */
 int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_config *c);
 /* Read DIR/config.json (and DIR/quantize_config.json when config.json has
- * no quantization_config) and parse it. */
+ * no quantization_config) and parse it. Every size is bounded (the
+ * message names the key and its range), and so are the products that size
+ * a tensor, before anything is allocated. */
 int gptq_model_config_load(const char *dir, gptq_model_config *c);
+/* Only the quantization settings of the checkpoint folder DIR: config.json's
+ * quantization_config, else quantize_config.json; q->present is 0 when
+ * neither says anything (the rest of config.json is not looked at, so a
+ * shard's folder need not hold a whole model's config). */
+int gptq_ckpt_quant_load(const char *dir, gptq_ckpt_quant *q);
 
 /* ------------------------------------------------------------------ */
 /* Weights                                                             */
@@ -152,6 +159,11 @@ int gptq_weights_has(const gptq_weights *w, const char *name);
  * (ndim, shape) (GPTQ_ERR_SHAPE naming the tensor and both shapes). */
 int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
                           const int64_t *shape, float *dst);
+/* The checks of gptq_weights_read_f32 without reading: `name` exists with
+ * shape (ndim, shape) and dtype F32, F16 or BF16 (GPTQ_ERR_SHAPE /
+ * GPTQ_ERR_UNSUPPORTED naming the tensor, both shapes or the dtype). */
+int gptq_weights_check_float(const gptq_weights *w, const char *name, int ndim,
+                             const int64_t *shape);
 /* A string of the safetensors metadata ("__metadata__") of any shard, or NULL. */
 const char *gptq_weights_metadata(const gptq_weights *w, const char *key);
 /* The packed tensors PREFIX.qweight/qzeros/scales[/g_idx] of a GPTQ module
@@ -160,6 +172,13 @@ const char *gptq_weights_metadata(const gptq_weights *w, const char *key);
  * taken from scales and qweight). A missing g_idx is k // group_size. */
 int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
                              int64_t rows, int64_t cols, gptq_packed *p);
+/* The checks of gptq_weights_read_packed for a module of (rows, cols) =
+ * (out, in) features without reading: qweight I32 [cols*bits/32, rows],
+ * qzeros I32 [ngroups, rows*bits/32], scales F16 [ngroups, rows], g_idx
+ * (optional) I32 [cols]; the message names the tensor, its dtype and shape
+ * and the expected ones. */
+int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
+                              int64_t rows, int64_t cols);
 
 /* ------------------------------------------------------------------ */
 /* The model and its forward pass                                      */

@@ -14,6 +14,12 @@
 #include "../io/io.h"
 #include "model.h"
 
+#define TRY_W(expr)          \
+    do {                     \
+        int st_ = (expr);    \
+        if (st_) return st_; \
+    } while (0)
+
 typedef struct wt_entry {
     const char *name; /* points into the shard's header (valid while open) */
     int shard;
@@ -28,10 +34,13 @@ struct gptq_weights {
     wt_entry *by_name; /* (n) sorted by name */
 };
 
-static int file_exists(const char *p)
+/* "[256]", "[2, 3]", "[]" for messages. */
+static void fmt_shape(char *b, size_t n, int ndim, const int64_t *shape)
 {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    size_t k = (size_t)snprintf(b, n, "[");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(b + k, n - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (k < n) snprintf(b + k, n - k, "]");
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -141,7 +150,7 @@ static int open_index(gptq_weights *w, const char *ipath)
     for (int i = 0; i < nu; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", w->dir, files[i]);
-        if (!file_exists(path)) {
+        if (!gptq_input_present(path)) {
             st = gptq_error(GPTQ_ERR_IO, "%s names shard %s, which does not exist", ipath, path);
             goto done;
         }
@@ -176,8 +185,10 @@ int gptq_weights_open(const char *dir, gptq_weights **out)
 
     char single[4096], index[4096];
     struct stat sb;
-    if (stat(w->dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
-        /* one .safetensors file: its folder, and it as the only shard */
+    if (stat(w->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        /* one .safetensors file: its folder, and it as the only shard
+         * (gptq_st_open says what is wrong with anything else: absent, a
+         * FIFO, a symlink loop) */
         char *slash = strrchr(w->dir, '/');
         const char *f = slash ? slash + 1 : w->dir;
         char file[2048];
@@ -196,10 +207,12 @@ int gptq_weights_open(const char *dir, gptq_weights **out)
     snprintf(single, sizeof single, "%s/model.safetensors", w->dir);
     snprintf(index, sizeof index, "%s/model.safetensors.index.json", w->dir);
     int st;
-    if (file_exists(single)) {
+    /* Whatever is at either name is opened, so that a FIFO, a folder or a
+     * symlink loop is reported as such, not as a missing file. */
+    if (gptq_input_present(single)) {
         const char *f = "model.safetensors";
         st = open_shards(w, 1, &f);
-    } else if (file_exists(index)) {
+    } else if (gptq_input_present(index)) {
         st = open_index(w, index);
     } else {
         st = gptq_error(GPTQ_ERR_IO,
@@ -250,8 +263,8 @@ int gptq_weights_find(const gptq_weights *w, const char *name, gptq_st_info *inf
     return gptq_st_get(w->shards[e->shard], e->index, info);
 }
 
-int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
-                          const int64_t *shape, float *dst)
+int gptq_weights_check_float(const gptq_weights *w, const char *name, int ndim,
+                             const int64_t *shape)
 {
     gptq_st_info info;
     int st = gptq_weights_find(w, name, &info);
@@ -259,21 +272,26 @@ int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
     int same = info.ndim == ndim;
     for (int d = 0; same && d < ndim; d++) same = info.shape[d] == shape[d];
     if (!same) {
-        char want[128] = "", got[128] = "";
-        size_t a = 0, b = 0;
-        for (int d = 0; d < ndim && a < sizeof want; d++)
-            a += (size_t)snprintf(want + a, sizeof want - a, "%s%lld", d ? ", " : "",
-                                  (long long)shape[d]);
-        for (int d = 0; d < info.ndim && b < sizeof got; d++)
-            b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", d ? ", " : "",
-                                  (long long)info.shape[d]);
-        return gptq_error(GPTQ_ERR_SHAPE, "%s: tensor '%s' has shape [%s], expected [%s]", w->dir,
+        char want[128], got[128];
+        fmt_shape(want, sizeof want, ndim, shape);
+        fmt_shape(got, sizeof got, info.ndim, info.shape);
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", w->dir,
                           name, got, want);
     }
     if (info.dtype != GPTQ_F32 && info.dtype != GPTQ_F16 && info.dtype != GPTQ_BF16)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 weights are read",
                           w->dir, name, gptq_dtype_name(info.dtype));
+    return GPTQ_OK;
+}
+
+int gptq_weights_read_f32(const gptq_weights *w, const char *name, int ndim,
+                          const int64_t *shape, float *dst)
+{
+    int st = gptq_weights_check_float(w, name, ndim, shape);
+    if (st) return st;
+    gptq_st_info info;
+    gptq_weights_find(w, name, &info);
     size_t esize = gptq_dtype_size(info.dtype);
     int64_t n = (int64_t)(info.nbytes / esize);
     if ((uintptr_t)info.data % esize == 0) {
@@ -306,27 +324,20 @@ const char *gptq_weights_metadata(const gptq_weights *w, const char *key)
 /* GPTQ tensors                                                        */
 /* ------------------------------------------------------------------ */
 
-/* A copy of int32 tensor `name` of shape (d0) or (d0, d1) (malloc'd, as
- * gptq_packed owns its arrays). */
-static int read_i32(const gptq_weights *w, const char *name, int64_t d0, int64_t d1,
-                    int32_t **out)
+/* The header entry of `name`: dtype and shape (ndim dims) must match. */
+static int expect_tensor(const gptq_weights *w, const char *name, gptq_dtype dtype, int ndim,
+                         const int64_t *shape, gptq_st_info *info)
 {
-    gptq_st_info info;
-    int st = gptq_weights_find(w, name, &info);
+    int st = gptq_weights_find(w, name, info);
     if (st) return st;
-    int ndim = d1 > 0 ? 2 : 1;
-    if (info.dtype != GPTQ_I32 || info.ndim != ndim || info.shape[0] != d0 ||
-        (ndim == 2 && info.shape[1] != d1))
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: GPTQ tensor '%s' is %s of %d dims [%lld, %lld], expected I32 "
-                          "[%lld%s%lld]",
-                          w->dir, name, gptq_dtype_name(info.dtype), info.ndim,
-                          (long long)info.shape[0], (long long)(info.ndim > 1 ? info.shape[1] : 0),
-                          (long long)d0, ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
-    *out = gptq_malloc(info.nbytes ? info.nbytes : 4, name);
-    if (!*out) return GPTQ_ERR_NOMEM;
-    memcpy(*out, info.data, info.nbytes);
-    return GPTQ_OK;
+    int same = info->dtype == dtype && info->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = info->shape[d] == shape[d];
+    if (same) return GPTQ_OK;
+    char want[128], got[128];
+    fmt_shape(want, sizeof want, ndim, shape);
+    fmt_shape(got, sizeof got, info->ndim, info->shape);
+    return gptq_error(GPTQ_ERR_FORMAT, "%s: GPTQ tensor '%s' is %s %s, expected %s %s", w->dir,
+                      name, gptq_dtype_name(info->dtype), got, gptq_dtype_name(dtype), want);
 }
 
 static void tensor_name(char *b, size_t n, const char *prefix, const char *t)
@@ -335,11 +346,9 @@ static void tensor_name(char *b, size_t n, const char *prefix, const char *t)
     else snprintf(b, n, "%s", t);
 }
 
-int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
-                             int64_t rows, int64_t cols, gptq_packed *p)
+int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
+                              int64_t rows, int64_t cols)
 {
-    memset(p, 0, sizeof *p);
-    char name[600];
     const char *what = prefix && prefix[0] ? prefix : "the module";
     if (!q->present)
         return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: no quantization_config says how it is packed",
@@ -347,50 +356,76 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
     const int bits = q->bits;
     if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
         return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: bits = %d (2, 3, 4 or 8)", w->dir, what, bits);
-    gptq_st_info info;
-    tensor_name(name, sizeof name, prefix, "scales");
-    int st = gptq_weights_find(w, name, &info);
-    if (st) return st;
-    if (info.dtype != GPTQ_F16 || info.ndim != 2 || (rows > 0 && info.shape[1] != rows))
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' must be F16 [ngroups, %s] (got %s, %d dims)",
-                          w->dir, name, rows > 0 ? "out_features" : "N",
-                          gptq_dtype_name(info.dtype), info.ndim);
-    if (rows <= 0) rows = info.shape[1];
-    const gptq_st_info sc = info;
-    if (cols <= 0) { /* in_features from qweight (K * bits / 32, N) */
-        tensor_name(name, sizeof name, prefix, "qweight");
-        if ((st = gptq_weights_find(w, name, &info))) return st;
-        if (info.ndim != 2 || (info.shape[0] * 32) % bits)
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
-                              w->dir, name, bits);
-        cols = info.shape[0] * 32 / bits;
-    }
-    p->bits = bits;
-    p->in_features = cols;
-    p->out_features = rows;
-    p->ngroups = sc.shape[0];
-    const int64_t G = q->group_size > 0 ? q->group_size : cols;
-    tensor_name(name, sizeof name, prefix, "g_idx");
-    const int has_gidx = gptq_weights_has(w, name);
-    if (p->ngroups != (cols + G - 1) / G)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: %s has %lld groups; group_size %d over %lld inputs means %lld",
-                          w->dir, what, (long long)p->ngroups, q->group_size, (long long)cols,
-                          (long long)((cols + G - 1) / G));
-    if (cols * bits % 32 || rows * bits % 32)
+    if (rows <= 0 || cols <= 0 || cols * bits % 32 || rows * bits % 32)
         return gptq_error(GPTQ_ERR_FORMAT,
                           "%s: %s: %lld x %lld does not pack into 32-bit words at %d bits", w->dir,
                           what, (long long)rows, (long long)cols, bits);
-    p->scales = gptq_malloc(sc.nbytes, "scales");
-    if (!p->scales) return GPTQ_ERR_NOMEM;
-    memcpy(p->scales, sc.data, sc.nbytes);
+    const int64_t G = q->group_size > 0 ? q->group_size : cols;
+    const int64_t ng = (cols + G - 1) / G;
+    char name[600];
+    gptq_st_info info;
+    const int64_t qw[2] = {cols * bits / 32, rows}, qz[2] = {ng, rows * bits / 32},
+                  sc[2] = {ng, rows};
+    tensor_name(name, sizeof name, prefix, "scales");
+    int st = expect_tensor(w, name, GPTQ_F16, 2, sc, &info);
     tensor_name(name, sizeof name, prefix, "qweight");
-    st = read_i32(w, name, cols * bits / 32, rows, &p->qweight);
+    if (!st) st = expect_tensor(w, name, GPTQ_I32, 2, qw, &info);
     tensor_name(name, sizeof name, prefix, "qzeros");
-    if (!st) st = read_i32(w, name, p->ngroups, rows * bits / 32, &p->qzeros);
+    if (!st) st = expect_tensor(w, name, GPTQ_I32, 2, qz, &info);
+    tensor_name(name, sizeof name, prefix, "g_idx"); /* optional: k // G when absent */
+    if (!st && gptq_weights_has(w, name)) st = expect_tensor(w, name, GPTQ_I32, 1, &cols, &info);
+    return st;
+}
+
+/* A malloc'd copy of a tensor's bytes (gptq_packed owns its arrays). */
+static void *copy_of(const gptq_weights *w, const char *name)
+{
+    gptq_st_info info;
+    if (gptq_weights_find(w, name, &info)) return NULL;
+    void *p = gptq_malloc(info.nbytes ? info.nbytes : 4, name);
+    if (p) memcpy(p, info.data, info.nbytes);
+    return p;
+}
+
+int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
+                             int64_t rows, int64_t cols, gptq_packed *p)
+{
+    memset(p, 0, sizeof *p);
+    char name[600];
+    gptq_st_info info;
+    /* out_features from scales (ngroups, N), in_features from qweight
+     * (K * bits / 32, N), when the caller does not know them */
+    if (rows <= 0) {
+        tensor_name(name, sizeof name, prefix, "scales");
+        TRY_W(gptq_weights_find(w, name, &info));
+        if (info.ndim != 2)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' must be F16 [ngroups, out_features]",
+                              w->dir, name);
+        rows = info.shape[1];
+    }
+    if (cols <= 0 && q->bits > 0) {
+        tensor_name(name, sizeof name, prefix, "qweight");
+        TRY_W(gptq_weights_find(w, name, &info));
+        if (info.ndim != 2 || (info.shape[0] * 32) % q->bits)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
+                              w->dir, name, q->bits);
+        cols = info.shape[0] * 32 / q->bits;
+    }
+    TRY_W(gptq_weights_check_packed(w, q, prefix, rows, cols));
+    const int64_t G = q->group_size > 0 ? q->group_size : cols;
+    p->bits = q->bits;
+    p->in_features = cols;
+    p->out_features = rows;
+    p->ngroups = (cols + G - 1) / G;
+    tensor_name(name, sizeof name, prefix, "scales");
+    int st = (p->scales = copy_of(w, name)) ? GPTQ_OK : GPTQ_ERR_NOMEM;
+    tensor_name(name, sizeof name, prefix, "qweight");
+    if (!st && !(p->qweight = copy_of(w, name))) st = GPTQ_ERR_NOMEM;
+    tensor_name(name, sizeof name, prefix, "qzeros");
+    if (!st && !(p->qzeros = copy_of(w, name))) st = GPTQ_ERR_NOMEM;
     tensor_name(name, sizeof name, prefix, "g_idx");
-    if (!st && has_gidx) {
-        st = read_i32(w, name, cols, 0, &p->g_idx);
+    if (!st && gptq_weights_has(w, name)) {
+        if (!(p->g_idx = copy_of(w, name))) st = GPTQ_ERR_NOMEM;
     } else if (!st) { /* checkpoints without act-order may omit g_idx: k // G */
         p->g_idx = gptq_malloc((size_t)cols * sizeof(int32_t), name);
         if (!p->g_idx) st = GPTQ_ERR_NOMEM;

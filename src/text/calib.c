@@ -4,13 +4,16 @@
  * splitmix64 from the seed.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "../internal.h"
+#include "../io/io.h"
 #include "calib.h"
 
 void gptq_calib_options_default(gptq_calib_options *o)
@@ -57,95 +60,120 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int read_whole(const char *path, char **out, size_t *len)
+/* The joined text of a JSON-lines file, built line by line. */
+typedef struct jl_text {
+    char *p;
+    size_t n, cap;
+    int64_t records, line;
+} jl_text;
+
+/* One line raw[0..n) (without its '\n'): append its "text", after "\n\n"
+ * when it is not the first record; blank lines are skipped. */
+static int jl_add_line(const char *path, jl_text *t, const char *raw, size_t n)
 {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gptq_error(GPTQ_ERR_IO, "calibration text %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        fclose(f);
-        return gptq_error(GPTQ_ERR_NOMEM, "calibration text %s: out of memory", path);
+    t->line++;
+    size_t a = 0, b = n;
+    while (a < b && is_space(raw[a])) a++;
+    while (b > a && is_space(raw[b - 1])) b--;
+    if (a == b) return GPTQ_OK;
+    cJSON *obj = cJSON_ParseWithLength(raw + a, b - a);
+    const cJSON *txt = obj ? cJSON_GetObjectItemCaseSensitive(obj, "text") : NULL;
+    if (!obj || !cJSON_IsObject(obj) || !cJSON_IsString(txt)) {
+        int st = gptq_error(GPTQ_ERR_FORMAT,
+                            "calibration file %s, line %lld: %s (JSON lines need one object "
+                            "with a string \"text\" per line)",
+                            path, (long long)t->line,
+                            !obj ? "not valid JSON"
+                            : !cJSON_IsObject(obj) ? "not a JSON object"
+                            : !txt ? "no \"text\" field" : "\"text\" is not a string");
+        cJSON_Delete(obj);
+        return st;
     }
-    for (;;) {
+    char what[4200];
+    snprintf(what, sizeof what, "calibration file %s, line %lld", path, (long long)t->line);
+    int st = gptq_json_check_unique(obj, what);
+    if (st) {
+        cJSON_Delete(obj);
+        return st;
+    }
+    /* A record's text plus its "\n\n" separator is shorter than its line
+     * ({"text":""} alone is 11 bytes, and unescaping only shrinks). */
+    size_t tl = strlen(txt->valuestring);
+    if (t->n + tl + 3 > t->cap) {
+        size_t ncap = t->cap ? t->cap : 1 << 16;
+        while (ncap < t->n + tl + 3) ncap *= 2;
+        char *np = realloc(t->p, ncap);
+        if (!np) {
+            cJSON_Delete(obj);
+            return gptq_error(GPTQ_ERR_NOMEM, "calibration text %s: out of memory", path);
+        }
+        t->p = np;
+        t->cap = ncap;
+    }
+    if (t->records > 0) {
+        memcpy(t->p + t->n, "\n\n", 2);
+        t->n += 2;
+    }
+    memcpy(t->p + t->n, txt->valuestring, tl);
+    t->n += tl;
+    t->p[t->n] = '\0';
+    t->records++;
+    cJSON_Delete(obj);
+    return GPTQ_OK;
+}
+
+/* Read JSON lines from fd, the first `have` bytes of which are already in
+ * buf (cap bytes + 1), line by line: only the current line and the joined
+ * text are held, and with max_bytes > 0 the reading stops once the joined
+ * text is longer than max_bytes (what the cut needs). A line longer than
+ * GPTQ_JSON_MAX_BYTES is refused: no JSON file of ours may be larger. */
+static int read_jsonl(const char *path, int fd, char *buf, size_t cap, size_t have,
+                      size_t max_bytes, jl_text *t)
+{
+    size_t n = have;
+    int eof = 0, st = GPTQ_OK;
+    while (!st) {
+        /* the complete lines in buf[0..n) */
+        size_t p = 0;
+        for (const char *nl; !st && (nl = memchr(buf + p, '\n', n - p));) {
+            st = jl_add_line(path, t, buf + p, (size_t)(nl - buf) - p);
+            p = (size_t)(nl - buf) + 1;
+            if (max_bytes > 0 && t->n > max_bytes) break;
+        }
+        if (st || (max_bytes > 0 && t->n > max_bytes)) break;
+        memmove(buf, buf + p, n - p);
+        n -= p;
+        if (eof) {
+            if (n > 0) st = jl_add_line(path, t, buf, n);
+            break;
+        }
         if (n == cap) {
+            if (cap >= GPTQ_JSON_MAX_BYTES) {
+                st = gptq_error(GPTQ_ERR_FORMAT,
+                                "calibration file %s, line %lld: longer than %zu MiB", path,
+                                (long long)t->line + 1, GPTQ_JSON_MAX_BYTES >> 20);
+                break;
+            }
             char *nb = realloc(buf, 2 * cap + 1);
             if (!nb) {
-                free(buf);
-                fclose(f);
-                return gptq_error(GPTQ_ERR_NOMEM, "calibration text %s: out of memory", path);
+                st = gptq_error(GPTQ_ERR_NOMEM, "calibration text %s: out of memory", path);
+                break;
             }
             buf = nb;
             cap *= 2;
         }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return gptq_error(GPTQ_ERR_IO, "calibration text %s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return GPTQ_OK;
-}
-
-/* Join the "text" fields of the JSON lines of raw (n bytes) into a new
- * text, separated by "\n\n". */
-static int join_jsonl(const char *path, const char *raw, size_t n, char **out, size_t *len,
-                      int64_t *records)
-{
-    /* A record's text plus its "\n\n" separator is shorter than its line
-     * ({"text":""} alone is 11 bytes, and unescaping only shrinks): n + 1
-     * bytes hold the result. */
-    char *dst = malloc(n + 1);
-    if (!dst) return gptq_error(GPTQ_ERR_NOMEM, "calibration text %s: out of memory", path);
-    size_t k = 0;
-    int64_t nrec = 0, line = 0;
-    for (size_t p = 0; p < n;) {
-        size_t e = p;
-        while (e < n && raw[e] != '\n') e++;
-        line++;
-        size_t a = p, b = e;
-        while (a < b && is_space(raw[a])) a++;
-        while (b > a && is_space(raw[b - 1])) b--;
-        p = e + 1;
-        if (a == b) continue;
-        cJSON *obj = cJSON_ParseWithLength(raw + a, b - a);
-        const cJSON *t = obj ? cJSON_GetObjectItemCaseSensitive(obj, "text") : NULL;
-        if (!obj || !cJSON_IsObject(obj) || !cJSON_IsString(t)) {
-            int st = gptq_error(GPTQ_ERR_FORMAT,
-                                "calibration file %s, line %lld: %s (JSON lines need one object "
-                                "with a string \"text\" per line)",
-                                path, (long long)line,
-                                !obj ? "not valid JSON"
-                                : !cJSON_IsObject(obj) ? "not a JSON object"
-                                : !t ? "no \"text\" field" : "\"text\" is not a string");
-            cJSON_Delete(obj);
-            free(dst);
-            return st;
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            st = gptq_error(GPTQ_ERR_IO, "calibration text %s: read failed: %s", path,
+                            strerror(errno));
+            break;
         }
-        size_t tl = strlen(t->valuestring);
-        if (nrec > 0) {
-            memcpy(dst + k, "\n\n", 2);
-            k += 2;
-        }
-        memcpy(dst + k, t->valuestring, tl);
-        k += tl;
-        nrec++;
-        cJSON_Delete(obj);
+        if (k == 0) eof = 1;
+        n += (size_t)k;
     }
-    dst[k] = '\0';
-    *out = dst;
-    *len = k;
-    *records = nrec;
-    return GPTQ_OK;
+    free(buf);
+    return st;
 }
 
 int gptq_calib_read_text(const char *path, size_t max_bytes, char **text, size_t *len, int *jsonl,
@@ -155,33 +183,85 @@ int gptq_calib_read_text(const char *path, size_t max_bytes, char **text, size_t
     *len = 0;
     *jsonl = 0;
     *records = 0;
-    char *raw;
-    size_t n;
-    int st = read_whole(path, &raw, &n);
-    if (st) return st;
+    int fd;
+    uint64_t size;
+    int st = gptq_open_input(path, &fd, &size);
+    if (st) return gptq_error_prefix(st, "calibration text");
+
+    /* Plain text is read up to max_bytes + 1 bytes (the byte after the cut
+     * says whether the cut splits a character); nothing more is needed.
+     * JSON lines are told apart by the name or by the first non-space
+     * byte, which the first block shows. */
+    const size_t limit = max_bytes > 0 && max_bytes < SIZE_MAX ? max_bytes + 1 : SIZE_MAX;
+    const size_t block = 4096;
+    char *raw = gptq_malloc(block + 1, "calibration text");
+    if (!raw) {
+        close(fd);
+        return gptq_error_prefix(GPTQ_ERR_NOMEM, "%s", path);
+    }
+    size_t n = 0;
+    const size_t want = ends_with(path, ".jsonl") || limit > block ? block : limit;
+    while (n < want) {
+        ssize_t k = read(fd, raw + n, want - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            free(raw);
+            close(fd);
+            return gptq_error(GPTQ_ERR_IO, "calibration text %s: read failed: %s", path,
+                              strerror(e));
+        }
+        if (k == 0) break;
+        n += (size_t)k;
+    }
     size_t first = 0;
     while (first < n && is_space(raw[first])) first++;
-    if (first == n) {
-        free(raw);
-        return gptq_error(GPTQ_ERR_INVALID, "calibration text %s is empty%s", path,
-                          n ? " (only whitespace)" : "");
-    }
-    if (ends_with(path, ".jsonl") || raw[first] == '{') {
-        char *joined = NULL;
-        size_t jl = 0;
-        int64_t nrec = 0;
-        st = join_jsonl(path, raw, n, &joined, &jl, &nrec);
-        free(raw);
-        if (st) return st;
-        if (nrec == 0 || jl == 0) {
-            free(joined);
-            return gptq_error(GPTQ_ERR_INVALID, "calibration file %s: no text in its JSON lines",
-                              path);
+    if (ends_with(path, ".jsonl") || (first < n && raw[first] == '{')) {
+        jl_text t = {0};
+        st = read_jsonl(path, fd, raw, block, n, max_bytes, &t); /* frees raw */
+        close(fd);
+        if (!st && (t.records == 0 || t.n == 0))
+            st = gptq_error(GPTQ_ERR_INVALID, "calibration file %s: no text in its JSON lines",
+                            path);
+        if (st) {
+            free(t.p);
+            return st;
         }
-        raw = joined;
-        n = jl;
+        raw = t.p;
+        n = t.n;
         *jsonl = 1;
-        *records = nrec;
+        *records = t.records;
+    } else {
+        if (n == want && n < limit) {
+            /* the rest of the plain text, up to the limit */
+            char *rest = NULL;
+            size_t nr = 0;
+            st = gptq_read_fd(fd, path, limit - n, size > n ? size - n : 0, &rest, &nr, NULL);
+            if (!st) {
+                char *all = realloc(raw, n + nr + 1);
+                if (!all) {
+                    st = gptq_error(GPTQ_ERR_NOMEM, "calibration text %s: out of memory", path);
+                } else {
+                    raw = all;
+                    memcpy(raw + n, rest, nr + 1);
+                    n += nr;
+                }
+            }
+            free(rest);
+        }
+        close(fd);
+        if (st) {
+            free(raw);
+            return st;
+        }
+        raw[n] = '\0';
+        while (first < n && is_space(raw[first])) first++;
+        if (first == n) {
+            free(raw);
+            return gptq_error(GPTQ_ERR_INVALID, "calibration text %s is empty%s", path,
+                              n == 0 ? "" : n < limit ? " (only whitespace)"
+                                                      : " (only whitespace in the bytes read)");
+        }
     }
     if (max_bytes > 0 && n > max_bytes) {
         /* cut back to the start of a UTF-8 character (not a 10xxxxxx byte) */

@@ -31,6 +31,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include <limits.h>
+#include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -745,10 +746,16 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     if (!cJSON_IsObject(vocab)) return bad(t, "model.vocab must be an object", NULL);
     for (const cJSON *e = vocab->child; e; e = e->next) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT32_MAX - 1 ||
-            e->valuedouble != (double)(int32_t)e->valuedouble)
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: model.vocab[\"%s\"] must be an id >= 0",
-                              t->file, e->string);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= GPTQ_TOK_MAX_ID) ||
+            e->valuedouble != floor(e->valuedouble)) {
+            char got[64];
+            if (cJSON_IsNumber(e)) snprintf(got, sizeof got, "%.17g", e->valuedouble);
+            else snprintf(got, sizeof got, "a JSON %s", cJSON_IsString(e) ? "string" : "non-number");
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: model.vocab[\"%s\"] = %s: a token id must be an integer in "
+                              "[0, %d]",
+                              t->file, e->string, got, GPTQ_TOK_MAX_ID);
+        }
         TRY(strmap_put(&t->vocab, e->string, strlen(e->string), (int32_t)e->valuedouble, NULL));
     }
 
@@ -1216,8 +1223,12 @@ static int read_added(gptq_tokenizer *t, const cJSON *list, pcre2_match_data *md
     for (const cJSON *e = list->child; e && rc == GPTQ_OK; e = e->next) {
         const char *content = jstr(e, "content");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX - 1) {
-            rc = bad(t, "an added token needs \"content\" and an \"id\" >= 0", NULL);
+        if (!content || !cJSON_IsNumber(id) || !(id->valuedouble >= 0 && id->valuedouble <= GPTQ_TOK_MAX_ID) ||
+            id->valuedouble != floor(id->valuedouble)) {
+            rc = gptq_error(GPTQ_ERR_FORMAT,
+                            "%s: added token \"%.40s\" needs \"content\" and an integer \"id\" in "
+                            "[0, %d]",
+                            t->file, content ? content : "(no content)", GPTQ_TOK_MAX_ID);
             break;
         }
         size_t len = strlen(content);
@@ -1376,6 +1387,10 @@ static int load_json(gptq_tokenizer *t, const cJSON *root)
         if (t->vocab.val[e] > maxid) maxid = t->vocab.val[e];
     for (size_t i = 0; i < t->nadded; i++)
         if (t->added[i].id > maxid) maxid = t->added[i].id;
+    if (t->vocab.n == 0)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: model.vocab is empty: the tokenizer has no tokens to encode with",
+                          t->file);
     t->vocab_size = maxid + 1;
     t->model_entry = malloc(((size_t)t->vocab_size + 1) * sizeof *t->model_entry);
     t->added_of = malloc(((size_t)t->vocab_size + 1) * sizeof *t->added_of);
@@ -1422,9 +1437,9 @@ int gptq_tok_load(const char *model_dir, gptq_tokenizer **out)
     if ((size_t)snprintf(tj, sizeof tj, "%s/tokenizer.json", model_dir) >= sizeof tj ||
         (size_t)snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", model_dir) >= sizeof cfg)
         return gptq_error(GPTQ_ERR_INVALID, "%s: path too long", model_dir);
-    FILE *f = fopen(cfg, "rb");
-    if (f) fclose(f);
-    return gptq_tok_load_files(tj, f ? cfg : NULL, out);
+    /* tokenizer_config.json is optional; whatever is at its name (a FIFO,
+     * a symlink loop) is read or refused, never waited on or ignored. */
+    return gptq_tok_load_files(tj, gptq_input_present(cfg) ? cfg : NULL, out);
 }
 
 /* ================================================================== */

@@ -63,6 +63,12 @@ int gptq_tok_encode(const gptq_tokenizer *tok, const char *text, size_t len, int
 int gptq_tok_decode(const gptq_tokenizer *tok, const int32_t *ids, int64_t n, int skip_special,
                     char **text, size_t *len);
 
+/* The largest token id a tokenizer.json may use: the id tables hold one
+ * entry per id up to the largest (2 x 64 MiB at this bound), and the
+ * largest vocabularies in use have about 2^18 tokens. Larger ids are
+ * refused by value, as is an empty model.vocab. */
+#define GPTQ_TOK_MAX_ID ((1 << 24) - 1)
+
 /* Largest id + 1 over the model vocabulary and the added tokens (the rows
  * an embedding needs). */
 int32_t gptq_tok_vocab_size(const gptq_tokenizer *tok);

@@ -1,0 +1,545 @@
+/*
+ * test_hostile_input.c — hostile-input rows for the readers (issue 9):
+ * FIFOs, directories, devices and symlink loops where a file is read;
+ * empty files; duplicate JSON keys; absurd config sizes; models that lack
+ * a tensor, or hold one of the wrong shape or dtype, or a layer more than
+ * their config says; tokenizers with impossible ids; and the messages for
+ * all of it. Each row runs the built `gptq` (tests/cli_harness.h): it must
+ * finish within its limit (a FIFO must never be waited on), exit with the
+ * status and message given, and leave the input model byte-identical.
+ *
+ * Inputs are made per row from data/tiny-llama (3 layers, D 256, V 1536,
+ * BF16) by edit.py below: it rewrites a safetensors file (drop a tensor,
+ * change a shape or dtype with the same bytes, copy a layer, repeat a
+ * header key) or a JSON file (set or delete a key, or insert a duplicate
+ * key as raw text, which Python's json would otherwise merge).
+ */
+#include "cli_harness.h"
+
+static const char k_edit_py[] =
+    "import json, struct, sys\n"
+    "def rd(p):\n"
+    "    b = open(p, 'rb').read()\n"
+    "    n = struct.unpack('<Q', b[:8])[0]\n"
+    "    h = json.loads(b[8:8 + n])\n"
+    "    meta = h.pop('__metadata__', None)\n"
+    "    d = b[8 + n:]\n"
+    "    t = {k: [v['dtype'], v['shape'], d[v['data_offsets'][0]:v['data_offsets'][1]]]\n"
+    "         for k, v in h.items()}\n"
+    "    return meta, t\n"
+    "def wr(p, meta, t, dup=None):\n"
+    "    h, parts, off = {}, [], 0\n"
+    "    if meta is not None: h['__metadata__'] = meta\n"
+    "    for k in sorted(t):\n"
+    "        dt, s, b = t[k]\n"
+    "        h[k] = {'dtype': dt, 'shape': s, 'data_offsets': [off, off + len(b)]}\n"
+    "        parts.append(b)\n"
+    "        off += len(b)\n"
+    "    hs = json.dumps(h)\n"
+    "    if dup: hs = '{' + json.dumps({dup: h[dup]})[1:-1] + ', ' + hs[1:]\n"
+    "    hb = hs.encode()\n"
+    "    hb += b' ' * (-len(hb) % 8)\n"
+    "    open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b''.join(parts))\n"
+    "def jset(o, path, v, delete):\n"
+    "    ks = path.split('.')\n"
+    "    for k in ks[:-1]: o = o.setdefault(k, {})\n"
+    "    if delete: o.pop(ks[-1], None)\n"
+    "    else: o[ks[-1]] = v\n"
+    "mode, p = sys.argv[1], sys.argv[2]\n"
+    "if mode == 'st':\n"
+    "    meta, t = rd(p)\n"
+    "    dup = None\n"
+    "    for op in sys.argv[3:]:\n"
+    "        a = op.split(':')\n"
+    "        if a[0] == 'drop': del t[a[1]]\n"
+    "        elif a[0] == 'shape': t[a[1]][1] = [int(x) for x in a[2].split(',')]\n"
+    "        elif a[0] == 'dtype': t[a[1]][0] = a[2]\n"
+    "        elif a[0] == 'copyprefix':\n"
+    "            for k in [k for k in t if k.startswith(a[1])]:\n"
+    "                t[a[2] + k[len(a[1]):]] = list(t[k])\n"
+    "        elif a[0] == 'dupkey': dup = a[1]\n"
+    "        else: sys.exit('unknown op ' + op)\n"
+    "    wr(p, meta, t, dup)\n"
+    "elif mode == 'json':\n"
+    "    o = json.load(open(p))\n"
+    "    for op in sys.argv[3:]:\n"
+    "        a = op.split(':', 2)\n"
+    "        jset(o, a[1], json.loads(a[2]) if a[0] == 'set' else None, a[0] == 'del')\n"
+    "    json.dump(o, open(p, 'w'), indent=2)\n"
+    "elif mode == 'dup':\n"
+    "    # dup FILE OBJ KEY VALUE: '\"KEY\": VALUE, ' first in object OBJ ('' top level)\n"
+    "    s = open(p).read()\n"
+    "    obj, key, val = sys.argv[3:6]\n"
+    "    at = s.index('{') + 1 if not obj else s.index('\"%s\": {' % obj) + len(obj) + 5\n"
+    "    s = s[:at] + '\"%s\": %s, ' % (key, val) + s[at:]\n"
+    "    open(p, 'w').write(s)\n"
+    "elif mode == 'index':\n"
+    "    # index DIR SHARD: model.safetensors becomes SHARD, named by an index\n"
+    "    meta, t = rd(p + '/model.safetensors')\n"
+    "    import os\n"
+    "    os.rename(p + '/model.safetensors', p + '/' + sys.argv[3])\n"
+    "    m = {'metadata': {}, 'weight_map': {k: sys.argv[3] for k in t}}\n"
+    "    json.dump(m, open(p + '/model.safetensors.index.json', 'w'), indent=2)\n"
+    "elif mode == 'x':\n"
+    "    m, k = int(sys.argv[3]), int(sys.argv[4])\n"
+    "    v = struct.pack('<%df' % (m * k), *[((i * 7) % 13 - 6) / 8 for i in range(m * k)])\n"
+    "    wr(p, None, {'X': ['F32', [m, k], v]})\n"
+    "else:\n"
+    "    sys.exit('unknown mode ' + mode)\n";
+
+/* ------------------------------------------------------------------ */
+/* Builders                                                            */
+/* ------------------------------------------------------------------ */
+
+/* @/model: a copy of data/tiny-llama; @/edit.py */
+static void mk_model(const char *d)
+{
+    ch_sh("cp -a '%s/data/tiny-llama' '%s/model'", ch_source_root(), d);
+    char p[1024];
+    ch_write_str(ch_join(p, d, "edit.py"), k_edit_py);
+}
+
+/* Run edit.py in the row's folder: ed(d, "st model/model.safetensors drop:lm_head.weight") */
+__attribute__((format(printf, 2, 3))) static void ed(const char *d, const char *fmt, ...)
+{
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    ch_sh("cd '%s' && python3 edit.py %s", d, args);
+}
+
+/* @/model and @/ckpt, its 4-bit RTN checkpoint made by the built gptq */
+static void mk_ckpt(const char *d)
+{
+    mk_model(d);
+    ch_sh("cd '%s' && '%s' quantize model -o ckpt --method rtn --quiet", d, ch_cli());
+}
+
+/* @/x.safetensors: X (2, 256) F32 */
+static void mk_x(const char *d) { ed(d, "x x.safetensors 2 256"); }
+
+#define BUILD(fn, ...)                \
+    static void fn(const char *d)     \
+    {                                 \
+        mk_model(d);                  \
+        __VA_ARGS__;                  \
+    }
+#define BUILD_CKPT(fn, ...)           \
+    static void fn(const char *d)     \
+    {                                 \
+        mk_ckpt(d);                   \
+        __VA_ARGS__;                  \
+    }
+
+/* "model/NAME" replaced by a FIFO, a folder, a symlink loop, nothing */
+#define FIFO_AT(rel) ch_sh("cd '%s' && rm -f " rel " && mkfifo " rel, d)
+#define DIR_AT(rel) ch_sh("cd '%s' && rm -f " rel " && mkdir " rel, d)
+#define LOOP_AT(rel) ch_sh("cd '%s' && rm -f " rel " && ln -s $(basename " rel ") " rel, d)
+#define EMPTY_AT(rel) ch_sh("cd '%s' && : > " rel, d)
+
+/* --- FIFOs ---------------------------------------------------------- */
+static void b_fifo_plain(const char *d) { ch_sh("cd '%s' && mkfifo in.fifo", d); }
+BUILD(b_fifo_calib, ch_sh("cd '%s' && mkfifo calib.fifo", d))
+BUILD(b_fifo_tok, FIFO_AT("model/tokenizer.json"))
+BUILD(b_fifo_tokcfg, FIFO_AT("model/tokenizer_config.json"))
+BUILD(b_fifo_shard, FIFO_AT("model/model.safetensors"))
+BUILD(b_fifo_config, FIFO_AT("model/config.json"))
+BUILD(b_fifo_qcfg, FIFO_AT("model/quantize_config.json"))
+BUILD(b_fifo_index, ch_sh("cd '%s' && rm model/model.safetensors && mkfifo "
+                          "model/model.safetensors.index.json", d))
+BUILD(b_fifo_shard_in_index, ed(d, "index model model-00001-of-00001.safetensors");
+      FIFO_AT("model/model-00001-of-00001.safetensors"))
+BUILD(b_fifo_text, ch_sh("cd '%s' && mkfifo text.fifo", d))
+BUILD_CKPT(b_fifo_x, mk_x(d); FIFO_AT("x.safetensors"))
+
+/* --- folders, devices, symlink loops ------------------------------- */
+static void b_dir_plain(const char *d) { ch_sh("cd '%s' && mkdir in.dir", d); }
+BUILD(b_dir_calib, ch_sh("cd '%s' && mkdir calib.dir", d))
+BUILD(b_dir_shard, DIR_AT("model/model.safetensors"))
+BUILD(b_dir_config, DIR_AT("model/config.json"))
+BUILD(b_dir_tok, DIR_AT("model/tokenizer.json"))
+BUILD(b_dir_text, ch_sh("cd '%s' && mkdir text.dir", d))
+BUILD(b_loop_shard, LOOP_AT("model/model.safetensors"))
+BUILD(b_loop_config, LOOP_AT("model/config.json"))
+BUILD(b_loop_tok, LOOP_AT("model/tokenizer.json"))
+BUILD(b_loop_calib, ch_sh("cd '%s' && ln -s calib.txt calib.txt", d))
+BUILD(b_dangling_shard,
+      ch_sh("cd '%s' && rm model/model.safetensors && ln -s gone.safetensors "
+            "model/model.safetensors", d))
+static void b_loop_plain(const char *d) { ch_sh("cd '%s' && ln -s in.loop in.loop", d); }
+
+/* --- --calib-bytes reads only what it keeps ------------------------- */
+/* 30 kB of text, then 64 GiB of (sparse) zero bytes: reading it all would
+ * take minutes and more memory than the machine has. */
+BUILD(b_sparse_text, ch_sh("cd '%s' && head -c 30000 '%s/data/text/calib.txt' > big.txt && "
+                           "truncate -s 64G big.txt", d, ch_source_root()))
+/* JSON lines, then 64 GiB of zeros without a newline (one endless line) */
+BUILD(b_sparse_jsonl,
+      ch_sh("cd '%s' && head -c 40000 '%s/data/text/calib.txt' | python3 -c \"import json,sys\n"
+            "for l in sys.stdin.read().split('\\n'): print(json.dumps({'text': l}))\" > big.jsonl "
+            "&& truncate -s 64G big.jsonl", d, ch_source_root()))
+
+/* --- empty files ---------------------------------------------------- */
+BUILD(b_empty_calib, EMPTY_AT("calib.txt"))
+BUILD(b_space_calib, ch_sh("cd '%s' && printf '  \\n\\n\\t ' > calib.txt", d))
+BUILD(b_empty_jsonl, ch_sh("cd '%s' && printf '\\n\\n' > calib.jsonl", d))
+BUILD(b_empty_config, EMPTY_AT("model/config.json"))
+BUILD(b_empty_tok, EMPTY_AT("model/tokenizer.json"))
+BUILD(b_empty_shard, EMPTY_AT("model/model.safetensors"))
+BUILD(b_empty_index, ch_sh("cd '%s' && rm model/model.safetensors && : > "
+                           "model/model.safetensors.index.json", d))
+static void b_empty_plain(const char *d) { ch_sh("cd '%s' && : > in.safetensors", d); }
+
+/* --- duplicate keys ------------------------------------------------- */
+BUILD(b_dup_config, ed(d, "dup model/config.json '' vocab_size 99"))
+BUILD(b_dup_config_nested, ed(d, "json model/config.json 'set:rope_scaling:{\"rope_type\": \"default\"}'");
+      ed(d, "dup model/config.json rope_scaling rope_type '\"linear\"'"))
+BUILD(b_dup_tok, ed(d, "dup model/tokenizer.json vocab '!' 7"))
+BUILD(b_dup_tok_top, ed(d, "dup model/tokenizer.json '' normalizer null"))
+BUILD(b_dup_tokcfg, ed(d, "dup model/tokenizer_config.json '' add_bos_token true"))
+BUILD(b_dup_index, ed(d, "index model model-00001-of-00001.safetensors");
+      ed(d, "dup model/model.safetensors.index.json weight_map lm_head.weight "
+            "'\"model-00001-of-00001.safetensors\"'"))
+BUILD(b_dup_jsonl, ch_sh("cd '%s' && printf '{\"text\": \"a b c\", \"text\": \"d e f\"}\\n' > "
+                         "calib.jsonl", d))
+static void b_dup_header(const char *d)
+{
+    mk_model(d);
+    ch_sh("cp '%s/model/model.safetensors' '%s/in.safetensors'", d, d);
+    ed(d, "st in.safetensors dupkey:lm_head.weight");
+}
+BUILD_CKPT(b_dup_ckpt_quant, ed(d, "dup ckpt/config.json quantization_config bits 8"))
+BUILD_CKPT(b_dup_qcfg, ed(d, "json ckpt/config.json del:quantization_config");
+           ed(d, "dup ckpt/quantize_config.json '' bits 8"))
+
+/* --- absurd config values ------------------------------------------- */
+#define CFG(fn, ops) BUILD(fn, ed(d, "json model/config.json " ops))
+CFG(b_cfg_layers, "set:num_hidden_layers:1e9")
+CFG(b_cfg_vocab, "set:vocab_size:2147483647")
+CFG(b_cfg_hidden, "set:hidden_size:1000000")
+CFG(b_cfg_inter, "set:intermediate_size:100000000")
+CFG(b_cfg_heads, "set:num_attention_heads:100000")
+CFG(b_cfg_kv, "set:num_key_value_heads:100000")
+CFG(b_cfg_headdim, "set:head_dim:100000")
+CFG(b_cfg_maxpos, "set:max_position_embeddings:1e12")
+CFG(b_cfg_negative, "set:hidden_size:-256")
+CFG(b_cfg_fraction, "set:num_hidden_layers:2.5")
+CFG(b_cfg_vocab_x_hidden, "set:vocab_size:16777216 set:hidden_size:131072")
+CFG(b_cfg_inter_x_hidden, "set:intermediate_size:1048576 set:hidden_size:131072")
+CFG(b_cfg_layers_total,
+    "set:num_hidden_layers:1024 set:hidden_size:131072 set:intermediate_size:131072")
+static void b_cfg_opt_ffn(const char *d)
+{
+    ch_sh("mkdir '%s/model'", d);
+    char p[1024];
+    ch_write_str(ch_join(p, d, "model/config.json"),
+                 "{\"architectures\": [\"OPTForCausalLM\"], \"hidden_size\": 64, "
+                 "\"ffn_dim\": 100000000, \"num_hidden_layers\": 2, "
+                 "\"num_attention_heads\": 4, \"vocab_size\": 96}");
+}
+
+/* --- incomplete models ---------------------------------------------- */
+#define ST(fn, ops) BUILD(fn, ed(d, "st model/model.safetensors " ops))
+ST(b_no_norm, "drop:model.norm.weight")
+ST(b_no_lm_head, "drop:lm_head.weight")
+ST(b_no_q_proj, "drop:model.layers.1.self_attn.q_proj.weight")
+ST(b_no_embed, "drop:model.embed_tokens.weight")
+ST(b_no_post_norm, "drop:model.layers.2.post_attention_layernorm.weight")
+ST(b_shape_q, "shape:model.layers.0.self_attn.q_proj.weight:128,512")
+ST(b_shape_norm, "shape:model.norm.weight:2,128")
+ST(b_shape_embed, "shape:model.embed_tokens.weight:3072,128")
+ST(b_dtype_norm, "dtype:model.norm.weight:I16")
+ST(b_dtype_q, "dtype:model.layers.0.mlp.up_proj.weight:I16")
+ST(b_dtype_lm_head, "dtype:lm_head.weight:I16")
+ST(b_extra_layer, "copyprefix:model.layers.2.:model.layers.3.")
+CFG(b_fewer_layers, "set:num_hidden_layers:2")
+CFG(b_more_layers, "set:num_hidden_layers:4")
+BUILD(b_tied_no_lm_head, ed(d, "st model/model.safetensors drop:lm_head.weight");
+      ed(d, "json model/config.json set:tie_word_embeddings:true"))
+BUILD_CKPT(b_ckpt_gidx_shape,
+           ed(d, "st ckpt/model.safetensors shape:model.layers.0.self_attn.q_proj.g_idx:2,128"))
+BUILD_CKPT(b_ckpt_no_qzeros, ed(d, "st ckpt/model.safetensors drop:model.layers.1.mlp.up_proj.qzeros"))
+BUILD_CKPT(b_ckpt_scales_dtype,
+           ed(d, "st ckpt/model.safetensors dtype:model.layers.2.mlp.down_proj.scales:BF16"))
+
+/* --- tokenizers ----------------------------------------------------- */
+#define TOK(fn, ops) BUILD(fn, ed(d, "json model/tokenizer.json " ops))
+TOK(b_tok_big_id, "'set:model.vocab.zzz:2147483647'")
+TOK(b_tok_neg_id, "'set:model.vocab.zzz:-1'")
+TOK(b_tok_empty_vocab, "'set:model.vocab:{}' 'set:model.merges:[]' 'set:added_tokens:[]'")
+TOK(b_tok_added_big_id,
+    "'set:added_tokens:[{\"id\": 2147483647, \"content\": \"<x>\", \"special\": true}]'")
+
+/* --- matmul on our own shard ---------------------------------------- */
+BUILD_CKPT(b_matmul_shard, mk_x(d))
+BUILD_CKPT(b_matmul_shard_noquant, mk_x(d); ed(d, "json ckpt/config.json del:quantization_config");
+           ch_sh("rm '%s/ckpt/quantize_config.json'", d))
+BUILD_CKPT(b_matmul_shard_qcfg_only, mk_x(d);
+           ed(d, "json ckpt/config.json del:quantization_config"))
+
+/* ------------------------------------------------------------------ */
+/* The rows                                                            */
+/* ------------------------------------------------------------------ */
+
+#define M "@/model"
+#define CK "@/ckpt"
+#define CALIB "%DATA/text/calib.txt"
+#define TEXT "%DATA/text/eval.txt"
+/* quantize with RTN (no tokenizer, no calibration) / with GPTQ, small */
+#define Q_RTN "quantize", M, "-o", "@/out", "--method", "rtn"
+#define Q_GPTQ(calib) "quantize", M, "-o", "@/out", "--calib", calib, "--nsamples", "2", \
+                      "--seqlen", "64"
+#define EVAL(dir) "eval", dir, "--text", TEXT, "--max-windows", "1"
+#define DIFF "diff", M, "--backends", "cpu,cpu", "--calib", CALIB, "--nsamples", "2", \
+             "--seqlen", "64"
+#define MATMUL_SHARD "matmul", CK "/model.safetensors", "--module", \
+                     "model.layers.0.self_attn.q_proj", "-x", "@/x.safetensors", "-o", "@/y.safetensors"
+#define NOT_REG "not a regular file"
+#define LOOP_MSG "Too many levels of symbolic links"
+
+static hostile_case input_table[] = {
+    /* FIFOs: each refused at once (limit 10 s; a blocking open would hang) */
+    {.name = "fifo_layer_input", .build = b_fifo_plain,
+     .argv = {"layer", "@/in.fifo", "-o", "@/out.safetensors", NULL}, .status = 1,
+     .msg = "@/in.fifo: " NOT_REG " (a FIFO)", .keep = {"@/in.fifo"}, .timeout = 10},
+    {.name = "fifo_calib", .build = b_fifo_calib,
+     .argv = {Q_GPTQ("@/calib.fifo"), NULL}, .status = 1,
+     .msg = "calib.fifo: " NOT_REG " (a FIFO)", .keep = {M, "@/calib.fifo"}, .timeout = 10},
+    {.name = "fifo_tokenizer_json_quantize", .build = b_fifo_tok,
+     .argv = {Q_GPTQ(CALIB), NULL}, .status = 1,
+     .msg = "tokenizer.json: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_tokenizer_json_eval", .build = b_fifo_tok, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "tokenizer.json: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_tokenizer_config", .build = b_fifo_tokcfg, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "tokenizer_config.json: " NOT_REG " (a FIFO)", .keep = {M},
+     .timeout = 10},
+    {.name = "fifo_shard", .build = b_fifo_shard, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_shard_eval", .build = b_fifo_shard, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "model.safetensors: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_config_json", .build = b_fifo_config, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_quantize_config_json", .build = b_fifo_qcfg, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "quantize_config.json: " NOT_REG " (a FIFO)", .keep = {M},
+     .timeout = 10},
+    {.name = "fifo_index_json", .build = b_fifo_index, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors.index.json: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_shard_in_index", .build = b_fifo_shard_in_index, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "model-00001-of-00001.safetensors: " NOT_REG " (a FIFO)",
+     .keep = {M}, .timeout = 10},
+    {.name = "fifo_eval_text", .build = b_fifo_text,
+     .argv = {"eval", M, "--text", "@/text.fifo", NULL}, .status = 1,
+     .msg = "text.fifo: " NOT_REG " (a FIFO)", .keep = {M}, .timeout = 10},
+    {.name = "fifo_matmul_x", .build = b_fifo_x, .argv = {MATMUL_SHARD, NULL}, .status = 1,
+     .msg = "x.safetensors: " NOT_REG " (a FIFO)", .keep = {CK}, .timeout = 10},
+    {.name = "fifo_compare", .build = b_fifo_plain,
+     .argv = {"compare", "@/in.fifo", "@/in.fifo", NULL}, .status = 1,
+     .msg = NOT_REG " (a FIFO)", .keep = {"@/in.fifo"}, .timeout = 10},
+
+    /* folders, devices and symlink loops: said as such, not "missing" or "read error" */
+    {.name = "dir_layer_input", .build = b_dir_plain,
+     .argv = {"layer", "@/in.dir", "-o", "@/out.safetensors", NULL}, .status = 1,
+     .msg = NOT_REG " (a directory)", .keep = {"@/in.dir"}},
+    {.name = "dir_calib", .build = b_dir_calib, .argv = {Q_GPTQ("@/calib.dir"), NULL},
+     .status = 1, .msg = "calib.dir: " NOT_REG " (a directory)", .keep = {M}},
+    {.name = "dir_shard", .build = b_dir_shard, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors: " NOT_REG " (a directory)", .keep = {M}},
+    {.name = "dir_config_json", .build = b_dir_config, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: " NOT_REG " (a directory)", .keep = {M}},
+    {.name = "dir_tokenizer_json", .build = b_dir_tok, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "tokenizer.json: " NOT_REG " (a directory)", .keep = {M}},
+    {.name = "dir_eval_text", .build = b_dir_text,
+     .argv = {"eval", M, "--text", "@/text.dir", NULL}, .status = 1,
+     .msg = "text.dir: " NOT_REG " (a directory)", .keep = {M}},
+    {.name = "loop_shard", .build = b_loop_shard, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors: cannot open: " LOOP_MSG, .keep = {M}},
+    {.name = "loop_config_json", .build = b_loop_config, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: cannot open: " LOOP_MSG, .keep = {M}},
+    {.name = "loop_tokenizer_json", .build = b_loop_tok, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "tokenizer.json: cannot open: " LOOP_MSG, .keep = {M}},
+    {.name = "loop_calib", .build = b_loop_calib, .argv = {Q_GPTQ("@/calib.txt"), NULL},
+     .status = 1, .msg = "calib.txt: cannot open: " LOOP_MSG, .keep = {M}},
+    {.name = "loop_layer_input", .build = b_loop_plain,
+     .argv = {"layer", "@/in.loop", "-o", "@/out.safetensors", NULL}, .status = 1,
+     .msg = "in.loop: cannot open: " LOOP_MSG},
+    {.name = "dangling_shard", .build = b_dangling_shard, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors: cannot open: No such file or directory", .keep = {M}},
+    {.name = "devzero_calib_bytes", .build = mk_model,
+     .argv = {Q_GPTQ("/dev/zero"), "--calib-bytes", "1000", NULL}, .status = 1,
+     .msg = "/dev/zero: " NOT_REG " (a character device)", .keep = {M}, .timeout = 10},
+    {.name = "devzero_calib", .build = mk_model, .argv = {Q_GPTQ("/dev/zero"), NULL},
+     .status = 1, .msg = "/dev/zero: " NOT_REG " (a character device)", .keep = {M},
+     .timeout = 10},
+    {.name = "devnull_layer_input", .argv = {"layer", "/dev/null", "-o", "@/o.safetensors", NULL},
+     .status = 1, .msg = "/dev/null: " NOT_REG " (a character device)", .timeout = 10},
+    {.name = "devzero_eval_text", .build = mk_model,
+     .argv = {"eval", M, "--text", "/dev/zero", NULL}, .status = 1,
+     .msg = "/dev/zero: " NOT_REG " (a character device)", .keep = {M}, .timeout = 10},
+
+    /* --calib-bytes reads only what it keeps: a 64 GiB file costs nothing */
+    {.name = "calib_bytes_sparse_text", .build = b_sparse_text,
+     .argv = {Q_GPTQ("@/big.txt"), "--calib-bytes", "20000", "--quiet", NULL}, .status = 0,
+     .keep = {M}, .timeout = 60},
+    {.name = "calib_bytes_sparse_jsonl", .build = b_sparse_jsonl,
+     .argv = {Q_GPTQ("@/big.jsonl"), "--calib-bytes", "20000", "--quiet", NULL}, .status = 0,
+     .keep = {M}, .timeout = 60},
+
+    /* empty files */
+    {.name = "empty_calib", .build = b_empty_calib, .argv = {Q_GPTQ("@/calib.txt"), NULL},
+     .status = 1, .msg = "calib.txt is empty", .keep = {M}},
+    {.name = "whitespace_calib", .build = b_space_calib, .argv = {Q_GPTQ("@/calib.txt"), NULL},
+     .status = 1, .msg = "calib.txt is empty (only whitespace)", .keep = {M}},
+    {.name = "empty_jsonl", .build = b_empty_jsonl, .argv = {Q_GPTQ("@/calib.jsonl"), NULL},
+     .status = 1, .msg = "calib.jsonl: no text in its JSON lines", .keep = {M}},
+    {.name = "empty_config_json", .build = b_empty_config, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: empty JSON", .keep = {M}},
+    {.name = "empty_tokenizer_json", .build = b_empty_tok, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "tokenizer.json: empty JSON", .keep = {M}},
+    {.name = "empty_shard", .build = b_empty_shard, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors: file is 0 bytes, too short", .keep = {M}},
+    {.name = "empty_index_json", .build = b_empty_index, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "model.safetensors.index.json: empty JSON", .keep = {M}},
+    {.name = "empty_layer_input", .build = b_empty_plain,
+     .argv = {"layer", "@/in.safetensors", "-o", "@/out.safetensors", NULL}, .status = 1,
+     .msg = "in.safetensors: file is 0 bytes", .keep = {"@/in.safetensors"}},
+
+    /* duplicate keys: Python keeps the last, cJSON the first; refused */
+    {.name = "dup_config_json", .build = b_dup_config, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: duplicate key \"vocab_size\" in the top-level object", .keep = {M}},
+    {.name = "dup_config_json_nested", .build = b_dup_config_nested, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "duplicate key \"rope_type\" in \"rope_scaling\"", .keep = {M}},
+    {.name = "dup_tokenizer_vocab", .build = b_dup_tok, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "tokenizer.json: duplicate key \"!\" in \"model.vocab\"", .keep = {M}},
+    {.name = "dup_tokenizer_top", .build = b_dup_tok_top, .argv = {Q_GPTQ(CALIB), NULL},
+     .status = 1, .msg = "tokenizer.json: duplicate key \"normalizer\"", .keep = {M}},
+    {.name = "dup_tokenizer_config", .build = b_dup_tokcfg, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "tokenizer_config.json: duplicate key \"add_bos_token\"", .keep = {M}},
+    {.name = "dup_index_json", .build = b_dup_index, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "index.json: duplicate key \"lm_head.weight\" in \"weight_map\"", .keep = {M}},
+    {.name = "dup_calib_jsonl", .build = b_dup_jsonl, .argv = {Q_GPTQ("@/calib.jsonl"), NULL},
+     .status = 1, .msg = "calib.jsonl, line 1: duplicate key \"text\"", .keep = {M}},
+    {.name = "dup_safetensors_header", .build = b_dup_header,
+     .argv = {"layer", "@/in.safetensors", "-o", "@/out.safetensors", NULL}, .status = 1,
+     .msg = "header: duplicate key \"lm_head.weight\"", .keep = {"@/in.safetensors"}},
+    {.name = "dup_quantization_config", .build = b_dup_ckpt_quant, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "duplicate key \"bits\" in \"quantization_config\"", .keep = {CK}},
+    {.name = "dup_quantize_config_json", .build = b_dup_qcfg, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "quantize_config.json: duplicate key \"bits\"", .keep = {CK}},
+
+    /* absurd sizes: refused by key before anything is allocated */
+    {.name = "cfg_num_hidden_layers_1e9", .build = b_cfg_layers, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "\"num_hidden_layers\" = 1000000000 is out of range (it must be 1 .. 1024)",
+     .keep = {M}},
+    {.name = "cfg_vocab_size_2e31", .build = b_cfg_vocab, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "\"vocab_size\" = 2147483647 is out of range", .keep = {M}},
+    {.name = "cfg_hidden_size", .build = b_cfg_hidden, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "\"hidden_size\" = 1000000 is out of range", .keep = {M}},
+    {.name = "cfg_intermediate_size", .build = b_cfg_inter, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "\"intermediate_size\" = 100000000 is out of range", .keep = {M}},
+    {.name = "cfg_num_attention_heads", .build = b_cfg_heads, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "\"num_attention_heads\" = 100000 is out of range", .keep = {M}},
+    {.name = "cfg_num_key_value_heads", .build = b_cfg_kv, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "\"num_key_value_heads\" = 100000 is out of range", .keep = {M}},
+    {.name = "cfg_head_dim", .build = b_cfg_headdim, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "\"head_dim\" = 100000 is out of range", .keep = {M}},
+    {.name = "cfg_max_position_embeddings", .build = b_cfg_maxpos, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "\"max_position_embeddings\" = 1000000000000 is out of range",
+     .keep = {M}},
+    {.name = "cfg_negative_hidden_size", .build = b_cfg_negative, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "\"hidden_size\" = -256 is out of range", .keep = {M}},
+    {.name = "cfg_fractional_layers", .build = b_cfg_fraction, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "\"num_hidden_layers\" must be an integer (got 2.5)", .keep = {M}},
+    {.name = "cfg_vocab_x_hidden", .build = b_cfg_vocab_x_hidden, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "vocab_size x hidden_size (embed_tokens, lm_head) = 2199023255552",
+     .keep = {M}},
+    {.name = "cfg_intermediate_x_hidden", .build = b_cfg_inter_x_hidden, .argv = {DIFF, NULL},
+     .status = 1, .msg = "intermediate_size x hidden_size (the MLP) = 137438953472",
+     .keep = {M}},
+    {.name = "cfg_layers_total", .build = b_cfg_layers_total, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "num_hidden_layers 1024 x", .keep = {M}},
+    {.name = "cfg_opt_ffn_dim", .build = b_cfg_opt_ffn, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "\"ffn_dim\" = 100000000 is out of range", .keep = {M}},
+
+    /* incomplete models: refused before any work, naming the tensor */
+    {.name = "missing_norm_rtn", .build = b_no_norm, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "tensor 'model.norm.weight' not found", .keep = {M}},
+    {.name = "missing_norm_gptq", .build = b_no_norm, .argv = {Q_GPTQ(CALIB), NULL},
+     .status = 1, .msg = "tensor 'model.norm.weight' not found", .keep = {M}},
+    {.name = "missing_norm_eval", .build = b_no_norm, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "tensor 'model.norm.weight' not found", .keep = {M}},
+    {.name = "missing_norm_diff", .build = b_no_norm, .argv = {DIFF, NULL}, .status = 1,
+     .msg = "tensor 'model.norm.weight' not found", .keep = {M}},
+    {.name = "missing_lm_head", .build = b_no_lm_head, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "tensor 'lm_head.weight' not found", .keep = {M}},
+    {.name = "missing_q_proj", .build = b_no_q_proj, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "layer 1: tensor 'model.layers.1.self_attn.q_proj.weight' not found", .keep = {M}},
+    {.name = "missing_embed_tokens", .build = b_no_embed, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "tensor 'model.embed_tokens.weight' not found", .keep = {M}},
+    {.name = "missing_post_attention_layernorm", .build = b_no_post_norm,
+     .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "layer 2: tensor 'model.layers.2.post_attention_layernorm.weight' not found",
+     .keep = {M}},
+    {.name = "tied_without_lm_head_is_fine", .build = b_tied_no_lm_head, .argv = {Q_RTN, NULL},
+     .status = 0, .keep = {M}},
+    {.name = "wrong_shape_q_proj", .build = b_shape_q, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "'model.layers.0.self_attn.q_proj.weight' has shape [128, 512], expected [256, 256]",
+     .keep = {M}},
+    {.name = "wrong_shape_norm_1d", .build = b_shape_norm, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "'model.norm.weight' has shape [2, 128], expected [256]", .keep = {M}},
+    {.name = "wrong_shape_embed", .build = b_shape_embed, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "'model.embed_tokens.weight' has shape [3072, 128], expected [1536, 256]",
+     .keep = {M}},
+    {.name = "wrong_dtype_norm", .build = b_dtype_norm, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "'model.norm.weight' has dtype I16", .keep = {M}},
+    {.name = "wrong_dtype_up_proj", .build = b_dtype_q, .argv = {DIFF, NULL}, .status = 1,
+     .msg = "'model.layers.0.mlp.up_proj.weight' has dtype I16", .keep = {M}},
+    {.name = "wrong_dtype_lm_head", .build = b_dtype_lm_head, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "'lm_head.weight' has dtype I16",
+     .keep = {M}},
+    {.name = "extra_layer", .build = b_extra_layer, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "belongs to layer 3, but config.json has num_hidden_layers = 3", .keep = {M}},
+    {.name = "extra_layer_eval", .build = b_extra_layer, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "belongs to layer 3, but config.json has num_hidden_layers = 3", .keep = {M}},
+    {.name = "num_hidden_layers_smaller", .build = b_fewer_layers, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "belongs to layer 2, but config.json has num_hidden_layers = 2",
+     .keep = {M}},
+    {.name = "num_hidden_layers_larger", .build = b_more_layers, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "layer 3: tensor 'model.layers.3.self_attn.q_proj.weight' not found",
+     .keep = {M}},
+    {.name = "ckpt_g_idx_shape_1d_message", .build = b_ckpt_gidx_shape, .argv = {EVAL(CK), NULL},
+     .status = 1,
+     .msg = "'model.layers.0.self_attn.q_proj.g_idx' is I32 [2, 128], expected I32 [256]",
+     .keep = {CK}},
+    {.name = "ckpt_missing_qzeros", .build = b_ckpt_no_qzeros, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "tensor 'model.layers.1.mlp.up_proj.qzeros' not found", .keep = {CK}},
+    {.name = "ckpt_scales_dtype", .build = b_ckpt_scales_dtype, .argv = {EVAL(CK), NULL},
+     .status = 1,
+     .msg = "'model.layers.2.mlp.down_proj.scales' is BF16 [3, 256], expected F16 [3, 256]",
+     .keep = {CK}},
+
+    /* tokenizers */
+    {.name = "token_id_2e31_minus_1", .build = b_tok_big_id, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "model.vocab[\"zzz\"] = 2147483647: a token id must be an integer in [0, 16777215]",
+     .keep = {M}},
+    {.name = "token_id_negative", .build = b_tok_neg_id, .argv = {Q_GPTQ(CALIB), NULL},
+     .status = 1, .msg = "model.vocab[\"zzz\"] = -1: a token id must be", .keep = {M}},
+    {.name = "empty_vocabulary", .build = b_tok_empty_vocab, .argv = {Q_GPTQ(CALIB), NULL},
+     .status = 1, .msg = "model.vocab is empty", .keep = {M}},
+    {.name = "added_token_id_too_big", .build = b_tok_added_big_id, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "added token \"<x>\" needs \"content\" and an integer \"id\" in [0, 16777215]",
+     .keep = {M}},
+
+    /* gptq matmul CKPT/model.safetensors --module ...: the settings come from the folder */
+    {.name = "matmul_on_our_shard", .build = b_matmul_shard, .argv = {MATMUL_SHARD, NULL},
+     .status = 0, .keep = {CK, "@/x.safetensors"}},
+    {.name = "matmul_on_shard_quantize_config_json", .build = b_matmul_shard_qcfg_only,
+     .argv = {MATMUL_SHARD, NULL}, .status = 0, .keep = {CK, "@/x.safetensors"}},
+    {.name = "matmul_on_shard_without_settings", .build = b_matmul_shard_noquant,
+     .argv = {MATMUL_SHARD, NULL}, .status = 1,
+     .msg = "has no quantization_config (config.json) nor quantize_config.json",
+     .keep = {CK, "@/x.safetensors"}},
+};
+CH_TABLE(hostile_input, input_table)
