@@ -22,6 +22,22 @@ void cli_err(const char *cmd, const char *fmt, ...)
     ;
 /* Print the library's last error for a failed call. Returns 1. */
 int cli_fail(const char *cmd, int status);
+/* Every other line for the user on stderr starts the same way:
+ * "gptq <cmd>: warning: <fmt>" and "gptq <cmd>: <fmt>". */
+void cli_warn(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void cli_note(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The warning for a module (or file) `what` whose scales include n fp16
+ * subnormals (gptq_layer_result.scales_subnormal and what follows it). */
+void cli_warn_subnormal(const char *cmd, const char *what, int64_t n, double rel,
+                        double out_err, double out_err_f32);
 
 /* One tensor of an output file. */
 typedef struct cli_tensor {
@@ -47,6 +63,11 @@ void cli_meta(char meta[][2][64], int *n, const char *key, const char *fmt, ...)
 /* Strict number parsing: the whole string, in range; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double lo, double hi, double *out);
+/* The same for option `opt` (its value arg): on failure the message gives
+ * the option, the value and the real limits; 0 on success, -1 then. */
+int cli_int_opt(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
+int cli_float_opt(const char *cmd, const char *opt, const char *arg, double lo, double hi,
+                  double *out);
 
 /* Options shared by `layer` and `quantize`: returns 1 if `opt` (a
  * getopt_long value from CLI_QUANT_LONGOPTS) was consumed, -1 on a bad

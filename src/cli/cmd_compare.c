@@ -78,16 +78,10 @@ int cmd_compare(int argc, char **argv)
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
         switch (c) {
         case 'c':
-            if (cli_parse_float(optarg, 0, 1, &max_mis)) {
-                cli_err(CMD, "--max-code-mismatch %s: a share in [0, 1]", optarg);
-                return 2;
-            }
+            if (cli_float_opt(CMD, "--max-code-mismatch", optarg, 0, 1, &max_mis)) return 2;
             break;
         case 'r':
-            if (cli_parse_float(optarg, 0, 1e30, &max_out)) {
-                cli_err(CMD, "--max-rel-output %s: a number >= 0", optarg);
-                return 2;
-            }
+            if (cli_float_opt(CMD, "--max-rel-output", optarg, 0, 1e30, &max_out)) return 2;
             break;
         case 'j': json = 1; break;
         case 'h': help(stdout); return 0;

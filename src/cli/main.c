@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof k_cmds / sizeof *k_cmds; i++)
         if (!strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "gptq: unknown command '%s'\n", argv[1]);
+    fprintf(stderr, "gptq: error: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
 }

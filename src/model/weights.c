@@ -364,6 +364,18 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
             return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
                               w->dir, name, bits);
         cols = info.shape[0] * 32 / bits;
+        /* g_idx (one entry per input) must say the same; a disagreement
+         * names both, rather than blaming g_idx for a short qweight */
+        gptq_st_info gi;
+        tensor_name(name, sizeof name, prefix, "g_idx");
+        if (gptq_weights_has(w, name) && gptq_weights_find(w, name, &gi) == GPTQ_OK &&
+            gi.ndim == 1 && gi.shape[0] != cols)
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: %s: 'qweight' has %lld rows, which hold %lld inputs at %d bits, "
+                              "but 'g_idx' has %lld entries (one per input): qweight should have "
+                              "%lld rows, or one of the two is damaged",
+                              w->dir, what, (long long)info.shape[0], (long long)cols, bits,
+                              (long long)gi.shape[0], (long long)(gi.shape[0] * bits / 32));
     }
     p->bits = bits;
     p->in_features = cols;
