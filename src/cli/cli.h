@@ -112,10 +112,11 @@ enum {
     "                         and transformers)\n"                                          \
     "  --desc-act             act-order: columns by diag(H) descending (default off)\n"    \
     "  --static-groups        grids from the original W before the solve\n"               \
-    "  --damp-percent F       damp = F * mean(diag H) (default 0.01, as the paper and\n"   \
-    "                         AutoGPTQ; GPTQModel uses 0.05, transformers 0.1)\n"          \
-    "  --damp-auto-increment F  added to damp when the Cholesky fails (default 0.01,\n"    \
-    "                         as GPTQModel), up to 1.0\n"                                   \
+    "  --damp-percent F       damp = F * mean(diag H), in (0, 1) (default 0.01, as the\n" \
+    "                         paper and AutoGPTQ; GPTQModel uses 0.05, transformers 0.1;\n" \
+    "                         `gptq layer` also takes 0)\n"                                 \
+    "  --damp-auto-increment F  in [0, 1], added to damp when the Cholesky fails (default\n" \
+    "                         0.01, as GPTQModel), up to 1.0 and at most 100 times\n"       \
     "  --block-size N         lazy-batch block, a power of two (default 128)\n"            \
     "  --mse                  grid search shrinking the range (grid 100, shrink 0.8,\n"    \
     "                         norm 2.4, as the paper code)\n"                               \
