@@ -181,6 +181,14 @@ static void b_cmp_inf_scales_b(const char *d)
     in_file(p, d, "b.safetensors");
     patch_f32(p, "scales_f32", 3, INFINITY);
 }
+/* the checkpoint's fp16 scales, which the comparison itself does not use */
+static void b_cmp_nan_fp16_scales_b(const char *d)
+{
+    char p[1024];
+    b_pair(d);
+    in_file(p, d, "b.safetensors");
+    patch_u16(p, "scales", 3, 0x7e00);
+}
 static void b_cmp_nan_h_a(const char *d)
 {
     char p[1024];
@@ -498,6 +506,9 @@ static hostile_case numeric_table[] = {
     {.name = "compare_inf_scales_b", .build = b_cmp_inf_scales_b,
      .argv = {"compare", "@/a.safetensors", "@/b.safetensors", NULL}, .status = 1,
      .msg = "'scales_f32' holds inf"},
+    {.name = "compare_nan_fp16_scales_b", .build = b_cmp_nan_fp16_scales_b,
+     .argv = {"compare", "@/a.safetensors", "@/b.safetensors", NULL}, .status = 1,
+     .msg = "@/b.safetensors: 'scales' holds nan at (0, 3)"},
     {.name = "compare_nan_h_a", .build = b_cmp_nan_h_a,
      .argv = {"compare", "@/a.safetensors", "@/b.safetensors", NULL}, .status = 1,
      .msg = "@/a.safetensors: 'H' holds nan at (1, 2)"},

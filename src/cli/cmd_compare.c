@@ -12,7 +12,7 @@
  *   them; each file's stored dequant must be exactly that (one rounding of
  *   an exact product: every correct f32 computation gives these bits).
  * Exit 0, or 1 when --max-code-mismatch / --max-rel-output is exceeded, or
- * when a file fails a check: a NaN or Inf anywhere (tensors or its loss), a
+ * when a file fails a check: a NaN or Inf in any of its float tensors or its loss, a
  * code or zero outside [0, 2^bits - 1], a g_idx outside its groups, or a
  * dequant that is not its own codes and scales.
  */
@@ -69,17 +69,47 @@ static double meta_num(gptq_st_file *f, const char *key)
     return v ? strtod(v, NULL) : NAN;
 }
 
-/* The first non-finite value of an f32 tensor: 0, or 1 after the message. */
-static int check_finite(const char *file, const char *name, const gptq_tensor *t)
+/* Element i of a stored F32/F16/BF16 tensor as a double (others: 0). */
+static double stored_value(const gptq_st_info *t, int64_t i)
 {
-    const float *v = t->data;
-    const int64_t n = gptq_tensor_numel(t), cols = t->ndim == 2 ? t->shape[1] : n;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) {
-            cli_err(CMD, "%s: '%s' holds %g at (%lld, %lld): a NaN or Inf fails the comparison",
-                    file, name, (double)v[i], (long long)(i / cols), (long long)(i % cols));
+    const unsigned char *b = t->data;
+    uint32_t u32;
+    uint16_t u16;
+    float f;
+    switch (t->dtype) {
+    case GPTQ_F32: memcpy(&f, b + 4 * i, 4); return f;
+    case GPTQ_F16: memcpy(&u16, b + 2 * i, 2); return gptq_f16_to_f32(u16);
+    case GPTQ_BF16:
+        memcpy(&u16, b + 2 * i, 2);
+        u32 = (uint32_t)u16 << 16;
+        memcpy(&f, &u32, 4);
+        return f;
+    default: return 0.0;
+    }
+}
+
+/* Every floating-point tensor of the file, in file order: the first NaN or
+ * Inf fails. 0, or 1 after the message. */
+static int check_finite(const char *file, gptq_st_file *f)
+{
+    for (int k = 0; k < gptq_st_count(f); k++) {
+        gptq_st_info t;
+        if (gptq_st_get(f, k, &t) != GPTQ_OK) continue;
+        const size_t es = gptq_dtype_size(t.dtype);
+        const int64_t n = es ? (int64_t)(t.nbytes / es) : 0;
+        const int64_t cols = t.ndim == 2 && t.shape[1] > 0 ? t.shape[1] : 1;
+        for (int64_t i = 0; i < n; i++) {
+            const double v = stored_value(&t, i);
+            if (isfinite(v)) continue;
+            if (t.ndim == 2)
+                cli_err(CMD, "%s: '%s' holds %g at (%lld, %lld): a NaN or Inf fails the "
+                        "comparison", file, t.name, v, (long long)(i / cols), (long long)(i % cols));
+            else
+                cli_err(CMD, "%s: '%s' holds %g at %lld: a NaN or Inf fails the comparison", file,
+                        t.name, v, (long long)i);
             return 1;
         }
+    }
     return 0;
 }
 
@@ -204,10 +234,7 @@ int cmd_compare(int argc, char **argv)
             cli_err(CMD, "%s: metadata bits \"%s\" is not 2, 3, 4 or 8", fname[f], bm);
             goto done;
         }
-        if (check_finite(fname[f], names[SCALES], &tt[f][SCALES]) ||
-            check_finite(fname[f], names[DEQ], &tt[f][DEQ]) ||
-            (have_h && check_finite(fname[f], names[H], &tt[f][H])))
-            goto done;
+        if (check_finite(fname[f], ff[f])) goto done;
         const char *lm = gptq_st_metadata(ff[f], "loss");
         if (lm && !isfinite(strtod(lm, NULL))) {
             cli_err(CMD, "%s: metadata loss is \"%s\": a NaN or Inf fails the comparison",
