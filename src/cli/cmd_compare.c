@@ -12,9 +12,9 @@
  *   them; each file's stored dequant must be exactly that (one rounding of
  *   an exact product: every correct f32 computation gives these bits).
  * Exit 0, or 1 when --max-code-mismatch / --max-rel-output is exceeded, or
- * when a file fails a check: a NaN or Inf in any of its float tensors or its loss, a
- * code or zero outside [0, 2^bits - 1], a g_idx outside its groups, or a
- * dequant that is not its own codes and scales.
+ * when a file fails a check: a NaN or Inf in any of its float tensors or
+ * its loss, a code or zero outside [0, 2^bits - 1], a g_idx outside its
+ * groups, or a dequant that is not its own codes and scales.
  */
 #include <getopt.h>
 #include <math.h>
