@@ -76,8 +76,11 @@ static int finish_open(const gptq_backend_iface *it, void *dl, const char *path,
     snprintf(be->path, sizeof be->path, "%s", path);
     st = it->create(&be->ctx);
     if (st) {
-        int r = gptq_error(st < 0 ? st : GPTQ_ERR_BACKEND, "backend %s (%s): initialisation failed: %s",
-                           it->name, path, be->ctx ? it->error(be->ctx) : "no context");
+        /* a plugin may fail without a context, or with an empty message */
+        const char *why = be->ctx ? it->error(be->ctx) : NULL;
+        int r = gptq_error(st < 0 ? st : GPTQ_ERR_BACKEND,
+                           "backend %s (%s): initialisation failed (status %d): %s", it->name,
+                           path, st, why && why[0] ? why : "the plugin gave no reason");
         if (be->ctx) it->destroy(be->ctx);
         free(be);
         return r;

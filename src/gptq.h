@@ -18,6 +18,7 @@
 #ifndef GPTQ_H
 #define GPTQ_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -187,12 +188,21 @@ typedef struct gptq_quant_config {
     float mse_norm;         /* error norm of the search (2.4) */
     int mse_grid;           /* steps of the search (100) */
     float mse_maxshrink;    /* largest shrink (0.8) */
-    float damp_percent;     /* lambda = damp_percent * mean(diag H) */
-    float damp_auto_increment; /* added on a failed Cholesky (0.01) */
+    float damp_percent;     /* lambda = damp_percent * mean(diag H), in [0, 1) */
+    float damp_auto_increment; /* added on a failed Cholesky (0.01), in [0, 1] */
     float damp_max;         /* give up above this damp_percent (1.0) */
-    int block_size;         /* lazy-batch block B, a power of two (128) */
+    int block_size;         /* lazy-batch block B, a power of two <= 65536 (128) */
     gptq_method method;
+    /* checked before every damp retry and every block of the solve:
+     * non-zero stops it with GPTQ_ERR_INVALID "interrupted" (NULL: never) */
+    const volatile sig_atomic_t *interrupt;
 } gptq_quant_config;
+
+/* At most this many damp retries per layer: the try at damp_percent, then
+ * damp_percent + k * damp_auto_increment (in double) for k = 1, 2, ...,
+ * while the Cholesky fails, the damp stays <= damp_max and the retry
+ * changes lambda in float. The defaults (0.01 + k * 0.01 up to 1.0) need 99. */
+#define GPTQ_DAMP_MAX_RETRIES 100
 
 /* Defaults: bits 4, group 128, sym and no act-order (as GPTQModel and
  * transformers), damp 0.01 (the paper and AutoGPTQ), increment 0.01 (as
@@ -223,11 +233,22 @@ typedef struct gptq_layer_result {
     int32_t *perm;           /* (cols) quantization order: perm[i] = column */
     float *dequant;          /* (rows, cols) scales*(codes - zeros) */
     double loss;             /* sum (w - w_hat)^2 / U_jj^2 / 2 */
-    double out_rel_err;      /* ||X W^T - X W_hat^T|| / ||X W^T|| (via H) */
+    double out_rel_err;      /* ||X W^T - X W_hat^T|| / ||X W^T|| (via H); W_hat with
+                                the f32 scales, or with the fp16 scales the
+                                checkpoint stores when some of those are subnormal */
     float damp_used;         /* damp_percent that succeeded */
     int damp_retries;
     int dead_cols;
     double seconds_solve;
+    /* damp_percent of each Cholesky tried, in order: [0 .. damp_retries] */
+    float damps_tried[GPTQ_DAMP_MAX_RETRIES + 1];
+    /* The checkpoint stores the scales in fp16. A scale that rounds to 0
+     * there fails the solve (GPTQ_ERR_NUMERIC); one below 2^-14 (6.1e-5)
+     * becomes an fp16 subnormal and keeps fewer than 11 significant bits: */
+    int64_t scales_subnormal;  /* how many */
+    double scales_fp16_rel_err; /* largest |fp16(s) - s| / s among them (0: none) */
+    double out_rel_err_f32;    /* out_rel_err with the f32 scales (the same value when no
+                                  scale is subnormal; NaN without a Hessian) */
 } gptq_layer_result;
 
 /* Quantize one layer. W (rows, cols) f32, H (cols, cols) f32 finished
@@ -263,7 +284,8 @@ typedef struct gptq_packed {
 
 /* Pack a layer result. V1 needs every zero >= 1: returns GPTQ_ERR_INVALID
  * naming the group otherwise (use V2, or sym). 3 bits needs K and N
- * multiples of 32. */
+ * multiples of 32. A scale that is not finite or rounds to 0 in fp16:
+ * GPTQ_ERR_NUMERIC naming the group and row. */
 int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out);
 /* Unpack codes (K, N) [note: transposed, as stored] and zeros (ngroups, N). */
 int gptq_unpack(const gptq_packed *p, gptq_format fmt, uint8_t *codes_kn, int32_t *zeros);

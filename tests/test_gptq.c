@@ -475,3 +475,257 @@ Test(gptq, rejects_nonfinite_and_bad_options)
     free(H);
     gptq_backend_close(be);
 }
+
+/* ------------------------------------------------------------------ */
+/* The damp schedule (issue 14) and fp16 scales (issue 9)              */
+/* ------------------------------------------------------------------ */
+
+/* H = I (C, C) except H[7][7] = -a: H + lambda I is positive definite
+ * exactly when lambda > a, lambda = damp * mean(diag H), mean = (C-1-a)/C.
+ * So the Cholesky fails for every damp <= a / mean and succeeds at the
+ * first one above: a picks where the schedule stops. */
+static float *indefinite_h(int C, float a)
+{
+    float *H = calloc((size_t)C * C, sizeof(float));
+    for (int i = 0; i < C; i++) H[i * C + i] = 1.0f;
+    H[7 * C + 7] = -a;
+    return H;
+}
+
+/* Solve W (R, C) = a small ramp with H, damp d0 and increment inc; the
+ * status, the result (on success) and the message. */
+static int damp_run(float a, float d0, float inc, gptq_layer_result *res)
+{
+    enum { R = 8, C = 32 };
+    gptq_backend *be = open_cpu();
+    float *H = indefinite_h(C, a), W[R * C];
+    for (int i = 0; i < R * C; i++) W[i] = 0.01f * (float)((i * 7) % 13 - 6);
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.group_size = -1;
+    cfg.damp_percent = d0;
+    cfg.damp_auto_increment = inc;
+    int st = gptq_quantize_layer(be, W, R, C, H, &cfg, res);
+    free(H);
+    gptq_backend_close(be);
+    return st;
+}
+
+/* The whole schedule on a Hessian that needs 60 retries: damp_k =
+ * float(0.01 + k * 0.001) summed in double for k = 0..60, in order, and
+ * the last one used. */
+Test(gptq, damp_schedule_pinned)
+{
+    /* mean = (31 - 0.0673) / 32 = 0.96665: damp 0.069 gives lambda 0.06670 < a,
+     * damp 0.070 gives 0.06767 > a (margins of 0.5%, far above float rounding) */
+    gptq_layer_result r;
+    cr_assert_eq(damp_run(0.0673f, 0.01f, 0.001f, &r), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(r.damp_retries, 60);
+    float fsum = 0.01f;
+    int float_differs = 0;
+    for (int k = 0; k <= 60; k++) {
+        const float want = (float)((double)0.01f + (double)k * (double)0.001f);
+        cr_assert_eq(r.damps_tried[k], want, "damp %d: %.9g, want %.9g", k,
+                     (double)r.damps_tried[k], (double)want);
+        /* and the decimal meant: 0.01f and 0.001f are within 1e-9 of 0.01 and
+         * 0.001, so 61 steps stay within 1e-7 of it, and float rounds 0.07
+         * to within 4e-9 */
+        cr_assert(fabs((double)r.damps_tried[k] - (0.01 + 0.001 * k)) < 2e-7, "damp %d: %.9g", k,
+                  (double)r.damps_tried[k]);
+        if (k > 0) fsum += 0.001f;
+        float_differs |= fsum != want;
+    }
+    /* a float running sum would have tried other damps: this test tells */
+    cr_assert(float_differs, "the float sum gives the same schedule: the test cannot see it");
+    cr_assert_eq(r.damp_used, r.damps_tried[60]);
+    cr_assert_eq(r.damps_tried[61], 0.0f, "nothing recorded past the last try");
+    gptq_layer_result_free(&r);
+
+    /* the defaults from damp 0.01 in steps of 0.01: 0.05 is the first above
+     * a / mean = 0.045 (a = 0.0435, mean 0.9674) */
+    cr_assert_eq(damp_run(0.0435f, 0.01f, 0.01f, &r), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(r.damp_retries, 4);
+    const float want5[5] = {0.01f, 0.02f, (float)(3 * (double)0.01f), (float)(4 * (double)0.01f),
+                            (float)(5 * (double)0.01f)};
+    for (int k = 0; k < 5; k++) cr_assert_eq(r.damps_tried[k], want5[k], "damp %d", k);
+    /* k = 0 and 1 as the float loop gave them (0.01f + 0.01f is exact) */
+    cr_assert_eq(r.damps_tried[1], 0.01f + 0.01f);
+    gptq_layer_result_free(&r);
+}
+
+/* The retries stop: at the bound, at damp_max, at an increment too small
+ * to move lambda (1e-30 looped forever before), and when no damp can help;
+ * each says why, fast. */
+Test(gptq, damp_retries_stop_with_a_reason)
+{
+    gptq_layer_result r;
+    const double t0 = gptq_now_seconds();
+    /* needs damp > 0.5 / 0.953 = 0.52; 0.01 + 100 * 0.001 = 0.11 */
+    cr_assert_eq(damp_run(0.5f, 0.01f, 0.001f, &r), GPTQ_ERR_NUMERIC);
+    const char *e = gptq_last_error();
+    cr_assert(strstr(e, "damp_percent 0.11 (100 retries from 0.01 in steps of 0.001") &&
+                  strstr(e, "the most retries allowed"), "%s", e);
+    cr_assert_eq(GPTQ_DAMP_MAX_RETRIES, 100);
+    /* needs damp > 0.99 / 0.9378 = 1.056 > damp_max 1 */
+    cr_assert_eq(damp_run(0.99f, 0.01f, 0.01f, &r), GPTQ_ERR_NUMERIC);
+    e = gptq_last_error();
+    cr_assert(strstr(e, "damp_percent 1 (99 retries") && strstr(e, "would pass damp_max"), "%s", e);
+    cr_assert_eq(damp_run(0.0435f, 0.01f, 1e-30f, &r), GPTQ_ERR_NUMERIC);
+    e = gptq_last_error();
+    cr_assert(strstr(e, "(0 retries") && strstr(e, "too small to change lambda"), "%s", e);
+    cr_assert_eq(damp_run(0.0435f, 0.01f, 0.0f, &r), GPTQ_ERR_NUMERIC);
+    cr_assert(strstr(gptq_last_error(), "damp_auto_increment is 0"), "%s", gptq_last_error());
+    cr_assert_eq(damp_run(100.0f, 0.01f, 0.01f, &r), GPTQ_ERR_NUMERIC); /* mean < 0 */
+    e = gptq_last_error();
+    cr_assert(strstr(e, "(0 retries") && strstr(e, "no damping can help"), "%s", e);
+    /* 32 x 32 Cholesky factorizations: well under a second on any machine */
+    cr_assert_lt(gptq_now_seconds() - t0, 10.0);
+}
+
+/* The interrupt flag stops the solve (the damp loop and the blocks). */
+Test(gptq, interrupt_flag_stops_the_solve)
+{
+    enum { R = 8, C = 32 };
+    gptq_backend *be = open_cpu();
+    float *H = indefinite_h(C, 0.0f), W[R * C];
+    for (int i = 0; i < R * C; i++) W[i] = 0.01f * (float)(i % 5);
+    volatile sig_atomic_t flag = 1;
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.group_size = -1;
+    cfg.interrupt = &flag;
+    gptq_layer_result r;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &r), GPTQ_ERR_INVALID);
+    cr_assert(strstr(gptq_last_error(), "interrupted"), "%s", gptq_last_error());
+    cfg.method = GPTQ_METHOD_RTN; /* no damping: the blocks see it */
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, NULL, &cfg, &r), GPTQ_ERR_INVALID);
+    cr_assert(strstr(gptq_last_error(), "interrupted"), "%s", gptq_last_error());
+    flag = 0;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, NULL, &cfg, &r), GPTQ_OK, "%s",
+                 gptq_last_error());
+    gptq_layer_result_free(&r);
+    free(H);
+    gptq_backend_close(be);
+}
+
+/* Weights of magnitude `mag`: W (R, C) and a Hessian from correlated X. */
+static void small_layer(int R, int C, double mag, float *W, float **H, gptq_backend *be)
+{
+    float *X = malloc(sizeof(float) * 256 * C);
+    make_layer(R, C, 256, 11, W, X);
+    for (int i = 0; i < R * C; i++) W[i] = (float)((double)W[i] * mag / 0.02);
+    *H = hessian_of(be, X, 256, C);
+    free(X);
+}
+
+/* Scales that round to 0 in fp16 (weights ~1e-40, f32 subnormals): an
+ * error, from the solve and from gptq_pack, never all-zero scales. */
+Test(gptq, fp16_zero_scale_is_an_error)
+{
+    enum { R = 16, C = 64 };
+    gptq_backend *be = open_cpu();
+    float W[R * C], *H;
+    small_layer(R, C, 1e-40, W, &H, be);
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.group_size = 32;
+    gptq_layer_result r;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &r), GPTQ_ERR_NUMERIC);
+    cr_assert(strstr(gptq_last_error(), "rounds to 0 in fp16") &&
+                  strstr(gptq_last_error(), "group 0, row 0"), "%s", gptq_last_error());
+    cfg.method = GPTQ_METHOD_RTN;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, NULL, &cfg, &r), GPTQ_ERR_NUMERIC);
+    /* gptq_pack on a result whose one scale is too small for fp16 */
+    for (int i = 0; i < R * C; i++) W[i] *= 1e38f;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, NULL, &cfg, &r), GPTQ_OK, "%s",
+                 gptq_last_error());
+    r.scales[1 * R + 3] = 2e-8f; /* below half the smallest fp16 step, 5.96e-8 */
+    gptq_packed p;
+    cr_assert_eq(gptq_pack(&r, GPTQ_FORMAT_V2, &p), GPTQ_ERR_NUMERIC);
+    cr_assert(strstr(gptq_last_error(), "gptq_pack: scale 2e-08 at group 1, row 3 rounds to 0"),
+              "%s", gptq_last_error());
+    cr_assert_null(p.qweight, "nothing half-packed");
+    gptq_layer_result_free(&r);
+    free(H);
+    gptq_backend_close(be);
+}
+
+/* ||X D^T||^2 / ||X W^T||^2 through H in double, D = W - s * (q - z) with
+ * s the f32 scales or their fp16 roundings. */
+static double rel_err_here(const gptq_layer_result *r, const float *W, const float *H, int fp16)
+{
+    const int64_t R = r->rows, C = r->cols;
+    double num = 0.0, den = 0.0;
+    double *d = malloc(sizeof(double) * C);
+    for (int64_t i = 0; i < R; i++) {
+        for (int64_t k = 0; k < C; k++) {
+            const int64_t g = r->g_idx[k];
+            float s = r->scales[g * R + i];
+            if (fp16) s = gptq_f16_to_f32(gptq_f32_to_f16(s));
+            d[k] = (double)W[i * C + k] - (double)s * ((double)r->codes[i * C + k] - r->zeros[g * R + i]);
+        }
+        for (int64_t a = 0; a < C; a++)
+            for (int64_t b = 0; b < C; b++) {
+                num += d[a] * H[a * C + b] * d[b];
+                den += (double)W[i * C + a] * H[a * C + b] * W[i * C + b];
+            }
+    }
+    free(d);
+    return sqrt(num / den);
+}
+
+/* Weights ~1e-6 make every scale an fp16 subnormal (~1e-7, a step of
+ * 6e-8): counted, their rounding measured, and the output error reported
+ * is that of the fp16-scale weight the checkpoint holds. */
+Test(gptq, fp16_subnormal_scales_reported)
+{
+    enum { R = 16, C = 64 };
+    gptq_backend *be = open_cpu();
+    float W[R * C], *H;
+    small_layer(R, C, 1e-6, W, &H, be);
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.group_size = 32;
+    for (int m = 0; m < 2; m++) {
+        cfg.method = m ? GPTQ_METHOD_RTN : GPTQ_METHOD_GPTQ;
+        gptq_layer_result r;
+        cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &r), GPTQ_OK, "%s",
+                     gptq_last_error());
+        int64_t nsub = 0;
+        double maxrel = 0.0;
+        for (int64_t i = 0; i < r.ngroups * R; i++) {
+            const double s = r.scales[i], s16 = gptq_f16_to_f32(gptq_f32_to_f16(r.scales[i]));
+            if (fabs(s) < 6.103515625e-05) { /* 2^-14, the smallest normal fp16 */
+                nsub++;
+                if (fabs(s16 - s) / fabs(s) > maxrel) maxrel = fabs(s16 - s) / fabs(s);
+            }
+        }
+        cr_assert_eq(nsub, r.ngroups * R, "every scale is subnormal at this size");
+        cr_assert_eq(r.scales_subnormal, nsub);
+        cr_assert_eq(r.scales_fp16_rel_err, maxrel);
+        cr_assert_gt(maxrel, 0.01, "a step of 6e-8 on scales ~1e-7: several %% off");
+        const double e16 = rel_err_here(&r, W, H, 1), e32 = rel_err_here(&r, W, H, 0);
+        /* the library's quadratic forms go through an f32 GEMM of (C, C) with
+         * C = 64: relative rounding ~1e-6, so 1e-4 is a wide margin; the
+         * subnormal rounding moves the error far more than that */
+        cr_assert(fabs(r.out_rel_err - e16) <= 1e-4 * e16, "%s: out_rel_err %.9g, here %.9g",
+                  m ? "rtn" : "gptq", r.out_rel_err, e16);
+        cr_assert(fabs(r.out_rel_err_f32 - e32) <= 1e-4 * e32, "%s: f32 error %.9g, here %.9g",
+                  m ? "rtn" : "gptq", r.out_rel_err_f32, e32);
+        /* ten times that tolerance: the checks above tell the two apart */
+        cr_assert(fabs(e16 - e32) > 1e-3 * e32, "the fp16 rounding must show: %.9g vs %.9g", e16,
+                  e32);
+        gptq_layer_result_free(&r);
+    }
+    /* ordinary weights: no subnormal scale, the one error */
+    small_layer(R, C, 0.02, W, &H, be);
+    gptq_layer_result r;
+    cfg.method = GPTQ_METHOD_GPTQ;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &r), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(r.scales_subnormal, 0);
+    cr_assert_eq(r.scales_fp16_rel_err, 0.0);
+    cr_assert_eq(memcmp(&r.out_rel_err, &r.out_rel_err_f32, sizeof(double)), 0);
+    gptq_layer_result_free(&r);
+    free(H);
+    gptq_backend_close(be);
+}

@@ -1200,8 +1200,9 @@ Test(hip, to_f32_vs_cpu)
 
 /* The pipeline's layer solve with W on the GPU against the host path on
  * the same GPU: variants asym, sym, static groups, act-order, act-order
- * with static groups (device path), and a dead column (the host path:
- * exact). */
+ * with static groups (device path), a dead column (the host path:
+ * exact), and weights ~5e-5 whose scales are fp16 subnormals (both paths
+ * then report the error of the fp16-scale weight). */
 Test(hip, quantize_layer_dev_is_the_host_path)
 {
     open_both();
@@ -1210,8 +1211,10 @@ Test(hip, quantize_layer_dev_is_the_host_path)
     float *W = xmalloc((size_t)(R * C) * 4), *X = xmalloc((size_t)(n * C) * 4);
     float *Wa = xmalloc((size_t)(R * C) * 4), *Wb = xmalloc((size_t)(R * C) * 4);
     float *Wh = xmalloc((size_t)(R * C) * 4);
-    for (int variant = 0; variant < 6; variant++) {
+    for (int variant = 0; variant < 7; variant++) {
         fill_uniform(W, (size_t)(R * C));
+        if (variant == 6)
+            for (int64_t i = 0; i < R * C; i++) W[i] *= 5e-5f;
         fill_uniform(X, (size_t)(n * C));
         for (int64_t t = 0; t < n; t++) /* columns of unequal scale: act-order reorders */
             for (int64_t c = 0; c < C; c++) X[t * C + c] *= 0.5f + (float)((c * 37) % 11) * 0.2f;
@@ -1256,6 +1259,14 @@ Test(hip, quantize_layer_dev_is_the_host_path)
         cr_assert(rel < 1e-5, "variant %d: out_rel_err %.12g vs %.12g", variant, a.out_rel_err,
                   b.out_rel_err);
         if (variant == 3) cr_assert(rel == 0.0, "variant %d takes the host path", variant);
+        cr_assert(a.scales_subnormal == b.scales_subnormal &&
+                      (variant == 6) == (b.scales_subnormal > 0),
+                  "variant %d: %lld and %lld subnormal scales", variant,
+                  (long long)a.scales_subnormal, (long long)b.scales_subnormal);
+        if (variant == 6) /* the fp16 rounding shows: the two errors differ */
+            cr_assert(fabs(b.out_rel_err - b.out_rel_err_f32) > 1e-4 * b.out_rel_err,
+                      "variant 6: %.9g vs %.9g with f32 scales", b.out_rel_err,
+                      b.out_rel_err_f32);
         if (variant >= 4) {
             int moved = 0;
             for (int64_t j = 0; j < C; j++) moved += b.perm[j] != j;

@@ -27,6 +27,22 @@ void cli_err(const char *cmd, const char *fmt, ...)
     ;
 /* Print the library's last error for a failed call. Returns 1. */
 int cli_fail(const char *cmd, int status);
+/* Every other line for the user on stderr starts the same way:
+ * "gptq <cmd>: warning: <fmt>" and "gptq <cmd>: <fmt>". */
+void cli_warn(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void cli_note(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The warning for a module (or file) `what` whose scales include n fp16
+ * subnormals (gptq_layer_result.scales_subnormal and what follows it). */
+void cli_warn_subnormal(const char *cmd, const char *what, int64_t n, double rel,
+                        double out_err, double out_err_f32);
 
 /* One tensor of an output file. */
 typedef struct cli_tensor {
@@ -52,6 +68,11 @@ void cli_meta(char meta[][2][64], int *n, const char *key, const char *fmt, ...)
 /* Strict number parsing: the whole string, in range; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double lo, double hi, double *out);
+/* The same for option `opt` (its value arg): on failure the message gives
+ * the option, the value and the real limits; 0 on success, -1 then. */
+int cli_int_opt(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
+int cli_float_opt(const char *cmd, const char *opt, const char *arg, double lo, double hi,
+                  double *out);
 
 /* Options shared by `layer` and `quantize`: returns 1 if `opt` (a
  * getopt_long value from CLI_QUANT_LONGOPTS) was consumed, -1 on a bad
@@ -96,10 +117,11 @@ enum {
     "                         and transformers)\n"                                          \
     "  --desc-act             act-order: columns by diag(H) descending (default off)\n"    \
     "  --static-groups        grids from the original W before the solve\n"               \
-    "  --damp-percent F       damp = F * mean(diag H) (default 0.01, as the paper and\n"   \
-    "                         AutoGPTQ; GPTQModel uses 0.05, transformers 0.1)\n"          \
-    "  --damp-auto-increment F  added to damp when the Cholesky fails (default 0.01,\n"    \
-    "                         as GPTQModel), up to 1.0\n"                                   \
+    "  --damp-percent F       damp = F * mean(diag H), in (0, 1) (default 0.01, as the\n" \
+    "                         paper and AutoGPTQ; GPTQModel uses 0.05, transformers 0.1;\n" \
+    "                         `gptq layer` also takes 0)\n"                                 \
+    "  --damp-auto-increment F  in [0, 1], added to damp when the Cholesky fails (default\n" \
+    "                         0.01, as GPTQModel), up to 1.0 and at most 100 times\n"       \
     "  --block-size N         lazy-batch block, a power of two (default 128)\n"            \
     "  --mse                  grid search shrinking the range (grid 100, shrink 0.8,\n"    \
     "                         norm 2.4, as the paper code)\n"                               \

@@ -10,14 +10,48 @@
 #include "cli.h"
 #include "text/calib.h"
 
+static void cli_vline(const char *cmd, const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "gptq %s: %s", cmd, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void cli_err(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "gptq %s: error: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cli_vline(cmd, "error: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+}
+
+void cli_warn(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli_vline(cmd, "warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void cli_note(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli_vline(cmd, "", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn_subnormal(const char *cmd, const char *what, int64_t n, double rel,
+                        double out_err, double out_err_f32)
+{
+    if (isnan(out_err))
+        cli_warn(cmd, "%s: %lld scales are below 6.1e-05, where fp16 (the checkpoint's scale "
+                 "type) is subnormal: stored up to %.3g%% off", what, (long long)n, 100.0 * rel);
+    else
+        cli_warn(cmd, "%s: %lld scales are below 6.1e-05, where fp16 (the checkpoint's scale "
+                 "type) is subnormal: stored up to %.3g%% off, which takes the output error "
+                 "from %.6g (f32 scales) to %.6g (the scales written)", what, (long long)n,
+                 100.0 * rel, out_err_f32, out_err);
 }
 
 int cli_fail(const char *cmd, int status)
@@ -47,6 +81,21 @@ int cli_parse_float(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+int cli_int_opt(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out)
+{
+    if (cli_parse_int(arg, lo, hi, out) == 0) return 0;
+    cli_err(cmd, "%s %s: must be an integer in [%ld, %ld]", opt, arg, lo, hi);
+    return -1;
+}
+
+int cli_float_opt(const char *cmd, const char *opt, const char *arg, double lo, double hi,
+                  double *out)
+{
+    if (cli_parse_float(arg, lo, hi, out) == 0) return 0;
+    cli_err(cmd, "%s %s: must be a number in [%g, %g]", opt, arg, lo, hi);
+    return -1;
+}
+
 int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_config *c)
 {
     long l;
@@ -62,7 +111,7 @@ int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_confi
     case OPT_GROUP:
         if (cli_parse_int(arg, -1, 1L << 30, &l) || l == 0 ||
             (l != -1 && (l < 16 || (l & (l - 1))))) {
-            cli_err(cmd, "--group-size %s: must be -1 or a power of two >= 16", arg);
+            cli_err(cmd, "--group-size %s: must be -1 or a power of two in [16, 1073741824]", arg);
             return -1;
         }
         c->group_size = (int)l;
@@ -73,24 +122,29 @@ int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_confi
     case OPT_ASYM: c->sym = 0; return 1;
     case OPT_STATIC: c->static_groups = 1; return 1;
     case OPT_MSE: c->mse = 1; return 1;
-    case OPT_DAMP:
-        if (cli_parse_float(arg, 0.0, 10.0, &d)) {
-            cli_err(cmd, "--damp-percent %s: must be a number in [0, 10]", arg);
+    case OPT_DAMP: {
+        /* What a checkpoint's quantization_config may hold: transformers,
+         * optimum and GPTQModel refuse damp_percent outside (0, 1). `gptq
+         * layer` writes no config and also takes 0 (no damping: the retries
+         * add it only where the Cholesky fails). The float must stay < 1. */
+        const int open0 = strcmp(cmd, "layer") != 0;
+        if (cli_parse_float(arg, 0.0, 1.0, &d) || (open0 && d == 0.0) || (float)d >= 1.0f) {
+            cli_err(cmd, "--damp-percent %s: must be a number in %s, 1)%s", arg,
+                    open0 ? "(0" : "[0", open0 ? " (loaders refuse other values in a "
+                                                 "checkpoint's quantization_config)" : "");
             return -1;
         }
         c->damp_percent = (float)d;
         if (c->damp_max < c->damp_percent) c->damp_max = c->damp_percent;
         return 1;
+    }
     case OPT_DAMP_INC:
-        if (cli_parse_float(arg, 0.0, 1.0, &d)) {
-            cli_err(cmd, "--damp-auto-increment %s: must be a number in [0, 1]", arg);
-            return -1;
-        }
+        if (cli_float_opt(cmd, "--damp-auto-increment", arg, 0.0, 1.0, &d)) return -1;
         c->damp_auto_increment = (float)d;
         return 1;
     case OPT_BLOCK:
         if (cli_parse_int(arg, 1, 65536, &l) || (l & (l - 1))) {
-            cli_err(cmd, "--block-size %s: must be a power of two", arg);
+            cli_err(cmd, "--block-size %s: must be a power of two in [1, 65536]", arg);
             return -1;
         }
         c->block_size = (int)l;
@@ -115,32 +169,20 @@ int cli_calib_option(const char *cmd, int opt, const char *arg, struct gptq_cali
     switch (opt) {
     case OPT_CALIB: *calib = arg; return 1;
     case OPT_CALIB_BYTES:
-        if (cli_parse_int(arg, 1, LONG_MAX, &l)) {
-            cli_err(cmd, "--calib-bytes %s: must be a positive number of bytes", arg);
-            return -1;
-        }
+        if (cli_int_opt(cmd, "--calib-bytes", arg, 1, LONG_MAX, &l)) return -1;
         co->max_bytes = (size_t)l;
         return 1;
     case OPT_NSAMPLES:
-        if (cli_parse_int(arg, 1, 1L << 24, &l)) {
-            cli_err(cmd, "--nsamples %s: must be a positive integer", arg);
-            return -1;
-        }
+        if (cli_int_opt(cmd, "--nsamples", arg, 1, 1L << 24, &l)) return -1;
         co->nsamples = l;
         return 1;
     case OPT_SEQLEN:
-        if (cli_parse_int(arg, 2, 1L << 24, &l)) {
-            cli_err(cmd, "--seqlen %s: must be an integer >= 2", arg);
-            return -1;
-        }
+        if (cli_int_opt(cmd, "--seqlen", arg, 2, 1L << 24, &l)) return -1;
         co->seqlen = l;
         *seqlen_given = 1;
         return 1;
     case OPT_SEED:
-        if (cli_parse_int(arg, 0, LONG_MAX, &l)) {
-            cli_err(cmd, "--seed %s: must be a non-negative integer", arg);
-            return -1;
-        }
+        if (cli_int_opt(cmd, "--seed", arg, 0, LONG_MAX, &l)) return -1;
         co->seed = (uint64_t)l;
         return 1;
     default:

@@ -291,10 +291,7 @@ int cmd_diff(int argc, char **argv)
         case 'h': help(stdout); return 0;
         case OPT_BACKENDS: backends = optarg; break;
         case OPT_LAYERS:
-            if (cli_parse_int(optarg, 1, INT_MAX, &l)) {
-                cli_err(CMD, "--layers %s: must be a positive integer", optarg);
-                return 2;
-            }
+            if (cli_int_opt(CMD, "--layers", optarg, 1, INT_MAX, &l)) return 2;
             o.max_layers = (int)l;
             break;
         case OPT_STOP:
@@ -317,17 +314,11 @@ int cmd_diff(int argc, char **argv)
             }
             break;
         case OPT_FAULT:
-            if (cli_parse_float(optarg, 0.0, 1.0, &d)) {
-                cli_err(CMD, "--fault-hessian %s: must be a number in [0, 1]", optarg);
-                return 2;
-            }
+            if (cli_float_opt(CMD, "--fault-hessian", optarg, 0.0, 1.0, &d)) return 2;
             o.fault_hessian = d;
             break;
         case OPT_FAULT_SEED:
-            if (cli_parse_int(optarg, 0, LONG_MAX, &l)) {
-                cli_err(CMD, "--fault-seed %s: must be a non-negative integer", optarg);
-                return 2;
-            }
+            if (cli_int_opt(CMD, "--fault-seed", optarg, 0, LONG_MAX, &l)) return 2;
             o.fault_seed = (uint64_t)l;
             break;
         default: help(stderr); return 2;
@@ -379,7 +370,7 @@ int cmd_diff(int argc, char **argv)
     if ((st = gptq_backend_open(na, &ba))) goto fail;
     if ((st = gptq_backend_open(nb, &bb))) goto fail;
     if (!u.json)
-        fprintf(stderr, "diff: %s, %s (reference) vs %s, %lld windows of %lld tokens (seed %llu)\n",
+        cli_note(CMD, "%s, %s (reference) vs %s, %lld windows of %lld tokens (seed %llu)",
                 model_dir, na, nb, (long long)cal.nsamples, (long long)cal.seqlen,
                 (unsigned long long)co.seed);
     o.calib_ids = cal.ids;

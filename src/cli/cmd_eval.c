@@ -72,22 +72,13 @@ int cmd_eval(int argc, char **argv)
         switch (c) {
         case 't': text = optarg; break;
         case 's':
-            if (cli_parse_int(optarg, 2, 1L << 20, &seqlen)) {
-                cli_err(CMD, "--seqlen %s: expected an integer in [2, 1048576]", optarg);
-                return 2;
-            }
+            if (cli_int_opt(CMD, "--seqlen", optarg, 2, 1L << 20, &seqlen)) return 2;
             break;
         case 'w':
-            if (cli_parse_int(optarg, 1, 1L << 40, &maxw)) {
-                cli_err(CMD, "--max-windows %s: expected a positive integer", optarg);
-                return 2;
-            }
+            if (cli_int_opt(CMD, "--max-windows", optarg, 1, 1L << 40, &maxw)) return 2;
             break;
         case 'n':
-            if (cli_parse_int(optarg, 1, 1L << 20, &batch)) {
-                cli_err(CMD, "--batch %s: expected a positive integer", optarg);
-                return 2;
-            }
+            if (cli_int_opt(CMD, "--batch", optarg, 1, 1L << 20, &batch)) return 2;
             break;
         case 'b': backend = optarg; break;
         case 'f':

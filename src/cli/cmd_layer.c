@@ -223,6 +223,9 @@ int cmd_layer(int argc, char **argv)
     cli_meta(meta, &nm, "seconds_hessian", "%.6f", t_h);
     cli_meta(meta, &nm, "seconds_solve", "%.6f", res.seconds_solve);
     if ((st = cli_write_tensors(out, t, nt, meta, nm))) goto fail;
+    if (res.scales_subnormal)
+        cli_warn_subnormal(CMD, in, res.scales_subnormal, res.scales_fp16_rel_err,
+                           res.out_rel_err, res.out_rel_err_f32);
     if (!quiet)
         printf("%s: %lld x %lld, %d-bit g%d %s%s%s: loss %.6g, output rel. error %.6g, damp %.4g"
                " (%d retries), %d dead columns, hessian %.3f s, solve %.3f s -> %s (%s)\n",

@@ -237,6 +237,11 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
         free(line);
         cJSON_Delete(o);
     }
+    if (r->scales_subnormal) {
+        clear_bar(u);
+        cli_warn_subnormal(CMD, r->prefix, r->scales_subnormal, r->scales_fp16_rel_err,
+                           r->out_rel_err, r->out_rel_err_f32);
+    }
     if (u->quiet) return;
     clear_bar(u);
     if (!u->header_done) {
@@ -383,7 +388,8 @@ int cmd_quantize(int argc, char **argv)
                 break;
             }
             if (cli_parse_int(optarg, 1, 1L << 30, &l)) {
-                cli_err(CMD, "--batch-tokens %s: must be auto or a positive integer", optarg);
+                cli_err(CMD, "--batch-tokens %s: must be auto or an integer in [1, 1073741824]",
+                        optarg);
                 return 2;
             }
             po.batch_tokens = l;
@@ -445,9 +451,9 @@ int cmd_quantize(int argc, char **argv)
         if ((st = gptq_tok_load(model_dir, &tok))) goto fail;
         if ((st = gptq_calib_load(tok, calib, &co, &cal))) goto fail;
         if (!u.quiet)
-            fprintf(stderr,
+            cli_note(CMD,
                     "calibration: %s%s, %zu bytes, %lld tokens -> %lld windows of %lld tokens "
-                    "(seed %llu) in %.1f s\n",
+                    "(seed %llu) in %.1f s",
                     calib, cal.jsonl ? " (JSON lines)" : "", cal.text_bytes,
                     (long long)cal.text_tokens, (long long)cal.nsamples, (long long)cal.seqlen,
                     (unsigned long long)co.seed, gptq_now_seconds() - t0);

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
             cli_signals_start(k_cmds[i].name);
             return k_cmds[i].run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "gptq: unknown command '%s'\n", argv[1]);
+    fprintf(stderr, "gptq: error: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
 }

@@ -42,13 +42,19 @@ int gptq_parse_size(const char *s, uint64_t *out)
     errno = 0;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return gptq_error(GPTQ_ERR_INVALID, "size \"%s\": number too large", s);
+    if (errno)
+        return gptq_error(GPTQ_ERR_INVALID, "size \"%s\": must be at most %llu bytes", s,
+                          (unsigned long long)UINT64_MAX);
+    if (*end == '.')
+        return gptq_error(GPTQ_ERR_INVALID, "size \"%s\": must be a whole number (1500MB, not "
+                          "1.5GB)", s);
     for (size_t i = 0; i < sizeof k_units / sizeof *k_units; i++) {
         if (strcasecmp(end, k_units[i].unit) != 0) continue;
         /* "kb" and "KB" both mean 1000, "kib" 1024: case only of the letters */
         if (v == 0) return gptq_error(GPTQ_ERR_INVALID, "size \"%s\": must be > 0", s);
         if (v > UINT64_MAX / k_units[i].mult)
-            return gptq_error(GPTQ_ERR_INVALID, "size \"%s\": too large", s);
+            return gptq_error(GPTQ_ERR_INVALID, "size \"%s\": must be at most %llu bytes", s,
+                              (unsigned long long)UINT64_MAX);
         *out = (uint64_t)v * k_units[i].mult;
         return GPTQ_OK;
     }

@@ -410,6 +410,19 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
             return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
                               w->dir, name, q->bits);
         cols = info.shape[0] * 32 / q->bits;
+        /* g_idx (one entry per input) must say the same; a disagreement
+         * names both, rather than blaming g_idx for a short qweight */
+        gptq_st_info gi;
+        tensor_name(name, sizeof name, prefix, "g_idx");
+        if (gptq_weights_has(w, name) && gptq_weights_find(w, name, &gi) == GPTQ_OK &&
+            gi.ndim == 1 && gi.shape[0] != cols)
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: %s: 'qweight' has %lld rows, which hold %lld inputs at %d "
+                              "bits, but 'g_idx' has %lld entries (one per input): qweight "
+                              "should have %lld rows, or one of the two is damaged",
+                              w->dir, prefix && prefix[0] ? prefix : "the module",
+                              (long long)info.shape[0], (long long)cols, q->bits,
+                              (long long)gi.shape[0], (long long)(gi.shape[0] * q->bits / 32));
     }
     TRY_W(gptq_weights_check_packed(w, q, prefix, rows, cols));
     const int64_t G = q->group_size > 0 ? q->group_size : cols;

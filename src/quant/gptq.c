@@ -14,8 +14,12 @@
  *     machine).
  *   - Act-order sorts columns by diag(H) descending, ties by column index.
  *   - Damp: lambda = damp_percent * mean(diag H) (mean in double), retried
- *     with damp_percent += damp_auto_increment while the Cholesky fails, up
- *     to damp_max; the damp used is reported.
+ *     with damp_percent + k * damp_auto_increment (k = 1, 2, ..., in
+ *     double: a float sum stops growing once the increment falls below half
+ *     its ulp) while the Cholesky fails, up to damp_max and at most
+ *     GPTQ_DAMP_MAX_RETRIES times; a retry whose lambda rounds to the same
+ *     float as the last try's is refused (it would fail alike). Every damp
+ *     tried is reported.
  *   - Grids at group starts come from the current (in-block updated) W; the
  *     block and group sizes are powers of two so a group never straddles a
  *     partly updated block.
@@ -62,13 +66,19 @@ int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t co
         return gptq_error(GPTQ_ERR_INVALID,
                           "--group-size %d: must be -1 or a power of two >= 16", c->group_size);
     if (!is_pow2(c->block_size) || c->block_size > 65536)
-        return gptq_error(GPTQ_ERR_INVALID, "--block-size %d: must be a power of two",
+        return gptq_error(GPTQ_ERR_INVALID, "--block-size %d: must be a power of two in [1, 65536]",
                           c->block_size);
-    if (!(c->damp_percent >= 0.0f) || c->damp_percent > 10.0f)
-        return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in [0, 10]",
+    /* 0 asks for no damping (retries add it only where the Cholesky fails);
+     * a checkpoint's config needs (0, 1): the pipeline checks that */
+    if (!(c->damp_percent >= 0.0f && c->damp_percent < 1.0f))
+        return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in [0, 1)",
                           (double)c->damp_percent);
-    if (!(c->damp_auto_increment >= 0.0f) || !(c->damp_max >= c->damp_percent))
-        return gptq_error(GPTQ_ERR_INVALID, "damp increment/max out of range");
+    if (!(c->damp_auto_increment >= 0.0f && c->damp_auto_increment <= 1.0f))
+        return gptq_error(GPTQ_ERR_INVALID, "--damp-auto-increment %g: must be in [0, 1]",
+                          (double)c->damp_auto_increment);
+    if (!(c->damp_max >= c->damp_percent && c->damp_max <= 10.0f))
+        return gptq_error(GPTQ_ERR_INVALID, "damp_max %g: must be in [damp_percent %g, 10]",
+                          (double)c->damp_max, (double)c->damp_percent);
     if (c->mse && (c->mse_grid <= 0 || !(c->mse_maxshrink > 0.0f) || c->mse_maxshrink > 1.0f ||
                    !(c->mse_norm > 0.0f)))
         return gptq_error(GPTQ_ERR_INVALID, "bad --mse parameters");
@@ -334,6 +344,14 @@ static int quad_trace(gptq_backend *be, const float *A, int64_t R, int64_t C, gp
     return st;
 }
 
+/* The caller's interrupt flag (gptq_quant_config.interrupt) is up. */
+static int interrupted(const gptq_quant_config *cfg)
+{
+    if (cfg->interrupt && *cfg->interrupt)
+        return gptq_error(GPTQ_ERR_INVALID, "interrupted");
+    return GPTQ_OK;
+}
+
 /* Damp, factor, retry: b->U = the upper factor of (H + lambda I)^-1 with
  * lambda = damp * mean(diag H), damp raised while the Cholesky fails. H is
  * the sum S finished on the device (hdev: hessian_finish with hscale, its
@@ -352,10 +370,16 @@ static int damp_factor(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
     double mean = 0.0;
     for (int64_t i = 0; i < C; i++) mean += hdev ? (double)diag[i] : (double)Hq[i * C + i];
     mean /= (double)C;
-    float damp = cfg->damp_percent;
+    /* damp_k = float(damp_percent + k * increment), the sum in double (a
+     * float running sum drifts, and stops growing for a tiny increment);
+     * k = 0 and 1 give the damps of the float loop this replaced */
+    const double d0 = (double)cfg->damp_percent, inc = (double)cfg->damp_auto_increment;
+    float damp = cfg->damp_percent, lambda = 0.0f;
     int st;
     for (;;) {
-        const float lambda = (float)((double)damp * mean);
+        if (interrupted(cfg)) return interrupted(cfg);
+        lambda = (float)((double)damp * mean);
+        res->damps_tried[res->damp_retries] = damp;
         if (hdev) {
             st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, S, b->U, C, hscale,
                                                              lambda, NULL),
@@ -378,18 +402,30 @@ static int damp_factor(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
         int cst = be->iface->cholesky_inverse_upper(be->ctx, b->U, C, &bad);
         if (cst == GPTQ_OK) break;
         if (cst != GPTQ_ERR_NUMERIC) return gptq_be_check(be, cst, "cholesky_inverse_upper");
-        float next = damp + cfg->damp_auto_increment;
-        if (cfg->damp_auto_increment <= 0.0f || next > cfg->damp_max + 1e-6f)
+        const float next = (float)(d0 + (double)(res->damp_retries + 1) * inc);
+        const char *why = NULL;
+        if (!(mean > 0.0))
+            why = "mean(diag H) is not positive, so no damping can help";
+        else if (inc <= 0.0)
+            why = "damp_auto_increment is 0: no retry";
+        else if (next > cfg->damp_max + 1e-6f)
+            why = "the next damp would pass damp_max";
+        else if (res->damp_retries == GPTQ_DAMP_MAX_RETRIES)
+            why = "that is the most retries allowed";
+        else if ((float)((double)next * mean) == lambda)
+            why = "damp_auto_increment is too small to change lambda in float precision";
+        if (why)
             return gptq_error(GPTQ_ERR_NUMERIC,
                               "the Hessian is not positive definite even with damp_percent "
-                              "%.4g (%d retries; column %lld fails the Cholesky): the "
-                              "calibration data may be degenerate or H may not be a Hessian",
-                              (double)damp, res->damp_retries, (long long)bad);
+                              "%.4g (%d retries from %.4g in steps of %.4g; column %lld fails "
+                              "the Cholesky); %s: the calibration data may be degenerate or H "
+                              "may not be a Hessian",
+                              (double)damp, res->damp_retries, d0, inc, (long long)bad, why);
         damp = next;
         res->damp_retries++;
     }
     res->damp_used = damp;
-    *lambda_used = (float)((double)damp * mean);
+    *lambda_used = lambda;
     return GPTQ_OK;
 }
 
@@ -400,6 +436,7 @@ static int run_blocks(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C,
 {
     const int64_t G = cfg->group_size == -1 ? C : cfg->group_size, B = cfg->block_size;
     for (int64_t j0 = 0; j0 < C; j0 += B) {
+        if (interrupted(cfg)) return interrupted(cfg);
         const int64_t nb = B < C - j0 ? B : C - j0;
         gptq_block_args a = {
             .W = b->W, .R = R, .C = C, .U = b->U, .j0 = j0, .nb = nb, .group_size = G,
@@ -617,6 +654,10 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
         }
     res->loss = 0.0;
     for (int64_t r = 0; r < R; r++) res->loss += loss[r];
+    /* the scales as the checkpoint will store them: none may round to 0 */
+    st = gptq_scales_fp16_check("scales", res->scales, ngroups, R, &res->scales_subnormal,
+                                &res->scales_fp16_rel_err);
+    if (st) goto done;
 
     /* Relative output error ||X D^T|| / ||X W^T|| through the undamped H0
      * (||X A^T||^2 = (n/2) tr(A H0 A^T); n/2 cancels). For GPTQ the
@@ -645,6 +686,31 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
         res->out_rel_err = den > 0.0 ? sqrt(fmax(num, 0.0) / den) : 0.0;
     } else {
         res->out_rel_err = NAN;
+    }
+    res->out_rel_err_f32 = res->out_rel_err;
+    /* Subnormal fp16 scales lose up to half their bits: the error reported
+     * is then that of the weight written, W_hat with the fp16 scales (one
+     * more GEMM, only then): D = W0 - W_hat16 in column order (W0 rather
+     * than the dead-zeroed W': H0 is 0 on dead rows and columns), through
+     * H0 on the device (b.U: the factor is used up). */
+    if (res->scales_subnormal && (H0 || hdev)) {
+        double num = 0.0;
+#pragma omp parallel for schedule(static) if (R * C > (1 << 20))
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t k = 0; k < C; k++) {
+                const int64_t g = res->g_idx[k];
+                const float s16 = gptq_f16_to_f32(gptq_f32_to_f16(res->scales[g * R + r]));
+                Wt[r * C + k] = W0[r * C + k] - s16 * ((float)res->codes[r * C + k] - zf[g * R + r]);
+            }
+        if (hdev)
+            st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, b.U, C, hscale, 0.0f,
+                                                             NULL),
+                               "hessian_finish");
+        else
+            st = gptq_be_upload(be, b.U, 0, H0, (size_t)(C * C) * 4);
+        if (!st) st = quad_trace(be, Wt, R, C, b.U, &num);
+        if (st) goto done;
+        res->out_rel_err = den > 0.0 ? sqrt(fmax(num, 0.0) / den) : 0.0;
     }
 
 done:
@@ -867,16 +933,13 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     res->seconds_solve = gptq_now() - t0;
 
     /* the checkpoint's scales and zeros (gptq_pack's checks) */
+    st = gptq_scales_fp16_check("scales", res->scales, ngroups, R, &res->scales_subnormal,
+                                &res->scales_fp16_rel_err);
+    if (st) goto done;
     for (int64_t i = 0; i < ngroups * R; i++) {
         res->zeros[i] = (int32_t)zf[i];
         z8[i] = (uint8_t)res->zeros[i];
         pk->scales[i] = gptq_f32_to_f16(res->scales[i]);
-        if ((pk->scales[i] & 0x7c00u) == 0x7c00u) {
-            st = gptq_error(GPTQ_ERR_NUMERIC, "scale %g at group %lld, row %lld is not finite in "
-                            "fp16 (|s| must stay below 65520)", (double)res->scales[i],
-                            (long long)(i / R), (long long)(i % R));
-            goto done;
-        }
     }
     pk->bits = b_;
     pk->in_features = C;
@@ -896,11 +959,32 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     if (!st) st = gptq_be_check(be, be->iface->dequantize(be->ctx, &q.t, b.W, 0), "dequantize");
     if (!st) st = dev_dot(be, W, b.W, R * C, &wx);
     if (!st) st = dev_dot(be, b.W, b.W, R * C, &xx);
-    if (!st) st = gptq_be_check(be, be->iface->copy(be->ctx, W, 0, b.W, 0, nw), "copy");
     if (st) goto done;
     const double dsq = fmax(wsq - 2.0 * wx + xx, 0.0);
     const double num = 2.0 * res->loss - (double)lambda_used * dsq;
     res->out_rel_err = den > 0.0 ? sqrt(fmax(num, 0.0) / den) : 0.0;
+    res->out_rel_err_f32 = res->out_rel_err;
+    /* subnormal fp16 scales: the error of the weight written (see
+     * quantize_layer_impl), D = W - W_hat16 made on the host (Wh and a
+     * scratch), through H0 = hscale S finished into b.U */
+    if (res->scales_subnormal) {
+        float *Dh = gptq_malloc(nw, "output-error check");
+        double num16 = 0.0;
+        st = Dh ? gptq_be_download(be, W, 0, Wh, nw) : GPTQ_ERR_NOMEM;
+        if (!st) st = gptq_be_download(be, b.W, 0, Dh, nw);
+        if (!st) {
+#pragma omp parallel for schedule(static) if (R * C > (1 << 20))
+            for (int64_t i = 0; i < R * C; i++) Dh[i] = Wh[i] - Dh[i];
+            st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, b.U, C, hscale, 0.0f,
+                                                             NULL),
+                               "hessian_finish");
+        }
+        if (!st) st = quad_trace(be, Dh, R, C, b.U, &num16);
+        free(Dh);
+        if (st) goto done;
+        res->out_rel_err = den > 0.0 ? sqrt(fmax(num16, 0.0) / den) : 0.0;
+    }
+    if ((st = gptq_be_check(be, be->iface->copy(be->ctx, W, 0, b.W, 0, nw), "copy"))) goto done;
 
 done:
     free_bufs(be, &b);

@@ -141,6 +141,43 @@ int gptq_packed_check(const char *fn, const gptq_packed *p, gptq_format fmt, int
     return GPTQ_OK;
 }
 
+/* The scales as the checkpoint stores them, in fp16: the first (in memory
+ * order) that overflows to Inf or rounds to 0 there is an error (a 0 scale
+ * turns every weight of its group into 0); one below 2^-14 is stored as an
+ * fp16 subnormal with fewer than 11 significant bits: counted in *nsub,
+ * with the largest relative rounding |fp16(s) - s| / |s| in *maxrel. */
+int gptq_scales_fp16_check(const char *fn, const float *s, int64_t ngroups, int64_t N,
+                           int64_t *nsub, double *maxrel)
+{
+    int64_t bad = INT64_MAX, sub = 0;
+    double mr = 0.0;
+#pragma omp parallel for reduction(min : bad) reduction(+ : sub) reduction(max : mr) \
+    schedule(static) if (ngroups * N > (1 << 16))
+    for (int64_t i = 0; i < ngroups * N; i++) {
+        const uint16_t h = gptq_f32_to_f16(s[i]);
+        if ((h & 0x7c00u) == 0x7c00u || (h & 0x7fffu) == 0) {
+            if (i < bad) bad = i;
+        } else if ((h & 0x7c00u) == 0) {
+            const double d = fabs((double)gptq_f16_to_f32(h) - (double)s[i]) / fabs((double)s[i]);
+            sub++;
+            if (d > mr) mr = d;
+        }
+    }
+    if (nsub) *nsub = sub;
+    if (maxrel) *maxrel = mr;
+    if (bad == INT64_MAX) return GPTQ_OK;
+    const int64_t g = bad / N, n = bad % N;
+    if (!((gptq_f32_to_f16(s[bad]) & 0x7c00u) == 0x7c00u))
+        return gptq_error(GPTQ_ERR_NUMERIC, "%s: scale %g at group %lld, row %lld rounds to 0 in "
+                          "fp16, the checkpoint's scale type (its smallest step is 6e-08): every "
+                          "weight of that group would be stored as 0; the weights are too small "
+                          "for the gptq format (scale them up, or keep this module unquantized)",
+                          fn, (double)s[bad], (long long)g, (long long)n);
+    return gptq_error(GPTQ_ERR_NUMERIC, "%s: scale %g at group %lld, row %lld is not finite in "
+                      "fp16 (|s| must stay below 65520)", fn, (double)s[bad], (long long)g,
+                      (long long)n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Pack                                                                */
 /* ------------------------------------------------------------------ */
@@ -194,8 +231,7 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
 #pragma omp parallel for reduction(min : bad) schedule(static) if (ngroups * N > (1 << 16))
     for (int64_t i = 0; i < ngroups * N; i++) {
         const int32_t z = r->zeros[i];
-        const uint16_t h = gptq_f32_to_f16(r->scales[i]);
-        if ((z == 0 && zmin == 1) || z < 0 || (uint32_t)z > maxq || (h & 0x7c00u) == 0x7c00u)
+        if ((z == 0 && zmin == 1) || z < 0 || (uint32_t)z > maxq)
             if (i < bad) bad = i;
     }
     if (bad != INT64_MAX) {
@@ -207,13 +243,10 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
                               "-1 field borrows from its neighbour in readers): write "
                               "checkpoint_format \"gptq_v2\" (GPTQ_FORMAT_V2) or quantize with sym",
                               fn, (long long)g, (long long)n);
-        if (z < 0 || (uint32_t)z > maxq)
-            return gptq_error(GPTQ_ERR_INVALID, "%s: zero point %d at group %lld, row %lld "
-                              "outside [0, maxq = %u]", fn, (int)z, (long long)g, (long long)n, maxq);
-        return gptq_error(GPTQ_ERR_NUMERIC, "%s: scale %g at group %lld, row %lld is not "
-                          "finite in fp16 (|s| must stay below 65520)", fn, (double)r->scales[bad],
-                          (long long)g, (long long)n);
+        return gptq_error(GPTQ_ERR_INVALID, "%s: zero point %d at group %lld, row %lld "
+                          "outside [0, maxq = %u]", fn, (int)z, (long long)g, (long long)n, maxq);
     }
+    if ((st = gptq_scales_fp16_check(fn, r->scales, ngroups, N, NULL, NULL))) return st;
     for (int64_t k = 0; k < K; k++)
         if (r->g_idx[k] < 0 || r->g_idx[k] >= ngroups)
             return gptq_error(GPTQ_ERR_INVALID, "%s: g_idx[%lld] = %d outside [0, ngroups = %lld)",

@@ -108,6 +108,12 @@ static int check_model(pl *p)
                           "%s is already a GPTQ checkpoint (config.json has a "
                           "quantization_config): quantize the floating-point model instead",
                           p->model_dir);
+    /* the checkpoint's quantization_config records it, and transformers,
+     * optimum and GPTQModel refuse to load a value outside (0, 1) */
+    if (!(q->damp_percent > 0.0f && q->damp_percent < 1.0f))
+        return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in (0, 1) (loaders "
+                          "refuse a checkpoint whose quantization_config has another value)",
+                          (double)q->damp_percent);
     const int64_t mult = q->bits == 3 ? 32 : 32 / q->bits;
     for (int i = 0; i < p->nlin; i++) {
         const gptq_linear_info *li = gptq_model_linear(p->m, i);
@@ -282,7 +288,10 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
     const double t_solve = res.seconds_solve;
     const double t1 = gptq_now();
     /* v2 holds any zero; the format is chosen at the end */
-    if (!pk.qweight && (st = gptq_pack(&res, GPTQ_FORMAT_V2, &pk))) goto done;
+    if (!pk.qweight && (st = gptq_pack(&res, GPTQ_FORMAT_V2, &pk))) {
+        gptq_error_prefix(st, "%s", prefix);
+        goto done;
+    }
     int64_t zero0 = 0, first0 = -1;
     for (int64_t k = 0; k < res.ngroups * R; k++)
         if (res.zeros[k] == 0) {
@@ -347,6 +356,9 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
             .hessian_rows = hrows, .loss = res.loss, .out_rel_err = res.out_rel_err,
             .damp_used = res.damp_used, .damp_retries = res.damp_retries,
             .dead_cols = res.dead_cols, .seconds = t2 - t0, .seconds_solve = t_solve,
+            .scales_subnormal = res.scales_subnormal,
+            .scales_fp16_rel_err = res.scales_fp16_rel_err,
+            .out_rel_err_f32 = res.out_rel_err_f32,
             .bits = res.bits, .group_size = res.group_size, .zero0 = zero0, .done = p->done,
             .total = p->total,
         };
@@ -584,7 +596,11 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
 {
     memset(stats, 0, sizeof *stats);
     pl P = {0}, *p = &P;
-    p->o = o;
+    /* the interrupt flag reaches the layer solves (their damp retries and
+     * blocks) through the quantization options */
+    gptq_pipeline_options oi = *o;
+    if (!oi.q.interrupt) oi.q.interrupt = o->interrupt;
+    p->o = &oi;
     p->stats = stats;
     p->be = be;
     p->model_dir = model_dir;

@@ -58,6 +58,9 @@ typedef struct gptq_module_report {
     double seconds;          /* this module: solve + pack + write */
     double seconds_solve;
     int bits, group_size;
+    int64_t scales_subnormal;   /* scales stored as fp16 subnormals (gptq_layer_result) */
+    double scales_fp16_rel_err; /* their largest relative rounding */
+    double out_rel_err_f32;     /* out_rel_err with the f32 scales */
     int64_t zero0;           /* (group, row) zero points equal to 0 */
     int64_t done, total;     /* modules finished (this one included), of all */
 } gptq_module_report;
