@@ -613,3 +613,17 @@ Test(tokenizer_errors, unicode_normalizers)
     cr_assert(n == 2 && ids[0] == 3 && ids[1] == 4, "NFKC folds the ligature");
     free(ids);
 }
+
+/* ------------------------------------------------------------------ */
+/* Inputs the fuzzer found (tests/fuzz/fuzz_tokenizer)                 */
+/* ------------------------------------------------------------------ */
+
+/* A post-processor id inside [0, vocab_size) that no token has (a gap in
+ * the ids) was accepted: encode then gave an id that decode refuses. */
+Test(tokenizer_errors, fuzz_post_processor_id_in_a_gap)
+{
+    expect_load_error("{\"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"<s>\", 1],"
+                      " \"sep\": [\"</s>\", 2]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0,"
+                      " \"</s>\": 2, \"z\": 9}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "post_processor adds id 1", NULL);
+}

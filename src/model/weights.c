@@ -316,13 +316,18 @@ static int read_i32(const gptq_weights *w, const char *name, int64_t d0, int64_t
     if (st) return st;
     int ndim = d1 > 0 ? 2 : 1;
     if (info.dtype != GPTQ_I32 || info.ndim != ndim || info.shape[0] != d0 ||
-        (ndim == 2 && info.shape[1] != d1))
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: GPTQ tensor '%s' is %s of %d dims [%lld, %lld], expected I32 "
-                          "[%lld%s%lld]",
-                          w->dir, name, gptq_dtype_name(info.dtype), info.ndim,
-                          (long long)info.shape[0], (long long)(info.ndim > 1 ? info.shape[1] : 0),
-                          (long long)d0, ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
+        (ndim == 2 && info.shape[1] != d1)) {
+        /* the shapes as written: a scalar has no shape[0] to print */
+        char want[48], got[128] = "";
+        if (ndim == 2) snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
+        else snprintf(want, sizeof want, "%lld", (long long)d0);
+        size_t k = 0;
+        for (int d = 0; d < info.ndim && k < sizeof got; d++)
+            k += (size_t)snprintf(got + k, sizeof got - k, "%s%lld", d ? ", " : "",
+                                  (long long)info.shape[d]);
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: GPTQ tensor '%s' is %s [%s], expected I32 [%s]",
+                          w->dir, name, gptq_dtype_name(info.dtype), got, want);
+    }
     *out = gptq_malloc(info.nbytes ? info.nbytes : 4, name);
     if (!*out) return GPTQ_ERR_NOMEM;
     memcpy(*out, info.data, info.nbytes);
@@ -365,6 +370,9 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
                               w->dir, name, bits);
         cols = info.shape[0] * 32 / bits;
     }
+    if (rows <= 0 || cols <= 0) /* an empty qweight or scales: no module, and no group size */
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: %s is %lld x %lld: no weights", w->dir, what,
+                          (long long)rows, (long long)cols);
     p->bits = bits;
     p->in_features = cols;
     p->out_features = rows;

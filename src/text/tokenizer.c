@@ -1387,8 +1387,9 @@ static int load_json(gptq_tokenizer *t, const cJSON *root)
         if (t->added_of[t->added[i].id] < 0) t->added_of[t->added[i].id] = (int32_t)i;
     for (size_t i = 0; i < t->post_pre.n + t->post_suf.n; i++) {
         int32_t id = i < t->post_pre.n ? t->post_pre.p[i] : t->post_suf.p[i - t->post_pre.n];
-        if (id < 0 || id >= t->vocab_size)
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor adds id %d, outside the vocabulary",
+        /* a gap in the ids is no token either: decode would refuse it */
+        if (id < 0 || id >= t->vocab_size || (t->model_entry[id] < 0 && t->added_of[id] < 0))
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor adds id %d, which is not in the vocabulary",
                               t->file, id);
     }
     build_byte_table(t);
