@@ -627,3 +627,18 @@ Test(tokenizer_errors, fuzz_post_processor_id_in_a_gap)
                       " \"</s>\": 2, \"z\": 9}, \"merges\": []}}",
                       GPTQ_ERR_FORMAT, "post_processor adds id 1", NULL);
 }
+
+/* Invalid UTF-8 inside a JSON string (cJSON passes the bytes through) was
+ * accepted: a vocabulary token of bytes C3 28 decoded to text that is not
+ * UTF-8. The library's JSON parser refuses such a file; so does ours. */
+Test(tokenizer_errors, fuzz_invalid_utf8_in_strings)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"\xC3\x28\": 1},"
+                      " \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "a key under \"vocab\" is not valid UTF-8", NULL);
+    expect_load_error("{\"normalizer\": {\"type\": \"Prepend\", \"prepend\": \"\xF0\x9F\"}, " BPE_MODEL
+                      "}",
+                      GPTQ_ERR_FORMAT, "a string of \"prepend\" is not valid UTF-8", NULL);
+    expect_load_error("{\"added_tokens\": [{\"id\": 5, \"content\": \"\xED\xA0\x80\"}], " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "a string of \"content\" is not valid UTF-8", NULL);
+}

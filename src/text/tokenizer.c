@@ -1351,9 +1351,31 @@ void gptq_tok_free(gptq_tokenizer *t)
     free(t);
 }
 
+/* tokenizer.json is UTF-8 (the library's JSON parser refuses anything
+ * else), but cJSON passes invalid bytes through: every key and string is
+ * checked once here, so that the pipeline (u8dec, the decoders' output)
+ * only ever sees well-formed UTF-8. `under` names the enclosing key. */
+static int check_utf8(const gptq_tokenizer *t, const cJSON *o, const char *under)
+{
+    for (; o; o = o->next) {
+        size_t n = o->string ? strlen(o->string) : 0;
+        if (o->string && u8validate(o->string, n) != n)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: a key under \"%s\" is not valid UTF-8", t->file,
+                              under);
+        const char *key = o->string ? o->string : under;
+        n = cJSON_IsString(o) ? strlen(o->valuestring) : 0;
+        if (cJSON_IsString(o) && u8validate(o->valuestring, n) != n)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: a string of \"%s\" is not valid UTF-8", t->file,
+                              key);
+        TRY(check_utf8(t, o->child, key));
+    }
+    return GPTQ_OK;
+}
+
 static int load_json(gptq_tokenizer *t, const cJSON *root)
 {
     if (!cJSON_IsObject(root)) return bad(t, "must hold a JSON object", NULL);
+    TRY(check_utf8(t, root->child, "(top level)"));
     TRY(read_model(t, cJSON_GetObjectItemCaseSensitive(root, "model")));
     size_t cap = 0;
     TRY(add_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &cap));
