@@ -642,3 +642,28 @@ Test(tokenizer_errors, fuzz_invalid_utf8_in_strings)
     expect_load_error("{\"added_tokens\": [{\"id\": 5, \"content\": \"\xED\xA0\x80\"}], " BPE_MODEL "}",
                       GPTQ_ERR_FORMAT, "a string of \"content\" is not valid UTF-8", NULL);
 }
+
+/* A word that gives no ids (characters outside the vocabulary, no
+ * unk_token: dropped, as the library does) went through the word cache as
+ * NULL + 0, undefined behaviour (caught under UBSan: build-san). */
+Test(tokenizer_errors, fuzz_word_without_ids)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \" \"},"
+          " \"behavior\": \"Removed\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0},"
+          " \"merges\": []}}",
+          f);
+    fclose(f);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    int32_t *ids = NULL;
+    int64_t n = -1;
+    cr_assert_eq(gptq_tok_encode(tok, "b b a b", 7, 0, &ids, &n), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(n, 1);
+    cr_expect_eq(ids[0], 0);
+    free(ids);
+    gptq_tok_free(tok);
+}

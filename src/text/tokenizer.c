@@ -1646,8 +1646,11 @@ static int emit_word(enc_ctx *c, const char *w, size_t n)
     if (n == 0) return GPTQ_OK;
     if (n > CACHE_MAX_WORD) return bpe_word(c, w, n);
     int e = strmap_find(&c->cache, w, n);
+    /* a word may give no ids (unknown characters, no unk): then there is
+     * no array to point into (NULL + 0 is undefined) */
     if (e >= 0) {
         size_t k = (size_t)c->cache.val[e];
+        if (c->cache_cnt[k] == 0) return GPTQ_OK;
         return ivec_put(&c->out, c->cache_ids.p + c->cache_at[k], c->cache_cnt[k]);
     }
     size_t start = c->out.n;
@@ -1659,7 +1662,7 @@ static int emit_word(enc_ctx *c, const char *w, size_t n)
     c->cache_cap = cap;
     c->cache_at[k] = c->cache_ids.n;
     c->cache_cnt[k] = (uint32_t)(c->out.n - start);
-    TRY(ivec_put(&c->cache_ids, c->out.p + start, c->out.n - start));
+    if (c->out.n > start) TRY(ivec_put(&c->cache_ids, c->out.p + start, c->out.n - start));
     return strmap_put(&c->cache, w, n, (int32_t)k, NULL);
 }
 

@@ -19,6 +19,9 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" -j2 $(for t in $targets; do echo "tests/fuzz/fuzz_$t"; done)
 
+# a sanitizer report with its stack (libFuzzer prints ASan's itself)
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+export UBSAN_OPTIONS
 status=0
 for t in $targets; do
     work=$(mktemp -d "${TMPDIR:-/tmp}/gptq-fuzz-$t-XXXXXX")
