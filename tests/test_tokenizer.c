@@ -667,3 +667,20 @@ Test(tokenizer_errors, fuzz_word_without_ids)
     free(ids);
     gptq_tok_free(tok);
 }
+
+/* A post-processor id of 1e10 was cast to int32_t (undefined behaviour,
+ * caught under UBSan); a string id read as 0. */
+Test(tokenizer_errors, fuzz_post_processor_id_not_an_int32)
+{
+    expect_load_error("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\":"
+                      " [{\"SpecialToken\": {\"id\": \"x\"}}, {\"Sequence\": {\"id\": \"A\"}}],"
+                      " \"special_tokens\": {\"x\": {\"ids\": [1e10]}}}, " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "post_processor x: an id must be an integer", NULL);
+    expect_load_error("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\":"
+                      " [{\"SpecialToken\": {\"id\": \"x\"}}, {\"Sequence\": {\"id\": \"A\"}}],"
+                      " \"special_tokens\": {\"x\": {\"ids\": [\"0\"]}}}, " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "post_processor x: an id must be an integer", NULL);
+    expect_load_error("{\"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"a\", 1e300],"
+                      " \"sep\": [\"b\", 1]}, " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "post_processor cls: an id must be an integer", NULL);
+}

@@ -1026,14 +1026,25 @@ static int add_pretokenizer(gptq_tokenizer *t, const cJSON *o)
 
 /* --- post-processor ------------------------------------------------- */
 
+/* A post-processor's token id: an integer in [0, 2^31 - 1) (casting any
+ * other number to int32_t would be undefined). */
+static int read_id(const gptq_tokenizer *t, const cJSON *v, const char *what, int32_t *id)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= INT32_MAX - 1) ||
+        v->valuedouble != (double)(int32_t)v->valuedouble)
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor %s: an id must be an integer >= 0",
+                          t->file, what);
+    *id = (int32_t)v->valuedouble;
+    return GPTQ_OK;
+}
+
 /* ["<s>", 1] of RobertaProcessing / BertProcessing. */
 static int read_tok_pair(const gptq_tokenizer *t, const cJSON *o, const char *key, int32_t *id)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) != 2 || !cJSON_IsNumber(p->child->next))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor \"%s\" must be [token, id]", t->file, key);
-    *id = (int32_t)p->child->next->valuedouble;
-    return GPTQ_OK;
+    return read_id(t, p->child->next, key, id);
 }
 
 /* Fold one post-processor into (pre, suf): the new one wraps the old. */
@@ -1078,8 +1089,11 @@ static int add_postprocessor(gptq_tokenizer *t, const cJSON *o)
                              name ? name : "(no id)");
                     break;
                 }
-                for (const cJSON *i = ids->child; i && rc == GPTQ_OK; i = i->next)
-                    rc = ivec_push(seen_a ? &suf : &pre, (int32_t)i->valuedouble);
+                for (const cJSON *i = ids->child; i && rc == GPTQ_OK; i = i->next) {
+                    int32_t id = -1;
+                    rc = read_id(t, i, name, &id);
+                    if (rc == GPTQ_OK) rc = ivec_push(seen_a ? &suf : &pre, id);
+                }
             } else {
                 rc = bad(t, "TemplateProcessing piece is neither Sequence nor SpecialToken", NULL);
             }
