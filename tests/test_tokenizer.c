@@ -684,3 +684,24 @@ Test(tokenizer_errors, fuzz_post_processor_id_not_an_int32)
                       " \"sep\": [\"b\", 1]}, " BPE_MODEL "}",
                       GPTQ_ERR_FORMAT, "post_processor cls: an id must be an integer", NULL);
 }
+
+/* One token of id 2e9 made the loader allocate two 8 GB id tables (and
+ * fill them) for a 60-byte file; ids now stop at 2^24. */
+Test(tokenizer_errors, fuzz_huge_ids_refused)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 2000000000}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "model.vocab[\"a\"] must be an id in [0, 2^24)", NULL);
+    expect_load_error("{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<x>\"}], " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "\"id\" in [0, 2^24)", NULL);
+    /* the largest id allowed loads (two 64 MiB tables) */
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 16777215}, \"merges\": []}}", f);
+    fclose(f);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(gptq_tok_vocab_size(tok), 1 << 24);
+    gptq_tok_free(tok);
+}

@@ -51,6 +51,10 @@
 
 /* Deepest pre-tokenizer chain we accept (each step needs its own scratch). */
 #define MAX_PRE 8
+/* Ids index dense tables (id -> token): no real vocabulary comes near
+ * this (the largest have ~2^18 tokens), and a tiny file must not make the
+ * loader allocate gigabytes. */
+#define MAX_ID (1 << 24)
 /* Words up to this many bytes are cached during one encode call. */
 #define CACHE_MAX_WORD 256
 
@@ -745,9 +749,9 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     if (!cJSON_IsObject(vocab)) return bad(t, "model.vocab must be an object", NULL);
     for (const cJSON *e = vocab->child; e; e = e->next) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT32_MAX - 1 ||
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= MAX_ID ||
             e->valuedouble != (double)(int32_t)e->valuedouble)
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: model.vocab[\"%s\"] must be an id >= 0",
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: model.vocab[\"%s\"] must be an id in [0, 2^24)",
                               t->file, e->string);
         TRY(strmap_put(&t->vocab, e->string, strlen(e->string), (int32_t)e->valuedouble, NULL));
     }
@@ -1026,11 +1030,11 @@ static int add_pretokenizer(gptq_tokenizer *t, const cJSON *o)
 
 /* --- post-processor ------------------------------------------------- */
 
-/* A post-processor's token id: an integer in [0, 2^31 - 1) (casting any
- * other number to int32_t would be undefined). */
+/* A post-processor's token id: an integer in [0, MAX_ID) (casting a
+ * number outside int32_t would be undefined). */
 static int read_id(const gptq_tokenizer *t, const cJSON *v, const char *what, int32_t *id)
 {
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= INT32_MAX - 1) ||
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < MAX_ID) ||
         v->valuedouble != (double)(int32_t)v->valuedouble)
         return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor %s: an id must be an integer >= 0",
                           t->file, what);
@@ -1230,8 +1234,8 @@ static int read_added(gptq_tokenizer *t, const cJSON *list, pcre2_match_data *md
     for (const cJSON *e = list->child; e && rc == GPTQ_OK; e = e->next) {
         const char *content = jstr(e, "content");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX - 1) {
-            rc = bad(t, "an added token needs \"content\" and an \"id\" >= 0", NULL);
+        if (!content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= MAX_ID) {
+            rc = bad(t, "an added token needs \"content\" and an \"id\" in [0, 2^24)", NULL);
             break;
         }
         size_t len = strlen(content);
