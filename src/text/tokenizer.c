@@ -1036,7 +1036,7 @@ static int read_id(const gptq_tokenizer *t, const cJSON *v, const char *what, in
 {
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < MAX_ID) ||
         v->valuedouble != (double)(int32_t)v->valuedouble)
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor %s: an id must be an integer >= 0",
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor %s: an id must be an integer in [0, 2^24)",
                           t->file, what);
     *id = (int32_t)v->valuedouble;
     return GPTQ_OK;
@@ -1429,8 +1429,8 @@ static int load_json(gptq_tokenizer *t, const cJSON *root)
         int32_t id = i < t->post_pre.n ? t->post_pre.p[i] : t->post_suf.p[i - t->post_pre.n];
         /* a gap in the ids is no token either: decode would refuse it */
         if (id < 0 || id >= t->vocab_size || (t->model_entry[id] < 0 && t->added_of[id] < 0))
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor adds id %d, which is not in the vocabulary",
-                              t->file, id);
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: post_processor adds id %d, which is not in the vocabulary", t->file, id);
     }
     build_byte_table(t);
     return GPTQ_OK;
