@@ -751,3 +751,72 @@ Test(pipeline, refuses_what_cannot_be_packed)
     gptq_backend_close(be);
     rm_tree(root);
 }
+
+/* ------------------------------------------------------------------ */
+/* Inputs the fuzzer found (tests/fuzz/fuzz_checkpoint)                */
+/* ------------------------------------------------------------------ */
+
+/* Write `n` tensors (name, I32 or F16 zeros of `shape`) to DIR/m.safetensors
+ * and read the module back with gptq_weights_read_packed, sizes from the
+ * tensors (as `gptq matmul` reads them). */
+static int read_module(const char *dir, int n, const char *const *names, const gptq_dtype *dt,
+                       const int64_t (*shape)[2], const gptq_ckpt_quant *q)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    gptq_st_writer *w;
+    cr_assert_eq(gptq_st_writer_open(path, &w), GPTQ_OK, "%s", gptq_last_error());
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(gptq_st_writer_declare(w, names[i], dt[i], 2, shape[i]), GPTQ_OK);
+    for (int i = 0; i < n; i++) {
+        size_t nb = (size_t)(shape[i][0] * shape[i][1]) * gptq_dtype_size(dt[i]);
+        void *zero = calloc(1, nb ? nb : 1);
+        cr_assert_eq(gptq_st_writer_write(w, zero, nb), GPTQ_OK);
+        free(zero);
+    }
+    cr_assert_eq(gptq_st_writer_commit(w), GPTQ_OK, "%s", gptq_last_error());
+    gptq_weights *wt;
+    cr_assert_eq(gptq_weights_open(path, &wt), GPTQ_OK, "%s", gptq_last_error());
+    gptq_packed p;
+    int st = gptq_weights_read_packed(wt, q, "", 0, 0, &p);
+    if (st == GPTQ_OK) gptq_packed_free(&p);
+    gptq_weights_close(wt);
+    return st;
+}
+
+/* A qweight of 0 rows (in_features 0) with group_size -1 divided by a
+ * group size of 0 (SIGFPE); a scales of 0 columns gave out_features 0. */
+Test(read_packed, fuzz_empty_module_refused)
+{
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    const char *names[] = {"qweight", "qzeros", "scales"};
+    const gptq_dtype dt[] = {GPTQ_I32, GPTQ_I32, GPTQ_F16};
+    const gptq_ckpt_quant q = {.present = 1, .bits = 4, .group_size = -1};
+    const int64_t no_rows[3][2] = {{0, 8}, {1, 1}, {1, 8}};
+    cr_expect_eq(read_module(dir, 3, names, dt, no_rows, &q), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "is 8 x 0: no weights"), "%s", gptq_last_error());
+    const int64_t no_cols[3][2] = {{1, 0}, {1, 0}, {1, 0}};
+    cr_expect_eq(read_module(dir, 3, names, dt, no_cols, &q), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "is 0 x 8: no weights"), "%s", gptq_last_error());
+    /* the same module with one row of words reads */
+    const int64_t fine[3][2] = {{1, 8}, {1, 1}, {1, 8}};
+    cr_expect_eq(read_module(dir, 3, names, dt, fine, &q), GPTQ_OK, "%s", gptq_last_error());
+    rm_tree(dir);
+}
+
+/* A g_idx of the wrong length was reported as "expected I32 [80]" for 8
+ * inputs (a stray 0 printed after a 1-D shape). */
+Test(read_packed, wrong_g_idx_names_its_shape)
+{
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    const char *names[] = {"qweight", "qzeros", "scales", "g_idx"};
+    const gptq_dtype dt[] = {GPTQ_I32, GPTQ_I32, GPTQ_F16, GPTQ_I32};
+    const gptq_ckpt_quant q = {.present = 1, .bits = 4, .group_size = -1};
+    const int64_t shape[4][2] = {{1, 8}, {1, 1}, {1, 8}, {1, 7}};
+    cr_expect_eq(read_module(dir, 4, names, dt, shape, &q), GPTQ_ERR_FORMAT);
+    cr_expect(strstr(gptq_last_error(), "is I32 [1, 7], expected I32 [8]"), "%s",
+              gptq_last_error());
+    rm_tree(dir);
+}

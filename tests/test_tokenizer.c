@@ -683,3 +683,95 @@ Test(tokenizer_errors, unicode_normalizers)
     cr_assert(n == 2 && ids[0] == 3 && ids[1] == 4, "NFKC folds the ligature");
     free(ids);
 }
+
+/* ------------------------------------------------------------------ */
+/* Inputs the fuzzer found (tests/fuzz/fuzz_tokenizer)                 */
+/* ------------------------------------------------------------------ */
+
+/* A post-processor id inside [0, vocab_size) that no token has (a gap in
+ * the ids) was accepted: encode then gave an id that decode refuses. */
+Test(tokenizer_errors, fuzz_post_processor_id_in_a_gap)
+{
+    expect_load_error("{\"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"<s>\", 1],"
+                      " \"sep\": [\"</s>\", 2]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0,"
+                      " \"</s>\": 2, \"z\": 9}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "post_processor adds id 1", NULL);
+}
+
+/* Invalid UTF-8 inside a JSON string (cJSON passes the bytes through) was
+ * accepted: a vocabulary token of bytes C3 28 decoded to text that is not
+ * UTF-8. The library's JSON parser refuses such a file; so does ours. */
+Test(tokenizer_errors, fuzz_invalid_utf8_in_strings)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"\xC3\x28\": 1},"
+                      " \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "a key under \"vocab\" is not valid UTF-8", NULL);
+    expect_load_error("{\"normalizer\": {\"type\": \"Prepend\", \"prepend\": \"\xF0\x9F\"}, " BPE_MODEL
+                      "}",
+                      GPTQ_ERR_FORMAT, "a string of \"prepend\" is not valid UTF-8", NULL);
+    expect_load_error("{\"added_tokens\": [{\"id\": 5, \"content\": \"\xED\xA0\x80\"}], " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "a string of \"content\" is not valid UTF-8", NULL);
+}
+
+/* A word that gives no ids (characters outside the vocabulary, no
+ * unk_token: dropped, as the library does) went through the word cache as
+ * NULL + 0, undefined behaviour (caught under UBSan: build-san). */
+Test(tokenizer_errors, fuzz_word_without_ids)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \" \"},"
+          " \"behavior\": \"Removed\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0},"
+          " \"merges\": []}}",
+          f);
+    fclose(f);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    int32_t *ids = NULL;
+    int64_t n = -1;
+    cr_assert_eq(gptq_tok_encode(tok, "b b a b", 7, 0, &ids, &n), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(n, 1);
+    cr_expect_eq(ids[0], 0);
+    free(ids);
+    gptq_tok_free(tok);
+}
+
+/* A post-processor id of 1e10 was cast to int32_t (undefined behaviour,
+ * caught under UBSan); a string id read as 0. */
+Test(tokenizer_errors, fuzz_post_processor_id_not_an_int32)
+{
+    expect_load_error("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\":"
+                      " [{\"SpecialToken\": {\"id\": \"x\"}}, {\"Sequence\": {\"id\": \"A\"}}],"
+                      " \"special_tokens\": {\"x\": {\"ids\": [1e10]}}}, " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "post_processor x: an id must be an integer", NULL);
+    expect_load_error("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\":"
+                      " [{\"SpecialToken\": {\"id\": \"x\"}}, {\"Sequence\": {\"id\": \"A\"}}],"
+                      " \"special_tokens\": {\"x\": {\"ids\": [\"0\"]}}}, " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "post_processor x: an id must be an integer", NULL);
+    expect_load_error("{\"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"a\", 1e300],"
+                      " \"sep\": [\"b\", 1]}, " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "post_processor cls: an id must be an integer", NULL);
+}
+
+/* One token of id 2e9 made the loader allocate two 8 GB id tables (and
+ * fill them) for a 60-byte file; ids now stop at 2^24. */
+Test(tokenizer_errors, fuzz_huge_ids_refused)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 2000000000}, \"merges\": []}}",
+                      GPTQ_ERR_FORMAT, "model.vocab[\"a\"] must be an id in [0, 2^24)", NULL);
+    expect_load_error("{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<x>\"}], " BPE_MODEL "}",
+                      GPTQ_ERR_FORMAT, "\"id\" in [0, 2^24)", NULL);
+    /* the largest id allowed loads (two 64 MiB tables) */
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 16777215}, \"merges\": []}}", f);
+    fclose(f);
+    gptq_tokenizer *tok = NULL;
+    cr_assert_eq(gptq_tok_load(g_tmp, &tok), GPTQ_OK, "%s", gptq_last_error());
+    cr_expect_eq(gptq_tok_vocab_size(tok), 1 << 24);
+    gptq_tok_free(tok);
+}

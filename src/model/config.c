@@ -227,9 +227,11 @@ static int parse_llama(const cJSON *root, const char *file, gptq_model_config *c
                               file, (long long)c->hidden_size, (long long)c->num_heads);
         c->head_dim = c->hidden_size / c->num_heads;
     }
-    if (c->head_dim <= 0 || c->head_dim % 2)
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: head_dim %lld must be positive and even (RoPE)",
-                          file, (long long)c->head_dim);
+    /* below 2^31 as every other size, so that heads * head_dim fits in 64 bits */
+    if (c->head_dim <= 0 || c->head_dim > INT32_MAX || c->head_dim % 2)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: head_dim %lld must be positive, even (RoPE) and below 2^31", file,
+                          (long long)c->head_dim);
     if (c->num_heads % c->num_kv_heads)
         return gptq_error(GPTQ_ERR_FORMAT,
                           "%s: num_attention_heads %lld is not a multiple of num_key_value_heads "

@@ -52,6 +52,10 @@
 
 /* Deepest pre-tokenizer chain we accept (each step needs its own scratch). */
 #define MAX_PRE 8
+/* Ids index dense tables (id -> token): no real vocabulary comes near
+ * this (the largest have ~2^18 tokens), and a tiny file must not make the
+ * loader allocate gigabytes. */
+#define MAX_ID (GPTQ_TOK_MAX_ID + 1)
 /* Words up to this many bytes are cached during one encode call. */
 #define CACHE_MAX_WORD 256
 
@@ -1033,14 +1037,25 @@ static int add_pretokenizer(gptq_tokenizer *t, const cJSON *o)
 
 /* --- post-processor ------------------------------------------------- */
 
+/* A post-processor's token id: an integer in [0, MAX_ID) (casting a
+ * number outside int32_t would be undefined). */
+static int read_id(const gptq_tokenizer *t, const cJSON *v, const char *what, int32_t *id)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < MAX_ID) ||
+        v->valuedouble != (double)(int32_t)v->valuedouble)
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor %s: an id must be an integer in [0, 2^24)",
+                          t->file, what);
+    *id = (int32_t)v->valuedouble;
+    return GPTQ_OK;
+}
+
 /* ["<s>", 1] of RobertaProcessing / BertProcessing. */
 static int read_tok_pair(const gptq_tokenizer *t, const cJSON *o, const char *key, int32_t *id)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) != 2 || !cJSON_IsNumber(p->child->next))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor \"%s\" must be [token, id]", t->file, key);
-    *id = (int32_t)p->child->next->valuedouble;
-    return GPTQ_OK;
+    return read_id(t, p->child->next, key, id);
 }
 
 /* Fold one post-processor into (pre, suf): the new one wraps the old. */
@@ -1085,8 +1100,11 @@ static int add_postprocessor(gptq_tokenizer *t, const cJSON *o)
                              name ? name : "(no id)");
                     break;
                 }
-                for (const cJSON *i = ids->child; i && rc == GPTQ_OK; i = i->next)
-                    rc = ivec_push(seen_a ? &suf : &pre, (int32_t)i->valuedouble);
+                for (const cJSON *i = ids->child; i && rc == GPTQ_OK; i = i->next) {
+                    int32_t id = -1;
+                    rc = read_id(t, i, name, &id);
+                    if (rc == GPTQ_OK) rc = ivec_push(seen_a ? &suf : &pre, id);
+                }
             } else {
                 rc = bad(t, "TemplateProcessing piece is neither Sequence nor SpecialToken", NULL);
             }
@@ -1362,9 +1380,31 @@ void gptq_tok_free(gptq_tokenizer *t)
     free(t);
 }
 
+/* tokenizer.json is UTF-8 (the library's JSON parser refuses anything
+ * else), but cJSON passes invalid bytes through: every key and string is
+ * checked once here, so that the pipeline (u8dec, the decoders' output)
+ * only ever sees well-formed UTF-8. `under` names the enclosing key. */
+static int check_utf8(const gptq_tokenizer *t, const cJSON *o, const char *under)
+{
+    for (; o; o = o->next) {
+        size_t n = o->string ? strlen(o->string) : 0;
+        if (o->string && u8validate(o->string, n) != n)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: a key under \"%s\" is not valid UTF-8", t->file,
+                              under);
+        const char *key = o->string ? o->string : under;
+        n = cJSON_IsString(o) ? strlen(o->valuestring) : 0;
+        if (cJSON_IsString(o) && u8validate(o->valuestring, n) != n)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: a string of \"%s\" is not valid UTF-8", t->file,
+                              key);
+        TRY(check_utf8(t, o->child, key));
+    }
+    return GPTQ_OK;
+}
+
 static int load_json(gptq_tokenizer *t, const cJSON *root)
 {
     if (!cJSON_IsObject(root)) return bad(t, "must hold a JSON object", NULL);
+    TRY(check_utf8(t, root->child, "(top level)"));
     TRY(read_model(t, cJSON_GetObjectItemCaseSensitive(root, "model")));
     size_t cap = 0;
     TRY(add_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &cap));
@@ -1402,9 +1442,10 @@ static int load_json(gptq_tokenizer *t, const cJSON *root)
         if (t->added_of[t->added[i].id] < 0) t->added_of[t->added[i].id] = (int32_t)i;
     for (size_t i = 0; i < t->post_pre.n + t->post_suf.n; i++) {
         int32_t id = i < t->post_pre.n ? t->post_pre.p[i] : t->post_suf.p[i - t->post_pre.n];
-        if (id < 0 || id >= t->vocab_size)
-            return gptq_error(GPTQ_ERR_FORMAT, "%s: post_processor adds id %d, outside the vocabulary",
-                              t->file, id);
+        /* a gap in the ids is no token either: decode would refuse it */
+        if (id < 0 || id >= t->vocab_size || (t->model_entry[id] < 0 && t->added_of[id] < 0))
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: post_processor adds id %d, which is not in the vocabulary", t->file, id);
     }
     build_byte_table(t);
     return GPTQ_OK;
@@ -1638,8 +1679,11 @@ static int emit_word(enc_ctx *c, const char *w, size_t n)
     if (n == 0) return GPTQ_OK;
     if (n > CACHE_MAX_WORD) return bpe_word(c, w, n);
     int e = strmap_find(&c->cache, w, n);
+    /* a word may give no ids (unknown characters, no unk): then there is
+     * no array to point into (NULL + 0 is undefined) */
     if (e >= 0) {
         size_t k = (size_t)c->cache.val[e];
+        if (c->cache_cnt[k] == 0) return GPTQ_OK;
         return ivec_put(&c->out, c->cache_ids.p + c->cache_at[k], c->cache_cnt[k]);
     }
     size_t start = c->out.n;
@@ -1651,7 +1695,7 @@ static int emit_word(enc_ctx *c, const char *w, size_t n)
     c->cache_cap = cap;
     c->cache_at[k] = c->cache_ids.n;
     c->cache_cnt[k] = (uint32_t)(c->out.n - start);
-    TRY(ivec_put(&c->cache_ids, c->out.p + start, c->out.n - start));
+    if (c->out.n > start) TRY(ivec_put(&c->cache_ids, c->out.p + start, c->out.n - start));
     return strmap_put(&c->cache, w, n, (int32_t)k, NULL);
 }
 

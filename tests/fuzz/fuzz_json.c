@@ -8,27 +8,10 @@
  * must return OK, GPTQ_JSON_ABSENT or GPTQ_ERR_FORMAT with a message, and
  * OK only for the matching JSON type.
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#define FUZZ_NAME "fuzz_json"
+#include "fuzz_util.h"
 
 #include "io/io.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "fuzz_json: broken promise: %s (line %d); last error: %s\n",    \
-                    #cond, __LINE__, gptq_last_error());                                    \
-            __builtin_trap();                                                               \
-        }                                                                                   \
-    } while (0)
 
 /* A getter's status is one of the three allowed, with a message on error. */
 static void check_status(int rc, int required, int type_ok)
@@ -61,24 +44,8 @@ static void poke(const cJSON *obj, const char *key, const cJSON *v)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        fd = memfd_create("fuzz-json", MFD_CLOEXEC);
-        if (fd < 0) {
-            perror("memfd_create");
-            abort();
-        }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size) {
-        perror("memfd write");
-        abort();
-    }
-
-    /* An exact-size copy: data past `size` is not ours to read. */
-    char *exact = malloc(size ? size : 1);
-    memcpy(exact, data, size);
+    const char *path = fuzz_memfd(data, size);
+    char *exact = fuzz_copy(data, size);
     cJSON *a = NULL;
     int rc_a = gptq_json_parse(exact, size, "fuzz.json", &a);
     free(exact);

@@ -14,27 +14,8 @@
  *     files only).
  * A broken promise calls __builtin_trap() so the fuzzer keeps the input.
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include "gptq.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "fuzz_safetensors: broken promise: %s (line %d); last error: %s\n", \
-                    #cond, __LINE__, gptq_last_error());                                    \
-            __builtin_trap();                                                               \
-        }                                                                                   \
-    } while (0)
+#define FUZZ_NAME "fuzz_safetensors"
+#include "fuzz_util.h"
 
 static int64_t numel(const gptq_st_info *in)
 {
@@ -95,21 +76,7 @@ static void round_trip(const gptq_st_file *f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        fd = memfd_create("fuzz-safetensors", MFD_CLOEXEC);
-        if (fd < 0) {
-            perror("memfd_create");
-            abort();
-        }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size) {
-        perror("memfd write");
-        abort();
-    }
-
+    const char *path = fuzz_memfd(data, size);
     gptq_clear_error();
     gptq_st_file *f = NULL;
     int rc = gptq_st_open(path, &f);
