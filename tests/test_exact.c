@@ -77,7 +77,8 @@ Test(exact, half_even_itself)
 
 /* The grid of one group by the definition (README "Algorithm"): asym over
  * [min(0, min w), max(0, max w)], scale (xmax - xmin)/maxq, zero
- * half_even(-xmin/scale); sym over [-m, m], zero (maxq + 1)/2. *ztie counts
+ * half_even(-xmin/scale); sym over [-m, m], zero (maxq + 1)/2; an all-zero
+ * group over [-1, 1]. *ztie counts
  * the zero points that are discriminating ties. */
 static void ref_grid(const float *w, int64_t g, int bits, int sym, float *s, float *z, int *ztie)
 {
@@ -90,6 +91,10 @@ static void ref_grid(const float *w, int64_t g, int bits, int sym, float *s, flo
     if (sym) {
         xmax = -xmin > xmax ? -xmin : xmax;
         xmin = -xmax;
+    }
+    if (xmin == 0.0f && xmax == 0.0f) { /* no range: [-1, 1] */
+        xmin = -1.0f;
+        xmax = 1.0f;
     }
     *s = (xmax - xmin) / maxq;
     if (sym) {
@@ -187,7 +192,7 @@ static int check_result(const float *W, int64_t R, int64_t C, int64_t G, int bit
             }
         }
     cr_assert_gt(qtie, 0, "%s: the construction made no discriminating code tie", what);
-    if (!sym) cr_assert_eq(ztie, R * (C / G), "%s: %d of the zero points are ties", what, ztie);
+    if (!sym) cr_assert_gt(ztie, 0, "%s: the construction made no zero point tie", what);
     return qtie + ztie;
 }
 
@@ -272,6 +277,103 @@ Test(exact, gptq_act_order_and_static_groups_ties)
         run_layer(3, sym, 16, GPTQ_METHOD_GPTQ, 1, 1, 32);
         run_layer(8, sym, 16, GPTQ_METHOD_GPTQ, 0, 1, 128);
     }
+}
+
+/* The mse grid search on tie groups: with 16 steps and shrinks down to 1/2,
+ * every candidate f = 1 - i/16 is exact, so are f*xmin, f*xmax and the
+ * candidate scale f*s, and each candidate zero -f*xmin/(f*s) = z0 + 1/2 is
+ * a tie again: whatever shrink the search keeps, its zero must be z0 and its
+ * scale one of the candidates, and the codes follow from those. */
+Test(exact, mse_search_zero_ties)
+{
+    const int64_t R = T_R, C = T_C, G = 16;
+    gptq_backend *be = open_cpu();
+    float *W = xmalloc(sizeof(float) * R * C);
+    for (int b = 0; b < 3; b++) {
+        const int bits = b == 0 ? 3 : b == 1 ? 4 : 8;
+        const int maxq = (1 << bits) - 1, z0 = (maxq / 2) & ~1;
+        tie_layer(W, R, C, G, bits, 0);
+        gptq_quant_config q;
+        gptq_quant_config_default(&q);
+        q.bits = bits;
+        q.sym = 0;
+        q.group_size = (int)G;
+        q.method = GPTQ_METHOD_RTN;
+        q.mse = 1;
+        q.mse_grid = 16;
+        q.mse_maxshrink = 0.5f;
+        gptq_layer_result res;
+        cr_assert_eq(gptq_quantize_layer(be, W, R, C, NULL, &q, &res), GPTQ_OK, "%s",
+                     gptq_last_error());
+        int qtie = 0, shrunk = 0;
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t g = 0; g < C / G; g++) {
+                float s, z;
+                int zt = 0;
+                ref_grid(W + r * C + g * G, G, bits, 0, &s, &z, &zt);
+                const float s1 = res.scales[g * R + r];
+                int cand = 0;
+                for (int i = 0; i < 8 && !cand; i++)
+                    cand = s1 == (1.0f - (float)i / 16.0f) * s;
+                cr_assert(cand, "w%d row %lld group %lld: scale %a is no candidate of %a", bits,
+                          (long long)r, (long long)g, (double)s1, (double)s);
+                shrunk += s1 != s;
+                cr_assert_eq(res.zeros[g * R + r], z0,
+                             "w%d row %lld group %lld: zero %d, want %d (a tie at every shrink)",
+                             bits, (long long)r, (long long)g, res.zeros[g * R + r], z0);
+                for (int64_t k = g * G; k < (g + 1) * G; k++) {
+                    const int c = ref_code(W[r * C + k], s1, (float)z0, bits, &qtie);
+                    cr_assert_eq(res.codes[r * C + k], c, "w%d row %lld col %lld: code %d, want %d",
+                                 bits, (long long)r, (long long)k, res.codes[r * C + k], c);
+                }
+            }
+        cr_log_info("w%d mse: %d of %d grids shrunk, %d discriminating code ties", bits, shrunk,
+                    (int)(R * (C / G)), qtie);
+        gptq_layer_result_free(&res);
+    }
+    free(W);
+    gptq_backend_close(be);
+}
+
+/* A group of zeros has no range: it gets [-1, 1], scale 2/maxq (in f32, so
+ * the asym zero half_even(1/f32(2/15)) = half_even(7.4999996) is 7 for 4
+ * bits, no tie; check_result takes it from the same definition) and every
+ * code is the zero. RTN and GPTQ (diagonal H), asym and sym. */
+Test(exact, all_zero_group_grid)
+{
+    const int64_t R = 4, C = 32, G = 16;
+    gptq_backend *be = open_cpu();
+    float *W = xmalloc(sizeof(float) * R * C), *H = diag_hessian(C);
+    for (int bits = 2; bits <= 8; bits *= 2)
+        for (int sym = 0; sym < 2; sym++)
+            for (int m = 0; m < 2; m++) {
+                tie_layer(W, R, C, G, bits, sym);
+                for (int64_t r = 0; r < R; r++)
+                    memset(W + r * C + (r % 2) * G, 0, sizeof(float) * (size_t)G);
+                gptq_quant_config q;
+                gptq_quant_config_default(&q);
+                q.bits = bits;
+                q.sym = sym;
+                q.group_size = (int)G;
+                q.method = m ? GPTQ_METHOD_GPTQ : GPTQ_METHOD_RTN;
+                gptq_layer_result res;
+                cr_assert_eq(gptq_quantize_layer(be, W, R, C, m ? H : NULL, &q, &res), GPTQ_OK,
+                             "%s", gptq_last_error());
+                const float maxq = (float)((1 << bits) - 1);
+                for (int64_t r = 0; r < R; r++) {
+                    const int64_t g = r % 2;
+                    cr_assert_eq(res.scales[g * R + r], 2.0f / maxq,
+                                 "w%d sym %d %s: all-zero group: scale %a, want 2/maxq", bits,
+                                 sym, m ? "gptq" : "rtn", (double)res.scales[g * R + r]);
+                    for (int64_t k = g * G; k < (g + 1) * G; k++)
+                        cr_assert_eq(res.codes[r * C + k], res.zeros[g * R + r]);
+                }
+                check_result(W, R, C, G, bits, sym, &res, "all-zero groups");
+                gptq_layer_result_free(&res);
+            }
+    free(H);
+    free(W);
+    gptq_backend_close(be);
 }
 
 /* Spelled out once, so a reader sees what "half to even" means here: 4-bit

@@ -791,8 +791,11 @@ Test(gptq_ckpt, reads_as_its_dequantized_weights, .timeout = 120)
     cr_assert_eq(gptq_model_forward(m, ids, 1, S, &n0, NULL, NULL), GPTQ_OK);
     cr_expect_eq(memcmp(lq, lf, (size_t)(S * V) * 4), 0,
                  "GPTQ checkpoint logits differ from its dequantized fp32 twin");
-    /* 8-bit RTN g32 on a model this small moves the mean NLL by well under 1% */
-    cr_expect_leq(fabs(nq - n0) / n0, 0.01, "NLL %.6f (8-bit) vs %.6f (fp)", nq / (S - 1),
+    /* 8-bit RTN g32 moves the mean NLL on these tokens by 0.12% (measured:
+     * 17.5225 vs 17.5432); 0.3% allows other rounding of the same weights,
+     * not a wrong scale, zero or group (a misplaced 8-bit group moves it by
+     * far more) */
+    cr_expect_leq(fabs(nq - n0) / n0, 0.003, "NLL %.6f (8-bit) vs %.6f (fp)", nq / (S - 1),
                   n0 / (S - 1));
     cr_log_info("8-bit RTN g32 checkpoint: mean NLL %.6f vs fp %.6f", nq / (S - 1), n0 / (S - 1));
 

@@ -79,8 +79,10 @@ MUTANTS = [
      "float xmin = w[0], xmax = w[0];\n    for (int64_t k = 0; k < g; k++) {", Q_FAST),
     ("grid-sym-max", "grid: sym range from max w, not max |w|", QUANT,
      "xmax = fmaxf(-xmin, xmax);", "xmax = fmaxf(xmin, xmax);", Q_FAST),
-    ("grid-zsym", "grid: sym zero maxq/2 (the 2^(b-1) convention lost)", QUANT,
-     "const float zsym = (maxq + 1.0f) / 2.0f;", "const float zsym = rintf(maxq / 2.0f);", Q_FAST),
+    # (rintf(maxq / 2) would be an equivalent mutant: maxq/2 = 2^(b-1) - 1/2
+    # rounds half to even up to 2^(b-1))
+    ("grid-zsym", "grid: sym zero 2^(b-1) - 1", QUANT,
+     "const float zsym = (maxq + 1.0f) / 2.0f;", "const float zsym = (maxq - 1.0f) / 2.0f;", Q_FAST),
     ("grid-scale", "grid: scale over maxq + 1 levels", QUANT,
      "float scale = (xmax - xmin) / maxq;", "float scale = (xmax - xmin) / (maxq + 1.0f);", Q_FAST),
     ("grid-allzero", "grid: an all-zero group gets [-1, 0.5]", QUANT,
@@ -357,11 +359,22 @@ def main():
     # leave the copy built as the checkout is
     run(["ninja", "-C", build], tree, env, 1200)
 
+    if a.md and a.only and os.path.exists(a.md):
+        # a partial run updates its rows of the existing table
+        new = {r[0]: r for r in rows}
+        old = []
+        for line in open(a.md, encoding="utf-8"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 5 and cells[0] in ids:
+                old.append(tuple(cells))
+        seen = {r[0] for r in old}
+        rows = [new.get(r[0], r) for r in old] + [r for r in rows if r[0] not in seen]
+        rows.sort(key=lambda r: ids.index(r[0]))
     counted = [r for r in rows if r[3].startswith(("killed", "SURVIVED"))]
     killed = sum(1 for r in counted if r[3].startswith("killed"))
     summary = (f"{killed} of {len(counted)} mutants killed "
-               f"({100.0 * killed / max(len(counted), 1):.1f}%), {len(rows) - len(counted)} not run, "
-               f"{time.time() - t_all:.0f} s")
+               f"({100.0 * killed / max(len(counted), 1):.1f}%), {len(rows) - len(counted)} not run"
+               + ("" if a.only else f", {time.time() - t_all:.0f} s"))
     log(summary)
     if a.md:
         with open(a.md, "w", encoding="utf-8") as f:
