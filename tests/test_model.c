@@ -501,10 +501,13 @@ Test(forward, stories260k_matches_transformers, .timeout = 60)
         double dd = fabs(nll[t] - g.nll_short[t]);
         if (dd > maxn) maxn = dd;
     }
-    /* NLLs are differences of logits and logsumexps: the same tolerance */
-    cr_expect_leq(maxn, 2 * LOGIT_ATOL, "per-token NLL differs by %.3g", maxn);
-    cr_expect_leq(fabs(nll_sum - gsum), 1e-6 * fabs(gsum) + 1e-3, "NLL sum %.9g vs %.9g", nll_sum,
-                  gsum);
+    /* NLLs are differences of logits and logsumexps, which partly cancel the
+     * logits' rounding: measured at most 4.7e-6 per token and 1.2e-8
+     * relative on the sum; bounds ~10x those */
+    cr_log_info("stories-260k: per-token NLL max diff %.3g, sum %.3g relative", maxn,
+                fabs(nll_sum - gsum) / fabs(gsum));
+    cr_expect_leq(maxn, 5e-5, "per-token NLL differs by %.3g", maxn);
+    cr_expect_leq(fabs(nll_sum - gsum), 2e-7 * fabs(gsum), "NLL sum %.9g vs %.9g", nll_sum, gsum);
     free(logits);
     free(nll);
     gptq_model_close(m);
@@ -834,6 +837,8 @@ Test(forward, causal_across_attention_tiles, .timeout = 60)
                  gptq_last_error());
     double md = 0;
     for (int i = 0; i < 199; i++) md = fmax(md, fabs(long_nll[i] - short_nll[i]));
+    /* only the attention tiles' sum order differs: measured 7.7e-6 */
+    cr_log_info("causal: first 199 NLLs differ by %.3g between S = 300 and S = 200", md);
     cr_expect_leq(md, 1e-5, "first 199 NLLs differ by %.3g between S = 300 and S = 200", md);
     gptq_model_close(m);
     gptq_backend_close(be);
