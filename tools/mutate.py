@@ -77,7 +77,7 @@ MUTANTS = [
     ("grid-range-zero", "grid: range not widened to include 0", QUANT,
      "float xmin = 0.0f, xmax = 0.0f;\n    for (int64_t k = 0; k < g; k++) {",
      "float xmin = w[0], xmax = w[0];\n    for (int64_t k = 0; k < g; k++) {", Q_FAST),
-    ("grid-sym-max", "grid: sym range from max w, not max |w|", QUANT,
+    ("grid-sym-max", "grid: sym range from max w, not max abs(w)", QUANT,
      "xmax = fmaxf(-xmin, xmax);", "xmax = fmaxf(xmin, xmax);", Q_FAST),
     # (rintf(maxq / 2) would be an equivalent mutant: maxq/2 = 2^(b-1) - 1/2
     # rounds half to even up to 2^(b-1))
@@ -288,6 +288,7 @@ def main():
 
     ids = [m[0] for m in MUTANTS]
     assert len(set(ids)) == len(ids), "duplicate mutant ids"
+    assert not any("|" in m[1] for m in MUTANTS), "a '|' would break the markdown table"
     todo = [m for m in MUTANTS if not a.only or m[0] in a.only.split(",")]
     if a.list:
         for m in todo:
