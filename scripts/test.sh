@@ -27,9 +27,10 @@ echo "== tests under ASan + UBSan"
   -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 ninja -C build-san
 rm -rf build-san/meson-logs/skipped
-# the suite `slow` (tests/meson.build: the shared models quantized end to end)
-# runs only in the plain build: under ASan it would take tens of minutes, for
-# code the other tests run under ASan on the tiny model
+# the suite `slow` (tests/meson.build: `quantize`, the shared models quantized
+# and evaluated end to end, 70-95 s in the plain build on 2 cores) runs only
+# in the plain build; its pipeline code runs under ASan in `checkpoint` and
+# `cli_layer` on small models
 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-san --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
