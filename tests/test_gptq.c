@@ -285,7 +285,11 @@ Test(gptq, diagonal_hessian_equals_rtn)
     double sq = 0;
     for (int i = 0; i < R * C; i++) sq += ((double)W[i] - g.dequant[i]) * ((double)W[i] - g.dequant[i]);
     double want = sq * c * (1.0 + cfg.damp_percent) / 2.0;
-    cr_assert(fabs(g.loss - want) <= 1e-5 * want, "loss %.9g, closed form %.9g", g.loss, want);
+    /* the solve's U_jj = 1/sqrt(c (1 + damp)) and lambda are f32 (a few
+     * 6e-8 roundings), the sums double: measured 1.0e-7 relative */
+    cr_assert(fabs(g.loss - want) <= 1e-6 * want, "loss %.9g, closed form %.9g (%.3g relative)",
+              g.loss, want, g.loss / want - 1.0);
+    cr_log_info("loss vs closed form: %.3g relative", g.loss / want - 1.0);
     gptq_layer_result_free(&g);
     gptq_layer_result_free(&r);
     free(W);
@@ -294,7 +298,11 @@ Test(gptq, diagonal_hessian_equals_rtn)
     gptq_backend_close(be);
 }
 
-/* GPTQ's purpose: a smaller output error than RTN on correlated inputs. */
+/* GPTQ's purpose: a smaller output error than RTN on correlated inputs.
+ * Measured on this layer (seed 9): GPTQ/RTN output error 0.456 and 0.452
+ * (2 bits, without/with act-order), 0.411/0.434 (3), 0.399/0.425 (4),
+ * 0.404/0.428 (8): the bound 0.5 is ~10% above the worst, so a solve that
+ * loses most of its error feedback (a ratio near 1) fails. */
 Test(gptq, beats_rtn_on_output_error)
 {
     enum { R = 64, C = 256, N = 1024 };
@@ -313,7 +321,7 @@ Test(gptq, beats_rtn_on_output_error)
             cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &g), GPTQ_OK);
             cfg.method = GPTQ_METHOD_RTN;
             cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &r), GPTQ_OK);
-            cr_assert_lt(g.out_rel_err, 0.9 * r.out_rel_err, "%d bits act %d: GPTQ %.4g RTN %.4g",
+            cr_assert_lt(g.out_rel_err, 0.5 * r.out_rel_err, "%d bits act %d: GPTQ %.4g RTN %.4g",
                          bits[i], act, g.out_rel_err, r.out_rel_err);
             /* and the output error computed here directly from X agrees */
             double num = 0, den = 0;
@@ -328,8 +336,14 @@ Test(gptq, beats_rtn_on_output_error)
                     den += y * y;
                 }
             double direct = sqrt(num / den);
-            cr_assert(fabs(direct - g.out_rel_err) < 0.005 * g.out_rel_err,
-                      "direct %.5g vs via H %.5g", direct, g.out_rel_err);
+            cr_log_info("%d bits act %d: output error GPTQ %.6g RTN %.6g (ratio %.4f), direct "
+                        "vs via H %.3g relative", bits[i], act, g.out_rel_err, r.out_rel_err,
+                        g.out_rel_err / r.out_rel_err, direct / g.out_rel_err - 1.0);
+            /* the two differ by H's rounding: H is summed in f32 over N = 1024
+             * rows (~sqrt(N) * 6e-8 = 2e-6 relative, measured at most 2.3e-7
+             * on the error); 1e-5 leaves room for that and no more */
+            cr_assert(fabs(direct - g.out_rel_err) < 1e-5 * g.out_rel_err,
+                      "direct %.7g vs via H %.7g", direct, g.out_rel_err);
             gptq_layer_result_free(&g);
             gptq_layer_result_free(&r);
         }

@@ -453,9 +453,9 @@ static void golden_open(const char *path, golden *g)
 /* Tolerance of our f32 logits against transformers' f32 logits (GPU,
  * TF32 off): the two differ only by the order of f32 sums (gemm blocking,
  * softmax), which for a 5-layer model of width 64 moves logits of size ~10
- * by a few 1e-6; 1e-4 absolute + 1e-4 relative leaves a margin of 10x while
- * still catching any wrong convention (a swapped RoPE half, a missing
- * bias, a wrong eps move logits by 1e-2 or more). */
+ * by 1.3e-5 at most (measured); 1e-4 absolute + 1e-4 relative leaves a margin
+ * of ~8x while still catching any wrong convention (a swapped RoPE half, a
+ * missing bias, a wrong eps move logits by 1e-2 or more). */
 #define LOGIT_ATOL 1e-4
 #define LOGIT_RTOL 1e-4
 
@@ -501,10 +501,13 @@ Test(forward, stories260k_matches_transformers, .timeout = 60)
         double dd = fabs(nll[t] - g.nll_short[t]);
         if (dd > maxn) maxn = dd;
     }
-    /* NLLs are differences of logits and logsumexps: the same tolerance */
-    cr_expect_leq(maxn, 2 * LOGIT_ATOL, "per-token NLL differs by %.3g", maxn);
-    cr_expect_leq(fabs(nll_sum - gsum), 1e-6 * fabs(gsum) + 1e-3, "NLL sum %.9g vs %.9g", nll_sum,
-                  gsum);
+    /* NLLs are differences of logits and logsumexps, which partly cancel the
+     * logits' rounding: measured at most 4.7e-6 per token and 1.2e-8
+     * relative on the sum; bounds ~10x those */
+    cr_log_info("stories-260k: per-token NLL max diff %.3g, sum %.3g relative", maxn,
+                fabs(nll_sum - gsum) / fabs(gsum));
+    cr_expect_leq(maxn, 5e-5, "per-token NLL differs by %.3g", maxn);
+    cr_expect_leq(fabs(nll_sum - gsum), 2e-7 * fabs(gsum), "NLL sum %.9g vs %.9g", nll_sum, gsum);
     free(logits);
     free(nll);
     gptq_model_close(m);
@@ -791,8 +794,11 @@ Test(gptq_ckpt, reads_as_its_dequantized_weights, .timeout = 120)
     cr_assert_eq(gptq_model_forward(m, ids, 1, S, &n0, NULL, NULL), GPTQ_OK);
     cr_expect_eq(memcmp(lq, lf, (size_t)(S * V) * 4), 0,
                  "GPTQ checkpoint logits differ from its dequantized fp32 twin");
-    /* 8-bit RTN g32 on a model this small moves the mean NLL by well under 1% */
-    cr_expect_leq(fabs(nq - n0) / n0, 0.01, "NLL %.6f (8-bit) vs %.6f (fp)", nq / (S - 1),
+    /* 8-bit RTN g32 moves the mean NLL on these tokens by 0.12% (measured:
+     * 17.5225 vs 17.5432); 0.3% allows other rounding of the same weights,
+     * not a wrong scale, zero or group (a misplaced 8-bit group moves it by
+     * far more) */
+    cr_expect_leq(fabs(nq - n0) / n0, 0.003, "NLL %.6f (8-bit) vs %.6f (fp)", nq / (S - 1),
                   n0 / (S - 1));
     cr_log_info("8-bit RTN g32 checkpoint: mean NLL %.6f vs fp %.6f", nq / (S - 1), n0 / (S - 1));
 
@@ -831,6 +837,8 @@ Test(forward, causal_across_attention_tiles, .timeout = 60)
                  gptq_last_error());
     double md = 0;
     for (int i = 0; i < 199; i++) md = fmax(md, fabs(long_nll[i] - short_nll[i]));
+    /* only the attention tiles' sum order differs: measured 7.7e-6 */
+    cr_log_info("causal: first 199 NLLs differ by %.3g between S = 300 and S = 200", md);
     cr_expect_leq(md, 1e-5, "first 199 NLLs differ by %.3g between S = 300 and S = 200", md);
     gptq_model_close(m);
     gptq_backend_close(be);

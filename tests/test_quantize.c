@@ -16,7 +16,8 @@
  * 1e-9 relative, the order of sums being the same).
  *
  * The bundled tiny model (data/tiny-llama, skipped when absent): a quick
- * GPTQ run that re-opens and evaluates close to the floating-point model.
+ * GPTQ run that re-opens, beats RTN and evaluates within 0.15% of the
+ * floating-point model (margins from measured figures, at the test).
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -335,7 +336,14 @@ static char *read_prefix(const char *path, size_t max, size_t *len)
 /* shared models                                                       */
 /* ------------------------------------------------------------------ */
 
-static void shared_case(const char *name)
+/* Measured (this setting, CPU backend): perplexity fp / GPTQ / RTN
+ *   llama-27m  73.8005 / 76.9287 / 79.4779: GPTQ costs 4.24%, RTN 7.69%
+ *   opt-18m    28.3813 / 28.7366 / 29.4213: GPTQ costs 1.25%, RTN 3.66%
+ * so GPTQ recovers 45% (llama) and 66% (opt) of what RTN loses. Asserted:
+ * GPTQ's cost at most max_cost (about 1.2x the measured cost, well under
+ * RTN's), and at most 0.7 of RTN's (measured 0.55 and 0.34): a solve that
+ * degrades towards RTN fails, not only one that falls behind it. */
+static void shared_case(const char *name, double max_cost)
 {
     const char *sh = getenv("GPTQ_SHARED");
     char model[512], calib[512], evalt[512];
@@ -378,10 +386,16 @@ static void shared_case(const char *name)
 
     const double p_gptq = ppl_of_dir(gq, ids, n, S, nwin);
     const double p_rtn = ppl_of_dir(rq, ids, n, S, nwin);
+    const double p_fp = ppl_of_dir(model, ids, n, S, nwin);
     const double p_mem = ppl_in_memory(model, &s, ids, S, nwin);
-    fprintf(stderr, "%s (32 x 256 calibration, 20 x 256 eval): GPTQ %.4f, RTN %.4f, "
-            "in memory %.6f\n", name, p_gptq, p_rtn, p_mem);
+    fprintf(stderr, "%s (32 x 256 calibration, 20 x 256 eval): fp %.4f, GPTQ %.4f, RTN %.4f, "
+            "in memory %.6f\n", name, p_fp, p_gptq, p_rtn, p_mem);
     cr_assert(p_gptq < p_rtn, "%s: GPTQ %.4f does not beat RTN %.4f", name, p_gptq, p_rtn);
+    cr_assert(p_gptq < (1.0 + max_cost) * p_fp, "%s: GPTQ %.4f costs more than %.1f%% over fp %.4f",
+              name, p_gptq, 100.0 * max_cost, p_fp);
+    cr_assert(p_gptq - p_fp < 0.7 * (p_rtn - p_fp),
+              "%s: GPTQ %.4f recovers too little of RTN's loss (fp %.4f, RTN %.4f)", name, p_gptq,
+              p_fp, p_rtn);
     cr_assert(fabs(p_mem - p_gptq) <= 1e-9 * p_gptq,
               "%s: the checkpoint evaluates to %.9f, the in-memory model to %.9f", name, p_gptq,
               p_mem);
@@ -392,8 +406,8 @@ static void shared_case(const char *name)
     gptq_remove_tree(root);
 }
 
-Test(shared, llama27m_gptq_beats_rtn_and_reopens, .timeout = 600) { shared_case("llama-27m"); }
-Test(shared, opt18m_gptq_beats_rtn_and_reopens, .timeout = 600) { shared_case("opt-18m"); }
+Test(shared, llama27m_gptq_beats_rtn_and_reopens, .timeout = 600) { shared_case("llama-27m", 0.05); }
+Test(shared, opt18m_gptq_beats_rtn_and_reopens, .timeout = 600) { shared_case("opt-18m", 0.015); }
 
 /* ------------------------------------------------------------------ */
 /* the bundled tiny model                                              */
@@ -428,12 +442,22 @@ Test(tiny, data_tiny_llama_quantizes_and_evaluates, .timeout = 300)
     gptq_quant_config_default(&q);
     cr_assert_eq(quantize(model, out, &q, cal.ids, ns, S, 0, 1, NULL), GPTQ_OK, "%s",
                  gptq_last_error());
+    snprintf(out, sizeof out, "%s/r", root);
+    q.method = GPTQ_METHOD_RTN;
+    cr_assert_eq(quantize(model, out, &q, NULL, 0, 0, 0, 1, NULL), GPTQ_OK, "%s",
+                 gptq_last_error());
+    const double p_rtn = ppl_of_dir(out, ids, n, S, nwin);
+    snprintf(out, sizeof out, "%s/q", root);
     const double p_fp = ppl_of_dir(model, ids, n, S, nwin);
     const double p_q = ppl_of_dir(out, ids, n, S, nwin);
-    fprintf(stderr, "tiny-llama (16 x 128 calibration, 10 x 128 eval): fp %.4f, GPTQ w4 %.4f\n",
-            p_fp, p_q);
+    fprintf(stderr, "tiny-llama (16 x 128 calibration, 10 x 128 eval): fp %.4f, GPTQ w4 %.4f, "
+            "RTN w4 %.4f\n", p_fp, p_q, p_rtn);
     cr_assert(isfinite(p_q) && p_q > 1.0);
-    cr_assert(p_q < 1.25 * p_fp, "4-bit GPTQ %.4f is far from fp %.4f", p_q, p_fp);
+    /* measured: fp 46.9453, GPTQ 46.9686 (+0.050%), RTN 47.0732 (+0.27%); the
+     * bound +0.15% is 3x GPTQ's measured cost and half RTN's */
+    cr_assert(p_q < p_rtn, "4-bit GPTQ %.4f does not beat RTN %.4f", p_q, p_rtn);
+    cr_assert(p_q < 1.0015 * p_fp, "4-bit GPTQ %.4f costs more than 0.15%% over fp %.4f", p_q,
+              p_fp);
     free(ids);
     gptq_calib_free(&cal);
     gptq_tok_free(tok);
