@@ -518,10 +518,10 @@ Test(cli_quantize, help_names_every_option)
 /* ------------------------------------------------------------------ */
 
 /* RTN 3-bit g128 asym, perplexity on 8 windows of 128 tokens of the shared
- * eval.txt. Measured at 2440708: llama-27m fp 35.340, RTN 40.253 (x1.139);
- * opt-18m fp 98.272, RTN 127.705 (x1.30). shared/README.md's full-text
- * figures order them the same way (RTN w3 costs 39% and 13%). The bounds:
- * a real loss (> 2%), and no blow-up (< 1.6x). */
+ * eval.txt. Measured at 2440708: llama-27m fp 98.272, RTN 127.705 (x1.30);
+ * opt-18m fp 35.340, RTN 40.253 (x1.139), as shared/README.md's full-text
+ * figures order them (RTN w3 costs 39% and 13% there). The bounds: a real
+ * loss (> 2%), and no blow-up (< 1.6x). */
 static void shared_rtn_case(const char *name, const char *bias_tensor)
 {
     char model[1024], text[1024], out[1024];
