@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pty.h>
 
 #include "gptq.h"
 
@@ -172,6 +173,63 @@ static inline int cc_same_file(const char *a, const char *b)
     free(x);
     free(y);
     return same;
+}
+
+/* Run `gptq args... NULL` with stderr on a pseudo-terminal (stdout to a
+ * file, stdin /dev/null), as a user at a terminal sees it; *err gets what
+ * the terminal received (malloc'd). Returns the exit status (a 120 s limit:
+ * a hang fails). */
+static inline int cc_run_tty(char **out, char **err, const char *a0, ...)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = ch_cli();
+    va_list ap;
+    va_start(ap, a0);
+    for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *)) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    char logd[512], outp[1024];
+    ch_mkdtemp(logd, "tty");
+    ch_join(outp, logd, "stdout");
+    int master = -1, slave = -1;
+    cr_assert_eq(openpty(&master, &slave, NULL, NULL, NULL), 0, "openpty: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fi = open("/dev/null", O_RDONLY), fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fi < 0 || fo < 0) _exit(126);
+        dup2(fi, 0);
+        dup2(fo, 1);
+        dup2(slave, 2);
+        close(master);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(slave);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    cr_assert(buf);
+    const double t0 = ch_now();
+    for (;;) { /* read until the child's side closes (EIO on Linux) */
+        cr_assert(ch_now() - t0 < 120.0, "timed out on a terminal");
+        if (len + 4096 > cap) {
+            buf = realloc(buf, cap *= 2);
+            cr_assert(buf);
+        }
+        ssize_t k = read(master, buf + len, cap - len - 1);
+        if (k <= 0) break;
+        len += (size_t)k;
+    }
+    buf[len] = '\0';
+    close(master);
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    *err = buf;
+    *out = ch_slurp(outp, NULL);
+    ch_rm_tree(logd);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
 #endif

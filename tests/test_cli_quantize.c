@@ -477,6 +477,49 @@ Test(cli_quantize, quiet_prints_nothing)
     cr_assert_eq(access(ch_join(p, out, "model.safetensors"), F_OK), 0);
 }
 
+/* On a terminal, a progress bar redrawn in place (carriage return, clear
+ * line), cleared before each table row and at the end; the table and the
+ * summary still go to stdout. */
+Test(cli_quantize, progress_bar_on_a_terminal)
+{
+    char model[1024], calib[1024], out[1024];
+    cc_data(model, "tiny-llama");
+    cc_data(calib, "text/calib.txt");
+    char *o = NULL, *e = NULL;
+    const int st = cc_run_tty(&o, &e, "quantize", model, "-o", at(out, "q"), "--calib", calib,
+                              "--nsamples", "2", "--seqlen", "32", NULL);
+    cr_assert_eq(st, 0, "exit %d; terminal:\n%s", st, e);
+    cr_assert(strstr(e, "\r\033[K["), "no bar drawn in place:\n%s", e);
+    cr_assert(strstr(e, "##############################] 100%"), "no full bar:\n%s", e);
+    cr_assert(strstr(e, "layer 3/3") && strstr(e, "modules 21/21") && strstr(e, "eta"), "%s", e);
+    cr_assert(!strstr(e, "[100%] layer"), "plain progress lines on a terminal:\n%s", e);
+    const size_t n = strlen(e);
+    cr_assert(n >= 4 && !strcmp(e + n - 4, "\r\033[K"), "the bar is not cleared at the end");
+    cr_assert(strstr(o, "quantized 21 linear modules"), "%s", o);
+    free(o);
+    free(e);
+}
+
+/* A --log-json file that cannot take the records (a full device): said
+ * once, naming the file, and the checkpoint is still written. (The exit
+ * status is left unchecked here: 0 today, see the report of issue 14.) */
+Test(cli_quantize, log_json_write_failure_is_reported_once)
+{
+    char model[1024], out[1024], p[1024];
+    cc_data(model, "tiny-llama");
+    struct stat st;
+    if (stat("/dev/full", &st) != 0) cr_skip_test("no /dev/full");
+    cli_result r;
+    ch_run(&r, 120.0, "quantize", model, "-o", at(out, "q"), "--method", "rtn", "--log-json",
+           "/dev/full", NULL);
+    cr_assert(!r.timed_out);
+    const char *m = strstr(r.err, "/dev/full");
+    cr_assert(m && strstr(r.err, "--log-json"), "%s", r.err);
+    cr_assert(!strstr(m + 1, "/dev/full"), "reported more than once:\n%s", r.err);
+    cr_assert_eq(access(ch_join(p, out, "model.safetensors"), F_OK), 0);
+    ch_result_free(&r);
+}
+
 /* --backend with a plugin path (the CPU code loaded with dlopen): the same
  * checkpoint bytes as the built-in backend. */
 Test(cli_quantize, plugin_backend_writes_the_same_bytes)
