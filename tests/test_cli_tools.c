@@ -11,7 +11,10 @@
 #include "cli_checks.h"
 #include "cpu/cpu_impl.h"
 #include "internal.h"
+#include "quant/pipeline.h"
 #include "quant/qdev.h"
+#include "text/calib.h"
+#include "text/tokenizer.h"
 
 static char g_dir[512];
 
@@ -618,4 +621,158 @@ Test(lib_gaps, quantize_layer_dev_device_path_on_the_cpu)
     free(Wh);
     gptq_backend_close(host);
     gptq_backend_close(dev);
+}
+
+/* DESIGN step 7: a group whose weights are all zero gets the grid [-1, 1]
+ * (s = 2 / maxq; asym z = rint(-xmin / s), sym 2^(bits-1)) and dequantizes to
+ * exact zeros, for RTN and GPTQ alike; the other rows are untouched by it. */
+Test(lib_gaps, all_zero_group_gets_the_unit_grid)
+{
+    gptq_backend *be;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    const int64_t R = 32, C = 128, n = 256, zr = 5;
+    float *W = malloc((size_t)(R * C) * 4), *X = malloc((size_t)(n * C) * 4);
+    float *H = malloc((size_t)(C * C) * 4);
+    cr_assert(W && X && H);
+    g_lcg = 77;
+    for (int64_t i = 0; i < R * C; i++) W[i] = urand() * 0.1f;
+    for (int64_t i = 0; i < n * C; i++) X[i] = urand();
+    for (int64_t k = 0; k < 64; k++) W[zr * C + k] = 0.0f; /* row 5, group 0 of 2 */
+    gptq_hessian *h;
+    cr_assert_eq(gptq_hessian_new(be, C, &h), GPTQ_OK);
+    cr_assert_eq(gptq_hessian_add(h, X, n), GPTQ_OK);
+    cr_assert_eq(gptq_hessian_get(h, H), GPTQ_OK);
+    for (int v = 0; v < 4; v++) {
+        gptq_quant_config q;
+        gptq_quant_config_default(&q);
+        q.group_size = 64;
+        q.sym = v & 1;
+        q.method = v & 2 ? GPTQ_METHOD_RTN : GPTQ_METHOD_GPTQ;
+        gptq_layer_result res;
+        cr_assert_eq(gptq_quantize_layer(be, W, R, C, q.method == GPTQ_METHOD_RTN ? NULL : H, &q,
+                                         &res),
+                     GPTQ_OK, "%s", gptq_last_error());
+        const float s = res.scales[0 * R + zr];
+        const int32_t z = res.zeros[0 * R + zr];
+        cr_assert_eq(s, 2.0f / 15.0f, "variant %d: scale %.9g, want 2/15", v, (double)s);
+        /* asym: rint(1 / s) in f32, and f32(2/15) is a hair above 2/15:
+         * 1 / s = 7.4999996, so 7; sym: 2^(bits-1) */
+        const int32_t zwant = q.sym ? 8 : (int32_t)rintf(1.0f / (2.0f / 15.0f));
+        cr_assert_eq(z, zwant, "variant %d: zero %d, want %d", v, z, zwant);
+        /* GPTQ's error feedback only moves columns after the group's own:
+         * group 0 is quantized first, so its zeros stay zeros */
+        for (int64_t k = 0; k < 64; k++)
+            cr_assert_eq(res.dequant[zr * C + k], 0.0f, "variant %d: column %lld", v,
+                         (long long)k);
+        cr_assert(res.scales[0 * R + zr + 1] != s, "variant %d: the next row took the unit grid",
+                  v);
+        gptq_layer_result_free(&res);
+    }
+    gptq_hessian_free(h);
+    free(W);
+    free(X);
+    free(H);
+    gptq_backend_close(be);
+}
+
+/* The CPU backend's quant_grid refuses what it cannot do, naming the op:
+ * bits beyond 8, a range past the matrix, buffers too small. */
+Test(lib_gaps, cpu_quant_grid_refuses_bad_arguments)
+{
+    gptq_backend *be;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    const int64_t R = 4, C = 16;
+    gptq_buf *W, *s, *z;
+    cr_assert_eq(gptq_be_alloc(be, (size_t)(R * C) * 4, &W, "W"), GPTQ_OK);
+    cr_assert_eq(gptq_be_alloc(be, (size_t)R * 4, &s, "s"), GPTQ_OK);
+    cr_assert_eq(gptq_be_alloc(be, (size_t)R * 4, &z, "z"), GPTQ_OK);
+    gptq_grid_params p = {.bits = 4, .sym = 0, .mse = 0};
+    cr_assert_eq(be->iface->quant_grid(be->ctx, W, R, C, 0, C, 0, s, z, &p), GPTQ_OK);
+    p.bits = 9;
+    cr_assert_eq(be->iface->quant_grid(be->ctx, W, R, C, 0, C, 0, s, z, &p), GPTQ_ERR_INVALID);
+    cr_assert(strstr(be->iface->error(be->ctx), "bits 9"), "%s", be->iface->error(be->ctx));
+    p.bits = 4;
+    p.mse = 1; /* mse_grid 0 */
+    cr_assert_eq(be->iface->quant_grid(be->ctx, W, R, C, 0, C, 0, s, z, &p), GPTQ_ERR_INVALID);
+    p.mse = 0;
+    cr_assert_eq(be->iface->quant_grid(be->ctx, W, R, C, 8, 9, 0, s, z, &p), GPTQ_ERR_INVALID);
+    cr_assert(strstr(be->iface->error(be->ctx), "quant_grid"), "%s", be->iface->error(be->ctx));
+    /* group 1 needs 2 * R scales */
+    cr_assert_eq(be->iface->quant_grid(be->ctx, W, R, C, 0, C, 1, s, z, &p), GPTQ_ERR_INVALID);
+    cr_assert(strstr(be->iface->error(be->ctx), "quant_grid"), "%s", be->iface->error(be->ctx));
+    gptq_be_free(be, W);
+    gptq_be_free(be, s);
+    gptq_be_free(be, z);
+    gptq_backend_close(be);
+}
+
+/* The pipeline on a backend that keeps the Hessian where it accumulated it
+ * (hessian_finish present: the path a GPU takes, each module solved by
+ * gptq_quantize_layer_dev with its weight left on the backend), here the CPU
+ * with the two slots added: the same checkpoint bytes as the host path, and
+ * the same dequantized weights handed to the module callback. */
+typedef struct {
+    uint64_t hash[32];
+    int n;
+} weight_hashes;
+
+static void on_module_hash(void *user, const gptq_module_report *r, const float *W)
+{
+    weight_hashes *h = user;
+    cr_assert(W, "module_weights set, but no weight handed over");
+    if (h->n < 32)
+        h->hash[h->n++] =
+            ch_fnv(1469598103934665603ull, (const unsigned char *)W, (size_t)(r->rows * r->cols) * 4);
+}
+
+Test(lib_gaps, pipeline_device_resident_path_on_the_cpu)
+{
+    char model[1024], calib[1024], dir[512], oa[1024], ob[1024], pa[1024], pb[1024];
+    cc_data(model, "tiny-llama");
+    cc_data(calib, "text/calib.txt");
+    ch_mkdtemp(dir, "pipedev");
+    gptq_tokenizer *tok;
+    cr_assert_eq(gptq_tok_load(model, &tok), GPTQ_OK, "%s", gptq_last_error());
+    gptq_calib_options co;
+    gptq_calib_options_default(&co);
+    co.nsamples = 4;
+    co.seqlen = 64;
+    gptq_calib cal = {0};
+    cr_assert_eq(gptq_calib_load(tok, calib, &co, &cal), GPTQ_OK, "%s", gptq_last_error());
+    gptq_backend *host, *dev;
+    cr_assert_eq(gptq_backend_open("cpu", &host), GPTQ_OK);
+    cr_assert_eq(gptq_backend_open("cpu", &dev), GPTQ_OK);
+    static gptq_backend_iface it;
+    it = *dev->iface;
+    it.hessian_finish = host_hessian_finish;
+    it.dot = host_dot;
+    dev->iface = &it;
+    weight_hashes ha = {0}, hb = {0};
+    gptq_pipeline_options o;
+    gptq_pipeline_options_default(&o);
+    o.q.sym = 0;
+    o.q.desc_act = 1;
+    o.calib_ids = cal.ids;
+    o.nsamples = cal.nsamples;
+    o.seqlen = cal.seqlen;
+    o.on_module = on_module_hash;
+    o.module_weights = 1;
+    gptq_pipeline_stats sa, sb;
+    o.user = &ha;
+    cr_assert_eq(gptq_quantize_model(host, model, ch_join(oa, dir, "host"), &o, &sa), GPTQ_OK, "%s",
+                 gptq_last_error());
+    o.user = &hb;
+    cr_assert_eq(gptq_quantize_model(dev, model, ch_join(ob, dir, "dev"), &o, &sb), GPTQ_OK, "%s",
+                 gptq_last_error());
+    cr_assert(cc_same_file(ch_join(pa, oa, "model.safetensors"), ch_join(pb, ob, "model.safetensors")),
+              "the device-resident path wrote other bytes");
+    cr_assert(ha.n == 21 && hb.n == 21, "%d and %d modules reported", ha.n, hb.n);
+    for (int i = 0; i < 21; i++)
+        cr_assert_eq(ha.hash[i], hb.hash[i], "module %d: another dequantized weight", i);
+    cr_assert(sa.nmodules == 21 && sb.nmodules == 21);
+    gptq_backend_close(host);
+    gptq_backend_close(dev);
+    gptq_calib_free(&cal);
+    gptq_tok_free(tok);
+    ch_rm_tree(dir);
 }
