@@ -11,6 +11,8 @@
  * within CI time on two cores.
  */
 #include "cli_checks.h"
+#include "internal.h" /* synth_model.h reports with gptq_error */
+#include "synth_model.h"
 
 static char g_dir[512];
 
@@ -537,6 +539,41 @@ Test(cli_quantize, plugin_backend_writes_the_same_bytes)
     ch_result_free(&r);
     cr_assert(cc_same_file(ch_join(pa, a, "model.safetensors"), ch_join(pb, b, "model.safetensors")),
               "the plugin wrote other bytes");
+}
+
+/* A group of non-negative weights has zero point 0 under an asym grid
+ * (xmin = 0): auto writes gptq_v2 and says how many such zeros there are,
+ * flagging the module's table row; --format gptq refuses, naming the
+ * module, and writes nothing. (The synthetic model of synth_model.h, its
+ * first q_proj's first group made positive, as test_checkpoint.c does.) */
+static void positive_group(const char *name, int64_t rows, int64_t cols, float *d)
+{
+    (void)rows;
+    if (strcmp(name, "model.layers.0.self_attn.q_proj.weight") != 0) return;
+    for (int64_t k = 0; k < 32 && k < cols; k++) d[k] = fabsf(d[k]) + 0.01f;
+}
+
+Test(cli_quantize, zero_point_0_writes_v2_and_v1_refuses)
+{
+    char root[256], model[300], v2[1024], v1[1024];
+    cr_assert_eq(syn_model_dir(root, model, NULL, 0, positive_group), GPTQ_OK, "%s",
+                 gptq_last_error());
+    cli_result r;
+    cc_ok(&r, "quantize", model, "-o", at(v2, "v2"), "--method", "rtn", "--asym", "--group-size",
+          "32");
+    long long nz = 0;
+    const char *f = strstr(r.out, "format:  gptq_v2: ");
+    cr_assert(f && sscanf(f, "format:  gptq_v2: %lld zero points are 0", &nz) == 1 && nz >= 1,
+              "%s", r.out);
+    cr_assert(strstr(r.out, "(zero point 0)"), "no table row flagged:\n%s", r.out);
+    ch_result_free(&r);
+    check_format(v2, "gptq_v2");
+    ch_run(&r, 60.0, "quantize", model, "-o", at(v1, "v1"), "--method", "rtn", "--asym",
+           "--group-size", "32", "--format", "gptq", NULL);
+    ch_expect(&r, 1, "model.layers.0.self_attn.q_proj");
+    cr_assert(access(v1, F_OK) != 0, "a refused run left %s", v1);
+    ch_result_free(&r);
+    ch_rm_tree(root);
 }
 
 /* -h prints the usage on stdout, every option named. */
