@@ -83,6 +83,36 @@ Test(cli_eval, batch_backend_math_progress)
     ch_result_free(&r);
 }
 
+/* A backend named without a path is found as libgptq-NAME.so in the
+ * folders of $GPTQ_BACKEND_PATH (the first that has it): the plugin's
+ * figure is the built-in's; a name no folder has is an error naming the
+ * file it looked for. */
+Test(cli_eval, backend_by_name_through_gptq_backend_path)
+{
+    char model[1024], text[1024], env[2200];
+    cc_data(model, "tiny-llama");
+    cc_data(text, "text/eval.txt");
+    snprintf(env, sizeof env, "GPTQ_BACKEND_PATH=%s/empty:%s", g_dir, getenv("GPTQ_TEST_PLUGIN_DIR"));
+    char empty[1024];
+    cr_assert_eq(mkdir(ch_join(empty, g_dir, "empty"), 0755), 0);
+    const cc_ppl a = cc_eval(model, text, 128, 4);
+    const char *envs[] = {env, NULL};
+    ch_opts o = {.timeout = 120, .env = envs};
+    const char *args[] = {"eval", model, "--text", text, "--seqlen", "128", "--max-windows", "4",
+                          "--backend", "testgood", NULL};
+    cli_result r;
+    ch_run_opts(&r, &o, args);
+    ch_expect(&r, 0, "");
+    const cc_ppl b = cc_parse_ppl(r.out);
+    cr_assert_str_eq(a.text, b.text, "the plugin found by name gave %s, the built-in %s", b.text,
+                     a.text);
+    ch_result_free(&r);
+    const char *args2[] = {"eval", model, "--text", text, "--backend", "nothere", NULL};
+    ch_run_opts(&r, &o, args2);
+    ch_expect(&r, 1, "libgptq-nothere.so");
+    ch_result_free(&r);
+}
+
 /* The shared models in their three weight types: a figure in the range of
  * shared/README.md's full-text ones at these short windows (8 windows of
  * 128 tokens, measured at 2440708: llama-27m 98.272, opt-18m 35.340 on

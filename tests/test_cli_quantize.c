@@ -291,6 +291,53 @@ Test(cli_quantize, format_v2_zeros_shards_and_group_per_row)
     check_qconfig(b8, "group_size", -1);
 }
 
+/* A checkpoint without g_idx tensors (AutoGPTQ writes none without
+ * act-order): the reader takes g_idx[k] = k // G, so it evaluates exactly
+ * as the same checkpoint with them. */
+Test(cli_quantize, checkpoint_without_g_idx_reads_the_same)
+{
+    char model[1024], text[1024], q[1024], noidx[1024], p[1024], p2[1024];
+    cc_data(model, "tiny-llama");
+    cc_data(text, "text/eval.txt");
+    cli_result r;
+    cc_ok(&r, "quantize", model, "-o", at(q, "q"), "--method", "rtn", "--asym", "--group-size",
+          "64", "--quiet");
+    ch_result_free(&r);
+    ch_sh("cp -a '%s' '%s'", q, at(noidx, "noidx"));
+    /* rewrite model.safetensors without the g_idx tensors */
+    gptq_st_file *f = cc_open_st(q);
+    gptq_st_writer *w;
+    cr_assert_eq(gptq_st_writer_open(ch_join(p, noidx, "model.safetensors"), &w), GPTQ_OK, "%s",
+                 gptq_last_error());
+    int kept = 0, dropped = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < gptq_st_count(f); i++) {
+            gptq_st_info ti;
+            cr_assert_eq(gptq_st_get(f, i, &ti), GPTQ_OK);
+            if (strstr(ti.name, ".g_idx")) {
+                dropped += pass == 0;
+                continue;
+            }
+            if (pass == 0) {
+                cr_assert_eq(gptq_st_writer_declare(w, ti.name, ti.dtype, ti.ndim, ti.shape),
+                             GPTQ_OK, "%s", gptq_last_error());
+                kept++;
+            } else {
+                cr_assert_eq(gptq_st_writer_write(w, ti.data, ti.nbytes), GPTQ_OK, "%s",
+                             gptq_last_error());
+            }
+        }
+    cr_assert_eq(gptq_st_writer_commit(w), GPTQ_OK, "%s", gptq_last_error());
+    gptq_st_close(f);
+    cr_assert(dropped == 21 && kept > 21, "dropped %d, kept %d", dropped, kept);
+    gptq_st_file *g = cc_open_st(ch_join(p2, noidx, "model.safetensors"));
+    gptq_st_info none;
+    cr_assert_neq(gptq_st_find(g, "model.layers.0.mlp.up_proj.g_idx", &none), GPTQ_OK);
+    gptq_st_close(g);
+    const cc_ppl a = cc_eval(q, text, 256, 4), b = cc_eval(noidx, text, 256, 4);
+    cr_assert_str_eq(a.text, b.text, "with g_idx %s, without %s", a.text, b.text);
+}
+
 /* g_idx[k] of a module: every group holds exactly G columns; returns
  * whether the order is k / G. */
 static int g_idx_is_identity(const gptq_st_file *f, const char *prefix, int64_t cols, int64_t G)
@@ -687,6 +734,14 @@ static hostile_case quantize_errors[] = {
      .argv = {"quantize", "@/model", "-o", "@/out", "--method", "rtn", "--max-shard-size",
               "lots", NULL},
      .status = 2, .msg = "--max-shard-size", .keep = {"@/model"}},
+    {.name = "shard_size_overflows", .build = mk_calib_model,
+     .argv = {"quantize", "@/model", "-o", "@/out", "--method", "rtn", "--max-shard-size",
+              "99999999999TB", NULL},
+     .status = 2, .msg = "--max-shard-size", .keep = {"@/model"}},
+    {.name = "shard_size_unknown_unit", .build = mk_calib_model,
+     .argv = {"quantize", "@/model", "-o", "@/out", "--method", "rtn", "--max-shard-size",
+              "5parsecs", NULL},
+     .status = 2, .msg = "parsecs", .keep = {"@/model"}},
     {.name = "batch_tokens_zero", .build = mk_calib_model,
      .argv = {"quantize", "@/model", "-o", "@/out", "--method", "rtn", "--batch-tokens", "0",
               NULL},

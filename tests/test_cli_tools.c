@@ -598,6 +598,21 @@ Test(lib_gaps, quantize_layer_dev_device_path_on_the_cpu)
         gptq_hessian_free(ha);
         gptq_hessian_free(hb);
     }
+    /* the host path's checks of an accumulated Hessian: its width, its rows */
+    {
+        gptq_quant_config q;
+        gptq_quant_config_default(&q);
+        gptq_hessian *h2;
+        gptq_layer_result res;
+        cr_assert_eq(gptq_hessian_new(host, C / 2, &h2), GPTQ_OK);
+        cr_assert_eq(gptq_quantize_layer_h(host, W, R, C, h2, &q, &res), GPTQ_ERR_SHAPE);
+        cr_assert(strstr(gptq_last_error(), "columns"), "%s", gptq_last_error());
+        gptq_hessian_free(h2);
+        cr_assert_eq(gptq_hessian_new(host, C, &h2), GPTQ_OK);
+        cr_assert_eq(gptq_quantize_layer_h(host, W, R, C, h2, &q, &res), GPTQ_ERR_INVALID);
+        cr_assert(strstr(gptq_last_error(), "no calibration rows"), "%s", gptq_last_error());
+        gptq_hessian_free(h2);
+    }
     /* its argument checks: RTN, a Hessian of another backend, of another width */
     gptq_hessian *h;
     cr_assert_eq(gptq_hessian_new(host, C, &h), GPTQ_OK);
