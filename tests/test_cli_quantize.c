@@ -236,9 +236,7 @@ Test(cli_quantize, format_v2_zeros_shards_and_group_per_row)
     /* 1 MB shards: the 4.5 MB model's 2.4 MB checkpoint needs at least 3 */
     cc_ok(&r, "quantize", model, "-o", sh, "--method", "rtn", "--max-shard-size", "1MB");
     int nshards = 0;
-    const char *s = strstr(r.out, "1 shard");
-    cr_assert(!s, "one shard at 1MB: %s", r.out);
-    s = strstr(r.out, "(all tensors, ");
+    const char *s = strstr(r.out, "(all tensors, ");
     cr_assert(s && sscanf(s, "(all tensors, %d shards)", &nshards) == 1, "%s", r.out);
     ch_result_free(&r);
     cr_assert(nshards >= 3, "%d shards", nshards);
