@@ -200,6 +200,62 @@ static void check_qzeros_words(const gptq_st_file *f, const char *name, uint32_t
         cr_assert_eq(w[k], word, "%s word %zu is %08x, want %08x", name, k, w[k], word);
 }
 
+/* `gptq matmul` on a checkpoint folder (--module, --dequant): W is the
+ * round-to-nearest of the original bf16 weight on the checkpoint's grid
+ * (|W - W0| <= s/2, plus |q - z| <= 8 steps of the fp16 rounding of s,
+ * 2^-11 s each), and Y = X W^T up to X's rounding to fp16 (2^-11 relative
+ * per element: 1e-3 on the Frobenius norm leaves room). */
+static void check_matmul_of_the_checkpoint(const char *ckpt, const char *model)
+{
+    char x[1024], y[1024], src[1024];
+    const int64_t M = 3, N = 256, K = 384; /* down_proj: (out, in) = (256, 384) */
+    const char *names[1] = {"X"};
+    gptq_tensor xt;
+    const int64_t xs[2] = {M, K};
+    cr_assert_eq(gptq_tensor_alloc(&xt, GPTQ_F32, 2, xs), GPTQ_OK);
+    float *xd = xt.data;
+    uint32_t seed = 5;
+    for (int64_t i = 0; i < M * K; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        xd[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    cr_assert_eq(gptq_st_save(at(x, "x.safetensors"), 1, names, &xt), GPTQ_OK);
+    cli_result r;
+    cc_ok(&r, "matmul", ckpt, "--module", "model.layers.0.mlp.down_proj", "-x", x, "-o",
+          at(y, "y.safetensors"), "--dequant");
+    cr_assert(strstr(r.out, "Y (3, 256)") && strstr(r.out, "gptq_v2"), "%s", r.out);
+    ch_result_free(&r);
+    gptq_st_file *fy = cc_open_st(y), *fq = cc_open_st(ckpt),
+                 *f0 = cc_open_st(ch_join(src, model, "model.safetensors"));
+    const gptq_st_info wi = cc_tensor(fy, "W"), yi = cc_tensor(fy, "Y"),
+                       si = cc_tensor(fq, "model.layers.0.mlp.down_proj.scales"),
+                       w0 = cc_tensor(f0, "model.layers.0.mlp.down_proj.weight");
+    cr_assert(wi.shape[0] == N && wi.shape[1] == K && yi.shape[0] == M && yi.shape[1] == N);
+    cr_assert_eq(w0.dtype, GPTQ_BF16);
+    const float *W = wi.data, *Y = yi.data;
+    const uint16_t *sc = si.data, *b0 = w0.data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) {
+            const double s = gptq_f16_to_f32(sc[(k / 128) * N + n]);
+            const double d = fabs((double)W[n * K + k] - gptq_bf16_to_f32(b0[n * K + k]));
+            cr_assert(d <= 0.5 * s + 8.0 * s / 2048.0 + 1e-12, "W[%lld][%lld] is %g off, s %g",
+                      (long long)n, (long long)k, d, s);
+        }
+    double num = 0, den = 0;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double ref = 0;
+            for (int64_t k = 0; k < K; k++) ref += (double)xd[m * K + k] * W[n * K + k];
+            num += (Y[m * N + n] - ref) * (Y[m * N + n] - ref);
+            den += ref * ref;
+        }
+    cr_assert(sqrt(num / den) < 1e-3, "Y is %g off X W^T", sqrt(num / den));
+    gptq_st_close(fy);
+    gptq_st_close(fq);
+    gptq_st_close(f0);
+    gptq_tensor_free(&xt);
+}
+
 /* RTN 4-bit sym (zero point 8 everywhere): v1 stores z - 1 = 7 in every
  * field, --format gptq_v2 stores 8; the two evaluate the same (the same
  * weights). --max-shard-size splits the same checkpoint into shards with
@@ -266,6 +322,8 @@ Test(cli_quantize, format_v2_zeros_shards_and_group_per_row)
     }
     cr_assert_eq(cJSON_GetArraySize(map), ntensors, "the index lists tensors no shard holds");
     cJSON_Delete(idx);
+
+    check_matmul_of_the_checkpoint(v2, model);
 
     const cc_ppl e1 = cc_eval(v1, text, 256, 4), e2 = cc_eval(v2, text, 256, 4),
                  e3 = cc_eval(sh, text, 256, 4);
