@@ -124,8 +124,14 @@ Test(cli_quantize, gptq_between_fp_and_rtn_log_and_summary_match_the_checkpoint)
     cr_assert(strstr(r.out, "out x in") && strstr(r.out, "mlp.down_proj"), "%s", r.out);
     cr_assert(strstr(r.out, "quantized 21 linear modules (2-bit, group 128, asym)"), "%s", r.out);
     cr_assert(strstr(r.out, "format:  gptq (v1)") && strstr(r.out, "1 shard)"), "%s", r.out);
-    cr_assert(strstr(r.out, "bits/weight") && strstr(r.out, "peak RSS"), "%s", r.out);
+    cr_assert(strstr(r.out, "peak RSS"), "%s", r.out);
     cr_assert(strstr(r.out, "BF16"), "the note on the kept dtype: %s", r.out);
+    double mb_in = 0, mb_out = 0, bpw = 0, mweights = 0;
+    const char *sz = strstr(r.out, "size:    "), *bl = strstr(r.out, "bits:    ");
+    cr_assert(sz && sscanf(sz, "size:    %lf MB -> %lf MB", &mb_in, &mb_out) == 2, "%s", r.out);
+    cr_assert(bl && sscanf(bl, "bits:    %lf bits/weight over the quantized linears (%lfM",
+                           &bpw, &mweights) == 2,
+              "%s", r.out);
     ch_result_free(&r);
 
     /* --log-json: one record per module, each matching the checkpoint */
@@ -137,12 +143,35 @@ Test(cli_quantize, gptq_between_fp_and_rtn_log_and_summary_match_the_checkpoint)
     cr_assert_eq(n, 21, "%d records, want 3 layers x 7 modules", n);
     gptq_st_file *f = cc_open_st(gq);
     int qweights = 0;
+    double all_bytes = 0, packed_bytes = 0, src_bytes = 0, nweights = 0;
     for (int i = 0; i < gptq_st_count(f); i++) {
         gptq_st_info ti;
         cr_assert_eq(gptq_st_get(f, i, &ti), GPTQ_OK);
         qweights += strstr(ti.name, ".qweight") != NULL;
+        all_bytes += (double)ti.nbytes;
+        if (strstr(ti.name, ".qweight") || strstr(ti.name, ".qzeros") ||
+            strstr(ti.name, ".scales") || strstr(ti.name, ".g_idx"))
+            packed_bytes += (double)ti.nbytes;
     }
     cr_assert_eq(qweights, 21, "the checkpoint has %d quantized modules", qweights);
+    gptq_st_file *f0 = cc_open_st(model);
+    for (int i = 0; i < gptq_st_count(f0); i++) {
+        gptq_st_info ti;
+        cr_assert_eq(gptq_st_get(f0, i, &ti), GPTQ_OK);
+        src_bytes += (double)ti.nbytes;
+    }
+    gptq_st_close(f0);
+    for (int m = 0; m < 7; m++) nweights += 3.0 * (double)(k_tiny[m].rows * k_tiny[m].cols);
+    /* the summary's figures are the checkpoint's, to the digits printed */
+    cr_assert(fabs(mb_in - src_bytes / 1e6) <= 0.006, "size in %.2f MB, source %.0f bytes",
+              mb_in, src_bytes);
+    cr_assert(fabs(mb_out - all_bytes / 1e6) <= 0.006, "size out %.2f MB, checkpoint %.0f bytes",
+              mb_out, all_bytes);
+    cr_assert(fabs(mweights - nweights / 1e6) <= 0.006, "%.2fM weights, want %.0f", mweights,
+              nweights);
+    cr_assert(fabs(bpw - 8.0 * packed_bytes / nweights) <= 0.0006,
+              "%.3f bits/weight printed, the packed tensors hold %.4f", bpw,
+              8.0 * packed_bytes / nweights);
     for (int i = 0; i < n; i++) {
         const int layer = i / 7, m = i % 7;
         char prefix[256];
@@ -574,7 +603,7 @@ Test(cli_quantize, quiet_prints_nothing)
     cc_data(model, "tiny-llama");
     cc_data(calib, "text/calib.txt");
     cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(out, "q"), "--calib", calib, "--nsamples", "2",
+    cc_ok(&r, "quantize", model, "--output", at(out, "q"), "--calib", calib, "--nsamples", "2",
           "--seqlen", "32", "--quiet");
     cr_assert_str_eq(r.out, "", "stdout: %s", r.out);
     cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
