@@ -48,7 +48,7 @@ Test(cli_eval, seqlen_windows_and_text_change_the_figure)
 /* --batch, --backend (the CPU code as a plugin), --forward-math tf32 (the
  * CPU backend ignores it) give the figure of the defaults: batching only
  * changes how many windows share a GEMM, which moves f32 sums by an ulp
- * (1e-6 relative; measured 2e-8 at 2440708: 52.976108 vs 52.976107).
+ * (1e-6 relative; measured 2e-8 at bd8c07e: 52.976108 vs 52.976107).
  * --progress prints the running perplexity after each batch, ending at the
  * figure printed. */
 Test(cli_eval, batch_backend_math_progress)
@@ -115,7 +115,7 @@ Test(cli_eval, backend_by_name_through_gptq_backend_path)
 
 /* The shared models in their three weight types: a figure in the range of
  * shared/README.md's full-text ones at these short windows (8 windows of
- * 128 tokens, measured at 2440708: llama-27m 98.272, opt-18m 35.340 on
+ * 128 tokens, measured at bd8c07e: llama-27m 98.272, opt-18m 35.340 on
  * eval.txt; stories-260k 4.147 on tinystories-val, 16 windows). The check
  * is that each loads and scores like a trained model (well under the
  * vocabulary size, 8192 or 512), within 1% of the measured figure. */
@@ -236,7 +236,7 @@ Test(cli_diff, cpu_vs_plugin_exact_json_records)
  * Hessians) fail it, naming the metric; thresholds raised over it pass the
  * same run; --stop-at-first stops at the first module and says so. The
  * fault is seeded: the same seed gives the same figures. Measured at
- * 2440708 (feed own, 4 x 64 tokens): hess 5.8e-4 (fed 5.8e-4), loss 0.378,
+ * bd8c07e (feed own, 4 x 64 tokens): hess 5.8e-4 (fed 5.8e-4), loss 0.378,
  * codes identical >= 75%. */
 Test(cli_diff, thresholds_decide_the_exit_status)
 {

@@ -93,7 +93,7 @@ static void check_format(const char *out, const char *want)
 /* ------------------------------------------------------------------ */
 
 /* 2-bit asym g128, 16 x 128 calibration tokens; perplexity on the first 24
- * windows of 256 tokens of data/text/eval.txt. Measured (CPU, at 2440708):
+ * windows of 256 tokens of data/text/eval.txt. Measured (CPU, at bd8c07e):
  *   fp (bf16)   49.1936
  *   GPTQ w2     49.4290   (+0.24)
  *   RTN w2      51.1298   (+1.94)
@@ -531,7 +531,7 @@ static void read_log(const char *path, double loss[21])
  * --batch-tokens (64: a pass per window) sums the Hessians in other
  * batches: layer 0's first group differs by f32 rounding, and a code that
  * flips with it (1e-3 relative; measured 4e-7, 3.6e-4 with 128 at
- * 2440708); later modules see inputs that went through the differently
+ * bd8c07e); later modules see inputs that went through the differently
  * rounded layers, and with 256 calibration tokens the differences compound
  * (measured up to 7% by layer 2): 25% bounds that, and would catch a pass
  * that skips or repeats windows. A JSON-lines calibration file is read as
@@ -730,7 +730,7 @@ Test(cli_quantize, help_names_every_option)
 /* ------------------------------------------------------------------ */
 
 /* RTN 3-bit g128 asym, perplexity on 8 windows of 128 tokens of the shared
- * eval.txt. Measured at 2440708: llama-27m fp 98.272, RTN 127.705 (x1.30);
+ * eval.txt. Measured at bd8c07e: llama-27m fp 98.272, RTN 127.705 (x1.30);
  * opt-18m fp 35.340, RTN 40.253 (x1.139), as shared/README.md's full-text
  * figures order them (RTN w3 costs 39% and 13% there). The bounds: a real
  * loss (> 2%), and no blow-up (< 1.6x). */
@@ -765,7 +765,7 @@ Test(cli_quantize, shared_opt18m_fp16_rtn)
 }
 
 /* stories-260k (fp32; its MLP is 172 wide: only 8-bit packs it). GPTQ 8-bit
- * is within 0.5% of fp on tinystories-val (measured at 2440708 on 16
+ * is within 0.5% of fp on tinystories-val (measured at bd8c07e on 16
  * windows of 128: fp 4.1473). 4 bits is refused naming the module. */
 Test(cli_quantize, shared_stories260k_fp32_gptq_8bit)
 {
