@@ -1025,13 +1025,14 @@ Test(weights, model_open_checks_completeness)
 /* ------------------------------------------------------------------ */
 
 /* head_dim had no upper bound: 2^32 passed, and the forward's
- * num_heads * head_dim could overflow 64 bits. */
+ * num_heads * head_dim could overflow 64 bits. It is now capped like every
+ * size key (config.c's bounds table: 1 .. 4096). */
 Test(config, fuzz_head_dim_bounded)
 {
     expect_error("{" LLAMA_BASE ", \"head_dim\": 4294967296}", GPTQ_ERR_FORMAT, "head_dim",
-                 "2^31");
+                 "1 .. 4096");
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"head_dim\": 2147483646}", &c), GPTQ_OK, "%s",
+    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"head_dim\": 4096}", &c), GPTQ_OK, "%s",
                  gptq_last_error());
-    cr_expect_eq(c.head_dim, 2147483646);
+    cr_expect_eq(c.head_dim, 4096);
 }

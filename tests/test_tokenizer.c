@@ -760,9 +760,9 @@ Test(tokenizer_errors, fuzz_post_processor_id_not_an_int32)
 Test(tokenizer_errors, fuzz_huge_ids_refused)
 {
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 2000000000}, \"merges\": []}}",
-                      GPTQ_ERR_FORMAT, "model.vocab[\"a\"] must be an id in [0, 2^24)", NULL);
+                      GPTQ_ERR_FORMAT, "model.vocab[\"a\"] = 2000000000: a token id must be an integer in [0, 16777215]", NULL);
     expect_load_error("{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<x>\"}], " BPE_MODEL "}",
-                      GPTQ_ERR_FORMAT, "\"id\" in [0, 2^24)", NULL);
+                      GPTQ_ERR_FORMAT, "an integer \"id\" in [0, 16777215]", NULL);
     /* the largest id allowed loads (two 64 MiB tables) */
     char path[512];
     snprintf(path, sizeof path, "%s/tokenizer.json", g_tmp);
