@@ -27,7 +27,10 @@ part() { # title, gcovr filter arguments...
   local title=$1
   shift
   printf '%-22s ' "$title"
-  gcovr -r . "$build" "$@" --print-summary -o /dev/null 2>/dev/null | grep '^lines' || echo "no data"
+  # the report goes to a file in the build folder: gcovr replaces its -o
+  # target, and run as root with -o /dev/null it replaced the device itself
+  gcovr -r . "$build" "$@" --print-summary -o "$build/coverage-part.txt" 2>/dev/null |
+    grep '^lines' || echo "no data"
 }
 echo "== line coverage"
 part "src/ (library)" --filter 'src/' --exclude 'src/cli/'

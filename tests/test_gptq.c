@@ -732,6 +732,7 @@ Test(gptq, fp16_subnormal_scales_reported)
         gptq_layer_result_free(&r);
     }
     /* ordinary weights: no subnormal scale, the one error */
+    free(H);
     small_layer(R, C, 0.02, W, &H, be);
     gptq_layer_result r;
     cfg.method = GPTQ_METHOD_GPTQ;
