@@ -106,6 +106,36 @@ typedef struct gptq_qtensor {
     int64_t K, N, ngroups;
 } gptq_qtensor;
 
+/* The compute ops of the table, one per slot after the memory ones. The core
+ * asks gptq_be_supports (src/internal.h) before it takes a path that needs
+ * an OPTIONAL op, instead of looking at slots itself. */
+typedef enum gptq_op {
+    GPTQ_OP_GEMM = 0,
+    GPTQ_OP_HESSIAN_ACCUMULATE,
+    GPTQ_OP_CHOLESKY_INVERSE_UPPER,
+    GPTQ_OP_QUANT_GRID,
+    GPTQ_OP_GPTQ_BLOCK,
+    GPTQ_OP_EMBEDDING,
+    GPTQ_OP_RMSNORM,
+    GPTQ_OP_LAYERNORM,
+    GPTQ_OP_ROPE,
+    GPTQ_OP_ATTENTION,
+    GPTQ_OP_SILU_MUL,
+    GPTQ_OP_RELU,
+    GPTQ_OP_ADD,
+    GPTQ_OP_BIAS_ADD,
+    GPTQ_OP_CROSS_ENTROPY,
+    GPTQ_OP_LINEAR_FAST,
+    GPTQ_OP_HESSIAN_FINISH,
+    GPTQ_OP_DOT,
+    GPTQ_OP_PACK_CODES,
+    GPTQ_OP_DEQUANTIZE,
+    GPTQ_OP_MATMUL_Q,
+    GPTQ_OP_GATHER,
+    GPTQ_OP_TO_F32,
+    GPTQ_OP_COUNT
+} gptq_op;
+
 typedef struct gptq_backend_iface {
     uint32_t abi_version;   /* GPTQ_BACKEND_ABI_VERSION the backend was built with */
     uint32_t struct_size;   /* sizeof(gptq_backend_iface) it was built with */

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +212,49 @@ int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *w
     return GPTQ_OK;
 }
 
-int gptq_be_hessian_on_device(const gptq_backend *be) { return be->iface->hessian_finish != NULL; }
+/* op -> its slot in the table, and its name */
+#define OP_SLOT(e, slot) [e] = {offsetof(gptq_backend_iface, slot), #slot}
+static const struct {
+    size_t off;
+    const char *name;
+} k_ops[GPTQ_OP_COUNT] = {
+    OP_SLOT(GPTQ_OP_GEMM, gemm),
+    OP_SLOT(GPTQ_OP_HESSIAN_ACCUMULATE, hessian_accumulate),
+    OP_SLOT(GPTQ_OP_CHOLESKY_INVERSE_UPPER, cholesky_inverse_upper),
+    OP_SLOT(GPTQ_OP_QUANT_GRID, quant_grid),
+    OP_SLOT(GPTQ_OP_GPTQ_BLOCK, gptq_block),
+    OP_SLOT(GPTQ_OP_EMBEDDING, embedding),
+    OP_SLOT(GPTQ_OP_RMSNORM, rmsnorm),
+    OP_SLOT(GPTQ_OP_LAYERNORM, layernorm),
+    OP_SLOT(GPTQ_OP_ROPE, rope),
+    OP_SLOT(GPTQ_OP_ATTENTION, attention),
+    OP_SLOT(GPTQ_OP_SILU_MUL, silu_mul),
+    OP_SLOT(GPTQ_OP_RELU, relu),
+    OP_SLOT(GPTQ_OP_ADD, add),
+    OP_SLOT(GPTQ_OP_BIAS_ADD, bias_add),
+    OP_SLOT(GPTQ_OP_CROSS_ENTROPY, cross_entropy),
+    OP_SLOT(GPTQ_OP_LINEAR_FAST, linear_fast),
+    OP_SLOT(GPTQ_OP_HESSIAN_FINISH, hessian_finish),
+    OP_SLOT(GPTQ_OP_DOT, dot),
+    OP_SLOT(GPTQ_OP_PACK_CODES, pack_codes),
+    OP_SLOT(GPTQ_OP_DEQUANTIZE, dequantize),
+    OP_SLOT(GPTQ_OP_MATMUL_Q, matmul_q),
+    OP_SLOT(GPTQ_OP_GATHER, gather),
+    OP_SLOT(GPTQ_OP_TO_F32, to_f32),
+};
+
+const char *gptq_op_name(gptq_op op)
+{
+    return (unsigned)op < GPTQ_OP_COUNT ? k_ops[op].name : "unknown op";
+}
+
+int gptq_be_supports(const gptq_backend *be, gptq_op op)
+{
+    if ((unsigned)op >= GPTQ_OP_COUNT) return 0;
+    void (*slot)(void);
+    memcpy(&slot, (const char *)be->iface + k_ops[op].off, sizeof slot);
+    return slot != NULL;
+}
 
 int gptq_be_sync(gptq_backend *be)
 {

@@ -54,8 +54,10 @@ size_t gptq_be_mem_free(gptq_backend *be);
 /* Wait for the backend's queued work (timing: a GPU's kernels run after the
  * call that queued them returns). */
 int gptq_be_sync(gptq_backend *be);
-/* 1 when the backend finishes Hessians in place (the hessian_finish slot). */
-int gptq_be_hessian_on_device(const gptq_backend *be);
+/* 1 when the backend has op (its slot is filled), 0 otherwise. */
+int gptq_be_supports(const gptq_backend *be, gptq_op op);
+/* The name of op as in messages ("hessian_finish"). */
+const char *gptq_op_name(gptq_op op);
 int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);
 int gptq_be_download(gptq_backend *be, const gptq_buf *src, size_t off, void *dst, size_t n);
 

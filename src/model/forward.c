@@ -99,7 +99,7 @@ static int linear(gptq_model *m, const gptq_buf *X, int64_t T, int i, gptq_buf *
     const gptq_linear_info *li = &m->lin[i];
     gptq_backend *be = m->be;
     if (T == 0) return GPTQ_OK;
-    if (m->math == GPTQ_MATH_TF32 && be->iface->linear_fast)
+    if (m->math == GPTQ_MATH_TF32 && gptq_be_supports(be, GPTQ_OP_LINEAR_FAST))
         TRY(gptq_be_check(be,
                           be->iface->linear_fast(be->ctx, T, li->rows, li->cols, X, 0, m->W[i], 0,
                                                  Y, 0),

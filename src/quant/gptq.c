@@ -319,7 +319,7 @@ static int quad_trace_dev(gptq_backend *be, const gptq_buf *Ab, const float *Aho
         st = gptq_be_check(be, be->iface->gemm(be->ctx, 0, 0, R, C, C, 1.0f, Ab, 0, C, Hb, 0, C,
                                                0.0f, Tb, 0, C),
                            "gemm");
-    if (!st && be->iface->dot) { /* summed where the product is (a GPU: no download) */
+    if (!st && gptq_be_supports(be, GPTQ_OP_DOT)) { /* summed where the product is (a GPU: no download) */
         st = gptq_be_check(be, be->iface->dot(be->ctx, Ab, 0, Tb, 0, R * C, out), "dot");
         gptq_be_free(be, Tb);
         return st;
@@ -496,7 +496,7 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
                               (long long)hs->cols, (long long)C);
         if (hs->n <= 0)
             return gptq_error(GPTQ_ERR_INVALID, "hessian: no calibration rows were added");
-        if (be->iface->hessian_finish && !cfg->desc_act) {
+        if (gptq_be_supports(be, GPTQ_OP_HESSIAN_FINISH) && !cfg->desc_act) {
             hscale = (float)(2.0 / (double)hs->n);
             if (!(hdiag = gptq_malloc((size_t)C * 4, "the diagonal"))) return GPTQ_ERR_NOMEM;
             st = gptq_be_check(be, be->iface->hessian_finish(be->ctx, hs->S, NULL, C, hscale,
@@ -625,7 +625,7 @@ static int quantize_layer_impl(gptq_backend *be, const float *W0, int64_t R, int
     st = gptq_be_upload(be, b.W, 0, Wq, (size_t)(R * C) * 4);
     if (!st && !rtn)
         st = damp_factor(be, &b, R, C, cfg, hdev, hs ? hs->S : NULL, hscale, hdiag, Hq, Hdamp,
-                         be->iface->dot ? NULL : Wq, rows_dot(Wq, NULL, NULL, R, C), res, &den,
+                         gptq_be_supports(be, GPTQ_OP_DOT) ? NULL : Wq, rows_dot(Wq, NULL, NULL, R, C), res, &den,
                          &lambda_used);
     if (st) goto done;
 
@@ -799,7 +799,7 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
 
     /* the device path, or the host's */
     const float hscale = (float)(2.0 / (double)hs->n);
-    int device = be->iface->hessian_finish && be->iface->dot;
+    int device = gptq_be_supports(be, GPTQ_OP_HESSIAN_FINISH) && gptq_be_supports(be, GPTQ_OP_DOT);
     float *diag = device ? gptq_malloc((size_t)C * 4, "the diagonal") : NULL;
     if (device && !diag) return GPTQ_ERR_NOMEM;
     if (device) {

@@ -635,7 +635,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     p->zeros_ng = gptq_calloc((size_t)p->total, sizeof *p->zeros_ng, "zero points");
     /* a backend that finishes the Hessians on its device keeps them there,
      * and the weights too (gptq_quantize_layer_dev) */
-    p->h_on_device = gptq_be_hessian_on_device(be);
+    p->h_on_device = gptq_be_supports(be, GPTQ_OP_HESSIAN_FINISH);
     const int hhost = !p->rtn && !p->h_on_device;
     if (hhost) p->Hhost = gptq_malloc((size_t)(maxc * maxc) * sizeof(float), "a Hessian");
     if (!p->W || !p->zeros || !p->zeros_ng || (hhost && !p->Hhost)) {
