@@ -462,8 +462,8 @@ static void check_reads_back(const char *out, const seen *s)
     cr_assert(gptq_model_config_of(m)->quant.present);
     for (int L = 0; L < SYN_LAYERS; L++) {
         cr_assert_eq(gptq_model_layer_load(m, L), GPTQ_OK, "%s", gptq_last_error());
-        for (int i = 0; i < gptq_model_nlinear(m); i++) {
-            const gptq_linear_info *li = gptq_model_linear(m, i);
+        for (int i = 0; i < gptq_model_nlinear(m, L); i++) {
+            const gptq_linear_info *li = gptq_model_linear(m, L, i);
             float *W = malloc((size_t)(li->rows * li->cols) * sizeof(float));
             cr_assert_eq(gptq_model_linear_get(m, L, i, W), GPTQ_OK);
             cr_assert(s->W[L * 8 + i], "no report for layer %d module %d", L, i);

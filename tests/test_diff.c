@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "model/arch.h"
 #include "model/model.h"
 #include "quant/diff.h"
 #include "text/calib.h"
@@ -215,7 +216,7 @@ static void exact_case(const char *model, const char *text, int64_t ns, int64_t 
     print_summary(model, &s);
     gptq_model_config cfg;
     cr_assert_eq(gptq_model_config_load(model, &cfg), GPTQ_OK);
-    const int nlin = cfg.family == GPTQ_FAMILY_OPT ? 6 : 7;
+    const int nlin = cfg.arch->linears(&cfg, 0, NULL); /* every layer alike */
     cr_assert_eq(s.layers, (int)cfg.num_layers, "every layer compared");
     cr_assert_eq(s.modules, (int)cfg.num_layers * nlin, "every module compared");
     cr_assert_eq(c.modules, s.modules, "one callback per module");

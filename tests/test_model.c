@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "io/io.h"
+#include "model/arch.h"
 #include "model/model.h"
 
 /* ------------------------------------------------------------------ */
@@ -144,7 +145,7 @@ Test(config, transformers4_style_llama)
         " \"rope_theta\": 10000.0, \"torch_dtype\": \"bfloat16\"}";
     gptq_model_config c;
     cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
-    cr_expect_eq(c.family, GPTQ_FAMILY_LLAMA);
+    cr_expect_eq(c.arch, &gptq_arch_llama);
     cr_expect_str_eq(c.architecture, "LlamaForCausalLM");
     cr_expect_eq(c.hidden_size, 512);
     cr_expect_eq(c.intermediate_size, 1536);
@@ -173,7 +174,7 @@ Test(config, transformers5_style_rope_parameters)
         " \"dtype\": \"float16\", \"attention_bias\": true}";
     gptq_model_config c;
     cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
-    cr_expect_eq(c.family, GPTQ_FAMILY_LLAMA);
+    cr_expect_eq(c.arch, &gptq_arch_llama);
     cr_expect_eq(c.head_dim, 64);
     cr_expect_eq(c.num_kv_heads, 4);
     cr_expect_eq(c.rope_theta, 500000.0);
@@ -212,7 +213,7 @@ Test(config, opt_v5_style)
         " \"tie_word_embeddings\": true, \"vocab_size\": 8192, \"word_embed_proj_dim\": 512}";
     gptq_model_config c;
     cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
-    cr_expect_eq(c.family, GPTQ_FAMILY_OPT);
+    cr_expect_eq(c.arch, &gptq_arch_opt);
     cr_expect_eq(c.intermediate_size, 2048);
     cr_expect_eq(c.head_dim, 64);
     cr_expect_eq(c.num_kv_heads, 8);
@@ -571,9 +572,12 @@ static int test_hook(void *user, const gptq_hook_event *ev)
     hook_state *s = user;
     s->calls[ev->group]++;
     s->cols[ev->group] = ev->cols;
+    /* every token reaches every module of a dense layer */
+    if (ev->rows || ev->nrows != ev->T) return GPTQ_ERR_INVALID;
     if (ev->group == s->zero_group)
-        for (int i = ev->first; i < ev->first + ev->count; i++) {
-            const gptq_linear_info *li = gptq_model_linear(s->m, i);
+        for (int k = 0; k < ev->nlin; k++) {
+            const int i = ev->lin[k];
+            const gptq_linear_info *li = gptq_model_linear(s->m, ev->layer, i);
             float *z = calloc((size_t)(li->rows * li->cols), sizeof(float));
             int st = gptq_model_linear_set(s->m, ev->layer, i, z);
             free(z);
@@ -591,8 +595,19 @@ Test(layers, hooks_see_each_group_and_can_swap_weights, .timeout = 60)
     gptq_model *m = NULL;
     cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s", gptq_last_error());
     const gptq_model_config *c = gptq_model_config_of(m);
-    cr_assert_eq(gptq_model_nlinear(m), 7);
-    cr_assert_eq(gptq_model_ngroups(m), 4);
+    cr_assert_eq(gptq_model_nlinear(m, 0), 7);
+    cr_assert_eq(gptq_model_ngroups(m, 0), 4);
+    cr_expect_eq(gptq_model_nlinear(m, (int)c->num_layers), 0, "no layer beyond the last");
+    cr_expect_null(gptq_model_linear(m, -1, 0));
+    cr_expect_null(gptq_model_linear(m, 0, 7));
+    cr_expect_null(gptq_model_group(m, 0, 4));
+    /* the groups name their modules: gate_up = {gate_proj, up_proj} */
+    const gptq_group_info *gu = gptq_model_group(m, 4, 2);
+    cr_assert_not_null(gu);
+    cr_expect_str_eq(gu->name, "gate_up");
+    cr_assert_eq(gu->nlin, 2);
+    cr_expect_str_eq(gptq_model_linear(m, 4, gu->lin[0])->name, "mlp.gate_proj");
+    cr_expect_str_eq(gptq_model_linear(m, 4, gu->lin[1])->name, "mlp.up_proj");
     char pfx[128];
     cr_assert_eq(gptq_model_linear_prefix(m, 2, 6, pfx, sizeof pfx), GPTQ_OK);
     cr_expect_str_eq(pfx, "model.layers.2.mlp.down_proj");
@@ -633,7 +648,7 @@ Test(layers, hooks_see_each_group_and_can_swap_weights, .timeout = 60)
     cr_expect_eq(memcmp(y, zz, (size_t)(S * D) * 4), 0, "zeroed down_proj: output != residual");
 
     /* linear_get returns what the checkpoint holds */
-    const gptq_linear_info *q = gptq_model_linear(m, 0);
+    const gptq_linear_info *q = gptq_model_linear(m, 0, 0);
     float *wq = malloc((size_t)(q->rows * q->cols) * 4), *ref = malloc((size_t)(q->rows * q->cols) * 4);
     cr_assert_eq(gptq_model_linear_get(m, 0, 0, wq), GPTQ_OK);
     int64_t shp[2] = {q->rows, q->cols};
@@ -723,8 +738,8 @@ Test(gptq_ckpt, reads_as_its_dequantized_weights, .timeout = 120)
     static gptq_packed pk[64];
     int npk = 0;
     for (int L = 0; L < c->num_layers; L++)
-        for (int i = 0; i < gptq_model_nlinear(m); i++) {
-            const gptq_linear_info *li = gptq_model_linear(m, i);
+        for (int i = 0; i < gptq_model_nlinear(m, L); i++) {
+            const gptq_linear_info *li = gptq_model_linear(m, L, i);
             char pfx[256], name[300];
             cr_assert_eq(gptq_model_linear_prefix(m, L, i, pfx, sizeof pfx), GPTQ_OK);
             float *W = malloc((size_t)(li->rows * li->cols) * 4);

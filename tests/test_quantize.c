@@ -30,6 +30,7 @@
 
 #include "eval/eval.h"
 #include "io/io.h"
+#include "model/arch.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
 #include "synth_model.h"
@@ -305,7 +306,7 @@ static double ppl_in_memory(const char *src, const seen *s, const int32_t *ids, 
     const int L_n = (int)gptq_model_config_of(m)->num_layers;
     for (int L = 0; L < L_n; L++) {
         cr_assert_eq(gptq_model_layer_load(m, L), GPTQ_OK);
-        for (int i = 0; i < gptq_model_nlinear(m); i++)
+        for (int i = 0; i < gptq_model_nlinear(m, L); i++)
             cr_assert_eq(gptq_model_linear_set(m, L, i, s->W[L * s->nlin + i]), GPTQ_OK);
         cr_assert_eq(gptq_model_layer_forward(m, L, X, X, nwin, S, NULL, NULL), GPTQ_OK);
     }
@@ -374,7 +375,7 @@ static void shared_case(const char *name, double max_cost)
     gptq_model_config cfg;
     cr_assert_eq(gptq_model_config_load(model, &cfg), GPTQ_OK);
     seen s;
-    seen_init(&s, (int)cfg.num_layers, cfg.family == GPTQ_FAMILY_OPT ? 6 : 7);
+    seen_init(&s, (int)cfg.num_layers, cfg.arch->linears(&cfg, 0, NULL));
     gptq_quant_config q;
     gptq_quant_config_default(&q);
     q.sym = 0;

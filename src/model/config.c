@@ -1,5 +1,8 @@
 /*
- * config.c — Hugging Face config.json -> gptq_model_config.
+ * config.c — Hugging Face config.json -> gptq_model_config: the keys every
+ * family shares, the architecture lookup over the families' descriptions
+ * (k_archs), each family's keys (gptq_arch.keys, in its transformers 4 and
+ * 5 spellings) and its own parse, the size bounds, and the quantization.
  *
  * Both styles real hub models come in are read:
  *   transformers 4: "rope_theta", "rope_scaling" (null or default), "torch_dtype"
@@ -16,14 +19,7 @@
 
 #include "../io/io.h"
 #include "../text/tokenizer.h"
-#include "model.h"
-
-/* Getter results: GPTQ_OK / GPTQ_JSON_ABSENT are fine, negatives fail. */
-#define CFG_TRY(expr)          \
-    do {                       \
-        int st_ = (expr);      \
-        if (st_ < 0) return st_; \
-    } while (0)
+#include "arch.h"
 
 static int parse_dtype(const char *s, gptq_dtype *out)
 {
@@ -67,10 +63,8 @@ static int64_t limit_of(const char *key)
     return INT32_MAX;
 }
 
-/* A positive integer key (required or with default already in *out),
- * within its bound. */
-static int get_pos(const cJSON *root, const char *key, int64_t *out, int required,
-                   const char *file)
+int gptq_config_get_size(const cJSON *root, const char *key, int64_t *out, int required,
+                         const char *file)
 {
     int st = gptq_json_get_int(root, key, out, required, file);
     if (st < 0) return st;
@@ -88,8 +82,12 @@ static int check_products(const gptq_model_config *c, const char *file)
 {
     const int64_t D = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
     const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
-    const char *fkey = c->family == GPTQ_FAMILY_OPT ? "ffn_dim" : "intermediate_size";
-    char what[96];
+    /* the MLP width under the family's own key name */
+    const char *fkey = "intermediate_size";
+    for (int i = 0; i < c->arch->nkeys; i++)
+        if (c->arch->keys[i].field == offsetof(gptq_model_config, intermediate_size))
+            fkey = c->arch->keys[i].v4;
+    char what[96], pwhat[96];
     const struct {
         const char *what;
         int64_t n;
@@ -98,15 +96,17 @@ static int check_products(const gptq_model_config *c, const char *file)
         {"num_attention_heads x head_dim x hidden_size (q_proj)", Hd * D},
         {"num_key_value_heads x head_dim x hidden_size (k_proj)", Kd * D},
         {what, F * D},
-        {"(max_position_embeddings + 2) x hidden_size (OPT embed_positions)",
-         c->family == GPTQ_FAMILY_OPT ? (c->max_positions + 2) * D : 0},
+        {pwhat, c->arch->positions ? (c->max_positions + c->pos_offset) * D : 0},
     };
     snprintf(what, sizeof what, "%s x hidden_size (the MLP)", fkey);
+    snprintf(pwhat, sizeof pwhat, "(max_position_embeddings + %lld) x hidden_size (%s)",
+             (long long)c->pos_offset, c->arch->positions ? c->arch->positions : "");
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         if (t[i].n > CFG_MAX_TENSOR)
             return gptq_error(GPTQ_ERR_FORMAT,
                               "%s: %s = %lld elements in one tensor, above the limit of 2^34",
                               file, t[i].what, (long long)t[i].n);
+    /* a bound on any family's layer: q, o, k, v and three MLP matrices */
     const int64_t per_layer = 2 * Hd * D + 2 * Kd * D + 3 * F * D;
     if (per_layer * c->num_layers > CFG_MAX_LAYERS_TOTAL)
         return gptq_error(GPTQ_ERR_FORMAT,
@@ -117,33 +117,13 @@ static int check_products(const gptq_model_config *c, const char *file)
     return GPTQ_OK;
 }
 
-/* rope_scaling (v4) / rope_parameters (v5): only the default rotary
- * embedding is implemented; anything else is refused by name. */
-static int check_rope_type(const cJSON *obj, const char *key, const char *file)
-{
-    const char *type = NULL;
-    CFG_TRY(gptq_json_get_str(obj, "rope_type", &type, 0, file));
-    if (!type) CFG_TRY(gptq_json_get_str(obj, "type", &type, 0, file));
-    if (type && strcmp(type, "default") != 0)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: \"%s\" asks for rope type \"%s\": unsupported (only the default "
-                          "rotary embedding is implemented)",
-                          file, key, type);
-    if (!type && !strcmp(key, "rope_scaling"))
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: \"rope_scaling\" is set but names no rope_type: unsupported (only "
-                          "null or the default rotary embedding is implemented)",
-                          file);
-    return GPTQ_OK;
-}
-
 static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
 {
     gptq_ckpt_quant r = {.present = 1, .bits = 0, .group_size = 128, .desc_act = 0, .sym = 1,
                          .lm_head = 0, .format = GPTQ_FORMAT_V1};
     const char *method = NULL;
-    CFG_TRY(gptq_json_get_str(q, "quant_method", &method, 0, file));
-    if (!method) CFG_TRY(gptq_json_get_str(q, "method", &method, 0, file));
+    GPTQ_TRY(gptq_json_get_str(q, "quant_method", &method, 0, file));
+    if (!method) GPTQ_TRY(gptq_json_get_str(q, "method", &method, 0, file));
     if (method && strcmp(method, "gptq") != 0)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: quantization_config: quant_method \"%s\" is not supported (only "
@@ -168,24 +148,24 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     v = 128;
     int st = gptq_json_get_int(q, "group_size", &v, 0, file);
     if (st < 0) return st;
-    if (st == GPTQ_JSON_ABSENT) CFG_TRY(gptq_json_get_int(q, "q_group_size", &v, 0, file));
+    if (st == GPTQ_JSON_ABSENT) GPTQ_TRY(gptq_json_get_int(q, "q_group_size", &v, 0, file));
     if (v != -1 && (v <= 0 || v > INT32_MAX))
         return gptq_error(GPTQ_ERR_FORMAT,
                           "%s: quantization_config: group_size = %lld (must be -1 or positive)",
                           file, (long long)v);
     r.group_size = (int)v;
-    CFG_TRY(gptq_json_get_bool(q, "desc_act", &r.desc_act, 0, file));
+    GPTQ_TRY(gptq_json_get_bool(q, "desc_act", &r.desc_act, 0, file));
     int zp = -1;
     st = gptq_json_get_bool(q, "sym", &r.sym, 0, file);
     if (st < 0) return st;
     if (st == GPTQ_JSON_ABSENT) {
-        CFG_TRY(gptq_json_get_bool(q, "zero_point", &zp, 0, file));
+        GPTQ_TRY(gptq_json_get_bool(q, "zero_point", &zp, 0, file));
         if (zp >= 0) r.sym = !zp;
     }
-    CFG_TRY(gptq_json_get_bool(q, "lm_head", &r.lm_head, 0, file));
+    GPTQ_TRY(gptq_json_get_bool(q, "lm_head", &r.lm_head, 0, file));
     const char *fmt = NULL;
-    CFG_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
-    if (!fmt) CFG_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));
+    GPTQ_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
+    if (!fmt) GPTQ_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));
     if (fmt) {
         if (!strcmp(fmt, "gptq")) r.format = GPTQ_FORMAT_V1;
         else if (!strcmp(fmt, "gptq_v2")) r.format = GPTQ_FORMAT_V2;
@@ -199,146 +179,59 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     return GPTQ_OK;
 }
 
-static const struct {
-    const char *arch, *model_type;
-    gptq_family family;
-} k_archs[] = {
-    {"LlamaForCausalLM", "llama", GPTQ_FAMILY_LLAMA},
-    {"MistralForCausalLM", "mistral", GPTQ_FAMILY_LLAMA},
-    {"Qwen2ForCausalLM", "qwen2", GPTQ_FAMILY_LLAMA},
-    {"OPTForCausalLM", "opt", GPTQ_FAMILY_OPT},
+/* Every family; an unknown architecture's message lists their names. */
+static const gptq_arch *const k_archs[] = {&gptq_arch_llama, &gptq_arch_opt};
+#define NARCHS ((int)(sizeof k_archs / sizeof *k_archs))
+
+/* The keys every family reads. */
+static const gptq_arch_key k_shared_keys[] = {
+    {"vocab_size", NULL, GPTQ_KEY_SIZE, offsetof(gptq_model_config, vocab_size), 1, 0},
+    {"hidden_size", NULL, GPTQ_KEY_SIZE, offsetof(gptq_model_config, hidden_size), 1, 0},
+    {"num_hidden_layers", NULL, GPTQ_KEY_SIZE, offsetof(gptq_model_config, num_layers), 1, 0},
+    {"num_attention_heads", NULL, GPTQ_KEY_SIZE, offsetof(gptq_model_config, num_heads), 1, 0},
 };
 
-static int parse_llama(const cJSON *root, const char *file, gptq_model_config *c)
+/* Key k into its field of c: the default, then the v4 spelling, then the
+ * v5 one ("object.key") over it. A required key has one spelling. */
+static int read_key(const cJSON *root, const gptq_arch_key *k, const char *file,
+                    gptq_model_config *c)
 {
-    const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
-    const int mistral = !strcmp(c->architecture, "MistralForCausalLM");
-    CFG_TRY(get_pos(root, "intermediate_size", &c->intermediate_size, 1, file));
-    c->num_kv_heads = c->num_heads;
-    CFG_TRY(get_pos(root, "num_key_value_heads", &c->num_kv_heads, 0, file));
-    c->head_dim = 0;
-    CFG_TRY(gptq_json_get_int(root, "head_dim", &c->head_dim, 0, file));
-    if (c->head_dim != 0) CFG_TRY(get_pos(root, "head_dim", &c->head_dim, 1, file));
-    if (c->head_dim == 0) {
-        if (c->hidden_size % c->num_heads)
-            return gptq_error(GPTQ_ERR_FORMAT,
-                              "%s: hidden_size %lld is not a multiple of num_attention_heads %lld "
-                              "and no head_dim is given",
-                              file, (long long)c->hidden_size, (long long)c->num_heads);
-        c->head_dim = c->hidden_size / c->num_heads;
+    void *f = (char *)c + k->field;
+    if (k->type == GPTQ_KEY_SIZE) *(int64_t *)f = (int64_t)k->def;
+    else if (k->type == GPTQ_KEY_NUM) *(double *)f = k->def;
+    else *(int *)f = (int)k->def;
+    for (int v = 0; v < 2; v++) {
+        const char *key = v ? k->v5 : k->v4, *dot = key ? strchr(key, '.') : NULL;
+        const cJSON *obj = root;
+        if (!key) continue;
+        if (dot) {
+            char parent[64];
+            snprintf(parent, sizeof parent, "%.*s", (int)(dot - key), key);
+            GPTQ_TRY(gptq_json_get_object(root, parent, &obj, 0, file));
+            if (!obj) continue;
+            key = dot + 1;
+        }
+        if (k->type == GPTQ_KEY_SIZE)
+            GPTQ_TRY(gptq_config_get_size(obj, key, f, k->required, file));
+        else if (k->type == GPTQ_KEY_NUM)
+            GPTQ_TRY(gptq_json_get_num(obj, key, f, k->required, file));
+        else
+            GPTQ_TRY(gptq_json_get_bool(obj, key, f, k->required, file));
     }
-    /* below 2^31 as every other size, so that heads * head_dim fits in 64 bits */
-    if (c->head_dim <= 0 || c->head_dim > INT32_MAX || c->head_dim % 2)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: head_dim %lld must be positive, even (RoPE) and below 2^31", file,
-                          (long long)c->head_dim);
-    if (c->num_heads % c->num_kv_heads)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: num_attention_heads %lld is not a multiple of num_key_value_heads "
-                          "%lld",
-                          file, (long long)c->num_heads, (long long)c->num_kv_heads);
-    c->norm_eps = 1e-6;
-    CFG_TRY(gptq_json_get_num(root, "rms_norm_eps", &c->norm_eps, 0, file));
-    if (!(c->norm_eps > 0))
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: rms_norm_eps must be positive", file);
-    const char *act = "silu";
-    CFG_TRY(gptq_json_get_str(root, "hidden_act", &act, 0, file));
-    if (strcmp(act, "silu") != 0)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: hidden_act \"%s\" is not supported for %s (only \"silu\")", file,
-                          act, c->architecture);
-
-    /* RoPE: theta from either style; scaling only default. */
-    c->rope_theta = 10000.0;
-    CFG_TRY(gptq_json_get_num(root, "rope_theta", &c->rope_theta, 0, file));
-    const cJSON *rp = NULL;
-    CFG_TRY(gptq_json_get_object(root, "rope_parameters", &rp, 0, file));
-    if (rp) {
-        CFG_TRY(gptq_json_get_num(rp, "rope_theta", &c->rope_theta, 0, file));
-        CFG_TRY(check_rope_type(rp, "rope_parameters", file));
-    }
-    const cJSON *rs = NULL;
-    CFG_TRY(gptq_json_get_object(root, "rope_scaling", &rs, 0, file));
-    if (rs) CFG_TRY(check_rope_type(rs, "rope_scaling", file));
-    if (!(c->rope_theta > 0))
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: rope_theta must be positive", file);
-    const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
-    if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: partial_rotary_factor other than 1 is not supported", file);
-
-    /* Biases: Llama/Mistral attention_bias covers q, k, v and o; Qwen2 always
-     * has q/k/v biases and none on o_proj. */
-    int ab = 0, mb = 0;
-    CFG_TRY(gptq_json_get_bool(root, "attention_bias", &ab, 0, file));
-    CFG_TRY(gptq_json_get_bool(root, "mlp_bias", &mb, 0, file));
-    c->qkv_bias = qwen2 ? 1 : ab;
-    c->o_bias = qwen2 ? 0 : ab;
-    c->mlp_bias = mb;
-    c->norm_bias = 0;
-    c->final_norm = 1;
-    c->tie_word_embeddings = 0;
-    CFG_TRY(gptq_json_get_bool(root, "tie_word_embeddings", &c->tie_word_embeddings, 0, file));
-
-    /* Sliding windows: remembered; the forward refuses sequences longer. */
-    c->sliding_window = 0;
-    int use_sw = mistral;
-    if (qwen2) {
-        use_sw = 0;
-        CFG_TRY(gptq_json_get_bool(root, "use_sliding_window", &use_sw, 0, file));
-    }
-    if (use_sw) CFG_TRY(gptq_json_get_int(root, "sliding_window", &c->sliding_window, 0, file));
-    if (c->sliding_window < 0) c->sliding_window = 0;
-    c->max_positions = 2048;
-    CFG_TRY(get_pos(root, "max_position_embeddings", &c->max_positions, 0, file));
     return GPTQ_OK;
 }
 
-static int parse_opt(const cJSON *root, const char *file, gptq_model_config *c)
+static int unknown_arch(const char *file, const char *name)
 {
-    int before = 1;
-    CFG_TRY(gptq_json_get_bool(root, "do_layer_norm_before", &before, 0, file));
-    if (!before)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: OPT with do_layer_norm_before = false (post-LayerNorm, as "
-                          "opt-350m) is not supported",
-                          file);
-    CFG_TRY(get_pos(root, "ffn_dim", &c->intermediate_size, 1, file));
-    int64_t proj = c->hidden_size;
-    CFG_TRY(get_pos(root, "word_embed_proj_dim", &proj, 0, file));
-    if (proj != c->hidden_size)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: OPT with word_embed_proj_dim %lld != hidden_size %lld (project_in/"
-                          "project_out layers) is not supported",
-                          file, (long long)proj, (long long)c->hidden_size);
-    const char *act = "relu";
-    CFG_TRY(gptq_json_get_str(root, "activation_function", &act, 0, file));
-    if (strcmp(act, "relu") != 0)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: activation_function \"%s\" is not supported for OPT (only \"relu\")",
-                          file, act);
-    if (c->hidden_size % c->num_heads)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
-                          file, (long long)c->hidden_size, (long long)c->num_heads);
-    c->num_kv_heads = c->num_heads;
-    c->head_dim = c->hidden_size / c->num_heads;
-    c->norm_eps = 1e-5; /* torch.nn.LayerNorm's default, which OPT uses */
-    c->rope_theta = 0;
-    int bias = 1, affine = 1, remove_final = 0;
-    CFG_TRY(gptq_json_get_bool(root, "enable_bias", &bias, 0, file));
-    CFG_TRY(gptq_json_get_bool(root, "layer_norm_elementwise_affine", &affine, 0, file));
-    CFG_TRY(gptq_json_get_bool(root, "_remove_final_layer_norm", &remove_final, 0, file));
-    c->qkv_bias = c->o_bias = c->mlp_bias = bias;
-    c->norm_bias = affine;
-    c->final_norm = !remove_final;
-    c->tie_word_embeddings = 1;
-    CFG_TRY(gptq_json_get_bool(root, "tie_word_embeddings", &c->tie_word_embeddings, 0, file));
-    c->max_positions = 2048;
-    CFG_TRY(get_pos(root, "max_position_embeddings", &c->max_positions, 0, file));
-    c->pos_offset = 2;
-    c->sliding_window = 0;
-    return GPTQ_OK;
+    char list[512] = "";
+    size_t n = 0;
+    for (int a = 0; a < NARCHS; a++)
+        for (int i = 0; i < k_archs[a]->nnames && n < sizeof list; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "",
+                                  k_archs[a]->names[i].arch);
+    return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                      "%s: architecture \"%s\" is not supported (supported: %s)", file, name,
+                      list);
 }
 
 int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_config *c)
@@ -351,7 +244,7 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
     /* architecture: architectures[0], else model_type */
     const char *arch = NULL;
     const cJSON *archs = NULL;
-    CFG_TRY(gptq_json_get_array(root, "architectures", &archs, 0, file));
+    GPTQ_TRY(gptq_json_get_array(root, "architectures", &archs, 0, file));
     if (archs) {
         const cJSON *a0 = cJSON_GetArrayItem(archs, 0);
         if (!a0 || !cJSON_IsString(a0))
@@ -360,45 +253,43 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
         arch = a0->valuestring;
     }
     const char *mtype = NULL;
-    CFG_TRY(gptq_json_get_str(root, "model_type", &mtype, 0, file));
-    int k = -1;
-    for (int i = 0; i < (int)(sizeof k_archs / sizeof *k_archs); i++)
-        if ((arch && !strcmp(arch, k_archs[i].arch)) ||
-            (!arch && mtype && !strcmp(mtype, k_archs[i].model_type)))
-            k = i;
-    if (k < 0) {
+    GPTQ_TRY(gptq_json_get_str(root, "model_type", &mtype, 0, file));
+    const gptq_arch_name *found = NULL;
+    for (int a = 0; a < NARCHS; a++)
+        for (int i = 0; i < k_archs[a]->nnames; i++) {
+            const gptq_arch_name *n = &k_archs[a]->names[i];
+            if ((arch && !strcmp(arch, n->arch)) || (!arch && mtype && !strcmp(mtype, n->model_type))) {
+                found = n;
+                c->arch = k_archs[a];
+            }
+        }
+    if (!found) {
         if (!arch && !mtype)
             return gptq_error(GPTQ_ERR_FORMAT,
                               "%s: neither \"architectures\" nor \"model_type\" is given", file);
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: architecture \"%s\" is not supported (supported: %s)", file,
-                          arch ? arch : mtype, GPTQ_SUPPORTED_ARCHS);
+        return unknown_arch(file, arch ? arch : mtype);
     }
-    snprintf(c->architecture, sizeof c->architecture, "%s", k_archs[k].arch);
-    c->family = k_archs[k].family;
+    snprintf(c->architecture, sizeof c->architecture, "%s", found->arch);
 
-    CFG_TRY(get_pos(root, "vocab_size", &c->vocab_size, 1, file));
-    CFG_TRY(get_pos(root, "hidden_size", &c->hidden_size, 1, file));
-    CFG_TRY(get_pos(root, "num_hidden_layers", &c->num_layers, 1, file));
-    CFG_TRY(get_pos(root, "num_attention_heads", &c->num_heads, 1, file));
-
-    int st = c->family == GPTQ_FAMILY_OPT ? parse_opt(root, file, c) : parse_llama(root, file, c);
-    if (st) return st;
-    CFG_TRY(check_products(c, file));
+    for (size_t i = 0; i < sizeof k_shared_keys / sizeof *k_shared_keys; i++)
+        GPTQ_TRY(read_key(root, &k_shared_keys[i], file, c));
+    for (int i = 0; i < c->arch->nkeys; i++) GPTQ_TRY(read_key(root, &c->arch->keys[i], file, c));
+    GPTQ_TRY(c->arch->parse(root, file, c));
+    GPTQ_TRY(check_products(c, file));
 
     /* dtype (informational: weights are converted to f32 whatever it says) */
     c->dtype = GPTQ_F32;
     const char *dt = NULL;
-    CFG_TRY(gptq_json_get_str(root, "dtype", &dt, 0, file));
-    if (!dt) CFG_TRY(gptq_json_get_str(root, "torch_dtype", &dt, 0, file));
+    GPTQ_TRY(gptq_json_get_str(root, "dtype", &dt, 0, file));
+    if (!dt) GPTQ_TRY(gptq_json_get_str(root, "torch_dtype", &dt, 0, file));
     if (dt && parse_dtype(dt, &c->dtype))
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: dtype \"%s\" is not supported (float32, float16, bfloat16)", file,
                           dt);
 
     const cJSON *q = NULL;
-    CFG_TRY(gptq_json_get_object(root, "quantization_config", &q, 0, file));
-    if (q) CFG_TRY(parse_quant(q, file, &c->quant));
+    GPTQ_TRY(gptq_json_get_object(root, "quantization_config", &q, 0, file));
+    if (q) GPTQ_TRY(parse_quant(q, file, &c->quant));
     return GPTQ_OK;
 }
 

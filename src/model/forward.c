@@ -1,70 +1,57 @@
 /*
- * forward.c — the forward pass of a Hugging Face causal LM (model.h says
- * which and how) on a backend, one decoder layer's weights at a time:
- * embed -> decoder layers -> final norm -> lm_head -> next-token NLL.
+ * forward.c — the shared machinery of the forward pass of a Hugging Face
+ * causal LM on a backend, one decoder layer's weights at a time: embed ->
+ * decoder layers -> final norm -> lm_head -> next-token NLL. The family's
+ * description (arch.h) names the tensors, lists each layer's linears,
+ * groups and work buffers, and runs the layer; this file loads the
+ * weights (float or GPTQ), checks that they are complete, owns the
+ * buffers, calls the hooks, and does the embedding and the head.
  *
- * The core decides (module order, tensor names, RoPE angles, which rows
- * predict what); the backend computes (gemm and the FORWARD OPS of
- * backend.h). Weights are read from the mmap'd safetensors, converted to
- * f32 (or dequantized from GPTQ tensors) one tensor at a time in a host
- * scratch buffer, uploaded, and the scratch reused.
+ * Weights are read from the mmap'd safetensors, converted to f32 (or
+ * dequantized from GPTQ tensors) one tensor at a time in a host scratch
+ * buffer, uploaded, and the scratch reused.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../quant/qdev.h"
-#include "model.h"
+#include "arch.h"
 
 /* Logit rows per chunk of the head: at most this many floats of logits. */
 #define HEAD_CHUNK_FLOATS ((int64_t)1 << 24)
 
-/* The linear modules of a decoder layer (model.h). */
+/* The linears and groups of one decoder layer, from the family. */
 typedef struct {
-    const char *name;
-    int group;
-} lin_def;
-
-static const lin_def k_llama_lin[] = {
-    {"self_attn.q_proj", 0}, {"self_attn.k_proj", 0}, {"self_attn.v_proj", 0},
-    {"self_attn.o_proj", 1}, {"mlp.gate_proj", 2},    {"mlp.up_proj", 2},
-    {"mlp.down_proj", 3},
-};
-static const lin_def k_opt_lin[] = {
-    {"self_attn.q_proj", 0}, {"self_attn.k_proj", 0}, {"self_attn.v_proj", 0},
-    {"self_attn.out_proj", 1}, {"fc1", 2}, {"fc2", 3},
-};
-static const char *const k_llama_groups[] = {"qkv", "o", "gate_up", "down"};
-static const char *const k_opt_groups[] = {"qkv", "out", "fc1", "fc2"};
-
-enum { LQ = 0, LK = 1, LV = 2, LO = 3 }; /* both families */
-enum { LGATE = 4, LUP = 5, LDOWN = 6 };  /* Llama */
-enum { LFC1 = 4, LFC2 = 5 };             /* OPT */
+    gptq_linear_info *lin;
+    int nlin;
+    gptq_group_info *grp;
+    int ngrp;
+} layer_def;
 
 struct gptq_model {
     gptq_model_config cfg;
+    const gptq_arch *a;
     gptq_weights *w;
     gptq_backend *be;
     char dir[2048];
-    char root[16];   /* "model." or "" (OPT checkpoints saved without it) */
-    char layers[32]; /* "model.layers" or "model.decoder.layers" */
-    int nlin;
-    gptq_linear_info lin[GPTQ_MAX_LINEARS];
-    const char *const *group_names;
+    char root[16];   /* the family's root that the weights use ("model.", "") */
+    char layers[48]; /* root + the family's layers ("model.layers") */
+    layer_def *def;  /* (num_layers) */
+    int maxlin;      /* most linears of any layer */
 
     gptq_math math; /* of the Linears */
 
     /* the loaded decoder layer */
-    int loaded; /* -1: none */
-    gptq_buf *W[GPTQ_MAX_LINEARS], *B[GPTQ_MAX_LINEARS];
-    gptq_buf *n1w, *n1b, *n2w, *n2b;
+    int loaded;         /* -1: none */
+    gptq_buf **W, **B;  /* (maxlin) */
+    gptq_buf **nw, **nb; /* (a->nnorms) */
 
-    /* work buffers for up to ws_T tokens */
-    int64_t ws_T, ws_S;
-    gptq_buf *xn, *q, *k, *v, *att, *tmp, *g, *u, *pos;
-    int64_t cs_S;
-    gptq_buf *cs; /* (cs_S, d) RoPE [cos | sin] table */
+    /* the family's work buffers: (a->nwork), their element counts, and
+     * scratch for the counts wanted (a->nwork more) */
+    gptq_buf **work;
+    int64_t *work_n;
+    int64_t prep_T, prep_S; /* what a->prepare last filled them for */
 
     /* host scratch for one tensor */
     float *host;
@@ -75,41 +62,31 @@ struct gptq_model {
 /* backend calls                                                       */
 /* ------------------------------------------------------------------ */
 
-static int missing_op(gptq_backend *be, const char *op)
+int gptq_be_missing_op(gptq_backend *be, const char *op)
 {
     return gptq_error(GPTQ_ERR_UNSUPPORTED,
                       "backend %s has no '%s' op: it cannot run the model forward pass",
                       be->iface->name, op);
 }
 
-/* Call a forward op slot, or report that the backend lacks it. */
-#define BE_OP(be, op, ...)                                                             \
-    ((be)->iface->op ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op) \
-                     : missing_op((be), #op))
-
-#define TRY(expr)            \
-    do {                     \
-        int st_ = (expr);    \
-        if (st_) return st_; \
-    } while (0)
-
-/* Y (T, rows) = X (T, cols) W^T (+ bias), W (rows, cols). */
-static int linear(gptq_model *m, const gptq_buf *X, int64_t T, int i, gptq_buf *Y)
+int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_buf *Y)
 {
-    const gptq_linear_info *li = &m->lin[i];
+    gptq_model *m = x->m;
+    const gptq_linear_info *li = &m->def[x->layer].lin[i];
     gptq_backend *be = m->be;
+    const int64_t T = x->T;
     if (T == 0) return GPTQ_OK;
     if (m->math == GPTQ_MATH_TF32 && gptq_be_supports(be, GPTQ_OP_LINEAR_FAST))
-        TRY(gptq_be_check(be,
+        GPTQ_TRY(gptq_be_check(be,
                           be->iface->linear_fast(be->ctx, T, li->rows, li->cols, X, 0, m->W[i], 0,
                                                  Y, 0),
                           "linear_fast"));
     else
-        TRY(gptq_be_check(be,
+        GPTQ_TRY(gptq_be_check(be,
                           be->iface->gemm(be->ctx, 0, 1, T, li->rows, li->cols, 1.0f, X, 0,
                                           li->cols, m->W[i], 0, li->cols, 0.0f, Y, 0, li->rows),
                           "gemm"));
-    if (m->B[i]) TRY(BE_OP(be, bias_add, Y, 0, m->B[i], 0, T, li->rows));
+    if (m->B[i]) GPTQ_TRY(GPTQ_BE_OP(be, bias_add, Y, 0, m->B[i], 0, T, li->rows));
     return GPTQ_OK;
 }
 
@@ -139,7 +116,7 @@ static float *host_scratch(gptq_model *m, size_t n)
 /* Upload n floats from host into a new backend buffer. */
 static int upload_new(gptq_model *m, const float *src, size_t n, const char *what, gptq_buf **out)
 {
-    TRY(gptq_be_alloc(m->be, n * sizeof(float), out, what));
+    GPTQ_TRY(gptq_be_alloc(m->be, n * sizeof(float), out, what));
     int st = gptq_be_upload(m->be, *out, 0, src, n * sizeof(float));
     if (st) free_buf(m, out);
     return st;
@@ -175,7 +152,7 @@ static int upload_tensor(gptq_model *m, const char *name, int ndim, const int64_
     }
     float *h = host_scratch(m, n);
     if (!h) return GPTQ_ERR_NOMEM;
-    TRY(gptq_weights_read_f32(m->w, name, ndim, shape, h));
+    GPTQ_TRY(gptq_weights_read_f32(m->w, name, ndim, shape, h));
     return upload_new(m, h, n, name, out);
 }
 
@@ -219,15 +196,15 @@ static int load_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t 
     char name[512];
     snprintf(name, sizeof name, "%s.qweight", prefix);
     if (gptq_weights_has(m->w, name)) {
-        TRY(dequant_linear(m, prefix, rows, cols, W));
+        GPTQ_TRY(dequant_linear(m, prefix, rows, cols, W));
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
         int64_t shape[2] = {rows, cols};
-        TRY(upload_tensor(m, name, 2, shape, W));
+        GPTQ_TRY(upload_tensor(m, name, 2, shape, W));
     }
     if (has_bias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
-        TRY(upload_tensor(m, name, 1, &rows, B));
+        GPTQ_TRY(upload_tensor(m, name, 1, &rows, B));
     }
     return GPTQ_OK;
 }
@@ -244,30 +221,32 @@ static int check_linear_tensors(const gptq_model *m, const char *prefix, int64_t
     char name[600];
     snprintf(name, sizeof name, "%s.qweight", prefix);
     if (gptq_weights_has(m->w, name)) {
-        TRY(gptq_weights_check_packed(m->w, &m->cfg.quant, prefix, rows, cols));
+        GPTQ_TRY(gptq_weights_check_packed(m->w, &m->cfg.quant, prefix, rows, cols));
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
         const int64_t shape[2] = {rows, cols};
-        TRY(gptq_weights_check_float(m->w, name, 2, shape));
+        GPTQ_TRY(gptq_weights_check_float(m->w, name, 2, shape));
     }
     if (has_bias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
-        TRY(gptq_weights_check_float(m->w, name, 1, &rows));
+        GPTQ_TRY(gptq_weights_check_float(m->w, name, 1, &rows));
     }
     return GPTQ_OK;
 }
 
-/* The tensors load_norm reads for `name`. */
-static int check_norm_tensors(const gptq_model *m, const char *name, int with_bias)
+/* The tensors load_norm reads for `name`: a weight and a bias as the
+ * config has them. */
+static int check_norm_tensors(const gptq_model *m, const char *name)
 {
     char full[600];
     const int64_t D = m->cfg.hidden_size;
-    if (m->cfg.family == GPTQ_FAMILY_OPT && !m->cfg.norm_bias) return GPTQ_OK;
-    snprintf(full, sizeof full, "%s.weight", name);
-    TRY(gptq_weights_check_float(m->w, full, 1, &D));
-    if (with_bias) {
+    if (m->cfg.norm_weight) {
+        snprintf(full, sizeof full, "%s.weight", name);
+        GPTQ_TRY(gptq_weights_check_float(m->w, full, 1, &D));
+    }
+    if (m->cfg.norm_bias) {
         snprintf(full, sizeof full, "%s.bias", name);
-        TRY(gptq_weights_check_float(m->w, full, 1, &D));
+        GPTQ_TRY(gptq_weights_check_float(m->w, full, 1, &D));
     }
     return GPTQ_OK;
 }
@@ -279,47 +258,42 @@ static int check_norm_tensors(const gptq_model *m, const char *name, int with_bi
 static int check_complete(const gptq_model *m)
 {
     const gptq_model_config *c = &m->cfg;
-    const int opt = c->family == GPTQ_FAMILY_OPT;
+    const gptq_arch *a = m->a;
     const int64_t V = c->vocab_size, D = c->hidden_size;
     char name[512];
-    snprintf(name, sizeof name, "%s%sembed_tokens.weight", m->root, opt ? "decoder." : "");
+    snprintf(name, sizeof name, "%s%s", m->root, a->embed);
     const int64_t emb[2] = {V, D};
-    TRY(gptq_weights_check_float(m->w, name, 2, emb));
-    if (opt) {
-        snprintf(name, sizeof name, "%sdecoder.embed_positions.weight", m->root);
+    GPTQ_TRY(gptq_weights_check_float(m->w, name, 2, emb));
+    if (a->positions) {
+        snprintf(name, sizeof name, "%s%s", m->root, a->positions);
         const int64_t pos[2] = {c->max_positions + c->pos_offset, D};
-        TRY(gptq_weights_check_float(m->w, name, 2, pos));
+        GPTQ_TRY(gptq_weights_check_float(m->w, name, 2, pos));
     }
     for (int L = 0; L < c->num_layers; L++) {
+        const layer_def *d = &m->def[L];
         int st = GPTQ_OK;
-        for (int i = 0; i < m->nlin && !st; i++) {
-            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->lin[i].name);
-            st = check_linear_tensors(m, name, m->lin[i].rows, m->lin[i].cols,
-                                      m->lin[i].has_bias);
+        for (int i = 0; i < d->nlin && !st; i++) {
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, d->lin[i].name);
+            st = check_linear_tensors(m, name, d->lin[i].rows, d->lin[i].cols,
+                                      d->lin[i].has_bias);
         }
-        if (!st) {
-            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L,
-                     opt ? "self_attn_layer_norm" : "input_layernorm");
-            st = check_norm_tensors(m, name, opt);
-        }
-        if (!st) {
-            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L,
-                     opt ? "final_layer_norm" : "post_attention_layernorm");
-            st = check_norm_tensors(m, name, opt);
+        for (int j = 0; j < a->nnorms && !st; j++) {
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, a->norms[j]);
+            st = check_norm_tensors(m, name);
         }
         if (st) return gptq_error_prefix(st, "layer %d", L);
     }
     if (c->final_norm) {
-        snprintf(name, sizeof name, "%s%s", m->root, opt ? "decoder.final_layer_norm" : "norm");
-        TRY(check_norm_tensors(m, name, opt));
+        snprintf(name, sizeof name, "%s%s", m->root, a->final_norm);
+        GPTQ_TRY(check_norm_tensors(m, name));
     }
-    if (!c->tie_word_embeddings) TRY(check_linear_tensors(m, "lm_head", V, D, 0));
+    if (!c->tie_word_embeddings) GPTQ_TRY(check_linear_tensors(m, a->lm_head, V, D, 0));
 
     /* "<layers>.<N>." with N >= num_hidden_layers */
     const size_t k = strlen(m->layers);
     for (int i = 0; i < gptq_weights_count(m->w); i++) {
         gptq_st_info info;
-        TRY(gptq_weights_get(m->w, i, &info));
+        GPTQ_TRY(gptq_weights_get(m->w, i, &info));
         const char *p = info.name;
         if (strncmp(p, m->layers, k) != 0 || p[k] != '.' || p[k + 1] < '0' || p[k + 1] > '9')
             continue;
@@ -341,6 +315,35 @@ static int check_complete(const gptq_model *m)
 /* open / close                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Each layer's linears and groups from the family, and the arrays of the
+ * loaded layer and the work buffers sized for them. */
+static int describe_layers(gptq_model *m)
+{
+    const gptq_arch *a = m->a;
+    const gptq_model_config *c = &m->cfg;
+    m->def = gptq_calloc((size_t)c->num_layers, sizeof *m->def, "layer descriptions");
+    if (!m->def) return GPTQ_ERR_NOMEM;
+    for (int L = 0; L < c->num_layers; L++) {
+        layer_def *d = &m->def[L];
+        d->nlin = a->linears(c, L, NULL);
+        d->ngrp = a->groups(c, L, NULL);
+        d->lin = gptq_calloc((size_t)d->nlin, sizeof *d->lin, "layer description");
+        d->grp = gptq_calloc((size_t)d->ngrp, sizeof *d->grp, "layer description");
+        if (!d->lin || !d->grp) return GPTQ_ERR_NOMEM;
+        a->linears(c, L, d->lin);
+        a->groups(c, L, d->grp);
+        if (d->nlin > m->maxlin) m->maxlin = d->nlin;
+    }
+    m->W = gptq_calloc((size_t)m->maxlin, sizeof *m->W, "layer weights");
+    m->B = gptq_calloc((size_t)m->maxlin, sizeof *m->B, "layer weights");
+    m->nw = gptq_calloc((size_t)a->nnorms, sizeof *m->nw, "layer norms");
+    m->nb = gptq_calloc((size_t)a->nnorms, sizeof *m->nb, "layer norms");
+    m->work = gptq_calloc((size_t)a->nwork, sizeof *m->work, "work buffers");
+    m->work_n = gptq_calloc((size_t)a->nwork * 2, sizeof *m->work_n, "work buffers");
+    if (!m->W || !m->B || !m->nw || !m->nb || !m->work || !m->work_n) return GPTQ_ERR_NOMEM;
+    return GPTQ_OK;
+}
+
 int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out)
 {
     *out = NULL;
@@ -352,55 +355,23 @@ int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out)
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     int st = gptq_model_config_load(dir, &m->cfg);
     if (!st) st = gptq_weights_open(dir, &m->w);
-    if (st) {
-        gptq_model_close(m);
-        return st;
-    }
-    const gptq_model_config *c = &m->cfg;
-    const lin_def *defs;
-    if (c->family == GPTQ_FAMILY_OPT) {
-        defs = k_opt_lin;
-        m->nlin = (int)(sizeof k_opt_lin / sizeof *k_opt_lin);
-        m->group_names = k_opt_groups;
-        /* Some OPT checkpoints were saved from OPTModel: names without "model." */
-        snprintf(m->root, sizeof m->root, "%s",
-                 !gptq_weights_has(m->w, "model.decoder.embed_tokens.weight") &&
-                         gptq_weights_has(m->w, "decoder.embed_tokens.weight")
-                     ? ""
-                     : "model.");
-        snprintf(m->layers, sizeof m->layers, "%sdecoder.layers", m->root);
-    } else {
-        defs = k_llama_lin;
-        m->nlin = (int)(sizeof k_llama_lin / sizeof *k_llama_lin);
-        m->group_names = k_llama_groups;
-        snprintf(m->root, sizeof m->root, "model.");
-        snprintf(m->layers, sizeof m->layers, "model.layers");
-    }
-    const int64_t D = c->hidden_size, F = c->intermediate_size;
-    const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
-    for (int i = 0; i < m->nlin; i++) {
-        gptq_linear_info *li = &m->lin[i];
-        li->name = defs[i].name;
-        li->group = defs[i].group;
-        switch (i) {
-        case LQ: li->rows = Hd; li->cols = D; li->has_bias = c->qkv_bias; break;
-        case LK:
-        case LV: li->rows = Kd; li->cols = D; li->has_bias = c->qkv_bias; break;
-        case LO: li->rows = D; li->cols = Hd; li->has_bias = c->o_bias; break;
-        default:
-            if (c->family == GPTQ_FAMILY_OPT) {
-                li->rows = i == LFC1 ? F : D;
-                li->cols = i == LFC1 ? D : F;
-            } else {
-                li->rows = i == LDOWN ? D : F;
-                li->cols = i == LDOWN ? F : D;
-            }
-            li->has_bias = c->mlp_bias;
+    if (!st) {
+        const gptq_arch *a = m->a = m->cfg.arch;
+        /* the root the weights use: the first of the family's with the embedding */
+        snprintf(m->root, sizeof m->root, "%s", a->roots[0]);
+        for (int r = 0; a->roots[r]; r++) {
+            char name[256];
+            snprintf(name, sizeof name, "%s%s", a->roots[r], a->embed);
+            if (!gptq_weights_has(m->w, name)) continue;
+            snprintf(m->root, sizeof m->root, "%s", a->roots[r]);
+            break;
         }
+        snprintf(m->layers, sizeof m->layers, "%s%s", m->root, a->layers);
+        st = describe_layers(m);
     }
     /* Fail now, not after minutes of work (or with a checkpoint that only
      * fails when it is used), if anything the forward needs is absent. */
-    st = check_complete(m);
+    if (!st) st = check_complete(m);
     if (st) {
         gptq_model_close(m);
         return st;
@@ -411,23 +382,31 @@ int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out)
 
 static void free_workspace(gptq_model *m)
 {
-    gptq_buf **bs[] = {&m->xn, &m->q, &m->k, &m->v, &m->att, &m->tmp, &m->g, &m->u, &m->pos, &m->cs};
-    for (size_t i = 0; i < sizeof bs / sizeof *bs; i++) free_buf(m, bs[i]);
-    m->ws_T = m->ws_S = m->cs_S = 0;
+    for (int i = 0; m->work && i < m->a->nwork; i++) {
+        free_buf(m, &m->work[i]);
+        m->work_n[i] = 0;
+    }
+    m->prep_T = m->prep_S = 0;
+}
+
+/* Free the loaded layer's weights. */
+static void free_layer(gptq_model *m)
+{
+    for (int i = 0; m->W && i < m->maxlin; i++) {
+        free_buf(m, &m->W[i]);
+        free_buf(m, &m->B[i]);
+    }
+    for (int j = 0; m->nw && j < m->a->nnorms; j++) {
+        free_buf(m, &m->nw[j]);
+        free_buf(m, &m->nb[j]);
+    }
+    m->loaded = -1;
 }
 
 void gptq_model_layer_unload(gptq_model *m)
 {
     if (!m) return;
-    for (int i = 0; i < GPTQ_MAX_LINEARS; i++) {
-        free_buf(m, &m->W[i]);
-        free_buf(m, &m->B[i]);
-    }
-    free_buf(m, &m->n1w);
-    free_buf(m, &m->n1b);
-    free_buf(m, &m->n2w);
-    free_buf(m, &m->n2b);
-    m->loaded = -1;
+    free_layer(m);
     free_workspace(m);
 }
 
@@ -435,6 +414,17 @@ void gptq_model_close(gptq_model *m)
 {
     if (!m) return;
     if (m->be) gptq_model_layer_unload(m);
+    for (int L = 0; m->def && L < m->cfg.num_layers; L++) {
+        free(m->def[L].lin);
+        free(m->def[L].grp);
+    }
+    free(m->def);
+    free(m->W);
+    free(m->B);
+    free(m->nw);
+    free(m->nb);
+    free(m->work);
+    free(m->work_n);
     gptq_weights_close(m->w);
     free(m->host);
     free(m);
@@ -443,23 +433,54 @@ void gptq_model_close(gptq_model *m)
 const gptq_model_config *gptq_model_config_of(const gptq_model *m) { return &m->cfg; }
 gptq_weights *gptq_model_weights(gptq_model *m) { return m->w; }
 gptq_backend *gptq_model_backend(gptq_model *m) { return m->be; }
-int gptq_model_nlinear(const gptq_model *m) { return m->nlin; }
-int gptq_model_ngroups(const gptq_model *m) { return m->lin[m->nlin - 1].group + 1; }
 
-const gptq_linear_info *gptq_model_linear(const gptq_model *m, int i)
+static const layer_def *def_of(const gptq_model *m, int L)
 {
-    return i >= 0 && i < m->nlin ? &m->lin[i] : NULL;
+    return L >= 0 && L < m->cfg.num_layers ? &m->def[L] : NULL;
+}
+
+int gptq_model_nlinear(const gptq_model *m, int L)
+{
+    const layer_def *d = def_of(m, L);
+    return d ? d->nlin : 0;
+}
+
+const gptq_linear_info *gptq_model_linear(const gptq_model *m, int L, int i)
+{
+    const layer_def *d = def_of(m, L);
+    return d && i >= 0 && i < d->nlin ? &d->lin[i] : NULL;
+}
+
+int gptq_model_ngroups(const gptq_model *m, int L)
+{
+    const layer_def *d = def_of(m, L);
+    return d ? d->ngrp : 0;
+}
+
+const gptq_group_info *gptq_model_group(const gptq_model *m, int L, int g)
+{
+    const layer_def *d = def_of(m, L);
+    return d && g >= 0 && g < d->ngrp ? &d->grp[g] : NULL;
 }
 
 int gptq_model_linear_prefix(const gptq_model *m, int L, int i, char *buf, size_t size)
 {
-    if (L < 0 || L >= m->cfg.num_layers || i < 0 || i >= m->nlin)
-        return gptq_error(GPTQ_ERR_INVALID, "linear %d of layer %d does not exist (%d x %lld)", i,
-                          L, m->nlin, (long long)m->cfg.num_layers);
-    int k = snprintf(buf, size, "%s.%d.%s", m->layers, L, m->lin[i].name);
+    const gptq_linear_info *li = gptq_model_linear(m, L, i);
+    if (!li)
+        return gptq_error(GPTQ_ERR_INVALID, "linear %d of layer %d does not exist (%lld layers)",
+                          i, L, (long long)m->cfg.num_layers);
+    int k = snprintf(buf, size, "%s.%d.%s", m->layers, L, li->name);
     if (k < 0 || (size_t)k >= size)
         return gptq_error(GPTQ_ERR_INVALID, "tensor prefix buffer too small");
     return GPTQ_OK;
+}
+
+int64_t gptq_model_work_bytes(const gptq_model *m, int64_t nseq, int64_t S)
+{
+    int64_t *n = m->work_n + m->a->nwork, bytes = 0; /* the scratch half */
+    m->a->work_counts(&m->cfg, nseq * S, S, n);
+    for (int i = 0; i < m->a->nwork; i++) bytes += n[i] * 4;
+    return bytes;
 }
 
 int gptq_model_alloc_hidden(gptq_model *m, int64_t nseq, int64_t S, gptq_buf **out)
@@ -480,11 +501,11 @@ static int check_batch(const gptq_model *m, int64_t nseq, int64_t S)
     if (nseq <= 0 || S <= 0)
         return gptq_error(GPTQ_ERR_INVALID, "empty batch (%lld sequences of %lld tokens)",
                           (long long)nseq, (long long)S);
-    if (c->family == GPTQ_FAMILY_OPT && S > c->max_positions)
+    if (m->a->positions && S > c->max_positions)
         return gptq_error(GPTQ_ERR_INVALID,
-                          "%s: sequences of %lld tokens exceed OPT's %lld learned positions "
+                          "%s: sequences of %lld tokens exceed %s's %lld learned positions "
                           "(max_position_embeddings)",
-                          m->dir, (long long)S, (long long)c->max_positions);
+                          m->dir, (long long)S, m->a->name, (long long)c->max_positions);
     if (c->sliding_window > 0 && S > c->sliding_window)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: sequences of %lld tokens exceed the sliding window of %lld, which "
@@ -496,7 +517,7 @@ static int check_batch(const gptq_model *m, int64_t nseq, int64_t S)
 /* Upload ids (T) host i32 into a new backend buffer. */
 static int upload_ids(gptq_model *m, const int32_t *ids, int64_t T, gptq_buf **out)
 {
-    TRY(gptq_be_alloc(m->be, (size_t)T * sizeof(int32_t), out, "token ids"));
+    GPTQ_TRY(gptq_be_alloc(m->be, (size_t)T * sizeof(int32_t), out, "token ids"));
     int st = gptq_be_upload(m->be, *out, 0, ids, (size_t)T * sizeof(int32_t));
     if (st) free_buf(m, out);
     return st;
@@ -504,7 +525,7 @@ static int upload_ids(gptq_model *m, const int32_t *ids, int64_t T, gptq_buf **o
 
 int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S, gptq_buf *X)
 {
-    TRY(check_batch(m, nseq, S));
+    GPTQ_TRY(check_batch(m, nseq, S));
     const gptq_model_config *c = &m->cfg;
     const int64_t T = nseq * S, V = c->vocab_size, D = c->hidden_size;
     for (int64_t t = 0; t < T; t++)
@@ -514,13 +535,12 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
     char name[256];
     gptq_buf *E = NULL, *idb = NULL, *P = NULL;
     int64_t shape[2] = {V, D};
-    snprintf(name, sizeof name, "%s%sembed_tokens.weight", m->root,
-             c->family == GPTQ_FAMILY_OPT ? "decoder." : "");
+    snprintf(name, sizeof name, "%s%s", m->root, m->a->embed);
     int st = upload_tensor(m, name, 2, shape, &E);
     if (!st) st = upload_ids(m, ids, T, &idb);
-    if (!st) st = BE_OP(m->be, embedding, idb, 0, T, E, 0, V, D, X, 0, 0);
-    if (!st && c->family == GPTQ_FAMILY_OPT) {
-        /* learned positions: row position + 2 of embed_positions */
+    if (!st) st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, E, 0, V, D, X, 0, 0);
+    if (!st && m->a->positions) {
+        /* learned positions: row position + pos_offset of the table */
         free_buf(m, &E);
         int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
         if (!pos) st = GPTQ_ERR_NOMEM;
@@ -531,9 +551,9 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
         }
         free(pos);
         int64_t pshape[2] = {c->max_positions + c->pos_offset, D};
-        snprintf(name, sizeof name, "%sdecoder.embed_positions.weight", m->root);
+        snprintf(name, sizeof name, "%s%s", m->root, m->a->positions);
         if (!st) st = upload_tensor(m, name, 2, pshape, &P);
-        if (!st) st = BE_OP(m->be, embedding, idb, 0, T, P, 0, pshape[0], D, X, 0, 1);
+        if (!st) st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, P, 0, pshape[0], D, X, 0, 1);
     }
     free_buf(m, &E);
     free_buf(m, &P);
@@ -545,16 +565,18 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
 /* decoder layers                                                      */
 /* ------------------------------------------------------------------ */
 
-static int load_norm(gptq_model *m, const char *name, int with_bias, gptq_buf **w, gptq_buf **b)
+/* Norm `name`: its weight and bias as the config has them (else NULL). */
+static int load_norm(gptq_model *m, const char *name, gptq_buf **w, gptq_buf **b)
 {
-    char full[512];
+    char full[600];
     int64_t D = m->cfg.hidden_size;
-    if (m->cfg.family == GPTQ_FAMILY_OPT && !m->cfg.norm_bias) return GPTQ_OK;
-    snprintf(full, sizeof full, "%s.weight", name);
-    TRY(upload_tensor(m, full, 1, &D, w));
-    if (with_bias) {
+    if (m->cfg.norm_weight) {
+        snprintf(full, sizeof full, "%s.weight", name);
+        GPTQ_TRY(upload_tensor(m, full, 1, &D, w));
+    }
+    if (m->cfg.norm_bias) {
         snprintf(full, sizeof full, "%s.bias", name);
-        TRY(upload_tensor(m, full, 1, &D, b));
+        GPTQ_TRY(upload_tensor(m, full, 1, &D, b));
     }
     return GPTQ_OK;
 }
@@ -564,34 +586,19 @@ int gptq_model_layer_load(gptq_model *m, int L)
     if (L < 0 || L >= m->cfg.num_layers)
         return gptq_error(GPTQ_ERR_INVALID, "%s: layer %d does not exist (%lld layers)", m->dir, L,
                           (long long)m->cfg.num_layers);
-    /* free the previous layer's weights, keep the work buffers */
-    for (int i = 0; i < GPTQ_MAX_LINEARS; i++) {
-        free_buf(m, &m->W[i]);
-        free_buf(m, &m->B[i]);
-    }
-    free_buf(m, &m->n1w);
-    free_buf(m, &m->n1b);
-    free_buf(m, &m->n2w);
-    free_buf(m, &m->n2b);
-    m->loaded = -1;
+    free_layer(m); /* the previous layer's weights; the work buffers stay */
 
-    char prefix[512], norm[512];
+    const layer_def *d = &m->def[L];
+    char name[512];
     int st = GPTQ_OK;
-    for (int i = 0; i < m->nlin && !st; i++) {
-        snprintf(prefix, sizeof prefix, "%s.%d.%s", m->layers, L, m->lin[i].name);
-        st = load_linear(m, prefix, m->lin[i].rows, m->lin[i].cols, m->lin[i].has_bias, &m->W[i],
+    for (int i = 0; i < d->nlin && !st; i++) {
+        snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, d->lin[i].name);
+        st = load_linear(m, name, d->lin[i].rows, d->lin[i].cols, d->lin[i].has_bias, &m->W[i],
                          &m->B[i]);
     }
-    const int opt = m->cfg.family == GPTQ_FAMILY_OPT;
-    if (!st) {
-        snprintf(norm, sizeof norm, "%s.%d.%s", m->layers, L,
-                 opt ? "self_attn_layer_norm" : "input_layernorm");
-        st = load_norm(m, norm, opt, &m->n1w, &m->n1b);
-    }
-    if (!st) {
-        snprintf(norm, sizeof norm, "%s.%d.%s", m->layers, L,
-                 opt ? "final_layer_norm" : "post_attention_layernorm");
-        st = load_norm(m, norm, opt, &m->n2w, &m->n2b);
+    for (int j = 0; j < m->a->nnorms && !st; j++) {
+        snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->a->norms[j]);
+        st = load_norm(m, name, &m->nw[j], &m->nb[j]);
     }
     if (st) {
         gptq_error_prefix(st, "loading layer %d", L);
@@ -606,185 +613,92 @@ static int check_linear(const gptq_model *m, int L, int i)
 {
     if (m->loaded != L || L < 0)
         return gptq_error(GPTQ_ERR_INVALID, "layer %d is not loaded (loaded: %d)", L, m->loaded);
-    if (i < 0 || i >= m->nlin)
-        return gptq_error(GPTQ_ERR_INVALID, "linear %d does not exist (%d per layer)", i, m->nlin);
+    if (i < 0 || i >= m->def[L].nlin)
+        return gptq_error(GPTQ_ERR_INVALID, "linear %d does not exist (%d in layer %d)", i,
+                          m->def[L].nlin, L);
     return GPTQ_OK;
 }
 
 int gptq_model_linear_get(gptq_model *m, int L, int i, float *W)
 {
-    TRY(check_linear(m, L, i));
-    return gptq_be_download(m->be, m->W[i], 0, W,
-                            (size_t)(m->lin[i].rows * m->lin[i].cols) * sizeof(float));
+    GPTQ_TRY(check_linear(m, L, i));
+    const gptq_linear_info *li = &m->def[L].lin[i];
+    return gptq_be_download(m->be, m->W[i], 0, W, (size_t)(li->rows * li->cols) * sizeof(float));
 }
 
 int gptq_model_linear_set(gptq_model *m, int L, int i, const float *W)
 {
-    TRY(check_linear(m, L, i));
-    return gptq_be_upload(m->be, m->W[i], 0, W,
-                          (size_t)(m->lin[i].rows * m->lin[i].cols) * sizeof(float));
+    GPTQ_TRY(check_linear(m, L, i));
+    const gptq_linear_info *li = &m->def[L].lin[i];
+    return gptq_be_upload(m->be, m->W[i], 0, W, (size_t)(li->rows * li->cols) * sizeof(float));
 }
 
 int gptq_model_linear_buf(gptq_model *m, int L, int i, gptq_buf **W)
 {
     *W = NULL;
-    TRY(check_linear(m, L, i));
+    GPTQ_TRY(check_linear(m, L, i));
     *W = m->W[i];
     return GPTQ_OK;
 }
 
-/* RoPE table CS (S, d) = [cos | sin] of position p times inv_freq_i, the
- * angles rounded as transformers rounds them: inv_freq_i = 1 / theta^(2i/d)
- * in f32, angle = f32(p * inv_freq_i). */
-static int ensure_rope(gptq_model *m, int64_t S)
+/* The family's work buffers for x's T = nseq * S rows (each grown when it
+ * needs more), filled by its prepare when S changed or T grew. */
+static int ensure_workspace(gptq_model *m, const gptq_layer_ctx *x)
 {
-    if (m->cs && m->cs_S == S) return GPTQ_OK;
-    free_buf(m, &m->cs);
-    const int64_t d = m->cfg.head_dim, half = d / 2;
-    float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "rope table");
-    if (!tab) return GPTQ_ERR_NOMEM;
-    const float theta = (float)m->cfg.rope_theta;
-    for (int64_t i = 0; i < half; i++) {
-        float inv = 1.0f / powf(theta, (float)(2 * i) / (float)d);
-        for (int64_t p = 0; p < S; p++) {
-            float ang = (float)p * inv;
-            tab[p * d + i] = (float)cos((double)ang);
-            tab[p * d + half + i] = (float)sin((double)ang);
+    const gptq_arch *a = m->a;
+    int64_t *have = m->work_n, *want = m->work_n + a->nwork;
+    a->work_counts(&m->cfg, x->T, x->S, want);
+    int grew = 0;
+    for (int i = 0; i < a->nwork; i++) {
+        if (want[i] <= have[i]) continue;
+        free_buf(m, &m->work[i]);
+        int st = gptq_be_alloc(m->be, (size_t)want[i] * 4, &m->work[i], a->work[i]);
+        if (st) {
+            free_workspace(m);
+            return st;
         }
+        have[i] = want[i];
+        grew = 1;
     }
-    int st = upload_new(m, tab, (size_t)(S * d), "rope table", &m->cs);
-    free(tab);
-    if (!st) m->cs_S = S;
-    return st;
-}
-
-/* Work buffers for T = nseq * S tokens, and the positions t % S. */
-static int ensure_workspace(gptq_model *m, int64_t nseq, int64_t S)
-{
-    const int64_t T = nseq * S;
-    const gptq_model_config *c = &m->cfg;
-    if (T > m->ws_T) {
-        gptq_buf *cs = m->cs;
-        int64_t cs_S = m->cs_S;
-        m->cs = NULL;
-        free_workspace(m);
-        m->cs = cs;
-        m->cs_S = cs_S;
-        const int64_t D = c->hidden_size, F = c->intermediate_size;
-        const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
-        struct {
-            gptq_buf **b;
-            int64_t n;
-            const char *what;
-        } want[] = {
-            {&m->xn, T * D, "normed activations"}, {&m->q, T * Hd, "queries"},
-            {&m->k, T * Kd, "keys"},               {&m->v, T * Kd, "values"},
-            {&m->att, T * Hd, "attention output"}, {&m->tmp, T * D, "layer output"},
-            {&m->g, T * F, "MLP activations"},
-            {&m->u, c->family == GPTQ_FAMILY_LLAMA ? T * F : 0, "MLP up projection"},
-            {&m->pos, T, "positions"},
-        };
-        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-            if (!want[i].n) continue;
-            int st = gptq_be_alloc(m->be, (size_t)want[i].n * 4, want[i].b, want[i].what);
-            if (st) {
-                free_workspace(m);
-                return st;
-            }
-        }
-        m->ws_T = T;
-        m->ws_S = 0;
-    }
-    if (m->ws_S != S) {
-        /* positions of every row (only rope reads them) */
-        int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
-        if (!pos) return GPTQ_ERR_NOMEM;
-        for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % S);
-        int st = gptq_be_upload(m->be, m->pos, 0, pos, (size_t)T * sizeof(int32_t));
-        free(pos);
-        if (st) return st;
-        m->ws_S = S;
+    if (a->prepare && (grew || x->S != m->prep_S || x->T > m->prep_T)) {
+        GPTQ_TRY(a->prepare(x));
+        m->prep_T = x->T;
+        m->prep_S = x->S;
     }
     return GPTQ_OK;
 }
 
-/* Call the hook for group g with input X (T, cols); 1 = stop. */
-static int call_hook(gptq_model *m, int L, int g, const gptq_buf *X, int64_t T, int64_t cols,
-                     gptq_layer_hook hook, void *user)
+int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int64_t cols)
 {
-    if (!hook) return GPTQ_OK;
-    int first = -1, count = 0;
-    for (int i = 0; i < m->nlin; i++)
-        if (m->lin[i].group == g) {
-            if (first < 0) first = i;
-            count++;
-        }
-    gptq_hook_event ev = {.layer = L, .group = g, .group_name = m->group_names[g],
-                          .first = first, .count = count, .X = X, .T = T, .cols = cols};
-    int st = hook(user, &ev);
+    if (!x->hook) return GPTQ_OK;
+    const gptq_group_info *gi = &x->m->def[x->layer].grp[g];
+    gptq_hook_event ev = {.layer = x->layer, .group = g, .group_name = gi->name,
+                          .lin = gi->lin, .nlin = gi->nlin, .X = X, .T = x->T, .cols = cols,
+                          .rows = NULL, .nrows = x->T};
+    int st = x->hook(x->user, &ev);
     if (st < 0) return st;
     return st == GPTQ_HOOK_STOP ? GPTQ_HOOK_STOP : GPTQ_OK;
 }
 
-#define HOOK(g, X, cols)                                                \
-    do {                                                                \
-        int h_ = call_hook(m, L, (g), (X), T, (cols), hook, user);      \
-        if (h_) return h_ == GPTQ_HOOK_STOP ? GPTQ_OK : h_;             \
-    } while (0)
+int gptq_hook_all_rows(const gptq_hook_event *ev)
+{
+    if (!ev->rows) return GPTQ_OK;
+    return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                      "layer %d, group %s: its modules see %lld of %lld tokens, and quantizing "
+                      "a module on a subset of the tokens is not implemented",
+                      ev->layer, ev->group_name, (long long)ev->nrows, (long long)ev->T);
+}
 
 int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_buf *X_out,
                              int64_t nseq, int64_t S, gptq_layer_hook hook, void *user)
 {
-    TRY(check_batch(m, nseq, S));
-    if (m->loaded != L) TRY(gptq_model_layer_load(m, L));
-    TRY(ensure_workspace(m, nseq, S));
-    const gptq_model_config *c = &m->cfg;
-    gptq_backend *be = m->be;
-    const int opt = c->family == GPTQ_FAMILY_OPT;
-    const int64_t T = nseq * S, D = c->hidden_size, F = c->intermediate_size;
-    const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim;
-    const float eps = (float)c->norm_eps;
-    const float scale = (float)(1.0 / sqrt((double)d));
-
-    /* attention block */
-    if (opt)
-        TRY(BE_OP(be, layernorm, X_in, 0, m->n1w, 0, m->n1b, 0, T, D, eps, m->xn, 0));
-    else
-        TRY(BE_OP(be, rmsnorm, X_in, 0, m->n1w, 0, T, D, eps, m->xn, 0));
-    HOOK(0, m->xn, D);
-    TRY(linear(m, m->xn, T, LQ, m->q));
-    TRY(linear(m, m->xn, T, LK, m->k));
-    TRY(linear(m, m->xn, T, LV, m->v));
-    if (!opt) {
-        TRY(ensure_rope(m, S));
-        TRY(BE_OP(be, rope, m->q, 0, T, H, d, m->pos, 0, m->cs, S));
-        TRY(BE_OP(be, rope, m->k, 0, T, Hk, d, m->pos, 0, m->cs, S));
-    }
-    TRY(BE_OP(be, attention, m->q, 0, m->k, 0, m->v, 0, nseq, S, H, Hk, d, scale, m->att, 0));
-    HOOK(1, m->att, H * d);
-    TRY(linear(m, m->att, T, LO, m->tmp));
-    TRY(BE_OP(be, add, X_in, 0, m->tmp, 0, T * D, X_out, 0));
-
-    /* MLP block */
-    if (opt)
-        TRY(BE_OP(be, layernorm, X_out, 0, m->n2w, 0, m->n2b, 0, T, D, eps, m->xn, 0));
-    else
-        TRY(BE_OP(be, rmsnorm, X_out, 0, m->n2w, 0, T, D, eps, m->xn, 0));
-    HOOK(2, m->xn, D);
-    if (opt) {
-        TRY(linear(m, m->xn, T, LFC1, m->g));
-        TRY(BE_OP(be, relu, m->g, 0, T * F));
-        HOOK(3, m->g, F);
-        TRY(linear(m, m->g, T, LFC2, m->tmp));
-    } else {
-        TRY(linear(m, m->xn, T, LGATE, m->g));
-        TRY(linear(m, m->xn, T, LUP, m->u));
-        TRY(BE_OP(be, silu_mul, m->g, 0, m->u, 0, T * F, m->g, 0));
-        HOOK(3, m->g, F);
-        TRY(linear(m, m->g, T, LDOWN, m->tmp));
-    }
-    TRY(BE_OP(be, add, X_out, 0, m->tmp, 0, T * D, X_out, 0));
-    return GPTQ_OK;
+    GPTQ_TRY(check_batch(m, nseq, S));
+    if (m->loaded != L) GPTQ_TRY(gptq_model_layer_load(m, L));
+    const gptq_layer_ctx x = {.m = m, .be = m->be, .c = &m->cfg, .layer = L, .nseq = nseq,
+                              .S = S, .T = nseq * S, .nw = m->nw, .nb = m->nb,
+                              .work = m->work, .hook = hook, .user = user};
+    GPTQ_TRY(ensure_workspace(m, &x));
+    return m->a->forward(&x, X_in, X_out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -814,25 +728,24 @@ static int head_load(gptq_model *m, int64_t T, head_ws *h)
 {
     const gptq_model_config *c = &m->cfg;
     const int64_t V = c->vocab_size, D = c->hidden_size;
-    const int opt = c->family == GPTQ_FAMILY_OPT;
     char name[256];
     memset(h, 0, sizeof *h);
     if (c->final_norm) {
-        snprintf(name, sizeof name, "%s%s", m->root, opt ? "decoder.final_layer_norm" : "norm");
-        TRY(load_norm(m, name, opt, &h->nw, &h->nb));
+        snprintf(name, sizeof name, "%s%s", m->root, m->a->final_norm);
+        GPTQ_TRY(load_norm(m, name, &h->nw, &h->nb));
     }
     if (c->tie_word_embeddings) {
         int64_t shape[2] = {V, D};
-        snprintf(name, sizeof name, "%s%sembed_tokens.weight", m->root, opt ? "decoder." : "");
-        TRY(upload_tensor(m, name, 2, shape, &h->W));
+        snprintf(name, sizeof name, "%s%s", m->root, m->a->embed);
+        GPTQ_TRY(upload_tensor(m, name, 2, shape, &h->W));
     } else {
-        TRY(load_linear(m, "lm_head", V, D, 0, &h->W, &h->B));
+        GPTQ_TRY(load_linear(m, m->a->lm_head, V, D, 0, &h->W, &h->B));
     }
     h->CH = HEAD_CHUNK_FLOATS / V;
     if (h->CH < 1) h->CH = 1;
     if (h->CH > T) h->CH = T;
-    TRY(gptq_be_alloc(m->be, (size_t)(h->CH * D) * 4, &h->xn, "head activations"));
-    TRY(gptq_be_alloc(m->be, (size_t)(h->CH * V) * 4, &h->lg, "logits"));
+    GPTQ_TRY(gptq_be_alloc(m->be, (size_t)(h->CH * D) * 4, &h->xn, "head activations"));
+    GPTQ_TRY(gptq_be_alloc(m->be, (size_t)(h->CH * V) * 4, &h->lg, "logits"));
     return GPTQ_OK;
 }
 
@@ -845,18 +758,15 @@ static int head_chunk(gptq_model *m, head_ws *h, const gptq_buf *X, int64_t r0, 
     const gptq_buf *src = X;
     size_t off = (size_t)(r0 * D);
     if (c->final_norm) {
-        if (c->family == GPTQ_FAMILY_OPT)
-            TRY(BE_OP(be, layernorm, X, off, h->nw, 0, h->nb, 0, n, D, (float)c->norm_eps, h->xn, 0));
-        else
-            TRY(BE_OP(be, rmsnorm, X, off, h->nw, 0, n, D, (float)c->norm_eps, h->xn, 0));
+        GPTQ_TRY(m->a->norm(be, X, off, h->nw, h->nb, n, D, (float)c->norm_eps, h->xn));
         src = h->xn;
         off = 0;
     }
-    TRY(gptq_be_check(be,
+    GPTQ_TRY(gptq_be_check(be,
                       be->iface->gemm(be->ctx, 0, 1, n, V, D, 1.0f, src, off, D, h->W, 0, D, 0.0f,
                                       h->lg, 0, V),
                       "gemm"));
-    if (h->B) TRY(BE_OP(be, bias_add, h->lg, 0, h->B, 0, n, V));
+    if (h->B) GPTQ_TRY(GPTQ_BE_OP(be, bias_add, h->lg, 0, h->B, 0, n, V));
     return GPTQ_OK;
 }
 
@@ -881,7 +791,7 @@ int gptq_model_head_logits(gptq_model *m, const gptq_buf *X, int64_t row0, int64
 int gptq_model_head_nll(gptq_model *m, const gptq_buf *X, const int32_t *ids, int64_t nseq,
                         int64_t S, double *nll_sum, double *nll_tok)
 {
-    TRY(check_batch(m, nseq, S));
+    GPTQ_TRY(check_batch(m, nseq, S));
     const int64_t T = nseq * S, V = m->cfg.vocab_size;
     for (int64_t t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= V)
@@ -909,7 +819,7 @@ int gptq_model_head_nll(gptq_model *m, const gptq_buf *X, const int32_t *ids, in
         }
         st = head_chunk(m, &h, X, r, n);
         if (!st) st = gptq_be_upload(m->be, tgt, 0, tg, (size_t)n * 4);
-        if (!st) st = BE_OP(m->be, cross_entropy, h.lg, 0, tgt, 0, n, V, nll, 0);
+        if (!st) st = GPTQ_BE_OP(m->be, cross_entropy, h.lg, 0, tgt, 0, n, V, nll, 0);
         if (!st) st = gptq_be_download(m->be, nll, 0, nl, (size_t)n * 8);
         for (int64_t i = 0; !st && i < n; i++) {
             int64_t t = r + i, p = t % S;
@@ -935,7 +845,7 @@ int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t 
                        double *nll_sum, double *nll_tok, float *logits)
 {
     gptq_buf *X = NULL;
-    TRY(check_batch(m, nseq, S));
+    GPTQ_TRY(check_batch(m, nseq, S));
     int st = gptq_model_alloc_hidden(m, nseq, S, &X);
     if (!st) st = gptq_model_embed(m, ids, nseq, S, X);
     for (int L = 0; !st && L < m->cfg.num_layers; L++) {

@@ -5,33 +5,20 @@
  * from the backend's forward ops, one decoder layer on the backend at a
  * time.
  *
- * Families
- *   GPTQ_FAMILY_LLAMA  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM:
- *     x = embed[ids]
- *     per layer: h = x + o_proj(attn(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1)))
- *                      with n1 = rmsnorm(x, input_layernorm)
- *                x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2))
- *                      with n2 = rmsnorm(h, post_attention_layernorm)
- *     logits = lm_head(rmsnorm(x, model.norm))   (lm_head = embed when tied)
- *   GPTQ_FAMILY_OPT    OPTForCausalLM (pre-LayerNorm only):
- *     x = embed_tokens[ids] + embed_positions[position + 2]
- *     per layer: h = x + out_proj(attn(q_proj(n1), k_proj(n1), v_proj(n1)))
- *                      with n1 = layernorm(x, self_attn_layer_norm)
- *                x' = h + fc2(relu(fc1(n2))), n2 = layernorm(h, final_layer_norm)
- *     logits = lm_head(layernorm(x, decoder.final_layer_norm))
+ * Families are descriptions (arch.h), one file each:
+ *   arch_llama.c  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
+ *   arch_opt.c    OPTForCausalLM (pre-LayerNorm only)
+ * Each says what its config.json holds, how its tensors are named, which
+ * linears a decoder layer has in which true-sequential groups, and how the
+ * layer computes; this file's functions run any of them.
  *
  * Activations: X (T, D) f32 on the backend, T = nseq * S tokens stored
  * sequence after sequence (row t = seq * S + position); every sequence is
  * attended to on its own (causal, positions 0 .. S-1).
  *
  * Linear modules of a decoder layer, in forward order, and their
- * true-sequential groups (the GPTQ paper's order, as its llama.py/opt.py):
- *   Llama: 0 self_attn.q_proj, 1 self_attn.k_proj, 2 self_attn.v_proj (group 0,
- *          input n1), 3 self_attn.o_proj (group 1, input attn), 4 mlp.gate_proj,
- *          5 mlp.up_proj (group 2, input n2), 6 mlp.down_proj (group 3, input
- *          silu(gate) * up)
- *   OPT:   0 self_attn.q_proj, 1 self_attn.k_proj, 2 self_attn.v_proj (group 0),
- *          3 self_attn.out_proj (group 1), 4 fc1 (group 2), 5 fc2 (group 3)
+ * true-sequential groups (the GPTQ paper's order, as its llama.py/opt.py)
+ * come from the family, per layer (gptq_model_linear, gptq_model_group).
  *
  * Typical use by a quantization pipeline (true-sequential, batches of
  * calibration windows that do not fit in one call):
@@ -67,10 +54,7 @@
 /* Config                                                              */
 /* ------------------------------------------------------------------ */
 
-typedef enum gptq_family { GPTQ_FAMILY_LLAMA = 1, GPTQ_FAMILY_OPT = 2 } gptq_family;
-
-#define GPTQ_SUPPORTED_ARCHS \
-    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, OPTForCausalLM"
+typedef struct gptq_arch gptq_arch; /* a family's description (arch.h) */
 
 /* The quantization a checkpoint declares (config.json "quantization_config",
  * or quantize_config.json beside it). */
@@ -86,7 +70,7 @@ typedef struct gptq_ckpt_quant {
 
 typedef struct gptq_model_config {
     char architecture[64]; /* as written in config.json ("LlamaForCausalLM") */
-    gptq_family family;
+    const gptq_arch *arch;    /* the family that accepted it */
     int64_t vocab_size;       /* V */
     int64_t hidden_size;      /* D */
     int64_t intermediate_size;/* F: SwiGLU width (Llama) or ffn_dim (OPT) */
@@ -100,7 +84,8 @@ typedef struct gptq_model_config {
     int qkv_bias;             /* q/k/v_proj have biases (attention_bias, Qwen2, OPT) */
     int o_bias;               /* o_proj / out_proj has a bias (attention_bias, OPT) */
     int mlp_bias;             /* gate/up/down or fc1/fc2 have biases (mlp_bias, OPT) */
-    int norm_bias;            /* LayerNorms have weight and bias (OPT elementwise_affine) */
+    int norm_weight;          /* norms have a weight (OPT: elementwise_affine) */
+    int norm_bias;            /* and a bias (OPT elementwise_affine; Llama: none) */
     int final_norm;           /* a final norm exists (OPT: !_remove_final_layer_norm) */
     int tie_word_embeddings;  /* lm_head shares embed_tokens */
     int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2) */
@@ -113,7 +98,7 @@ typedef struct gptq_model_config {
  * transformers 5 style: rope_parameters {rope_theta, rope_type}, dtype).
  * `file` names the source in messages. Errors:
  *   GPTQ_ERR_UNSUPPORTED  unknown architecture (the message names it and
- *                         GPTQ_SUPPORTED_ARCHS), rope scaling other than
+ *                         every supported one), rope scaling other than
  *                         default, hidden_act not silu (Llama) / relu (OPT),
  *                         OPT post-LayerNorm (do_layer_norm_before false) or
  *                         word_embed_proj_dim != hidden_size, quant_method
@@ -186,27 +171,41 @@ int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, c
 
 typedef struct gptq_model gptq_model;
 
-#define GPTQ_MAX_LINEARS 8
-
 typedef struct gptq_linear_info {
-    const char *name;   /* inside the layer: "self_attn.q_proj", "mlp.down_proj", "fc1" */
+    char name[64];      /* inside the layer: "self_attn.q_proj", "mlp.down_proj", "fc1" */
     int64_t rows, cols; /* out_features, in_features: W (rows, cols) */
     int has_bias;
-    int group;          /* true-sequential group (0 .. ngroups-1) */
 } gptq_linear_info;
+
+/* A true-sequential group: linears that read the same input. */
+typedef struct gptq_group_info {
+    const char *name;   /* "qkv", "o", "gate_up", "down" (OPT: "qkv", "out", "fc1", "fc2") */
+    const int *lin;     /* its linears: indices into the layer's list, nlin of them */
+    int nlin;
+} gptq_group_info;
 
 /* What a hook sees: the input of one true-sequential group of linears of
  * layer `layer`, just before they are applied. X (T, cols) on the backend
- * (T = nseq * S) is valid only during the call; its rows are the same for
- * every module of the group. */
+ * (T = nseq * S) is valid only during the call. rows, when not NULL, is an
+ * i32 backend buffer of the nrows rows of X the group's modules see (the
+ * tokens routed to them); NULL: every row, the same for all the group's
+ * modules. */
 typedef struct gptq_hook_event {
     int layer;
     int group;                 /* 0 .. ngroups-1 */
-    const char *group_name;    /* "qkv", "o", "gate_up", "down" (OPT: "qkv", "out", "fc1", "fc2") */
-    int first, count;          /* the group's modules: linear indices first .. first+count-1 */
+    const char *group_name;
+    const int *lin;            /* the group's modules: linear indices, nlin of them */
+    int nlin;
     const gptq_buf *X;         /* (T, cols) f32 */
     int64_t T, cols;
+    const gptq_buf *rows;      /* (nrows) i32, or NULL: all T rows */
+    int64_t nrows;             /* T when rows is NULL */
 } gptq_hook_event;
+
+/* For a hook that handles every row only: GPTQ_OK when ev covers all of
+ * X, else GPTQ_ERR_UNSUPPORTED naming the layer and group (quantizing a
+ * module on a subset of the tokens is not implemented yet). */
+int gptq_hook_all_rows(const gptq_hook_event *ev);
 
 /* A hook returns GPTQ_OK to go on, GPTQ_HOOK_STOP to end the layer's forward
  * right there (X_out is then left unspecified; use it when only the
@@ -234,13 +233,19 @@ const gptq_model_config *gptq_model_config_of(const gptq_model *m);
 gptq_weights *gptq_model_weights(gptq_model *m);
 gptq_backend *gptq_model_backend(gptq_model *m);
 
-/* The linear modules of every decoder layer (same for all layers). */
-int gptq_model_nlinear(const gptq_model *m);
-int gptq_model_ngroups(const gptq_model *m);
-const gptq_linear_info *gptq_model_linear(const gptq_model *m, int i);
+/* The linear modules of decoder layer L (NULL / 0 for an index outside),
+ * and its true-sequential groups in forward order. */
+int gptq_model_nlinear(const gptq_model *m, int L);
+const gptq_linear_info *gptq_model_linear(const gptq_model *m, int L, int i);
+int gptq_model_ngroups(const gptq_model *m, int L);
+const gptq_group_info *gptq_model_group(const gptq_model *m, int L, int g);
 /* Full tensor prefix of linear i of layer L: "model.layers.3.self_attn.q_proj"
  * (append ".weight", ".bias", ".qweight" ...). */
 int gptq_model_linear_prefix(const gptq_model *m, int L, int i, char *buf, size_t size);
+
+/* Bytes of the work buffers a layer forward of nseq sequences of S tokens
+ * allocates (the family's, arch.h), for sizing batches. */
+int64_t gptq_model_work_bytes(const gptq_model *m, int64_t nseq, int64_t S);
 
 /* Allocate a (T, D) f32 activation buffer (zeroed) for T = nseq * S. */
 int gptq_model_alloc_hidden(gptq_model *m, int64_t nseq, int64_t S, gptq_buf **out);

@@ -254,16 +254,16 @@ typedef struct dw {
     side A, B;
     gptq_buf *Xf;           /* (T, D) on B: A's layer input, for out_rel_fed */
     const gptq_model_config *cfg;
-    int nlin, ngroups, nlayers;
+    int maxlin, maxgroups, nlayers; /* most linears and groups of a layer */
     int64_t T, D, maxc, maxw;
 
     int ref;                /* feed GPTQ_DIFF_FEED_REF */
 
     /* host, per layer */
-    float *xg[GPTQ_MAX_LINEARS];  /* (T, cols of group g) A's group inputs */
-    float *Ha[GPTQ_MAX_LINEARS];  /* (cols, cols) A's Hessian of group g */
-    int64_t hrows[GPTQ_MAX_LINEARS];
-    gptq_layer_result ra[GPTQ_MAX_LINEARS]; /* A's result of each module */
+    float **xg;             /* (maxgroups) (T, cols of group g) A's group inputs */
+    float **Ha;             /* (maxgroups) (cols, cols) A's Hessian of group g */
+    int64_t *hrows;         /* (maxgroups) */
+    gptq_layer_result *ra;  /* (maxlin) A's result of each module */
     float *xb;              /* (T, maxc) B's group input */
     float *Hb, *Hf;         /* (maxc, maxc) B's own and fed Hessians */
     float *W;               /* (maxw) a module's weight */
@@ -332,7 +332,7 @@ static void dequant_fp16(const gptq_layer_result *r, float *W)
  * dequantized weight back. */
 static int quantize_put(dw *w, side *sd, int L, int i, const float *H, gptq_layer_result *res)
 {
-    const gptq_linear_info *li = gptq_model_linear(sd->m, i);
+    const gptq_linear_info *li = gptq_model_linear(sd->m, L, i);
     int st = gptq_model_linear_get(sd->m, L, i, w->W);
     if (!st) st = gptq_quantize_layer(sd->be, w->W, li->rows, li->cols, H, &w->o->q, res);
     if (!st) {
@@ -366,11 +366,13 @@ static int hook_a(void *user, const gptq_hook_event *ev)
     dw *w = user;
     const int g = ev->group, L = ev->layer;
     const size_t nx = (size_t)(ev->T * ev->cols);
-    int st = gptq_be_download(w->A.be, ev->X, 0, w->xg[g], nx * sizeof(float));
+    int st = gptq_hook_all_rows(ev);
+    if (st) return st;
+    st = gptq_be_download(w->A.be, ev->X, 0, w->xg[g], nx * sizeof(float));
     if (!st) st = hessian_of(w->A.be, ev->X, NULL, ev->T, ev->cols, w->Ha[g], &w->hrows[g]);
     if (st) return gptq_error_prefix(st, "group %s", ev->group_name);
-    for (int i = ev->first; i < ev->first + ev->count && !st; i++)
-        st = quantize_put(w, &w->A, L, i, w->Ha[g], &w->ra[i]);
+    for (int k = 0; k < ev->nlin && !st; k++)
+        st = quantize_put(w, &w->A, L, ev->lin[k], w->Ha[g], &w->ra[ev->lin[k]]);
     return st;
 }
 
@@ -379,7 +381,7 @@ static void compare_module(dw *w, int L, int i, const gptq_hook_event *ev, doubl
                            double hess_rel, double hess_fed, const gptq_layer_result *rb)
 {
     const gptq_layer_result *ra = &w->ra[i];
-    const gptq_linear_info *li = gptq_model_linear(w->A.m, i);
+    const gptq_linear_info *li = gptq_model_linear(w->A.m, L, i);
     const gptq_diff_thresholds *t = &w->o->thr;
     const int64_t n = ra->rows * ra->cols, ng = ra->ngroups * ra->rows;
     gptq_diff_module r = {
@@ -457,7 +459,8 @@ static int hook_b(void *user, const gptq_hook_event *ev)
     const int g = ev->group, L = ev->layer;
     const int64_t T = ev->T, C = ev->cols;
     const size_t nx = (size_t)(T * C);
-    int st = gptq_be_download(w->B.be, ev->X, 0, w->xb, nx * sizeof(float));
+    int st = gptq_hook_all_rows(ev);
+    if (!st) st = gptq_be_download(w->B.be, ev->X, 0, w->xb, nx * sizeof(float));
     if (!st) st = hessian_of(w->B.be, ev->X, NULL, T, C, w->Hb, NULL);
     if (!st) st = hessian_of(w->B.be, NULL, w->xg[g], T, C, w->Hf, NULL);
     if (st) return gptq_error_prefix(st, "group %s", ev->group_name);
@@ -469,7 +472,8 @@ static int hook_b(void *user, const gptq_hook_event *ev)
     const double x_rel = gptq_diff_rel_l2(w->xg[g], w->xb, (int64_t)nx);
     const double hess_rel = gptq_diff_rel_l2(w->Ha[g], w->Hb, C * C);
     const double hess_fed = gptq_diff_rel_l2(w->Ha[g], w->Hf, C * C);
-    for (int i = ev->first; i < ev->first + ev->count && !st; i++) {
+    for (int k = 0; k < ev->nlin && !st; k++) {
+        const int i = ev->lin[k];
         gptq_layer_result rb;
         st = quantize_put(w, &w->B, L, i, w->ref ? w->Hf : w->Hb, &rb);
         if (st) break;
@@ -575,30 +579,52 @@ static int check_inputs(dw *w, const char *dir)
                           o->feed);
     if (o->max_layers < 0)
         return gptq_error(GPTQ_ERR_INVALID, "diff: max_layers %d is negative", o->max_layers);
-    for (int i = 0; i < w->nlin; i++) {
-        const gptq_linear_info *li = gptq_model_linear(w->A.m, i);
-        int st = gptq_quant_config_check(&o->q, li->rows, li->cols);
-        if (st) return gptq_error_prefix(st, "%s", li->name);
-    }
+    for (int L = 0; L < w->nlayers; L++)
+        for (int i = 0; i < gptq_model_nlinear(w->A.m, L); i++) {
+            const gptq_linear_info *li = gptq_model_linear(w->A.m, L, i);
+            int st = gptq_quant_config_check(&o->q, li->rows, li->cols);
+            if (st) return gptq_error_prefix(st, "%s", li->name);
+        }
     return GPTQ_OK;
 }
 
+/* The host buffers: group g's as wide as its widest over the layers. */
 static int alloc_host(dw *w)
 {
+    gptq_model *m = w->A.m;
     w->maxc = w->maxw = 0;
-    int64_t gcols[GPTQ_MAX_LINEARS] = {0};
-    for (int i = 0; i < w->nlin; i++) {
-        const gptq_linear_info *li = gptq_model_linear(w->A.m, i);
-        if (li->cols > w->maxc) w->maxc = li->cols;
-        if (li->rows * li->cols > w->maxw) w->maxw = li->rows * li->cols;
-        gcols[li->group] = li->cols;
+    for (int L = 0; L < w->nlayers; L++) {
+        if (gptq_model_nlinear(m, L) > w->maxlin) w->maxlin = gptq_model_nlinear(m, L);
+        if (gptq_model_ngroups(m, L) > w->maxgroups) w->maxgroups = gptq_model_ngroups(m, L);
+    }
+    int64_t *gcols = gptq_calloc((size_t)w->maxgroups, sizeof *gcols, "group widths");
+    w->xg = gptq_calloc((size_t)w->maxgroups, sizeof *w->xg, "group inputs");
+    w->Ha = gptq_calloc((size_t)w->maxgroups, sizeof *w->Ha, "Hessians");
+    w->hrows = gptq_calloc((size_t)w->maxgroups, sizeof *w->hrows, "Hessians");
+    w->ra = gptq_calloc((size_t)w->maxlin, sizeof *w->ra, "module results");
+    if (!gcols || !w->xg || !w->Ha || !w->hrows || !w->ra) {
+        free(gcols);
+        return GPTQ_ERR_NOMEM;
+    }
+    for (int L = 0; L < w->nlayers; L++) {
+        for (int i = 0; i < gptq_model_nlinear(m, L); i++) {
+            const gptq_linear_info *li = gptq_model_linear(m, L, i);
+            if (li->cols > w->maxc) w->maxc = li->cols;
+            if (li->rows * li->cols > w->maxw) w->maxw = li->rows * li->cols;
+        }
+        for (int g = 0; g < gptq_model_ngroups(m, L); g++) {
+            const int64_t c = gptq_model_linear(m, L, gptq_model_group(m, L, g)->lin[0])->cols;
+            if (c > gcols[g]) gcols[g] = c;
+        }
     }
     const size_t td = (size_t)(w->T * w->D);
-    for (int g = 0; g < w->ngroups; g++) {
+    for (int g = 0; g < w->maxgroups; g++) {
         w->xg[g] = gptq_malloc((size_t)(w->T * gcols[g]) * sizeof(float), "a group's input");
         w->Ha[g] = gptq_malloc((size_t)(gcols[g] * gcols[g]) * sizeof(float), "a Hessian");
-        if (!w->xg[g] || !w->Ha[g]) return GPTQ_ERR_NOMEM;
+        if (!w->xg[g] || !w->Ha[g]) break;
     }
+    free(gcols);
+    if (!w->xg[w->maxgroups - 1] || !w->Ha[w->maxgroups - 1]) return GPTQ_ERR_NOMEM;
     w->xb = gptq_malloc((size_t)(w->T * w->maxc) * sizeof(float), "a group's input");
     w->Hb = gptq_malloc((size_t)(w->maxc * w->maxc) * sizeof(float), "a Hessian");
     w->Hf = gptq_malloc((size_t)(w->maxc * w->maxc) * sizeof(float), "a Hessian");
@@ -630,8 +656,6 @@ int gptq_diff_models(gptq_backend *a, gptq_backend *b, const char *model_dir,
     if (!st) st = gptq_model_open(model_dir, b, &w->B.m);
     if (st) goto done;
     w->cfg = gptq_model_config_of(w->A.m);
-    w->nlin = gptq_model_nlinear(w->A.m);
-    w->ngroups = gptq_model_ngroups(w->A.m);
     w->nlayers = (int)w->cfg->num_layers;
     if (o->max_layers > 0 && o->max_layers < w->nlayers) w->nlayers = o->max_layers;
     w->T = o->nsamples * o->seqlen;
@@ -655,11 +679,15 @@ int gptq_diff_models(gptq_backend *a, gptq_backend *b, const char *model_dir,
     gptq_model_layer_unload(w->B.m);
 
 done:
-    for (int i = 0; i < GPTQ_MAX_LINEARS; i++) gptq_layer_result_free(&w->ra[i]);
-    for (int g = 0; g < GPTQ_MAX_LINEARS; g++) {
+    for (int i = 0; w->ra && i < w->maxlin; i++) gptq_layer_result_free(&w->ra[i]);
+    for (int g = 0; w->xg && g < w->maxgroups; g++) {
         free(w->xg[g]);
         free(w->Ha[g]);
     }
+    free(w->ra);
+    free(w->xg);
+    free(w->Ha);
+    free(w->hrows);
     free(w->xb);
     free(w->Hb);
     free(w->Hf);

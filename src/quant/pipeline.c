@@ -47,12 +47,14 @@ typedef struct pl {
     const gptq_model_config *cfg;
     gptq_ckpt *ck;
     const char *model_dir;
-    int nlin, ngroups, nlayers;
+    int nlayers;
     int rtn;
 
-    /* zero points of every module until the end: (ngroups_q, rows) bytes */
-    uint8_t **zeros;       /* (nlayers * nlin) */
-    int64_t *zeros_ng;     /* (nlayers * nlin) groups of each */
+    /* zero points of every module until the end: (ngroups_q, rows) bytes,
+     * module i of layer L at mod0[L] + i */
+    int64_t *mod0;         /* (nlayers) */
+    uint8_t **zeros;       /* (total) */
+    int64_t *zeros_ng;     /* (total) groups of each */
 
     /* calibration activations: chunks of whole sequences */
     gptq_buf **X;          /* (nchunks) each (chunk_nseq[c] * S, D) f32 */
@@ -61,7 +63,8 @@ typedef struct pl {
     gptq_buf *Y;           /* (max chunk tokens, D) scratch for partial forwards */
 
     /* Hessians: one per group (only the current one with true-sequential) */
-    gptq_hessian *H[GPTQ_MAX_LINEARS];
+    gptq_hessian **H;      /* (most groups of a layer) */
+    int maxgroups;
     int hook_group;        /* -1: every group in one pass */
     double hook_seconds;
     int h_on_device;       /* Hessians finished where they were made (hessian_finish) */
@@ -115,17 +118,18 @@ static int check_model(pl *p)
                           "refuse a checkpoint whose quantization_config has another value)",
                           (double)q->damp_percent);
     const int64_t mult = q->bits == 3 ? 32 : 32 / q->bits;
-    for (int i = 0; i < p->nlin; i++) {
-        const gptq_linear_info *li = gptq_model_linear(p->m, i);
-        int st = gptq_quant_config_check(q, li->rows, li->cols);
-        if (st) return gptq_error_prefix(st, "%s", li->name);
-        if (li->rows % mult || li->cols % mult)
-            return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                              "%s is %lld x %lld (out x in): %d-bit packing needs both to be "
-                              "multiples of %lld",
-                              li->name, (long long)li->rows, (long long)li->cols, q->bits,
-                              (long long)mult);
-    }
+    for (int L = 0; L < p->nlayers; L++)
+        for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
+            const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
+            int st = gptq_quant_config_check(q, li->rows, li->cols);
+            if (st) return gptq_error_prefix(st, "%s", li->name);
+            if (li->rows % mult || li->cols % mult)
+                return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                                  "%s is %lld x %lld (out x in): %d-bit packing needs both to be "
+                                  "multiples of %lld",
+                                  li->name, (long long)li->rows, (long long)li->cols, q->bits,
+                                  (long long)mult);
+        }
     if (!p->rtn) {
         const gptq_pipeline_options *o = p->o;
         if (!o->calib_ids || o->nsamples < 1 || o->seqlen < 2)
@@ -149,7 +153,7 @@ static int is_quantized_tensor(const pl *p, const char *name)
 {
     char prefix[512];
     for (int L = 0; L < p->nlayers; L++)
-        for (int i = 0; i < p->nlin; i++) {
+        for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
             size_t n = strlen(prefix);
             if (strncmp(name, prefix, n) == 0 &&
@@ -186,8 +190,8 @@ static int plan(pl *p)
     /* 2. and 3. the quantized linears; their source weights must exist */
     for (int pass = 0; pass < 2; pass++)
         for (int L = 0; L < p->nlayers; L++)
-            for (int i = 0; i < p->nlin; i++) {
-                const gptq_linear_info *li = gptq_model_linear(p->m, i);
+            for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
+                const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
                 const int64_t K = li->cols, N = li->rows, ng = ngroups_of(p, K);
                 gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
                 if (pass == 1) {
@@ -250,7 +254,7 @@ static int copy_plain(pl *p)
  * tensors, keep its zeros. */
 static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs, int64_t hrows)
 {
-    const gptq_linear_info *li = gptq_model_linear(p->m, i);
+    const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
     const int64_t R = li->rows, C = li->cols;
     char prefix[512], name[600];
     gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
@@ -307,7 +311,7 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
         goto done;
     }
     p->stats->zero0 += zero0;
-    const size_t zi = (size_t)L * (size_t)p->nlin + (size_t)i;
+    const int64_t zi = p->mod0[L] + i;
     p->zeros[zi] = gptq_malloc((size_t)(res.ngroups * R), "zero points");
     if (!p->zeros[zi]) {
         st = GPTQ_ERR_NOMEM;
@@ -389,8 +393,9 @@ static int quantize_group(pl *p, int L, int g);
 static int fused_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
+    int st = gptq_hook_all_rows(ev);
     /* the forward's queued kernels finish first: their time is forward time */
-    int st = gptq_be_sync(p->be);
+    if (!st) st = gptq_be_sync(p->be);
     if (st) return st;
     const double t0 = gptq_now();
     st = gptq_hessian_new(p->be, ev->cols, &p->H[ev->group]);
@@ -408,7 +413,8 @@ static int hessian_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
     if (p->hook_group >= 0 && ev->group != p->hook_group) return GPTQ_OK;
-    int st = gptq_be_sync(p->be); /* queued forward kernels: forward time */
+    int st = gptq_hook_all_rows(ev);
+    if (!st) st = gptq_be_sync(p->be); /* queued forward kernels: forward time */
     if (st) return st;
     const double t0 = gptq_now();
     st = gptq_hessian_add_buf(p->H[ev->group], ev->X, 0, ev->T);
@@ -416,7 +422,8 @@ static int hessian_hook(void *user, const gptq_hook_event *ev)
     p->hook_seconds += gptq_now() - t0;
     if (st) return st;
     /* nothing after this group's input is needed */
-    if (p->hook_group >= 0 || ev->group == p->ngroups - 1) return GPTQ_HOOK_STOP;
+    if (p->hook_group >= 0 || ev->group == gptq_model_ngroups(p->m, ev->layer) - 1)
+        return GPTQ_HOOK_STOP;
     return GPTQ_OK;
 }
 
@@ -448,26 +455,27 @@ static int quantize_group(pl *p, int L, int g)
     int st = on_device ? GPTQ_OK : gptq_hessian_get(p->H[g], p->Hhost);
     p->stats->seconds_hessian += gptq_now() - t0;
     if (st) return gptq_error_prefix(st, "layer %d", L);
-    for (int i = 0; i < p->nlin && !st; i++) {
-        if (gptq_model_linear(p->m, i)->group != g) continue;
+    const gptq_group_info *gi = gptq_model_group(p->m, L, g);
+    const int nlin = gptq_model_nlinear(p->m, L);
+    for (int k = 0; k < gi->nlin && !st; k++) {
+        const int i = gi->lin[k];
         if ((st = interrupted(p))) break;
-        progress(p, L, "quantize", (double)i / (double)(p->nlin + 1));
+        progress(p, L, "quantize", (double)i / (double)(nlin + 1));
         st = quantize_module(p, L, i, on_device ? NULL : p->Hhost, on_device ? p->H[g] : NULL,
                              hrows);
     }
     return st;
 }
 
-static int group_cols(const pl *p, int g)
+/* The input width of group g of layer L: its modules' cols. */
+static int64_t group_cols(const pl *p, int L, int g)
 {
-    for (int i = 0; i < p->nlin; i++)
-        if (gptq_model_linear(p->m, i)->group == g) return (int)gptq_model_linear(p->m, i)->cols;
-    return 0;
+    return gptq_model_linear(p->m, L, gptq_model_group(p->m, L, g)->lin[0])->cols;
 }
 
 static void free_hessians(pl *p)
 {
-    for (int g = 0; g < GPTQ_MAX_LINEARS; g++) {
+    for (int g = 0; p->H && g < p->maxgroups; g++) {
         gptq_hessian_free(p->H[g]);
         p->H[g] = NULL;
     }
@@ -488,20 +496,21 @@ static int quantize_layer_gptq(pl *p, int L)
         if (st) gptq_error_prefix(st, "layer %d", L);
         return st;
     }
+    const int ngroups = gptq_model_ngroups(p->m, L), nlin = gptq_model_nlinear(p->m, L);
     if (p->o->true_sequential) {
-        for (int g = 0; g < p->ngroups && !st; g++) {
+        for (int g = 0; g < ngroups && !st; g++) {
             progress(p, L, "hessian", 0.0);
-            st = gptq_hessian_new(p->be, group_cols(p, g), &p->H[g]);
+            st = gptq_hessian_new(p->be, group_cols(p, L, g), &p->H[g]);
             if (!st) st = hessian_pass(p, L, g);
             if (!st) st = quantize_group(p, L, g);
             free_hessians(p);
         }
     } else {
         progress(p, L, "hessian", 0.0);
-        for (int g = 0; g < p->ngroups && !st; g++)
-            st = gptq_hessian_new(p->be, group_cols(p, g), &p->H[g]);
+        for (int g = 0; g < ngroups && !st; g++)
+            st = gptq_hessian_new(p->be, group_cols(p, L, g), &p->H[g]);
         if (!st) st = hessian_pass(p, L, -1);
-        for (int g = 0; g < p->ngroups && !st; g++) st = quantize_group(p, L, g);
+        for (int g = 0; g < ngroups && !st; g++) st = quantize_group(p, L, g);
         free_hessians(p);
     }
     if (st) return st;
@@ -509,7 +518,7 @@ static int quantize_layer_gptq(pl *p, int L)
     for (int64_t c = 0; c < p->nchunks && !st; c++) {
         if ((st = interrupted(p))) break;
         progress(p, L, "forward",
-                 ((double)p->nlin + (double)c / (double)p->nchunks) / (double)(p->nlin + 1));
+                 ((double)nlin + (double)c / (double)p->nchunks) / (double)(nlin + 1));
         const double t0 = gptq_now();
         st = gptq_model_layer_forward(p->m, L, p->X[c], p->X[c], p->chunk_nseq[c], p->S, NULL,
                                       NULL);
@@ -527,19 +536,16 @@ static int embed_calibration(pl *p)
     const int64_t S = o->seqlen, D = p->cfg->hidden_size;
     int64_t bt = o->batch_tokens;
     if (bt <= 0) {
-        /* auto: the forward's work buffers per token (normed input, q, k, v,
-         * attention output, layer output, MLP activations: forward.c's
-         * workspace) plus the output scratch, for every window at once */
-        const gptq_model_config *c = p->cfg;
-        const int64_t per_tok = 4 * (3 * c->hidden_size + 2 * c->num_heads * c->head_dim +
-                                     2 * c->num_kv_heads * c->head_dim +
-                                     2 * c->intermediate_size);
+        /* auto: the forward's work buffers (as the family sizes them) plus
+         * the output scratch, for every window at once */
+        const int64_t bytes = gptq_model_work_bytes(p->m, o->nsamples, S) +
+                              o->nsamples * S * D * (int64_t)sizeof(float);
         /* a backend with its own device memory (HIP) may use most of what
          * is free there: the layer's weights, a Hessian and the solve's
          * buffers need far less than the 1/8 kept back */
         const size_t dev_free = gptq_be_mem_free(p->be);
         const int64_t limit = dev_free ? (int64_t)(dev_free / 8 * 7) : FUSED_MAX_BYTES;
-        bt = per_tok * o->nsamples * S <= limit ? o->nsamples * S : DEFAULT_BATCH_TOKENS;
+        bt = bytes <= limit ? o->nsamples * S : DEFAULT_BATCH_TOKENS;
     }
     int64_t spc = bt / S;
     if (spc < 1) spc = 1;
@@ -576,9 +582,9 @@ static int write_qzeros(pl *p)
     char prefix[512], name[600];
     int st = GPTQ_OK;
     for (int L = 0; L < p->nlayers && !st; L++)
-        for (int i = 0; i < p->nlin && !st; i++) {
-            const size_t zi = (size_t)L * (size_t)p->nlin + (size_t)i;
-            const int64_t N = gptq_model_linear(p->m, i)->rows, ng = p->zeros_ng[zi];
+        for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
+            const int64_t zi = p->mod0[L] + i;
+            const int64_t N = gptq_model_linear(p->m, L, i)->rows, ng = p->zeros_ng[zi];
             int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
             if (!qz) return GPTQ_ERR_NOMEM;
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
@@ -618,18 +624,26 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     gptq_model_set_forward_math(p->m, o->forward_math ? GPTQ_MATH_TF32 : GPTQ_MATH_F32);
     p->w = gptq_model_weights(p->m);
     p->cfg = gptq_model_config_of(p->m);
-    p->nlin = gptq_model_nlinear(p->m);
-    p->ngroups = gptq_model_ngroups(p->m);
     p->nlayers = (int)p->cfg->num_layers;
-    p->total = (int64_t)p->nlayers * p->nlin;
+    p->mod0 = gptq_calloc((size_t)p->nlayers, sizeof *p->mod0, "module counts");
+    if (!p->mod0) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
+    int64_t maxw = 0, maxc = 0;
+    for (int L = 0; L < p->nlayers; L++) {
+        p->mod0[L] = p->total;
+        p->total += gptq_model_nlinear(p->m, L);
+        if (gptq_model_ngroups(p->m, L) > p->maxgroups) p->maxgroups = gptq_model_ngroups(p->m, L);
+        for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
+            const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
+            if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
+            if (li->cols > maxc) maxc = li->cols;
+        }
+    }
     if ((st = check_model(p))) goto done;
 
-    int64_t maxw = 0, maxc = 0;
-    for (int i = 0; i < p->nlin; i++) {
-        const gptq_linear_info *li = gptq_model_linear(p->m, i);
-        if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
-        if (li->cols > maxc) maxc = li->cols;
-    }
+    p->H = gptq_calloc((size_t)p->maxgroups, sizeof *p->H, "Hessians");
     p->W = gptq_malloc((size_t)maxw * sizeof(float), "a module's weight");
     p->zeros = gptq_calloc((size_t)p->total, sizeof *p->zeros, "zero points");
     p->zeros_ng = gptq_calloc((size_t)p->total, sizeof *p->zeros_ng, "zero points");
@@ -638,7 +652,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     p->h_on_device = gptq_be_supports(be, GPTQ_OP_HESSIAN_FINISH);
     const int hhost = !p->rtn && !p->h_on_device;
     if (hhost) p->Hhost = gptq_malloc((size_t)(maxc * maxc) * sizeof(float), "a Hessian");
-    if (!p->W || !p->zeros || !p->zeros_ng || (hhost && !p->Hhost)) {
+    if (!p->H || !p->W || !p->zeros || !p->zeros_ng || (hhost && !p->Hhost)) {
         st = GPTQ_ERR_NOMEM;
         goto done;
     }
@@ -654,7 +668,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
 
     if (p->rtn) {
         for (int L = 0; L < p->nlayers && !st; L++)
-            for (int i = 0; i < p->nlin && !st; i++) {
+            for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
                 if ((st = interrupted(p))) break;
                 progress(p, L, "quantize", 0.0);
                 st = quantize_module(p, L, i, NULL, NULL, 0);
@@ -699,6 +713,8 @@ done:
         for (int64_t k = 0; k < p->total; k++) free(p->zeros[k]);
     free(p->zeros);
     free(p->zeros_ng);
+    free(p->mod0);
+    free(p->H);
     free(p->Hhost);
     free(p->W);
     gptq_model_close(p->m);

@@ -21,14 +21,17 @@
 #include <math.h>
 
 #include "io/io.h"
+#include "model/arch.h"
 #include "model/model.h"
 
 static int pos31(int64_t v) { return v > 0 && v <= INT32_MAX; }
 
 static void check_config(const gptq_model_config *c)
 {
-    CHECK(c->family == GPTQ_FAMILY_LLAMA || c->family == GPTQ_FAMILY_OPT);
-    CHECK(strstr(GPTQ_SUPPORTED_ARCHS, c->architecture) != NULL && c->architecture[0]);
+    CHECK(c->arch == &gptq_arch_llama || c->arch == &gptq_arch_opt);
+    int named = 0; /* the architecture is one the family accepts */
+    for (int i = 0; i < c->arch->nnames; i++) named |= !strcmp(c->arch->names[i].arch, c->architecture);
+    CHECK(named);
     CHECK(pos31(c->vocab_size) && pos31(c->hidden_size) && pos31(c->intermediate_size));
     CHECK(pos31(c->num_layers) && pos31(c->num_heads) && pos31(c->num_kv_heads));
     CHECK(pos31(c->head_dim) && pos31(c->max_positions));
@@ -36,7 +39,7 @@ static void check_config(const gptq_model_config *c)
     CHECK(c->norm_eps > 0 && isfinite(c->norm_eps));
     CHECK(c->sliding_window >= 0);
     CHECK(c->dtype == GPTQ_F32 || c->dtype == GPTQ_F16 || c->dtype == GPTQ_BF16);
-    if (c->family == GPTQ_FAMILY_LLAMA) {
+    if (c->arch == &gptq_arch_llama) {
         CHECK(c->head_dim % 2 == 0);
         CHECK(c->rope_theta > 0 && isfinite(c->rope_theta));
     } else {
@@ -54,14 +57,14 @@ static void check_config(const gptq_model_config *c)
 /* The same model read twice (a struct compare would see padding). */
 static int same_config(const gptq_model_config *a, const gptq_model_config *b)
 {
-    return !strcmp(a->architecture, b->architecture) && a->family == b->family &&
+    return !strcmp(a->architecture, b->architecture) && a->arch == b->arch &&
            a->vocab_size == b->vocab_size && a->hidden_size == b->hidden_size &&
            a->intermediate_size == b->intermediate_size && a->num_layers == b->num_layers &&
            a->num_heads == b->num_heads && a->num_kv_heads == b->num_kv_heads &&
            a->head_dim == b->head_dim && a->max_positions == b->max_positions &&
            a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
            a->qkv_bias == b->qkv_bias && a->o_bias == b->o_bias && a->mlp_bias == b->mlp_bias &&
-           a->norm_bias == b->norm_bias && a->final_norm == b->final_norm &&
+           a->norm_weight == b->norm_weight && a->norm_bias == b->norm_bias && a->final_norm == b->final_norm &&
            a->tie_word_embeddings == b->tie_word_embeddings &&
            a->sliding_window == b->sliding_window && a->pos_offset == b->pos_offset &&
            a->dtype == b->dtype;

@@ -1,0 +1,130 @@
+/*
+ * arch.h — a model family is a description plus a small forward (internal,
+ * not installed). Each family file (arch_llama.c, arch_opt.c) exports one
+ * const gptq_arch: the config.json names it accepts, the keys it reads, its
+ * tensor names, the linears and true-sequential groups of a decoder layer,
+ * its work buffers, and its layer forward built from backend ops.
+ * config.c (the architecture lookup over k_archs) and forward.c (loading,
+ * buffers, hooks, embed, head) run every family from it and branch on none.
+ */
+#ifndef GPTQ_ARCH_H
+#define GPTQ_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "model.h"
+
+/* A config.json key read into a field of gptq_model_config before the
+ * family's parse runs. */
+typedef enum gptq_key_type {
+    GPTQ_KEY_SIZE, /* int64, 1 .. config.c's bound for the v4 name */
+    GPTQ_KEY_NUM,  /* double */
+    GPTQ_KEY_BOOL, /* int 0/1 */
+} gptq_key_type;
+
+typedef struct gptq_arch_key {
+    const char *v4;     /* the transformers 4 spelling ("rope_theta") */
+    const char *v5;     /* the transformers 5 one where it moved ("rope_parameters.rope_theta":
+                         * key rope_theta of object rope_parameters), else NULL; read after v4,
+                         * it wins when both are there */
+    gptq_key_type type;
+    size_t field;       /* offsetof(gptq_model_config, ...) */
+    int required;
+    double def;         /* the value when absent (the transformers config class's default) */
+} gptq_arch_key;
+
+/* One accepted name: architectures[0], or model_type when no architectures. */
+typedef struct gptq_arch_name {
+    const char *arch, *model_type;
+} gptq_arch_name;
+
+/* What a layer forward works with; forward.c fills it for each call. */
+typedef struct gptq_layer_ctx {
+    gptq_model *m;
+    gptq_backend *be;
+    const gptq_model_config *c;
+    int layer;
+    int64_t nseq, S, T;      /* T = nseq * S rows, sequence after sequence */
+    gptq_buf *const *nw;     /* the layer's norms in gptq_arch.norms order: weight (or NULL) */
+    gptq_buf *const *nb;     /*   and bias (or NULL) */
+    gptq_buf *const *work;   /* the work buffers in gptq_arch.work order */
+    gptq_layer_hook hook;    /* may be NULL */
+    void *user;
+} gptq_layer_ctx;
+
+typedef struct gptq_arch {
+    const char *name;                /* "Llama", "OPT" (messages) */
+    const gptq_arch_name *names;     /* accepted architectures, nnames of them */
+    int nnames;
+    const gptq_arch_key *keys;       /* read in order, nkeys of them */
+    int nkeys;
+    /* The rest of the family's config: checks, derived sizes, flags. */
+    int (*parse)(const cJSON *root, const char *file, gptq_model_config *c);
+
+    /* Tensor names. The root is the first of roots whose embed tensor
+     * exists (else roots[0]); names below are under it except lm_head. */
+    const char *const *roots;        /* NULL-terminated: "model." (, "") */
+    const char *embed;               /* "embed_tokens.weight" (V, D) */
+    const char *positions;           /* learned positions (max_positions + pos_offset, D),
+                                      * row = position + pos_offset; NULL: none */
+    const char *layers;              /* "layers": layer L is "<root>layers.<L>." */
+    const char *const *norms;        /* per-layer norms ("input_layernorm"), nnorms */
+    int nnorms;
+    const char *final_norm;          /* "norm" (when config final_norm) */
+    const char *lm_head;             /* "lm_head" (when not tied) */
+
+    /* The linears of layer L in forward order: returns their count and
+     * fills out[] when not NULL. Names are relative to the layer. */
+    int (*linears)(const gptq_model_config *c, int L, gptq_linear_info *out);
+    /* The true-sequential groups of layer L, as linears. */
+    int (*groups)(const gptq_model_config *c, int L, gptq_group_info *out);
+
+    /* Work buffers (4-byte elements) for T = nseq * S rows: names, and
+     * element counts (0: not allocated). */
+    const char *const *work;
+    int nwork;
+    void (*work_counts)(const gptq_model_config *c, int64_t T, int64_t S, int64_t *n);
+    /* Fill what the work buffers hold for every layer (positions, tables)
+     * when S changed or T grew; NULL: nothing to fill. */
+    int (*prepare)(const gptq_layer_ctx *x);
+
+    /* The family's norm (final norm of the head too): Y = norm(X rows
+     * [off/D, +n)) with weight w and bias b (either may be NULL). */
+    int (*norm)(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf *w,
+                const gptq_buf *b, int64_t n, int64_t D, float eps, gptq_buf *Y);
+    /* X_out = layer(X_in) (X_out may be X_in), calling the hook at each
+     * group's input (gptq_layer_call_hook). */
+    int (*forward)(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out);
+} gptq_arch;
+
+extern const gptq_arch gptq_arch_llama, gptq_arch_opt;
+
+/* config.c: a positive integer key within its bound (required, or with
+ * its default already in *out). */
+int gptq_config_get_size(const cJSON *root, const char *key, int64_t *out, int required,
+                         const char *file);
+
+/* forward.c, for the layer forwards. */
+/* Y (T, rows) = X (T, cols) W_i^T (+ bias) with linear i of the loaded layer. */
+int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_buf *Y);
+/* The hook for group g with input X (T, cols): GPTQ_OK, GPTQ_HOOK_STOP or an error. */
+int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int64_t cols);
+/* The error for a backend that lacks a forward op. */
+int gptq_be_missing_op(gptq_backend *be, const char *op);
+
+/* Call a forward op slot, or report that the backend lacks it. */
+#define GPTQ_BE_OP(be, op, ...)                                                        \
+    ((be)->iface->op ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op) \
+                     : gptq_be_missing_op((be), #op))
+
+/* In a layer forward: the hook of group g; a stop ends the layer (GPTQ_OK). */
+#define GPTQ_LAYER_HOOK(x, g, X, cols)                                      \
+    do {                                                                    \
+        int h_ = gptq_layer_call_hook((x), (g), (X), (cols));               \
+        if (h_) return h_ == GPTQ_HOOK_STOP ? GPTQ_OK : h_;                 \
+    } while (0)
+
+#endif /* GPTQ_ARCH_H */

@@ -1,0 +1,282 @@
+/*
+ * arch_llama.c — LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM:
+ *   x = embed_tokens[ids]
+ *   per layer: h = x + o_proj(attn(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1)))
+ *                    with n1 = rmsnorm(x, input_layernorm)
+ *              x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2))
+ *                    with n2 = rmsnorm(h, post_attention_layernorm)
+ *   logits = lm_head(rmsnorm(x, model.norm))   (lm_head = embed_tokens when tied)
+ * Linears and true-sequential groups (the GPTQ paper's llama.py order):
+ *   0 self_attn.q_proj, 1 k_proj, 2 v_proj (group qkv, input n1),
+ *   3 self_attn.o_proj (group o, input attn), 4 mlp.gate_proj, 5 mlp.up_proj
+ *   (group gate_up, input n2), 6 mlp.down_proj (group down, silu(gate) * up).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/io.h"
+#include "arch.h"
+
+/* ------------------------------------------------------------------ */
+/* config                                                              */
+/* ------------------------------------------------------------------ */
+
+static const gptq_arch_name k_names[] = {
+    {"LlamaForCausalLM", "llama"},
+    {"MistralForCausalLM", "mistral"},
+    {"Qwen2ForCausalLM", "qwen2"},
+};
+
+#define F_(x) offsetof(gptq_model_config, x)
+static const gptq_arch_key k_keys[] = {
+    {"intermediate_size", NULL, GPTQ_KEY_SIZE, F_(intermediate_size), 1, 0},
+    {"rms_norm_eps", NULL, GPTQ_KEY_NUM, F_(norm_eps), 0, 1e-6},
+    {"rope_theta", "rope_parameters.rope_theta", GPTQ_KEY_NUM, F_(rope_theta), 0, 10000.0},
+    {"tie_word_embeddings", NULL, GPTQ_KEY_BOOL, F_(tie_word_embeddings), 0, 0},
+    {"max_position_embeddings", NULL, GPTQ_KEY_SIZE, F_(max_positions), 0, 2048},
+};
+
+/* rope_scaling (v4) / rope_parameters (v5): only the default rotary
+ * embedding is implemented; anything else is refused by name. */
+static int check_rope_type(const cJSON *root, const char *key, const char *file)
+{
+    const cJSON *obj = NULL;
+    GPTQ_TRY(gptq_json_get_object(root, key, &obj, 0, file));
+    if (!obj) return GPTQ_OK;
+    const char *type = NULL;
+    GPTQ_TRY(gptq_json_get_str(obj, "rope_type", &type, 0, file));
+    if (!type) GPTQ_TRY(gptq_json_get_str(obj, "type", &type, 0, file));
+    if (type && strcmp(type, "default") != 0)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "%s: \"%s\" asks for rope type \"%s\": unsupported (only the default "
+                          "rotary embedding is implemented)",
+                          file, key, type);
+    if (!type && !strcmp(key, "rope_scaling"))
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "%s: \"rope_scaling\" is set but names no rope_type: unsupported (only "
+                          "null or the default rotary embedding is implemented)",
+                          file);
+    return GPTQ_OK;
+}
+
+static int parse(const cJSON *root, const char *file, gptq_model_config *c)
+{
+    const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
+    const int mistral = !strcmp(c->architecture, "MistralForCausalLM");
+    c->num_kv_heads = c->num_heads;
+    GPTQ_TRY(gptq_config_get_size(root, "num_key_value_heads", &c->num_kv_heads, 0, file));
+    c->head_dim = 0;
+    GPTQ_TRY(gptq_json_get_int(root, "head_dim", &c->head_dim, 0, file));
+    if (c->head_dim != 0) GPTQ_TRY(gptq_config_get_size(root, "head_dim", &c->head_dim, 1, file));
+    if (c->head_dim == 0) {
+        if (c->hidden_size % c->num_heads)
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: hidden_size %lld is not a multiple of num_attention_heads %lld "
+                              "and no head_dim is given",
+                              file, (long long)c->hidden_size, (long long)c->num_heads);
+        c->head_dim = c->hidden_size / c->num_heads;
+    }
+    /* below 2^31 as every other size, so that heads * head_dim fits in 64 bits */
+    if (c->head_dim <= 0 || c->head_dim > INT32_MAX || c->head_dim % 2)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: head_dim %lld must be positive, even (RoPE) and below 2^31", file,
+                          (long long)c->head_dim);
+    if (c->num_heads % c->num_kv_heads)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: num_attention_heads %lld is not a multiple of num_key_value_heads "
+                          "%lld",
+                          file, (long long)c->num_heads, (long long)c->num_kv_heads);
+    if (!(c->norm_eps > 0))
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: rms_norm_eps must be positive", file);
+    const char *act = "silu";
+    GPTQ_TRY(gptq_json_get_str(root, "hidden_act", &act, 0, file));
+    if (strcmp(act, "silu") != 0)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "%s: hidden_act \"%s\" is not supported for %s (only \"silu\")", file,
+                          act, c->architecture);
+
+    /* RoPE: theta from either style (k_keys); scaling only default. */
+    GPTQ_TRY(check_rope_type(root, "rope_parameters", file));
+    GPTQ_TRY(check_rope_type(root, "rope_scaling", file));
+    if (!(c->rope_theta > 0))
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: rope_theta must be positive", file);
+    const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
+    if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "%s: partial_rotary_factor other than 1 is not supported", file);
+
+    /* Biases: Llama/Mistral attention_bias covers q, k, v and o; Qwen2 always
+     * has q/k/v biases and none on o_proj. */
+    int ab = 0, mb = 0;
+    GPTQ_TRY(gptq_json_get_bool(root, "attention_bias", &ab, 0, file));
+    GPTQ_TRY(gptq_json_get_bool(root, "mlp_bias", &mb, 0, file));
+    c->qkv_bias = qwen2 ? 1 : ab;
+    c->o_bias = qwen2 ? 0 : ab;
+    c->mlp_bias = mb;
+    c->norm_weight = 1;
+    c->norm_bias = 0;
+    c->final_norm = 1;
+
+    /* Sliding windows: remembered; the forward refuses sequences longer. */
+    c->sliding_window = 0;
+    int use_sw = mistral;
+    if (qwen2) {
+        use_sw = 0;
+        GPTQ_TRY(gptq_json_get_bool(root, "use_sliding_window", &use_sw, 0, file));
+    }
+    if (use_sw) GPTQ_TRY(gptq_json_get_int(root, "sliding_window", &c->sliding_window, 0, file));
+    if (c->sliding_window < 0) c->sliding_window = 0;
+    return GPTQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* a decoder layer                                                     */
+/* ------------------------------------------------------------------ */
+
+enum { LQ, LK, LV, LO, LGATE, LUP, LDOWN, NLIN };
+
+static int linears(const gptq_model_config *c, int L, gptq_linear_info *out)
+{
+    (void)L; /* every layer alike */
+    const int64_t D = c->hidden_size, F = c->intermediate_size;
+    const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
+    const gptq_linear_info lin[NLIN] = {
+        [LQ] = {"self_attn.q_proj", Hd, D, c->qkv_bias},
+        [LK] = {"self_attn.k_proj", Kd, D, c->qkv_bias},
+        [LV] = {"self_attn.v_proj", Kd, D, c->qkv_bias},
+        [LO] = {"self_attn.o_proj", D, Hd, c->o_bias},
+        [LGATE] = {"mlp.gate_proj", F, D, c->mlp_bias},
+        [LUP] = {"mlp.up_proj", F, D, c->mlp_bias},
+        [LDOWN] = {"mlp.down_proj", D, F, c->mlp_bias},
+    };
+    if (out) memcpy(out, lin, sizeof lin);
+    return NLIN;
+}
+
+static const int k_qkv[] = {LQ, LK, LV}, k_o[] = {LO}, k_gate_up[] = {LGATE, LUP},
+                 k_down[] = {LDOWN};
+static const gptq_group_info k_groups[] = {
+    {"qkv", k_qkv, 3}, {"o", k_o, 1}, {"gate_up", k_gate_up, 2}, {"down", k_down, 1}};
+
+static int groups(const gptq_model_config *c, int L, gptq_group_info *out)
+{
+    (void)c;
+    (void)L;
+    if (out) memcpy(out, k_groups, sizeof k_groups);
+    return 4;
+}
+
+enum { WXN, WQ, WK, WV, WATT, WTMP, WG, WU, WPOS, WROPE, NWORK };
+static const char *const k_work[NWORK] = {
+    "normed activations", "queries", "keys", "values", "attention output", "layer output",
+    "MLP activations", "MLP up projection", "positions", "rope table"};
+
+static void work_counts(const gptq_model_config *c, int64_t T, int64_t S, int64_t *n)
+{
+    const int64_t D = c->hidden_size, F = c->intermediate_size;
+    const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
+    const int64_t k[NWORK] = {T * D, T * Hd, T * Kd, T * Kd, T * Hd, T * D, T * F, T * F,
+                              T, S * c->head_dim};
+    memcpy(n, k, sizeof k);
+}
+
+/* The positions t % S of every row (only rope reads them) and the RoPE
+ * table (S, d) = [cos | sin] of position p times inv_freq_i, the angles
+ * rounded as transformers rounds them: inv_freq_i = 1 / theta^(2i/d) in
+ * f32, angle = f32(p * inv_freq_i). */
+static int prepare(const gptq_layer_ctx *x)
+{
+    const int64_t T = x->T, S = x->S, d = x->c->head_dim, half = d / 2;
+    int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
+    if (!pos) return GPTQ_ERR_NOMEM;
+    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % S);
+    int st = gptq_be_upload(x->be, x->work[WPOS], 0, pos, (size_t)T * sizeof(int32_t));
+    free(pos);
+    if (st) return st;
+    float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "rope table");
+    if (!tab) return GPTQ_ERR_NOMEM;
+    const float theta = (float)x->c->rope_theta;
+    for (int64_t i = 0; i < half; i++) {
+        float inv = 1.0f / powf(theta, (float)(2 * i) / (float)d);
+        for (int64_t p = 0; p < S; p++) {
+            float ang = (float)p * inv;
+            tab[p * d + i] = (float)cos((double)ang);
+            tab[p * d + half + i] = (float)sin((double)ang);
+        }
+    }
+    st = gptq_be_upload(x->be, x->work[WROPE], 0, tab, (size_t)(S * d) * sizeof(float));
+    free(tab);
+    return st;
+}
+
+static int norm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf *w,
+                const gptq_buf *b, int64_t n, int64_t D, float eps, gptq_buf *Y)
+{
+    (void)b; /* RMSNorm has none */
+    return GPTQ_BE_OP(be, rmsnorm, X, off, w, 0, n, D, eps, Y, 0);
+}
+
+static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
+{
+    const gptq_model_config *c = x->c;
+    gptq_backend *be = x->be;
+    gptq_buf *const *w = x->work;
+    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
+    const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim;
+    const float eps = (float)c->norm_eps;
+    const float scale = (float)(1.0 / sqrt((double)d));
+
+    /* attention block */
+    GPTQ_TRY(norm(be, X_in, 0, x->nw[0], NULL, T, D, eps, w[WXN]));
+    GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
+    GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
+    GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
+    GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, w[WPOS], 0, w[WROPE], x->S));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, w[WPOS], 0, w[WROPE], x->S));
+    GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H, Hk, d,
+                        scale, w[WATT], 0));
+    GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
+    GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
+    GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
+
+    /* MLP block */
+    GPTQ_TRY(norm(be, X_out, 0, x->nw[1], NULL, T, D, eps, w[WXN]));
+    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
+    GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
+    GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
+    GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
+    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
+    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
+    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+}
+
+static const char *const k_roots[] = {"model.", NULL};
+static const char *const k_norms[] = {"input_layernorm", "post_attention_layernorm"};
+
+const gptq_arch gptq_arch_llama = {
+    .name = "Llama",
+    .names = k_names,
+    .nnames = 3,
+    .keys = k_keys,
+    .nkeys = (int)(sizeof k_keys / sizeof *k_keys),
+    .parse = parse,
+    .roots = k_roots,
+    .embed = "embed_tokens.weight",
+    .positions = NULL,
+    .layers = "layers",
+    .norms = k_norms,
+    .nnorms = 2,
+    .final_norm = "norm",
+    .lm_head = "lm_head",
+    .linears = linears,
+    .groups = groups,
+    .work = k_work,
+    .nwork = NWORK,
+    .work_counts = work_counts,
+    .prepare = prepare,
+    .norm = norm,
+    .forward = forward,
+};
