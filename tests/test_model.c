@@ -668,6 +668,26 @@ Test(layers, hooks_see_each_group_and_can_swap_weights, .timeout = 60)
     gptq_backend_close(be);
 }
 
+/* An event for a subset of the tokens (a routed expert's) is refused by
+ * the hooks that build Hessians over all rows, by name. */
+Test(layers, hooks_refuse_a_token_subset)
+{
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_buf *rows = NULL;
+    cr_assert_eq(gptq_be_alloc(be, 4 * sizeof(int32_t), &rows, "rows"), GPTQ_OK);
+    gptq_hook_event ev = {.layer = 3, .group = 2, .group_name = "gate_up", .T = 16, .cols = 8,
+                          .rows = NULL, .nrows = 16};
+    cr_expect_eq(gptq_hook_all_rows(&ev), GPTQ_OK);
+    ev.rows = rows;
+    ev.nrows = 4;
+    cr_assert_eq(gptq_hook_all_rows(&ev), GPTQ_ERR_UNSUPPORTED);
+    cr_expect(strstr(gptq_last_error(), "layer 3, group gate_up: its modules see 4 of 16 tokens"),
+              "%s", gptq_last_error());
+    gptq_be_free(be, rows);
+    gptq_backend_close(be);
+}
+
 /* ------------------------------------------------------------------ */
 /* GPTQ checkpoints                                                    */
 /* ------------------------------------------------------------------ */

@@ -38,7 +38,7 @@ QUANT = "backends/cpu/cpu_quant.c"
 DRIVER = "src/quant/gptq.c"
 PACK = "src/quant/pack.c"
 FWD_CPU = "backends/cpu/cpu_forward.c"
-FWD = "src/model/forward.c"
+FWD = "src/model/arch_llama.c"
 TOK = "src/text/tokenizer.c"
 
 # quick test sets (each well under a minute here)

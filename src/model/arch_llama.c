@@ -165,7 +165,7 @@ static int groups(const gptq_model_config *c, int L, gptq_group_info *out)
     (void)c;
     (void)L;
     if (out) memcpy(out, k_groups, sizeof k_groups);
-    return 4;
+    return (int)(sizeof k_groups / sizeof *k_groups);
 }
 
 enum { WXN, WQ, WK, WV, WATT, WTMP, WG, WU, WPOS, WROPE, NWORK };
@@ -259,7 +259,7 @@ static const char *const k_norms[] = {"input_layernorm", "post_attention_layerno
 const gptq_arch gptq_arch_llama = {
     .name = "Llama",
     .names = k_names,
-    .nnames = 3,
+    .nnames = (int)(sizeof k_names / sizeof *k_names),
     .keys = k_keys,
     .nkeys = (int)(sizeof k_keys / sizeof *k_keys),
     .parse = parse,

@@ -89,7 +89,7 @@ typedef struct gptq_model_config {
     int final_norm;           /* a final norm exists (OPT: !_remove_final_layer_norm) */
     int tie_word_embeddings;  /* lm_head shares embed_tokens */
     int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2) */
-    int64_t pos_offset;       /* OPT learned positions: row = position + 2 */
+    int64_t pos_offset;       /* learned positions: row = position + pos_offset (OPT: 2) */
     gptq_dtype dtype;         /* torch_dtype | dtype (F32 when absent) */
     gptq_ckpt_quant quant;
 } gptq_model_config;
@@ -251,7 +251,7 @@ int64_t gptq_model_work_bytes(const gptq_model *m, int64_t nseq, int64_t S);
 int gptq_model_alloc_hidden(gptq_model *m, int64_t nseq, int64_t S, gptq_buf **out);
 
 /* X (nseq*S, D) = token embeddings of ids (nseq, S) host i32 (plus learned
- * positions 0 .. S-1 for OPT). The embedding table is uploaded for the call
+ * positions 0 .. S-1 when the family has them, as OPT). The embedding table is uploaded for the call
  * and freed after. ids outside [0, V): GPTQ_ERR_INVALID. */
 int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S, gptq_buf *X);
 
@@ -272,8 +272,9 @@ int gptq_model_linear_buf(gptq_model *m, int L, int i, gptq_buf **W);
 
 /* Run decoder layer L (loaded first if it is not): X_out = layer(X_in), both
  * (nseq*S, D) on the backend; X_out may be X_in (in place). hook may be
- * NULL; it is called once per group in order. OPT refuses S above
- * max_position_embeddings (its learned position table ends there); a model
+ * NULL; it is called once per group in order. A family with learned
+ * positions (OPT) refuses S above max_position_embeddings (its table ends
+ * there); a model
  * with a sliding window refuses S above the window (not implemented). */
 int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_buf *X_out,
                              int64_t nseq, int64_t S, gptq_layer_hook hook, void *user);
