@@ -618,13 +618,14 @@ static int alloc_host(dw *w)
         }
     }
     const size_t td = (size_t)(w->T * w->D);
-    for (int g = 0; g < w->maxgroups; g++) {
+    int st = GPTQ_OK;
+    for (int g = 0; g < w->maxgroups && !st; g++) {
         w->xg[g] = gptq_malloc((size_t)(w->T * gcols[g]) * sizeof(float), "a group's input");
         w->Ha[g] = gptq_malloc((size_t)(gcols[g] * gcols[g]) * sizeof(float), "a Hessian");
-        if (!w->xg[g] || !w->Ha[g]) break;
+        if (!w->xg[g] || !w->Ha[g]) st = GPTQ_ERR_NOMEM;
     }
     free(gcols);
-    if (!w->xg[w->maxgroups - 1] || !w->Ha[w->maxgroups - 1]) return GPTQ_ERR_NOMEM;
+    if (st) return st;
     w->xb = gptq_malloc((size_t)(w->T * w->maxc) * sizeof(float), "a group's input");
     w->Hb = gptq_malloc((size_t)(w->maxc * w->maxc) * sizeof(float), "a Hessian");
     w->Hf = gptq_malloc((size_t)(w->maxc * w->maxc) * sizeof(float), "a Hessian");
