@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "format/qtensor.h"
 #include "quant/qdev.h"
 
 #define TOL_GEMM 1e-5
