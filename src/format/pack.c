@@ -24,11 +24,12 @@
  * 10 (bits 30..32) and 21 (bits 63..65) straddle two words. Words are the
  * signed int32 view of the uint32 pattern (int32_t and uint32_t may alias).
  *
- * Zero points: v1 ("gptq") stores z - 1 in each field and readers add 1 back;
- * v2 ("gptq_v2") stores z (the formats' zero_offset). The -1 is applied per field, never to the packed
- * word (GPTQModel's word-wise subtraction is wrong for 3 bits, and for a zero
- * of 0 borrows from the neighbouring field: vLLM issue #26343). A zero of 0
- * has no v1 field at all, so gptq_pack refuses it and names v2 or sym.
+ * Zero points (the formats' zero_offset): v1 ("gptq") stores z - 1 in each
+ * field and readers add 1 back; v2 ("gptq_v2") stores z. The -1 is applied
+ * per field, never to the packed word (GPTQModel's word-wise subtraction is
+ * wrong for 3 bits, and for a zero of 0 borrows from the neighbouring field:
+ * vLLM issue #26343). A zero of 0 has no v1 field at all, so gptq_pack
+ * refuses it and names v2 or sym.
  */
 #include <math.h>
 #include <stdint.h>

@@ -661,8 +661,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     if (st) goto done;
 
     /* the zero-point format over the whole model */
-    stats->format = o->format == GPTQ_FORMAT_V2 ? GPTQ_FORMAT_V2
-                    : o->format == GPTQ_FORMAT_V1 ? GPTQ_FORMAT_V1
+    stats->format = o->format != GPTQ_PIPELINE_FORMAT_AUTO ? (gptq_format)o->format
                     : stats->zero0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
     progress(p, p->nlayers, "finish", 1.0);
     tw = gptq_now();
