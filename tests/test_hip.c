@@ -48,8 +48,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "format/format.h"
 #include "internal.h"
-#include "format/qtensor.h"
 #include "quant/qdev.h"
 
 #define TOL_GEMM 1e-5

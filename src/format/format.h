@@ -4,10 +4,11 @@
  * every reader, writer, option check and solver asks these tables and
  * their two checks instead of spelling a rule itself.
  *
- * What differs between GPTQ v1 and v2 is one row each (gptq_formats);
+ * What differs between GPTQ v1 and v2 is one row each (gptq_format_get);
  * what they share is one table each: the tensor names of a packed linear
  * (gptq_tensor_suffix) and the bit widths with their packing
- * (gptq_packings). pack.c states the layout.
+ * (gptq_packing_of). Also here: the packed tensors on the host (pack.c,
+ * which states the layout) and on a backend (qtensor.c).
  */
 #ifndef GPTQ_FORMAT_FORMAT_H
 #define GPTQ_FORMAT_FORMAT_H
@@ -97,5 +98,22 @@ int gptq_scales_fp16_check(const char *fn, const float *s, int64_t ngroups, int6
  * N must pack at bits (gptq_format_check_dims). */
 int gptq_qzeros_pack(const uint8_t *zeros, int64_t ngroups, int64_t N, int bits, gptq_format fmt,
                      int32_t *qzeros);
+
+/* ------------------------------------------------------------------ */
+/* qtensor.c: packed tensors on a backend                              */
+/* ------------------------------------------------------------------ */
+
+/* The four tensors of a gptq_packed in buffers of one backend, and the
+ * vtable's view of them (t points into these buffers). */
+typedef struct gptq_qdev {
+    gptq_buf *qweight, *qzeros, *scales, *g_idx;
+    gptq_qtensor t;
+} gptq_qdev;
+
+/* Upload p (checked first: shapes, g_idx) as format fmt. with_qweight 0:
+ * qweight is not uploaded (the caller's device buffer is put in t.qweight). */
+int gptq_qdev_upload(gptq_backend *be, const gptq_packed *p, gptq_format fmt, int with_qweight,
+                     gptq_qdev *out);
+void gptq_qdev_free(gptq_backend *be, gptq_qdev *q);
 
 #endif /* GPTQ_FORMAT_FORMAT_H */

@@ -87,7 +87,10 @@ static uint32_t br_get(bit_reader *r, int bits)
 /* Checks                                                              */
 /* ------------------------------------------------------------------ */
 
-static int check_bits_fmt(const char *fn, int bits, gptq_format fmt)
+/* bits and fmt are a format's (GPTQ_ERR_INVALID); K and N fill whole words
+ * and ngroups is one of 1..K (GPTQ_ERR_SHAPE). */
+static int check_layout(const char *fn, int bits, gptq_format fmt, int64_t K, int64_t N,
+                        int64_t ngroups)
 {
     if (gptq_format_check_bits(GPTQ_ERR_INVALID, "bits =", bits))
         return gptq_error_prefix(GPTQ_ERR_INVALID, "%s", fn);
@@ -95,12 +98,6 @@ static int check_bits_fmt(const char *fn, int bits, gptq_format fmt)
         return gptq_error(GPTQ_ERR_INVALID,
                           "%s: format %d is neither GPTQ_FORMAT_V1 (1) nor GPTQ_FORMAT_V2 (2)",
                           fn, (int)fmt);
-    return GPTQ_OK;
-}
-
-/* K and N fill whole words (format.h), ngroups is one of 1..K. */
-static int check_dims(const char *fn, int bits, int64_t K, int64_t N, int64_t ngroups)
-{
     if (gptq_format_check_dims(GPTQ_ERR_SHAPE, bits, N, K))
         return gptq_error_prefix(GPTQ_ERR_SHAPE, "%s", fn);
     if (ngroups < 1 || ngroups > K)
@@ -115,9 +112,7 @@ int gptq_packed_check(const char *fn, const gptq_packed *p, gptq_format fmt, int
                       int need_qzeros, int need_scales_gidx)
 {
     if (!p) return gptq_error(GPTQ_ERR_INVALID, "%s: packed tensors are NULL", fn);
-    int st = check_bits_fmt(fn, p->bits, fmt);
-    if (st) return st;
-    st = check_dims(fn, p->bits, p->in_features, p->out_features, p->ngroups);
+    int st = check_layout(fn, p->bits, fmt, p->in_features, p->out_features, p->ngroups);
     if (st) return st;
     if ((need_qweight && !p->qweight) || (need_qzeros && !p->qzeros) ||
         (need_scales_gidx && (!p->scales || !p->g_idx)))
@@ -191,9 +186,7 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
     if (!r) return gptq_error(GPTQ_ERR_INVALID, "%s: layer result is NULL", fn);
     const int b = r->bits;
     const int64_t N = r->rows, K = r->cols, ngroups = r->ngroups;
-    int st = check_bits_fmt(fn, b, fmt);
-    if (st) return st;
-    st = check_dims(fn, b, K, N, ngroups);
+    int st = check_layout(fn, b, fmt, K, N, ngroups);
     if (st) return st;
     if (r->group_size > 0 && ngroups != (K + r->group_size - 1) / r->group_size)
         return gptq_error(GPTQ_ERR_SHAPE, "%s: ngroups = %lld but ceil(K = %lld / group_size = %d) = %lld",

@@ -1,10 +1,10 @@
 /*
- * qtensor.c — packed tensors on a backend (qtensor.h) and the public
+ * qtensor.c — packed tensors on a backend (format.h) and the public
  * dequantize / A16 matmul through a backend's ops (gptq.h).
  */
 #include <string.h>
 
-#include "qtensor.h"
+#include "format.h"
 
 void gptq_qdev_free(gptq_backend *be, gptq_qdev *q)
 {

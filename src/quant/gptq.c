@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "../internal.h"
-#include "../format/qtensor.h"
+#include "../format/format.h"
 #include "hessian_buf.h"
 #include "qdev.h"
 
