@@ -5,7 +5,8 @@
  * tensor names, the linears and true-sequential groups of a decoder layer,
  * its work buffers, and its layer forward built from backend ops.
  * config.c (the architecture lookup over k_archs) and forward.c (loading,
- * buffers, hooks, embed, head) run every family from it and branch on none.
+ * buffers, hooks, embed, head) run every family from it and branch on none:
+ * a new family is its file, its extern below, and its entry in k_archs.
  */
 #ifndef GPTQ_ARCH_H
 #define GPTQ_ARCH_H

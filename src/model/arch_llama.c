@@ -137,9 +137,9 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 
 enum { LQ, LK, LV, LO, LGATE, LUP, LDOWN, NLIN };
 
+/* The same linears and groups in every layer. */
 static int linears(const gptq_model_config *c, int L, gptq_linear_info *out)
 {
-    (void)L; /* every layer alike */
     const int64_t D = c->hidden_size, F = c->intermediate_size;
     const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
     const gptq_linear_info lin[NLIN] = {
@@ -162,8 +162,6 @@ static const gptq_group_info k_groups[] = {
 
 static int groups(const gptq_model_config *c, int L, gptq_group_info *out)
 {
-    (void)c;
-    (void)L;
     if (out) memcpy(out, k_groups, sizeof k_groups);
     return (int)(sizeof k_groups / sizeof *k_groups);
 }
@@ -211,10 +209,10 @@ static int prepare(const gptq_layer_ctx *x)
     return st;
 }
 
+/* RMSNorm: a weight, no bias (b is NULL) */
 static int norm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf *w,
                 const gptq_buf *b, int64_t n, int64_t D, float eps, gptq_buf *Y)
 {
-    (void)b; /* RMSNorm has none */
     return GPTQ_BE_OP(be, rmsnorm, X, off, w, 0, n, D, eps, Y, 0);
 }
 

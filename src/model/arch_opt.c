@@ -78,9 +78,9 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 
 enum { LQ, LK, LV, LOUT, LFC1, LFC2, NLIN };
 
+/* The same linears and groups in every layer. */
 static int linears(const gptq_model_config *c, int L, gptq_linear_info *out)
 {
-    (void)L; /* every layer alike */
     const int64_t D = c->hidden_size, F = c->intermediate_size;
     const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
     const gptq_linear_info lin[NLIN] = {
@@ -101,8 +101,6 @@ static const gptq_group_info k_groups[] = {
 
 static int groups(const gptq_model_config *c, int L, gptq_group_info *out)
 {
-    (void)c;
-    (void)L;
     if (out) memcpy(out, k_groups, sizeof k_groups);
     return (int)(sizeof k_groups / sizeof *k_groups);
 }
@@ -113,7 +111,6 @@ static const char *const k_work[NWORK] = {"normed activations", "queries", "keys
 
 static void work_counts(const gptq_model_config *c, int64_t T, int64_t S, int64_t *n)
 {
-    (void)S;
     const int64_t D = c->hidden_size, F = c->intermediate_size;
     const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
     const int64_t k[NWORK] = {T * D, T * Hd, T * Kd, T * Kd, T * Hd, T * D, T * F};
