@@ -75,17 +75,19 @@ struct gptq_model {
 /* backend calls                                                       */
 /* ------------------------------------------------------------------ */
 
-static int missing_op(gptq_backend *be, const char *op)
+static int missing_op(gptq_backend *be, gptq_op op)
 {
     return gptq_error(GPTQ_ERR_UNSUPPORTED,
                       "backend %s has no '%s' op: it cannot run the model forward pass",
-                      be->iface->name, op);
+                      be->iface->name, gptq_op_name(op));
 }
 
-/* Call a forward op slot, or report that the backend lacks it. */
-#define BE_OP(be, op, ...)                                                             \
-    ((be)->iface->op ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op) \
-                     : missing_op((be), #op))
+/* Call a forward op slot, or report that the backend lacks it (an empty
+ * slot, or one its supports_op declines). */
+#define BE_OP(be, op, ...)                                                                   \
+    (gptq_be_supports((be), gptq_op_of_slot(offsetof(gptq_backend_iface, op)))              \
+         ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op)                 \
+         : missing_op((be), gptq_op_of_slot(offsetof(gptq_backend_iface, op))))
 
 #define TRY(expr)            \
     do {                     \
