@@ -1316,32 +1316,33 @@ typedef struct oc_def {
     void (*naive)(const op_case *, oc_data *);
     int (*props)(const op_case *, const oc_data *, char *, size_t);
     double (*flops)(const op_case *);
+    unsigned sizes; /* bit i: p[i] is a size (the benchmark multiplies it) */
 } oc_def;
 
 static const oc_def k_defs[GPTQ_OP_COUNT] = {
-    [GPTQ_OP_GEMM] = {gemm_gen, gemm_call, gemm_naive, gemm_props, gemm_flops},
-    [GPTQ_OP_HESSIAN_ACCUMULATE] = {hess_gen, hess_call, hess_naive, hess_props, hess_flops},
-    [GPTQ_OP_CHOLESKY_INVERSE_UPPER] = {chol_gen, chol_call, chol_naive, chol_props, chol_flops},
-    [GPTQ_OP_QUANT_GRID] = {grid_gen, grid_call, grid_naive, NULL, NULL},
-    [GPTQ_OP_GPTQ_BLOCK] = {block_gen, block_call, block_naive, NULL, block_flops},
-    [GPTQ_OP_EMBEDDING] = {emb_gen, emb_call, emb_naive, NULL, NULL},
-    [GPTQ_OP_RMSNORM] = {norm_gen, rms_call, norm_naive, NULL, NULL},
-    [GPTQ_OP_LAYERNORM] = {norm_gen, ln_call, norm_naive, NULL, NULL},
-    [GPTQ_OP_ROPE] = {rope_gen, rope_call, rope_naive, NULL, NULL},
-    [GPTQ_OP_ATTENTION] = {attn_gen, attn_call, attn_naive, NULL, attn_flops},
-    [GPTQ_OP_SILU_MUL] = {ew_gen, silu_call, ew_naive, NULL, NULL},
-    [GPTQ_OP_RELU] = {relu_gen, relu_call, relu_naive, NULL, NULL},
-    [GPTQ_OP_ADD] = {ew_gen, add_call, ew_naive, NULL, NULL},
-    [GPTQ_OP_BIAS_ADD] = {bias_gen, bias_call, bias_naive, NULL, NULL},
-    [GPTQ_OP_CROSS_ENTROPY] = {ce_gen, ce_call, ce_naive, NULL, NULL},
-    [GPTQ_OP_LINEAR_FAST] = {lin_gen, lin_call, lin_naive, lin_props, lin_flops},
-    [GPTQ_OP_HESSIAN_FINISH] = {fin_gen, fin_call, fin_naive, NULL, NULL},
-    [GPTQ_OP_DOT] = {dot_gen, dot_call, dot_naive, NULL, NULL},
-    [GPTQ_OP_PACK_CODES] = {pack_gen, pack_call, pack_naive, NULL, NULL},
-    [GPTQ_OP_DEQUANTIZE] = {q_gen, deq_call, deq_naive, NULL, NULL},
-    [GPTQ_OP_MATMUL_Q] = {q_gen, mm_call, mm_naive, NULL, mm_flops},
-    [GPTQ_OP_GATHER] = {gather_gen, gather_call, gather_naive, NULL, NULL},
-    [GPTQ_OP_TO_F32] = {tof_gen, tof_call, tof_naive, NULL, NULL},
+    [GPTQ_OP_GEMM] = {gemm_gen, gemm_call, gemm_naive, gemm_props, gemm_flops, 0x1C},
+    [GPTQ_OP_HESSIAN_ACCUMULATE] = {hess_gen, hess_call, hess_naive, hess_props, hess_flops, 0x3},
+    [GPTQ_OP_CHOLESKY_INVERSE_UPPER] = {chol_gen, chol_call, chol_naive, chol_props, chol_flops, 0x1},
+    [GPTQ_OP_QUANT_GRID] = {grid_gen, grid_call, grid_naive, NULL, NULL, 0x18},
+    [GPTQ_OP_GPTQ_BLOCK] = {block_gen, block_call, block_naive, NULL, block_flops, 0x1},
+    [GPTQ_OP_EMBEDDING] = {emb_gen, emb_call, emb_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_RMSNORM] = {norm_gen, rms_call, norm_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_LAYERNORM] = {norm_gen, ln_call, norm_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_ROPE] = {rope_gen, rope_call, rope_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_ATTENTION] = {attn_gen, attn_call, attn_naive, NULL, attn_flops, 0x1},
+    [GPTQ_OP_SILU_MUL] = {ew_gen, silu_call, ew_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_RELU] = {relu_gen, relu_call, relu_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_ADD] = {ew_gen, add_call, ew_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_BIAS_ADD] = {bias_gen, bias_call, bias_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_CROSS_ENTROPY] = {ce_gen, ce_call, ce_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_LINEAR_FAST] = {lin_gen, lin_call, lin_naive, lin_props, lin_flops, 0x7},
+    [GPTQ_OP_HESSIAN_FINISH] = {fin_gen, fin_call, fin_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_DOT] = {dot_gen, dot_call, dot_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_PACK_CODES] = {pack_gen, pack_call, pack_naive, NULL, NULL, 0x2},
+    [GPTQ_OP_DEQUANTIZE] = {q_gen, deq_call, deq_naive, NULL, NULL, 0xC},
+    [GPTQ_OP_MATMUL_Q] = {q_gen, mm_call, mm_naive, NULL, mm_flops, 0x4C},
+    [GPTQ_OP_GATHER] = {gather_gen, gather_call, gather_naive, NULL, NULL, 0},
+    [GPTQ_OP_TO_F32] = {tof_gen, tof_call, tof_naive, NULL, NULL, 0},
 };
 
 void oc_gen(const op_case *c, uint64_t seed, oc_data *d)
@@ -1357,6 +1358,14 @@ void oc_naive(const op_case *c, oc_data *d) { k_defs[c->op].naive(c, d); }
 int oc_props(const op_case *c, const oc_data *d, char *msg, size_t n)
 {
     return k_defs[c->op].props ? k_defs[c->op].props(c, d, msg, n) : 0;
+}
+
+op_case oc_scaled(const op_case *c, int64_t mult)
+{
+    op_case o = *c;
+    for (int i = 0; i < 10; i++)
+        if (k_defs[c->op].sizes >> i & 1u) o.p[i] *= mult;
+    return o;
 }
 
 double oc_flops(const op_case *c) { return k_defs[c->op].flops ? k_defs[c->op].flops(c) : 0.0; }
@@ -1407,20 +1416,24 @@ void oc_free_dev(gptq_backend *be, gptq_buf **dev)
     memset(dev, 0, sizeof(gptq_buf *) * OC_MAXA);
 }
 
+void oc_env(const op_case *c, int set)
+{
+    if (!c->env) return;
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(c->env, "="), c->env);
+    if (set) setenv(name, c->env + strlen(name) + (c->env[strlen(name)] == '='), 1);
+    else unsetenv(name);
+}
+
 int oc_run(const op_case *c, gptq_backend *be, oc_data *d)
 {
-    char name[64] = "";
-    const char *eq = c->env ? strchr(c->env, '=') : NULL;
-    if (eq) {
-        snprintf(name, sizeof name, "%.*s", (int)(eq - c->env), c->env);
-        setenv(name, eq + 1, 1);
-    }
+    oc_env(c, 1);
     gptq_buf *dev[OC_MAXA];
     int st = oc_upload(be, d, dev);
     if (!st) st = oc_call(c, be, dev, d);
     if (!st) st = oc_download(be, dev, d);
     oc_free_dev(be, dev);
-    if (eq) unsetenv(name);
+    oc_env(c, 0);
     return st;
 }
 

@@ -83,6 +83,8 @@ void oc_naive(const op_case *c, oc_data *d);
  * the fallback the core takes, which the call then runs. */
 int oc_runs_on(const op_case *c, gptq_backend *be, int as_reference);
 
+/* Set (set = 1) or remove the row's env variable, if it has one. */
+void oc_env(const op_case *c, int set);
 /* Device side, for the test (oc_run) and the benchmark (the pieces). */
 int oc_upload(gptq_backend *be, const oc_data *d, gptq_buf **dev);
 int oc_call(const op_case *c, gptq_backend *be, gptq_buf **dev, oc_data *d);
@@ -98,6 +100,8 @@ int oc_compare(const op_case *c, const oc_tol *tol, const oc_data *got, const oc
                char *msg, size_t n, double *measured);
 /* The op's own properties of d's outputs: 0 when they hold, else 1 + msg. */
 int oc_props(const op_case *c, const oc_data *d, char *msg, size_t n);
+/* The row with its sizes (the p[] that are sizes) times mult. */
+op_case oc_scaled(const op_case *c, int64_t mult);
 /* Floating-point operations of one call (0: a memory-bound op) and the
  * bytes its buffers hold. */
 double oc_flops(const op_case *c);

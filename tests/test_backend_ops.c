@@ -58,8 +58,9 @@ static void close_backends(void)
 
 static void row_label(const op_case *c, char *buf, size_t n)
 {
-    int k = snprintf(buf, n, "%s [", c->name);
-    for (int i = 0; i < 10 && k > 0 && (size_t)k < n; i++)
+    int k = snprintf(buf, n, "%s [", c->name), np = 10;
+    while (np > 1 && !c->p[np - 1]) np--; /* trailing zeros: switches off */
+    for (int i = 0; i < np && k > 0 && (size_t)k < n; i++)
         k += snprintf(buf + k, n - (size_t)k, i ? " %lld" : "%lld", (long long)c->p[i]);
     if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "]%s%s", c->env ? " " : "",
                                          c->env ? c->env : "");
