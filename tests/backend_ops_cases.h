@@ -96,8 +96,8 @@ int oc_run(const op_case *c, gptq_backend *be, oc_data *d);
 
 /* got against want with tol: 0 when within, else 1 and msg says where. The
  * measured figure (largest error, share) goes to *measured. */
-int oc_compare(const op_case *c, const oc_tol *tol, const oc_data *got, const oc_data *want,
-               char *msg, size_t n, double *measured);
+int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char *msg, size_t n,
+               double *measured);
 /* The op's own properties of d's outputs: 0 when they hold, else 1 + msg. */
 int oc_props(const op_case *c, const oc_data *d, char *msg, size_t n);
 /* The row with its sizes (the p[] that are sizes) times mult. */

@@ -18,7 +18,7 @@
 #             (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
 #   test      meson test: hip_codeobj, hip, gptq, backend_ops (the op table:
 #             every row on hip against the CPU; its lines in backend_ops.log)
-#   sanitize  compute-sanitizer memcheck + racecheck on test_hip
+#   sanitize  compute-sanitizer memcheck + racecheck on test_backend_ops and test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
 #   ops       bench_ops: every row of the op table on cpu and hip (OPS_ARGS adds
 #             options, e.g. --scale 8 --filter gemm)
