@@ -39,7 +39,9 @@ extern "C" {
 #endif
 
 /* Bump on any change of this struct or of a slot's meaning. */
-#define GPTQ_BACKEND_ABI_VERSION 3u /* 2: linear_fast; 3: the packed-tensor ops */
+/* 2: linear_fast; 3: the packed-tensor ops; 4: supports_op (a backend may
+ * decline an op at run time) */
+#define GPTQ_BACKEND_ABI_VERSION 4u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
 typedef struct gptq_buf gptq_buf; /* defined by each backend */
@@ -108,7 +110,9 @@ typedef struct gptq_qtensor {
 
 /* The compute ops of the table, one per slot after the memory ones. The core
  * asks gptq_be_supports (src/internal.h) before it takes a path that needs
- * an OPTIONAL op, instead of looking at slots itself. */
+ * an OPTIONAL op, instead of looking at slots itself. Adding an op: one entry
+ * here, its slot below, its line in k_ops (src/backend.c), the CPU backend's
+ * version, and rows in tests/backend_ops_cases.c. */
 typedef enum gptq_op {
     GPTQ_OP_GEMM = 0,
     GPTQ_OP_HESSIAN_ACCUMULATE,
@@ -306,6 +310,14 @@ typedef struct gptq_backend_iface {
      * backend gives the same bits. */
     int (*to_f32)(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n,
                   int dtype);
+
+    /* ---- since ABI 4 ---- */
+    /* OPTIONAL. 1 when the backend runs op on this device, 0 when it
+     * declines it (e.g. linear_fast on a device without matrix units); asked
+     * only for ops whose slot is filled. A backend must not decline an op the
+     * core requires (src/backend.c refuses to open it). NULL: every filled
+     * slot is supported. */
+    int (*supports_op)(void *ctx, gptq_op op);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

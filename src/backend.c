@@ -24,6 +24,48 @@
 #define GPTQ_PLUGIN_DIR "/usr/local/lib/gptq-0"
 #endif
 
+/* op -> its slot in the table, its name, and whether every backend must
+ * fill it (the rest are OPTIONAL: the core asks gptq_be_supports first). The
+ * one list of ops: the required-slot check and gptq_be_supports read it. */
+#define OP_SLOT(e, slot, req) [e] = {offsetof(gptq_backend_iface, slot), #slot, req}
+static const struct {
+    size_t off;
+    const char *name;
+    int required;
+} k_ops[GPTQ_OP_COUNT] = {
+    OP_SLOT(GPTQ_OP_GEMM, gemm, 1),
+    OP_SLOT(GPTQ_OP_HESSIAN_ACCUMULATE, hessian_accumulate, 1),
+    OP_SLOT(GPTQ_OP_CHOLESKY_INVERSE_UPPER, cholesky_inverse_upper, 1),
+    OP_SLOT(GPTQ_OP_QUANT_GRID, quant_grid, 1),
+    OP_SLOT(GPTQ_OP_GPTQ_BLOCK, gptq_block, 1),
+    /* the forward ops: only a model forward pass needs them */
+    OP_SLOT(GPTQ_OP_EMBEDDING, embedding, 0),
+    OP_SLOT(GPTQ_OP_RMSNORM, rmsnorm, 0),
+    OP_SLOT(GPTQ_OP_LAYERNORM, layernorm, 0),
+    OP_SLOT(GPTQ_OP_ROPE, rope, 0),
+    OP_SLOT(GPTQ_OP_ATTENTION, attention, 0),
+    OP_SLOT(GPTQ_OP_SILU_MUL, silu_mul, 0),
+    OP_SLOT(GPTQ_OP_RELU, relu, 0),
+    OP_SLOT(GPTQ_OP_ADD, add, 0),
+    OP_SLOT(GPTQ_OP_BIAS_ADD, bias_add, 0),
+    OP_SLOT(GPTQ_OP_CROSS_ENTROPY, cross_entropy, 0),
+    OP_SLOT(GPTQ_OP_LINEAR_FAST, linear_fast, 0),
+    OP_SLOT(GPTQ_OP_HESSIAN_FINISH, hessian_finish, 0),
+    OP_SLOT(GPTQ_OP_DOT, dot, 0),
+    OP_SLOT(GPTQ_OP_PACK_CODES, pack_codes, 1),
+    OP_SLOT(GPTQ_OP_DEQUANTIZE, dequantize, 1),
+    OP_SLOT(GPTQ_OP_MATMUL_Q, matmul_q, 1),
+    OP_SLOT(GPTQ_OP_GATHER, gather, 1),
+    OP_SLOT(GPTQ_OP_TO_F32, to_f32, 1),
+};
+
+static int slot_filled(const gptq_backend_iface *it, gptq_op op)
+{
+    void (*slot)(void);
+    memcpy(&slot, (const char *)it + k_ops[op].off, sizeof slot);
+    return slot != NULL;
+}
+
 static int check_iface(const gptq_backend_iface *it, const char *where)
 {
     if (!it)
@@ -40,26 +82,22 @@ static int check_iface(const gptq_backend_iface *it, const char *where)
                           "backend %s: table size %u, expected %zu for ABI %u; rebuild the plugin",
                           where, it->struct_size, sizeof(gptq_backend_iface),
                           GPTQ_BACKEND_ABI_VERSION);
-    /* the slots every backend must fill */
-    const void *required[] = {(const void *)it->create,   (const void *)it->destroy,
-                              (const void *)it->error,    (const void *)it->alloc,
-                              (const void *)it->free,     (const void *)it->upload,
-                              (const void *)it->download, (const void *)it->copy,
-                              (const void *)it->sync,     (const void *)it->gemm,
-                              (const void *)it->hessian_accumulate,
-                              (const void *)it->cholesky_inverse_upper,
-                              (const void *)it->quant_grid, (const void *)it->gptq_block,
-                              (const void *)it->pack_codes, (const void *)it->dequantize,
-                              (const void *)it->matmul_q, (const void *)it->gather,
-                              (const void *)it->to_f32};
-    static const char *names[] = {"create", "destroy", "error", "alloc", "free", "upload",
-                                  "download", "copy", "sync", "gemm", "hessian_accumulate",
-                                  "cholesky_inverse_upper", "quant_grid", "gptq_block",
-                                  "pack_codes", "dequantize", "matmul_q", "gather", "to_f32"};
-    for (size_t i = 0; i < sizeof required / sizeof *required; i++)
-        if (!required[i])
+    /* the slots every backend must fill: memory, and the required ops */
+    const void *mem[] = {(const void *)it->create, (const void *)it->destroy,
+                         (const void *)it->error,  (const void *)it->alloc,
+                         (const void *)it->free,   (const void *)it->upload,
+                         (const void *)it->download, (const void *)it->copy,
+                         (const void *)it->sync};
+    static const char *mem_names[] = {"create", "destroy", "error",    "alloc", "free",
+                                      "upload", "download", "copy", "sync"};
+    for (size_t i = 0; i < sizeof mem / sizeof *mem; i++)
+        if (!mem[i])
             return gptq_error(GPTQ_ERR_BACKEND, "backend %s: required slot '%s' is empty", where,
-                              names[i]);
+                              mem_names[i]);
+    for (int op = 0; op < GPTQ_OP_COUNT; op++)
+        if (k_ops[op].required && !slot_filled(it, (gptq_op)op))
+            return gptq_error(GPTQ_ERR_BACKEND, "backend %s: required slot '%s' is empty", where,
+                              k_ops[op].name);
     if (!it->name || !it->name[0])
         return gptq_error(GPTQ_ERR_BACKEND, "backend %s: table has no name", where);
     return GPTQ_OK;
@@ -86,6 +124,15 @@ static int finish_open(const gptq_backend_iface *it, void *dl, const char *path,
         free(be);
         return r;
     }
+    for (int op = 0; op < GPTQ_OP_COUNT; op++)
+        if (k_ops[op].required && !gptq_be_supports(be, (gptq_op)op)) {
+            int r = gptq_error(GPTQ_ERR_BACKEND,
+                               "backend %s (%s): declines the required op '%s' (supports_op)",
+                               it->name, path, k_ops[op].name);
+            it->destroy(be->ctx);
+            free(be);
+            return r;
+        }
     *out = be;
     return GPTQ_OK;
 }
@@ -212,37 +259,6 @@ int gptq_be_alloc(gptq_backend *be, size_t nbytes, gptq_buf **out, const char *w
     return GPTQ_OK;
 }
 
-/* op -> its slot in the table, and its name */
-#define OP_SLOT(e, slot) [e] = {offsetof(gptq_backend_iface, slot), #slot}
-static const struct {
-    size_t off;
-    const char *name;
-} k_ops[GPTQ_OP_COUNT] = {
-    OP_SLOT(GPTQ_OP_GEMM, gemm),
-    OP_SLOT(GPTQ_OP_HESSIAN_ACCUMULATE, hessian_accumulate),
-    OP_SLOT(GPTQ_OP_CHOLESKY_INVERSE_UPPER, cholesky_inverse_upper),
-    OP_SLOT(GPTQ_OP_QUANT_GRID, quant_grid),
-    OP_SLOT(GPTQ_OP_GPTQ_BLOCK, gptq_block),
-    OP_SLOT(GPTQ_OP_EMBEDDING, embedding),
-    OP_SLOT(GPTQ_OP_RMSNORM, rmsnorm),
-    OP_SLOT(GPTQ_OP_LAYERNORM, layernorm),
-    OP_SLOT(GPTQ_OP_ROPE, rope),
-    OP_SLOT(GPTQ_OP_ATTENTION, attention),
-    OP_SLOT(GPTQ_OP_SILU_MUL, silu_mul),
-    OP_SLOT(GPTQ_OP_RELU, relu),
-    OP_SLOT(GPTQ_OP_ADD, add),
-    OP_SLOT(GPTQ_OP_BIAS_ADD, bias_add),
-    OP_SLOT(GPTQ_OP_CROSS_ENTROPY, cross_entropy),
-    OP_SLOT(GPTQ_OP_LINEAR_FAST, linear_fast),
-    OP_SLOT(GPTQ_OP_HESSIAN_FINISH, hessian_finish),
-    OP_SLOT(GPTQ_OP_DOT, dot),
-    OP_SLOT(GPTQ_OP_PACK_CODES, pack_codes),
-    OP_SLOT(GPTQ_OP_DEQUANTIZE, dequantize),
-    OP_SLOT(GPTQ_OP_MATMUL_Q, matmul_q),
-    OP_SLOT(GPTQ_OP_GATHER, gather),
-    OP_SLOT(GPTQ_OP_TO_F32, to_f32),
-};
-
 const char *gptq_op_name(gptq_op op)
 {
     return (unsigned)op < GPTQ_OP_COUNT ? k_ops[op].name : "unknown op";
@@ -250,10 +266,15 @@ const char *gptq_op_name(gptq_op op)
 
 int gptq_be_supports(const gptq_backend *be, gptq_op op)
 {
-    if ((unsigned)op >= GPTQ_OP_COUNT) return 0;
-    void (*slot)(void);
-    memcpy(&slot, (const char *)be->iface + k_ops[op].off, sizeof slot);
-    return slot != NULL;
+    if ((unsigned)op >= GPTQ_OP_COUNT || !slot_filled(be->iface, op)) return 0;
+    return !be->iface->supports_op || be->iface->supports_op(be->ctx, op);
+}
+
+gptq_op gptq_op_of_slot(size_t off)
+{
+    for (int op = 0; op < GPTQ_OP_COUNT; op++)
+        if (k_ops[op].off == off) return (gptq_op)op;
+    return GPTQ_OP_COUNT;
 }
 
 int gptq_be_sync(gptq_backend *be)

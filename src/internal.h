@@ -62,8 +62,12 @@ size_t gptq_be_mem_free(gptq_backend *be);
 /* Wait for the backend's queued work (timing: a GPU's kernels run after the
  * call that queued them returns). */
 int gptq_be_sync(gptq_backend *be);
-/* 1 when the backend has op (its slot is filled), 0 otherwise. */
+/* 1 when the backend has op (its slot is filled and its supports_op, if
+ * any, says yes), 0 otherwise. */
 int gptq_be_supports(const gptq_backend *be, gptq_op op);
+/* The op whose slot lies at offsetof(gptq_backend_iface, slot) = off;
+ * GPTQ_OP_COUNT for a slot that is no op (memory, lifecycle). */
+gptq_op gptq_op_of_slot(size_t off);
 /* The name of op as in messages ("hessian_finish"). */
 const char *gptq_op_name(gptq_op op);
 int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "gptq.h"
-#include "backend.h"
+#include "internal.h"
 
 static const char *plugin_dir(void)
 {
@@ -150,4 +150,30 @@ Test(backend, plugin_matches_builtin)
     free(H2);
     gptq_backend_close(plug);
     gptq_backend_close(cpu);
+}
+
+/* supports_op (ABI 4): a declined op is unsupported although its slot is
+ * filled; declining a required op fails the open. */
+Test(backend, supports_op_declines)
+{
+    char p[4096];
+    plugin_path(p, sizeof p, "declines");
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open(p, &be), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(gptq_be_supports(be, GPTQ_OP_RMSNORM), 0);
+    cr_assert_eq(gptq_be_supports(be, GPTQ_OP_LAYERNORM), 1);
+    cr_assert_eq(gptq_be_supports(be, GPTQ_OP_LINEAR_FAST), 0); /* empty slot */
+    cr_assert_eq(gptq_be_supports(be, GPTQ_OP_COUNT), 0);
+    cr_assert_str_eq(gptq_op_name(GPTQ_OP_RMSNORM), "rmsnorm");
+    cr_assert_eq(gptq_op_of_slot(offsetof(gptq_backend_iface, rmsnorm)), GPTQ_OP_RMSNORM);
+    cr_assert_eq(gptq_op_of_slot(offsetof(gptq_backend_iface, alloc)), GPTQ_OP_COUNT);
+    gptq_backend_close(be);
+
+    setenv("GPTQ_TEST_DECLINE_GEMM", "1", 1);
+    int st = gptq_backend_open(p, &be);
+    unsetenv("GPTQ_TEST_DECLINE_GEMM");
+    cr_assert_eq(st, GPTQ_ERR_BACKEND);
+    cr_assert_null(be);
+    cr_assert(strstr(gptq_last_error(), "declines the required op 'gemm'"), "%s",
+              gptq_last_error());
 }

@@ -16,9 +16,12 @@
 # STEPS (default "build test bench"): any of
 #   build     meson setup + ninja of the plugin, the tests and benches used here
 #             (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
-#   test      meson test: hip_codeobj, hip, gptq
-#   sanitize  compute-sanitizer memcheck + racecheck on test_hip
+#   test      meson test: hip_codeobj, hip, gptq, backend_ops (the op table:
+#             every row on hip against the CPU; its lines in backend_ops.log)
+#   sanitize  compute-sanitizer memcheck + racecheck on test_backend_ops and test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
+#   ops       bench_ops: every row of the op table on cpu and hip (OPS_ARGS adds
+#             options, e.g. --scale 8 --filter gemm)
 #   benchlayer bench_layer --backend hip (the public API, host data)
 #   linear    bench_hip_layer --linear: gemm f32 and linear_fast TF32 v1/v2
 #   e2e       `gptq quantize --backend hip` of a random bf16 model with
@@ -95,8 +98,9 @@ for step in $steps; do
         rm -rf "$B"
         # GPTQ_TESTS=disabled: no Criterion needed (the plugin, the CLI, the benches)
         tests=${GPTQ_TESTS:-enabled}
-        targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer src/cli/gptq"
-        [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq"
+        targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq"
+        [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq tests/test_backend_ops
+            tests/libgptq-testgood.so tests/libgptq-testdeclines.so"
         # shellcheck disable=SC2086
         $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=$tests >"$OUT/build.log" 2>&1 &&
             ninja -C "$B" $targets >>"$OUT/build.log" 2>&1
@@ -107,9 +111,14 @@ for step in $steps; do
         ;;
     test)
         log "test"
-        timeout 240 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip gptq \
-            >"$OUT/test.log" 2>&1
+        timeout 300 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip gptq \
+            backend_ops >"$OUT/test.log" 2>&1
         rc=$?
+        # every row of the op table on hip against the CPU, with its figure and tolerance
+        GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_backend_ops" \
+            --jobs 1 >"$OUT/backend_ops.log" 2>&1
+        echo "backend_ops: $(grep -c ' hip vs ' "$OUT/backend_ops.log") row checks on hip," \
+            "$(grep -c '^\[skip\]' "$OUT/backend_ops.log") skips; $(tail -1 "$OUT/backend_ops.log")"
         # per-test details of the HIP suite (criterion's own report, with the logged figures)
         GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_hip" \
             --verbose --jobs 1 >>"$OUT/test.log" 2>&1
@@ -118,11 +127,14 @@ for step in $steps; do
         ;;
     sanitize)
         log "sanitize"
-        # the ops against the CPU (packed ops included), the Hessian finished on the
+        # the op table (every op against the CPU), the Hessian finished on the
         # GPU (hessian_finish, dot), the device-resident layer solve
         for tool in memcheck racecheck; do
-            for f in 'hip/*vs_cpu*' 'hip/quantize_with_the_accumulated_hessian*' \
-                'hip/quantize_layer_dev*'; do
+            GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 300 compute-sanitizer \
+                --tool $tool --error-exitcode 9 "$B/tests/test_backend_ops" --jobs 1 \
+                >>"$OUT/sanitize_$tool.log" 2>&1
+            log "compute-sanitizer $tool test_backend_ops rc=$?"
+            for f in 'hip/quantize_with_the_accumulated_hessian*' 'hip/quantize_layer_dev*'; do
                 GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 150 compute-sanitizer \
                     --tool $tool --error-exitcode 9 "$B/tests/test_hip" --jobs 1 --filter "$f" \
                     >>"$OUT/sanitize_$tool.log" 2>&1
@@ -136,6 +148,13 @@ for step in $steps; do
         timeout 240 "$B/bench/bench_hip_layer" --backend hip --tokens 262144 --reps 3 --attention 2>&1 |
             tee "$OUT/bench.log"
         log "bench rc=$?"
+        ;;
+    ops)
+        log "ops: the op table timed on cpu and hip"
+        # shellcheck disable=SC2086
+        GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=SkylakeX timeout 300 \
+            "$B/bench/bench_ops" ${OPS_ARGS:-} 2>&1 | tee "$OUT/ops.log"
+        log "ops rc=$?"
         ;;
     linear)
         log "linear: the forward's Linears, gemm f32 vs linear_fast TF32 v1 / v2"

@@ -114,12 +114,14 @@ int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_bu
 /* The hook for group g with input X (T, cols): GPTQ_OK, GPTQ_HOOK_STOP or an error. */
 int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int64_t cols);
 /* The error for a backend that lacks a forward op. */
-int gptq_be_missing_op(gptq_backend *be, const char *op);
+int gptq_be_missing_op(gptq_backend *be, gptq_op op);
 
-/* Call a forward op slot, or report that the backend lacks it. */
-#define GPTQ_BE_OP(be, op, ...)                                                        \
-    ((be)->iface->op ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op) \
-                     : gptq_be_missing_op((be), #op))
+/* Call a forward op slot, or report that the backend lacks it (an empty
+ * slot, or one its supports_op declines). */
+#define GPTQ_BE_OP(be, op, ...)                                                              \
+    (gptq_be_supports((be), gptq_op_of_slot(offsetof(gptq_backend_iface, op)))              \
+         ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op)                 \
+         : gptq_be_missing_op((be), gptq_op_of_slot(offsetof(gptq_backend_iface, op))))
 
 /* In a layer forward: the hook of group g; a stop ends the layer (GPTQ_OK). */
 #define GPTQ_LAYER_HOOK(x, g, X, cols)                                      \

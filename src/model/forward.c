@@ -62,11 +62,11 @@ struct gptq_model {
 /* backend calls                                                       */
 /* ------------------------------------------------------------------ */
 
-int gptq_be_missing_op(gptq_backend *be, const char *op)
+int gptq_be_missing_op(gptq_backend *be, gptq_op op)
 {
     return gptq_error(GPTQ_ERR_UNSUPPORTED,
                       "backend %s has no '%s' op: it cannot run the model forward pass",
-                      be->iface->name, op);
+                      be->iface->name, gptq_op_name(op));
 }
 
 int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_buf *Y)

@@ -24,7 +24,19 @@ int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src,
     return not_here();
 }
 
-int gptq_be_missing_op(gptq_backend *be, const char *op)
+int gptq_be_supports(const gptq_backend *be, gptq_op op)
+{
+    (void)be, (void)op;
+    return 0;
+}
+
+gptq_op gptq_op_of_slot(size_t off)
+{
+    (void)off;
+    return (gptq_op)0;
+}
+
+int gptq_be_missing_op(gptq_backend *be, gptq_op op)
 {
     (void)be, (void)op;
     return not_here();
