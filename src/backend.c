@@ -51,11 +51,13 @@ static int check_iface(const gptq_backend_iface *it, const char *where)
                               (const void *)it->quant_grid, (const void *)it->gptq_block,
                               (const void *)it->pack_codes, (const void *)it->dequantize,
                               (const void *)it->matmul_q, (const void *)it->gather,
-                              (const void *)it->to_f32};
+                              (const void *)it->to_f32,   (const void *)it->hessian_finish,
+                              (const void *)it->dot,      (const void *)it->dead_columns};
     static const char *names[] = {"create", "destroy", "error", "alloc", "free", "upload",
                                   "download", "copy", "sync", "gemm", "hessian_accumulate",
                                   "cholesky_inverse_upper", "quant_grid", "gptq_block",
-                                  "pack_codes", "dequantize", "matmul_q", "gather", "to_f32"};
+                                  "pack_codes", "dequantize", "matmul_q", "gather", "to_f32",
+                                  "hessian_finish", "dot", "dead_columns"};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
         if (!required[i])
             return gptq_error(GPTQ_ERR_BACKEND, "backend %s: required slot '%s' is empty", where,
@@ -241,6 +243,7 @@ static const struct {
     OP_SLOT(GPTQ_OP_MATMUL_Q, matmul_q),
     OP_SLOT(GPTQ_OP_GATHER, gather),
     OP_SLOT(GPTQ_OP_TO_F32, to_f32),
+    OP_SLOT(GPTQ_OP_DEAD_COLUMNS, dead_columns),
 };
 
 const char *gptq_op_name(gptq_op op)

@@ -345,6 +345,7 @@ static const gptq_backend_iface k_hip_iface = {
     .matmul_q = hip_matmul_q,
     .gather = hip_gather,
     .to_f32 = hip_to_f32,
+    .dead_columns = hip_dead_columns,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *
