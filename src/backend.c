@@ -134,12 +134,12 @@ int gptq_backend_open(const char *name, gptq_backend **out)
     char file[128], cand[PATH_MAX + 160], tried[2048] = "";
     snprintf(file, sizeof file, "libgptq-%s.so", name);
     size_t tl = 0;
-#define TRY(...)                                                                           \
-    do {                                                                                   \
-        snprintf(cand, sizeof cand, __VA_ARGS__);                                          \
-        if (file_exists(cand)) return open_plugin(cand, out, 0);                           \
-        int k_ = snprintf(tried + tl, sizeof tried - tl, "%s%.300s", tl ? ", " : "", cand);    \
-        if (k_ > 0 && tl + (size_t)k_ < sizeof tried) tl += (size_t)k_;                    \
+#define TRY_CANDIDATE(...)                                                                        \
+    do {                                                                                          \
+        snprintf(cand, sizeof cand, __VA_ARGS__);                                                 \
+        if (file_exists(cand)) return open_plugin(cand, out, 0);                                  \
+        int k_ = snprintf(tried + tl, sizeof tried - tl, "%s%.300s", tl ? ", " : "", cand);       \
+        if (k_ > 0 && tl + (size_t)k_ < sizeof tried) tl += (size_t)k_;                           \
     } while (0)
 
     const char *env = getenv("GPTQ_BACKEND_PATH");
@@ -164,12 +164,12 @@ int gptq_backend_open(const char *name, gptq_backend **out)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            TRY("%s/%s", exe, file);
-            TRY("%s/../backends/%s/%s", exe, name, file);
+            TRY_CANDIDATE("%s/%s", exe, file);
+            TRY_CANDIDATE("%s/../backends/%s/%s", exe, name, file);
         }
     }
-    TRY("%s/%s", GPTQ_PLUGIN_DIR, file);
-#undef TRY
+    TRY_CANDIDATE("%s/%s", GPTQ_PLUGIN_DIR, file);
+#undef TRY_CANDIDATE
     /* last: the loader's own search path */
     if (open_plugin(file, out, 1) == GPTQ_OK) return GPTQ_OK;
     return gptq_error(GPTQ_ERR_BACKEND,

@@ -24,6 +24,14 @@ int gptq_error(int status, const char *fmt, ...) GPTQ_PRINTF(2, 3);
 /* Prefix the current message: "<prefix>: <old message>"; returns status. */
 int gptq_error_prefix(int status, const char *fmt, ...) GPTQ_PRINTF(2, 3);
 
+/* Return from the calling function when expr gives an error (a negative
+ * gptq_status); 0 and positive results (counts, GPTQ_HOOK_STOP) go on. */
+#define GPTQ_TRY(expr)                       \
+    do {                                     \
+        int gptq_try_ = (expr);              \
+        if (gptq_try_ < 0) return gptq_try_; \
+    } while (0)
+
 /* Checked allocation: NULL after setting GPTQ_ERR_NOMEM with `what`. */
 void *gptq_malloc(size_t nbytes, const char *what);
 void *gptq_calloc(size_t n, size_t size, const char *what);

@@ -14,12 +14,6 @@
 #include "../io/io.h"
 #include "model.h"
 
-#define TRY_W(expr)          \
-    do {                     \
-        int st_ = (expr);    \
-        if (st_) return st_; \
-    } while (0)
-
 typedef struct wt_entry {
     const char *name; /* points into the shard's header (valid while open) */
     int shard;
@@ -397,7 +391,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
      * (K * bits / 32, N), when the caller does not know them */
     if (rows <= 0) {
         tensor_name(name, sizeof name, prefix, "scales");
-        TRY_W(gptq_weights_find(w, name, &info));
+        GPTQ_TRY(gptq_weights_find(w, name, &info));
         if (info.ndim != 2)
             return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' must be F16 [ngroups, out_features]",
                               w->dir, name);
@@ -405,7 +399,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
     }
     if (cols <= 0 && q->bits > 0) {
         tensor_name(name, sizeof name, prefix, "qweight");
-        TRY_W(gptq_weights_find(w, name, &info));
+        GPTQ_TRY(gptq_weights_find(w, name, &info));
         if (info.ndim != 2 || (info.shape[0] * 32) % q->bits)
             return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
                               w->dir, name, q->bits);
@@ -424,7 +418,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
                               (long long)info.shape[0], (long long)cols, q->bits,
                               (long long)gi.shape[0], (long long)(gi.shape[0] * q->bits / 32));
     }
-    TRY_W(gptq_weights_check_packed(w, q, prefix, rows, cols));
+    GPTQ_TRY(gptq_weights_check_packed(w, q, prefix, rows, cols));
     const int64_t G = q->group_size > 0 ? q->group_size : cols;
     p->bits = q->bits;
     p->in_features = cols;

@@ -44,12 +44,6 @@
 #include "../io/io.h"
 #include "tokenizer.h"
 
-#define TRY(expr)                  \
-    do {                           \
-        int rc_ = (expr);          \
-        if (rc_ < 0) return rc_;   \
-    } while (0)
-
 /* Deepest pre-tokenizer chain we accept (each step needs its own scratch). */
 #define MAX_PRE 8
 /* Ids index dense tables (id -> token): no real vocabulary comes near
@@ -107,7 +101,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *wha
 
 static int sbuf_put(sbuf *b, const void *s, size_t n)
 {
-    TRY(grow((void **)&b->p, &b->cap, b->n + n + 1, 1, "text buffer"));
+    GPTQ_TRY(grow((void **)&b->p, &b->cap, b->n + n + 1, 1, "text buffer"));
     if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = '\0';
@@ -116,7 +110,7 @@ static int sbuf_put(sbuf *b, const void *s, size_t n)
 
 static int ivec_put(ivec *v, const int32_t *x, size_t n)
 {
-    TRY(grow((void **)&v->p, &v->cap, v->n + n, sizeof *v->p, "id buffer"));
+    GPTQ_TRY(grow((void **)&v->p, &v->cap, v->n + n, sizeof *v->p, "id buffer"));
     if (n) memcpy(v->p + v->n, x, n * sizeof *x);
     v->n += n;
     return GPTQ_OK;
@@ -126,7 +120,7 @@ static int ivec_push(ivec *v, int32_t x) { return ivec_put(v, &x, 1); }
 
 static int seg_push(segvec *v, size_t a, size_t b, int m)
 {
-    TRY(grow((void **)&v->p, &v->cap, v->n + 1, sizeof *v->p, "split list"));
+    GPTQ_TRY(grow((void **)&v->p, &v->cap, v->n + 1, sizeof *v->p, "split list"));
     v->p[v->n++] = (seg){a, b, m};
     return GPTQ_OK;
 }
@@ -234,8 +228,8 @@ static int put_lossy(sbuf *b, const char *s, size_t n)
             i += (size_t)k;
             continue;
         }
-        TRY(sbuf_put(b, s + run, i - run));
-        TRY(sbuf_put(b, "\xEF\xBF\xBD", 3));
+        GPTQ_TRY(sbuf_put(b, s + run, i - run));
+        GPTQ_TRY(sbuf_put(b, "\xEF\xBF\xBD", 3));
         i += (size_t)(-k);
         run = i;
     }
@@ -339,16 +333,16 @@ static int strmap_put(strmap *m, const char *s, size_t n, int32_t val, size_t *e
         return GPTQ_OK;
     }
     if (m->n >= UINT32_MAX - 1) return gptq_error(GPTQ_ERR_INVALID, "tokenizer: too many keys");
-    if (!m->slot || 2 * (m->n + 1) > m->mask + 1) TRY(strmap_rehash(m, m->slot ? 2 * (m->mask + 1) : 64));
+    if (!m->slot || 2 * (m->n + 1) > m->mask + 1) GPTQ_TRY(strmap_rehash(m, m->slot ? 2 * (m->mask + 1) : 64));
     size_t cap = m->cap;
-    TRY(grow((void **)&m->off, &cap, m->n + 1, sizeof *m->off, "hash keys"));
+    GPTQ_TRY(grow((void **)&m->off, &cap, m->n + 1, sizeof *m->off, "hash keys"));
     cap = m->cap;
-    TRY(grow((void **)&m->len, &cap, m->n + 1, sizeof *m->len, "hash keys"));
+    GPTQ_TRY(grow((void **)&m->len, &cap, m->n + 1, sizeof *m->len, "hash keys"));
     cap = m->cap;
-    TRY(grow((void **)&m->val, &cap, m->n + 1, sizeof *m->val, "hash values"));
+    GPTQ_TRY(grow((void **)&m->val, &cap, m->n + 1, sizeof *m->val, "hash values"));
     m->cap = cap;
     size_t off = m->arena.n;
-    TRY(sbuf_put(&m->arena, s, n));
+    GPTQ_TRY(sbuf_put(&m->arena, s, n));
     m->off[m->n] = off;
     m->len[m->n] = (uint32_t)n;
     m->val[m->n] = val;
@@ -473,11 +467,11 @@ static int regex_segments(const pcre2_code *re, pcre2_match_data *md, const char
             pos = a + u8len((unsigned char)s[a]);
             continue;
         }
-        if (a > prev) TRY(seg_push(out, prev, a, 0));
-        TRY(seg_push(out, a, b, 1));
+        if (a > prev) GPTQ_TRY(seg_push(out, prev, a, 0));
+        GPTQ_TRY(seg_push(out, a, b, 1));
         prev = pos = b;
     }
-    if (prev < n) TRY(seg_push(out, prev, n, 0));
+    if (prev < n) GPTQ_TRY(seg_push(out, prev, n, 0));
     return GPTQ_OK;
 }
 
@@ -494,11 +488,11 @@ static int literal_segments(const char *pat, size_t plen, const char *s, size_t 
             i++;
             continue;
         }
-        if (i > prev) TRY(seg_push(out, prev, i, 0));
-        TRY(seg_push(out, i, i + plen, 1));
+        if (i > prev) GPTQ_TRY(seg_push(out, prev, i, 0));
+        GPTQ_TRY(seg_push(out, i, i + plen, 1));
         prev = i = i + plen;
     }
-    if (prev < n) TRY(seg_push(out, prev, n, 0));
+    if (prev < n) GPTQ_TRY(seg_push(out, prev, n, 0));
     return GPTQ_OK;
 }
 
@@ -760,7 +754,7 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
                               "[0, %d]",
                               t->file, e->string, got, GPTQ_TOK_MAX_ID);
         }
-        TRY(strmap_put(&t->vocab, e->string, strlen(e->string), (int32_t)e->valuedouble, NULL));
+        GPTQ_TRY(strmap_put(&t->vocab, e->string, strlen(e->string), (int32_t)e->valuedouble, NULL));
     }
 
     const char *s;
@@ -774,7 +768,7 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
     }
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (merges && !cJSON_IsArray(merges)) return bad(t, "model.merges must be an array", NULL);
-    TRY(pairmap_init(&t->merges, merges ? (size_t)cJSON_GetArraySize(merges) : 0));
+    GPTQ_TRY(pairmap_init(&t->merges, merges ? (size_t)cJSON_GetArraySize(merges) : 0));
     sbuf cat = {0};
     uint32_t rank = 0;
     int rc = GPTQ_OK;
@@ -825,7 +819,7 @@ static int read_model(gptq_tokenizer *t, const cJSON *model)
         pairmap_put(&t->merges, ia, ib, rank, io);
     }
     free(cat.p);
-    TRY(rc);
+    GPTQ_TRY(rc);
 
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     t->unk_id = -1;
@@ -855,10 +849,10 @@ static int add_normalizer(gptq_tokenizer *t, const cJSON *o, size_t *cap)
     if (strcmp(type, "Sequence") == 0) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "normalizers");
         if (!cJSON_IsArray(list)) return bad(t, "normalizer Sequence without \"normalizers\"", NULL);
-        for (const cJSON *e = list->child; e; e = e->next) TRY(add_normalizer(t, e, cap));
+        for (const cJSON *e = list->child; e; e = e->next) GPTQ_TRY(add_normalizer(t, e, cap));
         return GPTQ_OK;
     }
-    TRY(grow((void **)&t->norm, cap, t->nnorm + 1, sizeof *t->norm, "normalizers"));
+    GPTQ_TRY(grow((void **)&t->norm, cap, t->nnorm + 1, sizeof *t->norm, "normalizers"));
     norm_step *st = &t->norm[t->nnorm];
     memset(st, 0, sizeof *st);
     if (strcmp(type, "Prepend") == 0) {
@@ -872,7 +866,7 @@ static int add_normalizer(gptq_tokenizer *t, const cJSON *o, size_t *cap)
         if (!c) return bad(t, "normalizer Replace without \"content\"", NULL);
         st->type = NORM_REPLACE;
         t->nnorm++; /* owned from here on, freed with the tokenizer */
-        TRY(read_pattern(t, o, "normalizer Replace", &st->a, &st->alen, &st->re));
+        GPTQ_TRY(read_pattern(t, o, "normalizer Replace", &st->a, &st->alen, &st->re));
         st->blen = strlen(c);
         if (!(st->b = dup_bytes(c, st->blen))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
         return GPTQ_OK;
@@ -904,8 +898,8 @@ static int normalize(const gptq_tokenizer *t, pcre2_match_data *md, segvec *segs
         const norm_step *st = &t->norm[k];
         dst->n = 0;
         if (st->type == NORM_PREPEND) {
-            if (cn) TRY(sbuf_put(dst, st->a, st->alen));
-            TRY(sbuf_put(dst, cur, cn));
+            if (cn) GPTQ_TRY(sbuf_put(dst, st->a, st->alen));
+            GPTQ_TRY(sbuf_put(dst, cur, cn));
         } else if (st->type == NORM_UNICODE) {
             utf8proc_uint8_t *u = NULL;
             utf8proc_ssize_t un = cn ? utf8proc_map((const utf8proc_uint8_t *)cur,
@@ -918,14 +912,14 @@ static int normalize(const gptq_tokenizer *t, pcre2_match_data *md, segvec *segs
             }
             int pst = sbuf_put(dst, u ? (const char *)u : "", (size_t)un);
             free(u);
-            TRY(pst);
+            GPTQ_TRY(pst);
         } else {
-            if (st->re) TRY(regex_segments(st->re, md, cur, cn, segs));
-            else TRY(literal_segments(st->a, st->alen, cur, cn, segs));
-            TRY(sbuf_put(dst, "", 0));
+            if (st->re) GPTQ_TRY(regex_segments(st->re, md, cur, cn, segs));
+            else GPTQ_TRY(literal_segments(st->a, st->alen, cur, cn, segs));
+            GPTQ_TRY(sbuf_put(dst, "", 0));
             for (size_t i = 0; i < segs->n; i++) {
-                if (segs->p[i].m) TRY(sbuf_put(dst, st->b, st->blen));
-                else TRY(sbuf_put(dst, cur + segs->p[i].a, segs->p[i].b - segs->p[i].a));
+                if (segs->p[i].m) GPTQ_TRY(sbuf_put(dst, st->b, st->blen));
+                else GPTQ_TRY(sbuf_put(dst, cur + segs->p[i].a, segs->p[i].b - segs->p[i].a));
             }
         }
         cur = dst->p;
@@ -934,7 +928,7 @@ static int normalize(const gptq_tokenizer *t, pcre2_match_data *md, segvec *segs
     }
     if (cur == s) { /* no normalizer: copy, so the caller always owns *out */
         a->n = 0;
-        TRY(sbuf_put(a, s, n));
+        GPTQ_TRY(sbuf_put(a, s, n));
         *out = a;
     } else {
         *out = dst == a ? b : a;
@@ -990,7 +984,7 @@ static int add_pretokenizer(gptq_tokenizer *t, const cJSON *o)
     if (strcmp(type, "Sequence") == 0) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "pretokenizers");
         if (!cJSON_IsArray(list)) return bad(t, "pre_tokenizer Sequence without \"pretokenizers\"", NULL);
-        for (const cJSON *e = list->child; e; e = e->next) TRY(add_pretokenizer(t, e));
+        for (const cJSON *e = list->child; e; e = e->next) GPTQ_TRY(add_pretokenizer(t, e));
         return GPTQ_OK;
     }
     if (t->npre == MAX_PRE) return bad(t, "more than 8 pre-tokenizers", NULL);
@@ -1001,13 +995,13 @@ static int add_pretokenizer(gptq_tokenizer *t, const cJSON *o)
         if ((st->add_prefix_space = jbool(t, o, "add_prefix_space", 1)) < 0) return GPTQ_ERR_FORMAT;
         if ((st->use_regex = jbool(t, o, "use_regex", 1)) < 0) return GPTQ_ERR_FORMAT;
         if (st->use_regex && !t->gpt2_re)
-            TRY(regex_compile(&t->gpt2_re, GPT2_PATTERN, sizeof GPT2_PATTERN - 1, 0, t->file,
+            GPTQ_TRY(regex_compile(&t->gpt2_re, GPT2_PATTERN, sizeof GPT2_PATTERN - 1, 0, t->file,
                               "ByteLevel"));
     } else if (strcmp(type, "Split") == 0) {
         st->type = PRE_SPLIT;
         t->npre++; /* owned from here on */
-        TRY(read_pattern(t, o, "pre_tokenizer Split", &st->lit, &st->lit_len, &st->re));
-        TRY(read_behavior(t, o, &st->behavior));
+        GPTQ_TRY(read_pattern(t, o, "pre_tokenizer Split", &st->lit, &st->lit_len, &st->re));
+        GPTQ_TRY(read_behavior(t, o, &st->behavior));
         if ((st->invert = jbool(t, o, "invert", 0)) < 0) return GPTQ_ERR_FORMAT;
         return GPTQ_OK;
     } else if (strcmp(type, "Digits") == 0) {
@@ -1022,8 +1016,8 @@ static int add_pretokenizer(gptq_tokenizer *t, const cJSON *o)
                              t->file, "Digits");
     } else if (strcmp(type, "Metaspace") == 0) {
         st->type = PRE_METASPACE;
-        TRY(read_replacement(t, o, st->rep, &st->rep_len));
-        TRY(read_prepend(t, o, &st->prepend));
+        GPTQ_TRY(read_replacement(t, o, st->rep, &st->rep_len));
+        GPTQ_TRY(read_prepend(t, o, &st->prepend));
         if ((st->split = jbool(t, o, "split", 1)) < 0) return GPTQ_ERR_FORMAT;
     } else {
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
@@ -1068,14 +1062,14 @@ static int add_postprocessor(gptq_tokenizer *t, const cJSON *o)
     if (strcmp(type, "Sequence") == 0) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "processors");
         if (!cJSON_IsArray(list)) return bad(t, "post_processor Sequence without \"processors\"", NULL);
-        for (const cJSON *e = list->child; e; e = e->next) TRY(add_postprocessor(t, e));
+        for (const cJSON *e = list->child; e; e = e->next) GPTQ_TRY(add_postprocessor(t, e));
         return GPTQ_OK;
     } else if (strcmp(type, "ByteLevel") == 0) {
         return GPTQ_OK; /* only trims offsets */
     } else if (strcmp(type, "RobertaProcessing") == 0 || strcmp(type, "BertProcessing") == 0) {
         int32_t cls = -1, sep = -1;
-        TRY(read_tok_pair(t, o, "cls", &cls));
-        TRY(read_tok_pair(t, o, "sep", &sep));
+        GPTQ_TRY(read_tok_pair(t, o, "cls", &cls));
+        GPTQ_TRY(read_tok_pair(t, o, "sep", &sep));
         if ((rc = ivec_push(&pre, cls)) == 0) rc = ivec_push(&suf, sep);
     } else if (strcmp(type, "TemplateProcessing") == 0) {
         const cJSON *single = cJSON_GetObjectItemCaseSensitive(o, "single");
@@ -1138,10 +1132,10 @@ static int add_decoder(gptq_tokenizer *t, const cJSON *o, size_t *cap)
     if (strcmp(type, "Sequence") == 0) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "decoders");
         if (!cJSON_IsArray(list)) return bad(t, "decoder Sequence without \"decoders\"", NULL);
-        for (const cJSON *e = list->child; e; e = e->next) TRY(add_decoder(t, e, cap));
+        for (const cJSON *e = list->child; e; e = e->next) GPTQ_TRY(add_decoder(t, e, cap));
         return GPTQ_OK;
     }
-    TRY(grow((void **)&t->dec, cap, t->ndec + 1, sizeof *t->dec, "decoders"));
+    GPTQ_TRY(grow((void **)&t->dec, cap, t->ndec + 1, sizeof *t->dec, "decoders"));
     dec_step *st = &t->dec[t->ndec];
     memset(st, 0, sizeof *st);
     if (strcmp(type, "ByteLevel") == 0) {
@@ -1156,7 +1150,7 @@ static int add_decoder(gptq_tokenizer *t, const cJSON *o, size_t *cap)
         pcre2_code *re = NULL;
         st->type = DEC_REPLACE;
         t->ndec++;
-        TRY(read_pattern(t, o, "decoder Replace", &st->a, &st->alen, &re));
+        GPTQ_TRY(read_pattern(t, o, "decoder Replace", &st->a, &st->alen, &re));
         if (re) {
             pcre2_code_free(re);
             return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: decoder Replace with a Regex pattern is not supported",
@@ -1179,8 +1173,8 @@ static int add_decoder(gptq_tokenizer *t, const cJSON *o, size_t *cap)
     } else if (strcmp(type, "Metaspace") == 0) {
         char rep[8];
         st->type = DEC_METASPACE;
-        TRY(read_replacement(t, o, rep, &st->alen));
-        TRY(read_prepend(t, o, &st->prepend));
+        GPTQ_TRY(read_replacement(t, o, rep, &st->alen));
+        GPTQ_TRY(read_prepend(t, o, &st->prepend));
         if (!(st->a = dup_bytes(rep, st->alen))) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
     } else {
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
@@ -1287,13 +1281,13 @@ static int read_added(gptq_tokenizer *t, const cJSON *list, pcre2_match_data *md
     free(na.p);
     free(nb.p);
     free(segs.p);
-    TRY(rc);
-    TRY(build_set(t, &t->raw_set, 0));
-    TRY(build_set(t, &t->norm_set, 1));
+    GPTQ_TRY(rc);
+    GPTQ_TRY(build_set(t, &t->raw_set, 0));
+    GPTQ_TRY(build_set(t, &t->norm_set, 1));
     /* Rust regex \w: Alphabetic, marks, decimal digits, connector
      * punctuation, joiners (what single_word checks around a match). */
     if (need_word)
-        TRY(regex_compile(&t->word_re, "[\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
+        GPTQ_TRY(regex_compile(&t->word_re, "[\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
                           PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED, t->file, "word character"));
     return GPTQ_OK;
 }
@@ -1321,7 +1315,7 @@ static int read_config(gptq_tokenizer *t, const char *path)
     t->cfg_add_bos = t->cfg_add_eos = -1;
     if (!path) return GPTQ_OK;
     cJSON *cfg = NULL;
-    TRY(gptq_json_read_file(path, &cfg));
+    GPTQ_TRY(gptq_json_read_file(path, &cfg));
     int rc = GPTQ_OK;
     if (!cJSON_IsObject(cfg)) {
         rc = gptq_error(GPTQ_ERR_FORMAT, "%s: must hold a JSON object", path);
@@ -1396,7 +1390,7 @@ static int check_utf8(const gptq_tokenizer *t, const cJSON *o, const char *under
         if (cJSON_IsString(o) && u8validate(o->valuestring, n) != n)
             return gptq_error(GPTQ_ERR_FORMAT, "%s: a string of \"%s\" is not valid UTF-8", t->file,
                               key);
-        TRY(check_utf8(t, o->child, key));
+        GPTQ_TRY(check_utf8(t, o->child, key));
     }
     return GPTQ_OK;
 }
@@ -1404,22 +1398,22 @@ static int check_utf8(const gptq_tokenizer *t, const cJSON *o, const char *under
 static int load_json(gptq_tokenizer *t, const cJSON *root)
 {
     if (!cJSON_IsObject(root)) return bad(t, "must hold a JSON object", NULL);
-    TRY(check_utf8(t, root->child, "(top level)"));
-    TRY(read_model(t, cJSON_GetObjectItemCaseSensitive(root, "model")));
+    GPTQ_TRY(check_utf8(t, root->child, "(top level)"));
+    GPTQ_TRY(read_model(t, cJSON_GetObjectItemCaseSensitive(root, "model")));
     size_t cap = 0;
-    TRY(add_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &cap));
-    TRY(add_pretokenizer(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")));
-    TRY(add_postprocessor(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor")));
+    GPTQ_TRY(add_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &cap));
+    GPTQ_TRY(add_pretokenizer(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")));
+    GPTQ_TRY(add_postprocessor(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor")));
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     t->has_decoder = dec && !cJSON_IsNull(dec);
     cap = 0;
-    TRY(add_decoder(t, dec, &cap));
+    GPTQ_TRY(add_decoder(t, dec, &cap));
 
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
     if (!md) return gptq_error(GPTQ_ERR_NOMEM, "out of memory");
     int rc = read_added(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), md);
     pcre2_match_data_free(md);
-    TRY(rc);
+    GPTQ_TRY(rc);
 
     /* id tables */
     int32_t maxid = -1;
@@ -1543,7 +1537,7 @@ static int cand_less(cand a, cand b) { return a.rank != b.rank ? a.rank < b.rank
 
 static int heap_push(enc_ctx *c, cand x)
 {
-    TRY(grow((void **)&c->heap, &c->heap_cap, c->heap_n + 1, sizeof *c->heap, "merge queue"));
+    GPTQ_TRY(grow((void **)&c->heap, &c->heap_cap, c->heap_n + 1, sizeof *c->heap, "merge queue"));
     size_t i = c->heap_n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -1583,7 +1577,7 @@ static int push_pair(enc_ctx *c, int32_t left)
 
 static int add_sym(enc_ctx *c, size_t *n, int32_t id, uint32_t len)
 {
-    TRY(grow((void **)&c->syms, &c->syms_cap, *n + 1, sizeof *c->syms, "BPE symbols"));
+    GPTQ_TRY(grow((void **)&c->syms, &c->syms_cap, *n + 1, sizeof *c->syms, "BPE symbols"));
     c->syms[*n] = (sym){id, (int32_t)*n - 1, -1, len};
     if (*n > 0) c->syms[*n - 1].next = (int32_t)*n;
     (*n)++;
@@ -1609,19 +1603,19 @@ static int bpe_word(enc_ctx *c, const char *w, size_t n)
         size_t plen = cl;
         if ((t->prefix && i > 0) || (t->suffix && i + cl == n)) {
             c->tmp.n = 0;
-            if (t->prefix && i > 0) TRY(sbuf_put(&c->tmp, t->prefix, t->prefix_len));
-            TRY(sbuf_put(&c->tmp, w + i, cl));
-            if (t->suffix && i + cl == n) TRY(sbuf_put(&c->tmp, t->suffix, t->suffix_len));
+            if (t->prefix && i > 0) GPTQ_TRY(sbuf_put(&c->tmp, t->prefix, t->prefix_len));
+            GPTQ_TRY(sbuf_put(&c->tmp, w + i, cl));
+            if (t->suffix && i + cl == n) GPTQ_TRY(sbuf_put(&c->tmp, t->suffix, t->suffix_len));
             piece = c->tmp.p;
             plen = c->tmp.n;
         }
         int32_t id = strmap_get(&t->vocab, piece, plen);
         if (id >= 0) {
             if (unk >= 0) {
-                TRY(add_sym(c, &ns, unk, unk_len));
+                GPTQ_TRY(add_sym(c, &ns, unk, unk_len));
                 unk = -1;
             }
-            TRY(add_sym(c, &ns, id, (uint32_t)cl));
+            GPTQ_TRY(add_sym(c, &ns, id, (uint32_t)cl));
         } else {
             int done = 0;
             if (t->byte_fallback) {
@@ -1630,7 +1624,7 @@ static int bpe_word(enc_ctx *c, const char *w, size_t n)
                 if (all) {
                     /* like the library, a pending <unk> is not flushed first */
                     for (size_t k = 0; k < plen; k++)
-                        TRY(add_sym(c, &ns, t->byte_id[(unsigned char)piece[k]], 1));
+                        GPTQ_TRY(add_sym(c, &ns, t->byte_id[(unsigned char)piece[k]], 1));
                     done = 1;
                 }
             }
@@ -1638,7 +1632,7 @@ static int bpe_word(enc_ctx *c, const char *w, size_t n)
                 if (unk >= 0 && t->fuse_unk) {
                     unk_len += (uint32_t)cl;
                 } else {
-                    if (unk >= 0) TRY(add_sym(c, &ns, unk, unk_len));
+                    if (unk >= 0) GPTQ_TRY(add_sym(c, &ns, unk, unk_len));
                     unk = t->unk_id;
                     unk_len = (uint32_t)cl;
                 }
@@ -1647,10 +1641,10 @@ static int bpe_word(enc_ctx *c, const char *w, size_t n)
         }
         i += cl;
     }
-    if (unk >= 0) TRY(add_sym(c, &ns, unk, unk_len));
+    if (unk >= 0) GPTQ_TRY(add_sym(c, &ns, unk, unk_len));
 
     c->heap_n = 0;
-    for (size_t i = 0; i + 1 < ns; i++) TRY(push_pair(c, (int32_t)i));
+    for (size_t i = 0; i + 1 < ns; i++) GPTQ_TRY(push_pair(c, (int32_t)i));
     sym *s = c->syms;
     while (c->heap_n) {
         cand top = heap_pop(c);
@@ -1664,12 +1658,12 @@ static int bpe_word(enc_ctx *c, const char *w, size_t n)
         s[p].next = s[r].next;
         s[r].len = 0;
         if (s[p].next >= 0) s[s[p].next].prev = p;
-        if (s[p].prev >= 0) TRY(push_pair(c, s[p].prev));
-        TRY(push_pair(c, p));
+        if (s[p].prev >= 0) GPTQ_TRY(push_pair(c, s[p].prev));
+        GPTQ_TRY(push_pair(c, p));
         s = c->syms; /* push_pair never reallocates syms, but keep it obvious */
     }
     for (size_t i = 0; i < ns; i++)
-        if (s[i].len) TRY(ivec_push(&c->out, s[i].id));
+        if (s[i].len) GPTQ_TRY(ivec_push(&c->out, s[i].id));
     return GPTQ_OK;
 }
 
@@ -1687,22 +1681,22 @@ static int emit_word(enc_ctx *c, const char *w, size_t n)
         return ivec_put(&c->out, c->cache_ids.p + c->cache_at[k], c->cache_cnt[k]);
     }
     size_t start = c->out.n;
-    TRY(bpe_word(c, w, n));
+    GPTQ_TRY(bpe_word(c, w, n));
     size_t k = c->cache.n, cap = c->cache_cap;
-    TRY(grow((void **)&c->cache_at, &cap, k + 1, sizeof *c->cache_at, "word cache"));
+    GPTQ_TRY(grow((void **)&c->cache_at, &cap, k + 1, sizeof *c->cache_at, "word cache"));
     cap = c->cache_cap;
-    TRY(grow((void **)&c->cache_cnt, &cap, k + 1, sizeof *c->cache_cnt, "word cache"));
+    GPTQ_TRY(grow((void **)&c->cache_cnt, &cap, k + 1, sizeof *c->cache_cnt, "word cache"));
     c->cache_cap = cap;
     c->cache_at[k] = c->cache_ids.n;
     c->cache_cnt[k] = (uint32_t)(c->out.n - start);
-    if (c->out.n > start) TRY(ivec_put(&c->cache_ids, c->out.p + start, c->out.n - start));
+    if (c->out.n > start) GPTQ_TRY(ivec_put(&c->cache_ids, c->out.p + start, c->out.n - start));
     return strmap_put(&c->cache, w, n, (int32_t)k, NULL);
 }
 
 /* Map bytes to GPT-2's characters into b (appending). */
 static int put_bytelevel(const gptq_tokenizer *t, sbuf *b, const char *s, size_t n)
 {
-    TRY(grow((void **)&b->p, &b->cap, b->n + 2 * n + 1, 1, "text buffer"));
+    GPTQ_TRY(grow((void **)&b->p, &b->cap, b->n + 2 * n + 1, 1, "text buffer"));
     char *o = b->p + b->n;
     for (size_t i = 0; i < n; i++) {
         unsigned char x = (unsigned char)s[i];
@@ -1731,27 +1725,27 @@ static int run_pre(enc_ctx *c, size_t step, const char *s, size_t n, int first)
     case PRE_BYTELEVEL:
         if (p->add_prefix_space && s[0] != ' ') {
             b->n = 0;
-            TRY(sbuf_put(b, " ", 1));
-            TRY(sbuf_put(b, s, n));
+            GPTQ_TRY(sbuf_put(b, " ", 1));
+            GPTQ_TRY(sbuf_put(b, s, n));
             src = b->p;
             sn = b->n;
         }
         if (p->use_regex) {
-            TRY(regex_segments(t->gpt2_re, c->md, src, sn, segs));
+            GPTQ_TRY(regex_segments(t->gpt2_re, c->md, src, sn, segs));
         } else {
             segs->n = 0;
-            TRY(seg_push(segs, 0, sn, 0));
+            GPTQ_TRY(seg_push(segs, 0, sn, 0));
         }
         for (size_t i = 0; i < segs->n; i++) {
             seg g = segs->p[i];
             a->n = 0;
-            TRY(put_bytelevel(t, a, src + g.a, g.b - g.a));
-            TRY(run_pre(c, step + 1, a->p, a->n, first && g.a == 0));
+            GPTQ_TRY(put_bytelevel(t, a, src + g.a, g.b - g.a));
+            GPTQ_TRY(run_pre(c, step + 1, a->p, a->n, first && g.a == 0));
         }
         return GPTQ_OK;
     case PRE_SPLIT:
-        if (p->re) TRY(regex_segments(p->re, c->md, s, n, segs));
-        else TRY(literal_segments(p->lit, p->lit_len, s, n, segs));
+        if (p->re) GPTQ_TRY(regex_segments(p->re, c->md, s, n, segs));
+        else GPTQ_TRY(literal_segments(p->lit, p->lit_len, s, n, segs));
         apply_behavior(segs, p->behavior, p->invert);
         break;
     case PRE_METASPACE: {
@@ -1760,30 +1754,30 @@ static int run_pre(enc_ctx *c, size_t step, const char *s, size_t n, int first)
         int starts = s[0] == ' ' || (n >= p->rep_len && memcmp(s, p->rep, p->rep_len) == 0);
         b->n = 0;
         if (!starts && (p->prepend == PREPEND_ALWAYS || (p->prepend == PREPEND_FIRST && first)))
-            TRY(sbuf_put(b, p->rep, p->rep_len));
-        TRY(sbuf_put(b, "", 0));
+            GPTQ_TRY(sbuf_put(b, p->rep, p->rep_len));
+        GPTQ_TRY(sbuf_put(b, "", 0));
         for (size_t i = 0; i < n;) {
             const char *sp = memchr(s + i, ' ', n - i);
             size_t e = sp ? (size_t)(sp - s) : n;
-            TRY(sbuf_put(b, s + i, e - i));
-            if (sp) TRY(sbuf_put(b, p->rep, p->rep_len));
+            GPTQ_TRY(sbuf_put(b, s + i, e - i));
+            if (sp) GPTQ_TRY(sbuf_put(b, p->rep, p->rep_len));
             i = e + 1;
         }
         src = b->p;
         sn = b->n;
         if (p->split) {
-            TRY(literal_segments(p->rep, p->rep_len, src, sn, segs));
+            GPTQ_TRY(literal_segments(p->rep, p->rep_len, src, sn, segs));
             apply_behavior(segs, B_MERGED_NEXT, 0);
         } else {
             segs->n = 0;
-            TRY(seg_push(segs, 0, sn, 0));
+            GPTQ_TRY(seg_push(segs, 0, sn, 0));
         }
         break;
     }
     }
     for (size_t i = 0; i < segs->n; i++) {
         seg g = segs->p[i];
-        TRY(run_pre(c, step + 1, src + g.a, g.b - g.a, first && g.a == 0));
+        GPTQ_TRY(run_pre(c, step + 1, src + g.a, g.b - g.a, first && g.a == 0));
     }
     return GPTQ_OK;
 }
@@ -1860,14 +1854,14 @@ static int encode_piece(enc_ctx *c, const char *s, size_t n, int first)
     const gptq_tokenizer *t = c->t;
     if (n == 0) return GPTQ_OK;
     sbuf *nb;
-    TRY(normalize(t, c->md, &c->nsegs, s, n, &c->norm_a, &c->norm_b, &nb));
+    GPTQ_TRY(normalize(t, c->md, &c->nsegs, s, n, &c->norm_a, &c->norm_b, &nb));
     /* The normalized text lives in nb until this piece is done; the
      * pre-tokenizers use their own buffers. */
     const char *ns = nb->p;
     size_t nn = nb->n, pos = 0, done = 0, ma, mb, k;
     while (next_added(c, &t->norm_set, ns, nn, &pos, done, &ma, &mb, &k) == 1) {
-        TRY(run_pre(c, 0, ns + done, ma - done, first && done == 0));
-        TRY(ivec_push(&c->out, t->added[k].id));
+        GPTQ_TRY(run_pre(c, 0, ns + done, ma - done, first && done == 0));
+        GPTQ_TRY(ivec_push(&c->out, t->added[k].id));
         done = mb;
     }
     return run_pre(c, 0, ns + done, nn - done, first && done == 0);
@@ -1928,9 +1922,9 @@ typedef struct {
 static int sl_add(strlist *l, const char *s, size_t n)
 {
     size_t cap = l->cap;
-    TRY(grow((void **)&l->off, &cap, l->n + 1, sizeof *l->off, "decode list"));
+    GPTQ_TRY(grow((void **)&l->off, &cap, l->n + 1, sizeof *l->off, "decode list"));
     cap = l->cap;
-    TRY(grow((void **)&l->len, &cap, l->n + 1, sizeof *l->len, "decode list"));
+    GPTQ_TRY(grow((void **)&l->len, &cap, l->n + 1, sizeof *l->len, "decode list"));
     l->cap = cap;
     l->off[l->n] = l->buf.n;
     l->len[l->n] = n;
@@ -2006,7 +2000,7 @@ static int decode_step(const gptq_tokenizer *t, const dec_step *d, const strlist
         while (i < in->n) {
             const char *s = in->buf.p + in->off[i];
             if (byte_token(s, in->len[i]) < 0) {
-                TRY(sl_add(out, s, in->len[i]));
+                GPTQ_TRY(sl_add(out, s, in->len[i]));
                 i++;
                 continue;
             }
@@ -2026,31 +2020,31 @@ static int decode_step(const gptq_tokenizer *t, const dec_step *d, const strlist
                 for (size_t k = 0; k < run.n && rc == GPTQ_OK; k++) rc = sl_add(out, "\xEF\xBF\xBD", 3);
             }
             free(run.p);
-            TRY(rc);
+            GPTQ_TRY(rc);
             i = j;
         }
         return GPTQ_OK;
     }
     case DEC_FUSE:
-        TRY(sl_add(out, "", 0));
-        for (size_t i = 0; i < in->n; i++) TRY(sl_cat(out, in->buf.p + in->off[i], in->len[i]));
+        GPTQ_TRY(sl_add(out, "", 0));
+        for (size_t i = 0; i < in->n; i++) GPTQ_TRY(sl_cat(out, in->buf.p + in->off[i], in->len[i]));
         return GPTQ_OK;
     case DEC_REPLACE:
         for (size_t i = 0; i < in->n; i++) {
             const char *s = in->buf.p + in->off[i];
             size_t n = in->len[i], k = 0, prev = 0;
-            TRY(sl_add(out, "", 0));
+            GPTQ_TRY(sl_add(out, "", 0));
             while (k + d->alen <= n) {
                 if (memcmp(s + k, d->a, d->alen) == 0) {
-                    TRY(sl_cat(out, s + prev, k - prev));
-                    TRY(sl_cat(out, d->b, d->blen));
+                    GPTQ_TRY(sl_cat(out, s + prev, k - prev));
+                    GPTQ_TRY(sl_cat(out, d->b, d->blen));
                     k += d->alen;
                     prev = k;
                 } else {
                     k++;
                 }
             }
-            TRY(sl_cat(out, s + prev, n - prev));
+            GPTQ_TRY(sl_cat(out, s + prev, n - prev));
         }
         return GPTQ_OK;
     case DEC_STRIP:
@@ -2061,7 +2055,7 @@ static int decode_step(const gptq_tokenizer *t, const dec_step *d, const strlist
                 a += d->alen;
             for (int k = 0; k < d->stop && b - a >= d->alen && memcmp(s + b - d->alen, d->a, d->alen) == 0; k++)
                 b -= d->alen;
-            TRY(sl_add(out, s + a, b - a));
+            GPTQ_TRY(sl_add(out, s + a, b - a));
         }
         return GPTQ_OK;
     case DEC_METASPACE:
@@ -2069,18 +2063,18 @@ static int decode_step(const gptq_tokenizer *t, const dec_step *d, const strlist
             const char *s = in->buf.p + in->off[i];
             size_t n = in->len[i], k = 0, prev = 0;
             int drop = i == 0 && d->prepend != PREPEND_NEVER;
-            TRY(sl_add(out, "", 0));
+            GPTQ_TRY(sl_add(out, "", 0));
             while (k < n) {
                 if (k + d->alen <= n && memcmp(s + k, d->a, d->alen) == 0) {
-                    TRY(sl_cat(out, s + prev, k - prev));
-                    if (!drop) TRY(sl_cat(out, " ", 1));
+                    GPTQ_TRY(sl_cat(out, s + prev, k - prev));
+                    if (!drop) GPTQ_TRY(sl_cat(out, " ", 1));
                     k += d->alen;
                     prev = k;
                 } else {
                     k += u8len((unsigned char)s[k]);
                 }
             }
-            TRY(sl_cat(out, s + prev, n - prev));
+            GPTQ_TRY(sl_cat(out, s + prev, n - prev));
         }
         return GPTQ_OK;
     }
