@@ -168,13 +168,16 @@ int gptq_hessian_add_buf(gptq_hessian *h, const gptq_buf *X, size_t x_off, int64
 
 int64_t gptq_hessian_count(const gptq_hessian *h) { return h->n; }
 
+/* H = (2/n) S: the one f32 factor every use of the sum applies */
+static float hessian_scale(const gptq_hessian *h) { return (float)(2.0 / (double)h->n); }
+
 int gptq_hessian_get(gptq_hessian *h, float *H)
 {
     const int64_t C = h->cols;
     if (h->n <= 0) return gptq_error(GPTQ_ERR_INVALID, "hessian: no calibration rows were added");
     int st = gptq_be_download(h->be, h->S, 0, H, (size_t)(C * C) * 4);
     if (st) return st;
-    const float f = (float)(2.0 / (double)h->n);
+    const float f = hessian_scale(h);
 #pragma omp parallel for schedule(static) if (C > 1024)
     for (int64_t i = 0; i < C * C; i++) H[i] *= f;
     return GPTQ_OK;
@@ -668,7 +671,7 @@ int gptq_quantize_layer_h(gptq_backend *be, const float *W0, int64_t R, int64_t 
     if (!h || cfg->method == GPTQ_METHOD_RTN)
         return layer_from_host(be, W0, R, C, NULL, NULL, 1.0f, cfg, res);
     if ((st = hessian_check(be, h, C))) return st;
-    return layer_from_host(be, W0, R, C, NULL, h->S, (float)(2.0 / (double)h->n), cfg, res);
+    return layer_from_host(be, W0, R, C, NULL, h->S, hessian_scale(h), cfg, res);
 }
 
 int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C, gptq_hessian *hs,
@@ -692,7 +695,7 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
     gptq_buf *codes = NULL, *qw = NULL;
     gptq_qdev q = {0};
     const size_t nqw = (size_t)(C * b_ / 32 * R) * 4;
-    st = solve_layer(be, W, R, C, hs->S, (float)(2.0 / (double)hs->n), cfg, res, &codes, NULL);
+    st = solve_layer(be, W, R, C, hs->S, hessian_scale(hs), cfg, res, &codes, NULL);
     if (st) return st;
     const int64_t ngroups = res->ngroups;
     uint8_t *z8 = gptq_malloc((size_t)(ngroups * R), "zeros");
