@@ -89,7 +89,7 @@ typedef struct gptq_block_args {
 } gptq_block_args;
 
 /* A GPTQ-packed linear on the device, the checkpoint's four tensors as
- * stored (src/quant/pack.c states the layout):
+ * stored (src/format/pack.c states the layout):
  *   qweight (K*bits/32, N) i32: for each output n, the K codes of row n of W
  *           are one little-endian bit stream down column n (code k at stream
  *           bits bits*k .. bits*k+bits-1; stream bit t in bit t%32 of word

@@ -69,15 +69,4 @@ const char *gptq_op_name(gptq_op op);
 int gptq_be_upload(gptq_backend *be, gptq_buf *dst, size_t off, const void *src, size_t n);
 int gptq_be_download(gptq_backend *be, const gptq_buf *src, size_t off, void *dst, size_t n);
 
-/* pack.c: a packed tensor's shapes, the arrays a call needs, and (with
- * need_scales_gidx) every g_idx inside [0, ngroups); messages start with fn. */
-int gptq_packed_check(const char *fn, const gptq_packed *p, gptq_format fmt, int need_qweight,
-                      int need_qzeros, int need_scales_gidx);
-/* pack.c: scales s (ngroups, N) f32 as fp16: GPTQ_ERR_NUMERIC naming the
- * first that is not finite or rounds to 0 there (message starts with fn);
- * *nsub = how many are fp16 subnormals, *maxrel their largest relative
- * rounding (either may be NULL). */
-int gptq_scales_fp16_check(const char *fn, const float *s, int64_t ngroups, int64_t N,
-                           int64_t *nsub, double *maxrel);
-
 #endif /* GPTQ_INTERNAL_H */

@@ -6,7 +6,7 @@
  * rule, the reference matmul against a double-precision sum and an
  * independent f32 loop, the shape errors, and the CPU backend's packed ops
  * (pack_codes, dequantize, matmul_q: a second implementation) against all
- * of these, byte for byte.
+ * of these, byte for byte; the format table (format.h) and its two checks.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/format.h"
 #include "internal.h" /* the backend's vtable, for pack_codes */
 
 /* ------------------------------------------------------------------ */
@@ -365,6 +366,14 @@ Test(roundtrip, all_bits_both_formats)
             cr_assert_eq(gptq_pack(&r, fmt, &p2), GPTQ_OK);
             cr_expect_eq(memcmp(p.qweight, p2.qweight, (size_t)(K * b / 32 * N) * 4), 0);
             cr_expect_eq(memcmp(p.qzeros, p2.qzeros, (size_t)(r.ngroups * N * b / 32) * 4), 0);
+            /* the checkpoint writer's qzeros (from 8-bit zeros) are these words */
+            uint8_t *z8 = malloc((size_t)(r.ngroups * N));
+            for (int64_t i = 0; i < r.ngroups * N; i++) z8[i] = (uint8_t)r.zeros[i];
+            cr_assert_eq(gptq_qzeros_pack(z8, r.ngroups, N, b, fmt, p2.qzeros), GPTQ_OK, "%s",
+                         gptq_last_error());
+            cr_expect_eq(memcmp(p.qzeros, p2.qzeros, (size_t)(r.ngroups * N * b / 32) * 4), 0,
+                         "bits %d v%d: gptq_qzeros_pack differs from gptq_pack", b, f);
+            free(z8);
             gptq_packed_free(&p2);
             free(codes_kn);
             free(zeros);
@@ -592,11 +601,11 @@ Test(shape, errors)
 {
     /* 3 bits needs K and N multiples of 32 */
     cr_expect_eq(pack_shape(3, 32, 16, 16), GPTQ_ERR_SHAPE);
-    cr_expect(strstr(gptq_last_error(), "K = 16 must be a multiple of 32") != NULL, "%s",
+    cr_expect(strstr(gptq_last_error(), "32 x 16 (out x in): 3-bit packing needs both to be "
+                                        "positive multiples of 32") != NULL, "%s",
               gptq_last_error());
     cr_expect_eq(pack_shape(3, 16, 32, 32), GPTQ_ERR_SHAPE);
-    cr_expect(strstr(gptq_last_error(), "N = 16 must be a multiple of 32") != NULL, "%s",
-              gptq_last_error());
+    cr_expect(strstr(gptq_last_error(), "16 x 32 (out x in)") != NULL, "%s", gptq_last_error());
     cr_expect_eq(pack_shape(3, 32, 64, 32), GPTQ_OK, "%s", gptq_last_error());
     /* 4 bits: multiples of 8 */
     cr_expect_eq(pack_shape(4, 8, 12, 4), GPTQ_ERR_SHAPE);
@@ -633,6 +642,73 @@ Test(shape, errors)
     cr_expect_eq(gptq_matmul_ref(&p, GPTQ_FORMAT_V2, W, -1, NULL, W), GPTQ_ERR_SHAPE);
     gptq_packed_free(&p);
     free_result(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* The format table                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Each width packs, and its multiple is the fewest values that fill whole
+ * 32-bit words (searched here, not read from the table); nothing else packs. */
+Test(format, bit_widths)
+{
+    for (int b = -1; b <= 33; b++) {
+        const gptq_packing *pk = gptq_packing_of(b);
+        const int packs = b == 2 || b == 3 || b == 4 || b == 8;
+        cr_expect_eq(pk != NULL, packs, "bits %d", b);
+        if (!pk) continue;
+        int m = 1;
+        while (m * b % 32) m++;
+        cr_expect_eq(pk->bits, b);
+        cr_expect_eq(pk->mult, m, "bits %d: mult %d, fewest values filling words %d", b,
+                     pk->mult, m);
+    }
+}
+
+Test(format, rows_and_names)
+{
+    const gptq_format_traits *v1 = gptq_format_by_name("gptq");
+    const gptq_format_traits *v2 = gptq_format_by_name("gptq_v2");
+    cr_assert(v1 && v2);
+    cr_expect_eq(v1->id, GPTQ_FORMAT_V1);
+    cr_expect_eq(v1->zero_offset, 1);
+    cr_expect_eq(v2->id, GPTQ_FORMAT_V2);
+    cr_expect_eq(v2->zero_offset, 0);
+    cr_expect_str_eq(v1->quant_method, "gptq");
+    cr_expect_str_eq(v2->quant_method, "gptq");
+    cr_expect_eq(gptq_format_get(GPTQ_FORMAT_V1), v1);
+    cr_expect_eq(gptq_format_get(GPTQ_FORMAT_V2), v2);
+    cr_expect_null(gptq_format_get((gptq_format)0));
+    cr_expect_null(gptq_format_get((gptq_format)3));
+    cr_expect_null(gptq_format_by_name("GPTQ"));
+    cr_expect_null(gptq_format_by_name("gptq_v3"));
+    cr_expect_null(gptq_format_by_name(NULL));
+    char name[64];
+    cr_expect_str_eq(gptq_tensor_name(name, sizeof name, "model.layers.0.mlp.up_proj",
+                                      GPTQ_T_QZEROS), "model.layers.0.mlp.up_proj.qzeros");
+    cr_expect_str_eq(gptq_tensor_name(name, sizeof name, "", GPTQ_T_G_IDX), "g_idx");
+    cr_expect_str_eq(gptq_tensor_name(name, sizeof name, NULL, GPTQ_T_BIAS), "bias");
+}
+
+/* One message per rule, whatever the caller (its status, its prefix). */
+Test(format, one_message_per_rule)
+{
+    cr_expect_eq(gptq_format_check_bits(GPTQ_ERR_UNSUPPORTED, "--bits", 4), GPTQ_OK);
+    cr_expect_eq(gptq_format_check_bits(GPTQ_ERR_UNSUPPORTED, "--bits", 5), GPTQ_ERR_UNSUPPORTED);
+    cr_expect_str_eq(gptq_last_error(), "--bits 5: must be 2, 3, 4 or 8");
+    cr_expect_eq(gptq_format_check_dims(GPTQ_ERR_FORMAT, 3, 32, 64), GPTQ_OK);
+    cr_expect_eq(gptq_format_check_dims(GPTQ_ERR_FORMAT, 4, 8, 12), GPTQ_ERR_FORMAT);
+    cr_expect_str_eq(gptq_last_error(),
+                     "8 x 12 (out x in): 4-bit packing needs both to be positive multiples of 8");
+    cr_expect_eq(gptq_format_check_dims(GPTQ_ERR_SHAPE, 2, -16, 16), GPTQ_ERR_SHAPE);
+    cr_expect_eq(gptq_format_check_dims(GPTQ_ERR_SHAPE, 6, 96, 96), GPTQ_ERR_SHAPE);
+    cr_expect_str_eq(gptq_last_error(), "bits = 6: must be 2, 3, 4 or 8");
+    /* the qzeros writer asks the same check, for N */
+    const uint8_t z[12] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    int32_t w[2];
+    cr_expect_eq(gptq_qzeros_pack(z, 1, 12, 4, GPTQ_FORMAT_V2, w), GPTQ_ERR_INVALID);
+    cr_expect(strstr(gptq_last_error(), "qzeros: 12 x 32 (out x in): 4-bit packing") != NULL,
+              "%s", gptq_last_error());
 }
 
 /* ------------------------------------------------------------------ */

@@ -48,7 +48,7 @@ build)
   LIBS="-L/tmp/deps -lopenblas -llapacke -lcjson -lpcre2-8 -lutf8proc -lm -ldl -lpthread"
   mkdir -p /tmp/obj
   objs=()
-  for s in src/*.c src/core/*.c src/io/*.c src/quant/*.c src/model/*.c src/text/*.c \
+  for s in src/*.c src/core/*.c src/io/*.c src/format/*.c src/quant/*.c src/model/*.c src/text/*.c \
            src/eval/*.c backends/cpu/*.c; do
     o=/tmp/obj/$(echo "$s" | tr / _).o
     gcc $CFLAGS -c "$s" -o "$o" &

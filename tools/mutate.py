@@ -38,7 +38,8 @@ QUANT = "backends/cpu/cpu_quant.c"
 DRIVER = "src/quant/gptq.c"
 SOLVE = "src/quant/solve.c"
 LINALG = "backends/cpu/cpu_linalg.c"
-PACK = "src/quant/pack.c"
+PACK = "src/format/pack.c"
+FORMAT = "src/format/format.c"
 FWD_CPU = "backends/cpu/cpu_forward.c"
 FWD = "src/model/forward.c"
 TOK = "src/text/tokenizer.c"
@@ -166,18 +167,17 @@ MUTANTS = [
     ("pack-3bit-straddle", "packing 3 bits: the word-straddling bits dropped", PACK,
      "        w->acc >>= 32;\n        w->nacc -= 32;",
      "        w->acc = 0;\n        w->nacc -= 32;", P_FAST),
-    ("pack-3bit-dims", "packing 3 bits: K a multiple of 16 accepted", PACK,
-     "int64_t mult = bits == 3 ? 32 : 32 / bits;", "int64_t mult = bits == 3 ? 16 : 32 / bits;", P_FAST),
-    ("pack-8bit-dims", "packing 8 bits: K a multiple of 2 accepted", PACK,
-     "int64_t mult = bits == 3 ? 32 : 32 / bits;", "int64_t mult = bits == 3 ? 32 : bits == 8 ? 2 : 32 / bits;",
-     P_FAST),
+    ("pack-3bit-dims", "packing 3 bits: K a multiple of 16 accepted", FORMAT,
+     "{.bits = 3, .mult = 32}", "{.bits = 3, .mult = 16}", P_FAST),
+    ("pack-8bit-dims", "packing 8 bits: K a multiple of 2 accepted", FORMAT,
+     "{.bits = 8, .mult = 4}", "{.bits = 8, .mult = 2}", P_FAST),
     ("v1-write", "v1 zero offset: z written instead of z - 1", PACK,
      "bw_put(&w, (uint32_t)(r->zeros[g * N + n] - zmin), b);",
      "bw_put(&w, (uint32_t)(r->zeros[g * N + n]), b);", P_FAST),
     ("v1-read", "v1 zero offset: field read without + 1", PACK,
-     "const int32_t zadd = fmt == GPTQ_FORMAT_V1 ? 1 : 0;", "const int32_t zadd = 0;", P_FAST),
+     "const int32_t zadd = gptq_format_get(fmt)->zero_offset;", "const int32_t zadd = 0;", P_FAST),
     ("v2-read", "v2 zero offset: field read with + 1", PACK,
-     "const int32_t zadd = fmt == GPTQ_FORMAT_V1 ? 1 : 0;", "const int32_t zadd = 1;", P_FAST),
+     "const int32_t zadd = gptq_format_get(fmt)->zero_offset;", "const int32_t zadd = 1;", P_FAST),
     ("g_idx-dequant", "g_idx: dequantize assumes sequential groups", PACK,
      "        int64_t g = p->g_idx[k];", "        int64_t g = k * p->ngroups / K;", P_FAST),
     ("g_idx-copy", "g_idx: not copied into the packed tensors", PACK,

@@ -4,7 +4,7 @@
  * act-order permutations of the device-resident solve; to_f32, half
  * precision widened (the loader's weights).
  *
- * These are a second implementation of the rules that src/quant/pack.c
+ * These are a second implementation of the rules that src/format/pack.c
  * implements for the public API (tests diff the two): pack.c walks each
  * stream with a bit reader/writer; here every word and every value is
  * addressed directly (value i of a b-bit stream starts at bit b*i), which is

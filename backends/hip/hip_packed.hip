@@ -5,7 +5,7 @@
  * precision widened: the loader's weights).
  *
  * All three are exact by construction, so they match the CPU backend (and
- * src/quant/pack.c) bit for bit: packing moves bits; a dequantized weight
+ * src/format/pack.c) bit for bit: packing moves bits; a dequantized weight
  * is one f32 product of exact operands; the matmul gives every output to
  * one thread, which sums its K products in k order with no FMA (each
  * product and each sum rounded to f32, as gptq_matmul_ref does). The

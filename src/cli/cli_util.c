@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "format/format.h"
 #include "text/calib.h"
 
 static void cli_vline(const char *cmd, const char *kind, const char *fmt, va_list ap)
@@ -102,7 +103,7 @@ int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_confi
     double d;
     switch (opt) {
     case OPT_BITS:
-        if (cli_parse_int(arg, 2, 8, &l) || !(l == 2 || l == 3 || l == 4 || l == 8)) {
+        if (cli_parse_int(arg, 2, 8, &l) || !gptq_packing_of(l)) {
             cli_err(cmd, "--bits %s: must be 2, 3, 4 or 8", arg);
             return -1;
         }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "format/format.h"
 #include "io/io.h"
 
 static const char *CMD = "layer";
@@ -89,7 +90,7 @@ int cmd_layer(int argc, char **argv)
         help(stderr);
         return 2;
     }
-    if (strcmp(format, "auto") && strcmp(format, "gptq") && strcmp(format, "gptq_v2")) {
+    if (strcmp(format, "auto") && !gptq_format_by_name(format)) {
         cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", format);
         return 2;
     }
@@ -144,14 +145,8 @@ int cmd_layer(int argc, char **argv)
         cli_fail(CMD, st);
         goto done;
     }
-    if (cfg.bits == 3 && (R % 32 || C % 32)) {
-        cli_err(CMD, "%s: 3-bit packing needs in and out features that are multiples of 32 "
-                     "(W is %lld x %lld)", in, (long long)R, (long long)C);
-        goto done;
-    }
-    if (cfg.bits != 3 && (C % (32 / cfg.bits) || R % (32 / cfg.bits))) {
-        cli_err(CMD, "%s: %d-bit packing needs in and out features that are multiples of %d",
-                in, cfg.bits, 32 / cfg.bits);
+    if ((st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, cfg.bits, R, C))) {
+        cli_fail(CMD, gptq_error_prefix(st, "%s", in));
         goto done;
     }
     if ((st = gptq_st_read_f32(f, "W", &W))) goto fail;
@@ -178,7 +173,8 @@ int cmd_layer(int argc, char **argv)
     }
     if ((st = gptq_quantize_layer(be, W.data, R, C, H, &cfg, &res))) goto fail;
 
-    gptq_format fmt = strcmp(format, "gptq_v2") == 0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
+    const gptq_format_traits *ft = gptq_format_by_name(format); /* NULL: auto */
+    gptq_format fmt = ft ? ft->id : GPTQ_FORMAT_V1;
     st = gptq_pack(&res, fmt, &pk);
     if (st == GPTQ_ERR_INVALID && strcmp(format, "auto") == 0) {
         fmt = GPTQ_FORMAT_V2;
@@ -188,10 +184,10 @@ int cmd_layer(int argc, char **argv)
 
     const int64_t K = C, N = R, ng = res.ngroups;
     cli_tensor t[] = {
-        {"qweight", GPTQ_I32, 2, {K * cfg.bits / 32, N}, pk.qweight},
-        {"qzeros", GPTQ_I32, 2, {ng, N * cfg.bits / 32}, pk.qzeros},
-        {"scales", GPTQ_F16, 2, {ng, N}, pk.scales},
-        {"g_idx", GPTQ_I32, 1, {K, 0}, pk.g_idx},
+        {gptq_tensor_suffix[GPTQ_T_QWEIGHT], GPTQ_I32, 2, {K * cfg.bits / 32, N}, pk.qweight},
+        {gptq_tensor_suffix[GPTQ_T_QZEROS], GPTQ_I32, 2, {ng, N * cfg.bits / 32}, pk.qzeros},
+        {gptq_tensor_suffix[GPTQ_T_SCALES], GPTQ_F16, 2, {ng, N}, pk.scales},
+        {gptq_tensor_suffix[GPTQ_T_G_IDX], GPTQ_I32, 1, {K, 0}, pk.g_idx},
         {"codes", GPTQ_U8, 2, {R, C}, res.codes},
         {"zeros", GPTQ_I32, 2, {ng, R}, res.zeros},
         {"scales_f32", GPTQ_F32, 2, {ng, R}, res.scales},
@@ -213,7 +209,7 @@ int cmd_layer(int argc, char **argv)
     cli_meta(meta, &nm, "mse", "%s", cfg.mse ? "true" : "false");
     cli_meta(meta, &nm, "block_size", "%d", cfg.block_size);
     cli_meta(meta, &nm, "damp_percent", "%.9g", (double)cfg.damp_percent);
-    cli_meta(meta, &nm, "checkpoint_format", "%s", fmt == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2");
+    cli_meta(meta, &nm, "checkpoint_format", "%s", gptq_format_get(fmt)->name);
     cli_meta(meta, &nm, "nsamples", "%lld", has_x ? (long long)xi.shape[0] : 0LL);
     cli_meta(meta, &nm, "loss", "%.17g", res.loss);
     cli_meta(meta, &nm, "out_rel_err", "%.17g", res.out_rel_err);
@@ -232,7 +228,7 @@ int cmd_layer(int argc, char **argv)
                in, (long long)R, (long long)C, cfg.bits, cfg.group_size, cfg.sym ? "sym" : "asym",
                cfg.desc_act ? " act-order" : "", cfg.method == GPTQ_METHOD_RTN ? " RTN" : "",
                res.loss, res.out_rel_err, (double)res.damp_used, res.damp_retries, res.dead_cols,
-               t_h, res.seconds_solve, out, fmt == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2");
+               t_h, res.seconds_solve, out, gptq_format_get(fmt)->name);
     rc = 0;
     goto done;
 fail:

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "format/format.h"
 #include "internal.h"
 #include "io/io.h"
 #include "model/model.h"
@@ -60,11 +61,12 @@ static int quant_from_metadata(const gptq_weights *w, const char *src, gptq_ckpt
     q->bits = (int)v;
     q->group_size = -1;
     if (g && cli_parse_int(g, -1, 1 << 30, &v) == 0) q->group_size = (int)v;
-    if (f && strcmp(f, "gptq") && strcmp(f, "gptq_v2")) {
+    const gptq_format_traits *ft = f ? gptq_format_by_name(f) : gptq_format_get(GPTQ_FORMAT_V1);
+    if (!ft) {
         cli_err(CMD, "%s: checkpoint_format \"%s\" is neither gptq nor gptq_v2", src, f);
         return 1;
     }
-    q->format = f && !strcmp(f, "gptq_v2") ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
+    q->format = ft->id;
     return 0;
 }
 
@@ -198,14 +200,14 @@ int cmd_matmul(int argc, char **argv)
     cli_meta(meta, &nm, "producer", "gptq-c:%s matmul", gptq_version());
     cli_meta(meta, &nm, "backend", "%s", gptq_backend_name(be));
     cli_meta(meta, &nm, "bits", "%d", q.bits);
-    cli_meta(meta, &nm, "checkpoint_format", "%s", q.format == GPTQ_FORMAT_V2 ? "gptq_v2" : "gptq");
+    cli_meta(meta, &nm, "checkpoint_format", "%s", gptq_format_get(q.format)->name);
     cli_meta(meta, &nm, "bias", "%s", with_bias ? "true" : "false");
     cli_meta(meta, &nm, "arithmetic", "x,bias->fp16; k-order f32 sums; no fma");
     if ((st = cli_write_tensors(out, t, dequant ? 2 : 1, meta, nm))) goto fail;
     if (!quiet)
         printf("Y (%lld, %lld) = X (%lld, %lld) W^T%s: %d-bit %s, backend %s, %.3f s -> %s\n",
                (long long)M, (long long)N, (long long)M, (long long)K, with_bias ? " + bias" : "",
-               q.bits, q.format == GPTQ_FORMAT_V2 ? "gptq_v2" : "gptq", gptq_backend_name(be),
+               q.bits, gptq_format_get(q.format)->name, gptq_backend_name(be),
                secs, out);
     rc = 0;
     goto done;

@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "format/format.h"
 #include "internal.h"
 #include "io/checkpoint.h"
 #include "io/io.h"
@@ -369,8 +370,7 @@ int cmd_quantize(int argc, char **argv)
         case OPT_TS: po.true_sequential = 1; break;
         case OPT_FORMAT:
             if (!strcmp(optarg, "auto")) po.format = GPTQ_PIPELINE_FORMAT_AUTO;
-            else if (!strcmp(optarg, "gptq")) po.format = GPTQ_FORMAT_V1;
-            else if (!strcmp(optarg, "gptq_v2")) po.format = GPTQ_FORMAT_V2;
+            else if (gptq_format_by_name(optarg)) po.format = gptq_format_by_name(optarg)->id;
             else {
                 cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", optarg);
                 return 2;

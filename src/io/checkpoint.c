@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../format/format.h"
 #include "checkpoint.h"
 #include "io.h"
 
@@ -757,6 +758,8 @@ static double short_float(float f)
 
 cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int true_sequential)
 {
+    const gptq_format_traits *t = gptq_format_get(fmt);
+    if (!t) return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON *meta = cJSON_CreateObject();
     cJSON *quantizer = cJSON_CreateArray();
@@ -770,9 +773,8 @@ cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int t
              cJSON_AddBoolToObject(o, "desc_act", q->desc_act) &&
              cJSON_AddBoolToObject(o, "sym", q->sym) &&
              cJSON_AddBoolToObject(o, "lm_head", 0) &&
-             cJSON_AddStringToObject(o, "quant_method", "gptq") &&
-             cJSON_AddStringToObject(o, "checkpoint_format",
-                                     fmt == GPTQ_FORMAT_V2 ? "gptq_v2" : "gptq") &&
+             cJSON_AddStringToObject(o, "quant_method", t->quant_method) &&
+             cJSON_AddStringToObject(o, "checkpoint_format", t->name) &&
              cJSON_AddStringToObject(o, "pack_dtype", "int32") &&
              cJSON_AddNumberToObject(o, "damp_percent", damp) &&
              cJSON_AddBoolToObject(o, "true_sequential", true_sequential) &&
@@ -796,42 +798,4 @@ fail:
     cJSON_Delete(meta);
     cJSON_Delete(quantizer);
     return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* qzeros                                                              */
-/* ------------------------------------------------------------------ */
-
-int gptq_qzeros_pack(const uint8_t *zeros, // (ngroups, N)
-                     int64_t ngroups, int64_t N, int bits, gptq_format fmt,
-                     int32_t *qzeros) // (ngroups, N*bits/32)
-{
-    if (!(bits == 2 || bits == 3 || bits == 4 || bits == 8) || (N * bits) % 32)
-        return gptq_error(GPTQ_ERR_INVALID, "qzeros: %lld zeros of %d bits do not fill words",
-                          (long long)N, bits);
-    const int sub = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
-    const uint32_t maxq = (1u << bits) - 1u;
-    const int64_t W = N * bits / 32;
-    for (int64_t g = 0; g < ngroups; g++) {
-        /* one little-endian stream of N fields along the row */
-        uint32_t *dst = (uint32_t *)qzeros + g * W;
-        uint64_t acc = 0;
-        int nacc = 0;
-        for (int64_t n = 0; n < N; n++) {
-            const int z = zeros[g * N + n];
-            if (z < sub || (uint32_t)z > maxq)
-                return gptq_error(GPTQ_ERR_INVALID,
-                                  "qzeros: zero point %d at group %lld, row %lld cannot be stored "
-                                  "in the %s format",
-                                  z, (long long)g, (long long)n, sub ? "v1 \"gptq\"" : "v2");
-            acc |= (uint64_t)(uint32_t)(z - sub) << nacc;
-            nacc += bits;
-            if (nacc >= 32) {
-                *dst++ = (uint32_t)acc;
-                acc >>= 32;
-                nacc -= 32;
-            }
-        }
-    }
-    return GPTQ_OK;
 }

@@ -83,19 +83,12 @@ int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant_confi
 void gptq_ckpt_abort(gptq_ckpt *c);
 
 /* The quantization_config object gptq-c writes (a new tree; NULL when out
- * of memory): bits, group_size, desc_act, sym, lm_head (false),
+ * of memory or fmt is no format): bits, group_size, desc_act, sym, lm_head (false),
  * quant_method "gptq", checkpoint_format "gptq" | "gptq_v2", pack_dtype
  * "int32", damp_percent, true_sequential, static_groups, and meta
  * {quantizer ["gptq-c:<version>"], damp_percent, damp_auto_increment,
  * static_groups, true_sequential, mse (the search norm, 0 when off, as
  * GPTQModel), method "gptq" | "rtn"}. Names as GPTQModel writes them. */
 cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int true_sequential);
-
-/* Pack zero points into qzeros words: zeros (ngroups, N) -> qzeros
- * (ngroups, N*bits/32) int32, each row one little-endian bit stream, v1
- * storing z - 1 (z >= 1 needed: GPTQ_ERR_INVALID naming the group and row
- * otherwise), v2 z. N*bits must be a multiple of 32. */
-int gptq_qzeros_pack(const uint8_t *zeros, int64_t ngroups, int64_t N, int bits, gptq_format fmt,
-                     int32_t *qzeros);
 
 #endif /* GPTQ_IO_CHECKPOINT_H */

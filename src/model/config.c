@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../format/format.h"
 #include "../io/io.h"
 #include "../text/tokenizer.h"
 #include "model.h"
@@ -144,7 +145,7 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     const char *method = NULL;
     CFG_TRY(gptq_json_get_str(q, "quant_method", &method, 0, file));
     if (!method) CFG_TRY(gptq_json_get_str(q, "method", &method, 0, file));
-    if (method && strcmp(method, "gptq") != 0)
+    if (method && strcmp(method, gptq_format_get(r.format)->quant_method) != 0)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: quantization_config: quant_method \"%s\" is not supported (only "
                           "\"gptq\")",
@@ -160,10 +161,8 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     if (!found)
         return gptq_error(GPTQ_ERR_FORMAT,
                           "%s: quantization_config has no \"bits\" (nor wbits / w_bit)", file);
-    if (v != 2 && v != 3 && v != 4 && v != 8)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: quantization_config: bits = %lld is not supported (2, 3, 4, 8)",
-                          file, (long long)v);
+    if (gptq_format_check_bits(GPTQ_ERR_UNSUPPORTED, "bits =", v))
+        return gptq_error_prefix(GPTQ_ERR_UNSUPPORTED, "%s: quantization_config", file);
     r.bits = (int)v;
     v = 128;
     int st = gptq_json_get_int(q, "group_size", &v, 0, file);
@@ -187,13 +186,13 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     CFG_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
     if (!fmt) CFG_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));
     if (fmt) {
-        if (!strcmp(fmt, "gptq")) r.format = GPTQ_FORMAT_V1;
-        else if (!strcmp(fmt, "gptq_v2")) r.format = GPTQ_FORMAT_V2;
-        else
+        const gptq_format_traits *t = gptq_format_by_name(fmt);
+        if (!t)
             return gptq_error(GPTQ_ERR_UNSUPPORTED,
                               "%s: quantization_config: checkpoint_format \"%s\" is not supported "
                               "(\"gptq\" or \"gptq_v2\")",
                               file, fmt);
+        r.format = t->id;
     }
     *out = r;
     return GPTQ_OK;

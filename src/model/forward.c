@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../quant/qdev.h"
+#include "../format/format.h"
 #include "model.h"
 
 /* Logit rows per chunk of the head: at most this many floats of logits. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../format/format.h"
 #include "../io/io.h"
 #include "model.h"
 
@@ -334,12 +335,6 @@ static int expect_tensor(const gptq_weights *w, const char *name, gptq_dtype dty
                       name, gptq_dtype_name(info->dtype), got, gptq_dtype_name(dtype), want);
 }
 
-static void tensor_name(char *b, size_t n, const char *prefix, const char *t)
-{
-    if (prefix && prefix[0]) snprintf(b, n, "%s.%s", prefix, t);
-    else snprintf(b, n, "%s", t);
-}
-
 int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
                               int64_t rows, int64_t cols)
 {
@@ -348,25 +343,21 @@ int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, c
         return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: no quantization_config says how it is packed",
                           w->dir, what);
     const int bits = q->bits;
-    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: bits = %d (2, 3, 4 or 8)", w->dir, what, bits);
-    if (rows <= 0 || cols <= 0 || cols * bits % 32 || rows * bits % 32)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: %s: %lld x %lld does not pack into 32-bit words at %d bits", w->dir,
-                          what, (long long)rows, (long long)cols, bits);
+    if (gptq_format_check_dims(GPTQ_ERR_FORMAT, bits, rows, cols))
+        return gptq_error_prefix(GPTQ_ERR_FORMAT, "%s: %s", w->dir, what);
     const int64_t G = q->group_size > 0 ? q->group_size : cols;
     const int64_t ng = (cols + G - 1) / G;
     char name[600];
     gptq_st_info info;
     const int64_t qw[2] = {cols * bits / 32, rows}, qz[2] = {ng, rows * bits / 32},
                   sc[2] = {ng, rows};
-    tensor_name(name, sizeof name, prefix, "scales");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
     int st = expect_tensor(w, name, GPTQ_F16, 2, sc, &info);
-    tensor_name(name, sizeof name, prefix, "qweight");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
     if (!st) st = expect_tensor(w, name, GPTQ_I32, 2, qw, &info);
-    tensor_name(name, sizeof name, prefix, "qzeros");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
     if (!st) st = expect_tensor(w, name, GPTQ_I32, 2, qz, &info);
-    tensor_name(name, sizeof name, prefix, "g_idx"); /* optional: k // G when absent */
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX); /* optional: k // G when absent */
     if (!st && gptq_weights_has(w, name)) st = expect_tensor(w, name, GPTQ_I32, 1, &cols, &info);
     return st;
 }
@@ -390,7 +381,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
     /* out_features from scales (ngroups, N), in_features from qweight
      * (K * bits / 32, N), when the caller does not know them */
     if (rows <= 0) {
-        tensor_name(name, sizeof name, prefix, "scales");
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
         GPTQ_TRY(gptq_weights_find(w, name, &info));
         if (info.ndim != 2)
             return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' must be F16 [ngroups, out_features]",
@@ -398,7 +389,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
         rows = info.shape[1];
     }
     if (cols <= 0 && q->bits > 0) {
-        tensor_name(name, sizeof name, prefix, "qweight");
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
         GPTQ_TRY(gptq_weights_find(w, name, &info));
         if (info.ndim != 2 || (info.shape[0] * 32) % q->bits)
             return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is not (in_features * %d / 32, N)",
@@ -407,7 +398,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
         /* g_idx (one entry per input) must say the same; a disagreement
          * names both, rather than blaming g_idx for a short qweight */
         gptq_st_info gi;
-        tensor_name(name, sizeof name, prefix, "g_idx");
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
         if (gptq_weights_has(w, name) && gptq_weights_find(w, name, &gi) == GPTQ_OK &&
             gi.ndim == 1 && gi.shape[0] != cols)
             return gptq_error(GPTQ_ERR_FORMAT,
@@ -424,13 +415,13 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
     p->in_features = cols;
     p->out_features = rows;
     p->ngroups = (cols + G - 1) / G;
-    tensor_name(name, sizeof name, prefix, "scales");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
     int st = (p->scales = copy_of(w, name)) ? GPTQ_OK : GPTQ_ERR_NOMEM;
-    tensor_name(name, sizeof name, prefix, "qweight");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
     if (!st && !(p->qweight = copy_of(w, name))) st = GPTQ_ERR_NOMEM;
-    tensor_name(name, sizeof name, prefix, "qzeros");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
     if (!st && !(p->qzeros = copy_of(w, name))) st = GPTQ_ERR_NOMEM;
-    tensor_name(name, sizeof name, prefix, "g_idx");
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
     if (!st && gptq_weights_has(w, name)) {
         if (!(p->g_idx = copy_of(w, name))) st = GPTQ_ERR_NOMEM;
     } else if (!st) { /* checkpoints without act-order may omit g_idx: k // G */

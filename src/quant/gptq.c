@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "../internal.h"
-#include "../io/checkpoint.h"
+#include "../format/format.h"
 #include "hessian_buf.h"
 #include "qdev.h"
 #include "solve.h"
@@ -61,8 +61,7 @@ static int is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
 
 int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols)
 {
-    if (!(c->bits == 2 || c->bits == 3 || c->bits == 4 || c->bits == 8))
-        return gptq_error(GPTQ_ERR_INVALID, "--bits %d: must be 2, 3, 4 or 8", c->bits);
+    if (gptq_format_check_bits(GPTQ_ERR_INVALID, "--bits", c->bits)) return GPTQ_ERR_INVALID;
     if (!(c->group_size == -1 || (c->group_size >= 16 && is_pow2(c->group_size))))
         return gptq_error(GPTQ_ERR_INVALID,
                           "--group-size %d: must be -1 or a power of two >= 16", c->group_size);
@@ -686,11 +685,7 @@ int gptq_quantize_layer_dev(gptq_backend *be, gptq_buf *W, int64_t R, int64_t C,
                           "and an accumulated Hessian");
     if ((st = hessian_check(be, hs, C))) return st;
     const int b_ = cfg->bits;
-    const int64_t mult = b_ == 3 ? 32 : 32 / b_;
-    if (R % mult || C % mult)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%lld x %lld (out x in): %d-bit packing needs both "
-                          "to be multiples of %lld", (long long)R, (long long)C, b_,
-                          (long long)mult);
+    if ((st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, b_, R, C))) return st;
 
     gptq_buf *codes = NULL, *qw = NULL;
     gptq_qdev q = {0};

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../format/format.h"
 #include "../io/checkpoint.h"
 #include "../model/model.h"
 #include "hessian_buf.h"
@@ -112,17 +113,11 @@ static int check_model(pl *p)
         return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in (0, 1) (loaders "
                           "refuse a checkpoint whose quantization_config has another value)",
                           (double)q->damp_percent);
-    const int64_t mult = q->bits == 3 ? 32 : 32 / q->bits;
     for (int i = 0; i < p->nlin; i++) {
         const gptq_linear_info *li = gptq_model_linear(p->m, i);
         int st = gptq_quant_config_check(q, li->rows, li->cols);
+        if (!st) st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, li->rows, li->cols);
         if (st) return gptq_error_prefix(st, "%s", li->name);
-        if (li->rows % mult || li->cols % mult)
-            return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                              "%s is %lld x %lld (out x in): %d-bit packing needs both to be "
-                              "multiples of %lld",
-                              li->name, (long long)li->rows, (long long)li->cols, q->bits,
-                              (long long)mult);
     }
     if (!p->rtn) {
         const gptq_pipeline_options *o = p->o;
@@ -190,7 +185,7 @@ static int plan(pl *p)
                 gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
                 if (pass == 1) {
                     const int64_t qz[2] = {ng, N * b / 32};
-                    snprintf(name, sizeof name, "%s.qzeros", prefix);
+                    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
                     if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qz))) return st;
                     s->qbytes += (uint64_t)(ng * N * b / 32) * 4;
                     continue;
@@ -204,16 +199,16 @@ static int plan(pl *p)
                 s->qsrc_bytes += info.nbytes;
                 s->qweights += (uint64_t)(N * K);
                 const int64_t qw[2] = {K * b / 32, N}, sc[2] = {ng, N};
-                snprintf(name, sizeof name, "%s.qweight", prefix);
+                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
                 if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qw))) return st;
-                snprintf(name, sizeof name, "%s.scales", prefix);
+                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
                 if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 2, sc))) return st;
-                snprintf(name, sizeof name, "%s.g_idx", prefix);
+                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
                 if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 1, &K))) return st;
                 s->qbytes += (uint64_t)(K * b / 32 * N) * 4 + (uint64_t)(ng * N) * 2 +
                              (uint64_t)K * 4;
                 if (li->has_bias) {
-                    snprintf(name, sizeof name, "%s.bias", prefix);
+                    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
                     if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 1, &N))) return st;
                 }
             }
@@ -320,14 +315,14 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
     }
 
     const int b = p->o->q.bits;
-    snprintf(name, sizeof name, "%s.qweight", prefix);
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
     st = gptq_ckpt_write(p->ck, name, pk.qweight, (size_t)(C * b / 32 * R) * 4);
-    snprintf(name, sizeof name, "%s.scales", prefix);
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
     if (!st) st = gptq_ckpt_write(p->ck, name, pk.scales, (size_t)(res.ngroups * R) * 2);
-    snprintf(name, sizeof name, "%s.g_idx", prefix);
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
     if (!st) st = gptq_ckpt_write(p->ck, name, pk.g_idx, (size_t)C * 4);
     if (!st && li->has_bias) {
-        snprintf(name, sizeof name, "%s.bias", prefix);
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
         bias16 = gptq_malloc((size_t)R * 2, "bias");
         bias32 = gptq_malloc((size_t)R * 4, "bias");
         if (!bias16 || !bias32) st = GPTQ_ERR_NOMEM;
@@ -571,7 +566,7 @@ static int write_qzeros(pl *p)
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
             st = gptq_qzeros_pack(p->zeros[zi], ng, N, b, p->stats->format, qz);
             if (st) gptq_error_prefix(st, "%s", prefix);
-            snprintf(name, sizeof name, "%s.qzeros", prefix);
+            gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
             if (!st) st = gptq_ckpt_write(p->ck, name, qz, (size_t)(ng * N * b / 32) * 4);
             free(qz);
         }
@@ -594,8 +589,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     p->t0 = gptq_now();
     p->rtn = o->q.method == GPTQ_METHOD_RTN;
     p->hook_group = -1;
-    if (o->format != GPTQ_PIPELINE_FORMAT_AUTO && o->format != GPTQ_FORMAT_V1 &&
-        o->format != GPTQ_FORMAT_V2)
+    if (o->format != GPTQ_PIPELINE_FORMAT_AUTO && !gptq_format_get((gptq_format)o->format))
         return gptq_error(GPTQ_ERR_INVALID, "format %d: auto (0), gptq (1) or gptq_v2 (2)",
                           o->format);
     int st = gptq_ckpt_check_out(out_dir, model_dir, o->overwrite);
@@ -648,8 +642,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     if (st) goto done;
 
     /* the zero-point format over the whole model */
-    stats->format = o->format == GPTQ_FORMAT_V2 ? GPTQ_FORMAT_V2
-                    : o->format == GPTQ_FORMAT_V1 ? GPTQ_FORMAT_V1
+    stats->format = o->format != GPTQ_PIPELINE_FORMAT_AUTO ? (gptq_format)o->format
                     : stats->zero0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
     progress(p, p->nlayers, "finish", 1.0);
     tw = gptq_now();

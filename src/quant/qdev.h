@@ -1,24 +1,11 @@
 /*
- * qdev.h — packed tensors on a backend, and the layer solve that keeps the
- * weight there (internal to libgptq: the model pipeline's GPU path).
+ * qdev.h — the layer solve that keeps the weight on the backend (internal
+ * to libgptq: the model pipeline's GPU path).
  */
 #ifndef GPTQ_QUANT_QDEV_H
 #define GPTQ_QUANT_QDEV_H
 
 #include "../internal.h"
-
-/* The four tensors of a gptq_packed in buffers of one backend, and the
- * vtable's view of them (t points into these buffers). */
-typedef struct gptq_qdev {
-    gptq_buf *qweight, *qzeros, *scales, *g_idx;
-    gptq_qtensor t;
-} gptq_qdev;
-
-/* Upload p (checked first: shapes, g_idx) as format fmt. with_qweight 0:
- * qweight is not uploaded (the caller's device buffer is put in t.qweight). */
-int gptq_qdev_upload(gptq_backend *be, const gptq_packed *p, gptq_format fmt, int with_qweight,
-                     gptq_qdev *out);
-void gptq_qdev_free(gptq_backend *be, gptq_qdev *q);
 
 /* GPTQ for a weight that lives on the backend: W (R, C) f32, a buffer of be,
  * and h accumulated on be: the solve of gptq_quantize_layer_h (the same

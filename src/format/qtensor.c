@@ -1,10 +1,10 @@
 /*
- * pack_dev.c — packed tensors on a backend (qdev.h) and the public
+ * qtensor.c — packed tensors on a backend (format.h) and the public
  * dequantize / A16 matmul through a backend's ops (gptq.h).
  */
 #include <string.h>
 
-#include "qdev.h"
+#include "format.h"
 
 void gptq_qdev_free(gptq_backend *be, gptq_qdev *q)
 {
@@ -42,7 +42,7 @@ int gptq_qdev_upload(gptq_backend *be, const gptq_packed *p, gptq_format fmt, in
     }
     out->t = (gptq_qtensor){.qweight = out->qweight, .qzeros = out->qzeros,
                             .scales = out->scales, .g_idx = out->g_idx, .bits = b,
-                            .zero_add = fmt == GPTQ_FORMAT_V1 ? 1 : 0, .K = K, .N = N,
+                            .zero_add = gptq_format_get(fmt)->zero_offset, .K = K, .N = N,
                             .ngroups = ng};
     return GPTQ_OK;
 }

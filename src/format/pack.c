@@ -1,8 +1,8 @@
 /*
- * pack.c — the checkpoint tensors of the "gptq" format: packing a layer
- * result into qweight / qzeros / scales / g_idx, unpacking them again, the
- * reference dequantizer and the reference A16 matmul that kernels diff
- * against.
+ * pack.c — the checkpoint tensors of the GPTQ formats (format.h): packing
+ * a layer result into qweight / qzeros / scales / g_idx, unpacking them
+ * again, the reference dequantizer and the reference A16 matmul that
+ * kernels diff against.
  *
  * Dimension letters: K = in_features (cols of W), N = out_features (rows of
  * W), b = bits, G = group size, ngroups = ceil(K/G), M = rows of X.
@@ -24,18 +24,19 @@
  * 10 (bits 30..32) and 21 (bits 63..65) straddle two words. Words are the
  * signed int32 view of the uint32 pattern (int32_t and uint32_t may alias).
  *
- * Zero points: v1 ("gptq") stores z - 1 in each field and readers add 1 back;
- * v2 ("gptq_v2") stores z. The -1 is applied per field, never to the packed
- * word (GPTQModel's word-wise subtraction is wrong for 3 bits, and for a zero
- * of 0 borrows from the neighbouring field: vLLM issue #26343). A zero of 0
- * has no v1 field at all, so gptq_pack refuses it and names v2 or sym.
+ * Zero points (the formats' zero_offset): v1 ("gptq") stores z - 1 in each
+ * field and readers add 1 back; v2 ("gptq_v2") stores z. The -1 is applied
+ * per field, never to the packed word (GPTQModel's word-wise subtraction is
+ * wrong for 3 bits, and for a zero of 0 borrows from the neighbouring field:
+ * vLLM issue #26343). A zero of 0 has no v1 field at all, so gptq_pack
+ * refuses it and names v2 or sym.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../internal.h"
+#include "format.h"
 
 /* ------------------------------------------------------------------ */
 /* Bit streams                                                         */
@@ -86,34 +87,19 @@ static uint32_t br_get(bit_reader *r, int bits)
 /* Checks                                                              */
 /* ------------------------------------------------------------------ */
 
-static int check_bits_fmt(const char *fn, int bits, gptq_format fmt)
+/* bits and fmt are a format's (GPTQ_ERR_INVALID); K and N fill whole words
+ * and ngroups is one of 1..K (GPTQ_ERR_SHAPE). */
+static int check_layout(const char *fn, int bits, gptq_format fmt, int64_t K, int64_t N,
+                        int64_t ngroups)
 {
-    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
-        return gptq_error(GPTQ_ERR_INVALID, "%s: bits = %d, the gptq format packs 2, 3, 4 or 8",
-                          fn, bits);
-    if (fmt != GPTQ_FORMAT_V1 && fmt != GPTQ_FORMAT_V2)
+    if (gptq_format_check_bits(GPTQ_ERR_INVALID, "bits =", bits))
+        return gptq_error_prefix(GPTQ_ERR_INVALID, "%s", fn);
+    if (!gptq_format_get(fmt))
         return gptq_error(GPTQ_ERR_INVALID,
                           "%s: format %d is neither GPTQ_FORMAT_V1 (1) nor GPTQ_FORMAT_V2 (2)",
                           fn, (int)fmt);
-    return GPTQ_OK;
-}
-
-/* K and N must fill whole words: K*b and N*b multiples of 32, i.e.
- * multiples of 32/b for b = 2, 4, 8 and of 32 for b = 3. */
-static int check_dims(const char *fn, int bits, int64_t K, int64_t N, int64_t ngroups)
-{
-    int64_t mult = bits == 3 ? 32 : 32 / bits;
-    if (K <= 0 || N <= 0)
-        return gptq_error(GPTQ_ERR_SHAPE, "%s: in_features K = %lld and out_features N = %lld "
-                          "must be positive", fn, (long long)K, (long long)N);
-    if (K % mult != 0)
-        return gptq_error(GPTQ_ERR_SHAPE, "%s: %d-bit qweight packs along in_features: "
-                          "K = %lld must be a multiple of %lld", fn, bits, (long long)K,
-                          (long long)mult);
-    if (N % mult != 0)
-        return gptq_error(GPTQ_ERR_SHAPE, "%s: %d-bit qzeros packs along out_features: "
-                          "N = %lld must be a multiple of %lld", fn, bits, (long long)N,
-                          (long long)mult);
+    if (gptq_format_check_dims(GPTQ_ERR_SHAPE, bits, N, K))
+        return gptq_error_prefix(GPTQ_ERR_SHAPE, "%s", fn);
     if (ngroups < 1 || ngroups > K)
         return gptq_error(GPTQ_ERR_SHAPE, "%s: ngroups = %lld outside [1, K = %lld]", fn,
                           (long long)ngroups, (long long)K);
@@ -126,9 +112,7 @@ int gptq_packed_check(const char *fn, const gptq_packed *p, gptq_format fmt, int
                       int need_qzeros, int need_scales_gidx)
 {
     if (!p) return gptq_error(GPTQ_ERR_INVALID, "%s: packed tensors are NULL", fn);
-    int st = check_bits_fmt(fn, p->bits, fmt);
-    if (st) return st;
-    st = check_dims(fn, p->bits, p->in_features, p->out_features, p->ngroups);
+    int st = check_layout(fn, p->bits, fmt, p->in_features, p->out_features, p->ngroups);
     if (st) return st;
     if ((need_qweight && !p->qweight) || (need_qzeros && !p->qzeros) ||
         (need_scales_gidx && (!p->scales || !p->g_idx)))
@@ -202,9 +186,7 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
     if (!r) return gptq_error(GPTQ_ERR_INVALID, "%s: layer result is NULL", fn);
     const int b = r->bits;
     const int64_t N = r->rows, K = r->cols, ngroups = r->ngroups;
-    int st = check_bits_fmt(fn, b, fmt);
-    if (st) return st;
-    st = check_dims(fn, b, K, N, ngroups);
+    int st = check_layout(fn, b, fmt, K, N, ngroups);
     if (st) return st;
     if (r->group_size > 0 && ngroups != (K + r->group_size - 1) / r->group_size)
         return gptq_error(GPTQ_ERR_SHAPE, "%s: ngroups = %lld but ceil(K = %lld / group_size = %d) = %lld",
@@ -214,7 +196,7 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
         return gptq_error(GPTQ_ERR_INVALID, "%s: layer result lacks codes, scales, zeros or g_idx", fn);
 
     const uint32_t maxq = (1u << b) - 1u;
-    const int32_t zmin = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
+    const int32_t zmin = gptq_format_get(fmt)->zero_offset;
 
     /* Validate everything before allocating: nothing half-written escapes.
      * The scans are min-reductions (the first bad element in memory order,
@@ -231,13 +213,13 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
 #pragma omp parallel for reduction(min : bad) schedule(static) if (ngroups * N > (1 << 16))
     for (int64_t i = 0; i < ngroups * N; i++) {
         const int32_t z = r->zeros[i];
-        if ((z == 0 && zmin == 1) || z < 0 || (uint32_t)z > maxq)
+        if (z < zmin || (uint32_t)z > maxq)
             if (i < bad) bad = i;
     }
     if (bad != INT64_MAX) {
         const int64_t g = bad / N, n = bad % N;
         const int32_t z = r->zeros[bad];
-        if (z == 0 && zmin == 1)
+        if (z == 0) /* below zmin: v1 */
             return gptq_error(GPTQ_ERR_INVALID, "%s: zero point 0 at group %lld, row %lld "
                               "cannot be stored in the v1 \"gptq\" format (it stores z - 1 and a "
                               "-1 field borrows from its neighbour in readers): write "
@@ -287,6 +269,31 @@ int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)
     return GPTQ_OK;
 }
 
+int gptq_qzeros_pack(const uint8_t *zeros, // (ngroups, N)
+                     int64_t ngroups, int64_t N, int bits, gptq_format fmt,
+                     int32_t *qzeros) // (ngroups, N*bits/32)
+{
+    /* only N is packed here: 32 stands for a K that fits every width */
+    int st = gptq_format_check_dims(GPTQ_ERR_INVALID, bits, N, 32);
+    if (st) return gptq_error_prefix(st, "qzeros");
+    const gptq_format_traits *t = gptq_format_get(fmt);
+    if (!t) return gptq_error(GPTQ_ERR_INVALID, "qzeros: format %d is not a GPTQ format", (int)fmt);
+    const uint32_t maxq = (1u << bits) - 1u;
+    for (int64_t g = 0; g < ngroups; g++) {
+        bit_writer w = {(uint32_t *)qzeros + g * (N * bits / 32), 1, 0, 0};
+        for (int64_t n = 0; n < N; n++) {
+            const int z = zeros[g * N + n];
+            if (z < t->zero_offset || (uint32_t)z > maxq)
+                return gptq_error(GPTQ_ERR_INVALID,
+                                  "qzeros: zero point %d at group %lld, row %lld cannot be stored "
+                                  "in the \"%s\" format",
+                                  z, (long long)g, (long long)n, t->name);
+            bw_put(&w, (uint32_t)(z - t->zero_offset), bits);
+        }
+    }
+    return GPTQ_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* Unpack and dequantize                                               */
 /* ------------------------------------------------------------------ */
@@ -302,7 +309,7 @@ int gptq_unpack(const gptq_packed *p, gptq_format fmt,
     if (st) return st;
     const int b = p->bits;
     const int64_t K = p->in_features, N = p->out_features, ngroups = p->ngroups;
-    const int32_t zadd = fmt == GPTQ_FORMAT_V1 ? 1 : 0;
+    const int32_t zadd = gptq_format_get(fmt)->zero_offset;
     if (codes_kn)
 #pragma omp parallel for schedule(static) if (N * K > (1 << 20))
         for (int64_t n = 0; n < N; n++) {
