@@ -39,8 +39,9 @@ extern "C" {
 #endif
 
 /* Bump on any change of this struct or of a slot's meaning. */
-/* 2: linear_fast; 3: the packed-tensor ops; 4: supports_op (a backend may
- * decline an op at run time) */
+/* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
+ * dead_columns, w_hat left in W; hessian_finish and dot required) and
+ * supports_op (a backend may decline an op at run time) */
 #define GPTQ_BACKEND_ABI_VERSION 4u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
@@ -68,11 +69,12 @@ typedef struct gptq_grid_params {
  *   w_hat = s * (q - z)
  *   e     = (w - w_hat) / U[j, j]
  *   W[:, j+1 : j0+nb) -= e * U[j, j+1 : j0+nb)
- *   Err[:, j-j0] = e;  loss[r] += (w - w_hat)^2 / U[j,j]^2 / 2
+ *   W[:, j] = w_hat;  Err[:, j-j0] = e;  loss[r] += (w - w_hat)^2 / U[j,j]^2 / 2
+ * (after the last block W holds the dequantized weight, f32 scales).
  * The core then applies W[:, j0+nb:] -= Err * U[j0:j0+nb, j0+nb:] (gemm).
  * RTN is this op with U = I. */
 typedef struct gptq_block_args {
-    gptq_buf *W;            /* (R, C) f32; columns of the block are consumed */
+    gptq_buf *W;            /* (R, C) f32; columns of the block become w_hat */
     int64_t R, C;
     const gptq_buf *U;      /* (C, C) f32 upper: U^T U = H^-1; NULL = identity
                                (RTN: no error feedback, U_jj = 1) */
@@ -137,6 +139,7 @@ typedef enum gptq_op {
     GPTQ_OP_MATMUL_Q,
     GPTQ_OP_GATHER,
     GPTQ_OP_TO_F32,
+    GPTQ_OP_DEAD_COLUMNS,
     GPTQ_OP_COUNT
 } gptq_op;
 
@@ -261,19 +264,21 @@ typedef struct gptq_backend_iface {
      * solve and the Hessian never use it. NULL: the core uses gemm. */
     int (*linear_fast)(void *ctx, int64_t M, int64_t N, int64_t K, const gptq_buf *X,
                        size_t x_off, const gptq_buf *W, size_t w_off, gptq_buf *Y, size_t y_off);
-    /* OPTIONAL. The Hessian where it was accumulated, without a trip to the
-     * host: H[i][j] = scale * S[i][j] (one f32 product each), then
-     * H[i][i] += lambda (one f32 sum) — the host's own operations, so the
-     * result is the same bits. H NULL: only the diagonal. diag (C) host out,
-     * or NULL: the scaled diagonal before lambda. S (C, C) stays as it is
-     * (H must be another buffer). NULL slot: the core downloads S. */
+    /* The Hessian where it was accumulated, without a trip to the host:
+     * H[i][j] = scale * S[i][j] (one f32 product each), then H[i][i] +=
+     * lambda (one f32 sum) — the host's own operations, so the result is the
+     * same bits (scale 1: a copy plus lambda). H NULL: only the diagonal.
+     * diag (C) host out, or NULL: the scaled diagonal before lambda. S (C, C)
+     * stays as it is (H must be another buffer). */
     int (*hessian_finish)(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
                           float lambda, float *diag);
-    /* OPTIONAL. *out = sum of A[i] * B[i] over n floats, each product and
-     * the sum in double, in an order of the backend's choosing but the same
-     * on every call. NULL: the core downloads B and sums on the host. */
-    int (*dot)(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
-               int64_t n, double *out);
+    /* *out = sum over A, B, D (R, C) f32 of (A[i] - D[i]) * (B[i] - D[i])
+     * (D NULL: A[i] * B[i]), each difference and product in double. The
+     * CPU sums each row in column order, then the rows in order (so its
+     * statistics are a function of the inputs); another backend in an order
+     * of its choosing, the same on every call. */
+    int (*dot)(void *ctx, const gptq_buf *A, const gptq_buf *B, const gptq_buf *D, int64_t R,
+               int64_t C, double *out);
 
     /* ---- since ABI 3: the packed tensors (reference arithmetic, exact) ---- */
     /* Pack codes into a qweight: codes (R, C) u8 row-major (output row r,
@@ -312,6 +317,10 @@ typedef struct gptq_backend_iface {
                   int dtype);
 
     /* ---- since ABI 4 ---- */
+    /* GPTQ's dead inputs (no calibration signal): for every column i with
+     * H[i][i] == 0, H[i][i] = 1 and W[r][i] = 0 for every r. H (C, C) f32,
+     * W (R, C) f32, both in place. */
+    int (*dead_columns)(void *ctx, gptq_buf *H, gptq_buf *W, int64_t R, int64_t C);
     /* OPTIONAL. 1 when the backend runs op on this device, 0 when it
      * declines it (e.g. linear_fast on a device without matrix units); asked
      * only for ops whose slot is filled. A backend must not decline an op the

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quant/solve.h"
 
 #define CHUNK 4096 /* rows per hessian_accumulate call */
 #define NXBUF 4    /* distinct device batches of X */
@@ -171,57 +172,22 @@ static void finish_h(float *H, int64_t C, int64_t n)
     for (int64_t i = 0; i < C; i++) H[i * C + i] += lambda;
 }
 
-typedef struct solve_bufs {
-    gptq_buf *W, *U, *scale, *zero, *codes, *Err, *loss, *gidx;
-} solve_bufs;
-
-/* The blocks of the solve: gptq_block, then the lazy update gemm. */
-static void run_blocks(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C, int64_t G, int64_t B,
-                       const gptq_grid_params *gp)
+/* The solve's buffers (solve.h), group j / G at position j. */
+static void bufs_alloc(gptq_backend *be, gptq_solve_bufs *b, int64_t R, int64_t C, int64_t G,
+                       int64_t B)
 {
-    const gptq_backend_iface *it = be->iface;
-    for (int64_t j0 = 0; j0 < C; j0 += B) {
-        const int64_t nb = B < C - j0 ? B : C - j0;
-        gptq_block_args a = {
-            .W = b->W, .R = R, .C = C, .U = b->U, .j0 = j0, .nb = nb, .group_size = G,
-            .grid_given = 0, .gidx = b->gidx, .scale = b->scale, .zero = b->zero,
-            .codes = b->codes, .Err = b->Err, .loss = b->loss, .grid = *gp,
-        };
-        check(it->gptq_block(be->ctx, &a), "gptq_block");
-        if (j0 + nb < C)
-            check(it->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, -1.0f, b->Err, 0, nb, b->U,
-                           (size_t)(j0 * C + j0 + nb), C, 1.0f, b->W, (size_t)(j0 + nb), C),
-                  "gemm (lazy update)");
-    }
-}
-
-static void bufs_alloc(gptq_backend *be, solve_bufs *b, int64_t R, int64_t C, int64_t G, int64_t B)
-{
-    const int64_t ngroups = (C + G - 1) / G;
-    b->W = dalloc(be, (size_t)(R * C) * 4, "W");
-    b->U = dalloc(be, (size_t)(C * C) * 4, "H/U");
-    b->scale = dalloc(be, (size_t)(ngroups * R) * 4, "scales");
-    b->zero = dalloc(be, (size_t)(ngroups * R) * 4, "zeros");
-    b->codes = dalloc(be, (size_t)(R * C), "codes");
-    b->Err = dalloc(be, (size_t)(R * B) * 4, "errors");
-    b->loss = dalloc(be, (size_t)R * 8, "losses");
-    b->gidx = dalloc(be, (size_t)C * 4, "gidx");
+    if (gptq_solve_bufs_alloc(be, b, R, C, (C + G - 1) / G, B, 1)) die("alloc");
     int32_t *gidx = xmalloc((size_t)C * 4);
     for (int64_t j = 0; j < C; j++) gidx[j] = (int32_t)(j / G);
     up(be, b->gidx, gidx, (size_t)C * 4);
     free(gidx);
 }
 
-static void bufs_free(gptq_backend *be, solve_bufs *b)
+/* The blocks of the solve: the library's loop (gptq_block, lazy-update gemm). */
+static void run_blocks(gptq_backend *be, const gptq_solve_bufs *b, int64_t R, int64_t C,
+                       int64_t G, int64_t B, const gptq_grid_params *gp)
 {
-    gptq_be_free(be, b->W);
-    gptq_be_free(be, b->U);
-    gptq_be_free(be, b->scale);
-    gptq_be_free(be, b->zero);
-    gptq_be_free(be, b->codes);
-    gptq_be_free(be, b->Err);
-    gptq_be_free(be, b->loss);
-    gptq_be_free(be, b->gidx);
+    if (gptq_solve_blocks(be, b, R, C, G, B, 0, gp, NULL)) die("the blocks");
 }
 
 static double rel_frob(const float *a, const float *b, size_t n)
@@ -286,7 +252,7 @@ static int validate(gptq_backend *be, int bits, int64_t G, int64_t B)
     double loss[2];
     for (int k = 0; k < 2; k++) {
         g_be = bes[k];
-        solve_bufs b;
+        gptq_solve_bufs b;
         bufs_alloc(bes[k], &b, R, C, G, B);
         up(bes[k], b.W, W, (size_t)(R * C) * 4);
         up(bes[k], b.U, Uc, (size_t)(C * C) * 4);
@@ -298,7 +264,7 @@ static int validate(gptq_backend *be, int bits, int64_t G, int64_t B)
         loss[k] = 0.0;
         for (int64_t r = 0; r < R; r++) loss[k] += l[r];
         free(l);
-        bufs_free(bes[k], &b);
+        gptq_solve_bufs_free(bes[k], &b);
     }
     int64_t same = 0;
     for (int64_t i = 0; i < R * C; i++) same += codes[0][i] == codes[1][i];
@@ -538,7 +504,7 @@ int main(int argc, char **argv)
         finish_h(H, C, tokens);
         float *W = xmalloc((size_t)(R * C) * 4);
         fill_w(W, R * C, 42);
-        solve_bufs b;
+        gptq_solve_bufs b;
         bufs_alloc(be, &b, R, C, G, B);
         gptq_grid_params gp = {bits, 0, 0, 2.4f, 100, 0.8f};
         double tc[99], tb[99], ts[99], loss = 0.0;
@@ -582,7 +548,7 @@ int main(int argc, char **argv)
             for (int64_t r = 0; r < R; r++) loss += l[r];
             free(l);
         }
-        bufs_free(be, &b);
+        gptq_solve_bufs_free(be, &b);
         double mh = median(th, reps), mc = median(tc, reps), mb = median(tb, reps),
                ms = median(ts, reps);
         double hflops = (double)tokens * (double)C * (double)(C + 1);

@@ -50,13 +50,14 @@ static const struct {
     OP_SLOT(GPTQ_OP_BIAS_ADD, bias_add, 0),
     OP_SLOT(GPTQ_OP_CROSS_ENTROPY, cross_entropy, 0),
     OP_SLOT(GPTQ_OP_LINEAR_FAST, linear_fast, 0),
-    OP_SLOT(GPTQ_OP_HESSIAN_FINISH, hessian_finish, 0),
-    OP_SLOT(GPTQ_OP_DOT, dot, 0),
+    OP_SLOT(GPTQ_OP_HESSIAN_FINISH, hessian_finish, 1),
+    OP_SLOT(GPTQ_OP_DOT, dot, 1),
     OP_SLOT(GPTQ_OP_PACK_CODES, pack_codes, 1),
     OP_SLOT(GPTQ_OP_DEQUANTIZE, dequantize, 1),
     OP_SLOT(GPTQ_OP_MATMUL_Q, matmul_q, 1),
     OP_SLOT(GPTQ_OP_GATHER, gather, 1),
     OP_SLOT(GPTQ_OP_TO_F32, to_f32, 1),
+    OP_SLOT(GPTQ_OP_DEAD_COLUMNS, dead_columns, 1),
 };
 
 static int slot_filled(const gptq_backend_iface *it, gptq_op op)

@@ -258,9 +258,9 @@ int gptq_quantize_layer(gptq_backend *be, const float *W, int64_t rows, int64_t 
                         gptq_layer_result *res);
 /* The same with the Hessian as gptq_hessian_add left it (H = 2/n sum X^T X,
  * on h's backend, which must be be): the result is the same bits as
- * gptq_hessian_get + gptq_quantize_layer. On a GPU backend that can finish
- * the Hessian in place (and without act-order or dead columns) H never
- * comes to the host: two transfers of cols^2 floats fewer per layer. */
+ * gptq_hessian_get + gptq_quantize_layer. H never comes to the host (it is
+ * finished where it was accumulated): two transfers of cols^2 floats fewer
+ * per layer on a GPU. RTN ignores h. */
 int gptq_quantize_layer_h(gptq_backend *be, const float *W, int64_t rows, int64_t cols,
                           gptq_hessian *h, const gptq_quant_config *cfg, gptq_layer_result *res);
 void gptq_layer_result_free(gptq_layer_result *res);

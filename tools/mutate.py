@@ -36,6 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUANT = "backends/cpu/cpu_quant.c"
 DRIVER = "src/quant/gptq.c"
+SOLVE = "src/quant/solve.c"
+LINALG = "backends/cpu/cpu_linalg.c"
 PACK = "src/format/pack.c"
 FORMAT = "src/format/format.c"
 FWD_CPU = "backends/cpu/cpu_forward.c"
@@ -108,12 +110,12 @@ MUTANTS = [
      "loss[r] += diff * diff / ((double)d * (double)d) / 2.0;",
      "loss[r] += diff * diff / ((double)d * (double)d);", Q_SOLVE),
     # --- lazy update ----------------------------------------------------------
-    ("lazy-sign", "lazy update: later blocks get +E U", DRIVER,
+    ("lazy-sign", "lazy update: later blocks get +E U", SOLVE,
      "be->iface->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, -1.0f, b->Err, 0,",
      "be->iface->gemm(be->ctx, 0, 0, R, C - j0 - nb, nb, 1.0f, b->Err, 0,", Q_SOLVE),
-    ("lazy-first", "lazy update: skipped after the first block", DRIVER,
-     "if (!st && !rtn && j0 + nb < C)\n", "if (!st && !rtn && j0 + nb < C && j0 > 0)\n", Q_SOLVE),
-    ("lazy-offset", "lazy update: U read one column early", DRIVER,
+    ("lazy-first", "lazy update: skipped after the first block", SOLVE,
+     "if (!st && b->U && j0 + nb < C)\n", "if (!st && b->U && j0 + nb < C && j0 > 0)\n", Q_SOLVE),
+    ("lazy-offset", "lazy update: U read one column early", SOLVE,
      "nb, b->U, (size_t)(j0 * C + j0 + nb), C, 1.0f,",
      "nb, b->U, (size_t)(j0 * C + j0 + nb - 1), C, 1.0f,", Q_SOLVE),
     # --- damp schedule ---------------------------------------------------------
@@ -131,14 +133,14 @@ MUTANTS = [
      ["gptq:gptq/damp_retry_reported", "gptq:gptq/not_positive_definite_after_damping"]),
     # --- Hessian -------------------------------------------------------------
     ("hessian-scale", "Hessian scale: 1/n instead of 2/n", DRIVER,
-     "const float f = (float)(2.0 / (double)h->n);", "const float f = (float)(1.0 / (double)h->n);",
+     "return (float)(2.0 / (double)h->n);", "return (float)(1.0 / (double)h->n);",
      ["ref", "gptq", "cpu_linalg"]),
     ("hessian-count", "Hessian count: batches counted, not rows", DRIVER,
      "        if (st) return st;\n    }\n    h->n += n;\n    return GPTQ_OK;\n}\n\nint gptq_hessian_add_buf",
      "        if (st) return st;\n    }\n    h->n += 1;\n    return GPTQ_OK;\n}\n\nint gptq_hessian_add_buf",
      ["ref", "gptq", "cpu_linalg"]),
-    ("dead-col", "dead columns: W not zeroed", DRIVER,
-     "for (int64_t r = 0; r < R; r++) Wt[r * C + i] = 0.0f;", "",
+    ("dead-col", "dead columns: W not zeroed", LINALG,
+     "for (int64_t r = 0; r < R; r++) w[r * C + i] = 0.0f;", "",
      ["gptq:gptq/dead_column", "ref"]),
     # --- act-order, group index, g_idx --------------------------------------------
     ("actorder-asc", "act-order: ascending diag(H)", DRIVER,
@@ -155,7 +157,7 @@ MUTANTS = [
      "res->g_idx[perm[j]] = cfg->static_groups", "res->g_idx[j] = cfg->static_groups",
      ["ref", "gptq:gptq/act_order_and_static_groups_indices", "exact"]),
     ("perm-codes", "act-order: codes left in quantization order", DRIVER,
-     "res->codes[r * C + perm[j]] = codes_p[r * C + j];", "res->codes[r * C + j] = codes_p[r * C + j];",
+     "ipb, 1),", "NULL, 1),",
      ["exact", "ref"]),
     # --- packing, zero offsets, g_idx in the checkpoint ------------------------------
     ("pack-flush", "packing: a word flushed only past 32 bits", PACK,

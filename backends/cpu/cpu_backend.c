@@ -1,6 +1,6 @@
 /*
  * cpu_backend.c — the CPU reference backend's table, context and memory.
- * The arithmetic lives in cpu_linalg.c (GEMM, Hessian, Cholesky),
+ * The arithmetic lives in cpu_linalg.c (GEMM, Hessian, Cholesky, dot),
  * cpu_quant.c (grids, the GPTQ block) and cpu_forward.c (model ops).
  * Why its results are bit-exact: see cpu_impl.h.
  */
@@ -158,6 +158,9 @@ static const gptq_backend_iface k_cpu_iface = {
     .cholesky_inverse_upper = cpu_cholesky_inverse_upper,
     .quant_grid = cpu_quant_grid,
     .gptq_block = cpu_gptq_block,
+    .hessian_finish = cpu_hessian_finish,
+    .dot = cpu_dot,
+    .dead_columns = cpu_dead_columns,
     /* forward ops: cpu_forward.c */
     .embedding = cpu_embedding,
     .rmsnorm = cpu_rmsnorm,

@@ -54,6 +54,11 @@ int cpu_gemm(void *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t 
 int cpu_hessian_accumulate(void *ctx, gptq_buf *S, const gptq_buf *X, size_t x_off, int64_t n,
                            int64_t C);
 int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, int64_t C, int64_t *bad_col);
+int cpu_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
+                       float lambda, float *diag);
+int cpu_dot(void *ctx, const gptq_buf *A, const gptq_buf *B, const gptq_buf *D, int64_t R,
+            int64_t C, double *out);
+int cpu_dead_columns(void *ctx, gptq_buf *H, gptq_buf *W, int64_t R, int64_t C);
 
 /* cpu_quant.c: grids and the GPTQ block loop. */
 int cpu_quant_grid(void *ctx, const gptq_buf *W, int64_t R, int64_t C, int64_t c0, int64_t g,

@@ -477,3 +477,88 @@ int cpu_cholesky_inverse_upper(void *ctx, gptq_buf *H, // (C, C) f32, in place
     }
     return GPTQ_OK;
 }
+
+/* ------------------------------------------------------------------------
+ * hessian_finish, dot, dead_columns: the layer solve's host arithmetic
+ * ---------------------------------------------------------------------- */
+
+int cpu_hessian_finish(void *ctx, const gptq_buf *S, // (C, C) f32
+                       gptq_buf *H,                  // (C, C) f32 or NULL
+                       int64_t C, float scale, float lambda, float *diag)
+{
+    cpu_ctx *cx = ctx;
+    if (C <= 0)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "hessian_finish: C=%lld", (long long)C);
+    int st = la_check_view(cx, "hessian_finish", "S", S, 0, C, C, C);
+    if (!st && H) st = la_check_view(cx, "hessian_finish", "H", H, 0, C, C, C);
+    if (st) return st;
+    if (H == S) return cpu_fail(cx, GPTQ_ERR_INVALID, "hessian_finish: H must not be S");
+    const float *s = CPU_CF32(S, 0);
+    if (diag)
+        for (int64_t i = 0; i < C; i++) diag[i] = s[i * C + i] * scale;
+    if (!H) return GPTQ_OK;
+    float *h = CPU_F32(H, 0);
+#pragma omp parallel for schedule(static) if (C > 1024)
+    for (int64_t i = 0; i < C; i++) {
+        for (int64_t j = 0; j < C; j++) h[i * C + j] = s[i * C + j] * scale;
+        h[i * C + i] += lambda;
+    }
+    return GPTQ_OK;
+}
+
+/* Row r of dot: its C terms summed in column order. */
+static double dot_row(const float *a, const float *b, const float *d, int64_t r, int64_t C)
+{
+    double s = 0.0;
+    for (int64_t j = r * C; j < (r + 1) * C; j++) {
+        const double dj = d ? (double)d[j] : 0.0;
+        s += ((double)a[j] - dj) * ((double)b[j] - dj);
+    }
+    return s;
+}
+
+int cpu_dot(void *ctx, const gptq_buf *A, const gptq_buf *B, const gptq_buf *D, // (R, C) f32
+            int64_t R, int64_t C, double *out)
+{
+    cpu_ctx *cx = ctx;
+    *out = 0.0;
+    if (R < 0 || C < 0)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "dot: shape (%lld, %lld)", (long long)R,
+                        (long long)C);
+    int st = la_check_view(cx, "dot", "A", A, 0, R, C, C > 0 ? C : 1);
+    if (!st) st = la_check_view(cx, "dot", "B", B, 0, R, C, C > 0 ? C : 1);
+    if (!st && D) st = la_check_view(cx, "dot", "D", D, 0, R, C, C > 0 ? C : 1);
+    if (st) return st;
+    /* rows in parallel into partials, then the partials in order: the same
+     * sum for any thread count */
+    double *part = la_alloc((size_t)(R > 0 ? R : 1) * sizeof(double));
+    if (!part) return cpu_fail(cx, GPTQ_ERR_NOMEM, "dot: out of memory (%lld rows)", (long long)R);
+    const float *a = CPU_CF32(A, 0), *b = CPU_CF32(B, 0), *d = D ? CPU_CF32(D, 0) : NULL;
+#pragma omp parallel for schedule(static) if (R * C > (1 << 20))
+    for (int64_t r = 0; r < R; r++) part[r] = dot_row(a, b, d, r, C);
+    double t = 0.0;
+    for (int64_t r = 0; r < R; r++) t += part[r];
+    free(part);
+    *out = t;
+    return GPTQ_OK;
+}
+
+int cpu_dead_columns(void *ctx, gptq_buf *H, // (C, C) f32
+                     gptq_buf *W,            // (R, C) f32
+                     int64_t R, int64_t C)
+{
+    cpu_ctx *cx = ctx;
+    if (R <= 0 || C <= 0)
+        return cpu_fail(cx, GPTQ_ERR_INVALID, "dead_columns: shape (%lld, %lld)", (long long)R,
+                        (long long)C);
+    int st = la_check_view(cx, "dead_columns", "H", H, 0, C, C, C);
+    if (!st) st = la_check_view(cx, "dead_columns", "W", W, 0, R, C, C);
+    if (st) return st;
+    float *h = CPU_F32(H, 0), *w = CPU_F32(W, 0);
+    for (int64_t i = 0; i < C; i++)
+        if (h[i * C + i] == 0.0f) {
+            h[i * C + i] = 1.0f;
+            for (int64_t r = 0; r < R; r++) w[r * C + i] = 0.0f;
+        }
+    return GPTQ_OK;
+}

@@ -136,6 +136,7 @@ int cpu_gptq_block(void *ctx, const gptq_block_args *a)
             const double diff = (double)w[j] - (double)what;
             loss[r] += diff * diff / ((double)d * (double)d) / 2.0;
             E[r * nb + (j - j0)] = e;
+            w[j] = what; /* the column is done: it holds the dequantized weight */
             if (U) {
                 const float *u = U + j * C;
                 for (int64_t k = j + 1; k < j0 + nb; k++) w[k] -= e * u[k];

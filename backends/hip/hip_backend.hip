@@ -346,6 +346,7 @@ static const gptq_backend_iface k_hip_iface = {
     .gather = hip_gather,
     .to_f32 = hip_to_f32,
     .supports_op = NULL, /* every filled slot runs on every device it opens */
+    .dead_columns = hip_dead_columns,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

@@ -140,8 +140,9 @@ int hip_gemm_raw(hip_ctx *c, int trans_a, int trans_b, int64_t M, int64_t N, int
 int hip_linear_fast(void *ctx, int64_t M, int64_t N, int64_t K, const gptq_buf *X, size_t x_off,
                     const gptq_buf *W, size_t w_off, gptq_buf *Y, size_t y_off);
 
-int hip_dot(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
-            int64_t n, double *out);
+int hip_dot(void *ctx, const gptq_buf *A, const gptq_buf *B, const gptq_buf *D, int64_t R,
+            int64_t C, double *out);
+int hip_dead_columns(void *ctx, gptq_buf *H, gptq_buf *W, int64_t R, int64_t C);
 int hip_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, float scale,
                        float lambda, float *diag);
 

@@ -406,13 +406,16 @@ __global__ void hessian_diag_kernel(const float *__restrict__ S, float *__restri
 #define DOT_THREADS 256
 __global__ __launch_bounds__(DOT_THREADS) void dot_partial_kernel(const float *__restrict__ a,
                                                                   const float *__restrict__ b,
+                                                                  const float *__restrict__ d,
                                                                   int64_t n, double *part)
 {
     __shared__ double sh[DOT_THREADS];
     double s = 0.0;
     for (int64_t i = (int64_t)blockIdx.x * DOT_THREADS + threadIdx.x; i < n;
-         i += (int64_t)DOT_BLOCKS * DOT_THREADS)
-        s += (double)a[i] * (double)b[i];
+         i += (int64_t)DOT_BLOCKS * DOT_THREADS) {
+        const double di = d ? (double)d[i] : 0.0;
+        s += ((double)a[i] - di) * ((double)b[i] - di);
+    }
     sh[threadIdx.x] = s;
     __syncthreads();
     for (int w = DOT_THREADS / 2; w > 0; w /= 2) {
@@ -431,19 +434,23 @@ __global__ void dot_final_kernel(double *part)
     }
 }
 
-int hip_dot(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
-            int64_t n, double *out)
+int hip_dot(void *ctx, const gptq_buf *A, const gptq_buf *B, const gptq_buf *D, int64_t R,
+            int64_t C, double *out)
 {
     hip_ctx *cx = (hip_ctx *)ctx;
-    if (n < 0) return hip_fail(cx, GPTQ_ERR_INVALID, "dot: n=%lld", (long long)n);
-    int st = hip_check_view(cx, "dot", "A", A, a_off, 1, n, n > 0 ? n : 1);
-    if (!st) st = hip_check_view(cx, "dot", "B", B, b_off, 1, n, n > 0 ? n : 1);
+    if (R < 0 || C < 0)
+        return hip_fail(cx, GPTQ_ERR_INVALID, "dot: shape (%lld, %lld)", (long long)R,
+                        (long long)C);
+    const int64_t n = R * C;
+    int st = hip_check_view(cx, "dot", "A", A, 0, 1, n, n > 0 ? n : 1);
+    if (!st) st = hip_check_view(cx, "dot", "B", B, 0, 1, n, n > 0 ? n : 1);
+    if (!st && D) st = hip_check_view(cx, "dot", "D", D, 0, 1, n, n > 0 ? n : 1);
     if (st) return st;
     *out = 0.0;
     if (n == 0) return GPTQ_OK;
     double *part = cx->dot_part;
-    dot_partial_kernel<<<DOT_BLOCKS, DOT_THREADS, 0, cx->stream>>>(HIP_CF32(A, a_off),
-                                                                   HIP_CF32(B, b_off), n, part);
+    dot_partial_kernel<<<DOT_BLOCKS, DOT_THREADS, 0, cx->stream>>>(
+        HIP_CF32(A, 0), HIP_CF32(B, 0), D ? HIP_CF32(D, 0) : NULL, n, part);
     st = hip_check_launch(cx, "dot");
     if (!st) {
         dot_final_kernel<<<1, 1, 0, cx->stream>>>(part);
@@ -486,6 +493,41 @@ int hip_hessian_finish(void *ctx, const gptq_buf *S, gptq_buf *H, int64_t C, flo
         if (!st && e != hipSuccess) return hip_fail_rt(cx, e, "hessian_finish (diagonal download)");
     }
     return st;
+}
+
+/* dead_columns: one thread per element of W (and of H's diagonal) */
+__global__ void dead_columns_kernel(float *__restrict__ H, float *__restrict__ W, int64_t R,
+                                    int64_t C)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < R * C;
+         i += (int64_t)gridDim.x * blockDim.x)
+        if (H[(i % C) * C + i % C] == 0.0f) W[i] = 0.0f;
+}
+
+__global__ void dead_diag_kernel(float *__restrict__ H, int64_t C)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < C;
+         i += (int64_t)gridDim.x * blockDim.x)
+        if (H[i * C + i] == 0.0f) H[i * C + i] = 1.0f;
+}
+
+int hip_dead_columns(void *ctx, gptq_buf *H, gptq_buf *W, int64_t R, int64_t C)
+{
+    hip_ctx *cx = (hip_ctx *)ctx;
+    if (R <= 0 || C <= 0)
+        return hip_fail(cx, GPTQ_ERR_INVALID, "dead_columns: shape (%lld, %lld)", (long long)R,
+                        (long long)C);
+    int st = hip_check_view(cx, "dead_columns", "H", H, 0, C, C, C);
+    if (!st) st = hip_check_view(cx, "dead_columns", "W", W, 0, R, C, C);
+    if (st) return st;
+    /* W first: it reads the diagonal that the second kernel sets to 1 */
+    const int64_t blocks = (R * C + 255) / 256 < 65536 ? (R * C + 255) / 256 : 65536;
+    dead_columns_kernel<<<(unsigned)blocks, 256, 0, cx->stream>>>(HIP_F32(H, 0), HIP_F32(W, 0),
+                                                                   R, C);
+    st = hip_check_launch(cx, "dead_columns");
+    if (st) return st;
+    dead_diag_kernel<<<(unsigned)((C + 255) / 256), 256, 0, cx->stream>>>(HIP_F32(H, 0), C);
+    return hip_check_launch(cx, "dead_columns (diagonal)");
 }
 
 /* ------------------------------------------------------------------------

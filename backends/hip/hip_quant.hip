@@ -239,12 +239,15 @@ __global__ __launch_bounds__(HQ_ROWS) void gptq_block_kernel(block_params p)
             const float e = QSUB(w, what) / d;
             const double diff = (double)w - (double)what;
             lacc += diff * diff / ((double)d * (double)d) / 2.0;
+            /* the column is done: it holds the dequantized weight */
             if (STAGED) {
                 sq[j * HQ_ROWS + t] = (uint8_t)q;
                 se[j * ld + t] = e;
+                sw[j * ld + t] = what;
             } else {
                 p.codes[r * C + jj] = (uint8_t)q;
                 p.Err[r * nb + j] = e;
+                wrow[jj] = what;
             }
             if (p.U) {
                 const float *u = p.U + jj * C + j0; /* same address across the warp */

@@ -68,8 +68,6 @@ typedef struct pl {
     int maxgroups;
     int hook_group;        /* -1: every group in one pass */
     double hook_seconds;
-    int h_on_device;       /* Hessians finished where they were made (hessian_finish) */
-    float *Hhost;          /* (maxcols, maxcols) f32; only when they come to the host */
     float *W;              /* (max rows * cols) f32 weight of one module */
 
     double t0;
@@ -243,12 +241,11 @@ static int copy_plain(pl *p)
 /* One module                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Quantize linear i of layer L with Hessian H (cols, cols) host, or hs (the
- * accumulated one on a backend that finishes it in place: the weight stays
- * there too, gptq_quantize_layer_dev), or neither (RTN); put the
- * checkpoint's dequantization back into the loaded layer, write its
- * tensors, keep its zeros. */
-static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs, int64_t hrows)
+/* Quantize linear i of layer L with the accumulated Hessian hs (the
+ * Hessian and the weight stay on the backend: gptq_quantize_layer_dev), or
+ * none (RTN); put the checkpoint's dequantization back into the loaded
+ * layer, write its tensors, keep its zeros. */
+static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
 {
     const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
     const int64_t R = li->rows, C = li->cols;
@@ -266,20 +263,16 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
          * dequantized there */
         gptq_buf *Wdev = NULL;
         st = gptq_model_linear_buf(p->m, L, i, &Wdev);
-        if (!st) st = gptq_quantize_layer_dev(p->be, Wdev, R, C, hs, &p->o->q, p->W, &res, &pk);
+        if (!st) st = gptq_quantize_layer_dev(p->be, Wdev, R, C, hs, &p->o->q, &res, &pk);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
         }
     } else {
-        if (p->rtn) {
-            const int64_t shape[2] = {R, C};
-            snprintf(name, sizeof name, "%s.weight", prefix);
-            st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
-        } else {
-            st = gptq_model_linear_get(p->m, L, i, p->W);
-        }
-        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, H, &p->o->q, &res);
+        const int64_t shape[2] = {R, C};
+        snprintf(name, sizeof name, "%s.weight", prefix);
+        st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
+        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, NULL, &p->o->q, &res);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -316,15 +309,14 @@ static int quantize_module(pl *p, int L, int i, const float *H, gptq_hessian *hs
     for (int64_t k = 0; k < res.ngroups * R; k++) p->zeros[zi][k] = (uint8_t)res.zeros[k];
     p->zeros_ng[zi] = res.ngroups;
 
-    /* the weight a loader will see: fp16 scales, (q - z) (the device path
-     * put it in place already; a report wants it on the host) */
+    /* the weight a loader will see: fp16 scales, (q - z) (GPTQ put it in
+     * place already; a report wants it on the host) */
     if (hs) {
         if (p->o->on_module && p->o->module_weights &&
             (st = gptq_model_linear_get(p->m, L, i, p->W)))
             goto done;
-    } else {
-        if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) goto done;
-        if (!p->rtn && (st = gptq_model_linear_set(p->m, L, i, p->W))) goto done;
+    } else if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) {
+        goto done;
     }
 
     const int b = p->o->q.bits;
@@ -445,20 +437,15 @@ static int hessian_pass(pl *p, int L, int g)
 
 static int quantize_group(pl *p, int L, int g)
 {
-    const double t0 = gptq_now();
     const int64_t hrows = gptq_hessian_count(p->H[g]);
-    const int on_device = p->h_on_device;
-    int st = on_device ? GPTQ_OK : gptq_hessian_get(p->H[g], p->Hhost);
-    p->stats->seconds_hessian += gptq_now() - t0;
-    if (st) return gptq_error_prefix(st, "layer %d", L);
+    int st = GPTQ_OK;
     const gptq_group_info *gi = gptq_model_group(p->m, L, g);
     const int nlin = gptq_model_nlinear(p->m, L);
     for (int k = 0; k < gi->nlin && !st; k++) {
         const int i = gi->lin[k];
         if ((st = interrupted(p))) break;
         progress(p, L, "quantize", (double)i / (double)(nlin + 1));
-        st = quantize_module(p, L, i, on_device ? NULL : p->Hhost, on_device ? p->H[g] : NULL,
-                             hrows);
+        st = quantize_module(p, L, i, p->H[g], hrows);
     }
     return st;
 }
@@ -625,7 +612,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         st = GPTQ_ERR_NOMEM;
         goto done;
     }
-    int64_t maxw = 0, maxc = 0;
+    int64_t maxw = 0;
     for (int L = 0; L < p->nlayers; L++) {
         p->mod0[L] = p->total;
         p->total += gptq_model_nlinear(p->m, L);
@@ -633,7 +620,6 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
             if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
-            if (li->cols > maxc) maxc = li->cols;
         }
     }
     if ((st = check_model(p))) goto done;
@@ -642,12 +628,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     p->W = gptq_malloc((size_t)maxw * sizeof(float), "a module's weight");
     p->zeros = gptq_calloc((size_t)p->total, sizeof *p->zeros, "zero points");
     p->zeros_ng = gptq_calloc((size_t)p->total, sizeof *p->zeros_ng, "zero points");
-    /* a backend that finishes the Hessians on its device keeps them there,
-     * and the weights too (gptq_quantize_layer_dev) */
-    p->h_on_device = gptq_be_supports(be, GPTQ_OP_HESSIAN_FINISH);
-    const int hhost = !p->rtn && !p->h_on_device;
-    if (hhost) p->Hhost = gptq_malloc((size_t)(maxc * maxc) * sizeof(float), "a Hessian");
-    if (!p->H || !p->W || !p->zeros || !p->zeros_ng || (hhost && !p->Hhost)) {
+    if (!p->H || !p->W || !p->zeros || !p->zeros_ng) {
         st = GPTQ_ERR_NOMEM;
         goto done;
     }
@@ -666,7 +647,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
             for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
                 if ((st = interrupted(p))) break;
                 progress(p, L, "quantize", 0.0);
-                st = quantize_module(p, L, i, NULL, NULL, 0);
+                st = quantize_module(p, L, i, NULL, 0);
             }
     } else {
         st = embed_calibration(p);
@@ -709,7 +690,6 @@ done:
     free(p->zeros_ng);
     free(p->mod0);
     free(p->H);
-    free(p->Hhost);
     free(p->W);
     gptq_model_close(p->m);
     stats->seconds_total = gptq_now() - p->t0;
