@@ -11,6 +11,8 @@
  */
 #include "backend_ops_cases.h"
 
+#include "quant/solve.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,8 +536,9 @@ static void grid_naive(const op_case *c, oc_data *d)
  * random permutation with static groups, whose grids are then given); U a
  * random upper factor (diagonal in [0.5, 1.5], the rest of size
  * 0.5/sqrt(C): any such U is the factor of an SPD H^-1), none for RTN. The
- * solve of gptq.c: blocks of B, each followed by the lazy gemm; first_only:
- * the first block alone. Outputs poisoned (0xEE): every element written.  */
+ * solve of src/quant/solve.c: blocks of B, each followed by the lazy gemm;
+ * first_only: the first block alone. The finished columns of W hold w_hat.
+ * Outputs poisoned (0xEE): every element written.                      */
 /* ------------------------------------------------------------------ */
 
 enum { BI_W, BI_U, BI_GIDX, BI_S, BI_Z, BI_CODES, BI_ERR, BI_LOSS };
@@ -583,35 +586,37 @@ static void block_gen(const op_case *c, oc_data *d)
             add_out(d, "scale", BI_S);
             add_out(d, "zero", BI_Z);
         }
-    } else {
+    } else { /* OC_SOLVE reads the first three; W and zero: block_props */
         add_out(d, "codes", BI_CODES);
         add_out(d, "scale", BI_S);
         add_out(d, "loss", BI_LOSS);
+        add_out(d, "W", BI_W);
+        add_out(d, "zero", BI_Z);
     }
     free(W0);
     free(perm);
 }
 
+/* first_only: one gptq_block; else the core's loop (src/quant/solve.c) */
 static int block_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
 {
     (void)d;
-    const int64_t R = c->p[0], C = c->p[1], B = c->p[3];
-    int st = GPTQ_OK;
-    for (int64_t j0 = 0; !st && j0 < C; j0 += B) {
-        const int64_t nb = B < C - j0 ? B : C - j0;
-        gptq_block_args a = {
-            .W = b[BI_W], .R = R, .C = C, .U = b[BI_U], .j0 = j0, .nb = nb, .group_size = c->p[2],
-            .grid_given = c->p[7] || c->p[8], .gidx = b[BI_GIDX], .scale = b[BI_S],
+    const int64_t R = c->p[0], C = c->p[1], G = c->p[2], B = c->p[3];
+    const int given = c->p[7] || c->p[8];
+    const gptq_grid_params gp = grid_of(c->p[4], c->p[5], c->p[6]);
+    if (c->p[9]) {
+        const gptq_block_args a = {
+            .W = b[BI_W], .R = R, .C = C, .U = b[BI_U], .j0 = 0, .nb = B < C ? B : C,
+            .group_size = G, .grid_given = given, .gidx = b[BI_GIDX], .scale = b[BI_S],
             .zero = b[BI_Z], .codes = b[BI_CODES], .Err = b[BI_ERR], .loss = b[BI_LOSS],
-            .grid = grid_of(c->p[4], c->p[5], c->p[6]),
+            .grid = gp,
         };
-        st = IFC(be)->gptq_block(CTX(be), &a);
-        if (c->p[9]) break;
-        if (!st && b[BI_U] && j0 + nb < C)
-            st = IFC(be)->gemm(CTX(be), 0, 0, R, C - j0 - nb, nb, -1.0f, b[BI_ERR], 0, nb, b[BI_U],
-                               (size_t)(j0 * C + j0 + nb), C, 1.0f, b[BI_W], (size_t)(j0 + nb), C);
+        return IFC(be)->gptq_block(CTX(be), &a);
     }
-    return st;
+    const gptq_solve_bufs sb = {.W = b[BI_W], .U = b[BI_U], .scale = b[BI_S], .zero = b[BI_Z],
+                                .codes = b[BI_CODES], .Err = b[BI_ERR], .loss = b[BI_LOSS],
+                                .gidx = b[BI_GIDX]};
+    return gptq_solve_blocks(be, &sb, R, C, G, B, given, &gp, NULL);
 }
 
 /* backend.h's block loop, then W[:, j0+nb:] -= Err U[j0:j0+nb, j0+nb:] in double */
@@ -649,6 +654,7 @@ static void block_naive(const op_case *c, oc_data *d)
                 const double diff = (double)w[j] - (double)what;
                 loss[r] += diff * diff / ((double)ujj * (double)ujj) / 2.0;
                 E[r * nb + (j - j0)] = e;
+                w[j] = what;
                 for (int64_t k = j + 1; U && k < j0 + nb; k++) w[k] = w[k] - e * U[j * C + k];
             }
         }
@@ -670,6 +676,36 @@ static void block_naive(const op_case *c, oc_data *d)
     free(E);
     free(codes);
     free(loss);
+}
+
+static const oc_arr *out_from(const oc_data *d, int from)
+{
+    for (int k = 0; k < d->nout; k++)
+        if (d->from[k] == from) return &d->out[k];
+    return NULL;
+}
+
+/* Every finished column of W holds its w_hat, s * (q - z) in f32 (an exact
+ * difference, one product), from the codes and grids the call returned:
+ * the first block's columns, or all after the solve. */
+static int block_props(const op_case *c, const oc_data *d, char *msg, size_t n)
+{
+    const int64_t R = c->p[0], C = c->p[1], done = c->p[9] && c->p[3] < C ? c->p[3] : C;
+    const oc_arr *W = out_from(d, BI_W), *S = out_from(d, BI_S), *Z = out_from(d, BI_Z);
+    const oc_arr *Q = out_from(d, BI_CODES);
+    if (!W || !S || !Z) return 0; /* the MSE first-block rows: no grids compared (see there) */
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < done; j++) {
+            const int64_t g = I32(d->in[BI_GIDX])[j];
+            const float s = F32(*S)[g * R + r], z = F32(*Z)[g * R + r];
+            const float what = s * ((float)((const uint8_t *)Q->p)[r * C + j] - z);
+            if (memcmp(&what, &F32(*W)[r * C + j], 4) != 0) {
+                snprintf(msg, n, "W[%lld][%lld] = %.9g, not its w_hat s (q - z) = %.9g",
+                         (long long)r, (long long)j, F32(*W)[r * C + j], what);
+                return 1;
+            }
+        }
+    return 0;
 }
 
 static double block_flops(const op_case *c)
@@ -1008,8 +1044,10 @@ static int lin_props(const op_case *c, const oc_data *d, char *msg, size_t n)
 static double lin_flops(const op_case *c) { return 2.0 * (double)c->p[0] * c->p[1] * c->p[2]; }
 
 /* ------------------------------------------------------------------ */
-/* hessian_finish: p = {C, with H}: scale 2/1000, lambda 0.01 (the core's
- * 2/n and damping); diag the host output. dot: p = {n, a_off, b_off}.  */
+/* the layer solve's helpers. hessian_finish: p = {C, with H}: scale
+ * 2/1000, lambda 0.01 (the core's 2/n and damping); diag the host output.
+ * dot: p = {R, C, with D, B is A (one buffer, as the core's sums of
+ * squares)}. dead_columns: p = {R, C, dead (0 none, 1 several, 2 all)}.  */
 /* ------------------------------------------------------------------ */
 
 static void fin_gen(const op_case *c, oc_data *d)
@@ -1037,15 +1075,21 @@ static void fin_naive(const op_case *c, oc_data *d)
     const float *S = F32(d->in[0]), scale = 2.0f / 1000.0f;
     for (int64_t i = 0; i < C; i++) {
         F32(d->out[d->nout - 1])[i] = scale * S[i * C + i];
-        for (int64_t j = 0; c->p[1] && j < C; j++)
-            F32(d->out[0])[i * C + j] = scale * S[i * C + j] + (i == j ? 0.01f : 0.0f);
+        for (int64_t j = 0; c->p[1] && j < C; j++) {
+            float h = scale * S[i * C + j];
+            if (i == j) h = h + 0.01f; /* lambda on the diagonal only (x + 0 turns -0 into +0) */
+            F32(d->out[0])[i * C + j] = h;
+        }
     }
 }
 
+/* A and B uniform, D too: with D the terms (a - d)(b - d) average 1/3 */
 static void dot_gen(const op_case *c, oc_data *d)
 {
-    fill(add_in(d, OC_F32, (size_t)(c->p[0] + c->p[1])), (size_t)(c->p[0] + c->p[1]), 1.0f);
-    fill(add_in(d, OC_F32, (size_t)(c->p[0] + c->p[2])), (size_t)(c->p[0] + c->p[2]), 1.0f);
+    const size_t n = (size_t)(c->p[0] * c->p[1]);
+    fill(add_in(d, OC_F32, n), n, 1.0f);
+    fill(add_in(d, OC_F32, c->p[3] ? 0 : n), c->p[3] ? 0 : n, 1.0f);
+    fill(add_in(d, OC_F32, c->p[2] ? n : 0), c->p[2] ? n : 0, 1.0f);
     const int k = d->nout++;
     d->name[k] = "sum";
     d->from[k] = -1;
@@ -1055,16 +1099,60 @@ static void dot_gen(const op_case *c, oc_data *d)
 
 static int dot_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
 {
-    return IFC(be)->dot(CTX(be), b[0], (size_t)c->p[1], b[1], (size_t)c->p[2], c->p[0],
+    return IFC(be)->dot(CTX(be), b[0], c->p[3] ? b[0] : b[1], b[2], c->p[0], c->p[1],
                         (double *)d->out[0].p);
 }
 
+/* backend.h's CPU order: each row in column order, then the rows in order */
 static void dot_naive(const op_case *c, oc_data *d)
 {
+    const int64_t R = c->p[0], C = c->p[1];
+    const float *A = F32(d->in[0]), *B = c->p[3] ? A : F32(d->in[1]);
+    const float *D = c->p[2] ? F32(d->in[2]) : NULL;
     double s = 0.0;
-    for (int64_t i = 0; i < c->p[0]; i++)
-        s += (double)F32(d->in[0])[c->p[1] + i] * (double)F32(d->in[1])[c->p[2] + i];
+    for (int64_t r = 0; r < R; r++) {
+        double row = 0.0;
+        for (int64_t i = r * C; i < (r + 1) * C; i++)
+            row += D ? ((double)A[i] - D[i]) * ((double)B[i] - D[i]) : (double)A[i] * B[i];
+        s += row;
+    }
     *(double *)d->out[0].p = s;
+}
+
+/* H symmetric uniform with its diagonal in [0.5, 1.5) except the dead
+ * columns' 0 (one of them -0: it is == 0 too); W uniform. */
+static void dead_gen(const op_case *c, oc_data *d)
+{
+    const int64_t R = c->p[0], C = c->p[1];
+    float *H = add_in(d, OC_F32, (size_t)(C * C));
+    for (int64_t i = 0; i < C; i++)
+        for (int64_t j = 0; j <= i; j++) H[i * C + j] = H[j * C + i] = rng_uniform();
+    for (int64_t i = 0; i < C; i++) {
+        const int dead = c->p[2] == 2 || (c->p[2] == 1 && (i == 0 || i == C - 1 || i % 37 == 5));
+        H[i * C + i] = dead ? (i == 5 ? -0.0f : 0.0f) : 1.0f + 0.5f * rng_uniform();
+    }
+    fill(add_in(d, OC_F32, (size_t)(R * C)), (size_t)(R * C), 1.0f);
+    add_out(d, "H", 0);
+    add_out(d, "W", 1);
+}
+
+static int dead_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
+{
+    (void)d;
+    return IFC(be)->dead_columns(CTX(be), b[0], b[1], c->p[0], c->p[1]);
+}
+
+static void dead_naive(const op_case *c, oc_data *d)
+{
+    const int64_t R = c->p[0], C = c->p[1];
+    float *H = F32(d->out[0]), *W = F32(d->out[1]);
+    memcpy(H, d->in[0].p, (size_t)(C * C) * 4);
+    memcpy(W, d->in[1].p, (size_t)(R * C) * 4);
+    for (int64_t i = 0; i < C; i++) {
+        if (H[i * C + i] != 0.0f) continue;
+        H[i * C + i] = 1.0f;
+        for (int64_t r = 0; r < R; r++) W[r * C + i] = 0.0f;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1324,7 +1412,7 @@ static const oc_def k_defs[GPTQ_OP_COUNT] = {
     [GPTQ_OP_HESSIAN_ACCUMULATE] = {hess_gen, hess_call, hess_naive, hess_props, hess_flops, 0x3},
     [GPTQ_OP_CHOLESKY_INVERSE_UPPER] = {chol_gen, chol_call, chol_naive, chol_props, chol_flops, 0x1},
     [GPTQ_OP_QUANT_GRID] = {grid_gen, grid_call, grid_naive, NULL, NULL, 0x18},
-    [GPTQ_OP_GPTQ_BLOCK] = {block_gen, block_call, block_naive, NULL, block_flops, 0x1},
+    [GPTQ_OP_GPTQ_BLOCK] = {block_gen, block_call, block_naive, block_props, block_flops, 0x1},
     [GPTQ_OP_EMBEDDING] = {emb_gen, emb_call, emb_naive, NULL, NULL, 0x1},
     [GPTQ_OP_RMSNORM] = {norm_gen, rms_call, norm_naive, NULL, NULL, 0x1},
     [GPTQ_OP_LAYERNORM] = {norm_gen, ln_call, norm_naive, NULL, NULL, 0x1},
@@ -1337,12 +1425,13 @@ static const oc_def k_defs[GPTQ_OP_COUNT] = {
     [GPTQ_OP_CROSS_ENTROPY] = {ce_gen, ce_call, ce_naive, NULL, NULL, 0x1},
     [GPTQ_OP_LINEAR_FAST] = {lin_gen, lin_call, lin_naive, lin_props, lin_flops, 0x7},
     [GPTQ_OP_HESSIAN_FINISH] = {fin_gen, fin_call, fin_naive, NULL, NULL, 0x1},
-    [GPTQ_OP_DOT] = {dot_gen, dot_call, dot_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_DOT] = {dot_gen, dot_call, dot_naive, NULL, NULL, 0x3},
     [GPTQ_OP_PACK_CODES] = {pack_gen, pack_call, pack_naive, NULL, NULL, 0x2},
     [GPTQ_OP_DEQUANTIZE] = {q_gen, deq_call, deq_naive, NULL, NULL, 0xC},
     [GPTQ_OP_MATMUL_Q] = {q_gen, mm_call, mm_naive, NULL, mm_flops, 0x4C},
     [GPTQ_OP_GATHER] = {gather_gen, gather_call, gather_naive, NULL, NULL, 0},
     [GPTQ_OP_TO_F32] = {tof_gen, tof_call, tof_naive, NULL, NULL, 0},
+    [GPTQ_OP_DEAD_COLUMNS] = {dead_gen, dead_call, dead_naive, NULL, NULL, 0x3},
 };
 
 void oc_gen(const op_case *c, uint64_t seed, oc_data *d)
@@ -1626,6 +1715,13 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
         {"pack_codes", GPTQ_OP_PACK_CODES, {bits, 96, 224, 0}, PACKED_EXACT}
 #define TOL_FAIL {OC_BYTES, {0}, "a failing call: its status and a message naming the problem"}
 
+#define TOL_DOT(size)                                                                            \
+    {OC_REL, {1e-9}, "double products summed in another order: ~sqrt(n) eps sum|terms| / |sum| " \
+                     "(random roundings) < 1e-11 for n ~ 1e5 and " size}
+#define REF_DOT                                                                                  \
+    {OC_BYTES, {0}, "backend.h fixes the CPU's order: each row in column order, then the rows"}
+#define TOL_DEAD {OC_BYTES, {0}, "a comparison with 0 and stores of 1 and 0"}
+
 #define GATHER(es, mode)                                                                         \
     {"gather", GPTQ_OP_GATHER, {es, mode, 96, 160, 80, 150, 0},                                  \
      .tol = {OC_BYTES, {0}, "element moves"}, .ref = {OC_BYTES, {0}, "element moves"}}
@@ -1708,10 +1804,20 @@ const op_case oc_cases[] = {
     {"hessian_finish diagonal only", GPTQ_OP_HESSIAN_FINISH, {257, 0},
      .tol = {OC_BYTES, {0}, "one f32 product: the host's own operation"},
      .ref = {OC_BYTES, {0}, WHY_EXACT_OPS}},
-    {"dot", GPTQ_OP_DOT, {100003, 5, 2},
-     .tol = {OC_REL, {1e-9}, "double products and sums in another order: n eps sum|ab| / |sum| "
-                             "< 1e-9 for this n and |sum| ~ 100"},
-     .ref = {OC_REL, {1e-9}, "double sums in another order"}},
+    /* rows of one column count; one long row; (A - D)^2 with B the buffer A */
+    {"dot", GPTQ_OP_DOT, {333, 301, 0, 0}, .tol = TOL_DOT("|sum| ~ sqrt(n) / 3 ~ 100"),
+     .ref = REF_DOT},
+    {"dot with D", GPTQ_OP_DOT, {333, 301, 1, 0}, .tol = TOL_DOT("sum ~ n / 3"), .ref = REF_DOT},
+    {"dot one row", GPTQ_OP_DOT, {1, 100003, 0, 0}, .tol = TOL_DOT("|sum| ~ sqrt(n) / 3 ~ 100"),
+     .ref = REF_DOT},
+    {"dot A with itself, D", GPTQ_OP_DOT, {257, 96, 1, 1}, .tol = TOL_DOT("sum ~ n * 2 / 3"),
+     .ref = REF_DOT},
+
+    /* no dead column, several (the first, the last, one whose diagonal is -0), all */
+    {"dead_columns none", GPTQ_OP_DEAD_COLUMNS, {97, 300, 0}, .tol = TOL_DEAD, .ref = TOL_DEAD},
+    {"dead_columns several", GPTQ_OP_DEAD_COLUMNS, {97, 300, 1}, .tol = TOL_DEAD,
+     .ref = TOL_DEAD},
+    {"dead_columns all", GPTQ_OP_DEAD_COLUMNS, {33, 64, 2}, .tol = TOL_DEAD, .ref = TOL_DEAD},
 
     QROWS(2), QROWS(3), QROWS(4), QROWS(8),
     {"pack_codes code too wide", GPTQ_OP_PACK_CODES, {2, 96, 224, 1}, .msg = "77",

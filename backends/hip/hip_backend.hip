@@ -345,8 +345,8 @@ static const gptq_backend_iface k_hip_iface = {
     .matmul_q = hip_matmul_q,
     .gather = hip_gather,
     .to_f32 = hip_to_f32,
-    .supports_op = NULL, /* every filled slot runs on every device it opens */
     .dead_columns = hip_dead_columns,
+    .supports_op = NULL, /* every filled slot runs on every device it opens */
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *
