@@ -4,7 +4,7 @@
  * calibration, so these run in seconds on synthetic models).
  *
  * Expected values are derived by hand from the format description
- * (DESIGN.md "Checkpoint format"): bit positions of packed zero points, the
+ * (README.md "Checkpoint format", src/format/pack.c): bit positions of packed zero points, the
  * v1 word of symmetric 4-bit zeros (0x77777777), shard cuts for given sizes,
  * the sorted index and its total; and from the inputs themselves: copied
  * tensors must keep their bytes, the source config.json its text, and a
@@ -125,7 +125,7 @@ Test(qzeros, four_two_eight_bits_by_hand)
     cr_assert_eq((uint32_t)w, 0x87654321u);
     cr_assert_eq(gptq_qzeros_pack(z4, 1, 8, 4, GPTQ_FORMAT_V1, &w), GPTQ_OK);
     cr_assert_eq((uint32_t)w, 0x76543210u);
-    /* symmetric 4-bit: every zero 8 -> v1 0x77777777 (DESIGN.md) */
+    /* symmetric 4-bit: every zero 8 -> v1 0x77777777 (README.md "Checkpoint format") */
     const uint8_t s4[8] = {8, 8, 8, 8, 8, 8, 8, 8};
     cr_assert_eq(gptq_qzeros_pack(s4, 1, 8, 4, GPTQ_FORMAT_V1, &w), GPTQ_OK);
     cr_assert_eq((uint32_t)w, 0x77777777u);

@@ -1,5 +1,5 @@
 /*
- * test_diff.c — `gptq diff` (src/quant/diff.c): one model quantized on two
+ * test_diff.c — `gptq diff` (src/cli/backend_diff.c): one model quantized on two
  * backends in lockstep.
  *
  * 1. The machinery (always runs): the CPU backend against a copy of itself
@@ -14,14 +14,14 @@
  *    as hess_rel_fed = eps * sqrt(E[u^2]) = eps / sqrt(3) (within 30%: the
  *    entries are weighted by H^2, not uniform); at HIP's measured Hessian
  *    error (eps 1.2e-6) it passes the ref gate (the thresholds were chosen
- *    so, diff.c), with no NaN; it stops --stop-at-first exact at the very
+ *    so, backend_diff.c), with no NaN; it stops --stop-at-first exact at the very
  *    first module (layer 0, self_attn.q_proj, metric hess), and so does
  *    the default gate at eps 1e-3. The comparison order of STYLE lesson 9 (NaN fails, infinities
  *    match in sign, 0/0 = 0) is checked on gptq_diff_rel_l2 directly.
  * 2. CPU vs HIP (skips without the plugin or a GPU, saying so): every model
  *    of $GPTQ_SHARED/models and data/tiny-llama, 4-bit g128 asym and sym,
  *    16 x 128 calibration tokens (stories-260k: 8 x 128):
- *      feed ref: the default ref thresholds of diff.c must hold (the gate:
+ *      feed ref: the default ref thresholds of backend_diff.c must hold (the gate:
  *        only the HIP ops differ — Hessian 1e-5, codes >= 99%, zeros >= 99%,
  *        loss and output 1e-2; the table gives each reason);
  *      feed own: the own thresholds must hold (loose: differences compound
@@ -46,7 +46,7 @@
 #include "internal.h"
 #include "model/arch.h"
 #include "model/model.h"
-#include "quant/diff.h"
+#include "cli/backend_diff.h"
 #include "text/calib.h"
 #include "text/tokenizer.h"
 

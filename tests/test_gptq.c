@@ -207,7 +207,7 @@ Test(gptq, bit_exact_across_threads_every_option, .timeout = 600)
     gptq_backend_close(be);
 }
 
-/* The grid of DESIGN.md, written out here independently for RTN. */
+/* The grid of README.md "The algorithm, as the reference fixes it", written out here independently for RTN. */
 static void ref_grid(const float *w, int64_t g, int bits, int sym, float *s, float *z)
 {
     float maxq = (float)((1 << bits) - 1), lo = 0, hi = 0;

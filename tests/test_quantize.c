@@ -187,7 +187,7 @@ Test(synthetic, fused_pass_equals_chunked_passes_llama, .timeout = 120) { fused_
 Test(synthetic, fused_pass_equals_chunked_passes_opt, .timeout = 120) { fused_vs_chunked(1); }
 
 /* The CPU backend's results do not depend on the thread count, so neither
- * does a checkpoint (DESIGN.md "bit-exact reference"). */
+ * does a checkpoint (README.md "The algorithm, as the reference fixes it"). */
 Test(synthetic, same_checkpoint_for_any_thread_count, .timeout = 120)
 {
     char root[256], model[300], out[3][300];

@@ -96,7 +96,7 @@ def run_oracle(a):
 
 
 # ----------------------------------------------------------------------------
-# unpacking the checkpoint tensors (from DESIGN.md's layout, independently of src/quant)
+# unpacking the checkpoint tensors (from README.md's "Checkpoint format", independently of src/format)
 # ----------------------------------------------------------------------------
 
 def unpack_rows(words, bits, nvals):
@@ -436,7 +436,7 @@ def write_readme(summary):
 README_NOTES = [
     "## What the agreement means", "",
     "- The oracle (tools/gptq_oracle.py) is a PyTorch GPTQ written from the paper and "
-    "DESIGN.md, float64 by default. Its blocked solve was itself checked against an "
+    "README.md's algorithm, float64 by default. Its blocked solve was itself checked against an "
     "unblocked OBS solve with an explicit inverse Hessian downdated after every column "
     "(`--method gptq-naive`) and against `--block-size 1`: identical codes and loss to 1e-15 "
     "in float64 on every GPTQ case except w4_g32_sym_b64, where the symmetric-grid ties "
@@ -446,7 +446,7 @@ README_NOTES = [
     "rounding tie (the oracle's w/s within 1e-3 of a half-integer), a grid difference, or "
     "other. Seeded faults show it bites: the oracle with `--grid-from block-start` (the "
     "paper authors' code computes a group's grid from W as of the block start, not from the "
-    "in-block updated W that DESIGN.md fixes) agrees on only 69.7% of the codes of "
+    "in-block updated W that README.md's algorithm fixes) agrees on only 69.7% of the codes of "
     "mse_w4_g32 and 91.8% of w4_g32_sym_b64 (all rows start at a grid difference); "
     "damp_percent 0.012 instead of 0.01 gives 83.7% (w4_g128_asym) and 93.4% (mse_w4_g32), "
     "with rows starting at non-ties. Against our goldens every float64 oracle gives 100% "
@@ -455,7 +455,7 @@ README_NOTES = [
     "- Symmetric grids put the group's most negative weight exactly on a rounding tie "
     "(w/s = -maxq/2); see ref/w4_g32_sym_b64/CHECK.md. Backends compared with the CPU "
     "reference must allow these flips on symmetric cases.",
-    "- Where DESIGN.md departs from the paper authors' code, the oracle follows DESIGN.md: "
+    "- Where README.md's algorithm departs from the paper authors' code, the oracle follows it: "
     "grids from the in-block updated W; sym sets xmin = -xmax always (their code only where "
     "xmin < 0, which gives an all-non-negative group a half-width grid that clips at 7/15 of "
     "its maximum); n counts tokens.", ""]

@@ -4,7 +4,7 @@
 It exists to check gptq-c's CPU reference (and through it every backend) against
 a second implementation written from the paper (Frantar et al., "GPTQ: Accurate
 Post-Training Quantization for Generative Pre-trained Transformers", ICLR 2023,
-Algorithm 1) and from the details that /work/shared/DESIGN.md fixes. It shares
+Algorithm 1) and from the details that README.md "The algorithm, as the reference fixes it" fixes. It shares
 no code with gptq-c, GPTQModel, AutoGPTQ or the paper authors' repository.
 
 Runs on torch 1.13 (CPU) and newer (CPU or CUDA); float64 by default.
@@ -37,7 +37,7 @@ Algorithm (the points where implementations differ are marked *):
      W[:, j+1:block end] -= e U[j, j+1:block end]; after the block W[:, rest] -= E U[block, rest].
   7. Grid: asym xmin = min(0, min w), xmax = max(0, max w), both 0 -> -1, +1,
      s = (xmax - xmin)/maxq, z = round(-xmin/s); sym xmax = max(|xmin|, xmax), xmin = -xmax,
-     * (DESIGN.md: always; the paper code only when xmin < 0), s likewise, z = (maxq+1)/2.
+     * (README.md: always; the paper code only when xmin < 0), s likewise, z = (maxq+1)/2.
      MSE: for i in 0..int(maxshrink*grid)-1, p = 1 - i/grid, grid of (p xmin, p xmax)
      (sym keeps z), err = sum |w_hat - w|^norm per row, keep a strictly smaller error.
   8. g_idx: column // G; with act-order and no static groups, position-in-order // G.
@@ -128,7 +128,7 @@ def st_write(path, tensors, metadata=None):
 # ----------------------------------------------------------------------------
 
 def grid_minmax(w, maxq, sym):
-    """w (rows, g) -> (xmin, xmax) per row before scale/zero, DESIGN.md rules."""
+    """w (rows, g) -> (xmin, xmax) per row before scale/zero, README.md rules."""
     zero = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
     xmin = torch.minimum(w.min(dim=1).values, zero)
     xmax = torch.maximum(w.max(dim=1).values, zero)
@@ -364,7 +364,7 @@ def parse_args(argv):
                     help="gptq-naive: unblocked OBS solve with an explicit, downdated H^-1 "
                          "(a self-check of the blocked Cholesky solve; slow)")
     ap.add_argument("--grid-from", choices=["current", "block-start"], default="current",
-                    help="group grid from the in-block updated W (DESIGN.md) or from W as of "
+                    help="group grid from the in-block updated W (README.md's algorithm) or from W as of "
                          "the block start (the paper authors' code)")
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0 ...")

@@ -4,7 +4,7 @@ transformers' own model class and measure its perplexity in PyTorch: the proof
 that the checkpoint means, to a PyTorch reader, what gptq-c means by it.
 
 How it reads the checkpoint (independently of gptq-c's code, from the format
-description: DESIGN.md "Checkpoint format", GPTQModel / AutoGPTQ / vLLM docs):
+description: README.md "Checkpoint format", GPTQModel / AutoGPTQ / vLLM docs):
   - config.json without its quantization_config builds the model through
     AutoConfig + AutoModelForCausalLM.from_config (fp32);
   - every tensor that is not part of a quantized Linear is loaded with

@@ -1,7 +1,7 @@
 /*
  * cmd_diff.c — `gptq diff MODEL_DIR --backends A,B --calib FILE`: quantize
  * one model on two backends in lockstep and compare every module and every
- * layer (src/quant/diff.h says how and what each metric is). A is the
+ * layer (src/cli/backend_diff.h says how and what each metric is). A is the
  * reference (cpu), B the backend under test (hip, or a plugin path).
  *
  * Output: a table row per module and a line per layer (--json: one JSON
@@ -18,10 +18,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "backend_diff.h"
 #include "cli.h"
 #include "internal.h"
 #include "model/model.h"
-#include "quant/diff.h"
 #include "text/calib.h"
 #include "text/tokenizer.h"
 
@@ -46,7 +46,7 @@ static void help(FILE *f)
             "                         ops differ (tight thresholds: the backend's gate)\n"
             "  --layers N             only the first N decoder layers (default: all)\n"
             "  --thresholds FAILSPEC  the thresholds (default: the --feed mode's column of the\n"
-            "                         table in src/quant/diff.c)\n"
+            "                         table in src/cli/backend_diff.c)\n"
             "  --stop-at-first FAILSPEC  as --thresholds, and stop at the first module or layer\n"
             "                         beyond one, naming layer, module and metric\n"
             "                         FAILSPEC: default | exact (no difference at all) |\n"

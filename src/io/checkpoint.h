@@ -2,7 +2,8 @@
  * checkpoint.h — writing a GPTQ checkpoint folder that transformers, vLLM
  * and GPTQModel load unchanged (internal, not installed).
  *
- * The folder (DESIGN.md "Checkpoint format" has the tensor layouts):
+ * The folder (src/format/pack.c states the tensor layouts, README.md
+ * "Checkpoint format" sums them up):
  *   model.safetensors, or model-0000i-of-0000N.safetensors shards and
  *     model.safetensors.index.json {"metadata": {"total_size": bytes of all
  *     tensors}, "weight_map": {tensor: shard, keys sorted}}; every shard's

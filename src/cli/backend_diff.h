@@ -1,7 +1,8 @@
 /*
- * diff.h — `gptq diff`: one model quantized on two backends in lockstep,
- * every module and every layer compared (internal, not installed; the CLI
- * and tests call it). Backend A is the reference (the CPU backend), B the
+ * backend_diff.h — `gptq diff`: one model quantized on two backends in
+ * lockstep, every module and every layer compared. Part of the gptq tool,
+ * not of libgptq (a backend-validation tool over the library's internal
+ * model and solve API; tests/test_diff.c compiles it in too). Backend A is the reference (the CPU backend), B the
  * one under test (the HIP plugin).
  *
  * The walk (the same true-sequential GPTQ as `gptq quantize`, pipeline.h,
@@ -31,7 +32,7 @@
  *   tight: this is the backend's correctness gate. (in_rel is then 0 and
  *   out_rel_fed = out_rel.)
  *
- * Metrics (DESIGN.md "Diff metrics"; A is the reference, norms in double):
+ * Metrics (A is the reference, norms in double):
  *   x_rel        ||Xb - Xa||_F / ||Xa||_F, the group's input
  *   hess_rel     ||Hb - Ha||_F / ||Ha||_F, each Hessian from its own input
  *   hess_rel_fed the same with B's Hessian accumulated from Xa
@@ -48,8 +49,8 @@
  * NaN (which fails every threshold); infinities must match in sign (else
  * the metric is +inf); then the metric. 0/0 is 0, x/0 is +inf.
  */
-#ifndef GPTQ_QUANT_DIFF_H
-#define GPTQ_QUANT_DIFF_H
+#ifndef GPTQ_CLI_BACKEND_DIFF_H
+#define GPTQ_CLI_BACKEND_DIFF_H
 
 #include <stdint.h>
 
@@ -183,4 +184,4 @@ typedef struct gptq_diff_summary {
 int gptq_diff_models(gptq_backend *a, gptq_backend *b, const char *model_dir,
                      const gptq_diff_options *o, gptq_diff_summary *s);
 
-#endif /* GPTQ_QUANT_DIFF_H */
+#endif /* GPTQ_CLI_BACKEND_DIFF_H */

@@ -1,5 +1,5 @@
 /*
- * diff.c — `gptq diff` (diff.h): one model quantized on two backends in
+ * backend_diff.c — `gptq diff` (backend_diff.h): one model quantized on two backends in
  * lockstep, layer by layer, every module and layer output compared.
  *
  * Thresholds (B against the reference A), one column per feed mode. The
@@ -78,9 +78,9 @@
 #include <string.h>
 
 #include "../model/model.h"
+#include "../quant/hessian_buf.h"
 #include "../text/calib.h"
-#include "diff.h"
-#include "hessian_buf.h"
+#include "backend_diff.h"
 
 /* ------------------------------------------------------------------ */
 /* Thresholds                                                          */
