@@ -9,7 +9,7 @@
  */
 #include "cli_checks.h"
 #include "internal.h"
-#include "quant/qdev.h"
+#include "quant/solve.h"
 
 static char g_dir[512];
 

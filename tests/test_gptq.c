@@ -16,7 +16,7 @@
 
 #include "gptq.h"
 #include "internal.h"
-#include "quant/qdev.h"
+#include "quant/solve.h"
 
 static gptq_backend *open_cpu(void)
 {

@@ -30,7 +30,7 @@
 
 #include "format/format.h"
 #include "internal.h"
-#include "quant/qdev.h"
+#include "quant/solve.h"
 
 #define MIN_SAME_CODES 0.999
 #define TOL_LOSS 1e-3

@@ -78,7 +78,7 @@
 #include <string.h>
 
 #include "../model/model.h"
-#include "../quant/hessian_buf.h"
+#include "../quant/solve.h"
 #include "../text/calib.h"
 #include "backend_diff.h"
 

@@ -30,8 +30,6 @@
 
 #include "../internal.h"
 #include "../format/format.h"
-#include "hessian_buf.h"
-#include "qdev.h"
 #include "solve.h"
 
 #ifndef GPTQ_HESSIAN_CHUNK

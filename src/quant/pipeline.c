@@ -19,9 +19,8 @@
 #include "../format/format.h"
 #include "../io/checkpoint.h"
 #include "../model/model.h"
-#include "hessian_buf.h"
+#include "solve.h"
 #include "pipeline.h"
-#include "qdev.h"
 
 #define DEFAULT_BATCH_TOKENS 8192
 /* Auto: one pass over all windows when its work buffers stay below this. */
