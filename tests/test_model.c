@@ -255,13 +255,14 @@ Test(config, errors_name_the_problem)
 
 Test(config, rope_scaling_unsupported)
 {
-    expect_error("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}}",
-                 GPTQ_ERR_UNSUPPORTED, "llama3", "rope_scaling");
-    expect_error("{" LLAMA_BASE ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}",
-                 GPTQ_ERR_UNSUPPORTED, "linear", NULL);
+    /* the scalings implemented are tested in test_rope.c; these are not */
+    expect_error("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 8.0}}",
+                 GPTQ_ERR_UNSUPPORTED, "longrope", "rope_scaling");
+    expect_error("{" LLAMA_BASE ", \"rope_scaling\": {\"type\": \"su\", \"factor\": 2.0}}",
+                 GPTQ_ERR_UNSUPPORTED, "\"su\"", NULL);
     expect_error("{" LLAMA_BASE ", \"rope_parameters\": {\"rope_theta\": 10000.0,"
-                 " \"rope_type\": \"yarn\"}}",
-                 GPTQ_ERR_UNSUPPORTED, "yarn", "rope_parameters");
+                 " \"rope_type\": \"mrope\"}}",
+                 GPTQ_ERR_UNSUPPORTED, "mrope", "rope_parameters");
     /* default is fine in both styles */
     gptq_model_config c;
     cr_expect_eq(parse_str("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"default\"}}", &c),

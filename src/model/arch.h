@@ -108,6 +108,13 @@ extern const gptq_arch gptq_arch_llama, gptq_arch_opt;
 int gptq_config_get_size(const cJSON *root, const char *key, int64_t *out, int required,
                          const char *file);
 
+/* rope.c: c->rope from rope_scaling / rope_parameters (c->head_dim,
+ * max_positions and rope_theta already read), refusing what it does not
+ * implement by key and value; and the table (S, head_dim) = [cos | sin] of
+ * positions 0 .. S-1 for a forward over S tokens. */
+int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c);
+void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab);
+
 /* forward.c, for the layer forwards. */
 /* Y (T, rows) = X (T, cols) W_i^T (+ bias) with linear i of the loaded layer. */
 int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_buf *Y);

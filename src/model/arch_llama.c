@@ -38,29 +38,6 @@ static const gptq_arch_key k_keys[] = {
     {"max_position_embeddings", NULL, GPTQ_KEY_SIZE, F_(max_positions), 0, 2048},
 };
 
-/* rope_scaling (v4) / rope_parameters (v5): only the default rotary
- * embedding is implemented; anything else is refused by name. */
-static int check_rope_type(const cJSON *root, const char *key, const char *file)
-{
-    const cJSON *obj = NULL;
-    GPTQ_TRY(gptq_json_get_object(root, key, &obj, 0, file));
-    if (!obj) return GPTQ_OK;
-    const char *type = NULL;
-    GPTQ_TRY(gptq_json_get_str(obj, "rope_type", &type, 0, file));
-    if (!type) GPTQ_TRY(gptq_json_get_str(obj, "type", &type, 0, file));
-    if (type && strcmp(type, "default") != 0)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: \"%s\" asks for rope type \"%s\": unsupported (only the default "
-                          "rotary embedding is implemented)",
-                          file, key, type);
-    if (!type && !strcmp(key, "rope_scaling"))
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: \"rope_scaling\" is set but names no rope_type: unsupported (only "
-                          "null or the default rotary embedding is implemented)",
-                          file);
-    return GPTQ_OK;
-}
-
 static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 {
     const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
@@ -97,9 +74,8 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
                           "%s: hidden_act \"%s\" is not supported for %s (only \"silu\")", file,
                           act, c->architecture);
 
-    /* RoPE: theta from either style (k_keys); scaling only default. */
-    GPTQ_TRY(check_rope_type(root, "rope_parameters", file));
-    GPTQ_TRY(check_rope_type(root, "rope_scaling", file));
+    /* RoPE: theta from either style (k_keys), the scaling (rope.c) */
+    GPTQ_TRY(gptq_rope_parse(root, file, c));
     if (!(c->rope_theta > 0))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: rope_theta must be positive", file);
     const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
@@ -181,12 +157,11 @@ static void work_counts(const gptq_model_config *c, int64_t T, int64_t S, int64_
 }
 
 /* The positions t % S of every row (only rope reads them) and the RoPE
- * table (S, d) = [cos | sin] of position p times inv_freq_i, the angles
- * rounded as transformers rounds them: inv_freq_i = 1 / theta^(2i/d) in
- * f32, angle = f32(p * inv_freq_i). */
+ * table (S, d) = [cos | sin] (rope.c: the scaling, rounded as
+ * transformers rounds it). */
 static int prepare(const gptq_layer_ctx *x)
 {
-    const int64_t T = x->T, S = x->S, d = x->c->head_dim, half = d / 2;
+    const int64_t T = x->T, S = x->S, d = x->c->head_dim;
     int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
     if (!pos) return GPTQ_ERR_NOMEM;
     for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % S);
@@ -195,15 +170,7 @@ static int prepare(const gptq_layer_ctx *x)
     if (st) return st;
     float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "rope table");
     if (!tab) return GPTQ_ERR_NOMEM;
-    const float theta = (float)x->c->rope_theta;
-    for (int64_t i = 0; i < half; i++) {
-        float inv = 1.0f / powf(theta, (float)(2 * i) / (float)d);
-        for (int64_t p = 0; p < S; p++) {
-            float ang = (float)p * inv;
-            tab[p * d + i] = (float)cos((double)ang);
-            tab[p * d + half + i] = (float)sin((double)ang);
-        }
-    }
+    gptq_rope_table(x->c, S, tab);
     st = gptq_be_upload(x->be, x->work[WROPE], 0, tab, (size_t)(S * d) * sizeof(float));
     free(tab);
     return st;

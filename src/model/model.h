@@ -68,6 +68,26 @@ typedef struct gptq_ckpt_quant {
     gptq_format format;   /* checkpoint_format | format: "gptq" (v1, default) or "gptq_v2" */
 } gptq_ckpt_quant;
 
+/* RoPE scaling (rope_scaling / rope_parameters; src/model/rope.c). */
+typedef enum gptq_rope_type {
+    GPTQ_ROPE_DEFAULT,
+    GPTQ_ROPE_LINEAR,  /* inv_freq / factor */
+    GPTQ_ROPE_DYNAMIC, /* NTK: the base grows with a sequence longer than max_positions */
+    GPTQ_ROPE_LLAMA3,  /* per-frequency smoothing (Llama 3.1+) */
+    GPTQ_ROPE_YARN,    /* frequency blend and attention factor (YaRN) */
+} gptq_rope_type;
+
+typedef struct gptq_rope {
+    gptq_rope_type type;
+    double factor;            /* every type but default */
+    double low_freq_factor;   /* llama3 */
+    double high_freq_factor;  /* llama3 */
+    int64_t original_max;     /* llama3, yarn: original_max_position_embeddings */
+    double attention_factor;  /* yarn: cos and sin are multiplied by it (1 otherwise) */
+    double beta_fast, beta_slow; /* yarn (32, 1) */
+    int truncate;             /* yarn: floor/ceil the correction range (1) */
+} gptq_rope;
+
 typedef struct gptq_model_config {
     char architecture[64]; /* as written in config.json ("LlamaForCausalLM") */
     const gptq_arch *arch;    /* the family that accepted it */
@@ -81,6 +101,7 @@ typedef struct gptq_model_config {
     int64_t max_positions;    /* max_position_embeddings */
     double norm_eps;          /* rms_norm_eps (Llama, default 1e-6), 1e-5 (OPT LayerNorm) */
     double rope_theta;        /* rope_theta or rope_parameters.rope_theta (default 1e4) */
+    gptq_rope rope;           /* its scaling (default: none) */
     int qkv_bias;             /* q/k/v_proj have biases (attention_bias, Qwen2, OPT) */
     int o_bias;               /* o_proj / out_proj has a bias (attention_bias, OPT) */
     int mlp_bias;             /* gate/up/down or fc1/fc2 have biases (mlp_bias, OPT) */
@@ -98,8 +119,9 @@ typedef struct gptq_model_config {
  * transformers 5 style: rope_parameters {rope_theta, rope_type}, dtype).
  * `file` names the source in messages. Errors:
  *   GPTQ_ERR_UNSUPPORTED  unknown architecture (the message names it and
- *                         every supported one), rope scaling other than
- *                         default, hidden_act not silu (Llama) / relu (OPT),
+ *                         every supported one), a rope type other than
+ *                         default, linear, dynamic, llama3 or yarn,
+ *                         hidden_act not silu (Llama) / relu (OPT),
  *                         OPT post-LayerNorm (do_layer_norm_before false) or
  *                         word_embed_proj_dim != hidden_size, quant_method
  *                         other than gptq, unusable bits.
