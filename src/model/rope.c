@@ -107,7 +107,7 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c)
     GPTQ_TRY(gptq_json_get_str(o, "type", &type_old, 0, where));
     if (type && type_old && strcmp(type, type_old) != 0)
         return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s.rope_type \"%s\" and %s.type \"%s\" disagree", file, type, obj,
+                          "%s.rope_type \"%s\" and %s.type \"%s\" disagree", where, type, obj,
                           type_old);
     if (!type) type = type_old;
     /* transformers 5 takes a missing type for "default"; transformers 4
