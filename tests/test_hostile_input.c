@@ -279,6 +279,16 @@ BUILD_CKPT(b_matmul_shard_noquant, mk_x(d); ed(d, "json ckpt/config.json del:qua
 BUILD_CKPT(b_matmul_shard_qcfg_only, mk_x(d);
            ed(d, "json ckpt/config.json del:quantization_config"))
 
+/* -- rope scaling (issue 11) -- */
+#define ROPE(fn, obj) CFG(fn, "'set:rope_scaling:" obj "'")
+ROPE(b_rope_type, "{\"rope_type\": \"llama4\", \"factor\": 8}")
+ROPE(b_rope_negative, "{\"rope_type\": \"linear\", \"factor\": -8}")
+ROPE(b_rope_no_factor, "{\"rope_type\": \"llama3\", \"low_freq_factor\": 1, "
+                       "\"high_freq_factor\": 4, \"original_max_position_embeddings\": 64}")
+ROPE(b_rope_string, "{\"rope_type\": \"dynamic\", \"factor\": \"eight\"}")
+ROPE(b_rope_longrope, "{\"rope_type\": \"longrope\", \"short_factor\": [1], "
+                      "\"long_factor\": [1]}")
+
 /* ------------------------------------------------------------------ */
 /* The rows                                                            */
 /* ------------------------------------------------------------------ */
@@ -541,5 +551,17 @@ static hostile_case input_table[] = {
      .argv = {MATMUL_SHARD, NULL}, .status = 1,
      .msg = "has no quantization_config (config.json) nor quantize_config.json",
      .keep = {CK, "@/x.safetensors"}},
+
+    /* -- rope scaling (issue 11): refused by key and value, before any work -- */
+    {.name = "rope_type_unknown", .build = b_rope_type, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: rope_scaling.rope_type \"llama4\" is not supported", .keep = {M}},
+    {.name = "rope_factor_negative", .build = b_rope_negative, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "config.json: rope_scaling.factor = -8 must be positive", .keep = {M}},
+    {.name = "rope_factor_missing", .build = b_rope_no_factor, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "config.json: rope_scaling: \"factor\" is missing", .keep = {M}},
+    {.name = "rope_factor_not_a_number", .build = b_rope_string, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "config.json: rope_scaling: \"factor\" must be a number", .keep = {M}},
+    {.name = "rope_longrope", .build = b_rope_longrope, .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "rope_scaling.rope_type \"longrope\" is not supported", .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)
