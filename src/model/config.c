@@ -5,8 +5,9 @@
  * 5 spellings) and its own parse, the size bounds, and the quantization.
  *
  * Both styles real hub models come in are read:
- *   transformers 4: "rope_theta", "rope_scaling" (null or default), "torch_dtype"
- *   transformers 5: "rope_parameters": {"rope_theta", "rope_type"}, "dtype"
+ *   transformers 4: "rope_theta", "rope_scaling", "torch_dtype"
+ *   transformers 5: "rope_parameters": {"rope_theta", "rope_type", ...}, "dtype"
+ * (the RoPE scaling in either spelling: rope.c)
  * Defaults follow the transformers config classes (LlamaConfig, MistralConfig,
  * Qwen2Config, OPTConfig), so a key they would default may be absent here too.
  * GPTQ checkpoints: "quantization_config" in config.json, else

@@ -175,7 +175,11 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c)
         return GPTQ_OK;
     }
 
-    /* yarn: beta_fast / beta_slow default 32 / 1 (the paper's; transformers
+    /* yarn: the factor given is used, as transformers 5 does (4.x replaced
+     * it by max_position_embeddings / original_max_position_embeddings
+     * whenever the latter was in rope_scaling, which made Qwen2.5's
+     * documented factor 4 with both lengths 32768 a factor 1).
+     * beta_fast / beta_slow default 32 / 1 (the paper's; transformers
      * writes `or 32`, so 0 is the default too); truncate defaults to true */
     r->beta_fast = 32;
     r->beta_slow = 1;
