@@ -100,21 +100,21 @@ static const char *const k_syn_qwen3_config =
 
 typedef void (*syn_mutate_fn)(const char *name, int64_t rows, int64_t cols, float *data);
 
-static uint32_t syn_lcg(uint32_t *s)
+static inline uint32_t syn_lcg(uint32_t *s)
 {
     *s = *s * 1664525u + 1013904223u;
     return *s >> 8;
 }
 
 /* roughly N(0, scale^2): the sum of 4 uniforms */
-static float syn_randn(uint32_t *s, float scale)
+static inline float syn_randn(uint32_t *s, float scale)
 {
     float a = 0.0f;
     for (int i = 0; i < 4; i++) a += (float)syn_lcg(s) / 16777216.0f - 0.5f;
     return a * 1.7320508f * scale;
 }
 
-static int syn_write_text(const char *path, const char *text)
+static inline int syn_write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -124,7 +124,7 @@ static int syn_write_text(const char *path, const char *text)
 
 /* Write the folder of `family` (SYN_LLAMA, SYN_OPT, SYN_QWEN3); returns
  * GPTQ_OK or the failing status. */
-static int syn_write_model(const char *dir, int family, syn_mutate_fn mutate)
+static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mutate)
 {
     const int opt = family == SYN_OPT, qwen3 = family == SYN_QWEN3;
     char path[1024];
@@ -237,7 +237,8 @@ static int syn_write_model(const char *dir, int family, syn_mutate_fn mutate)
 /* A fresh temporary folder root (256 chars) with the synthetic model written
  * to root/model (300 chars); out (300 chars, or NULL) is set to root/out,
  * not created. GPTQ_OK or the failing step's status. */
-static int syn_model_dir(char *root, char *model, char *out, int family, syn_mutate_fn mutate)
+static inline int syn_model_dir(char *root, char *model, char *out, int family,
+                                syn_mutate_fn mutate)
 {
     snprintf(root, 256, "/tmp/gptq_test_syn_XXXXXX");
     if (!mkdtemp(root)) return gptq_error(GPTQ_ERR_IO, "mkdtemp %s failed", root);
