@@ -83,9 +83,9 @@ Test(config, qwen3_transformers5_spelling)
 
 /* Keys left out take Qwen3Config's defaults (head_dim 128, 32 KV heads,
  * rms_norm_eps 1e-6, rope_theta 10000, untied, a window of 4096 when
- * use_sliding_window); written null, head_dim and num_key_value_heads fall
- * back as the modeling code does (hidden_size / heads, num_attention_heads)
- * and so does sliding_window (none). model_type alone is enough. */
+ * use_sliding_window); written null, they are read as for Llama
+ * (hidden_size / heads, num_attention_heads as Qwen3Config does, no
+ * window as Qwen3Config does). model_type alone is enough. */
 Test(config, qwen3_defaults_and_fallbacks)
 {
     gptq_model_config c;

@@ -65,9 +65,9 @@ static int check_rope_type(const cJSON *root, const char *key, const char *file)
     return GPTQ_OK;
 }
 
-/* The key is not written at all (null is written: the modeling code then
- * falls back as Llama's does, where Qwen3Config's default is for a key
- * left out). */
+/* The key is not written at all: Qwen3Config's defaults are for a key left
+ * out; one written null is read as for Llama (num_key_value_heads and
+ * sliding_window null are what Qwen3Config makes of them too). */
 static int key_left_out(const cJSON *root, const char *key)
 {
     return !cJSON_GetObjectItemCaseSensitive(root, key);
