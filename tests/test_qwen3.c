@@ -401,6 +401,42 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
     ch_rm_tree(root);
 }
 
+/* use_sliding_window with a window shorter than the sequence: refused
+ * (sliding-window attention is not implemented), naming the window; a
+ * sequence within it runs. */
+Test(forward, qwen3_sliding_window_refused_beyond_it)
+{
+    char root[256], model[300], path[400];
+    cr_assert_eq(syn_model_dir(root, model, NULL, SYN_QWEN3, NULL), GPTQ_OK, "%s",
+                 gptq_last_error());
+    char *cfg = ch_slurp(ch_join(path, model, "config.json"), NULL);
+    cr_assert(cfg);
+    /* the same lengths, so the edit is in place */
+    static const char w0[] = "\"sliding_window\": null", w1[] = "\"sliding_window\":    8",
+                      u0[] = "\"use_sliding_window\": false",
+                      u1[] = "\"use_sliding_window\":  true";
+    char *a = strstr(cfg, w0), *b = strstr(cfg, u0);
+    cr_assert(a && b && sizeof w0 == sizeof w1 && sizeof u0 == sizeof u1, "%s", cfg);
+    memcpy(a, w1, sizeof w1 - 1);
+    memcpy(b, u1, sizeof u1 - 1);
+    ch_write_str(path, cfg);
+    free(cfg);
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_model_open(model, be, &m), GPTQ_OK, "%s", gptq_last_error());
+    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    double nll = 0.0;
+    cr_expect_eq(gptq_model_forward(m, ids, 1, 8, &nll, NULL, NULL), GPTQ_OK, "%s",
+                 gptq_last_error());
+    cr_expect_eq(gptq_model_forward(m, ids, 1, 9, &nll, NULL, NULL), GPTQ_ERR_UNSUPPORTED);
+    cr_expect(strstr(gptq_last_error(), "sequences of 9 tokens exceed the sliding window of 8"),
+              "%s", gptq_last_error());
+    gptq_model_close(m);
+    gptq_backend_close(be);
+    ch_rm_tree(root);
+}
+
 /* ------------------------------------------------------------------ */
 /* gptq quantize and gptq eval                                         */
 /* ------------------------------------------------------------------ */
