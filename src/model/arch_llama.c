@@ -318,7 +318,9 @@ const gptq_arch gptq_arch_llama = {
 };
 
 /* Qwen3 dense: Llama's description with q_norm and k_norm in every layer
- * (parse and the forward see it by c->arch). */
+ * (parse and the forward see it by c->arch). Its keys are Llama's:
+ * Qwen3Config's defaults are the same but for max_position_embeddings
+ * (32768 there), which every Qwen3 config.json writes. */
 const gptq_arch gptq_arch_qwen3 = {
     .name = "Qwen3",
     .names = k_qwen3_names,
