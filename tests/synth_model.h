@@ -7,6 +7,11 @@
  *          untied lm_head, transformers-4 style config (rope_theta 10000.0).
  *   OPT:   D 64, 4 heads, ffn 128, 2 layers, V 96, F16, biases everywhere,
  *          tied embeddings, transformers-5 style config ("dtype").
+ *   Qwen3: D 64, 4 heads of head_dim 32 (not D / heads), 2 KV heads, F 128,
+ *          2 layers, V 512 (stories-260k's tokenizer fits), F32, q_norm and
+ *          k_norm (32) in every layer with weights far from 1 (so that a norm
+ *          applied after RoPE instead of before shows), tied embeddings,
+ *          transformers-5 style config (rope_parameters, theta 1e6).
  * Every linear has in and out features that are multiples of 32, so 2, 3,
  * 4 and 8 bits all pack, and 64 columns make two groups of 32.
  *
@@ -28,6 +33,12 @@
 #define SYN_V 96
 #define SYN_LAYERS 2
 #define SYN_MAXPOS 128
+/* the family argument of syn_write_model / syn_model_dir */
+#define SYN_LLAMA 0
+#define SYN_OPT 1
+#define SYN_QWEN3 2
+#define SYN_QWEN3_V 512
+#define SYN_QWEN3_HD 32
 
 static const char *const k_syn_llama_config =
     "{\n"
@@ -64,23 +75,46 @@ static const char *const k_syn_opt_config =
     "  \"dtype\": \"float16\"\n"
     "}\n";
 
+static const char *const k_syn_qwen3_config =
+    "{\n"
+    "  \"architectures\": [\"Qwen3ForCausalLM\"],\n"
+    "  \"attention_bias\": false,\n"
+    "  \"head_dim\": 32,\n"
+    "  \"hidden_act\": \"silu\",\n"
+    "  \"hidden_size\": 64,\n"
+    "  \"intermediate_size\": 128,\n"
+    "  \"max_position_embeddings\": 128,\n"
+    "  \"max_window_layers\": 2,\n"
+    "  \"model_type\": \"qwen3\",\n"
+    "  \"num_attention_heads\": 4,\n"
+    "  \"num_hidden_layers\": 2,\n"
+    "  \"num_key_value_heads\": 2,\n"
+    "  \"rms_norm_eps\": 1e-06,\n"
+    "  \"rope_parameters\": {\"rope_theta\": 1000000.0, \"rope_type\": \"default\"},\n"
+    "  \"sliding_window\": null,\n"
+    "  \"tie_word_embeddings\": true,\n"
+    "  \"use_sliding_window\": false,\n"
+    "  \"vocab_size\": 512,\n"
+    "  \"dtype\": \"float32\"\n"
+    "}\n";
+
 typedef void (*syn_mutate_fn)(const char *name, int64_t rows, int64_t cols, float *data);
 
-static uint32_t syn_lcg(uint32_t *s)
+static inline uint32_t syn_lcg(uint32_t *s)
 {
     *s = *s * 1664525u + 1013904223u;
     return *s >> 8;
 }
 
 /* roughly N(0, scale^2): the sum of 4 uniforms */
-static float syn_randn(uint32_t *s, float scale)
+static inline float syn_randn(uint32_t *s, float scale)
 {
     float a = 0.0f;
     for (int i = 0; i < 4; i++) a += (float)syn_lcg(s) / 16777216.0f - 0.5f;
     return a * 1.7320508f * scale;
 }
 
-static int syn_write_text(const char *path, const char *text)
+static inline int syn_write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -88,12 +122,16 @@ static int syn_write_text(const char *path, const char *text)
     return fclose(f);
 }
 
-/* Write the folder; returns GPTQ_OK or the failing status. */
-static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
+/* Write the folder of `family` (SYN_LLAMA, SYN_OPT, SYN_QWEN3); returns
+ * GPTQ_OK or the failing status. */
+static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mutate)
 {
+    const int opt = family == SYN_OPT, qwen3 = family == SYN_QWEN3;
     char path[1024];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (syn_write_text(path, opt ? k_syn_opt_config : k_syn_llama_config)) return GPTQ_ERR_IO;
+    if (syn_write_text(path, opt ? k_syn_opt_config : qwen3 ? k_syn_qwen3_config
+                                                            : k_syn_llama_config))
+        return GPTQ_ERR_IO;
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     if (syn_write_text(path, "{\"bos_token_id\": 1}\n")) return GPTQ_ERR_IO;
 
@@ -111,14 +149,16 @@ static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
         n++;                                                       \
     } while (0)
     char nm[96];
-    const int64_t D = SYN_D, F = SYN_F, V = SYN_V, KV = 2 * 16;
+    const int64_t D = SYN_D, F = SYN_F, V = qwen3 ? SYN_QWEN3_V : SYN_V;
+    /* query and key/value widths: 4 and 2 heads of 16 (Llama), of 32 (Qwen3) */
+    const int64_t hd = qwen3 ? SYN_QWEN3_HD : 16, HD = 4 * hd, KV = 2 * hd;
     if (!opt) {
         ADD("model.embed_tokens.weight", V, D, 0);
         for (int L = 0; L < SYN_LAYERS; L++) {
             const char *lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                  "mlp.down_proj"};
-            const int64_t rc[][2] = {{D, D}, {KV, D}, {KV, D}, {D, D}, {F, D}, {F, D}, {D, F}};
+            const int64_t rc[][2] = {{HD, D}, {KV, D}, {KV, D}, {D, HD}, {F, D}, {F, D}, {D, F}};
             snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", L);
             ADD(nm, D, 0, 1);
             for (int i = 0; i < 7; i++) {
@@ -127,9 +167,15 @@ static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
             }
             snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", L);
             ADD(nm, D, 0, 1);
+            if (qwen3) {
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_norm.weight", L);
+                ADD(nm, hd, 0, 3);
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_norm.weight", L);
+                ADD(nm, hd, 0, 3);
+            }
         }
         ADD("model.norm.weight", D, 0, 1);
-        ADD("lm_head.weight", V, D, 0);
+        if (!qwen3) ADD("lm_head.weight", V, D, 0);
     } else {
         ADD("model.decoder.embed_tokens.weight", V, D, 0);
         ADD("model.decoder.embed_positions.weight", SYN_MAXPOS + 2, D, 0);
@@ -158,7 +204,7 @@ static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
     gptq_tensor t[MAXT];
     const char *tn[MAXT];
     memset(t, 0, sizeof t);
-    uint32_t seed = opt ? 777u : 4242u;
+    uint32_t seed = opt ? 777u : qwen3 ? 3303u : 4242u;
     int st = GPTQ_OK;
     for (int i = 0; i < n && !st; i++) {
         const int nd = shapes[i][1] ? 2 : 1;
@@ -168,6 +214,7 @@ static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
         for (int64_t j = 0; j < numel; j++)
             f[j] = isnorm[i] == 1   ? 1.0f + syn_randn(&seed, 0.05f)
                    : isnorm[i] == 2 ? syn_randn(&seed, 0.02f)
+                   : isnorm[i] == 3 ? 1.0f + syn_randn(&seed, 0.4f)
                                     : syn_randn(&seed, 0.125f);
         if (mutate) mutate(names[i], shapes[i][0], nd == 2 ? shapes[i][1] : 1, f);
         st = gptq_tensor_alloc(&t[i], opt ? GPTQ_F16 : GPTQ_F32, nd, shapes[i]);
@@ -190,14 +237,15 @@ static int syn_write_model(const char *dir, int opt, syn_mutate_fn mutate)
 /* A fresh temporary folder root (256 chars) with the synthetic model written
  * to root/model (300 chars); out (300 chars, or NULL) is set to root/out,
  * not created. GPTQ_OK or the failing step's status. */
-static int syn_model_dir(char *root, char *model, char *out, int opt, syn_mutate_fn mutate)
+static inline int syn_model_dir(char *root, char *model, char *out, int family,
+                                syn_mutate_fn mutate)
 {
     snprintf(root, 256, "/tmp/gptq_test_syn_XXXXXX");
     if (!mkdtemp(root)) return gptq_error(GPTQ_ERR_IO, "mkdtemp %s failed", root);
     snprintf(model, 300, "%s/model", root);
     if (out) snprintf(out, 300, "%s/out", root);
     if (mkdir(model, 0755) != 0) return gptq_error(GPTQ_ERR_IO, "mkdir %s failed", model);
-    return syn_write_model(model, opt, mutate);
+    return syn_write_model(model, family, mutate);
 }
 
 #endif /* GPTQ_TEST_SYNTH_MODEL_H */

@@ -16,6 +16,9 @@
  */
 #include "cli_harness.h"
 
+#include "internal.h" /* synth_model.h reports with gptq_error */
+#include "synth_model.h"
+
 static const char k_edit_py[] =
     "import json, struct, sys\n"
     "def rd(p):\n"
@@ -263,6 +266,24 @@ BUILD_CKPT(b_ckpt_gidx_shape,
 BUILD_CKPT(b_ckpt_no_qzeros, ed(d, "st ckpt/model.safetensors drop:model.layers.1.mlp.up_proj.qzeros"))
 BUILD_CKPT(b_ckpt_scales_dtype,
            ed(d, "st ckpt/model.safetensors dtype:model.layers.2.mlp.down_proj.scales:BF16"))
+
+/* --- Qwen3: the synthetic one of synth_model.h (q_norm, k_norm (32)) -- */
+static void mk_qwen3(const char *d)
+{
+    char p[1024];
+    ch_sh("mkdir '%s/model'", d);
+    cr_assert_eq(syn_write_model(ch_join(p, d, "model"), SYN_QWEN3, NULL), GPTQ_OK, "%s",
+                 gptq_last_error());
+    ch_write_str(ch_join(p, d, "edit.py"), k_edit_py);
+}
+#define QWEN3_ST(fn, ops)                              \
+    static void fn(const char *d)                      \
+    {                                                  \
+        mk_qwen3(d);                                   \
+        ed(d, "st model/model.safetensors " ops);      \
+    }
+QWEN3_ST(b_qwen3_shape_q_norm, "shape:model.layers.0.self_attn.q_norm.weight:2,16")
+QWEN3_ST(b_qwen3_no_k_norm, "drop:model.layers.1.self_attn.k_norm.weight")
 
 /* --- tokenizers ----------------------------------------------------- */
 #define TOK(fn, ops) BUILD(fn, ed(d, "json model/tokenizer.json " ops))
@@ -528,6 +549,15 @@ static hostile_case input_table[] = {
      .status = 1,
      .msg = "'model.layers.2.mlp.down_proj.scales' is BF16 [3, 256], expected F16 [3, 256]",
      .keep = {CK}},
+
+    /* Qwen3's per-head norms are checked as every other norm, (head_dim) long */
+    {.name = "qwen3_wrong_shape_q_norm", .build = b_qwen3_shape_q_norm, .argv = {Q_RTN, NULL},
+     .status = 1,
+     .msg = "'model.layers.0.self_attn.q_norm.weight' has shape [2, 16], expected [32]",
+     .keep = {M}},
+    {.name = "qwen3_missing_k_norm", .build = b_qwen3_no_k_norm, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "layer 1: tensor 'model.layers.1.self_attn.k_norm.weight' not found",
+     .keep = {M}},
 
     /* tokenizers */
     {.name = "token_id_2e31_minus_1", .build = b_tok_big_id, .argv = {EVAL(M), NULL},

@@ -44,9 +44,9 @@ static void help(FILE *f)
     fprintf(f,
             "usage: gptq quantize MODEL_DIR -o OUT_DIR --calib FILE [options]\n\n"
             "Quantize every decoder-layer linear of a Hugging Face causal LM (Llama, Mistral,\n"
-            "Qwen2, OPT) with GPTQ, layer by layer, and write a GPTQ checkpoint folder that\n"
-            "transformers, vLLM and GPTQModel load. OUT_DIR appears complete or not at all\n"
-            "(an existing OUT_DIR is replaced only when the new one is finished).\n\n"
+            "Qwen2, Qwen3, OPT) with GPTQ, layer by layer, and write a GPTQ checkpoint\n"
+            "folder that transformers, vLLM and GPTQModel load. OUT_DIR appears complete or\n"
+            "not at all (an existing OUT_DIR is replaced only when the new one is finished).\n\n"
             "  -o, --output DIR       the checkpoint folder to write: a new name, an empty\n"
             "                         folder, or an earlier output of gptq-c (replaced)\n"
             "  --overwrite            also replace an existing OUT_DIR that gptq-c did not\n"

@@ -42,6 +42,13 @@ typedef struct gptq_arch_name {
     const char *arch, *model_type;
 } gptq_arch_name;
 
+/* A per-layer norm: its name and the length of its weight (and bias). */
+typedef struct gptq_arch_norm {
+    const char *name;   /* "input_layernorm", "self_attn.q_norm" */
+    int per_head;       /* 1: (head_dim), applied to each head's vector (Qwen3's q/k norms);
+                         * 0: (hidden_size) */
+} gptq_arch_norm;
+
 /* What a layer forward works with; forward.c fills it for each call. */
 typedef struct gptq_layer_ctx {
     gptq_model *m;
@@ -72,7 +79,7 @@ typedef struct gptq_arch {
     const char *positions;           /* learned positions (max_positions + pos_offset, D),
                                       * row = position + pos_offset; NULL: none */
     const char *layers;              /* "layers": layer L is "<root>layers.<L>." */
-    const char *const *norms;        /* per-layer norms ("input_layernorm"), nnorms */
+    const gptq_arch_norm *norms;     /* per-layer norms, nnorms */
     int nnorms;
     const char *final_norm;          /* "norm" (when config final_norm) */
     const char *lm_head;             /* "lm_head" (when not tied) */
@@ -101,7 +108,7 @@ typedef struct gptq_arch {
     int (*forward)(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out);
 } gptq_arch;
 
-extern const gptq_arch gptq_arch_llama, gptq_arch_opt;
+extern const gptq_arch gptq_arch_llama, gptq_arch_qwen3, gptq_arch_opt;
 
 /* config.c: a positive integer key within its bound (required, or with
  * its default already in *out). */

@@ -1,8 +1,11 @@
 /*
- * arch_llama.c — LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM:
+ * arch_llama.c — LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
+ * (gptq_arch_llama) and Qwen3ForCausalLM (gptq_arch_qwen3):
  *   x = embed_tokens[ids]
  *   per layer: h = x + o_proj(attn(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1)))
  *                    with n1 = rmsnorm(x, input_layernorm)
+ *              (Qwen3: rope(qk(q_proj(n1), self_attn.q_norm)) and the same for k,
+ *               qk = RMSNorm of each head's head_dim vector with a (head_dim) weight)
  *              x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2))
  *                    with n2 = rmsnorm(h, post_attention_layernorm)
  *   logits = lm_head(rmsnorm(x, model.norm))   (lm_head = embed_tokens when tied)
@@ -28,6 +31,7 @@ static const gptq_arch_name k_names[] = {
     {"MistralForCausalLM", "mistral"},
     {"Qwen2ForCausalLM", "qwen2"},
 };
+static const gptq_arch_name k_qwen3_names[] = {{"Qwen3ForCausalLM", "qwen3"}};
 
 #define F_(x) offsetof(gptq_model_config, x)
 static const gptq_arch_key k_keys[] = {
@@ -38,15 +42,26 @@ static const gptq_arch_key k_keys[] = {
     {"max_position_embeddings", NULL, GPTQ_KEY_SIZE, F_(max_positions), 0, 2048},
 };
 
+/* The key is not written at all: Qwen3Config's defaults are for a key left
+ * out; one written null is read as for Llama (num_key_value_heads and
+ * sliding_window null are what Qwen3Config makes of them too). */
+static int key_left_out(const cJSON *root, const char *key)
+{
+    return !cJSON_GetObjectItemCaseSensitive(root, key);
+}
+
 static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 {
     const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
     const int mistral = !strcmp(c->architecture, "MistralForCausalLM");
-    c->num_kv_heads = c->num_heads;
+    const int qwen3 = c->arch == &gptq_arch_qwen3;
+    /* Qwen3Config: num_key_value_heads 32 and head_dim 128 when left out */
+    c->num_kv_heads = qwen3 && key_left_out(root, "num_key_value_heads") ? 32 : c->num_heads;
     GPTQ_TRY(gptq_config_get_size(root, "num_key_value_heads", &c->num_kv_heads, 0, file));
     c->head_dim = 0;
     GPTQ_TRY(gptq_json_get_int(root, "head_dim", &c->head_dim, 0, file));
     if (c->head_dim != 0) GPTQ_TRY(gptq_config_get_size(root, "head_dim", &c->head_dim, 1, file));
+    if (c->head_dim == 0 && qwen3 && key_left_out(root, "head_dim")) c->head_dim = 128;
     if (c->head_dim == 0) {
         if (c->hidden_size % c->num_heads)
             return gptq_error(GPTQ_ERR_FORMAT,
@@ -83,14 +98,14 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: partial_rotary_factor other than 1 is not supported", file);
 
-    /* Biases: Llama/Mistral attention_bias covers q, k, v and o; Qwen2 always
-     * has q/k/v biases and none on o_proj. */
+    /* Biases: Llama/Mistral/Qwen3 attention_bias covers q, k, v and o; Qwen2
+     * always has q/k/v biases and none on o_proj; Qwen3's MLP has none. */
     int ab = 0, mb = 0;
     GPTQ_TRY(gptq_json_get_bool(root, "attention_bias", &ab, 0, file));
     GPTQ_TRY(gptq_json_get_bool(root, "mlp_bias", &mb, 0, file));
     c->qkv_bias = qwen2 ? 1 : ab;
     c->o_bias = qwen2 ? 0 : ab;
-    c->mlp_bias = mb;
+    c->mlp_bias = qwen3 ? 0 : mb;
     c->norm_weight = 1;
     c->norm_bias = 0;
     c->final_norm = 1;
@@ -98,10 +113,14 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
     /* Sliding windows: remembered; the forward refuses sequences longer. */
     c->sliding_window = 0;
     int use_sw = mistral;
-    if (qwen2) {
+    if (qwen2 || qwen3) {
         use_sw = 0;
         GPTQ_TRY(gptq_json_get_bool(root, "use_sliding_window", &use_sw, 0, file));
     }
+    /* Qwen3Config: a window of 4096 when left out; some layers may not use
+     * it (max_window_layers, layer_types), but every sequence longer than it
+     * is refused all the same */
+    if (use_sw && qwen3 && key_left_out(root, "sliding_window")) c->sliding_window = 4096;
     if (use_sw) GPTQ_TRY(gptq_json_get_int(root, "sliding_window", &c->sliding_window, 0, file));
     if (c->sliding_window < 0) c->sliding_window = 0;
     return GPTQ_OK;
@@ -183,6 +202,18 @@ static int norm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf 
     return GPTQ_BE_OP(be, rmsnorm, X, off, w, 0, n, D, eps, Y, 0);
 }
 
+/* The per-layer norms: Llama's two, Qwen3's two more. */
+enum { NIN, NPOST, NQ, NK };
+
+/* Qwen3's q_norm / k_norm (per-layer norm j), in place on Y (T, heads * d)
+ * = (T * heads, d) rows, one per head: after the projection, before RoPE.
+ * Nothing for a family without them. */
+static int qk_norm(const gptq_layer_ctx *x, int j, gptq_buf *Y, int64_t rows)
+{
+    if (x->c->arch->nnorms <= j) return GPTQ_OK;
+    return norm(x->be, Y, 0, x->nw[j], NULL, rows, x->c->head_dim, (float)x->c->norm_eps, Y);
+}
+
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
@@ -194,10 +225,12 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     const float scale = (float)(1.0 / sqrt((double)d));
 
     /* attention block */
-    GPTQ_TRY(norm(be, X_in, 0, x->nw[0], NULL, T, D, eps, w[WXN]));
+    GPTQ_TRY(norm(be, X_in, 0, x->nw[NIN], NULL, T, D, eps, w[WXN]));
     GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
     GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
+    GPTQ_TRY(qk_norm(x, NQ, w[WQ], T * H));
     GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
+    GPTQ_TRY(qk_norm(x, NK, w[WK], T * Hk));
     GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
     GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, w[WPOS], 0, w[WROPE], x->S));
     GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, w[WPOS], 0, w[WROPE], x->S));
@@ -208,7 +241,7 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
 
     /* MLP block */
-    GPTQ_TRY(norm(be, X_out, 0, x->nw[1], NULL, T, D, eps, w[WXN]));
+    GPTQ_TRY(norm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
     GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
     GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
     GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
@@ -219,7 +252,12 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
 }
 
 static const char *const k_roots[] = {"model.", NULL};
-static const char *const k_norms[] = {"input_layernorm", "post_attention_layernorm"};
+static const gptq_arch_norm k_norms[] = {
+    [NIN] = {"input_layernorm", 0},
+    [NPOST] = {"post_attention_layernorm", 0},
+    [NQ] = {"self_attn.q_norm", 1},
+    [NK] = {"self_attn.k_norm", 1},
+};
 
 const gptq_arch gptq_arch_llama = {
     .name = "Llama",
@@ -233,7 +271,36 @@ const gptq_arch gptq_arch_llama = {
     .positions = NULL,
     .layers = "layers",
     .norms = k_norms,
-    .nnorms = 2,
+    .nnorms = NPOST + 1,
+    .final_norm = "norm",
+    .lm_head = "lm_head",
+    .linears = linears,
+    .groups = groups,
+    .work = k_work,
+    .nwork = NWORK,
+    .work_counts = work_counts,
+    .prepare = prepare,
+    .norm = norm,
+    .forward = forward,
+};
+
+/* Qwen3 dense: Llama's description with q_norm and k_norm in every layer
+ * (parse and the forward see it by c->arch). Its keys are Llama's:
+ * Qwen3Config's defaults are the same but for max_position_embeddings
+ * (32768 there), which every Qwen3 config.json writes. */
+const gptq_arch gptq_arch_qwen3 = {
+    .name = "Qwen3",
+    .names = k_qwen3_names,
+    .nnames = (int)(sizeof k_qwen3_names / sizeof *k_qwen3_names),
+    .keys = k_keys,
+    .nkeys = (int)(sizeof k_keys / sizeof *k_keys),
+    .parse = parse,
+    .roots = k_roots,
+    .embed = "embed_tokens.weight",
+    .positions = NULL,
+    .layers = "layers",
+    .norms = k_norms,
+    .nnorms = NK + 1,
     .final_norm = "norm",
     .lm_head = "lm_head",
     .linears = linears,

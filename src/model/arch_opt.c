@@ -157,7 +157,7 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
 
 /* "decoder." alone: checkpoints saved from OPTModel */
 static const char *const k_roots[] = {"model.", "", NULL};
-static const char *const k_norms[] = {"self_attn_layer_norm", "final_layer_norm"};
+static const gptq_arch_norm k_norms[] = {{"self_attn_layer_norm", 0}, {"final_layer_norm", 0}};
 
 const gptq_arch gptq_arch_opt = {
     .name = "OPT",

@@ -209,6 +209,12 @@ static int load_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t 
     return GPTQ_OK;
 }
 
+/* The length of a per-layer norm's weight: head_dim or hidden_size. */
+static int64_t norm_len(const gptq_model_config *c, const gptq_arch_norm *n)
+{
+    return n->per_head ? c->head_dim : c->hidden_size;
+}
+
 /* ------------------------------------------------------------------ */
 /* completeness                                                        */
 /* ------------------------------------------------------------------ */
@@ -234,12 +240,11 @@ static int check_linear_tensors(const gptq_model *m, const char *prefix, int64_t
     return GPTQ_OK;
 }
 
-/* The tensors load_norm reads for `name`: a weight and a bias as the
- * config has them. */
-static int check_norm_tensors(const gptq_model *m, const char *name)
+/* The tensors load_norm reads for `name` of length D: a weight and a bias
+ * as the config has them. */
+static int check_norm_tensors(const gptq_model *m, const char *name, int64_t D)
 {
     char full[600];
-    const int64_t D = m->cfg.hidden_size;
     if (m->cfg.norm_weight) {
         snprintf(full, sizeof full, "%s.weight", name);
         GPTQ_TRY(gptq_weights_check_float(m->w, full, 1, &D));
@@ -278,14 +283,14 @@ static int check_complete(const gptq_model *m)
                                       d->lin[i].has_bias);
         }
         for (int j = 0; j < a->nnorms && !st; j++) {
-            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, a->norms[j]);
-            st = check_norm_tensors(m, name);
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, a->norms[j].name);
+            st = check_norm_tensors(m, name, norm_len(c, &a->norms[j]));
         }
         if (st) return gptq_error_prefix(st, "layer %d", L);
     }
     if (c->final_norm) {
         snprintf(name, sizeof name, "%s%s", m->root, a->final_norm);
-        GPTQ_TRY(check_norm_tensors(m, name));
+        GPTQ_TRY(check_norm_tensors(m, name, D));
     }
     if (!c->tie_word_embeddings) GPTQ_TRY(check_linear_tensors(m, a->lm_head, V, D, 0));
 
@@ -565,11 +570,11 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
 /* decoder layers                                                      */
 /* ------------------------------------------------------------------ */
 
-/* Norm `name`: its weight and bias as the config has them (else NULL). */
-static int load_norm(gptq_model *m, const char *name, gptq_buf **w, gptq_buf **b)
+/* Norm `name` of length D: its weight and bias as the config has them
+ * (else NULL). */
+static int load_norm(gptq_model *m, const char *name, int64_t D, gptq_buf **w, gptq_buf **b)
 {
     char full[600];
-    int64_t D = m->cfg.hidden_size;
     if (m->cfg.norm_weight) {
         snprintf(full, sizeof full, "%s.weight", name);
         GPTQ_TRY(upload_tensor(m, full, 1, &D, w));
@@ -597,8 +602,8 @@ int gptq_model_layer_load(gptq_model *m, int L)
                          &m->B[i]);
     }
     for (int j = 0; j < m->a->nnorms && !st; j++) {
-        snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->a->norms[j]);
-        st = load_norm(m, name, &m->nw[j], &m->nb[j]);
+        snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->a->norms[j].name);
+        st = load_norm(m, name, norm_len(&m->cfg, &m->a->norms[j]), &m->nw[j], &m->nb[j]);
     }
     if (st) {
         gptq_error_prefix(st, "loading layer %d", L);
@@ -732,7 +737,7 @@ static int head_load(gptq_model *m, int64_t T, head_ws *h)
     memset(h, 0, sizeof *h);
     if (c->final_norm) {
         snprintf(name, sizeof name, "%s%s", m->root, m->a->final_norm);
-        GPTQ_TRY(load_norm(m, name, &h->nw, &h->nb));
+        GPTQ_TRY(load_norm(m, name, D, &h->nw, &h->nb));
     }
     if (c->tie_word_embeddings) {
         int64_t shape[2] = {V, D};

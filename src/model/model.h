@@ -6,7 +6,8 @@
  * time.
  *
  * Families are descriptions (arch.h), one file each:
- *   arch_llama.c  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
+ *   arch_llama.c  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+ *                 Qwen3ForCausalLM (q/k norms)
  *   arch_opt.c    OPTForCausalLM (pre-LayerNorm only)
  * Each says what its config.json holds, how its tensors are named, which
  * linears a decoder layer has in which true-sequential groups, and how the
@@ -109,7 +110,7 @@ typedef struct gptq_model_config {
     int norm_bias;            /* and a bias (OPT elementwise_affine; Llama: none) */
     int final_norm;           /* a final norm exists (OPT: !_remove_final_layer_norm) */
     int tie_word_embeddings;  /* lm_head shares embed_tokens */
-    int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2) */
+    int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2/Qwen3) */
     int64_t pos_offset;       /* learned positions: row = position + pos_offset (OPT: 2) */
     gptq_dtype dtype;         /* torch_dtype | dtype (F32 when absent) */
     gptq_ckpt_quant quant;
