@@ -41,8 +41,9 @@ extern "C" {
 /* Bump on any change of this struct or of a slot's meaning. */
 /* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
  * dead_columns, w_hat left in W; hessian_finish and dot required) and
- * supports_op (a backend may decline an op at run time) */
-#define GPTQ_BACKEND_ABI_VERSION 4u
+ * supports_op (a backend may decline an op at run time); 5: attention's window
+ * and softcap */
+#define GPTQ_BACKEND_ABI_VERSION 5u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
 typedef struct gptq_buf gptq_buf; /* defined by each backend */
@@ -231,10 +232,20 @@ typedef struct gptq_backend_iface {
      *   p_j = exp(s_j - max s) / sum_j exp(s_j - max s)  (f32; sum in double)
      *   o   = sum_j p_j v_j
      * Q (T, H*d); K (T, Hk*d); V (T, Hk*d); O (T, H*d). scale is usually
-     * 1/sqrt(d). */
+     * 1/sqrt(d).
+     * window (since ABI 5): 0 = full causal; W > 0 = sliding window: query i
+     * sees key j only when i - W < j <= i, at most W keys, the current token
+     * among them (transformers' sliding-window mask for Mistral/Qwen2/Qwen3:
+     * kv_idx > q_idx - sliding_window, eager and sdpa alike). W < 0:
+     * GPTQ_ERR_INVALID.
+     * softcap (since ABI 5): 0 = none; c > 0: s_j = c * tanh(s_j / c) after
+     * the scale, before the mask and softmax (Gemma 2's attention logit
+     * soft-capping, as transformers' eager attention); c < 0 or not finite:
+     * GPTQ_ERR_INVALID. */
     int (*attention)(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
                      size_t k_off, const gptq_buf *V, size_t v_off, int64_t nseq, int64_t S,
-                     int64_t H, int64_t Hk, int64_t d, float scale, gptq_buf *O, size_t o_off);
+                     int64_t H, int64_t Hk, int64_t d, float scale, int64_t window,
+                     float softcap, gptq_buf *O, size_t o_off);
     /* SwiGLU: Y = silu(G) * U elementwise, silu(g) = g / (1 + exp(-g)).
      * G (T, F); U (T, F); Y (T, F) (may be G or U). n = T * F elements. */
     int (*silu_mul)(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,

@@ -313,7 +313,7 @@ static void bench_attention(gptq_backend *be, int64_t nseq, int64_t S, int reps)
         for (int r = 0; r <= reps; r++) {
             double t0 = gptq_now();
             check(be->iface->attention(be->ctx, q, 0, k, 0, v, 0, nseq, S, H, H, d,
-                                       1.0f / sqrtf((float)d), o, 0),
+                                       1.0f / sqrtf((float)d), 0, 0.0f, o, 0),
                   "attention");
             dsync(be);
             if (r > 0) t[r - 1] = gptq_now() - t0;

@@ -909,8 +909,10 @@ static void rope_naive(const op_case *c, oc_data *d)
             }
 }
 
-/* attention: p = {nseq, S, H, Hk, d}; Q 3 x uniform (peaked softmax rows
- * too), O poisoned with NaN (every element written); scale 1/sqrt(d) */
+/* attention: p = {nseq, S, H, Hk, d, window, softcap x 100, bad}; Q 3 x
+ * uniform (peaked softmax rows too: scores of standard deviation about 1,
+ * so a cap of 0.5 bends most of them), O poisoned with NaN (every element
+ * written); scale 1/sqrt(d). bad: window -1 (an error, named). */
 static void attn_gen(const op_case *c, oc_data *d)
 {
     const int64_t T = c->p[0] * c->p[1], nq = T * c->p[2] * c->p[4], nk = T * c->p[3] * c->p[4];
@@ -919,39 +921,49 @@ static void attn_gen(const op_case *c, oc_data *d)
     fill(add_in(d, OC_F32, (size_t)nk), (size_t)nk, 1.0f);
     float *O = add_in(d, OC_F32, (size_t)nq);
     for (int64_t i = 0; i < nq; i++) O[i] = NAN;
-    add_out(d, "O", 3);
+    if (c->p[7]) add_status(d);
+    else add_out(d, "O", 3);
 }
 
 static int attn_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
 {
-    (void)d;
-    return IFC(be)->attention(CTX(be), b[0], 0, b[1], 0, b[2], 0, c->p[0], c->p[1], c->p[2],
-                              c->p[3], c->p[4], 1.0f / sqrtf((float)c->p[4]), b[3], 0);
+    const int64_t window = c->p[7] ? -1 : c->p[5];
+    int st = IFC(be)->attention(CTX(be), b[0], 0, b[1], 0, b[2], 0, c->p[0], c->p[1], c->p[2],
+                                c->p[3], c->p[4], 1.0f / sqrtf((float)c->p[4]), window,
+                                (float)c->p[6] / 100.0f, b[3], 0);
+    return c->p[7] ? record(c, be, d, 0, st, 0) : st;
 }
 
+/* The contract in double: scaled score, capped (tanh), then only keys
+ * i - window < j <= i (window 0: j <= i) enter the softmax. */
 static void attn_naive(const op_case *c, oc_data *d)
 {
-    const int64_t S = c->p[1], H = c->p[2], Hk = c->p[3], hd = c->p[4];
+    const int64_t S = c->p[1], H = c->p[2], Hk = c->p[3], hd = c->p[4], W = c->p[5];
+    if (c->p[7]) {
+        want_status(d, 0, GPTQ_ERR_INVALID, 0);
+        return;
+    }
     const float *Q = F32(d->in[0]), *K = F32(d->in[1]), *V = F32(d->in[2]);
-    const double scale = 1.0f / sqrtf((float)hd);
+    const double scale = 1.0f / sqrtf((float)hd), cap = (double)((float)c->p[6] / 100.0f);
     double *p = xcalloc((size_t)S, 8);
     for (int64_t b = 0; b < c->p[0]; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t i = 0; i < S; i++) {
                 const float *q = Q + ((b * S + i) * H + h) * hd;
-                const int64_t kh = h / (H / Hk);
+                const int64_t kh = h / (H / Hk), lo = W > 0 && i - W + 1 > 0 ? i - W + 1 : 0;
                 double mx = -INFINITY, sum = 0.0;
-                for (int64_t j = 0; j <= i; j++) {
+                for (int64_t j = lo; j <= i; j++) {
                     const float *k = K + ((b * S + j) * Hk + kh) * hd;
                     double s = 0.0;
                     for (int64_t e = 0; e < hd; e++) s += (double)q[e] * k[e];
                     p[j] = s * scale;
+                    if (cap > 0.0) p[j] = cap * tanh(p[j] / cap);
                     mx = p[j] > mx ? p[j] : mx;
                 }
-                for (int64_t j = 0; j <= i; j++) sum += p[j] = exp(p[j] - mx);
+                for (int64_t j = lo; j <= i; j++) sum += p[j] = exp(p[j] - mx);
                 for (int64_t e = 0; e < hd; e++) {
                     double o = 0.0;
-                    for (int64_t j = 0; j <= i; j++) o += p[j] * V[((b * S + j) * Hk + kh) * hd + e];
+                    for (int64_t j = lo; j <= i; j++) o += p[j] * V[((b * S + j) * Hk + kh) * hd + e];
                     F32(d->out[0])[((b * S + i) * H + h) * hd + e] = (float)(o / sum);
                 }
             }
@@ -959,7 +971,7 @@ static void attn_naive(const op_case *c, oc_data *d)
 }
 
 static double attn_flops(const op_case *c)
-{ /* QK^T and PV over the causal half */
+{ /* QK^T and PV over the causal half (the full triangle's, also for a window) */
     return 2.0 * (double)c->p[0] * c->p[2] * c->p[1] * (c->p[1] + 1) * c->p[4];
 }
 
@@ -1780,6 +1792,35 @@ const op_case oc_cases[] = {
      "GPTQ_HIP_NAIVE_ATTENTION=1", .tol = TOL_ATTN, .ref = TOL_ATTN},
     {"attention d128", GPTQ_OP_ATTENTION, {1, 100, 2, 1, 128}, .tol = TOL_ATTN, .ref = TOL_ATTN},
     {"attention d32", GPTQ_OP_ATTENTION, {3, 33, 3, 3, 32}, .tol = TOL_ATTN, .ref = TOL_ATTN},
+    /* sliding window and soft-capping (ABI 5) on both HIP kernels: a window
+     * inside one key tile (20 < 32) and across tiles (40), one as long as
+     * the sequence (= full causal), a window of 1 (each row sees itself
+     * only: O = V of its own row, up to the division by its one exp), a cap
+     * that bends most scores (0.5), and both. The tolerance stays TOL_ATTN:
+     * the cap adds one tanhf per score (an ulp or two against tanh in
+     * double) and fewer keys only shorten the sums. */
+    {"attention window 20", GPTQ_OP_ATTENTION, {2, 75, 4, 2, 64, 20}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention window 20 row kernel", GPTQ_OP_ATTENTION, {2, 75, 4, 2, 64, 20},
+     "GPTQ_HIP_NAIVE_ATTENTION=1", .tol = TOL_ATTN, .ref = TOL_ATTN},
+    {"attention window 40 d128", GPTQ_OP_ATTENTION, {1, 100, 2, 1, 128, 40}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention window = S", GPTQ_OP_ATTENTION, {2, 75, 4, 2, 64, 75}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention window > S d32", GPTQ_OP_ATTENTION, {3, 33, 3, 3, 32, 1000}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention window 1", GPTQ_OP_ATTENTION, {1, 40, 2, 2, 64, 1}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention softcap", GPTQ_OP_ATTENTION, {2, 75, 4, 2, 64, 0, 50}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention softcap row kernel", GPTQ_OP_ATTENTION, {2, 75, 4, 2, 64, 0, 50},
+     "GPTQ_HIP_NAIVE_ATTENTION=1", .tol = TOL_ATTN, .ref = TOL_ATTN},
+    {"attention window and softcap", GPTQ_OP_ATTENTION, {2, 75, 4, 2, 128, 33, 50},
+     .tol = TOL_ATTN, .ref = TOL_ATTN},
+    {"attention window and softcap d32", GPTQ_OP_ATTENTION, {3, 33, 3, 3, 32, 7, 50},
+     .tol = TOL_ATTN, .ref = TOL_ATTN},
+    {"attention negative window", GPTQ_OP_ATTENTION, {1, 8, 2, 2, 64, 0, 0, 1}, .msg = "window",
+     .tol = TOL_FAIL, .ref = TOL_FAIL},
     {"silu_mul", GPTQ_OP_SILU_MUL, {7400}, .tol = TOL_FW_NORM("silu_mul"),
      .ref = TOL_FW_NORM("silu in double against f32 with expf")},
     {"relu", GPTQ_OP_RELU, {7397, 3}, .tol = {OC_BYTES, {0}, "a comparison"},

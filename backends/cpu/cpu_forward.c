@@ -191,38 +191,46 @@ int cpu_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
 /* ------------------------------------------------------------------ */
 
 /* One tile: sequence b, head h, query rows [i0, i1) of that sequence. Keys
- * 0 .. i1-1 are the only ones any row of the tile may see (causal). sc is
- * scratch of FW_ATTN_BQ * S floats. */
+ * k0 .. i1-1 are the only ones any row of the tile may see (causal; k0 = 0
+ * without a window, else the first key the tile's first row sees). sc is
+ * scratch of FW_ATTN_BQ * S floats. Without window and softcap the
+ * arithmetic is that of ABI 4 (the same calls on the same shapes). */
 static void attn_tile(const float *q, const float *k, const float *v, float *o, int64_t S,
-                      int64_t H, int64_t Hk, int64_t d, float scale, int64_t b, int64_t h,
-                      int64_t i0, int64_t i1, float *sc)
+                      int64_t H, int64_t Hk, int64_t d, float scale, int64_t window,
+                      float softcap, int64_t b, int64_t h, int64_t i0, int64_t i1, float *sc)
 {
     const int64_t kvh = h / (H / Hk);
-    const int64_t m = i1 - i0, nk = i1;
+    const int64_t k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
+    const int64_t m = i1 - i0, nk = i1 - k0;
     const int64_t ldq = H * d, ldk = Hk * d;
     const float *qt = q + (b * S + i0) * ldq + h * d;   // (m, d) stride ldq
-    const float *kt = k + (b * S) * ldk + kvh * d;      // (nk, d) stride ldk
-    const float *vt = v + (b * S) * ldk + kvh * d;      // (nk, d) stride ldk
+    const float *kt = k + (b * S + k0) * ldk + kvh * d; // (nk, d) stride ldk
+    const float *vt = v + (b * S + k0) * ldk + kvh * d; // (nk, d) stride ldk
     float *ot = o + (b * S + i0) * ldq + h * d;         // (m, d) stride ldq
 
     /* scores (m, nk) = scale * Q K^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nk, (int)d, scale, qt,
                 (int)ldq, kt, (int)ldk, 0.0f, sc, (int)nk);
-    /* causal softmax row by row: row r (query i0 + r) sees keys 0 .. i0 + r */
+    /* causal softmax row by row: row r (query i = i0 + r) sees keys
+     * max(0, i - window + 1) .. i, local columns lo .. nj-1 */
     for (int64_t r = 0; r < m; r++) {
         float *s = sc + r * nk;
-        const int64_t nj = i0 + r + 1;
-        float mx = s[0];
-        for (int64_t j = 1; j < nj; j++)
+        const int64_t i = i0 + r, nj = i - k0 + 1;
+        const int64_t lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
+        if (softcap > 0.0f)
+            for (int64_t j = lo; j < nj; j++) s[j] = softcap * tanhf(s[j] / softcap);
+        float mx = s[lo];
+        for (int64_t j = lo + 1; j < nj; j++)
             if (s[j] > mx) mx = s[j];
         double sum = 0.0;
-        for (int64_t j = 0; j < nj; j++) {
+        for (int64_t j = lo; j < nj; j++) {
             float e = expf(s[j] - mx);
             s[j] = e;
             sum += (double)e;
         }
         float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < nj; j++) s[j] = s[j] * inv;
+        for (int64_t j = 0; j < lo; j++) s[j] = 0.0f;
+        for (int64_t j = lo; j < nj; j++) s[j] = s[j] * inv;
         for (int64_t j = nj; j < nk; j++) s[j] = 0.0f;
     }
     /* O (m, d) = P (m, nk) V (nk, d) */
@@ -234,10 +242,15 @@ int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
                   const gptq_buf *K, size_t k_off,            // (T, Hk*d)
                   const gptq_buf *V, size_t v_off,            // (T, Hk*d)
                   int64_t nseq, int64_t S, int64_t H, int64_t Hk, int64_t d, float scale,
+                  int64_t window, float softcap,
                   gptq_buf *O, size_t o_off)                  // (T, H*d)
 {
     cpu_ctx *c = ctx;
     static const char op[] = "attention";
+    if (window < 0 || !(softcap >= 0.0f && isfinite(softcap)))
+        return cpu_fail(c, GPTQ_ERR_INVALID,
+                        "%s: window %lld and softcap %g must be >= 0 (and softcap finite)", op,
+                        (long long)window, (double)softcap);
     if (nseq < 0 || S <= 0 || H <= 0 || Hk <= 0 || d <= 0 || H % Hk)
         return cpu_fail(c, GPTQ_ERR_SHAPE,
                         "%s: bad shape (nseq %lld, S %lld, H %lld, Hk %lld, d %lld; H must be a "
@@ -275,7 +288,7 @@ int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
             const int64_t h = (tile / nqb) % H, b = tile / (nqb * H);
             const int64_t i0 = qb * FW_ATTN_BQ;
             const int64_t i1 = i0 + FW_ATTN_BQ < S ? i0 + FW_ATTN_BQ : S;
-            attn_tile(q, k, v, o, S, H, Hk, d, scale, b, h, i0, i1, sc);
+            attn_tile(q, k, v, o, S, H, Hk, d, scale, window, softcap, b, h, i0, i1, sc);
         }
         free(sc);
     }

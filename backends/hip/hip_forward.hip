@@ -280,10 +280,13 @@ int hip_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
 #define ATT_THREADS 128
 
 /* Block (i, h, b) = query row i of head h of sequence b. Shared memory:
- * q (d floats), scores (i + 1 floats), reduction scratch. */
+ * q (d floats), scores (i + 1 floats, of which keys j0 .. i are used:
+ * j0 = 0, or i - window + 1 with a sliding window), reduction scratch.
+ * softcap > 0: s = softcap * tanh(s / softcap) after the scale. */
 __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
     const float *__restrict__ Q, const float *__restrict__ K, const float *__restrict__ V,
-    int64_t S, int64_t H, int64_t Hk, int64_t d, float scale, float *O)
+    int64_t S, int64_t H, int64_t Hk, int64_t d, float scale, int64_t window, float softcap,
+    float *O)
 {
     extern __shared__ double att_sh[]; /* ATT_THREADS doubles, then q (d), then scores */
     float *q = (float *)(att_sh + ATT_THREADS);
@@ -291,6 +294,7 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
     const int t = (int)threadIdx.x;
     const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int64_t kvh = h / (H / Hk), ldq = H * d, ldk = Hk * d, nj = i + 1;
+    const int64_t j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
     const float *qr = Q + (b * S + i) * ldq + h * d;
     const float *kb = K + (b * S) * ldk + kvh * d;
     const float *vb = V + (b * S) * ldk + kvh * d;
@@ -298,11 +302,12 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
     __syncthreads();
     /* scores s_j = scale * (q . k_j) */
     float mx = -INFINITY;
-    for (int64_t j = t; j < nj; j += ATT_THREADS) {
+    for (int64_t j = j0 + t; j < nj; j += ATT_THREADS) {
         const float *kr = kb + j * ldk;
         float s = 0.0f;
         for (int64_t k = 0; k < d; k++) s = fmaf(q[k], kr[k], s);
         s = scale * s;
+        if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
         sc[j] = s;
         mx = fmaxf(mx, s);
     }
@@ -316,7 +321,7 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
     const float m = (float)att_sh[0];
     __syncthreads();
     double sum = 0.0;
-    for (int64_t j = t; j < nj; j += ATT_THREADS) {
+    for (int64_t j = j0 + t; j < nj; j += ATT_THREADS) {
         const float e = expf(sc[j] - m);
         sc[j] = e;
         sum += (double)e;
@@ -328,13 +333,13 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
         __syncthreads();
     }
     const float inv = (float)(1.0 / att_sh[0]);
-    for (int64_t j = t; j < nj; j += ATT_THREADS) sc[j] = sc[j] * inv;
+    for (int64_t j = j0 + t; j < nj; j += ATT_THREADS) sc[j] = sc[j] * inv;
     __syncthreads();
     /* o = sum_j p_j v_j, threads across the head dimension */
     float *orow = O + (b * S + i) * ldq + h * d;
     for (int64_t k = t; k < d; k += ATT_THREADS) {
         float o = 0.0f;
-        for (int64_t j = 0; j < nj; j++) o = fmaf(sc[j], vb[j * ldk + k], o);
+        for (int64_t j = j0; j < nj; j++) o = fmaf(sc[j], vb[j * ldk + k], o);
         orow[k] = o;
     }
 }
@@ -347,7 +352,10 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
  * instead of once per row. Each thread computes 4 scores of the (FA_BQ,
  * FA_BK) tile, their part of the softmax step (the 8 threads of a row share
  * its max and sum through shared memory), and a (4 rows, D/32 columns)
- * piece of the output. */
+ * piece of the output. With a sliding window the walk starts at the key
+ * tile of the first key the tile's first row sees, and the mask also drops
+ * keys j <= i - window; softcap > 0 caps each scaled score as the row
+ * kernel does. */
 #define FA_BQ 32
 #define FA_BK 32
 #define FA_THREADS 256
@@ -355,7 +363,7 @@ __global__ __launch_bounds__(ATT_THREADS) void attention_kernel(
 template <int D>
 __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
     const float *__restrict__ Q, const float *__restrict__ K, const float *__restrict__ V,
-    int64_t S, int64_t H, int64_t Hk, float scale, float *O)
+    int64_t S, int64_t H, int64_t Hk, float scale, int64_t window, float softcap, float *O)
 {
     __shared__ float sq[FA_BQ][D + 1];
     __shared__ float skv[FA_BK][D + 1];
@@ -391,7 +399,8 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
     const int orow = tid / 32, ocol = tid % 32;
     const int srow = tid / 8, scol = (tid % 8) * 4; /* scores: row, 4 columns */
     const int64_t last = i0 + nq - 1;               /* the tile's last query row */
-    for (int64_t j0 = 0; j0 <= last; j0 += FA_BK) {
+    const int64_t first = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
+    for (int64_t j0 = first / FA_BK * FA_BK; j0 <= last; j0 += FA_BK) {
         const int nk = S - j0 < FA_BK ? (int)(S - j0) : FA_BK;
         __syncthreads(); /* the previous V tile and probabilities are consumed */
         for (int e = tid; e < FA_BK * D; e += FA_THREADS) {
@@ -413,7 +422,10 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             const int64_t j = j0 + scol + q, i = i0 + srow;
-            s4[q] = (srow < nq && scol + q < nk && j <= i) ? scale * s4[q] : -INFINITY;
+            float sv = scale * s4[q];
+            if (softcap > 0.0f) sv = softcap * tanhf(sv / softcap);
+            const bool seen = srow < nq && scol + q < nk && j <= i && (window == 0 || j > i - window);
+            s4[q] = seen ? sv : -INFINITY;
             lmax = fmaxf(lmax, s4[q]);
         }
         smx8[srow][tid % 8] = lmax;
@@ -483,10 +495,15 @@ int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
                   const gptq_buf *K, size_t k_off,            // (T, Hk*d)
                   const gptq_buf *V, size_t v_off,            // (T, Hk*d)
                   int64_t nseq, int64_t S, int64_t H, int64_t Hk, int64_t d, float scale,
+                  int64_t window, float softcap,
                   gptq_buf *O, size_t o_off)                  // (T, H*d)
 {
     hip_ctx *c = (hip_ctx *)ctx;
     static const char op[] = "attention";
+    if (window < 0 || !(softcap >= 0.0f && isfinite(softcap)))
+        return hip_fail(c, GPTQ_ERR_INVALID,
+                        "%s: window %lld and softcap %g must be >= 0 (and softcap finite)", op,
+                        (long long)window, (double)softcap);
     if (nseq < 0 || S <= 0 || H <= 0 || Hk <= 0 || d <= 0 || H % Hk)
         return hip_fail(c, GPTQ_ERR_SHAPE,
                         "%s: bad shape (nseq %lld, S %lld, H %lld, Hk %lld, d %lld; H must be a "
@@ -509,11 +526,11 @@ int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
         if (d == 64)
             attention_tiled_kernel<64><<<g, FA_THREADS, 0, c->stream>>>(
                 HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), S, H, Hk, scale,
-                HIP_F32(O, o_off));
+                window, softcap, HIP_F32(O, o_off));
         else
             attention_tiled_kernel<128><<<g, FA_THREADS, 0, c->stream>>>(
                 HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), S, H, Hk, scale,
-                HIP_F32(O, o_off));
+                window, softcap, HIP_F32(O, o_off));
         return hip_check_launch(c, "attention (tiled)");
     }
     const size_t smem = ATT_THREADS * sizeof(double) + (size_t)(d + S) * sizeof(float);
@@ -525,7 +542,7 @@ int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
     dim3 grid((unsigned)S, (unsigned)H, (unsigned)nseq);
     attention_kernel<<<grid, ATT_THREADS, smem, c->stream>>>(
         HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), S, H, Hk, d, scale,
-        HIP_F32(O, o_off));
+        window, softcap, HIP_F32(O, o_off));
     return hip_check_launch(c, "attention");
 }
 

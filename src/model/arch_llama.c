@@ -50,6 +50,69 @@ static int key_left_out(const cJSON *root, const char *key)
     return !cJSON_GetObjectItemCaseSensitive(root, key);
 }
 
+/* Sliding-window attention, as transformers' configs decide it:
+ *   Mistral: sliding_window (4096 when left out, null: none) on every layer.
+ *   Qwen2/Qwen3: only with use_sliding_window; sliding_window (4096 when
+ *   left out) on the layers L >= max_window_layers (28 when left out), as
+ *   Qwen2Config/Qwen3Config build layer_types.
+ *   layer_types (transformers 5), when written: one "full_attention" or
+ *   "sliding_attention" per layer, over the rule above.
+ * c->layer_window[L] is the window of layer L (0: full causal). */
+static int sliding_windows(const cJSON *root, const char *file, int mistral, int qwen,
+                           gptq_model_config *c)
+{
+    c->sliding_window = 0;
+    int use_sw = mistral;
+    if (qwen) GPTQ_TRY(gptq_json_get_bool(root, "use_sliding_window", &use_sw, 0, file));
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+    if (use_sw && !sw) c->sliding_window = 4096;
+    if (use_sw) GPTQ_TRY(gptq_json_get_int(root, "sliding_window", &c->sliding_window, 0, file));
+    if (use_sw && sw && !cJSON_IsNull(sw) && c->sliding_window <= 0)
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: \"sliding_window\" = %lld must be positive",
+                          file, (long long)c->sliding_window);
+    int64_t first = 0; /* the first layer that slides */
+    if (qwen) {
+        first = 28;
+        GPTQ_TRY(gptq_json_get_int(root, "max_window_layers", &first, 0, file));
+        if (first < 0)
+            return gptq_error(GPTQ_ERR_FORMAT,
+                              "%s: \"max_window_layers\" = %lld must not be negative", file,
+                              (long long)first);
+    }
+    for (int64_t L = 0; L < c->num_layers; L++)
+        c->layer_window[L] = L >= first ? c->sliding_window : 0;
+
+    const cJSON *types = NULL;
+    GPTQ_TRY(gptq_json_get_array(root, "layer_types", &types, 0, file));
+    if (!types) return GPTQ_OK;
+    if (cJSON_GetArraySize(types) != c->num_layers)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: \"layer_types\" has %d entries, num_hidden_layers is %lld", file,
+                          cJSON_GetArraySize(types), (long long)c->num_layers);
+    for (int64_t L = 0; L < c->num_layers; L++) {
+        const cJSON *t = cJSON_GetArrayItem(types, (int)L);
+        if (!cJSON_IsString(t))
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: \"layer_types\"[%lld] must be a string",
+                              file, (long long)L);
+        if (!strcmp(t->valuestring, "full_attention")) {
+            c->layer_window[L] = 0;
+        } else if (!strcmp(t->valuestring, "sliding_attention")) {
+            if (c->sliding_window == 0)
+                return gptq_error(GPTQ_ERR_FORMAT,
+                                  "%s: \"layer_types\"[%lld] is \"sliding_attention\" but no "
+                                  "sliding_window is set (use_sliding_window, sliding_window)",
+                                  file, (long long)L);
+            c->layer_window[L] = c->sliding_window;
+        } else {
+            return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                              "%s: \"layer_types\"[%lld] = \"%s\" is not supported (only "
+                              "\"full_attention\" and \"sliding_attention\")",
+                              file, (long long)L, t->valuestring);
+        }
+    }
+    return GPTQ_OK;
+}
+
 static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 {
     const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
@@ -110,20 +173,7 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
     c->norm_bias = 0;
     c->final_norm = 1;
 
-    /* Sliding windows: remembered; the forward refuses sequences longer. */
-    c->sliding_window = 0;
-    int use_sw = mistral;
-    if (qwen2 || qwen3) {
-        use_sw = 0;
-        GPTQ_TRY(gptq_json_get_bool(root, "use_sliding_window", &use_sw, 0, file));
-    }
-    /* Qwen3Config: a window of 4096 when left out; some layers may not use
-     * it (max_window_layers, layer_types), but every sequence longer than it
-     * is refused all the same */
-    if (use_sw && qwen3 && key_left_out(root, "sliding_window")) c->sliding_window = 4096;
-    if (use_sw) GPTQ_TRY(gptq_json_get_int(root, "sliding_window", &c->sliding_window, 0, file));
-    if (c->sliding_window < 0) c->sliding_window = 0;
-    return GPTQ_OK;
+    return sliding_windows(root, file, mistral, qwen2 || qwen3, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -235,7 +285,7 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, w[WPOS], 0, w[WROPE], x->S));
     GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, w[WPOS], 0, w[WROPE], x->S));
     GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H, Hk, d,
-                        scale, w[WATT], 0));
+                        scale, c->layer_window[x->layer], 0.0f, w[WATT], 0));
     GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
     GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
     GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));

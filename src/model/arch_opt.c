@@ -140,7 +140,7 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
     GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
     GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H,
-                        c->num_kv_heads, d, scale, w[WATT], 0));
+                        c->num_kv_heads, d, scale, 0, 0.0f, w[WATT], 0));
     GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
     GPTQ_TRY(gptq_layer_linear(x, LOUT, w[WATT], w[WTMP]));
     GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));

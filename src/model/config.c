@@ -45,7 +45,7 @@ static const struct {
     {"intermediate_size", (int64_t)1 << 20},      /* largest in use 53248 */
     {"ffn_dim", (int64_t)1 << 20},
     {"word_embed_proj_dim", (int64_t)1 << 17},
-    {"num_hidden_layers", 1024},                  /* largest in use 126 */
+    {"num_hidden_layers", GPTQ_MAX_LAYERS},       /* largest in use 126 */
     {"num_attention_heads", 4096},                /* largest in use 128 */
     {"num_key_value_heads", 4096},
     {"head_dim", 4096},                           /* largest in use 256 */

@@ -511,11 +511,6 @@ static int check_batch(const gptq_model *m, int64_t nseq, int64_t S)
                           "%s: sequences of %lld tokens exceed %s's %lld learned positions "
                           "(max_position_embeddings)",
                           m->dir, (long long)S, m->a->name, (long long)c->max_positions);
-    if (c->sliding_window > 0 && S > c->sliding_window)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: sequences of %lld tokens exceed the sliding window of %lld, which "
-                          "is not implemented",
-                          m->dir, (long long)S, (long long)c->sliding_window);
     return GPTQ_OK;
 }
 

@@ -89,6 +89,9 @@ typedef struct gptq_rope {
     int truncate;             /* yarn: floor/ceil the correction range (1) */
 } gptq_rope;
 
+/* num_hidden_layers is at most this (config.c bounds it). */
+#define GPTQ_MAX_LAYERS 1024
+
 typedef struct gptq_model_config {
     char architecture[64]; /* as written in config.json ("LlamaForCausalLM") */
     const gptq_arch *arch;    /* the family that accepted it */
@@ -111,6 +114,7 @@ typedef struct gptq_model_config {
     int final_norm;           /* a final norm exists (OPT: !_remove_final_layer_norm) */
     int tie_word_embeddings;  /* lm_head shares embed_tokens */
     int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2/Qwen3) */
+    int64_t layer_window[GPTQ_MAX_LAYERS]; /* per layer: sliding_window or 0 (full causal) */
     int64_t pos_offset;       /* learned positions: row = position + pos_offset (OPT: 2) */
     gptq_dtype dtype;         /* torch_dtype | dtype (F32 when absent) */
     gptq_ckpt_quant quant;
@@ -297,8 +301,8 @@ int gptq_model_linear_buf(gptq_model *m, int L, int i, gptq_buf **W);
  * (nseq*S, D) on the backend; X_out may be X_in (in place). hook may be
  * NULL; it is called once per group in order. A family with learned
  * positions (OPT) refuses S above max_position_embeddings (its table ends
- * there); a model
- * with a sliding window refuses S above the window (not implemented). */
+ * there). A layer with a sliding window (config layer_window[L] > 0) lets
+ * each query attend to at most that many keys, itself included. */
 int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_buf *X_out,
                              int64_t nseq, int64_t S, gptq_layer_hook hook, void *user);
 
