@@ -310,6 +310,22 @@ ROPE(b_rope_string, "{\"rope_type\": \"dynamic\", \"factor\": \"eight\"}")
 ROPE(b_rope_longrope, "{\"rope_type\": \"longrope\", \"short_factor\": [1], "
                       "\"long_factor\": [1]}")
 
+/* -- sliding windows (issue 11): tiny-llama (3 layers) as Mistral / Qwen2 -- */
+#define MISTRAL "'set:architectures:[\"MistralForCausalLM\"]' "
+#define QWEN2 "'set:architectures:[\"Qwen2ForCausalLM\"]' set:use_sliding_window:true "
+CFG(b_sw_negative, MISTRAL "set:sliding_window:-4")
+CFG(b_sw_string, MISTRAL "'set:sliding_window:\"4k\"'")
+CFG(b_sw_max_layers, QWEN2 "set:sliding_window:16 set:max_window_layers:-1")
+CFG(b_sw_types_short, QWEN2 "set:sliding_window:16 'set:layer_types:[\"full_attention\"]'")
+CFG(b_sw_types_unknown, QWEN2 "set:sliding_window:16 'set:layer_types:[\"full_attention\", "
+                        "\"chunked_attention\", \"sliding_attention\"]'")
+CFG(b_sw_types_number, QWEN2 "set:sliding_window:16 'set:layer_types:[0, 1, 2]'")
+CFG(b_sw_types_no_window, "'set:architectures:[\"Qwen2ForCausalLM\"]' "
+                          "'set:layer_types:[\"full_attention\", \"sliding_attention\", "
+                          "\"full_attention\"]'")
+/* a window shorter than the sequence runs (it used to be refused) */
+CFG(b_sw_runs, MISTRAL "set:sliding_window:16")
+
 /* ------------------------------------------------------------------ */
 /* The rows                                                            */
 /* ------------------------------------------------------------------ */
@@ -593,5 +609,27 @@ static hostile_case input_table[] = {
      .status = 1, .msg = "config.json: rope_scaling: \"factor\" must be a number", .keep = {M}},
     {.name = "rope_longrope", .build = b_rope_longrope, .argv = {EVAL(M), NULL}, .status = 1,
      .msg = "rope_scaling.rope_type \"longrope\" is not supported", .keep = {M}},
+    /* sliding windows (issue 11) */
+    {.name = "sliding_window_negative", .build = b_sw_negative, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "config.json: \"sliding_window\" = -4 must be positive", .keep = {M}},
+    {.name = "sliding_window_string", .build = b_sw_string, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "\"sliding_window\" must be an integer", .keep = {M}},
+    {.name = "max_window_layers_negative", .build = b_sw_max_layers, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "\"max_window_layers\" = -1 must not be negative", .keep = {M}},
+    {.name = "layer_types_short", .build = b_sw_types_short, .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "\"layer_types\" has 1 entries, num_hidden_layers is 3", .keep = {M}},
+    {.name = "layer_types_unknown", .build = b_sw_types_unknown, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "\"layer_types\"[1] = \"chunked_attention\" is not supported (only "
+            "\"full_attention\" and \"sliding_attention\")",
+     .keep = {M}},
+    {.name = "layer_types_number", .build = b_sw_types_number, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "\"layer_types\"[0] must be a string", .keep = {M}},
+    {.name = "layer_types_sliding_without_window", .build = b_sw_types_no_window,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "\"layer_types\"[1] is \"sliding_attention\" but no sliding_window is set",
+     .keep = {M}},
+    {.name = "sliding_window_shorter_than_seqlen", .build = b_sw_runs,
+     .argv = {EVAL(M), "--seqlen", "64", NULL}, .status = 0, .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)
