@@ -162,6 +162,43 @@ Test(config, qwen3_errors)
               gptq_last_error());
 }
 
+/* Which layers slide, from transformers' configs: Mistral every layer
+ * (sliding_window 4096 when left out, none when null); Qwen2/Qwen3 only
+ * with use_sliding_window, layers L >= max_window_layers (28 when left
+ * out), sliding_window 4096 when left out. */
+Test(config, sliding_window_layers)
+{
+    gptq_model_config c;
+#define SHAPE                                                                                 \
+    "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 30,"              \
+    " \"num_attention_heads\": 4, \"num_key_value_heads\": 4, \"vocab_size\": 100"
+    cr_assert_eq(parse_str("{\"architectures\": [\"MistralForCausalLM\"], " SHAPE "}", &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 4096, "layer %d", L);
+    cr_assert_eq(parse_str("{\"architectures\": [\"MistralForCausalLM\"], "
+                           "\"sliding_window\": null, " SHAPE "}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 0, "layer %d", L);
+    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen2ForCausalLM\"], "
+                           "\"use_sliding_window\": true, " SHAPE "}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    for (int L = 0; L < 30; L++)
+        cr_expect_eq(c.layer_window[L], L >= 28 ? 4096 : 0, "layer %d", L);
+    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen2ForCausalLM\"], "
+                           "\"use_sliding_window\": false, \"sliding_window\": 64, " SHAPE "}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 0, "layer %d", L);
+    cr_assert_eq(parse_str("{\"model_type\": \"qwen3\", \"use_sliding_window\": true, "
+                           "\"sliding_window\": 64, \"max_window_layers\": 0, " SHAPE "}",
+                           &c),
+                 GPTQ_OK, "%s", gptq_last_error());
+    for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 64, "layer %d", L);
+#undef SHAPE
+}
+
 /* ------------------------------------------------------------------ */
 /* the forward against a plain-C reference                             */
 /* ------------------------------------------------------------------ */
@@ -264,9 +301,11 @@ static void ref_rope(double *x, int p)
     }
 }
 
-/* logits (nseq * S, V) of ids (nseq, S), each sequence on its own */
+/* logits (nseq * S, V) of ids (nseq, S), each sequence on its own; win
+ * (RL) the sliding window of each layer (0: full causal), or NULL: none.
+ * A window W: row t sees keys t - W < j <= t (transformers' mask). */
 static void ref_forward(const ref_weights *w, const int32_t *ids, int nseq, int S, int qk,
-                        double *logits)
+                        const int *win, double *logits)
 {
     const int T = nseq * S, QW = RH * RHD, KW = RHK * RHD;
     double *x = calloc((size_t)T * RD, sizeof *x), *q = calloc((size_t)T * QW, sizeof *q),
@@ -295,7 +334,8 @@ static void ref_forward(const ref_weights *w, const int32_t *ids, int nseq, int 
             }
         }
         for (int t = 0; t < T; t++) {
-            const int t0 = t - t % S; /* the sequence's first row: causal within it */
+            int t0 = t - t % S; /* the sequence's first row: causal within it */
+            if (win && win[L] > 0 && t - win[L] + 1 > t0) t0 = t - win[L] + 1;
             for (int h = 0; h < RH; h++) {
                 const int kh = h / (RH / RHK);
                 const double *qh = q + t * QW + h * RHD;
@@ -378,7 +418,7 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
 
     ref_weights w;
     ref_load(model, &w);
-    ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, ref);
+    ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, NULL, ref);
     const double d = max_abs_diff(ours, ref, n);
     double scale = 0.0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
@@ -387,7 +427,7 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
     cr_expect_leq(d, QWEN3_LOGIT_TOL, "max |diff| %.3g", d);
     static const char *what[] = {"", "without q/k norms", "with the norms after RoPE"};
     for (int qk = QK_NONE; qk <= QK_AFTER_ROPE; qk++) {
-        ref_forward(&w, ids, NSEQ, S, qk, ref);
+        ref_forward(&w, ids, NSEQ, S, qk, NULL, ref);
         const double dv = max_abs_diff(ours, ref, n);
         cr_log_info("qwen3: the reference %s differs by %.3g", what[qk], dv);
         cr_expect_gt(dv, 100 * QWEN3_LOGIT_TOL, "the reference %s is as close (%.3g)", what[qk],
@@ -401,39 +441,100 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
     ch_rm_tree(root);
 }
 
-/* use_sliding_window with a window shorter than the sequence: refused
- * (sliding-window attention is not implemented), naming the window; a
- * sequence within it runs. */
-Test(forward, qwen3_sliding_window_refused_beyond_it)
+/* The model's config.json with a sliding window: use_sliding_window true,
+ * sliding_window W, max_window_layers M, and layer_types (a JSON array)
+ * when not NULL. */
+static void set_window(const char *model, int W, int M, const char *layer_types)
 {
-    char root[256], model[300], path[400];
-    cr_assert_eq(syn_model_dir(root, model, NULL, SYN_QWEN3, NULL), GPTQ_OK, "%s",
-                 gptq_last_error());
-    char *cfg = ch_slurp(ch_join(path, model, "config.json"), NULL);
+    char path[400];
+    char *txt = ch_slurp(ch_join(path, model, "config.json"), NULL);
+    cr_assert(txt);
+    cJSON *cfg = cJSON_Parse(txt);
+    free(txt);
     cr_assert(cfg);
-    /* the same lengths, so the edit is in place */
-    static const char w0[] = "\"sliding_window\": null", w1[] = "\"sliding_window\":    8",
-                      u0[] = "\"use_sliding_window\": false",
-                      u1[] = "\"use_sliding_window\":  true";
-    char *a = strstr(cfg, w0), *b = strstr(cfg, u0);
-    cr_assert(a && b && sizeof w0 == sizeof w1 && sizeof u0 == sizeof u1, "%s", cfg);
-    memcpy(a, w1, sizeof w1 - 1);
-    memcpy(b, u1, sizeof u1 - 1);
-    ch_write_str(path, cfg);
-    free(cfg);
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "use_sliding_window", cJSON_CreateTrue());
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "sliding_window", cJSON_CreateNumber(W));
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "max_window_layers", cJSON_CreateNumber(M));
+    if (layer_types) cJSON_AddItemToObject(cfg, "layer_types", cJSON_Parse(layer_types));
+    char *out = cJSON_Print(cfg);
+    cr_assert(out);
+    ch_write_str(path, out);
+    free(out);
+    cJSON_Delete(cfg);
+}
+
+/* Our logits (nseq * S, V) of the synthetic Qwen3 at `model` */
+static float *our_logits(const char *model, const int32_t *ids, int nseq, int S)
+{
     gptq_backend *be = NULL;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
     gptq_model *m = NULL;
     cr_assert_eq(gptq_model_open(model, be, &m), GPTQ_OK, "%s", gptq_last_error());
-    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    double nll = 0.0;
-    cr_expect_eq(gptq_model_forward(m, ids, 1, 8, &nll, NULL, NULL), GPTQ_OK, "%s",
+    float *ours = malloc((size_t)nseq * S * RV * sizeof(float));
+    cr_assert(ours);
+    cr_assert_eq(gptq_model_forward(m, ids, nseq, S, NULL, NULL, ours), GPTQ_OK, "%s",
                  gptq_last_error());
-    cr_expect_eq(gptq_model_forward(m, ids, 1, 9, &nll, NULL, NULL), GPTQ_ERR_UNSUPPORTED);
-    cr_expect(strstr(gptq_last_error(), "sequences of 9 tokens exceed the sliding window of 8"),
-              "%s", gptq_last_error());
     gptq_model_close(m);
     gptq_backend_close(be);
+    return ours;
+}
+
+/* Sliding windows shorter than the sequence (13 tokens; window 5), on the
+ * layers Qwen2/Qwen3 semantics pick: max_window_layers 1 slides layer 1
+ * only; layer_types, when written, decides instead. Ours matches the
+ * reference with those windows within QWEN3_LOGIT_TOL (the same f32
+ * rounding as the full model: a window only drops keys), and is far from
+ * the reference with other windows: full attention, every layer sliding,
+ * and a window one key longer or shorter (the convention: W keys, the
+ * current one among them). */
+Test(forward, qwen3_sliding_window_matches_plain_c_reference, .timeout = 60)
+{
+    char root[256], model[300];
+    cr_assert_eq(syn_model_dir(root, model, NULL, SYN_QWEN3, NULL), GPTQ_OK, "%s",
+                 gptq_last_error());
+    enum { NSEQ = 2, S = 13, W = 5 };
+    int32_t ids[NSEQ * S];
+    uint32_t seed = 7u;
+    for (int i = 0; i < NSEQ * S; i++) ids[i] = (int32_t)(syn_lcg(&seed) % RV);
+    ref_weights w;
+    ref_load(model, &w);
+    const size_t n = (size_t)NSEQ * S * RV;
+    double *ref = malloc(n * sizeof(double));
+    cr_assert(ref);
+
+    set_window(model, W, 1, NULL);
+    float *ours = our_logits(model, ids, NSEQ, S);
+    const int right[RL] = {0, W};
+    ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, right, ref);
+    double d = max_abs_diff(ours, ref, n);
+    cr_log_info("qwen3 window %d on layer 1: max |diff| vs the reference %.3g", W, d);
+    cr_expect_leq(d, QWEN3_LOGIT_TOL, "max |diff| %.3g", d);
+    static const int wrong[][RL] = {{0, 0}, {W, W}, {0, W + 1}, {0, W - 1}};
+    for (size_t k = 0; k < sizeof wrong / sizeof *wrong; k++) {
+        ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, wrong[k], ref);
+        const double dv = max_abs_diff(ours, ref, n);
+        cr_log_info("qwen3: the reference with windows {%d, %d} differs by %.3g", wrong[k][0],
+                    wrong[k][1], dv);
+        cr_expect_gt(dv, 100 * QWEN3_LOGIT_TOL, "windows {%d, %d} are as close (%.3g)",
+                     wrong[k][0], wrong[k][1], dv);
+    }
+    free(ours);
+
+    /* layer_types over max_window_layers: layer 0 slides, layer 1 does not */
+    set_window(model, W, 1, "[\"sliding_attention\", \"full_attention\"]");
+    ours = our_logits(model, ids, NSEQ, S);
+    const int typed[RL] = {W, 0};
+    ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, typed, ref);
+    d = max_abs_diff(ours, ref, n);
+    cr_log_info("qwen3 layer_types window on layer 0: max |diff| %.3g", d);
+    cr_expect_leq(d, QWEN3_LOGIT_TOL, "max |diff| %.3g", d);
+    ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, right, ref);
+    cr_expect_gt(max_abs_diff(ours, ref, n), 100 * QWEN3_LOGIT_TOL,
+                 "layer_types made no difference");
+
+    free(ours);
+    free(ref);
+    ref_free(&w);
     ch_rm_tree(root);
 }
 
@@ -507,6 +608,27 @@ static void quantize_case(const char *method)
     cc_ppl fp = cc_eval(model, text, 32, 4), q = cc_eval(out, text, 32, 4);
     cr_log_info("qwen3 %s: ppl fp %s, 8-bit %s", method, fp.text, q.text);
     cr_expect_lt(fabs(log(q.ppl / fp.ppl)), 0.02, "ppl %s vs fp %s", q.text, fp.text);
+    ch_rm_tree(root);
+}
+
+/* gptq eval with windows of 32 tokens on a model whose every layer slides
+ * over 8: it runs, and gives another perplexity than full attention; a
+ * window of 32 (= the sequence) gives the full model's figure to the
+ * printed digit (the CPU backend then does the same arithmetic). */
+Test(cli, qwen3_eval_longer_than_the_window, .timeout = 120)
+{
+    char root[256], model[300], text[1024];
+    qwen3_with_tokenizer(root, model);
+    cc_data(text, "text/eval.txt");
+    const cc_ppl full = cc_eval(model, text, 32, 4);
+    set_window(model, 8, 0, NULL);
+    const cc_ppl slid = cc_eval(model, text, 32, 4);
+    set_window(model, 32, 0, NULL);
+    const cc_ppl same = cc_eval(model, text, 32, 4);
+    cr_log_info("qwen3 ppl: full %s, window 8 %s, window 32 %s", full.text, slid.text, same.text);
+    cr_expect(slid.seqlen == 32 && slid.windows == 4 && isfinite(slid.ppl), "%s", slid.text);
+    cr_expect_str_neq(slid.text, full.text, "a window of 8 changed nothing");
+    cr_expect_str_eq(same.text, full.text, "a window as long as the sequence changed the ppl");
     ch_rm_tree(root);
 }
 
