@@ -38,6 +38,8 @@ static void check_config(const gptq_model_config *c)
     CHECK(c->num_heads % c->num_kv_heads == 0);
     CHECK(c->norm_eps > 0 && isfinite(c->norm_eps));
     CHECK(c->sliding_window >= 0);
+    for (int64_t L = 0; L < c->num_layers; L++) /* a layer slides by the window or not at all */
+        CHECK(c->layer_window[L] == 0 || c->layer_window[L] == c->sliding_window);
     CHECK(c->dtype == GPTQ_F32 || c->dtype == GPTQ_F16 || c->dtype == GPTQ_BF16);
     if (c->arch == &gptq_arch_llama) {
         CHECK(c->head_dim % 2 == 0);
@@ -67,7 +69,8 @@ static int same_config(const gptq_model_config *a, const gptq_model_config *b)
            a->norm_weight == b->norm_weight && a->norm_bias == b->norm_bias && a->final_norm == b->final_norm &&
            a->tie_word_embeddings == b->tie_word_embeddings &&
            a->sliding_window == b->sliding_window && a->pos_offset == b->pos_offset &&
-           a->dtype == b->dtype;
+           a->dtype == b->dtype &&
+           !memcmp(a->layer_window, b->layer_window, sizeof a->layer_window);
 }
 
 static char dir[64];
