@@ -129,9 +129,13 @@ typedef struct gptq_model_config {
  *                         hidden_act not silu (Llama) / relu (OPT),
  *                         OPT post-LayerNorm (do_layer_norm_before false) or
  *                         word_embed_proj_dim != hidden_size, quant_method
- *                         other than gptq, unusable bits.
+ *                         other than gptq, unusable bits, a layer_types
+ *                         entry other than full_attention/sliding_attention.
  *   GPTQ_ERR_FORMAT       a required key absent, a key of the wrong type,
- *                         inconsistent sizes (heads vs kv heads ...). */
+ *                         inconsistent sizes (heads vs kv heads ...), a
+ *                         sliding_window that is not positive, a negative
+ *                         max_window_layers, a layer_types of the wrong
+ *                         length or sliding without a window. */
 int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_config *c);
 /* Read DIR/config.json (and DIR/quantize_config.json when config.json has
  * no quantization_config) and parse it. Every size is bounded (the
