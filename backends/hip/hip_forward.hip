@@ -424,7 +424,8 @@ __global__ __launch_bounds__(FA_THREADS) void attention_tiled_kernel(
             const int64_t j = j0 + scol + q, i = i0 + srow;
             float sv = scale * s4[q];
             if (softcap > 0.0f) sv = softcap * tanhf(sv / softcap);
-            const bool seen = srow < nq && scol + q < nk && j <= i && (window == 0 || j > i - window);
+            const bool seen =
+                srow < nq && scol + q < nk && j <= i && (window == 0 || j > i - window);
             s4[q] = seen ? sv : -INFINITY;
             lmax = fmaxf(lmax, s4[q]);
         }
