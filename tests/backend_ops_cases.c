@@ -963,7 +963,8 @@ static void attn_naive(const op_case *c, oc_data *d)
                 for (int64_t j = lo; j <= i; j++) sum += p[j] = exp(p[j] - mx);
                 for (int64_t e = 0; e < hd; e++) {
                     double o = 0.0;
-                    for (int64_t j = lo; j <= i; j++) o += p[j] * V[((b * S + j) * Hk + kh) * hd + e];
+                    for (int64_t j = lo; j <= i; j++)
+                        o += p[j] * V[((b * S + j) * Hk + kh) * hd + e];
                     F32(d->out[0])[((b * S + i) * H + h) * hd + e] = (float)(o / sum);
                 }
             }
