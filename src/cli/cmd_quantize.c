@@ -82,6 +82,10 @@ static void help(FILE *f)
             "                         z = 0 (asym); auto (default) writes gptq unless some zero\n"
             "                         point is 0, then gptq_v2 (vLLM >= PR #26092, GPTQModel)\n"
             "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
+            "  --strict               fail when a module's shape cannot be packed at --bits\n"
+            "                         (default: such a module is left in the model's dtype,\n"
+            "                         noted, and listed in quantization_config \"dynamic\" as\n"
+            "                         a \"-:\" rule, as GPTQModel records a skipped module)\n"
             "  --quiet                print nothing but errors\n"
             "  --log-json FILE        one JSON record per module (JSON lines)\n"
             "%s",
@@ -261,6 +265,14 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
     fflush(stdout);
 }
 
+static void on_skip(void *user, const char *prefix, const char *why)
+{
+    ui *u = user;
+    if (u->quiet) return;
+    cli_note(CMD, "%s: left unquantized in the model's dtype (%s; --strict makes this an error)",
+             prefix, why);
+}
+
 static void fmt_bytes(uint64_t b, char *buf, size_t n)
 {
     if (b >= 1000000000ull) snprintf(buf, n, "%.2f GB", (double)b / 1e9);
@@ -311,6 +323,10 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
                (double)dtotal / 1e9);
     else
         printf("  memory:  peak RSS %.1f MB\n", (double)rss_kb / 1024.0);
+    if (s->nskipped)
+        printf("  skipped: %d linear modules left in the model's dtype (their shape does not "
+               "pack at\n           %d bits; listed in quantization_config \"dynamic\")\n",
+               s->nskipped, q->bits);
     if (cfg->dtype != GPTQ_F16)
         printf("  note:    scales and biases are fp16 (the format's); the rest keeps %s, and\n"
                "           config.json keeps the model's dtype\n",
@@ -323,7 +339,7 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
 
 enum {
     OPT_NO_TS = OPT_CLI_LAST + 1, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG,
-    OPT_MATH, OPT_OVERWRITE
+    OPT_MATH, OPT_OVERWRITE, OPT_STRICT
 };
 
 int cmd_quantize(int argc, char **argv)
@@ -346,6 +362,7 @@ int cmd_quantize(int argc, char **argv)
         {"quiet", no_argument, 0, OPT_QUIET},
         {"log-json", required_argument, 0, OPT_LOG},
         {"overwrite", no_argument, 0, OPT_OVERWRITE},
+        {"strict", no_argument, 0, OPT_STRICT},
         CLI_QUANT_LONGOPTS,
         {0, 0, 0, 0},
     };
@@ -405,6 +422,7 @@ int cmd_quantize(int argc, char **argv)
         case OPT_QUIET: u.quiet = 1; break;
         case OPT_LOG: log_path = optarg; break;
         case OPT_OVERWRITE: po.overwrite = 1; break;
+        case OPT_STRICT: po.strict = 1; break;
         default: help(stderr); return 2;
         }
     }
@@ -471,6 +489,7 @@ int cmd_quantize(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
     po.on_module = on_module;
     po.on_progress = on_progress;
+    po.on_skip = on_skip;
     po.user = &u;
     st = gptq_quantize_model(be, model_dir, out, &po, &stats);
     clear_bar(&u);

@@ -55,6 +55,10 @@ typedef struct pl {
     int64_t *mod0;         /* (nlayers) */
     uint8_t **zeros;       /* (total) */
     int64_t *zeros_ng;     /* (total) groups of each */
+    /* modules left in their source dtype (the format cannot pack their
+     * shape; recorded in quantization_config's "dynamic"), same indexing */
+    uint8_t *skip;         /* (total) */
+    int nskip;
 
     /* calibration activations: chunks of whole sequences */
     gptq_buf **X;          /* (nchunks) each (chunk_nseq[c] * S, D) f32 */
@@ -115,14 +119,27 @@ static int check_model(pl *p)
         return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in (0, 1) (loaders "
                           "refuse a checkpoint whose quantization_config has another value)",
                           (double)q->damp_percent);
+    char prefix[512];
     for (int L = 0; L < p->nlayers; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
             int st = gptq_quant_config_check(q, li->rows, li->cols);
-            if (!st)
-                st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, li->rows, li->cols);
             if (st) return gptq_error_prefix(st, "%s", li->name);
+            st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, li->rows, li->cols);
+            if (st && p->o->strict) return gptq_error_prefix(st, "%s", li->name);
+            if (st) {
+                /* left in its source dtype: the readers load a float weight
+                 * where there is no qweight, as GPTQModel's loaders do */
+                gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+                p->skip[p->mod0[L] + i] = 1;
+                p->nskip++;
+                if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, gptq_last_error());
+            }
         }
+    if (p->nskip == p->total)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: no linear module packs at %d bits (every "
+                          "one was left unquantized); use other --bits",
+                          p->model_dir, q->bits);
     if (!p->rtn) {
         const gptq_pipeline_options *o = p->o;
         if (!o->calib_ids || o->nsamples < 1 || o->seqlen < 2)
@@ -151,7 +168,7 @@ static int is_quantized_tensor(const pl *p, const char *name)
             size_t n = strlen(prefix);
             if (strncmp(name, prefix, n) == 0 &&
                 (strcmp(name + n, ".weight") == 0 || strcmp(name + n, ".bias") == 0))
-                return 1;
+                return !p->skip[p->mod0[L] + i];
         }
     return 0;
 }
@@ -186,6 +203,7 @@ static int plan(pl *p)
             for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
                 const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
                 const int64_t K = li->cols, N = li->rows, ng = ngroups_of(p, K);
+                if (p->skip[p->mod0[L] + i]) continue;
                 gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
                 if (pass == 1) {
                     const int64_t qz[2] = {ng, N * b / 32};
@@ -370,6 +388,16 @@ done:
 /* Quantize the modules of group g from its finished Hessian. */
 static int quantize_group(pl *p, int L, int g);
 
+/* 1 when every module of group g of layer L is left unquantized: no
+ * Hessian is needed there. */
+static int group_skipped(const pl *p, int L, int g)
+{
+    const gptq_group_info *gi = gptq_model_group(p->m, L, g);
+    for (int k = 0; k < gi->nlin; k++)
+        if (!p->skip[p->mod0[L] + gi->lin[k]]) return 0;
+    return 1;
+}
+
 /* One pass does it all when every window fits in one forward (one chunk):
  * at each group's input the Hessian is made and the group quantized right
  * there; the forward then goes on with the quantized weights, so its
@@ -380,6 +408,7 @@ static int quantize_group(pl *p, int L, int g);
 static int fused_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
+    if (group_skipped(p, ev->layer, ev->group)) return GPTQ_OK;
     int st = gptq_hook_all_rows(ev);
     /* the forward's queued kernels finish first: their time is forward time */
     if (!st) st = gptq_be_sync(p->be);
@@ -443,6 +472,10 @@ static int quantize_group(pl *p, int L, int g)
     for (int k = 0; k < gi->nlin && !st; k++) {
         const int i = gi->lin[k];
         if ((st = interrupted(p))) break;
+        if (p->skip[p->mod0[L] + i]) {
+            p->done++;
+            continue;
+        }
         progress(p, L, "quantize", (double)i / (double)(nlin + 1));
         st = quantize_module(p, L, i, p->H[g], hrows);
     }
@@ -481,6 +514,10 @@ static int quantize_layer_gptq(pl *p, int L)
     const int ngroups = gptq_model_ngroups(p->m, L), nlin = gptq_model_nlinear(p->m, L);
     if (p->o->true_sequential) {
         for (int g = 0; g < ngroups && !st; g++) {
+            if (group_skipped(p, L, g)) {
+                p->done += gptq_model_group(p->m, L, g)->nlin;
+                continue;
+            }
             progress(p, L, "hessian", 0.0);
             st = gptq_hessian_new(p->be, group_cols(p, L, g), &p->H[g]);
             if (!st) st = hessian_pass(p, L, g);
@@ -566,6 +603,7 @@ static int write_qzeros(pl *p)
     for (int L = 0; L < p->nlayers && !st; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
             const int64_t zi = p->mod0[L] + i;
+            if (p->skip[zi]) continue;
             const int64_t N = gptq_model_linear(p->m, L, i)->rows, ng = p->zeros_ng[zi];
             int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
             if (!qz) return GPTQ_ERR_NOMEM;
@@ -577,6 +615,34 @@ static int write_qzeros(pl *p)
             free(qz);
         }
     return st;
+}
+
+/* The skipped modules into qc's "dynamic", as GPTQModel records a module it
+ * leaves unquantized: a negative rule "-:<regex>" with an empty object.
+ * Loaders (GPTQModel, vLLM) re.match the regex against the module name, so
+ * it is the name with its dots escaped, anchored at the end. -1 when out of
+ * memory. */
+static int add_dynamic_skips(const pl *p, cJSON *qc)
+{
+    cJSON *dyn = cJSON_AddObjectToObject(qc, "dynamic");
+    if (!dyn) return -1;
+    char prefix[512], rule[1100];
+    for (int L = 0; L < p->nlayers; L++)
+        for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
+            if (!p->skip[p->mod0[L] + i]) continue;
+            gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+            size_t n = 0;
+            rule[n++] = '-';
+            rule[n++] = ':';
+            for (const char *c = prefix; *c; c++) {
+                if (*c == '.') rule[n++] = '\\';
+                rule[n++] = *c;
+            }
+            rule[n++] = '$';
+            rule[n] = '\0';
+            if (!cJSON_AddObjectToObject(dyn, rule)) return -1;
+        }
+    return 0;
 }
 
 int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out_dir,
@@ -621,7 +687,13 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
             if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
         }
     }
+    p->skip = gptq_calloc((size_t)p->total, 1, "skipped modules");
+    if (!p->skip) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
     if ((st = check_model(p))) goto done;
+    stats->nskipped = p->nskip;
 
     p->H = gptq_calloc((size_t)p->maxgroups, sizeof *p->H, "Hessians");
     p->W = gptq_malloc((size_t)maxw * sizeof(float), "a module's weight");
@@ -645,6 +717,10 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         for (int L = 0; L < p->nlayers && !st; L++)
             for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
                 if ((st = interrupted(p))) break;
+                if (p->skip[p->mod0[L] + i]) {
+                    p->done++;
+                    continue;
+                }
                 progress(p, L, "quantize", 0.0);
                 st = quantize_module(p, L, i, NULL, 0);
             }
@@ -662,6 +738,10 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     tw = gptq_now();
     if ((st = write_qzeros(p))) goto done;
     cJSON *qc = gptq_ckpt_quant_config(&o->q, stats->format, o->true_sequential);
+    if (qc && p->nskip && add_dynamic_skips(p, qc)) {
+        cJSON_Delete(qc);
+        qc = NULL;
+    }
     if (!qc) {
         st = gptq_error(GPTQ_ERR_NOMEM, "quantization_config: out of memory");
         goto done;
@@ -687,6 +767,7 @@ done:
         for (int64_t k = 0; k < p->total; k++) free(p->zeros[k]);
     free(p->zeros);
     free(p->zeros_ng);
+    free(p->skip);
     free(p->mod0);
     free(p->H);
     free(p->W);
