@@ -82,6 +82,11 @@ static void help(FILE *f)
             "                         z = 0 (asym); auto (default) writes gptq unless some zero\n"
             "                         point is 0, then gptq_v2 (vLLM >= PR #26092, GPTQModel)\n"
             "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
+            "  --lm-head              quantize lm_head too (GPTQModel's lm_head=True), last,\n"
+            "                         calibrated on the final norm's output; written as\n"
+            "                         lm_head.qweight/qzeros/scales/g_idx with \"lm_head\": true.\n"
+            "                         Refused for a model whose lm_head is tied to embed_tokens\n"
+            "                         (tie_word_embeddings), as GPTQModel refuses it\n"
             "  --strict               fail when a module's shape cannot be packed at --bits\n"
             "                         (default: such a module is left in the model's dtype,\n"
             "                         noted, and listed in quantization_config \"dynamic\" as\n"
@@ -254,12 +259,14 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
                "loss", "samples", "damp", "time s", "out err");
         u->header_done = 1;
     }
-    char shape[32], damp[16], err[24];
+    char shape[32], damp[16], err[24], layer[16];
+    /* the lm_head (--lm-head) comes after the layers */
+    snprintf(layer, sizeof layer, r->layer < 0 ? "head" : "%d", r->layer);
     snprintf(shape, sizeof shape, "%lldx%lld", (long long)r->rows, (long long)r->cols);
     /* RTN has neither a damp nor an output error (no calibration) */
     snprintf(damp, sizeof damp, r->hessian_rows ? "%.4f" : "-", (double)r->damp_used);
     snprintf(err, sizeof err, isnan(r->out_rel_err) ? "-" : "%.5g", r->out_rel_err);
-    printf("%5d  %-20s %11s  %11.5g  %8lld  %7s  %7.3f  %10s%s\n", r->layer, r->name, shape,
+    printf("%5s  %-20s %11s  %11.5g  %8lld  %7s  %7.3f  %10s%s\n", layer, r->name, shape,
            r->loss, (long long)r->hessian_rows, damp, r->seconds, err,
            r->damp_retries ? "  (damp raised)" : r->zero0 ? "  (zero point 0)" : "");
     fflush(stdout);
@@ -339,7 +346,7 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
 
 enum {
     OPT_NO_TS = OPT_CLI_LAST + 1, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG,
-    OPT_MATH, OPT_OVERWRITE, OPT_STRICT
+    OPT_MATH, OPT_OVERWRITE, OPT_STRICT, OPT_LM_HEAD
 };
 
 int cmd_quantize(int argc, char **argv)
@@ -363,6 +370,7 @@ int cmd_quantize(int argc, char **argv)
         {"log-json", required_argument, 0, OPT_LOG},
         {"overwrite", no_argument, 0, OPT_OVERWRITE},
         {"strict", no_argument, 0, OPT_STRICT},
+        {"lm-head", no_argument, 0, OPT_LM_HEAD},
         CLI_QUANT_LONGOPTS,
         {0, 0, 0, 0},
     };
@@ -423,6 +431,7 @@ int cmd_quantize(int argc, char **argv)
         case OPT_LOG: log_path = optarg; break;
         case OPT_OVERWRITE: po.overwrite = 1; break;
         case OPT_STRICT: po.strict = 1; break;
+        case OPT_LM_HEAD: po.lm_head = 1; break;
         default: help(stderr); return 2;
         }
     }

@@ -314,6 +314,15 @@ int gptq_model_head_nll(gptq_model *m, const gptq_buf *X, const int32_t *ids, in
 int gptq_model_head_logits(gptq_model *m, const gptq_buf *X, int64_t row0, int64_t nrows,
                            float *logits);
 
+/* The lm_head's tensor prefix ("lm_head"); NULL when tie_word_embeddings
+ * makes embed_tokens the head. */
+const char *gptq_model_head_prefix(const gptq_model *m);
+/* The lm_head's input for rows X (T, D), the last layer's output: *out =
+ * Y (T, D) filled with the final norm of X, or X itself when the model has
+ * no final norm (OPT with _remove_final_layer_norm). */
+int gptq_model_final_norm(gptq_model *m, const gptq_buf *X, gptq_buf *Y, int64_t T,
+                          const gptq_buf **out);
+
 /* The whole pass: embed, every layer, head. nll_sum/nll_tok as
  * gptq_model_head_nll; logits (nseq*S, V) host f32 when not NULL. */
 int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,

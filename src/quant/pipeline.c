@@ -59,6 +59,9 @@ typedef struct pl {
      * shape; recorded in quantization_config's "dynamic"), same indexing */
     uint8_t *skip;         /* (total) */
     int nskip;
+    /* --lm-head: the head's prefix ("lm_head"), its zero points the last
+     * slot (total - 1); NULL without */
+    const char *head;
 
     /* calibration activations: chunks of whole sequences */
     gptq_buf **X;          /* (nchunks) each (chunk_nseq[c] * S, D) f32 */
@@ -136,6 +139,12 @@ static int check_model(pl *p)
                 if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, gptq_last_error());
             }
         }
+    if (p->head) {
+        const int64_t V = c->vocab_size, D = c->hidden_size;
+        int st = gptq_quant_config_check(q, V, D);
+        if (!st) st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, V, D);
+        if (st) return gptq_error_prefix(st, "--lm-head: %s", p->head);
+    }
     if (p->nskip == p->total)
         return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: no linear module packs at %d bits (every "
                           "one was left unquantized); use other --bits",
@@ -162,6 +171,12 @@ static int check_model(pl *p)
 static int is_quantized_tensor(const pl *p, const char *name)
 {
     char prefix[512];
+    if (p->head) {
+        const size_t n = strlen(p->head);
+        if (strncmp(name, p->head, n) == 0 &&
+            (strcmp(name + n, ".weight") == 0 || strcmp(name + n, ".bias") == 0))
+            return 1;
+    }
     for (int L = 0; L < p->nlayers; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
@@ -179,11 +194,50 @@ static int64_t ngroups_of(const pl *p, int64_t cols)
     return (cols + G - 1) / G;
 }
 
-static int plan(pl *p)
+/* Declare the tensors of linear `prefix` (N, K): pass 0 qweight, scales,
+ * g_idx and bias (its source weight must exist), pass 1 qzeros. */
+static int declare_linear(pl *p, int pass, const char *prefix, int64_t N, int64_t K,
+                          int has_bias)
 {
     gptq_pipeline_stats *s = p->stats;
     const int b = p->o->q.bits;
-    char name[600], prefix[512];
+    const int64_t ng = ngroups_of(p, K);
+    char name[600];
+    int st;
+    if (pass == 1) {
+        const int64_t qz[2] = {ng, N * b / 32};
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
+        if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qz))) return st;
+        s->qbytes += (uint64_t)(ng * N * b / 32) * 4;
+        return GPTQ_OK;
+    }
+    gptq_st_info info;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    if ((st = gptq_weights_find(p->w, name, &info))) return st;
+    if (info.ndim != 2 || info.shape[0] != N || info.shape[1] != K)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: %s is not (%lld, %lld) as config.json "
+                          "says", p->model_dir, name, (long long)N, (long long)K);
+    s->qsrc_bytes += info.nbytes;
+    s->qweights += (uint64_t)(N * K);
+    const int64_t qw[2] = {K * b / 32, N}, sc[2] = {ng, N};
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
+    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qw))) return st;
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
+    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 2, sc))) return st;
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
+    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 1, &K))) return st;
+    s->qbytes += (uint64_t)(K * b / 32 * N) * 4 + (uint64_t)(ng * N) * 2 + (uint64_t)K * 4;
+    if (has_bias) {
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
+        if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 1, &N))) return st;
+    }
+    return GPTQ_OK;
+}
+
+static int plan(pl *p)
+{
+    gptq_pipeline_stats *s = p->stats;
+    char prefix[512];
     int st;
     /* 1. the tensors that stay as they are */
     for (int i = 0; i < gptq_weights_count(p->w); i++) {
@@ -197,43 +251,21 @@ static int plan(pl *p)
         if ((st = gptq_ckpt_declare(p->ck, info.name, info.dtype, info.ndim, info.shape)))
             return st;
     }
-    /* 2. and 3. the quantized linears; their source weights must exist */
-    for (int pass = 0; pass < 2; pass++)
+    /* 2. and 3. the quantized linears, the lm_head last (--lm-head); their
+     * source weights must exist */
+    for (int pass = 0; pass < 2; pass++) {
         for (int L = 0; L < p->nlayers; L++)
             for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
                 const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
-                const int64_t K = li->cols, N = li->rows, ng = ngroups_of(p, K);
                 if (p->skip[p->mod0[L] + i]) continue;
                 gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
-                if (pass == 1) {
-                    const int64_t qz[2] = {ng, N * b / 32};
-                    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
-                    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qz))) return st;
-                    s->qbytes += (uint64_t)(ng * N * b / 32) * 4;
-                    continue;
-                }
-                gptq_st_info info;
-                snprintf(name, sizeof name, "%s.weight", prefix);
-                if ((st = gptq_weights_find(p->w, name, &info))) return st;
-                if (info.ndim != 2 || info.shape[0] != N || info.shape[1] != K)
-                    return gptq_error(GPTQ_ERR_SHAPE, "%s: %s is not (%lld, %lld) as config.json "
-                                      "says", p->model_dir, name, (long long)N, (long long)K);
-                s->qsrc_bytes += info.nbytes;
-                s->qweights += (uint64_t)(N * K);
-                const int64_t qw[2] = {K * b / 32, N}, sc[2] = {ng, N};
-                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
-                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qw))) return st;
-                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
-                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 2, sc))) return st;
-                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
-                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 1, &K))) return st;
-                s->qbytes += (uint64_t)(K * b / 32 * N) * 4 + (uint64_t)(ng * N) * 2 +
-                             (uint64_t)K * 4;
-                if (li->has_bias) {
-                    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
-                    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 1, &N))) return st;
-                }
+                if ((st = declare_linear(p, pass, prefix, li->rows, li->cols, li->has_bias)))
+                    return st;
             }
+        if (p->head && (st = declare_linear(p, pass, p->head, p->cfg->vocab_size,
+                                            p->cfg->hidden_size, 0)))
+            return st;
+    }
     if ((st = gptq_ckpt_plan(p->ck))) return st;
     s->nshards = gptq_ckpt_nshards(p->ck);
     s->bytes_out = gptq_ckpt_total_bytes(p->ck);
@@ -258,16 +290,26 @@ static int copy_plain(pl *p)
 /* One module                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Quantize linear i of layer L with the accumulated Hessian hs (the
- * Hessian and the weight stay on the backend: gptq_quantize_layer_dev), or
- * none (RTN); put the checkpoint's dequantization back into the loaded
- * layer, write its tensors, keep its zeros. */
-static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
+/* One linear to quantize: a decoder layer's, or the lm_head (--lm-head). */
+typedef struct target {
+    int layer, index;     /* the lm_head: layer -1, index -1 */
+    const char *name;     /* "self_attn.q_proj", "lm_head" */
+    const char *prefix;   /* its tensors' prefix */
+    int64_t R, C;
+    int has_bias;
+    int64_t zi;           /* its zero points: p->zeros[zi] */
+    gptq_buf *Wdev;       /* GPTQ: its weight on the backend, replaced by the dequantization */
+} target;
+
+/* Quantize t with the accumulated Hessian hs (the Hessian and the weight
+ * stay on the backend: gptq_quantize_layer_dev), or none (RTN: the weight
+ * is read from the source); put the checkpoint's dequantization back into
+ * t->Wdev, write its tensors, keep its zeros. */
+static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hrows)
 {
-    const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
-    const int64_t R = li->rows, C = li->cols;
-    char prefix[512], name[600];
-    gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+    const int64_t R = t->R, C = t->C;
+    const char *prefix = t->prefix;
+    char name[600];
     const double t0 = gptq_now();
     gptq_layer_result res = {0};
     gptq_packed pk = {0};
@@ -278,9 +320,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
     if (hs) {
         /* the Hessian and the weight stay on the device: solved, packed and
          * dequantized there */
-        gptq_buf *Wdev = NULL;
-        st = gptq_model_linear_buf(p->m, L, i, &Wdev);
-        if (!st) st = gptq_quantize_layer_dev(p->be, Wdev, R, C, hs, &p->o->q, &res, &pk);
+        st = gptq_quantize_layer_dev(p->be, t->Wdev, R, C, hs, &p->o->q, &res, &pk);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -317,7 +357,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
         goto done;
     }
     p->stats->zero0 += zero0;
-    const int64_t zi = p->mod0[L] + i;
+    const int64_t zi = t->zi;
     p->zeros[zi] = gptq_malloc((size_t)(res.ngroups * R), "zero points");
     if (!p->zeros[zi]) {
         st = GPTQ_ERR_NOMEM;
@@ -330,7 +370,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
      * place already; a report wants it on the host) */
     if (hs) {
         if (p->o->on_module && p->o->module_weights &&
-            (st = gptq_model_linear_get(p->m, L, i, p->W)))
+            (st = gptq_be_download(p->be, t->Wdev, 0, p->W, (size_t)(R * C) * sizeof(float))))
             goto done;
     } else if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) {
         goto done;
@@ -343,7 +383,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
     if (!st) st = gptq_ckpt_write(p->ck, name, pk.scales, (size_t)(res.ngroups * R) * 2);
     gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
     if (!st) st = gptq_ckpt_write(p->ck, name, pk.g_idx, (size_t)C * 4);
-    if (!st && li->has_bias) {
+    if (!st && t->has_bias) {
         gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
         bias16 = gptq_malloc((size_t)R * 2, "bias");
         bias32 = gptq_malloc((size_t)R * 4, "bias");
@@ -361,7 +401,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
     p->done++;
     if (p->o->on_module) {
         gptq_module_report r = {
-            .layer = L, .index = i, .name = li->name, .prefix = prefix, .rows = R, .cols = C,
+            .layer = t->layer, .index = t->index, .name = t->name, .prefix = prefix, .rows = R, .cols = C,
             .hessian_rows = hrows, .loss = res.loss, .out_rel_err = res.out_rel_err,
             .damp_used = res.damp_used, .damp_retries = res.damp_retries,
             .dead_cols = res.dead_cols, .seconds = t2 - t0, .seconds_solve = t_solve,
@@ -379,6 +419,21 @@ done:
     gptq_packed_free(&pk);
     gptq_layer_result_free(&res);
     return st;
+}
+
+/* Linear i of layer L (loaded, for GPTQ: its weight is the target). */
+static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
+{
+    const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
+    char prefix[512];
+    gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+    target t = {.layer = L, .index = i, .name = li->name, .prefix = prefix, .R = li->rows,
+                .C = li->cols, .has_bias = li->has_bias, .zi = p->mod0[L] + i};
+    if (hs) {
+        int st = gptq_model_linear_buf(p->m, L, i, &t.Wdev);
+        if (st) return gptq_error_prefix(st, "%s", prefix);
+    }
+    return quantize_linear(p, &t, hs, hrows);
 }
 
 /* ------------------------------------------------------------------ */
@@ -595,25 +650,75 @@ static int embed_calibration(pl *p)
 /* The job                                                             */
 /* ------------------------------------------------------------------ */
 
-static int write_qzeros(pl *p)
+/* The qzeros of one module (N outputs, zero points in slot zi). */
+static int write_qzeros_of(pl *p, const char *prefix, int64_t N, int64_t zi)
 {
     const int b = p->o->q.bits;
-    char prefix[512], name[600];
+    const int64_t ng = p->zeros_ng[zi];
+    char name[600];
+    int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
+    if (!qz) return GPTQ_ERR_NOMEM;
+    int st = gptq_qzeros_pack(p->zeros[zi], ng, N, b, p->stats->format, qz);
+    if (st) gptq_error_prefix(st, "%s", prefix);
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
+    if (!st) st = gptq_ckpt_write(p->ck, name, qz, (size_t)(ng * N * b / 32) * 4);
+    free(qz);
+    return st;
+}
+
+static int write_qzeros(pl *p)
+{
+    char prefix[512];
     int st = GPTQ_OK;
     for (int L = 0; L < p->nlayers && !st; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
             const int64_t zi = p->mod0[L] + i;
             if (p->skip[zi]) continue;
-            const int64_t N = gptq_model_linear(p->m, L, i)->rows, ng = p->zeros_ng[zi];
-            int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
-            if (!qz) return GPTQ_ERR_NOMEM;
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
-            st = gptq_qzeros_pack(p->zeros[zi], ng, N, b, p->stats->format, qz);
-            if (st) gptq_error_prefix(st, "%s", prefix);
-            gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
-            if (!st) st = gptq_ckpt_write(p->ck, name, qz, (size_t)(ng * N * b / 32) * 4);
-            free(qz);
+            st = write_qzeros_of(p, prefix, gptq_model_linear(p->m, L, i)->rows, zi);
         }
+    if (!st && p->head) st = write_qzeros_of(p, p->head, p->cfg->vocab_size, p->total - 1);
+    return st;
+}
+
+/* --lm-head: the head quantized last, as GPTQModel does, calibrated on the
+ * final norm of the last (quantized) layer's outputs in p->X (GPTQ), or
+ * RTN. Its weight goes to the backend for the solve and is freed after. */
+static int quantize_head(pl *p)
+{
+    const int64_t V = p->cfg->vocab_size, D = p->cfg->hidden_size;
+    const int64_t shape[2] = {V, D};
+    char name[600];
+    target t = {.layer = -1, .index = -1, .name = p->head, .prefix = p->head, .R = V, .C = D,
+                .zi = p->total - 1};
+    gptq_hessian *H = NULL;
+    int st = interrupted(p);
+    if (st) return st;
+    progress(p, p->nlayers - 1, "lm_head", 1.0);
+    snprintf(name, sizeof name, "%s.weight", p->head);
+    if (p->rtn) {
+        st = quantize_linear(p, &t, NULL, 0);
+        goto done;
+    }
+    st = gptq_hessian_new(p->be, D, &H);
+    const double t0 = gptq_now();
+    for (int64_t c = 0; c < p->nchunks && !st; c++) {
+        const gptq_buf *in = NULL;
+        const int64_t T = p->chunk_nseq[c] * p->S;
+        st = gptq_model_final_norm(p->m, p->X[c], p->Y, T, &in);
+        if (!st) st = gptq_hessian_add_buf(H, in, 0, T);
+        if (!st) st = gptq_be_sync(p->be);
+        if (!st) st = interrupted(p);
+    }
+    p->stats->seconds_hessian += gptq_now() - t0;
+    if (!st) st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
+    if (!st) st = gptq_be_alloc(p->be, (size_t)(V * D) * sizeof(float), &t.Wdev, name);
+    if (!st) st = gptq_be_upload(p->be, t.Wdev, 0, p->W, (size_t)(V * D) * sizeof(float));
+    if (!st) st = quantize_linear(p, &t, H, gptq_hessian_count(H));
+done:
+    gptq_hessian_free(H);
+    gptq_be_free(p->be, t.Wdev);
+    if (st) gptq_error_prefix(st, "--lm-head");
     return st;
 }
 
@@ -678,6 +783,16 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         goto done;
     }
     int64_t maxw = 0;
+    p->head = o->lm_head ? gptq_model_head_prefix(p->m) : NULL;
+    if (o->lm_head && !p->head) {
+        /* GPTQModel refuses it too (NotImplementedError for tied weights) */
+        st = gptq_error(GPTQ_ERR_UNSUPPORTED,
+                        "--lm-head: %s ties lm_head to the embedding (tie_word_embeddings), "
+                        "which would stay unquantized for the input side; GPTQModel refuses "
+                        "to quantize a tied lm_head, and so does gptq-c",
+                        model_dir);
+        goto done;
+    }
     for (int L = 0; L < p->nlayers; L++) {
         p->mod0[L] = p->total;
         p->total += gptq_model_nlinear(p->m, L);
@@ -686,6 +801,11 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
             const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
             if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
         }
+    }
+    if (p->head) {
+        p->total++; /* the head's zero points: the last slot */
+        if (p->cfg->vocab_size * p->cfg->hidden_size > maxw)
+            maxw = p->cfg->vocab_size * p->cfg->hidden_size;
     }
     p->skip = gptq_calloc((size_t)p->total, 1, "skipped modules");
     if (!p->skip) {
@@ -729,6 +849,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         for (int L = 0; L < p->nlayers && !st; L++) st = quantize_layer_gptq(p, L);
         gptq_model_layer_unload(p->m);
     }
+    if (!st && p->head) st = quantize_head(p);
     if (st) goto done;
 
     /* the zero-point format over the whole model */
@@ -738,6 +859,11 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     tw = gptq_now();
     if ((st = write_qzeros(p))) goto done;
     cJSON *qc = gptq_ckpt_quant_config(&o->q, stats->format, o->true_sequential);
+    /* GPTQModel's lm_head=True */
+    if (qc && p->head && !cJSON_ReplaceItemInObjectCaseSensitive(qc, "lm_head", cJSON_CreateTrue())) {
+        cJSON_Delete(qc);
+        qc = NULL;
+    }
     if (qc && p->nskip && add_dynamic_skips(p, qc)) {
         cJSON_Delete(qc);
         qc = NULL;

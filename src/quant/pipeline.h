@@ -94,6 +94,10 @@ typedef struct gptq_pipeline_options {
      * leaves it in its source dtype (listed in quantization_config's
      * "dynamic" as "-:<name>", on_skip told), 1 fails the run */
     int strict;
+    /* quantize the lm_head too (GPTQModel's lm_head=True), after the
+     * layers, calibrated on the final norm's output; refused when it is
+     * tied to the embedding */
+    int lm_head;
     /* checked between modules and forward chunks: non-zero stops the job
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
     const volatile sig_atomic_t *interrupt;
