@@ -87,6 +87,14 @@ static void help(FILE *f)
             "                         lm_head.qweight/qzeros/scales/g_idx with \"lm_head\": true.\n"
             "                         Refused for a model whose lm_head is tied to embed_tokens\n"
             "                         (tie_word_embeddings), as GPTQModel refuses it\n"
+            "  --dynamic FILE|JSON    GPTQModel's per-module rules, a JSON object (inline when it\n"
+            "                         starts with '{', else a file) of regex -> {}: \"-:REGEX\"\n"
+            "                         leaves the modules it matches unquantized; \"+:REGEX\" or\n"
+            "                         \"REGEX\" overrides bits, group_size, sym and desc_act for\n"
+            "                         them. As GPTQModel: the first rule whose regex matches\n"
+            "                         the start of a module's name (model.layers.0.mlp.up_proj;\n"
+            "                         Python's re.match, here PCRE2) decides. Written into\n"
+            "                         quantization_config \"dynamic\" as given\n"
             "  --strict               fail when a module's shape cannot be packed at --bits\n"
             "                         (default: such a module is left in the model's dtype,\n"
             "                         noted, and listed in quantization_config \"dynamic\" as\n"
@@ -276,8 +284,7 @@ static void on_skip(void *user, const char *prefix, const char *why)
 {
     ui *u = user;
     if (u->quiet) return;
-    cli_note(CMD, "%s: left unquantized in the model's dtype (%s; --strict makes this an error)",
-             prefix, why);
+    cli_note(CMD, "%s: left unquantized in the model's dtype (%s)", prefix, why);
 }
 
 static void fmt_bytes(uint64_t b, char *buf, size_t n)
@@ -331,9 +338,9 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
     else
         printf("  memory:  peak RSS %.1f MB\n", (double)rss_kb / 1024.0);
     if (s->nskipped)
-        printf("  skipped: %d linear modules left in the model's dtype (their shape does not "
-               "pack at\n           %d bits; listed in quantization_config \"dynamic\")\n",
-               s->nskipped, q->bits);
+        printf("  skipped: %d linear modules left in the model's dtype (the notes above say why;\n"
+               "           listed in quantization_config \"dynamic\")\n",
+               s->nskipped);
     if (cfg->dtype != GPTQ_F16)
         printf("  note:    scales and biases are fp16 (the format's); the rest keeps %s, and\n"
                "           config.json keeps the model's dtype\n",
@@ -346,8 +353,27 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
 
 enum {
     OPT_NO_TS = OPT_CLI_LAST + 1, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG,
-    OPT_MATH, OPT_OVERWRITE, OPT_STRICT, OPT_LM_HEAD
+    OPT_MATH, OPT_OVERWRITE, OPT_STRICT, OPT_LM_HEAD, OPT_DYNAMIC
 };
+
+/* --dynamic FILE|JSON into *d: inline JSON when it starts with '{'. 0, or
+ * 1 with the message printed. */
+static int load_dynamic(const char *arg, gptq_dynamic *d)
+{
+    cJSON *j = NULL;
+    int st = arg[0] == '{' ? gptq_json_parse(arg, strlen(arg), "--dynamic", &j)
+                           : gptq_json_read_file(arg, &j);
+    if (st) {
+        cli_err(CMD, "--dynamic: %s", gptq_last_error());
+        return 1;
+    }
+    char what[1100];
+    snprintf(what, sizeof what, arg[0] == '{' ? "--dynamic" : "--dynamic %s", arg);
+    st = gptq_dynamic_parse(j, what, d);
+    cJSON_Delete(j);
+    if (st) cli_err(CMD, "%s", gptq_last_error());
+    return st ? 1 : 0;
+}
 
 int cmd_quantize(int argc, char **argv)
 {
@@ -371,6 +397,7 @@ int cmd_quantize(int argc, char **argv)
         {"overwrite", no_argument, 0, OPT_OVERWRITE},
         {"strict", no_argument, 0, OPT_STRICT},
         {"lm-head", no_argument, 0, OPT_LM_HEAD},
+        {"dynamic", required_argument, 0, OPT_DYNAMIC},
         CLI_QUANT_LONGOPTS,
         {0, 0, 0, 0},
     };
@@ -378,7 +405,8 @@ int cmd_quantize(int argc, char **argv)
     gptq_pipeline_options_default(&po);
     gptq_calib_options co;
     gptq_calib_options_default(&co);
-    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL;
+    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL, *dyn_arg = NULL;
+    static gptq_dynamic dyn; /* ~8 kB: off the stack */
     int seqlen_given = 0;
     ui u = {.last_layer = -1};
     long l;
@@ -432,6 +460,7 @@ int cmd_quantize(int argc, char **argv)
         case OPT_OVERWRITE: po.overwrite = 1; break;
         case OPT_STRICT: po.strict = 1; break;
         case OPT_LM_HEAD: po.lm_head = 1; break;
+        case OPT_DYNAMIC: dyn_arg = optarg; break;
         default: help(stderr); return 2;
         }
     }
@@ -456,6 +485,10 @@ int cmd_quantize(int argc, char **argv)
     /* the output policy before anything is read (the pipeline checks again) */
     if (gptq_ckpt_check_out(out, model_dir, po.overwrite)) return cli_fail(CMD, 1);
     if (log_path && check_log_path(log_path, model_dir, out, calib)) return 1;
+    if (dyn_arg) {
+        if (load_dynamic(dyn_arg, &dyn)) return 1;
+        po.dynamic = &dyn;
+    }
     int rc = 1, st;
 
     gptq_model_config cfg;

@@ -57,7 +57,8 @@ typedef struct pl {
     int64_t *zeros_ng;     /* (total) groups of each */
     /* modules left in their source dtype (the format cannot pack their
      * shape; recorded in quantization_config's "dynamic"), same indexing */
-    uint8_t *skip;         /* (total) */
+    uint8_t *skip;         /* (total) 1: unpackable, 2: a dynamic "-:" rule */
+    gptq_quant_config *mq; /* (total) each module's settings (dynamic rules applied) */
     int nskip;
     /* --lm-head: the head's prefix ("lm_head"), its zero points the last
      * slot (total - 1); NULL without */
@@ -107,6 +108,29 @@ static void progress(pl *p, int layer, const char *stage, double within_layer)
 /* Checks before any work                                              */
 /* ------------------------------------------------------------------ */
 
+/* p->mq[zi] = the options' settings with the first matching dynamic rule
+ * applied; a "-:" rule marks the module skipped (2). */
+static int module_config(pl *p, const char *prefix, int64_t zi)
+{
+    p->mq[zi] = p->o->q;
+    const gptq_dyn_rule *r = NULL;
+    if (p->o->dynamic) GPTQ_TRY(gptq_dynamic_match(p->o->dynamic, prefix, &r));
+    if (!r) return GPTQ_OK;
+    if (r->skip) {
+        char why[300];
+        snprintf(why, sizeof why, "--dynamic rule \"%s\"", r->key);
+        p->skip[zi] = 2;
+        p->nskip++;
+        if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, why);
+        return GPTQ_OK;
+    }
+    if (r->bits > 0) p->mq[zi].bits = r->bits;
+    if (r->group_size) p->mq[zi].group_size = r->group_size;
+    if (r->sym >= 0) p->mq[zi].sym = r->sym;
+    if (r->desc_act >= 0) p->mq[zi].desc_act = r->desc_act;
+    return GPTQ_OK;
+}
+
 static int check_model(pl *p)
 {
     const gptq_model_config *c = p->cfg;
@@ -126,28 +150,38 @@ static int check_model(pl *p)
     for (int L = 0; L < p->nlayers; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
-            int st = gptq_quant_config_check(q, li->rows, li->cols);
-            if (st) return gptq_error_prefix(st, "%s", li->name);
-            st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, li->rows, li->cols);
+            const int64_t zi = p->mod0[L] + i;
+            gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+            int st = module_config(p, prefix, zi);
+            if (st) return st;
+            if (p->skip[zi]) continue;
+            st = gptq_quant_config_check(&p->mq[zi], li->rows, li->cols);
+            if (st) return gptq_error_prefix(st, "%s", prefix);
+            st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, p->mq[zi].bits, li->rows, li->cols);
             if (st && p->o->strict) return gptq_error_prefix(st, "%s", li->name);
             if (st) {
                 /* left in its source dtype: the readers load a float weight
                  * where there is no qweight, as GPTQModel's loaders do */
-                gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
-                p->skip[p->mod0[L] + i] = 1;
+                char why[600];
+                snprintf(why, sizeof why, "%s; --strict makes this an error", gptq_last_error());
+                p->skip[zi] = 1;
                 p->nskip++;
-                if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, gptq_last_error());
+                if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, why);
             }
         }
     if (p->head) {
-        const int64_t V = c->vocab_size, D = c->hidden_size;
-        int st = gptq_quant_config_check(q, V, D);
-        if (!st) st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, V, D);
+        const int64_t V = c->vocab_size, D = c->hidden_size, zi = p->total - 1;
+        int st = module_config(p, p->head, zi);
+        if (!st && p->skip[zi])
+            st = gptq_error(GPTQ_ERR_INVALID, "--lm-head: a --dynamic \"-:\" rule leaves %s "
+                            "unquantized; drop one of the two", p->head);
+        if (!st) st = gptq_quant_config_check(&p->mq[zi], V, D);
+        if (!st) st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, p->mq[zi].bits, V, D);
         if (st) return gptq_error_prefix(st, "--lm-head: %s", p->head);
     }
     if (p->nskip == p->total)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: no linear module packs at %d bits (every "
-                          "one was left unquantized); use other --bits",
+        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: every linear module was left unquantized "
+                          "(none packs at %d bits, or --dynamic skips it); nothing to quantize",
                           p->model_dir, q->bits);
     if (!p->rtn) {
         const gptq_pipeline_options *o = p->o;
@@ -188,20 +222,20 @@ static int is_quantized_tensor(const pl *p, const char *name)
     return 0;
 }
 
-static int64_t ngroups_of(const pl *p, int64_t cols)
+static int64_t ngroups_of(const gptq_quant_config *q, int64_t cols)
 {
-    const int64_t G = p->o->q.group_size == -1 ? cols : p->o->q.group_size;
+    const int64_t G = q->group_size == -1 ? cols : q->group_size;
     return (cols + G - 1) / G;
 }
 
 /* Declare the tensors of linear `prefix` (N, K): pass 0 qweight, scales,
  * g_idx and bias (its source weight must exist), pass 1 qzeros. */
 static int declare_linear(pl *p, int pass, const char *prefix, int64_t N, int64_t K,
-                          int has_bias)
+                          int has_bias, const gptq_quant_config *q)
 {
     gptq_pipeline_stats *s = p->stats;
-    const int b = p->o->q.bits;
-    const int64_t ng = ngroups_of(p, K);
+    const int b = q->bits;
+    const int64_t ng = ngroups_of(q, K);
     char name[600];
     int st;
     if (pass == 1) {
@@ -259,11 +293,12 @@ static int plan(pl *p)
                 const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
                 if (p->skip[p->mod0[L] + i]) continue;
                 gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
-                if ((st = declare_linear(p, pass, prefix, li->rows, li->cols, li->has_bias)))
+                if ((st = declare_linear(p, pass, prefix, li->rows, li->cols, li->has_bias,
+                                         &p->mq[p->mod0[L] + i])))
                     return st;
             }
         if (p->head && (st = declare_linear(p, pass, p->head, p->cfg->vocab_size,
-                                            p->cfg->hidden_size, 0)))
+                                            p->cfg->hidden_size, 0, &p->mq[p->total - 1])))
             return st;
     }
     if ((st = gptq_ckpt_plan(p->ck))) return st;
@@ -297,7 +332,7 @@ typedef struct target {
     const char *prefix;   /* its tensors' prefix */
     int64_t R, C;
     int has_bias;
-    int64_t zi;           /* its zero points: p->zeros[zi] */
+    int64_t zi;           /* its zero points p->zeros[zi], its settings p->mq[zi] */
     gptq_buf *Wdev;       /* GPTQ: its weight on the backend, replaced by the dequantization */
 } target;
 
@@ -320,7 +355,7 @@ static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hro
     if (hs) {
         /* the Hessian and the weight stay on the device: solved, packed and
          * dequantized there */
-        st = gptq_quantize_layer_dev(p->be, t->Wdev, R, C, hs, &p->o->q, &res, &pk);
+        st = gptq_quantize_layer_dev(p->be, t->Wdev, R, C, hs, &p->mq[t->zi], &res, &pk);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -329,7 +364,7 @@ static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hro
         const int64_t shape[2] = {R, C};
         snprintf(name, sizeof name, "%s.weight", prefix);
         st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
-        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, NULL, &p->o->q, &res);
+        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, NULL, &p->mq[t->zi], &res);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -376,7 +411,7 @@ static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hro
         goto done;
     }
 
-    const int b = p->o->q.bits;
+    const int b = p->mq[t->zi].bits;
     gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
     st = gptq_ckpt_write(p->ck, name, pk.qweight, (size_t)(C * b / 32 * R) * 4);
     gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
@@ -653,7 +688,7 @@ static int embed_calibration(pl *p)
 /* The qzeros of one module (N outputs, zero points in slot zi). */
 static int write_qzeros_of(pl *p, const char *prefix, int64_t N, int64_t zi)
 {
-    const int b = p->o->q.bits;
+    const int b = p->mq[zi].bits;
     const int64_t ng = p->zeros_ng[zi];
     char name[600];
     int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
@@ -722,19 +757,21 @@ done:
     return st;
 }
 
-/* The skipped modules into qc's "dynamic", as GPTQModel records a module it
- * leaves unquantized: a negative rule "-:<regex>" with an empty object.
- * Loaders (GPTQModel, vLLM) re.match the regex against the module name, so
- * it is the name with its dots escaped, anchored at the end. -1 when out of
+/* qc's "dynamic", as GPTQModel writes it: first the modules left
+ * unquantized because they do not pack, each a negative rule "-:<regex>"
+ * with an empty object (loaders re.match the regex against the module
+ * name, and the first matching rule decides: so these come before the
+ * user's rules, and each is the name with its dots escaped, anchored at
+ * the end); then the --dynamic rules in their order. -1 when out of
  * memory. */
-static int add_dynamic_skips(const pl *p, cJSON *qc)
+static int add_dynamic(const pl *p, cJSON *qc)
 {
     cJSON *dyn = cJSON_AddObjectToObject(qc, "dynamic");
     if (!dyn) return -1;
     char prefix[512], rule[1100];
     for (int L = 0; L < p->nlayers; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
-            if (!p->skip[p->mod0[L] + i]) continue;
+            if (p->skip[p->mod0[L] + i] != 1) continue;
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
             size_t n = 0;
             rule[n++] = '-';
@@ -747,6 +784,15 @@ static int add_dynamic_skips(const pl *p, cJSON *qc)
             rule[n] = '\0';
             if (!cJSON_AddObjectToObject(dyn, rule)) return -1;
         }
+    for (int k = 0; p->o->dynamic && k < p->o->dynamic->n; k++) {
+        const gptq_dyn_rule *r = &p->o->dynamic->r[k];
+        cJSON *o = cJSON_AddObjectToObject(dyn, r->key);
+        if (!o) return -1;
+        if (r->bits > 0 && !cJSON_AddNumberToObject(o, "bits", r->bits)) return -1;
+        if (r->group_size && !cJSON_AddNumberToObject(o, "group_size", r->group_size)) return -1;
+        if (r->sym >= 0 && !cJSON_AddBoolToObject(o, "sym", r->sym)) return -1;
+        if (r->desc_act >= 0 && !cJSON_AddBoolToObject(o, "desc_act", r->desc_act)) return -1;
+    }
     return 0;
 }
 
@@ -808,7 +854,8 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
             maxw = p->cfg->vocab_size * p->cfg->hidden_size;
     }
     p->skip = gptq_calloc((size_t)p->total, 1, "skipped modules");
-    if (!p->skip) {
+    p->mq = gptq_calloc((size_t)p->total, sizeof *p->mq, "module settings");
+    if (!p->skip || !p->mq) {
         st = GPTQ_ERR_NOMEM;
         goto done;
     }
@@ -864,7 +911,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         cJSON_Delete(qc);
         qc = NULL;
     }
-    if (qc && p->nskip && add_dynamic_skips(p, qc)) {
+    if (qc && (p->nskip || p->o->dynamic) && add_dynamic(p, qc)) {
         cJSON_Delete(qc);
         qc = NULL;
     }
@@ -894,6 +941,7 @@ done:
     free(p->zeros);
     free(p->zeros_ng);
     free(p->skip);
+    free(p->mq);
     free(p->mod0);
     free(p->H);
     free(p->W);

@@ -98,6 +98,10 @@ typedef struct gptq_pipeline_options {
      * layers, calibrated on the final norm's output; refused when it is
      * tied to the embedding */
     int lm_head;
+    /* GPTQModel's per-module rules (model.h; NULL: none): "-:" rules leave
+     * modules unquantized, others override bits / group_size / sym /
+     * desc_act; written into quantization_config "dynamic" */
+    const struct gptq_dynamic *dynamic;
     /* checked between modules and forward chunks: non-zero stops the job
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
     const volatile sig_atomic_t *interrupt;
