@@ -244,5 +244,6 @@ Test(permodule, dynamic_rules_written_and_read_back)
           "*[(k%%7-3)/4 for k in range(768)]))\"", g_dir);
     cc_ok(&r, "matmul", out, "--module", "model.layers.0.mlp.down_proj", "-x",
           ch_join(x, g_dir, "x.safetensors"), "-o", ch_join(y, g_dir, "y.safetensors"));
+    cr_assert(strstr(r.out, ": 8-bit gptq"), "the module's own bits: %s", r.out);
     ch_result_free(&r);
 }
