@@ -9,8 +9,8 @@ that keeps every structural feature of the family's real config scaled down
 with that tokenizer.json), re-initialises its weights so the logits are not
 trivial (linears and embeddings normal(0, 0.1); norm weights 1 + normal(0,
 0.1), Gemma's 0 + normal(0, 0.1) since Gemma scales by 1 + w), saves it in
-fp32 (safetensors) with data/tiny-llama's tokenizer files, and writes beside
-it refs.safetensors:
+fp32 (safetensors) with relative links to data/tiny-llama's tokenizer files,
+and writes beside it refs.safetensors:
 
   ids     (2, 96) I32     two fixed token sequences (seeded)
   pos     (P,) I32        the positions whose logits are kept (every 6th,
@@ -23,13 +23,15 @@ computed in fp32 with eager attention and TF32 off; NLLs are log-softmax of
 the fp32 logits in float64. Metadata: magic "gptq-c-family-ref", version "1",
 family, architecture, and the torch/transformers versions.
 
-Run on the device machine (transformers 5, torch and safetensors are there):
-  python3 tools/make_family_refs.py --tokenizer data/tiny-llama --out $OUT/families
+Run on the device machine (transformers 5, torch and safetensors are there)
+in the repository root:
+  python3 tools/make_family_refs.py --tokenizer data/tiny-llama --out tests/data/families
+then bring tests/data/families back (one tar through $OUT: $OUT keeps only 8
+files).
 """
 import argparse
 import json
 import os
-import shutil
 
 import torch
 
@@ -150,8 +152,11 @@ def one(name, fam, ids, pos, dev, args):
     d = os.path.join(args.out, name)
     os.makedirs(d, exist_ok=True)
     model.to("cpu").save_pretrained(d, safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(args.tokenizer, f), d)
+    for f in ("tokenizer.json", "tokenizer_config.json"):  # links, not 7 copies of 88 kB
+        link = os.path.join(d, f)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.relpath(os.path.join(args.tokenizer, f), d), link)
     gen = os.path.join(d, "generation_config.json")
     if os.path.exists(gen):
         os.remove(gen)
