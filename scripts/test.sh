@@ -31,7 +31,7 @@ rm -rf build-san/meson-logs/skipped
 # and evaluated end to end, 70-95 s in the plain build on 2 cores) runs only
 # in the plain build; its pipeline code runs under ASan in `checkpoint` and
 # `cli_layer` on small models
-LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-san --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
   --no-suite slow

@@ -104,6 +104,20 @@ static hostile_case args_table[] = {
     {.name = "matmul_no_output", .build = mk_model,
      .argv = {"matmul", "@/model", "-x", "@/x.safetensors", NULL}, .status = 2, .msg = "-o",
      .keep = {"@/model"}},
+    /* -- per-module control (issue 11) -- */
+    {.name = "quantize_dynamic_bad_regex", .build = mk_model,
+     .argv = {Q, "--dynamic", "{\"-:model\\\\.layers\\\\.(0\": {}}", NULL}, .status = 1,
+     .msg = "--dynamic: dynamic rule \"-:model\\.layers\\.(0\": bad regex",
+     .keep = {"@/model"}},
+    {.name = "quantize_dynamic_unknown_key", .build = mk_model,
+     .argv = {Q, "--dynamic", "{\"mlp\": {\"damp\": 0.1}}", NULL}, .status = 1,
+     .msg = "unknown key \"damp\"", .keep = {"@/model"}},
+    {.name = "quantize_dynamic_bits_5", .build = mk_model,
+     .argv = {Q, "--dynamic", "{\"+:.*mlp\": {\"bits\": 5}}", NULL}, .status = 1,
+     .msg = "dynamic rule \"+:.*mlp\": bits 5: must be 2, 3, 4 or 8", .keep = {"@/model"}},
+    {.name = "quantize_dynamic_missing_file", .build = mk_model,
+     .argv = {Q, "--dynamic", "@/none.json", NULL}, .status = 1, .msg = "none.json",
+     .keep = {"@/model"}},
 #undef Q
 #undef E
 #undef D

@@ -351,6 +351,25 @@ ROPE(b_rope_longrope, "{\"rope_type\": \"longrope\", \"short_factor\": [1], "
 #define NOT_REG "not a regular file"
 #define LOOP_MSG "Too many levels of symbolic links"
 
+/* -- per-module control (issue 11) -- */
+/* @/model and @/dyn.json, a --dynamic file that is not JSON */
+static void b_dynamic_not_json(const char *d)
+{
+    mk_model(d);
+    char p[1024];
+    ch_write_str(ch_join(p, d, "dyn.json"), "-:model.layers.0: skip\n");
+}
+
+/* @/model whose config.json carries a quantization_config "dynamic" with a
+ * bad regex: eval refuses it naming the file and the rule */
+static void b_ckpt_dynamic_bad_regex(const char *d)
+{
+    mk_ckpt(d);
+    ch_sh("cd '%s' && python3 -c \"import json; p='ckpt/config.json'; c=json.load(open(p)); "
+          "c['quantization_config']['dynamic']={'+:model(': {'bits': 8}}; "
+          "json.dump(c, open(p, 'w'))\"", d);
+}
+
 static hostile_case input_table[] = {
     /* FIFOs: each refused at once (limit 10 s; a blocking open would hang) */
     {.name = "fifo_layer_input", .build = b_fifo_plain,
@@ -614,6 +633,13 @@ static hostile_case input_table[] = {
      .status = 1, .msg = "config.json: rope_scaling: \"factor\" must be a number", .keep = {M}},
     {.name = "rope_longrope", .build = b_rope_longrope, .argv = {EVAL(M), NULL}, .status = 1,
      .msg = "rope_scaling.rope_type \"longrope\" is not supported", .keep = {M}},
+    /* -- per-module control (issue 11) -- */
+    {.name = "dynamic_file_not_json", .build = b_dynamic_not_json,
+     .argv = {Q_RTN, "--dynamic", "@/dyn.json", NULL}, .status = 1, .msg = "dyn.json",
+     .keep = {M}},
+    {.name = "dynamic_ckpt_bad_regex", .build = b_ckpt_dynamic_bad_regex,
+     .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "config.json: dynamic rule \"+:model(\": bad regex", .keep = {CK}},
 
     /* -- Phi-3 (issue 11): the fused qkv_proj checked as one linear of
      * (H + 2 Hk) * head_dim rows; a partial_rotary_factor giving 11.2 dims -- */

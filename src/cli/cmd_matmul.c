@@ -199,7 +199,7 @@ int cmd_matmul(int argc, char **argv)
     int nm = 0;
     cli_meta(meta, &nm, "producer", "gptq-c:%s matmul", gptq_version());
     cli_meta(meta, &nm, "backend", "%s", gptq_backend_name(be));
-    cli_meta(meta, &nm, "bits", "%d", q.bits);
+    cli_meta(meta, &nm, "bits", "%d", p.bits);
     cli_meta(meta, &nm, "checkpoint_format", "%s", gptq_format_get(q.format)->name);
     cli_meta(meta, &nm, "bias", "%s", with_bias ? "true" : "false");
     cli_meta(meta, &nm, "arithmetic", "x,bias->fp16; k-order f32 sums; no fma");
@@ -207,7 +207,7 @@ int cmd_matmul(int argc, char **argv)
     if (!quiet)
         printf("Y (%lld, %lld) = X (%lld, %lld) W^T%s: %d-bit %s, backend %s, %.3f s -> %s\n",
                (long long)M, (long long)N, (long long)M, (long long)K, with_bias ? " + bias" : "",
-               q.bits, gptq_format_get(q.format)->name, gptq_backend_name(be),
+               p.bits, gptq_format_get(q.format)->name, gptq_backend_name(be),
                secs, out);
     rc = 0;
     goto done;

@@ -82,6 +82,23 @@ static void help(FILE *f)
             "                         z = 0 (asym); auto (default) writes gptq unless some zero\n"
             "                         point is 0, then gptq_v2 (vLLM >= PR #26092, GPTQModel)\n"
             "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
+            "  --lm-head              quantize lm_head too (GPTQModel's lm_head=True), last,\n"
+            "                         calibrated on the final norm's output; written as\n"
+            "                         lm_head.qweight/qzeros/scales/g_idx with \"lm_head\": true.\n"
+            "                         Refused for a model whose lm_head is tied to embed_tokens\n"
+            "                         (tie_word_embeddings), as GPTQModel refuses it\n"
+            "  --dynamic FILE|JSON    GPTQModel's per-module rules, a JSON object (inline when it\n"
+            "                         starts with '{', else a file) of regex -> {}: \"-:REGEX\"\n"
+            "                         leaves the modules it matches unquantized; \"+:REGEX\" or\n"
+            "                         \"REGEX\" overrides bits, group_size, sym and desc_act for\n"
+            "                         them. As GPTQModel: the first rule whose regex matches\n"
+            "                         the start of a module's name (model.layers.0.mlp.up_proj;\n"
+            "                         Python's re.match, here PCRE2) decides. Written into\n"
+            "                         quantization_config \"dynamic\" as given\n"
+            "  --strict               fail when a module's shape cannot be packed at --bits\n"
+            "                         (default: such a module is left in the model's dtype,\n"
+            "                         noted, and listed in quantization_config \"dynamic\" as\n"
+            "                         a \"-:\" rule, as GPTQModel records a skipped module)\n"
             "  --quiet                print nothing but errors\n"
             "  --log-json FILE        one JSON record per module (JSON lines)\n"
             "%s",
@@ -250,15 +267,24 @@ static void on_module(void *user, const gptq_module_report *r, const float *W)
                "loss", "samples", "damp", "time s", "out err");
         u->header_done = 1;
     }
-    char shape[32], damp[16], err[24];
+    char shape[32], damp[16], err[24], layer[16];
+    /* the lm_head (--lm-head) comes after the layers */
+    snprintf(layer, sizeof layer, r->layer < 0 ? "head" : "%d", r->layer);
     snprintf(shape, sizeof shape, "%lldx%lld", (long long)r->rows, (long long)r->cols);
     /* RTN has neither a damp nor an output error (no calibration) */
     snprintf(damp, sizeof damp, r->hessian_rows ? "%.4f" : "-", (double)r->damp_used);
     snprintf(err, sizeof err, isnan(r->out_rel_err) ? "-" : "%.5g", r->out_rel_err);
-    printf("%5d  %-20s %11s  %11.5g  %8lld  %7s  %7.3f  %10s%s\n", r->layer, r->name, shape,
+    printf("%5s  %-20s %11s  %11.5g  %8lld  %7s  %7.3f  %10s%s\n", layer, r->name, shape,
            r->loss, (long long)r->hessian_rows, damp, r->seconds, err,
            r->damp_retries ? "  (damp raised)" : r->zero0 ? "  (zero point 0)" : "");
     fflush(stdout);
+}
+
+static void on_skip(void *user, const char *prefix, const char *why)
+{
+    ui *u = user;
+    if (u->quiet) return;
+    cli_note(CMD, "%s: left unquantized in the model's dtype (%s)", prefix, why);
 }
 
 static void fmt_bytes(uint64_t b, char *buf, size_t n)
@@ -311,6 +337,10 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
                (double)dtotal / 1e9);
     else
         printf("  memory:  peak RSS %.1f MB\n", (double)rss_kb / 1024.0);
+    if (s->nskipped)
+        printf("  skipped: %d linear modules left in the model's dtype (the notes above say why;\n"
+               "           listed in quantization_config \"dynamic\")\n",
+               s->nskipped);
     if (cfg->dtype != GPTQ_F16)
         printf("  note:    scales and biases are fp16 (the format's); the rest keeps %s, and\n"
                "           config.json keeps the model's dtype\n",
@@ -323,8 +353,27 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
 
 enum {
     OPT_NO_TS = OPT_CLI_LAST + 1, OPT_TS, OPT_FORMAT, OPT_SHARD, OPT_BATCH, OPT_BACKEND, OPT_QUIET, OPT_LOG,
-    OPT_MATH, OPT_OVERWRITE
+    OPT_MATH, OPT_OVERWRITE, OPT_STRICT, OPT_LM_HEAD, OPT_DYNAMIC
 };
+
+/* --dynamic FILE|JSON into *d: inline JSON when it starts with '{'. 0, or
+ * 1 with the message printed. */
+static int load_dynamic(const char *arg, gptq_dynamic *d)
+{
+    cJSON *j = NULL;
+    int st = arg[0] == '{' ? gptq_json_parse(arg, strlen(arg), "--dynamic", &j)
+                           : gptq_json_read_file(arg, &j);
+    if (st) {
+        cli_err(CMD, "--dynamic: %s", gptq_last_error());
+        return 1;
+    }
+    char what[1100];
+    snprintf(what, sizeof what, arg[0] == '{' ? "--dynamic" : "--dynamic %s", arg);
+    st = gptq_dynamic_parse(j, what, d);
+    cJSON_Delete(j);
+    if (st) cli_err(CMD, "%s", gptq_last_error());
+    return st ? 1 : 0;
+}
 
 int cmd_quantize(int argc, char **argv)
 {
@@ -346,6 +395,9 @@ int cmd_quantize(int argc, char **argv)
         {"quiet", no_argument, 0, OPT_QUIET},
         {"log-json", required_argument, 0, OPT_LOG},
         {"overwrite", no_argument, 0, OPT_OVERWRITE},
+        {"strict", no_argument, 0, OPT_STRICT},
+        {"lm-head", no_argument, 0, OPT_LM_HEAD},
+        {"dynamic", required_argument, 0, OPT_DYNAMIC},
         CLI_QUANT_LONGOPTS,
         {0, 0, 0, 0},
     };
@@ -353,7 +405,8 @@ int cmd_quantize(int argc, char **argv)
     gptq_pipeline_options_default(&po);
     gptq_calib_options co;
     gptq_calib_options_default(&co);
-    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL;
+    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL, *dyn_arg = NULL;
+    static gptq_dynamic dyn; /* ~8 kB: off the stack */
     int seqlen_given = 0;
     ui u = {.last_layer = -1};
     long l;
@@ -405,6 +458,9 @@ int cmd_quantize(int argc, char **argv)
         case OPT_QUIET: u.quiet = 1; break;
         case OPT_LOG: log_path = optarg; break;
         case OPT_OVERWRITE: po.overwrite = 1; break;
+        case OPT_STRICT: po.strict = 1; break;
+        case OPT_LM_HEAD: po.lm_head = 1; break;
+        case OPT_DYNAMIC: dyn_arg = optarg; break;
         default: help(stderr); return 2;
         }
     }
@@ -429,6 +485,10 @@ int cmd_quantize(int argc, char **argv)
     /* the output policy before anything is read (the pipeline checks again) */
     if (gptq_ckpt_check_out(out, model_dir, po.overwrite)) return cli_fail(CMD, 1);
     if (log_path && check_log_path(log_path, model_dir, out, calib)) return 1;
+    if (dyn_arg) {
+        if (load_dynamic(dyn_arg, &dyn)) return 1;
+        po.dynamic = &dyn;
+    }
     int rc = 1, st;
 
     gptq_model_config cfg;
@@ -471,6 +531,7 @@ int cmd_quantize(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
     po.on_module = on_module;
     po.on_progress = on_progress;
+    po.on_skip = on_skip;
     po.user = &u;
     st = gptq_quantize_model(be, model_dir, out, &po, &stats);
     clear_bar(&u);

@@ -163,6 +163,9 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
         if (zp >= 0) r.sym = !zp;
     }
     GPTQ_TRY(gptq_json_get_bool(q, "lm_head", &r.lm_head, 0, file));
+    const cJSON *dyn = NULL;
+    GPTQ_TRY(gptq_json_get_object(q, "dynamic", &dyn, 0, file));
+    if (dyn) GPTQ_TRY(gptq_dynamic_parse(dyn, file, &r.dynamic));
     const char *fmt = NULL;
     GPTQ_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
     if (!fmt) GPTQ_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));

@@ -775,6 +775,28 @@ static int head_chunk(gptq_model *m, head_ws *h, const gptq_buf *X, int64_t r0, 
     return GPTQ_OK;
 }
 
+const char *gptq_model_head_prefix(const gptq_model *m)
+{
+    return m->cfg.tie_word_embeddings ? NULL : m->a->lm_head;
+}
+
+int gptq_model_final_norm(gptq_model *m, const gptq_buf *X, gptq_buf *Y, int64_t T,
+                          const gptq_buf **out)
+{
+    const gptq_model_config *c = &m->cfg;
+    *out = X;
+    if (!c->final_norm) return GPTQ_OK;
+    char name[256];
+    gptq_buf *nw = NULL, *nb = NULL;
+    snprintf(name, sizeof name, "%s%s", m->root, m->a->final_norm);
+    int st = load_norm(m, name, c->hidden_size, &nw, &nb);
+    if (!st) st = m->a->norm(m->be, X, 0, nw, nb, T, c->hidden_size, (float)c->norm_eps, Y);
+    free_buf(m, &nw);
+    free_buf(m, &nb);
+    if (!st) *out = Y;
+    return st;
+}
+
 int gptq_model_head_logits(gptq_model *m, const gptq_buf *X, int64_t row0, int64_t nrows,
                            float *logits)
 {

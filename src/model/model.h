@@ -57,6 +57,29 @@
 
 typedef struct gptq_arch gptq_arch; /* a family's description (arch.h) */
 
+/* GPTQModel's per-module rules (quantization_config "dynamic"; dynamic.c):
+ * in order, the first whose regex matches a module's name at its start
+ * (Python's re.match) decides. */
+#define GPTQ_DYNAMIC_MAX 32
+typedef struct gptq_dyn_rule {
+    char key[256];        /* as written: "-:<regex>", "+:<regex>" or "<regex>" */
+    int skip;             /* "-:": the module stays unquantized */
+    int bits;             /* -1: not overridden */
+    int group_size;       /* 0: not overridden */
+    int sym, desc_act;    /* -1: not overridden */
+} gptq_dyn_rule;
+typedef struct gptq_dynamic {
+    int n;
+    gptq_dyn_rule r[GPTQ_DYNAMIC_MAX];
+} gptq_dynamic;
+
+/* obj ("dynamic") into *out, every regex compiled and every value checked
+ * (keys bits 2/3/4/8, group_size -1 or positive, sym, desc_act; anything
+ * else refused); messages start with what (a file or option). */
+int gptq_dynamic_parse(const cJSON *obj, const char *what, gptq_dynamic *out);
+/* *out = the first rule matching module, or NULL. */
+int gptq_dynamic_match(const gptq_dynamic *d, const char *module, const gptq_dyn_rule **out);
+
 /* The quantization a checkpoint declares (config.json "quantization_config",
  * or quantize_config.json beside it). */
 typedef struct gptq_ckpt_quant {
@@ -67,7 +90,13 @@ typedef struct gptq_ckpt_quant {
     int sym;              /* sym, or !zero_point (default 1) */
     int lm_head;          /* lm_head quantized too (default 0) */
     gptq_format format;   /* checkpoint_format | format: "gptq" (v1, default) or "gptq_v2" */
+    gptq_dynamic dynamic; /* "dynamic" (n = 0 without) */
 } gptq_ckpt_quant;
+
+/* *out = q with the overrides of the dynamic rule matching module (bits,
+ * group_size, sym, desc_act), and no rules of its own. */
+int gptq_ckpt_quant_for_module(const gptq_ckpt_quant *q, const char *module,
+                               gptq_ckpt_quant *out);
 
 /* RoPE scaling (rope_scaling / rope_parameters; src/model/rope.c). */
 typedef enum gptq_rope_type {
@@ -322,6 +351,15 @@ int gptq_model_head_nll(gptq_model *m, const gptq_buf *X, const int32_t *ids, in
 /* Logits (nrows, V) host f32 of rows [row0, row0+nrows) of X (T, D). */
 int gptq_model_head_logits(gptq_model *m, const gptq_buf *X, int64_t row0, int64_t nrows,
                            float *logits);
+
+/* The lm_head's tensor prefix ("lm_head"); NULL when tie_word_embeddings
+ * makes embed_tokens the head. */
+const char *gptq_model_head_prefix(const gptq_model *m);
+/* The lm_head's input for rows X (T, D), the last layer's output: *out =
+ * Y (T, D) filled with the final norm of X, or X itself when the model has
+ * no final norm (OPT with _remove_final_layer_norm). */
+int gptq_model_final_norm(gptq_model *m, const gptq_buf *X, gptq_buf *Y, int64_t T,
+                          const gptq_buf **out);
 
 /* The whole pass: embed, every layer, head. nll_sum/nll_tok as
  * gptq_model_head_nll; logits (nseq*S, V) host f32 when not NULL. */

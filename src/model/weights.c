@@ -339,6 +339,12 @@ int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, c
                               int64_t rows, int64_t cols)
 {
     const char *what = prefix && prefix[0] ? prefix : "the module";
+    /* a dynamic rule may give this module other bits or groups */
+    gptq_ckpt_quant mq;
+    if (q->dynamic.n) {
+        GPTQ_TRY(gptq_ckpt_quant_for_module(q, prefix ? prefix : "", &mq));
+        q = &mq;
+    }
     if (!q->present)
         return gptq_error(GPTQ_ERR_FORMAT, "%s: %s: no quantization_config says how it is packed",
                           w->dir, what);
@@ -378,6 +384,11 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
     memset(p, 0, sizeof *p);
     char name[600];
     gptq_st_info info;
+    gptq_ckpt_quant mq;
+    if (q->dynamic.n) {
+        GPTQ_TRY(gptq_ckpt_quant_for_module(q, prefix ? prefix : "", &mq));
+        q = &mq;
+    }
     /* out_features from scales (ngroups, N), in_features from qweight
      * (K * bits / 32, N), when the caller does not know them */
     if (rows <= 0) {

@@ -55,6 +55,14 @@ typedef struct pl {
     int64_t *mod0;         /* (nlayers) */
     uint8_t **zeros;       /* (total) */
     int64_t *zeros_ng;     /* (total) groups of each */
+    /* modules left in their source dtype (the format cannot pack their
+     * shape; recorded in quantization_config's "dynamic"), same indexing */
+    uint8_t *skip;         /* (total) 1: unpackable, 2: a dynamic "-:" rule */
+    gptq_quant_config *mq; /* (total) each module's settings (dynamic rules applied) */
+    int nskip;
+    /* --lm-head: the head's prefix ("lm_head"), its zero points the last
+     * slot (total - 1); NULL without */
+    const char *head;
 
     /* calibration activations: chunks of whole sequences */
     gptq_buf **X;          /* (nchunks) each (chunk_nseq[c] * S, D) f32 */
@@ -100,6 +108,29 @@ static void progress(pl *p, int layer, const char *stage, double within_layer)
 /* Checks before any work                                              */
 /* ------------------------------------------------------------------ */
 
+/* p->mq[zi] = the options' settings with the first matching dynamic rule
+ * applied; a "-:" rule marks the module skipped (2). */
+static int module_config(pl *p, const char *prefix, int64_t zi)
+{
+    p->mq[zi] = p->o->q;
+    const gptq_dyn_rule *r = NULL;
+    if (p->o->dynamic) GPTQ_TRY(gptq_dynamic_match(p->o->dynamic, prefix, &r));
+    if (!r) return GPTQ_OK;
+    if (r->skip) {
+        char why[300];
+        snprintf(why, sizeof why, "--dynamic rule \"%s\"", r->key);
+        p->skip[zi] = 2;
+        p->nskip++;
+        if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, why);
+        return GPTQ_OK;
+    }
+    if (r->bits > 0) p->mq[zi].bits = r->bits;
+    if (r->group_size) p->mq[zi].group_size = r->group_size;
+    if (r->sym >= 0) p->mq[zi].sym = r->sym;
+    if (r->desc_act >= 0) p->mq[zi].desc_act = r->desc_act;
+    return GPTQ_OK;
+}
+
 static int check_model(pl *p)
 {
     const gptq_model_config *c = p->cfg;
@@ -115,14 +146,43 @@ static int check_model(pl *p)
         return gptq_error(GPTQ_ERR_INVALID, "--damp-percent %g: must be in (0, 1) (loaders "
                           "refuse a checkpoint whose quantization_config has another value)",
                           (double)q->damp_percent);
+    char prefix[512];
     for (int L = 0; L < p->nlayers; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
-            int st = gptq_quant_config_check(q, li->rows, li->cols);
-            if (!st)
-                st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, q->bits, li->rows, li->cols);
-            if (st) return gptq_error_prefix(st, "%s", li->name);
+            const int64_t zi = p->mod0[L] + i;
+            gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+            int st = module_config(p, prefix, zi);
+            if (st) return st;
+            if (p->skip[zi]) continue;
+            st = gptq_quant_config_check(&p->mq[zi], li->rows, li->cols);
+            if (st) return gptq_error_prefix(st, "%s", prefix);
+            st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, p->mq[zi].bits, li->rows, li->cols);
+            if (st && p->o->strict) return gptq_error_prefix(st, "%s", li->name);
+            if (st) {
+                /* left in its source dtype: the readers load a float weight
+                 * where there is no qweight, as GPTQModel's loaders do */
+                char why[600];
+                snprintf(why, sizeof why, "%s; --strict makes this an error", gptq_last_error());
+                p->skip[zi] = 1;
+                p->nskip++;
+                if (p->o->on_skip) p->o->on_skip(p->o->user, prefix, why);
+            }
         }
+    if (p->head) {
+        const int64_t V = c->vocab_size, D = c->hidden_size, zi = p->total - 1;
+        int st = module_config(p, p->head, zi);
+        if (!st && p->skip[zi])
+            st = gptq_error(GPTQ_ERR_INVALID, "--lm-head: a --dynamic \"-:\" rule leaves %s "
+                            "unquantized; drop one of the two", p->head);
+        if (!st) st = gptq_quant_config_check(&p->mq[zi], V, D);
+        if (!st) st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, p->mq[zi].bits, V, D);
+        if (st) return gptq_error_prefix(st, "--lm-head: %s", p->head);
+    }
+    if (p->nskip == p->total)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: every linear module was left unquantized "
+                          "(none packs at %d bits, or --dynamic skips it); nothing to quantize",
+                          p->model_dir, q->bits);
     if (!p->rtn) {
         const gptq_pipeline_options *o = p->o;
         if (!o->calib_ids || o->nsamples < 1 || o->seqlen < 2)
@@ -145,28 +205,73 @@ static int check_model(pl *p)
 static int is_quantized_tensor(const pl *p, const char *name)
 {
     char prefix[512];
+    if (p->head) {
+        const size_t n = strlen(p->head);
+        if (strncmp(name, p->head, n) == 0 &&
+            (strcmp(name + n, ".weight") == 0 || strcmp(name + n, ".bias") == 0))
+            return 1;
+    }
     for (int L = 0; L < p->nlayers; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
             size_t n = strlen(prefix);
             if (strncmp(name, prefix, n) == 0 &&
                 (strcmp(name + n, ".weight") == 0 || strcmp(name + n, ".bias") == 0))
-                return 1;
+                return !p->skip[p->mod0[L] + i];
         }
     return 0;
 }
 
-static int64_t ngroups_of(const pl *p, int64_t cols)
+static int64_t ngroups_of(const gptq_quant_config *q, int64_t cols)
 {
-    const int64_t G = p->o->q.group_size == -1 ? cols : p->o->q.group_size;
+    const int64_t G = q->group_size == -1 ? cols : q->group_size;
     return (cols + G - 1) / G;
+}
+
+/* Declare the tensors of linear `prefix` (N, K): pass 0 qweight, scales,
+ * g_idx and bias (its source weight must exist), pass 1 qzeros. */
+static int declare_linear(pl *p, int pass, const char *prefix, int64_t N, int64_t K,
+                          int has_bias, const gptq_quant_config *q)
+{
+    gptq_pipeline_stats *s = p->stats;
+    const int b = q->bits;
+    const int64_t ng = ngroups_of(q, K);
+    char name[600];
+    int st;
+    if (pass == 1) {
+        const int64_t qz[2] = {ng, N * b / 32};
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
+        if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qz))) return st;
+        s->qbytes += (uint64_t)(ng * N * b / 32) * 4;
+        return GPTQ_OK;
+    }
+    gptq_st_info info;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    if ((st = gptq_weights_find(p->w, name, &info))) return st;
+    if (info.ndim != 2 || info.shape[0] != N || info.shape[1] != K)
+        return gptq_error(GPTQ_ERR_SHAPE, "%s: %s is not (%lld, %lld) as config.json "
+                          "says", p->model_dir, name, (long long)N, (long long)K);
+    s->qsrc_bytes += info.nbytes;
+    s->qweights += (uint64_t)(N * K);
+    const int64_t qw[2] = {K * b / 32, N}, sc[2] = {ng, N};
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
+    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qw))) return st;
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
+    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 2, sc))) return st;
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
+    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 1, &K))) return st;
+    s->qbytes += (uint64_t)(K * b / 32 * N) * 4 + (uint64_t)(ng * N) * 2 + (uint64_t)K * 4;
+    if (has_bias) {
+        gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
+        if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 1, &N))) return st;
+    }
+    return GPTQ_OK;
 }
 
 static int plan(pl *p)
 {
     gptq_pipeline_stats *s = p->stats;
-    const int b = p->o->q.bits;
-    char name[600], prefix[512];
+    char prefix[512];
     int st;
     /* 1. the tensors that stay as they are */
     for (int i = 0; i < gptq_weights_count(p->w); i++) {
@@ -180,42 +285,22 @@ static int plan(pl *p)
         if ((st = gptq_ckpt_declare(p->ck, info.name, info.dtype, info.ndim, info.shape)))
             return st;
     }
-    /* 2. and 3. the quantized linears; their source weights must exist */
-    for (int pass = 0; pass < 2; pass++)
+    /* 2. and 3. the quantized linears, the lm_head last (--lm-head); their
+     * source weights must exist */
+    for (int pass = 0; pass < 2; pass++) {
         for (int L = 0; L < p->nlayers; L++)
             for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
                 const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
-                const int64_t K = li->cols, N = li->rows, ng = ngroups_of(p, K);
+                if (p->skip[p->mod0[L] + i]) continue;
                 gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
-                if (pass == 1) {
-                    const int64_t qz[2] = {ng, N * b / 32};
-                    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
-                    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qz))) return st;
-                    s->qbytes += (uint64_t)(ng * N * b / 32) * 4;
-                    continue;
-                }
-                gptq_st_info info;
-                snprintf(name, sizeof name, "%s.weight", prefix);
-                if ((st = gptq_weights_find(p->w, name, &info))) return st;
-                if (info.ndim != 2 || info.shape[0] != N || info.shape[1] != K)
-                    return gptq_error(GPTQ_ERR_SHAPE, "%s: %s is not (%lld, %lld) as config.json "
-                                      "says", p->model_dir, name, (long long)N, (long long)K);
-                s->qsrc_bytes += info.nbytes;
-                s->qweights += (uint64_t)(N * K);
-                const int64_t qw[2] = {K * b / 32, N}, sc[2] = {ng, N};
-                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
-                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 2, qw))) return st;
-                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
-                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 2, sc))) return st;
-                gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
-                if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_I32, 1, &K))) return st;
-                s->qbytes += (uint64_t)(K * b / 32 * N) * 4 + (uint64_t)(ng * N) * 2 +
-                             (uint64_t)K * 4;
-                if (li->has_bias) {
-                    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
-                    if ((st = gptq_ckpt_declare(p->ck, name, GPTQ_F16, 1, &N))) return st;
-                }
+                if ((st = declare_linear(p, pass, prefix, li->rows, li->cols, li->has_bias,
+                                         &p->mq[p->mod0[L] + i])))
+                    return st;
             }
+        if (p->head && (st = declare_linear(p, pass, p->head, p->cfg->vocab_size,
+                                            p->cfg->hidden_size, 0, &p->mq[p->total - 1])))
+            return st;
+    }
     if ((st = gptq_ckpt_plan(p->ck))) return st;
     s->nshards = gptq_ckpt_nshards(p->ck);
     s->bytes_out = gptq_ckpt_total_bytes(p->ck);
@@ -240,16 +325,26 @@ static int copy_plain(pl *p)
 /* One module                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Quantize linear i of layer L with the accumulated Hessian hs (the
- * Hessian and the weight stay on the backend: gptq_quantize_layer_dev), or
- * none (RTN); put the checkpoint's dequantization back into the loaded
- * layer, write its tensors, keep its zeros. */
-static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
+/* One linear to quantize: a decoder layer's, or the lm_head (--lm-head). */
+typedef struct target {
+    int layer, index;     /* the lm_head: layer -1, index -1 */
+    const char *name;     /* "self_attn.q_proj", "lm_head" */
+    const char *prefix;   /* its tensors' prefix */
+    int64_t R, C;
+    int has_bias;
+    int64_t zi;           /* its zero points p->zeros[zi], its settings p->mq[zi] */
+    gptq_buf *Wdev;       /* GPTQ: its weight on the backend, replaced by the dequantization */
+} target;
+
+/* Quantize t with the accumulated Hessian hs (the Hessian and the weight
+ * stay on the backend: gptq_quantize_layer_dev), or none (RTN: the weight
+ * is read from the source); put the checkpoint's dequantization back into
+ * t->Wdev, write its tensors, keep its zeros. */
+static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hrows)
 {
-    const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
-    const int64_t R = li->rows, C = li->cols;
-    char prefix[512], name[600];
-    gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+    const int64_t R = t->R, C = t->C;
+    const char *prefix = t->prefix;
+    char name[600];
     const double t0 = gptq_now();
     gptq_layer_result res = {0};
     gptq_packed pk = {0};
@@ -260,9 +355,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
     if (hs) {
         /* the Hessian and the weight stay on the device: solved, packed and
          * dequantized there */
-        gptq_buf *Wdev = NULL;
-        st = gptq_model_linear_buf(p->m, L, i, &Wdev);
-        if (!st) st = gptq_quantize_layer_dev(p->be, Wdev, R, C, hs, &p->o->q, &res, &pk);
+        st = gptq_quantize_layer_dev(p->be, t->Wdev, R, C, hs, &p->mq[t->zi], &res, &pk);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -271,7 +364,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
         const int64_t shape[2] = {R, C};
         snprintf(name, sizeof name, "%s.weight", prefix);
         st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
-        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, NULL, &p->o->q, &res);
+        if (!st) st = gptq_quantize_layer(p->be, p->W, R, C, NULL, &p->mq[t->zi], &res);
         if (st) {
             gptq_error_prefix(st, "%s", prefix);
             goto done;
@@ -299,7 +392,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
         goto done;
     }
     p->stats->zero0 += zero0;
-    const int64_t zi = p->mod0[L] + i;
+    const int64_t zi = t->zi;
     p->zeros[zi] = gptq_malloc((size_t)(res.ngroups * R), "zero points");
     if (!p->zeros[zi]) {
         st = GPTQ_ERR_NOMEM;
@@ -312,20 +405,20 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
      * place already; a report wants it on the host) */
     if (hs) {
         if (p->o->on_module && p->o->module_weights &&
-            (st = gptq_model_linear_get(p->m, L, i, p->W)))
+            (st = gptq_be_download(p->be, t->Wdev, 0, p->W, (size_t)(R * C) * sizeof(float))))
             goto done;
     } else if ((st = gptq_dequantize(&pk, GPTQ_FORMAT_V2, p->W))) {
         goto done;
     }
 
-    const int b = p->o->q.bits;
+    const int b = p->mq[t->zi].bits;
     gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QWEIGHT);
     st = gptq_ckpt_write(p->ck, name, pk.qweight, (size_t)(C * b / 32 * R) * 4);
     gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_SCALES);
     if (!st) st = gptq_ckpt_write(p->ck, name, pk.scales, (size_t)(res.ngroups * R) * 2);
     gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_G_IDX);
     if (!st) st = gptq_ckpt_write(p->ck, name, pk.g_idx, (size_t)C * 4);
-    if (!st && li->has_bias) {
+    if (!st && t->has_bias) {
         gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_BIAS);
         bias16 = gptq_malloc((size_t)R * 2, "bias");
         bias32 = gptq_malloc((size_t)R * 4, "bias");
@@ -343,7 +436,7 @@ static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
     p->done++;
     if (p->o->on_module) {
         gptq_module_report r = {
-            .layer = L, .index = i, .name = li->name, .prefix = prefix, .rows = R, .cols = C,
+            .layer = t->layer, .index = t->index, .name = t->name, .prefix = prefix, .rows = R, .cols = C,
             .hessian_rows = hrows, .loss = res.loss, .out_rel_err = res.out_rel_err,
             .damp_used = res.damp_used, .damp_retries = res.damp_retries,
             .dead_cols = res.dead_cols, .seconds = t2 - t0, .seconds_solve = t_solve,
@@ -363,12 +456,37 @@ done:
     return st;
 }
 
+/* Linear i of layer L (loaded, for GPTQ: its weight is the target). */
+static int quantize_module(pl *p, int L, int i, gptq_hessian *hs, int64_t hrows)
+{
+    const gptq_linear_info *li = gptq_model_linear(p->m, L, i);
+    char prefix[512];
+    gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+    target t = {.layer = L, .index = i, .name = li->name, .prefix = prefix, .R = li->rows,
+                .C = li->cols, .has_bias = li->has_bias, .zi = p->mod0[L] + i};
+    if (hs) {
+        int st = gptq_model_linear_buf(p->m, L, i, &t.Wdev);
+        if (st) return gptq_error_prefix(st, "%s", prefix);
+    }
+    return quantize_linear(p, &t, hs, hrows);
+}
+
 /* ------------------------------------------------------------------ */
 /* Calibration forward passes                                          */
 /* ------------------------------------------------------------------ */
 
 /* Quantize the modules of group g from its finished Hessian. */
 static int quantize_group(pl *p, int L, int g);
+
+/* 1 when every module of group g of layer L is left unquantized: no
+ * Hessian is needed there. */
+static int group_skipped(const pl *p, int L, int g)
+{
+    const gptq_group_info *gi = gptq_model_group(p->m, L, g);
+    for (int k = 0; k < gi->nlin; k++)
+        if (!p->skip[p->mod0[L] + gi->lin[k]]) return 0;
+    return 1;
+}
 
 /* One pass does it all when every window fits in one forward (one chunk):
  * at each group's input the Hessian is made and the group quantized right
@@ -380,6 +498,7 @@ static int quantize_group(pl *p, int L, int g);
 static int fused_hook(void *user, const gptq_hook_event *ev)
 {
     pl *p = user;
+    if (group_skipped(p, ev->layer, ev->group)) return GPTQ_OK;
     int st = gptq_hook_all_rows(ev);
     /* the forward's queued kernels finish first: their time is forward time */
     if (!st) st = gptq_be_sync(p->be);
@@ -443,6 +562,10 @@ static int quantize_group(pl *p, int L, int g)
     for (int k = 0; k < gi->nlin && !st; k++) {
         const int i = gi->lin[k];
         if ((st = interrupted(p))) break;
+        if (p->skip[p->mod0[L] + i]) {
+            p->done++;
+            continue;
+        }
         progress(p, L, "quantize", (double)i / (double)(nlin + 1));
         st = quantize_module(p, L, i, p->H[g], hrows);
     }
@@ -481,6 +604,10 @@ static int quantize_layer_gptq(pl *p, int L)
     const int ngroups = gptq_model_ngroups(p->m, L), nlin = gptq_model_nlinear(p->m, L);
     if (p->o->true_sequential) {
         for (int g = 0; g < ngroups && !st; g++) {
+            if (group_skipped(p, L, g)) {
+                p->done += gptq_model_group(p->m, L, g)->nlin;
+                continue;
+            }
             progress(p, L, "hessian", 0.0);
             st = gptq_hessian_new(p->be, group_cols(p, L, g), &p->H[g]);
             if (!st) st = hessian_pass(p, L, g);
@@ -558,25 +685,115 @@ static int embed_calibration(pl *p)
 /* The job                                                             */
 /* ------------------------------------------------------------------ */
 
+/* The qzeros of one module (N outputs, zero points in slot zi). */
+static int write_qzeros_of(pl *p, const char *prefix, int64_t N, int64_t zi)
+{
+    const int b = p->mq[zi].bits;
+    const int64_t ng = p->zeros_ng[zi];
+    char name[600];
+    int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
+    if (!qz) return GPTQ_ERR_NOMEM;
+    int st = gptq_qzeros_pack(p->zeros[zi], ng, N, b, p->stats->format, qz);
+    if (st) gptq_error_prefix(st, "%s", prefix);
+    gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
+    if (!st) st = gptq_ckpt_write(p->ck, name, qz, (size_t)(ng * N * b / 32) * 4);
+    free(qz);
+    return st;
+}
+
 static int write_qzeros(pl *p)
 {
-    const int b = p->o->q.bits;
-    char prefix[512], name[600];
+    char prefix[512];
     int st = GPTQ_OK;
     for (int L = 0; L < p->nlayers && !st; L++)
         for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
             const int64_t zi = p->mod0[L] + i;
-            const int64_t N = gptq_model_linear(p->m, L, i)->rows, ng = p->zeros_ng[zi];
-            int32_t *qz = gptq_malloc((size_t)(ng * N * b / 32) * 4, "qzeros");
-            if (!qz) return GPTQ_ERR_NOMEM;
+            if (p->skip[zi]) continue;
             gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
-            st = gptq_qzeros_pack(p->zeros[zi], ng, N, b, p->stats->format, qz);
-            if (st) gptq_error_prefix(st, "%s", prefix);
-            gptq_tensor_name(name, sizeof name, prefix, GPTQ_T_QZEROS);
-            if (!st) st = gptq_ckpt_write(p->ck, name, qz, (size_t)(ng * N * b / 32) * 4);
-            free(qz);
+            st = write_qzeros_of(p, prefix, gptq_model_linear(p->m, L, i)->rows, zi);
         }
+    if (!st && p->head) st = write_qzeros_of(p, p->head, p->cfg->vocab_size, p->total - 1);
     return st;
+}
+
+/* --lm-head: the head quantized last, as GPTQModel does, calibrated on the
+ * final norm of the last (quantized) layer's outputs in p->X (GPTQ), or
+ * RTN. Its weight goes to the backend for the solve and is freed after. */
+static int quantize_head(pl *p)
+{
+    const int64_t V = p->cfg->vocab_size, D = p->cfg->hidden_size;
+    const int64_t shape[2] = {V, D};
+    char name[600];
+    target t = {.layer = -1, .index = -1, .name = p->head, .prefix = p->head, .R = V, .C = D,
+                .zi = p->total - 1};
+    gptq_hessian *H = NULL;
+    int st = interrupted(p);
+    if (st) return st;
+    progress(p, p->nlayers - 1, "lm_head", 1.0);
+    snprintf(name, sizeof name, "%s.weight", p->head);
+    if (p->rtn) {
+        st = quantize_linear(p, &t, NULL, 0);
+        goto done;
+    }
+    st = gptq_hessian_new(p->be, D, &H);
+    const double t0 = gptq_now();
+    for (int64_t c = 0; c < p->nchunks && !st; c++) {
+        const gptq_buf *in = NULL;
+        const int64_t T = p->chunk_nseq[c] * p->S;
+        st = gptq_model_final_norm(p->m, p->X[c], p->Y, T, &in);
+        if (!st) st = gptq_hessian_add_buf(H, in, 0, T);
+        if (!st) st = gptq_be_sync(p->be);
+        if (!st) st = interrupted(p);
+    }
+    p->stats->seconds_hessian += gptq_now() - t0;
+    if (!st) st = gptq_weights_read_f32(p->w, name, 2, shape, p->W);
+    if (!st) st = gptq_be_alloc(p->be, (size_t)(V * D) * sizeof(float), &t.Wdev, name);
+    if (!st) st = gptq_be_upload(p->be, t.Wdev, 0, p->W, (size_t)(V * D) * sizeof(float));
+    if (!st) st = quantize_linear(p, &t, H, gptq_hessian_count(H));
+done:
+    gptq_hessian_free(H);
+    gptq_be_free(p->be, t.Wdev);
+    if (st) gptq_error_prefix(st, "--lm-head");
+    return st;
+}
+
+/* qc's "dynamic", as GPTQModel writes it: first the modules left
+ * unquantized because they do not pack, each a negative rule "-:<regex>"
+ * with an empty object (loaders re.match the regex against the module
+ * name, and the first matching rule decides: so these come before the
+ * user's rules, and each is the name with its dots escaped, anchored at
+ * the end); then the --dynamic rules in their order. -1 when out of
+ * memory. */
+static int add_dynamic(const pl *p, cJSON *qc)
+{
+    cJSON *dyn = cJSON_AddObjectToObject(qc, "dynamic");
+    if (!dyn) return -1;
+    char prefix[512], rule[1100];
+    for (int L = 0; L < p->nlayers; L++)
+        for (int i = 0; i < gptq_model_nlinear(p->m, L); i++) {
+            if (p->skip[p->mod0[L] + i] != 1) continue;
+            gptq_model_linear_prefix(p->m, L, i, prefix, sizeof prefix);
+            size_t n = 0;
+            rule[n++] = '-';
+            rule[n++] = ':';
+            for (const char *c = prefix; *c; c++) {
+                if (*c == '.') rule[n++] = '\\';
+                rule[n++] = *c;
+            }
+            rule[n++] = '$';
+            rule[n] = '\0';
+            if (!cJSON_AddObjectToObject(dyn, rule)) return -1;
+        }
+    for (int k = 0; p->o->dynamic && k < p->o->dynamic->n; k++) {
+        const gptq_dyn_rule *r = &p->o->dynamic->r[k];
+        cJSON *o = cJSON_AddObjectToObject(dyn, r->key);
+        if (!o) return -1;
+        if (r->bits > 0 && !cJSON_AddNumberToObject(o, "bits", r->bits)) return -1;
+        if (r->group_size && !cJSON_AddNumberToObject(o, "group_size", r->group_size)) return -1;
+        if (r->sym >= 0 && !cJSON_AddBoolToObject(o, "sym", r->sym)) return -1;
+        if (r->desc_act >= 0 && !cJSON_AddBoolToObject(o, "desc_act", r->desc_act)) return -1;
+    }
+    return 0;
 }
 
 int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out_dir,
@@ -612,6 +829,16 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         goto done;
     }
     int64_t maxw = 0;
+    p->head = o->lm_head ? gptq_model_head_prefix(p->m) : NULL;
+    if (o->lm_head && !p->head) {
+        /* GPTQModel refuses it too (NotImplementedError for tied weights) */
+        st = gptq_error(GPTQ_ERR_UNSUPPORTED,
+                        "--lm-head: %s ties lm_head to the embedding (tie_word_embeddings), "
+                        "which would stay unquantized for the input side; GPTQModel refuses "
+                        "to quantize a tied lm_head, and so does gptq-c",
+                        model_dir);
+        goto done;
+    }
     for (int L = 0; L < p->nlayers; L++) {
         p->mod0[L] = p->total;
         p->total += gptq_model_nlinear(p->m, L);
@@ -621,7 +848,19 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
             if (li->rows * li->cols > maxw) maxw = li->rows * li->cols;
         }
     }
+    if (p->head) {
+        p->total++; /* the head's zero points: the last slot */
+        if (p->cfg->vocab_size * p->cfg->hidden_size > maxw)
+            maxw = p->cfg->vocab_size * p->cfg->hidden_size;
+    }
+    p->skip = gptq_calloc((size_t)p->total, 1, "skipped modules");
+    p->mq = gptq_calloc((size_t)p->total, sizeof *p->mq, "module settings");
+    if (!p->skip || !p->mq) {
+        st = GPTQ_ERR_NOMEM;
+        goto done;
+    }
     if ((st = check_model(p))) goto done;
+    stats->nskipped = p->nskip;
 
     p->H = gptq_calloc((size_t)p->maxgroups, sizeof *p->H, "Hessians");
     p->W = gptq_malloc((size_t)maxw * sizeof(float), "a module's weight");
@@ -645,6 +884,10 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         for (int L = 0; L < p->nlayers && !st; L++)
             for (int i = 0; i < gptq_model_nlinear(p->m, L) && !st; i++) {
                 if ((st = interrupted(p))) break;
+                if (p->skip[p->mod0[L] + i]) {
+                    p->done++;
+                    continue;
+                }
                 progress(p, L, "quantize", 0.0);
                 st = quantize_module(p, L, i, NULL, 0);
             }
@@ -653,6 +896,7 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
         for (int L = 0; L < p->nlayers && !st; L++) st = quantize_layer_gptq(p, L);
         gptq_model_layer_unload(p->m);
     }
+    if (!st && p->head) st = quantize_head(p);
     if (st) goto done;
 
     /* the zero-point format over the whole model */
@@ -662,6 +906,15 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     tw = gptq_now();
     if ((st = write_qzeros(p))) goto done;
     cJSON *qc = gptq_ckpt_quant_config(&o->q, stats->format, o->true_sequential);
+    /* GPTQModel's lm_head=True */
+    if (qc && p->head && !cJSON_ReplaceItemInObjectCaseSensitive(qc, "lm_head", cJSON_CreateTrue())) {
+        cJSON_Delete(qc);
+        qc = NULL;
+    }
+    if (qc && (p->nskip || p->o->dynamic) && add_dynamic(p, qc)) {
+        cJSON_Delete(qc);
+        qc = NULL;
+    }
     if (!qc) {
         st = gptq_error(GPTQ_ERR_NOMEM, "quantization_config: out of memory");
         goto done;
@@ -687,6 +940,8 @@ done:
         for (int64_t k = 0; k < p->total; k++) free(p->zeros[k]);
     free(p->zeros);
     free(p->zeros_ng);
+    free(p->skip);
+    free(p->mq);
     free(p->mod0);
     free(p->H);
     free(p->W);

@@ -90,6 +90,18 @@ typedef struct gptq_pipeline_options {
     /* replace an existing output folder that gptq-c did not write (the
      * policy: gptq_ckpt_check_out in io/checkpoint.h) */
     int overwrite;
+    /* a module whose shape the format cannot pack at q.bits: 0 (default)
+     * leaves it in its source dtype (listed in quantization_config's
+     * "dynamic" as "-:<name>", on_skip told), 1 fails the run */
+    int strict;
+    /* quantize the lm_head too (GPTQModel's lm_head=True), after the
+     * layers, calibrated on the final norm's output; refused when it is
+     * tied to the embedding */
+    int lm_head;
+    /* GPTQModel's per-module rules (model.h; NULL: none): "-:" rules leave
+     * modules unquantized, others override bits / group_size / sym /
+     * desc_act; written into quantization_config "dynamic" */
+    const struct gptq_dynamic *dynamic;
     /* checked between modules and forward chunks: non-zero stops the job
      * (GPTQ_ERR_INVALID "interrupted"); the output folder is untouched */
     const volatile sig_atomic_t *interrupt;
@@ -100,6 +112,9 @@ typedef struct gptq_pipeline_options {
     void (*on_module)(void *user, const gptq_module_report *r, const float *W_dequant);
     int module_weights;
     void (*on_progress)(void *user, const gptq_progress *p);
+    /* a module left unquantized (prefix "model.layers.0.mlp.gate_proj"),
+     * and why; before any work */
+    void (*on_skip)(void *user, const char *prefix, const char *why);
     void *user;
 } gptq_pipeline_options;
 
@@ -111,6 +126,7 @@ typedef struct gptq_pipeline_stats {
     gptq_format format;          /* written */
     int nshards;
     int nmodules;
+    int nskipped;                /* modules left unquantized (options.strict) */
     int64_t zero0;               /* zero points equal to 0 over the model */
     uint64_t params;             /* elements of all source tensors */
     uint64_t bytes_in;           /* bytes of all source tensors */
