@@ -41,8 +41,8 @@ extern "C" {
 /* Bump on any change of this struct or of a slot's meaning. */
 /* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
  * dead_columns, w_hat left in W; hessian_finish and dot required) and
- * supports_op (a backend may decline an op at run time); 5: attention's window
- * and softcap */
+ * supports_op (a backend may decline an op at run time); 5: rope's rot (partial
+ * rotary), attention's window and softcap */
 #define GPTQ_BACKEND_ABI_VERSION 5u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
@@ -217,15 +217,18 @@ typedef struct gptq_backend_iface {
                      size_t w_off, const gptq_buf *b, size_t b_off, int64_t T, int64_t D,
                      float eps, gptq_buf *Y, size_t y_off);
     /* Rotary embedding, in place, the Hugging Face rotate_half convention
-     * (the two halves of each head rotate together):
-     *   c = CS[pos[t], i], s = CS[pos[t], d/2 + i], for i < d/2:
-     *   y[i]       = x[i] * c - x[i + d/2] * s
-     *   y[i + d/2] = x[i + d/2] * c + x[i] * s
-     * X (T, nh * d): nh heads of d (d even); pos (T) i32 in [0, P);
-     * CS (P, d) the table [cos | sin] the core computes (so every backend
-     * rotates by the same angles and RoPE scalings stay in the core). */
+     * over the first rot dims of each head (the two halves of those rot
+     * dims rotate together; dims rot .. d-1 pass through unchanged, as
+     * partial_rotary_factor < 1 does):
+     *   c = CS[pos[t], i], s = CS[pos[t], rot/2 + i], for i < rot/2:
+     *   y[i]         = x[i] * c - x[i + rot/2] * s
+     *   y[i + rot/2] = x[i + rot/2] * c + x[i] * s
+     * X (T, nh * d): nh heads of d; rot even, 2 <= rot <= d; pos (T) i32 in
+     * [0, P); CS (P, rot) the table [cos | sin] the core computes (so every
+     * backend rotates by the same angles and RoPE scalings stay in the
+     * core). ABI 5 added rot (before it, rot = d). */
     int (*rope)(void *ctx, gptq_buf *X, size_t x_off, int64_t T, int64_t nh, int64_t d,
-                const gptq_buf *pos, size_t pos_off, const gptq_buf *CS, int64_t P);
+                int64_t rot, const gptq_buf *pos, size_t pos_off, const gptq_buf *CS, int64_t P);
     /* Causal self-attention with GQA over nseq independent sequences of S
      * tokens (T = nseq * S). For sequence b, head h, query position i:
      *   s_j = (q . k_j) * scale for key positions j <= i, of KV head h/(H/Hk)

@@ -869,19 +869,23 @@ static void bias_naive(const op_case *c, oc_data *d)
             F32(d->out[0])[t * c->p[1] + i] = F32(d->in[0])[t * c->p[1] + i] + F32(d->in[1])[i];
 }
 
-/* rope: p = {T, nh, d, P, S}: positions t % S + 3, the table of base 10000 */
+/* rope: p = {T, nh, d, P, S, rot}: positions t % S + 3, the table (P, rot)
+ * of base 10000; rot 0 means d (whole heads), else dims rot .. d-1 must
+ * come back untouched */
+static int64_t rope_rot(const op_case *c) { return c->p[5] ? c->p[5] : c->p[2]; }
+
 static void rope_gen(const op_case *c, oc_data *d)
 {
-    const int64_t T = c->p[0], nh = c->p[1], hd = c->p[2], P = c->p[3];
+    const int64_t T = c->p[0], nh = c->p[1], hd = c->p[2], P = c->p[3], rot = rope_rot(c);
     fill(add_in(d, OC_F32, (size_t)(T * nh * hd)), (size_t)(T * nh * hd), 1.0f);
     int32_t *pos = add_in(d, OC_I32, (size_t)T);
     for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % c->p[4] + 3);
-    float *cs = add_in(d, OC_F32, (size_t)(P * hd));
+    float *cs = add_in(d, OC_F32, (size_t)(P * rot));
     for (int64_t p = 0; p < P; p++)
-        for (int64_t i = 0; i < hd / 2; i++) {
-            const double ang = (double)p * pow(10000.0, -2.0 * (double)i / (double)hd);
-            cs[p * hd + i] = (float)cos(ang);
-            cs[p * hd + hd / 2 + i] = (float)sin(ang);
+        for (int64_t i = 0; i < rot / 2; i++) {
+            const double ang = (double)p * pow(10000.0, -2.0 * (double)i / (double)rot);
+            cs[p * rot + i] = (float)cos(ang);
+            cs[p * rot + rot / 2 + i] = (float)sin(ang);
         }
     add_out(d, "X", 0);
 }
@@ -889,24 +893,27 @@ static void rope_gen(const op_case *c, oc_data *d)
 static int rope_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
 {
     (void)d;
-    return IFC(be)->rope(CTX(be), b[0], 0, c->p[0], c->p[1], c->p[2], b[1], 0, b[2], c->p[3]);
+    return IFC(be)->rope(CTX(be), b[0], 0, c->p[0], c->p[1], c->p[2], rope_rot(c), b[1], 0, b[2],
+                         c->p[3]);
 }
 
 static void rope_naive(const op_case *c, oc_data *d)
 {
-    const int64_t T = c->p[0], nh = c->p[1], hd = c->p[2], h2 = hd / 2;
+    const int64_t T = c->p[0], nh = c->p[1], hd = c->p[2], rot = rope_rot(c), h2 = rot / 2;
     const float *X = F32(d->in[0]), *cs = F32(d->in[2]);
     float *Y = F32(d->out[0]);
     for (int64_t t = 0; t < T; t++)
-        for (int64_t h = 0; h < nh; h++)
+        for (int64_t h = 0; h < nh; h++) {
+            const float *x = X + (t * nh + h) * hd, *co = cs + I32(d->in[1])[t] * rot;
             for (int64_t i = 0; i < h2; i++) {
-                const float *x = X + (t * nh + h) * hd, *co = cs + I32(d->in[1])[t] * hd;
                 float a = x[i] * co[i], bs = x[i + h2] * co[h2 + i];
                 Y[(t * nh + h) * hd + i] = a - bs;
                 a = x[i + h2] * co[i];
                 bs = x[i] * co[h2 + i];
                 Y[(t * nh + h) * hd + i + h2] = a + bs;
             }
+            for (int64_t i = rot; i < hd; i++) Y[(t * nh + h) * hd + i] = x[i];
+        }
 }
 
 /* attention: p = {nseq, S, H, Hk, d, window, softcap x 100, bad}; Q 3 x
@@ -1784,6 +1791,14 @@ const op_case oc_cases[] = {
     {"layernorm without w, b", GPTQ_OP_LAYERNORM, {37, 200, 0}, .tol = TOL_FW_NORM("layernorm"),
      .ref = TOL_FW_NORM("layernorm")},
     {"rope", GPTQ_OP_ROPE, {150, 4, 64, 80, 75},
+     .tol = {OC_BYTES, {0}, "two f32 products and a sum per element, no contraction"},
+     .ref = {OC_BYTES, {0}, WHY_EXACT_OPS}},
+    /* partial rotary (Phi-3 partial_rotary_factor): Phi-4-mini's 96 of 128,
+     * and half of 64; the dims past rot pass through */
+    {"rope partial 96 of 128", GPTQ_OP_ROPE, {150, 3, 128, 80, 75, 96},
+     .tol = {OC_BYTES, {0}, "two f32 products and a sum per element, no contraction"},
+     .ref = {OC_BYTES, {0}, WHY_EXACT_OPS}},
+    {"rope partial 32 of 64", GPTQ_OP_ROPE, {37, 4, 64, 40, 37, 32},
      .tol = {OC_BYTES, {0}, "two f32 products and a sum per element, no contraction"},
      .ref = {OC_BYTES, {0}, WHY_EXACT_OPS}},
     /* both HIP kernels (tiled for d 64/128, row per block for any d or when

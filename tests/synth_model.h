@@ -12,6 +12,11 @@
  *          k_norm (32) in every layer with weights far from 1 (so that a norm
  *          applied after RoPE instead of before shows), tied embeddings,
  *          transformers-5 style config (rope_parameters, theta 1e6).
+ *   Phi-3: D 64, 4 heads of 16, 2 KV heads, F 128, 2 layers, V 512, F32,
+ *          fused self_attn.qkv_proj (128, 64) and mlp.gate_up_proj (256, 64),
+ *          partial_rotary_factor 0.5 (8 of 16 dims rotate), longrope (4
+ *          short and 4 long factors, original 64 of max_position 256),
+ *          tied embeddings, transformers-4 style config.
  * Every linear has in and out features that are multiples of 32, so 2, 3,
  * 4 and 8 bits all pack, and 64 columns make two groups of 32.
  *
@@ -39,6 +44,31 @@
 #define SYN_QWEN3 2
 #define SYN_QWEN3_V 512
 #define SYN_QWEN3_HD 32
+#define SYN_PHI3 3
+#define SYN_PHI3_V 512
+
+static const char *const k_syn_phi3_config =
+    "{\n"
+    "  \"architectures\": [\"Phi3ForCausalLM\"],\n"
+    "  \"hidden_act\": \"silu\",\n"
+    "  \"hidden_size\": 64,\n"
+    "  \"intermediate_size\": 128,\n"
+    "  \"max_position_embeddings\": 256,\n"
+    "  \"model_type\": \"phi3\",\n"
+    "  \"num_attention_heads\": 4,\n"
+    "  \"num_hidden_layers\": 2,\n"
+    "  \"num_key_value_heads\": 2,\n"
+    "  \"original_max_position_embeddings\": 64,\n"
+    "  \"partial_rotary_factor\": 0.5,\n"
+    "  \"rms_norm_eps\": 1e-05,\n"
+    "  \"rope_scaling\": {\"long_factor\": [1.5, 3.0, 6.0, 12.0],\n"
+    "                   \"short_factor\": [1.0, 1.25, 2.0, 3.5], \"type\": \"longrope\"},\n"
+    "  \"rope_theta\": 10000.0,\n"
+    "  \"sliding_window\": null,\n"
+    "  \"tie_word_embeddings\": true,\n"
+    "  \"vocab_size\": 512,\n"
+    "  \"torch_dtype\": \"float32\"\n"
+    "}\n";
 
 static const char *const k_syn_llama_config =
     "{\n"
@@ -122,15 +152,17 @@ static inline int syn_write_text(const char *path, const char *text)
     return fclose(f);
 }
 
-/* Write the folder of `family` (SYN_LLAMA, SYN_OPT, SYN_QWEN3); returns
+/* Write the folder of `family` (SYN_LLAMA, SYN_OPT, SYN_QWEN3, SYN_PHI3); returns
  * GPTQ_OK or the failing status. */
 static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mutate)
 {
-    const int opt = family == SYN_OPT, qwen3 = family == SYN_QWEN3;
+    const int opt = family == SYN_OPT, qwen3 = family == SYN_QWEN3, phi3 = family == SYN_PHI3;
     char path[1024];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (syn_write_text(path, opt ? k_syn_opt_config : qwen3 ? k_syn_qwen3_config
-                                                            : k_syn_llama_config))
+    if (syn_write_text(path, opt     ? k_syn_opt_config
+                             : qwen3 ? k_syn_qwen3_config
+                             : phi3  ? k_syn_phi3_config
+                                     : k_syn_llama_config))
         return GPTQ_ERR_IO;
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     if (syn_write_text(path, "{\"bos_token_id\": 1}\n")) return GPTQ_ERR_IO;
@@ -149,7 +181,7 @@ static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mut
         n++;                                                       \
     } while (0)
     char nm[96];
-    const int64_t D = SYN_D, F = SYN_F, V = qwen3 ? SYN_QWEN3_V : SYN_V;
+    const int64_t D = SYN_D, F = SYN_F, V = qwen3 ? SYN_QWEN3_V : phi3 ? SYN_PHI3_V : SYN_V;
     /* query and key/value widths: 4 and 2 heads of 16 (Llama), of 32 (Qwen3) */
     const int64_t hd = qwen3 ? SYN_QWEN3_HD : 16, HD = 4 * hd, KV = 2 * hd;
     if (!opt) {
@@ -159,9 +191,17 @@ static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mut
                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                  "mlp.down_proj"};
             const int64_t rc[][2] = {{HD, D}, {KV, D}, {KV, D}, {D, HD}, {F, D}, {F, D}, {D, F}};
+            /* Phi-3: the fused [q | k | v] and [gate | up] */
+            const char *lin3[] = {"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj",
+                                  "mlp.down_proj"};
+            const int64_t rc3[][2] = {{HD + 2 * KV, D}, {D, HD}, {2 * F, D}, {D, F}};
             snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", L);
             ADD(nm, D, 0, 1);
-            for (int i = 0; i < 7; i++) {
+            for (int i = 0; phi3 && i < 4; i++) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", L, lin3[i]);
+                ADD(nm, rc3[i][0], rc3[i][1], 0);
+            }
+            for (int i = 0; !phi3 && i < 7; i++) {
                 snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", L, lin[i]);
                 ADD(nm, rc[i][0], rc[i][1], 0);
             }
@@ -175,7 +215,7 @@ static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mut
             }
         }
         ADD("model.norm.weight", D, 0, 1);
-        if (!qwen3) ADD("lm_head.weight", V, D, 0);
+        if (!qwen3 && !phi3) ADD("lm_head.weight", V, D, 0);
     } else {
         ADD("model.decoder.embed_tokens.weight", V, D, 0);
         ADD("model.decoder.embed_positions.weight", SYN_MAXPOS + 2, D, 0);
@@ -204,7 +244,7 @@ static inline int syn_write_model(const char *dir, int family, syn_mutate_fn mut
     gptq_tensor t[MAXT];
     const char *tn[MAXT];
     memset(t, 0, sizeof t);
-    uint32_t seed = opt ? 777u : qwen3 ? 3303u : 4242u;
+    uint32_t seed = opt ? 777u : qwen3 ? 3303u : phi3 ? 3141u : 4242u;
     int st = GPTQ_OK;
     for (int i = 0; i < n && !st; i++) {
         const int nd = shapes[i][1] ? 2 : 1;

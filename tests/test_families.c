@@ -27,12 +27,12 @@
 /* Both sides compute in f32 throughout; they differ only by the order of
  * f32 sums (gemm blocking, softmax, RoPE angles): measured max |diff| /
  * max |ref| 7e-7 .. 9.4e-7 over the four compared families (logits up to
- * 3.7, width 64, 2 layers). 1e-5 keeps a margin of ~10x while any wrong
+ * 3.7, width 64, 2 layers; phi3, compared since its support: 9.36e-7). 1e-5 keeps a margin of ~10x while any wrong
  * convention moves logits by far more (llama3 read with plain RoPE: 0.81
  * relative, measured). */
 #define FAMILY_LOGIT_RTOL 1e-5
 /* NLLs are log-softmax of those logits in f64 on both sides: measured max
- * |diff| 1.1e-6 .. 3.1e-6 nats; 3e-5 for the same margin. */
+ * |diff| 1.1e-6 .. 3.1e-6 nats (phi3: 1.4e-6); 3e-5 for the same margin. */
 #define FAMILY_NLL_ATOL 3e-5
 
 typedef struct family_row {
@@ -51,7 +51,7 @@ static const family_row rows[] = {
     {.family = "mistral"},
     {.family = "gemma2", .refused = "Gemma2ForCausalLM"},
     {.family = "gemma3", .refused = "Gemma3ForCausalLM"},
-    {.family = "phi3", .refused = "Phi3ForCausalLM"},
+    {.family = "phi3"},
 };
 
 static const char *src_root(void)

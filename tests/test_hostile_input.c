@@ -300,6 +300,27 @@ BUILD_CKPT(b_matmul_shard_noquant, mk_x(d); ed(d, "json ckpt/config.json del:qua
 BUILD_CKPT(b_matmul_shard_qcfg_only, mk_x(d);
            ed(d, "json ckpt/config.json del:quantization_config"))
 
+/* -- Phi-3 (issue 11): the synthetic one of synth_model.h (fused qkv_proj
+ * (128, 64) and gate_up_proj, 8 of 16 dims rotating, longrope) -- */
+static void mk_phi3(const char *d)
+{
+    char p[1024];
+    ch_sh("mkdir '%s/model'", d);
+    cr_assert_eq(syn_write_model(ch_join(p, d, "model"), SYN_PHI3, NULL), GPTQ_OK, "%s",
+                 gptq_last_error());
+    ch_write_str(ch_join(p, d, "edit.py"), k_edit_py);
+}
+static void b_phi3_shape_qkv(const char *d)
+{
+    mk_phi3(d);
+    ed(d, "st model/model.safetensors shape:model.layers.1.self_attn.qkv_proj.weight:64,128");
+}
+static void b_phi3_bad_prf(const char *d)
+{
+    mk_phi3(d);
+    ed(d, "json model/config.json set:partial_rotary_factor:0.7");
+}
+
 /* -- rope scaling (issue 11) -- */
 #define ROPE(fn, obj) CFG(fn, "'set:rope_scaling:" obj "'")
 ROPE(b_rope_type, "{\"rope_type\": \"llama4\", \"factor\": 8}")
@@ -657,5 +678,17 @@ static hostile_case input_table[] = {
     {.name = "dynamic_ckpt_bad_regex", .build = b_ckpt_dynamic_bad_regex,
      .argv = {EVAL(CK), NULL}, .status = 1,
      .msg = "config.json: dynamic rule \"+:model(\": bad regex", .keep = {CK}},
+
+    /* -- Phi-3 (issue 11): the fused qkv_proj checked as one linear of
+     * (H + 2 Hk) * head_dim rows; a partial_rotary_factor giving 11.2 dims -- */
+    {.name = "phi3_wrong_shape_qkv_proj", .build = b_phi3_shape_qkv, .argv = {Q_RTN, NULL},
+     .status = 1,
+     .msg = "'model.layers.1.self_attn.qkv_proj.weight' has shape [64, 128], expected [128, 64]",
+     .keep = {M}},
+    {.name = "phi3_bad_partial_rotary_factor", .build = b_phi3_bad_prf, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: partial_rotary_factor = 0.7 must be in (0, 1] and give an even number "
+            "(at least 2) of rotary dims of head_dim 16 (it gives 11.2)",
+     .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)

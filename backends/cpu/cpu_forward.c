@@ -151,17 +151,17 @@ int cpu_layernorm(void *ctx, const gptq_buf *X, size_t x_off, // (T, D)
 /* ------------------------------------------------------------------ */
 
 int cpu_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
-             int64_t T, int64_t nh, int64_t d,
+             int64_t T, int64_t nh, int64_t d, int64_t rot,
              const gptq_buf *pos, size_t pos_off, // (T) i32
-             const gptq_buf *CS, int64_t P)       // (P, d) [cos | sin]
+             const gptq_buf *CS, int64_t P)       // (P, rot) [cos | sin]
 {
     cpu_ctx *c = ctx;
     static const char op[] = "rope";
-    if (T < 0 || nh <= 0 || d <= 0 || d % 2 || P <= 0)
-        return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T, nh, d (must be even) or P", op);
+    if (T < 0 || nh <= 0 || d <= 0 || rot < 2 || rot > d || rot % 2 || P <= 0)
+        return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: bad T, nh, d, rot (even, 2 .. d) or P", op);
     FW_CHECK(cpu_range(c, X, x_off, T * nh * d, 4, op, "X"));
     FW_CHECK(cpu_range(c, pos, pos_off, T, 4, op, "pos"));
-    FW_CHECK(cpu_range(c, CS, 0, P * d, 4, op, "CS"));
+    FW_CHECK(cpu_range(c, CS, 0, P * rot, 4, op, "CS"));
     const int32_t *ps = (const int32_t *)(const void *)pos->data + pos_off;
     for (int64_t t = 0; t < T; t++)
         if (ps[t] < 0 || ps[t] >= P)
@@ -170,10 +170,10 @@ int cpu_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
                             ps[t], (long long)t, (long long)P);
     float *x = CPU_F32(X, x_off);
     const float *cs = CPU_CF32(CS, 0);
-    const int64_t half = d / 2;
+    const int64_t half = rot / 2;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
-        const float *co = cs + (int64_t)ps[t] * d, *si = co + half;
+        const float *co = cs + (int64_t)ps[t] * rot, *si = co + half;
         for (int64_t h = 0; h < nh; h++) {
             float *v = x + (t * nh + h) * d;
             for (int64_t i = 0; i < half; i++) {

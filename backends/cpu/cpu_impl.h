@@ -74,7 +74,7 @@ int cpu_layernorm(void *ctx, const gptq_buf *X, size_t x_off, const gptq_buf *w,
                   const gptq_buf *b, size_t b_off, int64_t T, int64_t D, float eps, gptq_buf *Y,
                   size_t y_off);
 int cpu_rope(void *ctx, gptq_buf *X, size_t x_off, int64_t T, int64_t nh, int64_t d,
-             const gptq_buf *pos, size_t pos_off, const gptq_buf *CS, int64_t P);
+             int64_t rot, const gptq_buf *pos, size_t pos_off, const gptq_buf *CS, int64_t P);
 int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K, size_t k_off,
                   const gptq_buf *V, size_t v_off, int64_t nseq, int64_t S, int64_t H,
                   int64_t Hk, int64_t d, float scale, int64_t window, float softcap,

@@ -229,14 +229,14 @@ int hip_layernorm(void *ctx, const gptq_buf *X, size_t x_off, // (T, D)
 /* rope                                                                */
 /* ------------------------------------------------------------------ */
 
-__global__ void rope_kernel(float *X, int64_t T, int64_t nh, int64_t d,
+__global__ void rope_kernel(float *X, int64_t T, int64_t nh, int64_t d, int64_t rot,
                             const int32_t *__restrict__ pos, const float *__restrict__ cs)
 {
-    const int64_t half = d / 2, n = T * nh * half;
+    const int64_t half = rot / 2, n = T * nh * half;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n;
          e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = e % half, th = e / half, t = th / nh;
-        const float *co = cs + (int64_t)pos[t] * d, *si = co + half;
+        const float *co = cs + (int64_t)pos[t] * rot, *si = co + half;
         float *v = X + th * d;
         const float a = v[i], b = v[i + half];
         v[i] = a * co[i] - b * si[i];
@@ -245,17 +245,17 @@ __global__ void rope_kernel(float *X, int64_t T, int64_t nh, int64_t d,
 }
 
 int hip_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
-             int64_t T, int64_t nh, int64_t d,
+             int64_t T, int64_t nh, int64_t d, int64_t rot,
              const gptq_buf *pos, size_t pos_off, // (T) i32
-             const gptq_buf *CS, int64_t P)       // (P, d) [cos | sin]
+             const gptq_buf *CS, int64_t P)       // (P, rot) [cos | sin]
 {
     hip_ctx *c = (hip_ctx *)ctx;
     static const char op[] = "rope";
-    if (T < 0 || nh <= 0 || d <= 0 || d % 2 || P <= 0)
-        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: bad T, nh, d (must be even) or P", op);
+    if (T < 0 || nh <= 0 || d <= 0 || rot < 2 || rot > d || rot % 2 || P <= 0)
+        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: bad T, nh, d, rot (even, 2 .. d) or P", op);
     FW_CHECK(fw_range(c, X, x_off, T * nh * d, 4, op, "X"));
     FW_CHECK(fw_range(c, pos, pos_off, T, 4, op, "pos"));
-    FW_CHECK(fw_range(c, CS, 0, P * d, 4, op, "CS"));
+    FW_CHECK(fw_range(c, CS, 0, P * rot, 4, op, "CS"));
     if (T == 0) return GPTQ_OK;
     int32_t *h;
     FW_CHECK(fetch_i32(c, pos, pos_off, T, &h, op));
@@ -268,8 +268,8 @@ int hip_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
             return st;
         }
     free(h);
-    rope_kernel<<<grid_1d(T * nh * (d / 2), 256), 256, 0, c->stream>>>(
-        HIP_F32(X, x_off), T, nh, d, (const int32_t *)pos->ptr + pos_off, HIP_CF32(CS, 0));
+    rope_kernel<<<grid_1d(T * nh * (rot / 2), 256), 256, 0, c->stream>>>(
+        HIP_F32(X, x_off), T, nh, d, rot, (const int32_t *)pos->ptr + pos_off, HIP_CF32(CS, 0));
     return hip_check_launch(c, "rope");
 }
 

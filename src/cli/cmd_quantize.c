@@ -44,7 +44,7 @@ static void help(FILE *f)
     fprintf(f,
             "usage: gptq quantize MODEL_DIR -o OUT_DIR --calib FILE [options]\n\n"
             "Quantize every decoder-layer linear of a Hugging Face causal LM (Llama, Mistral,\n"
-            "Qwen2, Qwen3, OPT) with GPTQ, layer by layer, and write a GPTQ checkpoint\n"
+            "Qwen2, Qwen3, Phi-3, OPT) with GPTQ, layer by layer, and write a GPTQ checkpoint\n"
             "folder that transformers, vLLM and GPTQModel load. OUT_DIR appears complete or\n"
             "not at all (an existing OUT_DIR is replaced only when the new one is finished).\n\n"
             "  -o, --output DIR       the checkpoint folder to write: a new name, an empty\n"

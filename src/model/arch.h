@@ -108,19 +108,36 @@ typedef struct gptq_arch {
     int (*forward)(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out);
 } gptq_arch;
 
-extern const gptq_arch gptq_arch_llama, gptq_arch_qwen3, gptq_arch_opt;
+extern const gptq_arch gptq_arch_llama, gptq_arch_qwen3, gptq_arch_opt, gptq_arch_phi3;
+
+/* arch_llama.c: RMSNorm with a weight (b unused), the norm of Llama, Qwen3
+ * and Phi-3. */
+int gptq_llama_rmsnorm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf *w,
+                       const gptq_buf *b, int64_t n, int64_t D, float eps, gptq_buf *Y);
 
 /* config.c: a positive integer key within its bound (required, or with
  * its default already in *out). */
 int gptq_config_get_size(const cJSON *root, const char *key, int64_t *out, int required,
                          const char *file);
 
+/* What a family accepts beyond Llama's RoPE (NULL: nothing more). */
+typedef struct gptq_rope_allow {
+    int partial;              /* partial_rotary_factor (top level, or in the rope object) */
+    int longrope;             /* rope_type "longrope" */
+    int64_t original_default; /* longrope's original_max_position_embeddings when no key
+                               * gives it (the config class's default; 0: max_positions) */
+} gptq_rope_allow;
+
 /* rope.c: c->rope from rope_scaling / rope_parameters (c->head_dim,
  * max_positions and rope_theta already read), refusing what it does not
- * implement by key and value; and the table (S, head_dim) = [cos | sin] of
+ * implement by key and value; and the table (S, rope.rot) = [cos | sin] of
  * positions 0 .. S-1 for a forward over S tokens. */
-int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c);
+int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
+                    const gptq_rope_allow *allow);
 void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab);
+/* Upload the positions t % S of the T rows (i32) and the table of S to
+ * pos and tab (the layer forwards' prepare). */
+int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos, gptq_buf *tab);
 
 /* forward.c, for the layer forwards. */
 /* Y (T, rows) = X (T, cols) W_i^T (+ bias) with linear i of the loaded layer. */

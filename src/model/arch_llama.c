@@ -153,7 +153,7 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
                           act, c->architecture);
 
     /* RoPE: theta from either style (k_keys), the scaling (rope.c) */
-    GPTQ_TRY(gptq_rope_parse(root, file, c));
+    GPTQ_TRY(gptq_rope_parse(root, file, c, NULL));
     if (!(c->rope_theta > 0))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: rope_theta must be positive", file);
     const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
@@ -230,24 +230,12 @@ static void work_counts(const gptq_model_config *c, int64_t T, int64_t S, int64_
  * transformers rounds it). */
 static int prepare(const gptq_layer_ctx *x)
 {
-    const int64_t T = x->T, S = x->S, d = x->c->head_dim;
-    int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
-    if (!pos) return GPTQ_ERR_NOMEM;
-    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % S);
-    int st = gptq_be_upload(x->be, x->work[WPOS], 0, pos, (size_t)T * sizeof(int32_t));
-    free(pos);
-    if (st) return st;
-    float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "rope table");
-    if (!tab) return GPTQ_ERR_NOMEM;
-    gptq_rope_table(x->c, S, tab);
-    st = gptq_be_upload(x->be, x->work[WROPE], 0, tab, (size_t)(S * d) * sizeof(float));
-    free(tab);
-    return st;
+    return gptq_rope_upload(x, x->work[WPOS], x->work[WROPE]);
 }
 
-/* RMSNorm: a weight, no bias (b is NULL) */
-static int norm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf *w,
-                const gptq_buf *b, int64_t n, int64_t D, float eps, gptq_buf *Y)
+/* RMSNorm: a weight, no bias (b is NULL); Phi-3's too */
+int gptq_llama_rmsnorm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf *w,
+                       const gptq_buf *b, int64_t n, int64_t D, float eps, gptq_buf *Y)
 {
     return GPTQ_BE_OP(be, rmsnorm, X, off, w, 0, n, D, eps, Y, 0);
 }
@@ -261,7 +249,8 @@ enum { NIN, NPOST, NQ, NK };
 static int qk_norm(const gptq_layer_ctx *x, int j, gptq_buf *Y, int64_t rows)
 {
     if (x->c->arch->nnorms <= j) return GPTQ_OK;
-    return norm(x->be, Y, 0, x->nw[j], NULL, rows, x->c->head_dim, (float)x->c->norm_eps, Y);
+    return gptq_llama_rmsnorm(x->be, Y, 0, x->nw[j], NULL, rows, x->c->head_dim,
+                              (float)x->c->norm_eps, Y);
 }
 
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
@@ -275,15 +264,15 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     const float scale = (float)(1.0 / sqrt((double)d));
 
     /* attention block */
-    GPTQ_TRY(norm(be, X_in, 0, x->nw[NIN], NULL, T, D, eps, w[WXN]));
+    GPTQ_TRY(gptq_llama_rmsnorm(be, X_in, 0, x->nw[NIN], NULL, T, D, eps, w[WXN]));
     GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
     GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
     GPTQ_TRY(qk_norm(x, NQ, w[WQ], T * H));
     GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
     GPTQ_TRY(qk_norm(x, NK, w[WK], T * Hk));
     GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, w[WPOS], 0, w[WROPE], x->S));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, w[WPOS], 0, w[WROPE], x->S));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, d, w[WPOS], 0, w[WROPE], x->S));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, d, w[WPOS], 0, w[WROPE], x->S));
     GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H, Hk, d,
                         scale, c->layer_window[x->layer], 0.0f, w[WATT], 0));
     GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
@@ -291,7 +280,7 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
 
     /* MLP block */
-    GPTQ_TRY(norm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
+    GPTQ_TRY(gptq_llama_rmsnorm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
     GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
     GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
     GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
@@ -330,7 +319,7 @@ const gptq_arch gptq_arch_llama = {
     .nwork = NWORK,
     .work_counts = work_counts,
     .prepare = prepare,
-    .norm = norm,
+    .norm = gptq_llama_rmsnorm,
     .forward = forward,
 };
 
@@ -359,6 +348,6 @@ const gptq_arch gptq_arch_qwen3 = {
     .nwork = NWORK,
     .work_counts = work_counts,
     .prepare = prepare,
-    .norm = norm,
+    .norm = gptq_llama_rmsnorm,
     .forward = forward,
 };

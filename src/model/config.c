@@ -183,7 +183,8 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
 }
 
 /* Every family; an unknown architecture's message lists their names. */
-static const gptq_arch *const k_archs[] = {&gptq_arch_llama, &gptq_arch_qwen3, &gptq_arch_opt};
+static const gptq_arch *const k_archs[] = {&gptq_arch_llama, &gptq_arch_qwen3, &gptq_arch_opt,
+                                             &gptq_arch_phi3};
 #define NARCHS ((int)(sizeof k_archs / sizeof *k_archs))
 
 /* The keys every family reads. */

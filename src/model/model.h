@@ -105,7 +105,12 @@ typedef enum gptq_rope_type {
     GPTQ_ROPE_DYNAMIC, /* NTK: the base grows with a sequence longer than max_positions */
     GPTQ_ROPE_LLAMA3,  /* per-frequency smoothing (Llama 3.1+) */
     GPTQ_ROPE_YARN,    /* frequency blend and attention factor (YaRN) */
+    GPTQ_ROPE_LONGROPE,/* per-frequency short / long factors (Phi-3; families that allow it) */
 } gptq_rope_type;
+
+/* longrope's factor lists hold rot / 2 numbers: heads of up to 2 * this
+ * many rotary dims */
+#define GPTQ_ROPE_MAX_PAIRS 256
 
 typedef struct gptq_rope {
     gptq_rope_type type;
@@ -116,6 +121,10 @@ typedef struct gptq_rope {
     double attention_factor;  /* yarn: cos and sin are multiplied by it (1 otherwise) */
     double beta_fast, beta_slow; /* yarn (32, 1) */
     int truncate;             /* yarn: floor/ceil the correction range (1) */
+    int64_t rot;              /* rotary dims of each head: head_dim * partial_rotary_factor
+                               * (head_dim unless the family allows a partial factor) */
+    double short_factor[GPTQ_ROPE_MAX_PAIRS]; /* longrope: rot / 2 each */
+    double long_factor[GPTQ_ROPE_MAX_PAIRS];
 } gptq_rope;
 
 /* num_hidden_layers is at most this (config.c bounds it). */

@@ -6,10 +6,23 @@
  *   transformers 4: "rope_scaling": {"rope_type" (or "type"), "factor", ...},
  *                   "rope_theta" at the top level;
  *   transformers 5: "rope_parameters": {"rope_type", "rope_theta", "factor", ...}.
- * Types: default, linear, dynamic, llama3, yarn (as transformers'
- * modeling_rope_utils.py computes them; each parameter's default is theirs).
- * Anything else (longrope, an unknown type, a key the type does not use, a
- * missing or non-positive parameter) is refused by key and value.
+ * Types: default, linear, dynamic, llama3, yarn, and for the families that
+ * allow it (gptq_rope_allow: Phi-3) longrope and partial_rotary_factor (as
+ * transformers' modeling_rope_utils.py computes them; each parameter's
+ * default is theirs). Anything else (longrope elsewhere, an unknown type, a
+ * key the type does not use, a missing or non-positive parameter) is
+ * refused by key and value.
+ *
+ * Partial rotary: only the first rot = int(head_dim * partial_rotary_factor)
+ * dims of each head rotate; the table is (S, rot) and every frequency is of
+ * dim rot (transformers' `dim`).
+ *
+ * longrope, for a forward over S tokens (positions 0 .. S-1): the short
+ * factors when S <= original_max_position_embeddings, else the long ones
+ * (transformers' longrope_frequency_update with seq_len = max(position) + 1
+ * = S); inv_freq[i] = 1 / (factor[i] * theta ^ (2i / rot)); cos and sin are
+ * multiplied by attention_factor, else by sqrt(1 + ln(s) / ln(original))
+ * with s = max_position_embeddings / original when s > 1 (1 otherwise).
  *
  * Precision, so that the table matches transformers' bit for bit where the
  * math library allows: transformers builds inv_freq as an fp32 tensor from
@@ -23,6 +36,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../io/io.h"
@@ -31,7 +45,7 @@
 static const char *const k_type_names[] = {
     [GPTQ_ROPE_DEFAULT] = "default", [GPTQ_ROPE_LINEAR] = "linear",
     [GPTQ_ROPE_DYNAMIC] = "dynamic", [GPTQ_ROPE_LLAMA3] = "llama3",
-    [GPTQ_ROPE_YARN] = "yarn",
+    [GPTQ_ROPE_YARN] = "yarn", [GPTQ_ROPE_LONGROPE] = "longrope",
 };
 #define NTYPES ((int)(sizeof k_type_names / sizeof *k_type_names))
 
@@ -45,6 +59,10 @@ static const char *const k_type_keys[][9] = {
                           "original_max_position_embeddings", NULL},
     [GPTQ_ROPE_YARN] = {"factor", "original_max_position_embeddings", "attention_factor",
                         "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate", NULL},
+    /* factor: optional, unused where an original length is known (always
+     * with Phi-3: Phi3Config's default is 4096), as in transformers */
+    [GPTQ_ROPE_LONGROPE] = {"short_factor", "long_factor", "factor",
+                            "original_max_position_embeddings", "attention_factor", NULL},
 };
 
 static int key_known(gptq_rope_type t, const char *k)
@@ -81,12 +99,59 @@ static double yarn_mscale(double s, double m)
     return s <= 1 ? 1.0 : 0.1 * m * log(s) + 1.0;
 }
 
-int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c)
+/* rot from partial_rotary_factor prf as transformers: int(head_dim * prf);
+ * key = "FILE: [OBJ.]partial_rotary_factor". */
+static int set_rot(gptq_model_config *c, double prf, const char *key)
+{
+    const double x = (double)c->head_dim * prf;
+    if (!(prf > 0 && prf <= 1) || (int64_t)x < 2 || (int64_t)x % 2)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s = %g must be in (0, 1] and give an even number (at least 2) of "
+                          "rotary dims of head_dim %lld (it gives %g)",
+                          key, prf, (long long)c->head_dim, x);
+    c->rope.rot = (int64_t)x;
+    return GPTQ_OK;
+}
+
+/* longrope's list `key` of o: rot / 2 positive numbers into out. */
+static int get_factors(const cJSON *o, const char *key, int64_t rot, double *out,
+                       const char *where)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!a || cJSON_IsNull(a))
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: \"%s\" is missing", where, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != rot / 2)
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s.%s must be a list of %lld numbers (rotary dims %lld / 2), not %s%d",
+                          where, key, (long long)(rot / 2), (long long)rot,
+                          cJSON_IsArray(a) ? "a list of " : "a non-list of size ",
+                          cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0);
+    int i = 0;
+    for (const cJSON *v = a->child; v; v = v->next, i++) {
+        if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
+            return gptq_error(GPTQ_ERR_FORMAT, "%s.%s[%d] must be a positive number", where, key,
+                              i);
+        out[i] = v->valuedouble;
+    }
+    return GPTQ_OK;
+}
+
+int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
+                    const gptq_rope_allow *allow)
 {
     gptq_rope *r = &c->rope;
     memset(r, 0, sizeof *r);
     r->type = GPTQ_ROPE_DEFAULT;
     r->attention_factor = 1.0;
+    r->rot = c->head_dim;
+    char key[4300];
+    if (allow && allow->partial) {
+        /* transformers 4: partial_rotary_factor at the top level */
+        double prf = 1.0;
+        GPTQ_TRY(gptq_json_get_num(root, "partial_rotary_factor", &prf, 0, file));
+        snprintf(key, sizeof key, "%s: partial_rotary_factor", file);
+        GPTQ_TRY(set_rot(c, prf, key));
+    }
     const cJSON *rs = NULL, *rp = NULL;
     GPTQ_TRY(gptq_json_get_object(root, "rope_scaling", &rs, 0, file));
     GPTQ_TRY(gptq_json_get_object(root, "rope_parameters", &rp, 0, file));
@@ -112,20 +177,22 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c)
     if (!type) type = type_old;
     /* transformers 5 takes a missing type for "default"; transformers 4
      * fails on a rope_scaling that names none */
+    const int longrope = allow && allow->longrope;
+    const char *more = longrope ? ", longrope" : "";
     if (!type && !rp)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: \"rope_scaling\" is set but names no rope_type: unsupported "
-                          "(supported: default, linear, dynamic, llama3, yarn)",
-                          file);
+                          "(supported: default, linear, dynamic, llama3, yarn%s)",
+                          file, more);
     if (!type) type = "default";
     int t = -1;
     for (int i = 0; i < NTYPES; i++)
-        if (!strcmp(type, k_type_names[i])) t = i;
+        if (!strcmp(type, k_type_names[i]) && (i != GPTQ_ROPE_LONGROPE || longrope)) t = i;
     if (t < 0)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s.rope_type \"%s\" is not supported (supported: default, linear, "
-                          "dynamic, llama3, yarn)",
-                          where, type);
+                          "dynamic, llama3, yarn%s)",
+                          where, type, more);
     r->type = (gptq_rope_type)t;
 
     /* a key the type does not read would be ignored silently: refused */
@@ -139,21 +206,28 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c)
     GPTQ_TRY(gptq_json_get_num(o, "rope_theta", &c->rope_theta, 0, where));
     double prf = 1.0;
     GPTQ_TRY(gptq_json_get_num(o, "partial_rotary_factor", &prf, 0, where));
-    if (prf != 1.0)
+    if (allow && allow->partial && present(o, "partial_rotary_factor")) {
+        /* transformers 5 keeps it here (it wins over the top level) */
+        snprintf(key, sizeof key, "%s.partial_rotary_factor", where);
+        GPTQ_TRY(set_rot(c, prf, key));
+    } else if (prf != 1.0) {
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s.partial_rotary_factor = %g: only 1 is supported", where, prf);
+    }
     if (r->type == GPTQ_ROPE_DEFAULT) return GPTQ_OK;
 
-    GPTQ_TRY(get_positive(o, "factor", &r->factor, 1, where));
-    if (r->type == GPTQ_ROPE_DYNAMIC && c->head_dim == 2)
+    GPTQ_TRY(get_positive(o, "factor", &r->factor, r->type != GPTQ_ROPE_LONGROPE, where));
+    if (r->type == GPTQ_ROPE_DYNAMIC && r->rot == 2)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: rope_type \"dynamic\" with head_dim 2: its exponent d / (d - 2) "
+                          "%s: rope_type \"dynamic\" with 2 rotary dims: its exponent d / (d - 2) "
                           "is undefined",
                           where);
-    if (r->type != GPTQ_ROPE_LLAMA3 && r->type != GPTQ_ROPE_YARN) return GPTQ_OK;
+    if (r->type != GPTQ_ROPE_LLAMA3 && r->type != GPTQ_ROPE_YARN && r->type != GPTQ_ROPE_LONGROPE)
+        return GPTQ_OK;
 
     /* original_max_position_embeddings: in the object, else at the top
-     * level, else max_position_embeddings (transformers 5's standardization) */
+     * level, else the family's default (longrope: Phi3Config's 4096), else
+     * max_position_embeddings (transformers 5's standardization) */
     static const char om_key[] = "original_max_position_embeddings";
     int64_t om_in = 0, om_top = 0;
     if (present(o, om_key)) GPTQ_TRY(gptq_config_get_size(o, om_key, &om_in, 1, where));
@@ -164,6 +238,30 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c)
                           "\"%s\" disagree",
                           file, (long long)om_top, (long long)om_in, obj);
     r->original_max = om_in ? om_in : om_top ? om_top : c->max_positions;
+    if (!om_in && !om_top && r->type == GPTQ_ROPE_LONGROPE && allow->original_default > 0)
+        r->original_max = allow->original_default;
+
+    if (r->type == GPTQ_ROPE_LONGROPE) {
+        if (r->rot / 2 > GPTQ_ROPE_MAX_PAIRS)
+            return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                              "%s: longrope with %lld rotary dims: at most %d are supported",
+                              where, (long long)r->rot, 2 * GPTQ_ROPE_MAX_PAIRS);
+        GPTQ_TRY(get_factors(o, "short_factor", r->rot, r->short_factor, where));
+        GPTQ_TRY(get_factors(o, "long_factor", r->rot, r->long_factor, where));
+        double af = 0;
+        int st = gptq_json_get_num(o, "attention_factor", &af, 0, where);
+        if (st < 0) return st;
+        if (st == GPTQ_OK && !(af > 0))
+            return gptq_error(GPTQ_ERR_FORMAT, "%s.attention_factor = %g must be positive",
+                              where, af);
+        /* the scale is max_position_embeddings / original, as transformers
+         * takes it whenever the original length is known (in float64) */
+        const double s = (double)c->max_positions / (double)r->original_max;
+        if (st != GPTQ_OK)
+            af = s <= 1 ? 1.0 : sqrt(1 + log(s) / log((double)r->original_max));
+        r->attention_factor = af;
+        return GPTQ_OK;
+    }
 
     if (r->type == GPTQ_ROPE_LLAMA3) {
         GPTQ_TRY(get_positive(o, "low_freq_factor", &r->low_freq_factor, 1, where));
@@ -223,7 +321,7 @@ static float inv_default(float theta, int64_t i, int64_t d)
 static void yarn_range(const gptq_model_config *c, double *lo, double *hi)
 {
     const gptq_rope *r = &c->rope;
-    const double d = (double)c->head_dim, om = (double)r->original_max;
+    const double d = (double)r->rot, om = (double)r->original_max;
     const double l2b = 2 * log(c->rope_theta);
     double l = d * log(om / (r->beta_fast * 2 * M_PI)) / l2b;
     double h = d * log(om / (r->beta_slow * 2 * M_PI)) / l2b;
@@ -239,7 +337,7 @@ static void yarn_range(const gptq_model_config *c, double *lo, double *hi)
 void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab)
 {
     const gptq_rope *r = &c->rope;
-    const int64_t d = c->head_dim, half = d / 2;
+    const int64_t d = c->rope.rot, half = d / 2;
     float theta = (float)c->rope_theta;
     const float f = (float)r->factor;
     /* dynamic NTK: for a forward over S > max_position_embeddings tokens
@@ -263,6 +361,7 @@ void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab)
     const float lo_wl = llama3 ? (float)(old / r->low_freq_factor) : 0;
     const float hi_wl = llama3 ? (float)(old / r->high_freq_factor) : 0;
     const float att = (float)r->attention_factor;
+    const double *ext = S > r->original_max ? r->long_factor : r->short_factor;
 
     for (int64_t i = 0; i < half; i++) {
         const float inv0 = inv_default(theta, i, d);
@@ -286,6 +385,9 @@ void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab)
             const float pos = powf(theta, (float)(2 * i) / (float)d);
             const float inv_ex = 1.0f / pos, inv_in = 1.0f / (f * pos);
             inv = inv_in * (1.0f - ex) + inv_ex * ex;
+        } else if (r->type == GPTQ_ROPE_LONGROPE) {
+            /* 1 / (ext * theta ^ (2i / rot)): the product in fp32, then reciprocal */
+            inv = 1.0f / ((float)ext[i] * powf(theta, (float)(2 * i) / (float)d));
         }
         for (int64_t p = 0; p < S; p++) {
             const float ang = (float)p * inv;
@@ -293,4 +395,21 @@ void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab)
             tab[p * d + half + i] = (float)sin((double)ang) * att;
         }
     }
+}
+
+int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos_buf, gptq_buf *tab_buf)
+{
+    const int64_t T = x->T, S = x->S, rot = x->c->rope.rot;
+    int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
+    if (!pos) return GPTQ_ERR_NOMEM;
+    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % S);
+    int st = gptq_be_upload(x->be, pos_buf, 0, pos, (size_t)T * sizeof(int32_t));
+    free(pos);
+    if (st) return st;
+    float *tab = gptq_malloc((size_t)(S * rot) * sizeof(float), "rope table");
+    if (!tab) return GPTQ_ERR_NOMEM;
+    gptq_rope_table(x->c, S, tab);
+    st = gptq_be_upload(x->be, tab_buf, 0, tab, (size_t)(S * rot) * sizeof(float));
+    free(tab);
+    return st;
 }
