@@ -28,7 +28,9 @@ static int pos31(int64_t v) { return v > 0 && v <= INT32_MAX; }
 
 static void check_config(const gptq_model_config *c)
 {
-    CHECK(c->arch == &gptq_arch_llama || c->arch == &gptq_arch_opt);
+    const int rope = c->arch == &gptq_arch_llama || c->arch == &gptq_arch_qwen3 ||
+                     c->arch == &gptq_arch_phi3; /* the RoPE families */
+    CHECK(rope || c->arch == &gptq_arch_opt);
     int named = 0; /* the architecture is one the family accepts */
     for (int i = 0; i < c->arch->nnames; i++) named |= !strcmp(c->arch->names[i].arch, c->architecture);
     CHECK(named);
@@ -41,7 +43,7 @@ static void check_config(const gptq_model_config *c)
     for (int64_t L = 0; L < c->num_layers; L++) /* a layer slides by the window or not at all */
         CHECK(c->layer_window[L] == 0 || c->layer_window[L] == c->sliding_window);
     CHECK(c->dtype == GPTQ_F32 || c->dtype == GPTQ_F16 || c->dtype == GPTQ_BF16);
-    if (c->arch == &gptq_arch_llama) {
+    if (rope) {
         CHECK(c->head_dim % 2 == 0);
         CHECK(c->rope_theta > 0 && isfinite(c->rope_theta));
     } else {
