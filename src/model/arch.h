@@ -134,6 +134,10 @@ typedef struct gptq_rope_allow {
  * positions 0 .. S-1 for a forward over S tokens. */
 int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
                     const gptq_rope_allow *allow);
+/* arch_llama.c: the attention and RoPE keys of a Llama-like config (heads,
+ * head_dim, rms_norm_eps, hidden_act silu, rope via gptq_rope_parse). */
+int gptq_llama_parse_attention(const cJSON *root, const char *file, gptq_model_config *c,
+                               const gptq_rope_allow *allow);
 void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab);
 /* Upload the positions t % S of the T rows (i32) and the table of S to
  * pos and tab (the layer forwards' prepare). */

@@ -113,10 +113,12 @@ static int sliding_windows(const cJSON *root, const char *file, int mistral, int
     return GPTQ_OK;
 }
 
-static int parse(const cJSON *root, const char *file, gptq_model_config *c)
+/* The attention and RoPE part of a Llama-like config (Llama, Mistral, Qwen2,
+ * Qwen3, Phi-3): heads, head_dim, rms_norm_eps, hidden_act silu, the RoPE
+ * scaling (allow: what the family accepts beyond Llama's, or NULL). */
+int gptq_llama_parse_attention(const cJSON *root, const char *file, gptq_model_config *c,
+                               const gptq_rope_allow *allow)
 {
-    const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
-    const int mistral = !strcmp(c->architecture, "MistralForCausalLM");
     const int qwen3 = c->arch == &gptq_arch_qwen3;
     /* Qwen3Config: num_key_value_heads 32 and head_dim 128 when left out */
     c->num_kv_heads = qwen3 && key_left_out(root, "num_key_value_heads") ? 32 : c->num_heads;
@@ -152,10 +154,19 @@ static int parse(const cJSON *root, const char *file, gptq_model_config *c)
                           "%s: hidden_act \"%s\" is not supported for %s (only \"silu\")", file,
                           act, c->architecture);
 
-    /* RoPE: theta from either style (k_keys), the scaling (rope.c) */
-    GPTQ_TRY(gptq_rope_parse(root, file, c, NULL));
+    /* RoPE: theta from either style (the keys), the scaling (rope.c) */
+    GPTQ_TRY(gptq_rope_parse(root, file, c, allow));
     if (!(c->rope_theta > 0))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: rope_theta must be positive", file);
+    return GPTQ_OK;
+}
+
+static int parse(const cJSON *root, const char *file, gptq_model_config *c)
+{
+    const int qwen2 = !strcmp(c->architecture, "Qwen2ForCausalLM");
+    const int mistral = !strcmp(c->architecture, "MistralForCausalLM");
+    const int qwen3 = c->arch == &gptq_arch_qwen3;
+    GPTQ_TRY(gptq_llama_parse_attention(root, file, c, NULL));
     const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
     if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
         return gptq_error(GPTQ_ERR_UNSUPPORTED,

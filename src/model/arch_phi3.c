@@ -40,40 +40,8 @@ static const gptq_rope_allow k_rope = {1, 1, 4096};
 
 static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 {
-    c->num_kv_heads = c->num_heads;
-    GPTQ_TRY(gptq_config_get_size(root, "num_key_value_heads", &c->num_kv_heads, 0, file));
     /* Phi3Attention: head_dim if the config has one, else D / H */
-    c->head_dim = 0;
-    GPTQ_TRY(gptq_json_get_int(root, "head_dim", &c->head_dim, 0, file));
-    if (c->head_dim != 0) GPTQ_TRY(gptq_config_get_size(root, "head_dim", &c->head_dim, 1, file));
-    if (c->head_dim == 0) {
-        if (c->hidden_size % c->num_heads)
-            return gptq_error(GPTQ_ERR_FORMAT,
-                              "%s: hidden_size %lld is not a multiple of num_attention_heads %lld "
-                              "and no head_dim is given",
-                              file, (long long)c->hidden_size, (long long)c->num_heads);
-        c->head_dim = c->hidden_size / c->num_heads;
-    }
-    if (c->head_dim <= 0 || c->head_dim > INT32_MAX || c->head_dim % 2)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: head_dim %lld must be positive, even (RoPE) and below 2^31", file,
-                          (long long)c->head_dim);
-    if (c->num_heads % c->num_kv_heads)
-        return gptq_error(GPTQ_ERR_FORMAT,
-                          "%s: num_attention_heads %lld is not a multiple of num_key_value_heads "
-                          "%lld",
-                          file, (long long)c->num_heads, (long long)c->num_kv_heads);
-    if (!(c->norm_eps > 0))
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: rms_norm_eps must be positive", file);
-    const char *act = "silu";
-    GPTQ_TRY(gptq_json_get_str(root, "hidden_act", &act, 0, file));
-    if (strcmp(act, "silu") != 0)
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: hidden_act \"%s\" is not supported for %s (only \"silu\")", file,
-                          act, c->architecture);
-    GPTQ_TRY(gptq_rope_parse(root, file, c, &k_rope));
-    if (!(c->rope_theta > 0))
-        return gptq_error(GPTQ_ERR_FORMAT, "%s: rope_theta must be positive", file);
+    GPTQ_TRY(gptq_llama_parse_attention(root, file, c, &k_rope));
     c->qkv_bias = c->o_bias = c->mlp_bias = 0;
     c->norm_weight = 1;
     c->norm_bias = 0;
