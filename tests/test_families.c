@@ -14,12 +14,18 @@
  * not support yet must be refused at open with a message naming the
  * architecture or the key; when support lands, setting the row's `refused`
  * to NULL turns the row into the comparison.
+ *
+ * Every row runs on each backend: `families` on the CPU, `families_hip` on
+ * the HIP plugin of this build ($GPTQ_BUILD_ROOT/backends/hip, as
+ * test_hip.c finds it), which skips saying so when the plugin is not built
+ * or no GPU is there (on NVIDIA: tools/device_families.sh runs them).
  */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/io.h"
 #include "model/model.h"
@@ -34,6 +40,17 @@
 /* NLLs are log-softmax of those logits in f64 on both sides: measured max
  * |diff| 1.1e-6 .. 3.1e-6 nats (phi3: 1.4e-6); 3e-5 for the same margin. */
 #define FAMILY_NLL_ATOL 3e-5
+/* The HIP forward (backends/hip) in its default math, f32: the Linears are
+ * one f32 GEMM kernel (an fmaf chain over k, no TF32: TF32 only with
+ * --forward-math tf32, which this test does not set), attention dot
+ * products are fmaf chains, norm statistics and softmax sums are in double,
+ * expf/exp are the accurate library functions (no fast math). So it differs
+ * from transformers, like the CPU, only by the order of f32 sums (FMA rounds
+ * once where the CPU rounds twice: smaller, not larger, per-step errors):
+ * the same tolerances. Measured on an H200 (tools/device_families.sh):
+ * see bench/RESULTS.md. */
+#define FAMILY_HIP_LOGIT_RTOL FAMILY_LOGIT_RTOL
+#define FAMILY_HIP_NLL_ATOL FAMILY_NLL_ATOL
 
 typedef struct family_row {
     const char *family;  /* folder under tests/data/families */
@@ -100,7 +117,8 @@ static void refs_open(const char *dir, const char *family, refs *r)
 
 /* Our forward over the first S tokens of each sequence against the kept
  * logits at positions < S and the NLLs of t < S-1. */
-static void compare(const char *family, gptq_model *m, const refs *r, int64_t S)
+static void compare(const char *family, const char *be, gptq_model *m, const refs *r, int64_t S,
+                    double rtol, double atol)
 {
     int32_t *ids = malloc((size_t)(r->nseq * S) * sizeof *ids);
     float *lg = malloc((size_t)(r->nseq * S * r->V) * sizeof *lg);
@@ -131,56 +149,86 @@ static void compare(const char *family, gptq_model *m, const refs *r, int64_t S)
             nmax = fmax(nmax, fabs(nll[b * (S - 1) + t] - r->nll[b * (r->S - 1) + t]));
     cr_assert_gt(kept, 0, "%s: no kept position below %lld", family, (long long)S);
     const double rel = dmax / scale;
-    cr_log_info("%s: %lld positions x %lld logits (max |ref| %.3g): max |diff| / max |ref| "
+    cr_log_info("%s on %s: %lld positions x %lld logits (max |ref| %.3g): max |diff| / max |ref| "
                 "%.3g; %lld NLLs: max |diff| %.3g",
-                family, (long long)kept, (long long)r->V, scale, rel,
+                family, be, (long long)kept, (long long)r->V, scale, rel,
                 (long long)(r->nseq * (S - 1)), nmax);
-    cr_expect_leq(rel, FAMILY_LOGIT_RTOL, "%s: logits max rel diff %.3g", family, rel);
-    cr_expect_leq(nmax, FAMILY_NLL_ATOL, "%s: NLL max diff %.3g", family, nmax);
+    cr_expect_leq(rel, rtol, "%s on %s: logits max rel diff %.3g", family, be, rel);
+    cr_expect_leq(nmax, atol, "%s on %s: NLL max diff %.3g", family, be, nmax);
     free(ids);
     free(lg);
     free(nll);
 }
 
-static void run_row(const family_row *row)
+/* The backend a row runs on: "cpu", or "hip" from this build's plugin
+ * folder (skipping the test, saying why, when it cannot be opened). */
+static gptq_backend *open_backend(const char *name)
 {
+    gptq_backend *be = NULL;
+    if (!strcmp(name, "hip")) {
+        const char *root = getenv("GPTQ_BUILD_ROOT");
+        char dir[4096], so[4200];
+        snprintf(dir, sizeof dir, "%s/backends/hip", root ? root : ".");
+        snprintf(so, sizeof so, "%s/libgptq-hip.so", dir);
+        if (access(so, F_OK) == 0) setenv("GPTQ_BACKEND_PATH", dir, 1);
+        if (gptq_backend_open("hip", &be) != GPTQ_OK)
+            cr_skip_test("HIP backend unavailable (no plugin built or no GPU): %s",
+                         gptq_last_error());
+        return be;
+    }
+    cr_assert_eq(gptq_backend_open(name, &be), GPTQ_OK, "%s", gptq_last_error());
+    return be;
+}
+
+static void run_row(const family_row *row, const char *backend)
+{
+    gptq_backend *be = open_backend(backend);
+    const int hip = !strcmp(backend, "hip");
     char dir[512];
     snprintf(dir, sizeof dir, "%s/tests/data/families/%s", src_root(), row->family);
     refs r;
     refs_open(dir, row->family, &r);
-    gptq_backend *be = NULL;
-    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
     gptq_model *m = NULL;
     const int st = gptq_model_open(dir, be, &m);
     if (row->refused) {
-        cr_log_info("%s: refused: %s", row->family, gptq_last_error());
+        cr_log_info("%s on %s: refused: %s", row->family, backend, gptq_last_error());
         cr_expect_neq(st, GPTQ_OK, "%s: opened, but the row says refused: support landed? "
                       "set .refused = NULL", row->family);
         cr_expect(strstr(gptq_last_error(), row->refused), "%s: the refusal does not name %s: %s",
                   row->family, row->refused, gptq_last_error());
     } else {
         cr_assert_eq(st, GPTQ_OK, "%s: %s", row->family, gptq_last_error());
-        compare(row->family, m, &r, r.S);
+        compare(row->family, backend, m, &r, r.S,
+                hip ? FAMILY_HIP_LOGIT_RTOL : FAMILY_LOGIT_RTOL,
+                hip ? FAMILY_HIP_NLL_ATOL : FAMILY_NLL_ATOL);
         gptq_model_close(m);
     }
     gptq_backend_close(be);
     gptq_st_close(r.f);
 }
 
-static void run_family(const char *family)
+static void run_family(const char *family, const char *backend)
 {
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         if (!strcmp(rows[i].family, family)) {
-            run_row(&rows[i]);
+            run_row(&rows[i], backend);
             return;
         }
     cr_assert_fail("no row for %s", family);
 }
 
-Test(families, llama) { run_family("llama"); }
-Test(families, llama3) { run_family("llama3"); }
-Test(families, qwen3) { run_family("qwen3"); }
-Test(families, mistral) { run_family("mistral"); }
-Test(families, gemma2) { run_family("gemma2"); }
-Test(families, gemma3) { run_family("gemma3"); }
-Test(families, phi3) { run_family("phi3"); }
+Test(families, llama) { run_family("llama", "cpu"); }
+Test(families, llama3) { run_family("llama3", "cpu"); }
+Test(families, qwen3) { run_family("qwen3", "cpu"); }
+Test(families, mistral) { run_family("mistral", "cpu"); }
+Test(families, gemma2) { run_family("gemma2", "cpu"); }
+Test(families, gemma3) { run_family("gemma3", "cpu"); }
+Test(families, phi3) { run_family("phi3", "cpu"); }
+
+Test(families_hip, llama) { run_family("llama", "hip"); }
+Test(families_hip, llama3) { run_family("llama3", "hip"); }
+Test(families_hip, qwen3) { run_family("qwen3", "hip"); }
+Test(families_hip, mistral) { run_family("mistral", "hip"); }
+Test(families_hip, gemma2) { run_family("gemma2", "hip"); }
+Test(families_hip, gemma3) { run_family("gemma3", "hip"); }
+Test(families_hip, phi3) { run_family("phi3", "hip"); }
