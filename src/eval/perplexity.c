@@ -127,13 +127,25 @@ int gptq_perplexity(gptq_model *m, const int32_t *ids, int64_t n, const gptq_ppl
                           (long long)n, (long long)S);
     if (o && o->max_windows > 0 && o->max_windows < nwin) nwin = o->max_windows;
     int64_t batch = o && o->batch > 0 ? o->batch : GPTQ_PPL_BATCH_TOKENS / S;
+    const int64_t V = gptq_model_config_of(m)->vocab_size;
+    /* the logits of a batch are (batch * S, V) f32 on the host */
+    if (o && o->on_logits && batch * S * V > (int64_t)(GPTQ_PPL_LOGIT_BYTES / sizeof(float)))
+        batch = (int64_t)(GPTQ_PPL_LOGIT_BYTES / sizeof(float)) / (S * V);
     if (batch < 1) batch = 1;
     if (batch > nwin) batch = nwin;
 
     double *tok = NULL;
+    float *lg = NULL;
     if (o && o->window_nll) {
         tok = gptq_malloc((size_t)(batch * (S - 1)) * sizeof(double), "token NLL");
         if (!tok) return GPTQ_ERR_NOMEM;
+    }
+    if (o && o->on_logits) {
+        lg = gptq_malloc((size_t)(batch * S * V) * sizeof(float), "logits of a batch");
+        if (!lg) {
+            free(tok);
+            return GPTQ_ERR_NOMEM;
+        }
     }
     const double t0 = gptq_now();
     double sum = 0.0;
@@ -141,8 +153,9 @@ int gptq_perplexity(gptq_model *m, const int32_t *ids, int64_t n, const gptq_ppl
     for (int64_t w = 0; w < nwin && !st; w += batch) {
         const int64_t nb = nwin - w < batch ? nwin - w : batch;
         double s = 0.0;
-        st = gptq_model_forward(m, ids + w * S, nb, S, &s, tok, NULL);
+        st = gptq_model_forward(m, ids + w * S, nb, S, &s, tok, lg);
         if (!st && !isfinite(s)) st = explain_nonfinite(m, ids + w * S, nb, S, s);
+        if (!st && lg) st = o->on_logits(o->user, w, nb, S, V, lg);
         if (st) {
             gptq_error_prefix(st, "perplexity: windows %lld..%lld", (long long)w,
                               (long long)(w + nb - 1));
@@ -158,6 +171,7 @@ int gptq_perplexity(gptq_model *m, const int32_t *ids, int64_t n, const gptq_ppl
         if (o && o->progress) o->progress(o->user, w + nb, nwin, sum, (w + nb) * (S - 1));
     }
     free(tok);
+    free(lg);
     if (st) return st;
     r->nll_sum = sum;
     r->tokens = n;
