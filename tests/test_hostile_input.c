@@ -692,3 +692,133 @@ static hostile_case input_table[] = {
      .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)
+
+/* ------------------------------------------------------------------ */
+/* famproof: gptq eval --kl-divergence, --logits, --save-logits        */
+/* (issue 12)                                                          */
+/* ------------------------------------------------------------------ */
+
+/* eval of the bundled model: 2 windows of 64 tokens (KL_EVAL_AT: other options) */
+#define KL_EVAL_AT(seq, win, text) "eval", "%DATA/tiny-llama", "--text", text, "--seqlen", seq, \
+                                   "--max-windows", win
+#define KL_EVAL KL_EVAL_AT("64", "2", TEXT)
+#define KL_FROM(file) "--kl-divergence", "--logits", file
+
+/* @/fp.logits: the bundled model's logits on KL_EVAL's windows */
+static void b_kl_saved(const char *d)
+{
+    ch_sh("cd '%s' && '%s' eval '%s/data/tiny-llama' --text '%s/data/text/eval.txt' --seqlen 64 "
+          "--max-windows 2 --save-logits fp.logits >/dev/null 2>&1",
+          d, ch_cli(), ch_source_root(), ch_source_root());
+}
+static void b_kl_truncated(const char *d)
+{
+    b_kl_saved(d);
+    ch_sh("cd '%s' && truncate -s -1000 fp.logits", d);
+}
+/* its metadata's version changed in place (same length) */
+static void b_kl_version(const char *d)
+{
+    b_kl_saved(d);
+    ch_sh("cd '%s' && python3 -c \"p='fp.logits'; b=open(p,'rb').read(); "
+          "open(p,'wb').write(b.replace(b'\\\"version\\\":\\\"1\\\"', b'\\\"version\\\":\\\"9\\\"', 1))\"",
+          d);
+}
+/* a safetensors file that is no logits file: the model's weights */
+static void b_kl_weights(const char *d)
+{
+    ch_sh("cp '%s/data/tiny-llama/model.safetensors' '%s/fp.logits'", ch_source_root(), d);
+}
+static void b_kl_text(const char *d)
+{
+    char p[1024];
+    ch_write_str(ch_join(p, d, "fp.logits"), "hello\n");
+}
+static void b_kl_fifo(const char *d) { ch_sh("cd '%s' && mkfifo fp.logits", d); }
+/* @/model: tiny-llama whose tokenizer keeps only its first 300 merges */
+static void b_kl_other_tokenizer(const char *d)
+{
+    mk_model(d);
+    ch_sh("cd '%s' && python3 -c \"import json; p='model/tokenizer.json'; t=json.load(open(p)); "
+          "t['model']['merges']=t['model']['merges'][:300]; json.dump(t, open(p, 'w'))\"", d);
+}
+/* @/old.logits: an earlier file that a failing run must leave as it was */
+static void b_kl_old(const char *d)
+{
+    char p[1024];
+    ch_write_str(ch_join(p, d, "old.logits"), "an earlier file\n");
+}
+
+static hostile_case famproof_table[] = {
+    /* the command line: the base of a KL divergence, one of two, only with it */
+    {.name = "kl_without_base", .argv = {KL_EVAL, "--kl-divergence", NULL}, .status = 2,
+     .msg = "--kl-divergence needs its base: --kl-base FP_DIR or --logits FILE"},
+    {.name = "kl_logits_without_kl", .build = b_kl_saved,
+     .argv = {KL_EVAL, "--logits", "@/fp.logits", NULL}, .status = 2,
+     .msg = "--logits FILE needs --kl-divergence", .keep = {"@/fp.logits"}},
+    {.name = "kl_base_without_kl", .argv = {KL_EVAL, "--kl-base", "%DATA/tiny-llama", NULL},
+     .status = 2, .msg = "--kl-base FP_DIR needs --kl-divergence"},
+    {.name = "kl_base_and_logits", .build = b_kl_saved,
+     .argv = {KL_EVAL, KL_FROM("@/fp.logits"), "--kl-base", "%DATA/tiny-llama", NULL},
+     .status = 2, .msg = "--kl-base and --logits both give the base: give one"},
+    {.name = "kl_with_save_logits", .build = b_kl_saved,
+     .argv = {KL_EVAL, KL_FROM("@/fp.logits"), "--save-logits", "@/new.logits", NULL},
+     .status = 2, .msg = "--save-logits saves MODEL_DIR's own logits"},
+    /* the saved file: damaged, not ours, or made for other windows */
+    {.name = "kl_logits_missing", .argv = {KL_EVAL, KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits: cannot open"},
+    {.name = "kl_logits_truncated", .build = b_kl_truncated,
+     .argv = {KL_EVAL, KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "tensor 'logits': data_offsets [512, 774656) reach past the end of the data",
+     .keep = {"@/fp.logits"}},
+    {.name = "kl_logits_text_file", .build = b_kl_text,
+     .argv = {KL_EVAL, KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits: file is 6 bytes, too short for a safetensors file"},
+    {.name = "kl_logits_fifo", .build = b_kl_fifo, .argv = {KL_EVAL, KL_FROM("@/fp.logits"), NULL},
+     .status = 1, .msg = NOT_REG, .timeout = 10},
+    {.name = "kl_logits_not_ours", .build = b_kl_weights,
+     .argv = {KL_EVAL, KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits: not a logits file of gptq eval --save-logits (no \"magic\": "
+            "\"gptq-c-logits\" in its metadata)"},
+    {.name = "kl_logits_version", .build = b_kl_version,
+     .argv = {KL_EVAL, KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits: logits file version 9; this gptq reads version 1"},
+    {.name = "kl_logits_other_seqlen", .build = b_kl_saved,
+     .argv = {KL_EVAL_AT("32", "2", TEXT), KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits holds windows of 64 tokens (saved from", .keep = {"@/fp.logits"}},
+    {.name = "kl_logits_other_windows", .build = b_kl_saved,
+     .argv = {KL_EVAL_AT("64", "3", TEXT), KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits holds 2 windows", .keep = {"@/fp.logits"}},
+    {.name = "kl_logits_other_text", .build = b_kl_saved,
+     .argv = {KL_EVAL_AT("64", "2", CALIB), KL_FROM("@/fp.logits"), NULL}, .status = 1,
+     .msg = "@/fp.logits was saved for other tokens: window 0, position ",
+     .keep = {"@/fp.logits"}},
+    /* the base model */
+    {.name = "kl_base_missing", .argv = {KL_EVAL, "--kl-divergence", "--kl-base", "@/nope", NULL},
+     .status = 1, .msg = "--kl-base: @/nope/config.json: cannot open"},
+    {.name = "kl_base_other_tokenizer", .build = b_kl_other_tokenizer,
+     .argv = {KL_EVAL, "--kl-divergence", "--kl-base", M, NULL}, .status = 1,
+     .msg = "--kl-base @/model's tokenizer encodes", .keep = {M}},
+    /* --save-logits: where it may write (checked before any work) */
+    {.name = "save_logits_no_folder", .argv = {KL_EVAL, "--save-logits", "@/no/fp.logits", NULL},
+     .status = 1, .msg = "the folder that would hold it does not exist"},
+    {.name = "save_logits_unwritable", .argv = {KL_EVAL, "--save-logits", "/proc/fp.logits", NULL},
+     .status = 1, .msg = "/proc/fp.logits: cannot create a temporary file beside it"},
+    {.name = "save_logits_onto_the_text", .build = b_kl_old,
+     .argv = {KL_EVAL_AT("64", "2", "@/old.logits"), "--save-logits", "@/old.logits", NULL},
+     .status = 1, .msg = "is the input", .keep = {"@/old.logits"}},
+    {.name = "save_logits_inside_the_model", .build = mk_model,
+     .argv = {"eval", M, "--text", TEXT, "--seqlen", "64", "--max-windows", "2", "--save-logits",
+              "@/model/fp.logits", NULL},
+     .status = 1, .msg = "is inside the input folder", .keep = {M}},
+    {.name = "save_logits_a_folder", .build = mk_model,
+     .argv = {KL_EVAL, "--save-logits", M, NULL}, .status = 1,
+     .msg = "exists and is a folder", .keep = {M}},
+    {.name = "save_logits_failed_run_keeps_old", .build = b_kl_old,
+     .argv = {KL_EVAL_AT("100000", "2", TEXT), "--save-logits", "@/old.logits", NULL},
+     .status = 1, .msg = "fewer than one window of 100000", .keep = {"@/old.logits"}},
+    {.name = "save_logits_replaces_old", .build = b_kl_old,
+     .argv = {KL_EVAL, "--save-logits", "@/old.logits", NULL}, .status = 0,
+     .msg = "saved the logits of 2 windows of 64 tokens to @/old.logits"},
+};
+CH_TABLE(hostile_input, famproof_table)
