@@ -10,7 +10,8 @@
 #      must equal transformers' within 0.1%);
 #   3. RTN and GPTQ, w4 g128 and w3 g128 (sym), `gptq quantize --backend hip`
 #      (and GPTQ w4 once with --backend cpu), each checkpoint through
-#      `gptq eval --backend hip` (GPTQ must be below RTN at each width);
+#      `gptq eval --backend hip --kl-divergence --kl-base FP` (GPTQ must be
+#      below RTN at each width; the KL divergence from the fp model beside);
 #   4. `gptq diff --backends cpu,hip` over every layer, --feed ref (the
 #      backend's gate) and --feed own (as a real run), exit 0 = every metric
 #      within the thresholds of src/cli/backend_diff.c;
@@ -32,7 +33,8 @@
 # names the build folder (default build-gpu: what device_gpu.sh builds).
 # Environment: FAMILY_MODELS (default /tmp/gptq-families: trained folders found
 # there with their hf_ppl.json are reused), FAMILIES (comma-separated subset),
-# EVAL_WINDOWS (0 = every window of eval.txt, the default: 230 windows of 256).
+# EVAL_WINDOWS (0 = every window of eval.txt, the default: 230 windows of 256),
+# QBACKEND (default hip: the backend of the RTN/GPTQ runs and their evals).
 # Back in $OUT: families_summary.md (the table), families.tsv (its numbers),
 # train.log, test_families.log, families_logs.tar.gz (every command's log),
 # and device_gpu.sh's env.txt, build.log, summary.txt.
@@ -47,6 +49,7 @@ B=${BUILD:-build-gpu}
 steps=" ${*:-build train run} "
 G=$root/$B/src/cli/gptq
 WIN=${EVAL_WINDOWS:-0}
+QB=${QBACKEND:-hip} # the backend of the RTN/GPTQ quantizations and their evals
 TEXT=data/text/eval.txt
 CALIB=data/text/calib.txt
 rm -rf "$Q" "$LOGS"
@@ -96,20 +99,24 @@ grep -E "on (cpu|hip):|\[(FAIL|SKIP)\]|Synthesis" "$OUT/test_families.log" | cut
 
 # `gptq eval` -> its ppl figure ("" when it failed; the log says why)
 ppl_of() { grep -o 'ppl [0-9.]*' "$1" | head -1 | cut -d' ' -f2; }
-evalrun() { # log model backend
-    timeout 180 "$G" eval "$2" --text $TEXT --seqlen 256 --backend "$3" \
-        $([ "$WIN" != 0 ] && echo --max-windows "$WIN") >"$1" 2>&1
+evalrun() { # log model backend [options...]
+    local log=$1 model=$2 be=$3
+    shift 3
+    timeout 180 "$G" eval "$model" --text $TEXT --seqlen 256 --backend "$be" \
+        $([ "$WIN" != 0 ] && echo --max-windows "$WIN") "$@" >"$log" 2>&1
 }
+# `gptq eval --kl-divergence` -> "mean KL (same top %)"
+kl_of() { sed -n 's/^kl-divergence from .*: mean \([^ ]*\) .*same-top \([^ ]*\)%.*/\1 (\2%)/p' "$1"; }
 # the first error line of a log, one line, for the table
 why() { grep -m1 -E 'gptq [a-z]+: error' "$1" | sed 's/^gptq [a-z]*: error: //' | tr '|' '/' | cut -c1-200; }
 
 tsv=$OUT/families.tsv
-printf 'family\tarch\thf\tcpu\thip\trtn4\tgptq4\trtn3\tgptq3\tgptq4cpu\tdiff_ref\tdiff_own\tlogits\tnote\n' >"$tsv"
+printf 'family\tarch\thf\tcpu\thip\trtn4\tgptq4\trtn3\tgptq3\tgptq4cpu\tdiff_ref\tdiff_own\tlogits\tnote\tkl_rtn4\tkl_gptq4\tkl_rtn3\tkl_gptq3\n' >"$tsv"
 IFS=, read -r -a famlist <<<"$fams"
 # one family: its row into $LOGS/<family>/row.tsv
 family() {
     local f=$1
-    local M=$MODELS/$f l=$LOGS/$f arch hf logits suite st rel cpu hip row note C gcpu d rc
+    local M=$MODELS/$f l=$LOGS/$f arch hf logits suite st rel cpu hip row kl note C gcpu d rc
     mkdir -p "$l"
     arch=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['architecture'])" \
         "$M/hf_ppl.json" 2>/dev/null || echo '?')
@@ -124,7 +131,7 @@ family() {
         grep -q "^\[----\] $f on $be: refused" "$OUT/test_families.log" && rel=refused
         [ -n "$st" ] && logits="${logits:+$logits, }$be $st${rel:+ $rel}"
     done
-    row=(); note=""
+    row=(); kl=(); note=""
     if [ -z "$hf" ]; then
         note="not trained (train.log)"
         printf '%s\t%s\t\t\t\t\t\t\t\t\t\t\t%s\t%s\n' "$f" "$arch" "$logits" "$note" >"$l/row.tsv"
@@ -144,11 +151,13 @@ family() {
     for bits in 4 3; do
         for meth in rtn gptq; do
             C=$Q/$f-$meth-w$bits
+            # the checkpoint's ppl and its KL divergence from the fp model
             timeout 180 "$G" quantize "$M" -o "$C" --calib $CALIB --nsamples 128 --seqlen 256 \
-                --bits $bits --group-size 128 --method $meth --backend hip \
+                --bits $bits --group-size 128 --method $meth --backend "$QB" \
                 >"$l/quantize_${meth}_w$bits.log" 2>&1 &&
-                evalrun "$l/eval_${meth}_w$bits.log" "$C" hip
+                evalrun "$l/eval_${meth}_w$bits.log" "$C" "$QB" --kl-divergence --kl-base "$M"
             row+=("$(ppl_of "$l/eval_${meth}_w$bits.log" 2>/dev/null)")
+            kl+=("$(kl_of "$l/eval_${meth}_w$bits.log" 2>/dev/null)")
             rm -rf "$C"
         done
     done
@@ -167,9 +176,10 @@ family() {
         elif grep -q 'gptq diff: error' "$l/diff_$feed.log"; then d+=("error: $(why "$l/diff_$feed.log")")
         else d+=("FAIL (rc $rc)"); fi
     done
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$f" "$arch" "$hf" "$cpu" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$f" "$arch" "$hf" "$cpu" \
         "$hip" "${row[0]}" "${row[1]}" "${row[2]}" "${row[3]}" "$gcpu" "${d[0]}" "${d[1]}" \
-        "$logits" "$note" >"$l/row.tsv"
+        "$logits" "$note" "${kl[0]}" "${kl[1]}" "${kl[2]}" "${kl[3]}" >"$l/row.tsv"
     log "$f: hf $hf cpu $cpu hip $hip rtn/gptq w4 ${row[0]}/${row[1]} w3 ${row[2]}/${row[3]}" \
         "gptq w4 cpu $gcpu diff ref ${d[0]} own ${d[1]} ($(($(date +%s) - t0)) s)"
 }
@@ -186,22 +196,25 @@ wait
 for f in "${famlist[@]}"; do cat "$LOGS/$f/row.tsv" >>"$tsv" 2>/dev/null; done
 
 # ---- the table ----
-python3 - "$tsv" "$OUT/families_summary.md" "$MODELS" "$WIN" <<'PY'
+python3 - "$tsv" "$OUT/families_summary.md" "$MODELS" "$WIN" "$QB" <<'PY'
 import csv, json, os, sys
-tsv, md, models, win = sys.argv[1:5]
+tsv, md, models, win, qb = sys.argv[1:6]
 rows = list(csv.DictReader(open(tsv), delimiter="\t"))
 f = lambda s: float(s) if s else None
 out = ["# Model families on the device (tools/device_families.sh)", "",
        "Perplexity on data/text/eval.txt, windows of 256 tokens (%s), no special tokens; "
        "models trained by tools/train_family.py. RTN/GPTQ: w4 g128 and w3 g128 sym, quantized "
-       "with --backend hip (GPTQ: 128 windows of 256 tokens of calib.txt), evaluated on hip; "
+       "with --backend %s (GPTQ: 128 windows of 256 tokens of calib.txt), evaluated there; "
        "'GPTQ w4 cpu': quantized and evaluated on cpu. rel: max |ours - transformers| / "
        "transformers over cpu and hip (must be < 1e-3). diff: `gptq diff --backends cpu,hip` "
        "(16 windows of 256), feed ref / own. logits: tests/test_families rows." %
-       ("all" if win == "0" else "the first " + win), "",
+       ("all" if win == "0" else "the first " + win, qb), "",
        "| family | architecture | transformers fp | ours fp cpu | ours fp hip | rel | RTN w4 | "
        "GPTQ w4 | RTN w3 | GPTQ w3 | GPTQ w4 cpu | GPTQ < RTN | diff ref / own | logits | note |",
        "| --- " * 15 + "|"]
+kl_rows = ["", "KL divergence of each checkpoint from its fp model (`gptq eval --kl-divergence "
+           "--kl-base`, same windows): mean per-token KL (share of tokens with the same top "
+           "token).", "", "| family | RTN w4 | GPTQ w4 | RTN w3 | GPTQ w3 |", "| --- " * 5 + "|"]
 bad = 0
 for r in rows:
     hf, cpu, hip = f(r["hf"]), f(r["cpu"]), f(r["hip"])
@@ -218,6 +231,10 @@ for r in rows:
         ("yes" if better else "NO") if all(v is not None for v in q) else "-",
         "%s / %s" % (r["diff_ref"] or "-", r["diff_own"] or "-"), r["logits"] or "-",
         r["note"] or ("ok" if ok else "CHECK")]) + " |")
+    if r.get("kl_gptq4"):
+        kl_rows.append("| %s | %s |" % (r["family"], " | ".join(
+            r[k] or "-" for k in ("kl_rtn4", "kl_gptq4", "kl_rtn3", "kl_gptq3"))))
+out += kl_rows
 out.append("")
 for r in rows:
     p = os.path.join(models, r["family"], "hf_ppl.json")
