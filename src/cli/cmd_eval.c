@@ -2,7 +2,11 @@
  * cmd_eval.c — `gptq eval MODEL_DIR --text FILE`: perplexity of a Hugging
  * Face model folder (fp or GPTQ checkpoint) on a text, with the protocol of
  * src/eval/eval.h (whole text encoded without special tokens,
- * non-overlapping windows, remainder dropped).
+ * non-overlapping windows, remainder dropped); with --kl-divergence the KL
+ * divergence of its next-token distributions from a base model's (run
+ * beside it, --kl-base, or saved earlier with --save-logits and read back
+ * with --logits; src/eval/kl.c, logits.c); --json prints every figure as
+ * one JSON object.
  */
 #include <getopt.h>
 #include <math.h>
