@@ -8,6 +8,8 @@
  */
 #include "cli_checks.h"
 
+#include "eval/eval.h"
+
 static char g_dir[512];
 
 static void setup(void) { ch_mkdtemp(g_dir, "evalkl"); }
@@ -217,4 +219,63 @@ Test(eval_kl, saved_file_layout_and_human_line)
     snprintf(want, sizeof want, "kl-divergence from the logits in %s: mean 0.000000", saved);
     cr_assert(strstr(r.out, want), "no KL line naming %s:\n%s", saved, r.out);
     ch_result_free(&r);
+}
+
+/* The statistics on rows whose KL is known in closed form: base logits
+ * (0, 0), p = (1/2, 1/2); compared logits (ln k, 0), q = (k, 1) / (k + 1),
+ * KL = 1/2 ln(1/(2 q0)) + 1/2 ln(1/(2 q1)); one more row (0, 1) whose top
+ * token differs. Percentiles interpolate the sorted values at f (n - 1);
+ * the target is id 0 everywhere. Tolerance: the library sums in double
+ * from f32 logits (ln k rounded to f32: 3e-8 relative). */
+Test(eval_kl, statistics_of_known_rows)
+{
+    enum { N = 6 };
+    const double k[N - 1] = {1, 2, 3, 4, 5};
+    float base[N * 2] = {0}, q[N * 2];
+    int32_t target[N] = {0};
+    double want[N], nll_q = 0.0;
+    for (int i = 0; i < N; i++) {
+        q[2 * i] = i < N - 1 ? (float)log(k[i]) : 0.0f;
+        q[2 * i + 1] = i < N - 1 ? 0.0f : 1.0f;
+        const double e0 = exp((double)q[2 * i]), e1 = exp((double)q[2 * i + 1]);
+        const double q0 = e0 / (e0 + e1), q1 = e1 / (e0 + e1);
+        want[i] = 0.5 * log(0.5 / q0) + 0.5 * log(0.5 / q1);
+        nll_q -= log(q0);
+    }
+    gptq_kl_acc a;
+    cr_assert_eq(gptq_kl_init(&a, N), GPTQ_OK);
+    cr_assert_eq(gptq_kl_add(&a, base, q, 4, 2, target), GPTQ_OK);
+    cr_assert_eq(gptq_kl_add(&a, base + 8, q + 8, 2, 2, target + 4), GPTQ_OK);
+    /* one token more than announced is refused */
+    cr_assert_eq(gptq_kl_add(&a, base, q, 1, 2, target), GPTQ_ERR_INVALID);
+    gptq_kl_stats s;
+    cr_assert_eq(gptq_kl_finish(&a, &s), GPTQ_OK);
+    double sorted[N], mean = 0.0;
+    memcpy(sorted, want, sizeof sorted);
+    for (int i = 0; i < N; i++) {
+        mean += want[i] / N;
+        for (int j = i; j > 0 && sorted[j] < sorted[j - 1]; j--) {
+            const double t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    }
+    const double p99 = 0.05 * sorted[4] + 0.95 * sorted[5]; /* at 0.99 * 5 = 4.95 */
+    const double med = 0.5 * (sorted[2] + sorted[3]);
+    cr_assert_eq(s.tokens, N);
+    cr_assert(fabs(s.mean - mean) < 1e-7 * mean, "mean %.9g want %.9g", s.mean, mean);
+    cr_assert(fabs(s.median - med) < 1e-7 * med, "median %.9g want %.9g", s.median, med);
+    cr_assert(fabs(s.p99 - p99) < 1e-7 * p99, "p99 %.9g want %.9g", s.p99, p99);
+    cr_assert(fabs(s.max - sorted[5]) < 1e-7 * sorted[5]);
+    cr_assert(fabs(s.same_top - 5.0 / 6.0) < 1e-15, "same top %g", s.same_top);
+    cr_assert(fabs(s.ppl_base - 2.0) < 1e-12, "ppl_base %.17g", s.ppl_base);
+    cr_assert(fabs(s.ppl - exp(nll_q / N)) < 1e-7 * s.ppl);
+    cr_assert(fabs(s.ratio - s.ppl / s.ppl_base) < 1e-12);
+    gptq_kl_free(&a);
+    /* a NaN logit names its side */
+    float bad[2] = {0.0f, NAN};
+    cr_assert_eq(gptq_kl_init(&a, 1), GPTQ_OK);
+    cr_assert_eq(gptq_kl_add(&a, base, bad, 1, 2, target), GPTQ_ERR_NUMERIC);
+    cr_assert(strstr(gptq_last_error(), "compared"), "%s", gptq_last_error());
+    gptq_kl_free(&a);
 }
