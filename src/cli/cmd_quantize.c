@@ -407,7 +407,7 @@ int cmd_quantize(int argc, char **argv)
         case OPT_NO_TS: qo.true_sequential = 0; break;
         case OPT_TS: qo.true_sequential = 1; break;
         case OPT_FORMAT:
-            if (!strcmp(optarg, "auto")) qo.format = 0;
+            if (!strcmp(optarg, "auto")) qo.format = 0; /* auto: gptq_quantize_options */
             else if (gptq_format_by_name(optarg)) qo.format = gptq_format_by_name(optarg)->id;
             else {
                 cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", optarg);
