@@ -2,11 +2,13 @@
  * cmd_eval.c — `gptq eval MODEL_DIR --text FILE`: perplexity of a Hugging
  * Face model folder (fp or GPTQ checkpoint) on a text, with the protocol of
  * src/eval/eval.h (whole text encoded without special tokens,
- * non-overlapping windows, remainder dropped); with --kl-divergence the KL
- * divergence of its next-token distributions from a base model's (run
- * beside it, --kl-base, or saved earlier with --save-logits and read back
- * with --logits; src/eval/kl.c, logits.c); --json prints every figure as
- * one JSON object.
+ * non-overlapping windows, remainder dropped), through the public
+ * gptq_evaluate; with --kl-divergence the KL divergence of its next-token
+ * distributions from a base model's (run beside it, --kl-base, or saved
+ * earlier with --save-logits and read back with --logits), which needs each
+ * batch's logits: that path runs the internal gptq_perplexity with a logits
+ * hook (src/eval/kl.c, logits.c). --json prints every figure as one JSON
+ * object.
  */
 #include <getopt.h>
 #include <math.h>
@@ -23,6 +25,12 @@
 #include "text/tokenizer.h"
 
 #define CMD "eval"
+
+/* What one run measured, from either path. */
+typedef struct figures {
+    double ppl, nll_sum, seconds;
+    int64_t tokens, windows, predicted, seqlen;
+} figures;
 
 static void help(FILE *f)
 {
@@ -57,7 +65,8 @@ static void help(FILE *f)
             "                       beside it and renamed into place; f32, windows x\n"
             "                       (seqlen-1) x vocabulary: 4 bytes each), for later\n"
             "                       --kl-divergence --logits FILE runs\n"
-            "  -h, --help           this text\n\n"
+            "  -h, --help           this text\n"
+            CLI_COMMON_HELP "\n"
             "output (stdout): a line with ppl, tokens (of the whole text), windows,\n"
             "predicted tokens, seqlen, seconds (of the forward passes), the model and the\n"
             "text; with --kl-divergence a second line with the KL figures\n",
@@ -99,17 +108,28 @@ static int on_logits(void *user, int64_t w0, int64_t nb, int64_t S, int64_t V, c
     return GPTQ_OK;
 }
 
-static void progress(void *user, int64_t done, int64_t total, double nll_sum, int64_t predicted)
+static int progress(void *user, const gptq_progress *p)
+{
+    (void)user;
+    fprintf(stderr, "gptq eval: %lld/%lld windows, running ppl %.4f\n", (long long)p->done,
+            (long long)p->total, p->metric);
+    return 0;
+}
+
+/* The same line from the internal perplexity loop (the logits path). */
+static int progress_ppl(void *user, int64_t done, int64_t total, double nll_sum,
+                        int64_t predicted)
 {
     (void)user;
     fprintf(stderr, "gptq eval: %lld/%lld windows, running ppl %.4f\n", (long long)done,
             (long long)total, predicted > 0 ? exp(nll_sum / (double)predicted) : 0.0);
+    return 0;
 }
 
 /* --json: one object on stdout with every figure and what made them.
  * Returns 0, or 1 when it cannot be built. */
 static int print_json(const char *dir, const char *text, int64_t text_bytes, const char *backend,
-                      int math, long maxw, const gptq_ppl_result *r, long seqlen,
+                      int math, long maxw, const figures *r, long seqlen,
                       const char *saved_to, const gptq_kl_stats *k, const char *kl_base,
                       const char *logits_in)
 {
@@ -160,6 +180,99 @@ static int print_json(const char *dir, const char *text, int64_t text_bytes, con
     return 0;
 }
 
+/* The logits path: tokenize, open the base (--kl-base: same vocabulary and
+ * ids; --logits: a file made for these windows) or the file to save, run
+ * the perplexity with each batch's logits fed to on_logits. f gets the
+ * figures, ks (with kl) the KL statistics. Returns 0 or a status (with its
+ * message printed when it was not the library's). */
+static int eval_logits_path(gptq_model *m, gptq_backend *be, const char *dir, const char *text,
+                            const char *buf, size_t len, long seqlen, long maxw, long batch,
+                            int math, int prog, int kl, const char *kl_base,
+                            const char *logits_in, const char *logits_out, figures *f,
+                            gptq_kl_stats *ks)
+{
+    gptq_tokenizer *tok = NULL, *btok = NULL;
+    int32_t *ids = NULL, *bids = NULL;
+    int64_t n = 0, bn = 0;
+    eval_logits el = {0};
+    int st;
+    gptq_model_set_forward_math(m, (gptq_math)math);
+    if ((st = gptq_tok_load(dir, &tok)) ||
+        (st = gptq_tok_encode(tok, buf, len, GPTQ_TOK_NO_SPECIAL, &ids, &n))) {
+        gptq_error_prefix(st, "encoding %s", text);
+        goto done;
+    }
+    if (seqlen == 0) {
+        const int64_t maxpos = gptq_model_config_of(m)->max_positions;
+        seqlen = maxpos > 0 && maxpos < 2048 ? (long)maxpos : 2048;
+    }
+    const int64_t V = gptq_model_config_of(m)->vocab_size;
+    /* the windows gptq_perplexity will score (none: it says why) */
+    int64_t nwin = n / seqlen;
+    if (maxw > 0 && maxw < nwin) nwin = maxw;
+    el.ids = ids;
+    if (kl_base && nwin > 0) { /* the base model, same vocabulary and the same ids */
+        if ((st = gptq_model_open(kl_base, be, &el.base))) {
+            gptq_error_prefix(st, "--kl-base");
+            goto done;
+        }
+        gptq_model_set_forward_math(el.base, (gptq_math)math);
+        const int64_t bV = gptq_model_config_of(el.base)->vocab_size;
+        if (bV != V) {
+            st = gptq_error(GPTQ_ERR_INVALID, "--kl-base %s has a vocabulary of %lld, %s of "
+                            "%lld: not comparable", kl_base, (long long)bV, dir, (long long)V);
+            goto done;
+        }
+        if ((st = gptq_tok_load(kl_base, &btok)) ||
+            (st = gptq_tok_encode(btok, buf, len, GPTQ_TOK_NO_SPECIAL, &bids, &bn))) {
+            gptq_error_prefix(st, "--kl-base %s", kl_base);
+            goto done;
+        }
+        for (int64_t i = 0; i < nwin * seqlen; i++)
+            if (i >= bn || bids[i] != ids[i]) {
+                st = gptq_error(GPTQ_ERR_INVALID, "--kl-base %s's tokenizer encodes %s "
+                                "differently from %s's (token %lld): the two models' next-token "
+                                "distributions are not comparable", kl_base, text, dir,
+                                (long long)i);
+                goto done;
+            }
+    }
+    if (logits_in && nwin > 0 &&
+        (st = gptq_logits_open(logits_in, seqlen, nwin, V, ids, &el.saved)))
+        goto done;
+    if (kl && nwin > 0 && (st = gptq_kl_init(&el.kl, nwin * (seqlen - 1)))) goto done;
+    if (logits_out && nwin > 0) {
+        const gptq_logits_facts fa = {.model = dir, .text = text, .text_bytes = (int64_t)len,
+                                      .tokens = n, .seqlen = seqlen, .windows = nwin,
+                                      .vocab = V};
+        if ((st = gptq_logits_create(logits_out, &fa, ids, &el.save))) goto done;
+    }
+    gptq_ppl_options o = {.seqlen = seqlen, .max_windows = maxw, .batch = batch,
+                          .on_logits = on_logits, .logits_user = &el};
+    if (prog) o.progress = progress_ppl;
+    gptq_ppl_result r;
+    if ((st = gptq_perplexity(m, ids, n, &o, &r))) goto done;
+    if (el.save) {
+        st = gptq_logits_commit(el.save);
+        el.save = NULL;
+        if (st) goto done;
+    }
+    if (kl && (st = gptq_kl_finish(&el.kl, ks))) goto done;
+    *f = (figures){.ppl = r.ppl, .nll_sum = r.nll_sum, .seconds = r.seconds, .tokens = r.tokens,
+                   .windows = r.windows, .predicted = r.predicted, .seqlen = seqlen};
+done:
+    gptq_logits_abort(el.save);
+    gptq_logits_close(el.saved);
+    gptq_model_close(el.base);
+    gptq_kl_free(&el.kl);
+    free(el.base_lg);
+    free(ids);
+    free(bids);
+    gptq_tok_free(tok);
+    gptq_tok_free(btok);
+    return st;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -176,6 +289,7 @@ int cmd_eval(int argc, char **argv)
         {"logits", required_argument, 0, 'L'},
         {"save-logits", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *text = NULL, *backend = "cpu";
@@ -184,6 +298,9 @@ int cmd_eval(int argc, char **argv)
     int prog = 0, math = GPTQ_MATH_F32, json = 0, kl = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case 't': text = optarg; break;
         case 's':
@@ -244,12 +361,8 @@ int cmd_eval(int argc, char **argv)
     int rc = 1, st;
     gptq_backend *be = NULL;
     gptq_model *m = NULL;
-    gptq_tokenizer *tok = NULL, *btok = NULL;
     char *buf = NULL;
-    int32_t *ids = NULL, *bids = NULL;
-    int64_t n = 0, bn = 0;
-    eval_logits el = {0};
-    int kl_ok = 0;
+    figures f = {0};
     gptq_kl_stats ks = {0};
 
     /* the text, whole (a FIFO or device is refused, never waited on) */
@@ -264,126 +377,53 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail(CMD, st);
         goto done;
     }
-    gptq_model_set_forward_math(m, (gptq_math)math);
-    if ((st = gptq_tok_load(dir, &tok))) {
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-    if ((st = gptq_tok_encode(tok, buf, len, GPTQ_TOK_NO_SPECIAL, &ids, &n))) {
-        cli_err(CMD, "encoding %s:", text);
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-
-    if (seqlen == 0) {
-        const int64_t maxpos = gptq_model_config_of(m)->max_positions;
-        seqlen = maxpos > 0 && maxpos < 2048 ? (long)maxpos : 2048;
-    }
-    const int64_t V = gptq_model_config_of(m)->vocab_size;
-    /* the windows gptq_perplexity will score (none: it says why) */
-    int64_t nwin = n / seqlen;
-    if (maxw > 0 && maxw < nwin) nwin = maxw;
-    el.ids = ids;
-    if (kl_base && nwin > 0) { /* the base model, same vocabulary and the same ids */
-        if ((st = gptq_model_open(kl_base, be, &el.base))) {
-            gptq_error_prefix(st, "--kl-base");
+    if (kl || logits_out) {
+        if ((st = eval_logits_path(m, be, dir, text, buf, len, seqlen, maxw, batch, math, prog,
+                                   kl, kl_base, logits_in, logits_out, &f, &ks))) {
             rc = cli_fail(CMD, st);
             goto done;
         }
-        gptq_model_set_forward_math(el.base, (gptq_math)math);
-        const int64_t bV = gptq_model_config_of(el.base)->vocab_size;
-        if (bV != V) {
-            cli_err(CMD, "--kl-base %s has a vocabulary of %lld, %s of %lld: not comparable",
-                    kl_base, (long long)bV, dir, (long long)V);
-            goto done;
-        }
-        if ((st = gptq_tok_load(kl_base, &btok)) ||
-            (st = gptq_tok_encode(btok, buf, len, GPTQ_TOK_NO_SPECIAL, &bids, &bn))) {
-            gptq_error_prefix(st, "--kl-base %s", kl_base);
+    } else {
+        gptq_eval_options o;
+        gptq_eval_options_init(&o);
+        o.seqlen = seqlen;
+        o.max_windows = maxw;
+        o.batch = batch;
+        o.forward_math = math;
+        if (prog) o.on_progress = progress;
+        gptq_eval_result r;
+        gptq_eval_result_init(&r);
+        if ((st = gptq_evaluate(m, buf, len, &o, &r))) {
+            if (st != GPTQ_ERR_CANCELLED && strncmp(gptq_last_error(), "encoding", 8) == 0)
+                cli_err(CMD, "encoding %s:", text); /* the library's message says the rest */
             rc = cli_fail(CMD, st);
             goto done;
         }
-        for (int64_t i = 0; i < nwin * seqlen; i++)
-            if (i >= bn || bids[i] != ids[i]) {
-                cli_err(CMD, "--kl-base %s's tokenizer encodes %s differently from %s's (token "
-                        "%lld): the two models' next-token distributions are not comparable",
-                        kl_base, text, dir, (long long)i);
-                goto done;
-            }
-    }
-    if (logits_in && nwin > 0 &&
-        (st = gptq_logits_open(logits_in, seqlen, nwin, V, ids, &el.saved))) {
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-    if (kl && nwin > 0 && (st = gptq_kl_init(&el.kl, nwin * (seqlen - 1)))) {
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-    if (logits_out && nwin > 0) {
-        const gptq_logits_facts f = {.model = dir, .text = text, .text_bytes = (int64_t)len,
-                                     .tokens = n, .seqlen = seqlen, .windows = nwin, .vocab = V};
-        if ((st = gptq_logits_create(logits_out, &f, ids, &el.save))) {
-            rc = cli_fail(CMD, st);
-            goto done;
-        }
-    }
-    free(buf);
-    buf = NULL;
-
-    gptq_ppl_options o = {.seqlen = seqlen, .max_windows = maxw, .batch = batch, .user = &el};
-    if (prog) o.progress = progress;
-    if (kl || logits_out) o.on_logits = on_logits;
-    gptq_ppl_result r;
-    if ((st = gptq_perplexity(m, ids, n, &o, &r))) {
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-    if (el.save) {
-        st = gptq_logits_commit(el.save);
-        el.save = NULL;
-        if (st) {
-            rc = cli_fail(CMD, st);
-            goto done;
-        }
-    }
-    if (kl) {
-        if ((st = gptq_kl_finish(&el.kl, &ks))) {
-            rc = cli_fail(CMD, st);
-            goto done;
-        }
-        kl_ok = 1;
+        f = (figures){.ppl = r.ppl, .nll_sum = r.nll_sum, .seconds = r.seconds,
+                      .tokens = r.tokens, .windows = r.windows, .predicted = r.predicted,
+                      .seqlen = r.seqlen};
     }
     if (json) {
-        rc = print_json(dir, text, (int64_t)len, backend, math, maxw, &r, seqlen, logits_out,
-                        kl_ok ? &ks : NULL, kl_base, logits_in);
+        rc = print_json(dir, text, (int64_t)len, backend, math, maxw, &f, (long)f.seqlen,
+                        logits_out, kl ? &ks : NULL, kl_base, logits_in);
         goto done;
     }
-    printf("ppl %.6f  tokens %lld  windows %lld  predicted %lld  seqlen %ld  seconds %.1f  "
+    printf("ppl %.6f  tokens %lld  windows %lld  predicted %lld  seqlen %lld  seconds %.1f  "
            "model %s  text %s\n",
-           r.ppl, (long long)r.tokens, (long long)r.windows, (long long)r.predicted, seqlen,
-           r.seconds, dir, text);
-    if (kl_ok)
+           f.ppl, (long long)f.tokens, (long long)f.windows, (long long)f.predicted,
+           (long long)f.seqlen, f.seconds, dir, text);
+    if (kl)
         printf("kl-divergence from %s %s: mean %.6f  median %.6f  p99 %.6f  max %.6f  "
                "same-top %.3f%%  ppl-base %.6f  ppl-ratio %.6f  tokens %lld\n",
                kl_base ? "the model" : "the logits in", kl_base ? kl_base : logits_in, ks.mean,
                ks.median, ks.p99, ks.max, 100.0 * ks.same_top, ks.ppl_base, ks.ratio,
                (long long)ks.tokens);
     if (logits_out)
-        cli_note(CMD, "saved the logits of %lld windows of %ld tokens to %s", (long long)r.windows,
-                 seqlen, logits_out);
+        cli_note(CMD, "saved the logits of %lld windows of %lld tokens to %s",
+                 (long long)f.windows, (long long)f.seqlen, logits_out);
     rc = 0;
 done:
-    gptq_logits_abort(el.save);
-    gptq_logits_close(el.saved);
-    gptq_model_close(el.base);
-    gptq_kl_free(&el.kl);
-    free(el.base_lg);
     free(buf);
-    free(ids);
-    free(bids);
-    gptq_tok_free(tok);
-    gptq_tok_free(btok);
     gptq_model_close(m);
     gptq_backend_close(be);
     return rc;

@@ -20,15 +20,17 @@ typedef struct gptq_ppl_options {
     int64_t batch;        /* windows per forward pass (0: as many as fit
                              GPTQ_PPL_BATCH_TOKENS tokens, at least 1) */
     double *window_nll;   /* optional out: (windows) NLL sum of each window */
-    /* optional: called after each batch with windows done / total */
-    void (*progress)(void *user, int64_t done, int64_t total, double nll_sum,
-                     int64_t predicted);
+    /* optional: called after each batch with windows done / total; a
+     * non-zero return stops the run (GPTQ_ERR_CANCELLED) */
+    int (*progress)(void *user, int64_t done, int64_t total, double nll_sum,
+                    int64_t predicted);
+    void *user;
     /* optional: called after each batch with its logits (nb * S, V) host
      * f32, windows [w0, w0 + nb); a non-zero return stops the run with that
      * status. Batches are then also bounded by GPTQ_PPL_LOGIT_BYTES. */
-    int (*on_logits)(void *user, int64_t w0, int64_t nb, int64_t S, int64_t V,
+    int (*on_logits)(void *logits_user, int64_t w0, int64_t nb, int64_t S, int64_t V,
                      const float *logits);
-    void *user;
+    void *logits_user;
 } gptq_ppl_options;
 
 /* Largest logits buffer of one batch when on_logits is set (at least one

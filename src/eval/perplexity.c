@@ -155,7 +155,7 @@ int gptq_perplexity(gptq_model *m, const int32_t *ids, int64_t n, const gptq_ppl
         double s = 0.0;
         st = gptq_model_forward(m, ids + w * S, nb, S, &s, tok, lg);
         if (!st && !isfinite(s)) st = explain_nonfinite(m, ids + w * S, nb, S, s);
-        if (!st && lg) st = o->on_logits(o->user, w, nb, S, V, lg);
+        if (!st && lg) st = o->on_logits(o->logits_user, w, nb, S, V, lg);
         if (st) {
             gptq_error_prefix(st, "perplexity: windows %lld..%lld", (long long)w,
                               (long long)(w + nb - 1));
@@ -168,7 +168,9 @@ int gptq_perplexity(gptq_model *m, const int32_t *ids, int64_t n, const gptq_ppl
                 for (int64_t i = 0; i < S - 1; i++) ws += tok[b * (S - 1) + i];
                 o->window_nll[w + b] = ws;
             }
-        if (o && o->progress) o->progress(o->user, w + nb, nwin, sum, (w + nb) * (S - 1));
+        if (o && o->progress && o->progress(o->user, w + nb, nwin, sum, (w + nb) * (S - 1)))
+            st = gptq_error(GPTQ_ERR_CANCELLED, "perplexity: cancelled after %lld of %lld windows",
+                            (long long)(w + nb), (long long)nwin);
     }
     free(tok);
     free(lg);
