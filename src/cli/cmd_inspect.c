@@ -565,8 +565,8 @@ int cmd_inspect(int argc, char **argv)
     int st = gptq_ckpt_quant_load(I.dir, &I.q);
     if (st) return cli_fail(CMD, st);
     if (!I.q.present) {
-        cli_err(CMD, "%s: not a GPTQ checkpoint: config.json has no quantization_config and "
-                     "there is no quantize_config.json", I.dir);
+        cli_err(CMD, "%s: not a GPTQ checkpoint: no quantization_config in a config.json, "
+                     "and no quantize_config.json", I.dir);
         return 1;
     }
     read_config_facts(I.dir, I.dtype, sizeof I.dtype, &I.by_gptqmodel);
@@ -584,6 +584,14 @@ int cmd_inspect(int argc, char **argv)
         if (n > 8 && n - 8 < sizeof prefix && !strcmp(t.name + n - 8, ".qweight")) {
             snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 8), t.name);
             rc = add_module(&I, w, prefix);
+        } else if (n > 7 && n - 7 < sizeof prefix && !strcmp(t.name + n - 7, ".qzeros")) {
+            /* a module's other tensors without its qweight: not to be skipped */
+            char qw[600];
+            snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 7), t.name);
+            if (!gptq_weights_has(w, gptq_tensor_name(qw, sizeof qw, prefix, GPTQ_T_QWEIGHT))) {
+                cli_err(CMD, "%s: %s has qzeros but no tensor '%s'", I.dir, prefix, qw);
+                rc = 1;
+            }
         } else if (n > 7 && n - 7 < sizeof prefix && !strcmp(t.name + n - 7, ".weight") &&
                    t.ndim == 2 && I.q.dynamic.n) {
             /* a float Linear: left unquantized by a "-:" rule? */
