@@ -132,6 +132,33 @@ Test(cli_formats, asym_default_is_v2_format_gptq_forces_v1_with_a_warning_same_p
     gptq_st_close(f2);
     const cc_ppl e1 = cc_eval(v1, text, 128, 4), e2 = cc_eval(v2, text, 128, 4);
     cr_assert_str_eq(e1.text, e2.text, "v1 %s, v2 %s", e1.text, e2.text);
+    /* gptq matmul reads both to the same Y and W, bit for bit */
+    char x[1024], y1[1024], y2[1024];
+    float X[3 * 384];
+    for (int i = 0; i < 3 * 384; i++) X[i] = (float)((i * 7) % 13 - 6) / 8.0f;
+    gptq_st_writer *sw;
+    const int64_t xs[2] = {3, 384};
+    cr_assert_eq(gptq_st_writer_open(at(x, "x.safetensors"), &sw), GPTQ_OK);
+    cr_assert_eq(gptq_st_writer_declare(sw, "X", GPTQ_F32, 2, xs), GPTQ_OK);
+    cr_assert_eq(gptq_st_writer_write(sw, X, sizeof X), GPTQ_OK);
+    cr_assert_eq(gptq_st_writer_commit(sw), GPTQ_OK);
+    const char *dn = "model.layers.2.mlp.down_proj";
+    cc_ok(&r, "matmul", v1, "--module", dn, "-x", x, "-o", at(y1, "y1.safetensors"), "--dequant",
+          "--quiet");
+    ch_result_free(&r);
+    cc_ok(&r, "matmul", v2, "--module", dn, "-x", x, "-o", at(y2, "y2.safetensors"), "--dequant",
+          "--quiet");
+    ch_result_free(&r);
+    f1 = cc_open_st(y1);
+    f2 = cc_open_st(y2);
+    static const char *yt[] = {"Y", "W"};
+    for (int i = 0; i < 2; i++) {
+        a = cc_tensor(f1, yt[i]);
+        b = cc_tensor(f2, yt[i]);
+        cr_assert(a.nbytes == b.nbytes && !memcmp(a.data, b.data, a.nbytes), "%s differs", yt[i]);
+    }
+    gptq_st_close(f1);
+    gptq_st_close(f2);
     /* inspect: GPTQModel refuses the v1 one, loads the v2 one */
     cc_ok(&r, "inspect", v1);
     cr_assert(strstr(r.out, "GPTQModel:   no: sym false with format gptq (v1)"), "%s", r.out);
