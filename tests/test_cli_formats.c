@@ -278,6 +278,30 @@ Test(cli_formats, inspect_marlin_eligible_or_not_with_the_reasons)
     inspect_case(da, "vLLM Triton W4A16 (ROCm)", 0,
                  "g_idx is act-order (permuted): it runs only g_idx = k // group_size");
 
+    /* without g_idx tensors (loaders take k // group_size): llama.cpp's
+     * converter reads every module's g_idx */
+    char noidx[1024], pn[1024];
+    ch_sh("cp -a '%s' '%s'", sym, at(noidx, "noidx"));
+    gptq_st_file *f = cc_open_st(sym);
+    gptq_st_writer *w;
+    cr_assert_eq(gptq_st_writer_open(ch_join(pn, noidx, "model.safetensors"), &w), GPTQ_OK);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < gptq_st_count(f); i++) {
+            gptq_st_info ti;
+            cr_assert_eq(gptq_st_get(f, i, &ti), GPTQ_OK);
+            if (strstr(ti.name, ".g_idx")) continue;
+            cr_assert_eq(pass ? gptq_st_writer_write(w, ti.data, ti.nbytes)
+                              : gptq_st_writer_declare(w, ti.name, ti.dtype, ti.ndim, ti.shape),
+                         GPTQ_OK, "%s", gptq_last_error());
+        }
+    cr_assert_eq(gptq_st_writer_commit(w), GPTQ_OK);
+    gptq_st_close(f);
+    cc_ok(&r, "inspect", noidx);
+    cr_assert(strstr(r.out, "g_idx:       absent (k // group_size) in 21 modules"), "%s", r.out);
+    ch_result_free(&r);
+    inspect_case(noidx, "llama.cpp convert_hf_to_gguf", 0, "no g_idx tensor");
+    inspect_case(noidx, "vLLM gptq_marlin", 1, NULL);
+
     /* --json: the same verdicts */
     cc_ok(&r, "inspect", b3, "--json");
     cJSON *j = cJSON_Parse(r.out);

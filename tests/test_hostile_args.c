@@ -118,6 +118,15 @@ static hostile_case args_table[] = {
     {.name = "quantize_dynamic_missing_file", .build = mk_model,
      .argv = {Q, "--dynamic", "@/none.json", NULL}, .status = 1, .msg = "none.json",
      .keep = {"@/model"}},
+    /* -- ecoformat (issue 13): gptq inspect's command line -- */
+    {.name = "inspect_no_checkpoint", .argv = {"inspect", NULL}, .status = 2,
+     .msg = "no checkpoint folder"},
+    {.name = "inspect_two_checkpoints", .argv = {"inspect", "@", "@", NULL}, .status = 2,
+     .msg = "more than one checkpoint folder"},
+    {.name = "inspect_unknown_option", .argv = {"inspect", "@", "--yaml", NULL}, .status = 2,
+     .msg = "yaml"},
+    {.name = "inspect_missing_folder", .argv = {"inspect", "@/none", NULL}, .status = 1,
+     .msg = "none: not a folder"},
 #undef Q
 #undef E
 #undef D

@@ -49,6 +49,7 @@ typedef struct engine_rule {
     int top_bits_only;       /* reads quantization_config "bits" only: a dynamic
                                 rule's bits are not honoured */
     int fp16_only;           /* float16 activations only (bfloat16 is cast) */
+    int needs_g_idx;         /* reads every module's g_idx tensor (absent: fails) */
     const char *platform;
     const char *note;        /* what it says when it runs, or NULL */
 } engine_rule;
@@ -109,7 +110,7 @@ static const engine_rule k_engines[] = {
      * "gptq" adds 1 to the zeros, gptq_v2 not) */
     {.name = "llama.cpp convert_hf_to_gguf", .bits = 1u << 2 | 1u << 4 | 1u << 8,
      .group_any = 1, .in_mult = 1, .out_mult = 1, .act_order_ok = 1, .zero0_ok = 1,
-     .top_bits_only = 1,
+     .top_bits_only = 1, .needs_g_idx = 1,
      .platform = "conversion to GGUF (dequantized to float, then a GGUF type)"},
 };
 #define NENGINES ((int)(sizeof k_engines / sizeof *k_engines))
@@ -202,6 +203,10 @@ static int engine_check(const engine_rule *e, const inspect *I, const shape *s, 
     if (!e->act_order_ok && (s->gidx == GIDX_ACT_ORDER || s->gidx == GIDX_MONOTONE)) {
         snprintf(why, size, "g_idx is %s: it runs only g_idx = k // group_size",
                  k_gidx_name[s->gidx]);
+        return 0;
+    }
+    if (e->needs_g_idx && s->gidx == GIDX_ABSENT) {
+        snprintf(why, size, "no g_idx tensor (it reads <module>.g_idx for every module)");
         return 0;
     }
     if (!e->zero0_ok && s->zero0) {
