@@ -322,3 +322,30 @@ Test(cli_formats, inspect_marlin_eligible_or_not_with_the_reasons)
     cJSON_Delete(j);
     ch_result_free(&r);
 }
+
+/* --dynamic: a "-:" rule's module is counted as left unquantized and named;
+ * a "+:" rule's 8-bit modules are their own shapes, which llama.cpp's
+ * converter misreads (it takes quantization_config's bits for every module) */
+Test(cli_formats, inspect_dynamic_rules)
+{
+    char model[1024], out[1024];
+    cc_data(model, "tiny-llama");
+    cli_result r;
+    cc_ok(&r, "quantize", model, "-o", at(out, "dyn"), "--method", "rtn", "--quiet", "--dynamic",
+          "{\"-:model\\\\.layers\\\\.0\\\\.mlp\\\\.up_proj$\": {}, "
+          "\"+:model\\\\.layers\\\\.1\\\\.\": {\"bits\": 8, \"group_size\": 64}}");
+    ch_result_free(&r);
+    cc_ok(&r, "inspect", out);
+    cr_assert(strstr(r.out, "20 quantized, 1 left unquantized by the dynamic rules "
+                            "(model.layers.0.mlp.up_proj)"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "dynamic:     +:model\\.layers\\.1\\. -> bits 8, group_size 64\n"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "8-bit, group 64, sym, g_idx trivial: 2 modules "
+                            "(model.layers.1.self_attn.q_proj, ...)"),
+              "%s", r.out);
+    ch_result_free(&r);
+    inspect_case(out, "llama.cpp convert_hf_to_gguf", 0,
+                 "8-bit from a dynamic rule: it reads only quantization_config bits (4)");
+    inspect_case(out, "vLLM gptq_marlin", 1, NULL);
+}

@@ -382,13 +382,17 @@ static void print_text(const inspect *I)
     printf("  dtype:       %s\n", I->dtype);
     for (int i = 0; i < q->dynamic.n; i++) {
         const gptq_dyn_rule *r = &q->dynamic.r[i];
-        printf("  dynamic:     %s -> ", r->key);
-        if (r->skip) printf("left unquantized");
-        if (r->bits > 0) printf("bits %d ", r->bits);
-        if (r->group_size) printf("group_size %d ", r->group_size);
-        if (r->sym >= 0) printf("sym %s ", r->sym ? "true" : "false");
-        if (r->desc_act >= 0) printf("desc_act %s", r->desc_act ? "true" : "false");
-        printf("\n");
+        char d[160] = "";
+        size_t n = 0;
+        if (r->skip) n += (size_t)snprintf(d + n, sizeof d - n, ", left unquantized");
+        if (r->bits > 0) n += (size_t)snprintf(d + n, sizeof d - n, ", bits %d", r->bits);
+        if (r->group_size)
+            n += (size_t)snprintf(d + n, sizeof d - n, ", group_size %d", r->group_size);
+        if (r->sym >= 0)
+            n += (size_t)snprintf(d + n, sizeof d - n, ", sym %s", r->sym ? "true" : "false");
+        if (r->desc_act >= 0)
+            snprintf(d + n, sizeof d - n, ", desc_act %s", r->desc_act ? "true" : "false");
+        printf("  dynamic:     %s -> %s\n", r->key, d[0] ? d + 2 : "no override");
     }
     printf("  modules:     %d quantized, %d left unquantized by the dynamic rules", I->nquant,
            I->nskip);
