@@ -49,8 +49,11 @@ static const family_row rows[] = {
     {.family = "qwen3"},
     /* sliding_window 32: the 96 tokens cross it three times */
     {.family = "mistral"},
-    {.family = "gemma2", .refused = "Gemma2ForCausalLM"},
-    {.family = "gemma3", .refused = "Gemma3ForCausalLM"},
+    /* softcaps 2 (attention) and 5 (logits), (1 + w) norms, GeGLU, the
+     * sqrt(64) = 8 normalizer, sliding layer 0 (window 32) */
+    {.family = "gemma2"},
+    /* q/k norms, the sliding layer's own RoPE base (1e4 against 1e6) */
+    {.family = "gemma3"},
     {.family = "phi3"},
 };
 

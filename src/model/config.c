@@ -9,7 +9,8 @@
  *   transformers 5: "rope_parameters": {"rope_theta", "rope_type", ...}, "dtype"
  * (the RoPE scaling in either spelling: rope.c)
  * Defaults follow the transformers config classes (LlamaConfig, MistralConfig,
- * Qwen2Config, Qwen3Config, OPTConfig), so a key they would default may be absent here too.
+ * Qwen2Config, Qwen3Config, OPTConfig, Phi3Config, Gemma2Config, Gemma3TextConfig), so a
+ * key they would default may be absent here too.
  * GPTQ checkpoints: "quantization_config" in config.json, else
  * quantize_config.json beside it; the synonyms other tools write (wbits,
  * w_bit, q_group_size, zero_point) are accepted.
@@ -184,7 +185,8 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
 
 /* Every family; an unknown architecture's message lists their names. */
 static const gptq_arch *const k_archs[] = {&gptq_arch_llama, &gptq_arch_qwen3, &gptq_arch_opt,
-                                             &gptq_arch_phi3};
+                                             &gptq_arch_phi3, &gptq_arch_gemma2,
+                                             &gptq_arch_gemma3};
 #define NARCHS ((int)(sizeof k_archs / sizeof *k_archs))
 
 /* The keys every family reads. */
