@@ -33,6 +33,8 @@
 #   matmul    `gptq matmul` (the reference A16 matmul) on two modules of the e2e
 #             checkpoint, X (32, in) random, on the cpu and the hip backend:
 #             the seconds each takes and whether Y and W are the same bytes
+#   families  test_families' GPU rows: the Gemma 2 / Gemma 3 forward on hip against
+#             transformers' logits (tests/data/families), after build
 #   tf32acc   what --forward-math tf32 costs in accuracy, on data/tiny-llama:
 #             perplexity on data/text/eval.txt (seqlen 256) of the fp model
 #             and of GPTQ w4 g128 checkpoints quantized on the GPU with the
@@ -124,6 +126,15 @@ for step in $steps; do
             --verbose --jobs 1 >>"$OUT/test.log" 2>&1
         grep -E "^\s*[0-9]+/[0-9]+ |\[(PASS|FAIL|SKIP)\]|identical|Synthesis" "$OUT/test.log" | tail -40
         log "test rc=$rc"
+        ;;
+    families)
+        log "families"
+        ninja -C "$B" tests/test_families >>"$OUT/build.log" 2>&1
+        GPTQ_SOURCE_ROOT=$root OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_families" \
+            --verbose --jobs 1 >"$OUT/families.log" 2>&1
+        rc=$?
+        grep -E "\[(PASS|FAIL|SKIP)\]|max \|diff\||Synthesis" "$OUT/families.log" | tail -30
+        log "families rc=$rc"
         ;;
     sanitize)
         log "sanitize"
