@@ -8,6 +8,9 @@
  * Families are descriptions (arch.h), one file each:
  *   arch_llama.c  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
  *                 Qwen3ForCausalLM (q/k norms)
+ *   arch_phi3.c   Phi3ForCausalLM (fused qkv / gate_up, partial rotary, longrope)
+ *   arch_gemma.c  Gemma2ForCausalLM, Gemma3ForCausalLM ((1 + w) norms around
+ *                 attention and MLP, GeGLU, softcaps, a RoPE per layer type)
  *   arch_opt.c    OPTForCausalLM (pre-LayerNorm only)
  * Each says what its config.json holds, how its tensors are named, which
  * linears a decoder layer has in which true-sequential groups, and how the
