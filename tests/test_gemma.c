@@ -195,10 +195,11 @@ Test(config, gemma_refusals_name_key_and_value)
          "\"sliding_window_pattern\" = -1 must be positive"},
         {"{" GEMMA3_4B_COMMON ", \"layer_types\": [\"full_attention\"]}",
          "\"layer_types\" has 1 entries, num_hidden_layers is 34"},
-        {"{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"text_config\": {}, "
-         "\"vocab_size\": 1, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
-         "\"num_attention_heads\": 1}",
-         "architecture \"Gemma3ForConditionalGeneration\" (multimodal Gemma 3"},
+        {"{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"text_config\": 5}",
+         "config.json: \"text_config\" must be"},
+        {"{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"text_config\": "
+         "{\"query_pre_attn_scalar\": -1}}",
+         "config.json: text_config: \"query_pre_attn_scalar\" = -1 must be positive"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         gptq_model_config c;
@@ -303,6 +304,142 @@ static void normalizer_case(gptq_dtype dt, float want_s)
 Test(embed, normalizer_rounded_to_bf16) { normalizer_case(GPTQ_BF16, 8.5f); }
 Test(embed, normalizer_rounded_to_f16) { normalizer_case(GPTQ_F16, 8.484375f); }
 Test(embed, normalizer_f32) { normalizer_case(GPTQ_F32, (float)sqrt(72.0)); }
+
+/* ------------------------------------------------------------------ */
+/* Gemma3ForConditionalGeneration: the text model of the wrapper        */
+/* ------------------------------------------------------------------ */
+
+#define MM_VISION "model.vision_tower.vision_model.embeddings.patch_embedding.weight"
+
+/* tests/data/families/gemma3 as the multimodal wrapper saves it into dir:
+ * config.json {architectures, model_type "gemma3", text_config (the text
+ * model's config), vision_config, dtype}, every tensor renamed "model.X" ->
+ * root + "X" (transformers 5: "model.language_model.", 4:
+ * "language_model.model."), and one vision tower tensor. */
+static void write_mm(const char *dir, const char *root)
+{
+    char src[1024], path[1024];
+    snprintf(src, sizeof src, "%s/tests/data/families/gemma3", ch_source_root());
+    cJSON *text = cc_json_file(ch_join(path, src, "config.json"));
+    cJSON_DeleteItemFromObjectCaseSensitive(text, "architectures");
+    cJSON *top = cJSON_CreateObject();
+    cJSON *archs = cJSON_AddArrayToObject(top, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString("Gemma3ForConditionalGeneration"));
+    cJSON_AddStringToObject(top, "model_type", "gemma3");
+    cJSON_AddStringToObject(top, "dtype", "float32");
+    cJSON_AddItemToObject(top, "text_config", text);
+    cJSON *vis = cJSON_AddObjectToObject(top, "vision_config");
+    cJSON_AddNumberToObject(vis, "hidden_size", 8);
+    char *json = cJSON_Print(top);
+    ch_write_str(ch_join(path, dir, "config.json"), json);
+    free(json);
+    cJSON_Delete(top);
+    ch_sh("cp -L '%s/tokenizer.json' '%s/tokenizer_config.json' '%s/'", src, src, dir);
+
+    gptq_st_file *in = cc_open_st(ch_join(path, src, "model.safetensors"));
+    gptq_st_writer *w = NULL;
+    cr_assert_eq(gptq_st_writer_open(ch_join(path, dir, "model.safetensors"), &w), GPTQ_OK);
+    const int n = gptq_st_count(in);
+    char name[256];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            gptq_st_info t;
+            cr_assert_eq(gptq_st_get(in, i, &t), GPTQ_OK);
+            cr_assert(!strncmp(t.name, "model.", 6), "%s", t.name);
+            snprintf(name, sizeof name, "%s%s", root, t.name + 6);
+            if (pass == 0)
+                cr_assert_eq(gptq_st_writer_declare(w, name, t.dtype, t.ndim, t.shape), GPTQ_OK);
+            else
+                cr_assert_eq(gptq_st_writer_write(w, t.data, t.nbytes), GPTQ_OK);
+        }
+        const float vision[4 * 8] = {1.5f, -2.0f, 3.25f};
+        const int64_t vshape[2] = {4, 8};
+        if (pass == 0)
+            cr_assert_eq(gptq_st_writer_declare(w, MM_VISION, GPTQ_F32, 2, vshape), GPTQ_OK);
+        else
+            cr_assert_eq(gptq_st_writer_write(w, vision, sizeof vision), GPTQ_OK);
+    }
+    cr_assert_eq(gptq_st_writer_commit(w), GPTQ_OK, "%s", gptq_last_error());
+    gptq_st_close(in);
+}
+
+/* logits (2, 96, V) of the model in dir on the ids of the gemma3 refs */
+static float *mm_logits(const char *dir, int64_t *n)
+{
+    char refs[1024];
+    snprintf(refs, sizeof refs, "%s/tests/data/families/gemma3/refs.safetensors",
+             ch_source_root());
+    gptq_st_file *rf = cc_open_st(refs);
+    gptq_st_info ids = cc_tensor(rf, "ids");
+    gptq_backend *be = NULL;
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s: %s", dir, gptq_last_error());
+    const int64_t nseq = ids.shape[0], S = ids.shape[1];
+    *n = nseq * S * gptq_model_config_of(m)->vocab_size;
+    float *lg = malloc((size_t)*n * sizeof *lg);
+    cr_assert(lg);
+    cr_assert_eq(gptq_model_forward(m, ids.data, nseq, S, NULL, NULL, lg), GPTQ_OK, "%s",
+                 gptq_last_error());
+    gptq_model_close(m);
+    gptq_backend_close(be);
+    gptq_st_close(rf);
+    return lg;
+}
+
+/* The wrapper's text model, in both tensor layouts, computes what
+ * Gemma3ForCausalLM computes on the same weights: the same bytes (and
+ * test_families compares those with transformers). */
+static void mm_case(const char *root)
+{
+    char dir[] = "/tmp/gptq_test_gemma_XXXXXX", text[1024];
+    cr_assert(mkdtemp(dir));
+    write_mm(dir, root);
+    snprintf(text, sizeof text, "%s/tests/data/families/gemma3", ch_source_root());
+    int64_t n1 = 0, n2 = 0;
+    float *a = mm_logits(text, &n1), *b = mm_logits(dir, &n2);
+    cr_assert_eq(n1, n2);
+    cr_expect(!memcmp(a, b, (size_t)n1 * sizeof *a), "%s: logits differ from the text model's",
+              root);
+    free(a);
+    free(b);
+    ch_rm_tree(dir);
+}
+
+Test(multimodal, gemma3_text_model_v5_names) { mm_case("model.language_model."); }
+Test(multimodal, gemma3_text_model_v4_names) { mm_case("language_model.model."); }
+
+/* gptq quantize of the wrapper: the text model's linears packed under
+ * their names, the vision tower copied as it is, eval reads it back. */
+Test(multimodal, gemma3_quantize_and_eval, .timeout = 120)
+{
+    char root[] = "/tmp/gptq_test_gemma_XXXXXX", model[300], out[300], calib[1024],
+         text[1024];
+    cr_assert(mkdtemp(root));
+    snprintf(model, sizeof model, "%s/model", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(model, 0755), 0);
+    write_mm(model, "model.language_model.");
+    cc_data(calib, "text/calib.txt");
+    cc_data(text, "text/eval.txt");
+    cli_result r;
+    cc_ok(&r, "quantize", model, "-o", out, "--calib", calib, "--nsamples", "8", "--seqlen",
+          "64", "--bits", "8", "--group-size", "32");
+    ch_result_free(&r);
+    gptq_st_file *f = cc_open_st(out), *fin = cc_open_st(model);
+    gptq_st_info q = cc_tensor(f, "model.language_model.layers.1.mlp.down_proj.qweight");
+    cr_expect(q.shape[0] == 128 * 8 / 32 && q.shape[1] == 64);
+    gptq_st_info v0 = cc_tensor(fin, MM_VISION), v1 = cc_tensor(f, MM_VISION);
+    cr_expect(v0.nbytes == v1.nbytes && !memcmp(v0.data, v1.data, v0.nbytes),
+              "the vision tower is copied as it is");
+    gptq_st_close(f);
+    gptq_st_close(fin);
+    /* 8 bits on the text model: within 2% of the fp model, as above */
+    cc_ppl fp = cc_eval(model, text, 64, 4), qp = cc_eval(out, text, 64, 4);
+    cr_log_info("gemma3 multimodal gptq: ppl fp %s, 8-bit %s", fp.text, qp.text);
+    cr_expect_lt(fabs(log(qp.ppl / fp.ppl)), 0.02, "ppl %s vs fp %s", qp.text, fp.text);
+    ch_rm_tree(root);
+}
 
 /* ------------------------------------------------------------------ */
 /* gptq quantize and gptq eval                                         */

@@ -67,7 +67,13 @@ typedef struct gptq_arch {
     const char *name;                /* "Llama", "OPT" (messages) */
     const gptq_arch_name *names;     /* accepted architectures, nnames of them */
     int nnames;
-    const gptq_arch_key *keys;       /* read in order, nkeys of them */
+    const char *sub_config;          /* the object of config.json that holds the model's
+                                      * keys ("text_config": a multimodal wrapper's text
+                                      * model); NULL: the top level. dtype and
+                                      * quantization_config stay at the top level */
+    const gptq_arch_key *keys;       /* read in order, nkeys of them; a key for the field
+                                      * of a shared one (vocab_size ...) replaces it (with
+                                      * the family's default) */
     int nkeys;
     /* The rest of the family's config: checks, derived sizes, flags. */
     int (*parse)(const cJSON *root, const char *file, gptq_model_config *c);
@@ -112,7 +118,7 @@ typedef struct gptq_arch {
 } gptq_arch;
 
 extern const gptq_arch gptq_arch_llama, gptq_arch_qwen3, gptq_arch_opt, gptq_arch_phi3;
-extern const gptq_arch gptq_arch_gemma2, gptq_arch_gemma3;
+extern const gptq_arch gptq_arch_gemma2, gptq_arch_gemma3, gptq_arch_gemma3mm;
 
 /* arch_llama.c: RMSNorm with a weight (b unused), the norm of Llama, Qwen3
  * and Phi-3. */

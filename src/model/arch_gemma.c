@@ -25,11 +25,12 @@
  * rope_scaling (4) or rope_parameters.full_attention (5).
  * Linears and true-sequential groups as Llama's: 0 q, 1 k, 2 v (qkv), 3 o
  * (o), 4 gate, 5 up (gate_up), 6 down (down).
+ * Gemma3ForConditionalGeneration (gptq_arch_gemma3mm): its text model, the
+ * keys in text_config, the tensors under model.language_model. (or
+ * language_model.model.), run on text alone.
  * Refused by key and value: another hidden_activation, a layer type other
  * than full/sliding attention, use_bidirectional_attention, a softcap or
- * query_pre_attn_scalar that is not positive, and the multimodal
- * Gemma3ForConditionalGeneration (its text model sits under text_config and
- * model.language_model.).
+ * query_pre_attn_scalar that is not positive.
  */
 #include <math.h>
 #include <stdio.h>
@@ -44,11 +45,8 @@
 /* ------------------------------------------------------------------ */
 
 static const gptq_arch_name k_gemma2_names[] = {{"Gemma2ForCausalLM", "gemma2"}};
-static const gptq_arch_name k_gemma3_names[] = {
-    {"Gemma3ForCausalLM", "gemma3_text"},
-    /* recognised only to be refused with its own message */
-    {"Gemma3ForConditionalGeneration", "gemma3"},
-};
+static const gptq_arch_name k_gemma3_names[] = {{"Gemma3ForCausalLM", "gemma3_text"}};
+static const gptq_arch_name k_gemma3mm_names[] = {{"Gemma3ForConditionalGeneration", "gemma3"}};
 
 /* The config classes' defaults: Gemma2Config, Gemma3TextConfig. */
 #define F_(x) offsetof(gptq_model_config, x)
@@ -62,6 +60,12 @@ static const gptq_arch_key k_gemma2_keys[] = {
 /* rope_theta (the full layers') and rope_local_base_freq: parse reads
  * them, in either spelling */
 static const gptq_arch_key k_gemma3_keys[] = {
+    /* Gemma3TextConfig has defaults for these too (Gemma 3 4B's text_config
+     * leaves vocab_size and num_attention_heads out) */
+    {"vocab_size", NULL, GPTQ_KEY_SIZE, F_(vocab_size), 0, 262208},
+    {"hidden_size", NULL, GPTQ_KEY_SIZE, F_(hidden_size), 0, 2304},
+    {"num_hidden_layers", NULL, GPTQ_KEY_SIZE, F_(num_layers), 0, 26},
+    {"num_attention_heads", NULL, GPTQ_KEY_SIZE, F_(num_heads), 0, 8},
     {"intermediate_size", NULL, GPTQ_KEY_SIZE, F_(intermediate_size), 0, 9216},
     {"rms_norm_eps", NULL, GPTQ_KEY_NUM, F_(norm_eps), 0, 1e-6},
     {"tie_word_embeddings", NULL, GPTQ_KEY_BOOL, F_(tie_word_embeddings), 0, 1},
@@ -172,15 +176,17 @@ static int gemma3_rope(const cJSON *root, const char *file, gptq_model_config *c
     return GPTQ_OK;
 }
 
+/* Gemma 3: the text model, or the multimodal wrapper's text model */
+static int is_gemma3(const gptq_model_config *c)
+{
+    return c->arch == &gptq_arch_gemma3 || c->arch == &gptq_arch_gemma3mm;
+}
+
+/* root is config.json's top level, or its text_config (Gemma 3's
+ * multimodal wrapper: config.c reads the sub-object) */
 static int parse(const cJSON *root, const char *file, gptq_model_config *c)
 {
-    const int g3 = c->arch == &gptq_arch_gemma3;
-    if (!strcmp(c->architecture, "Gemma3ForConditionalGeneration"))
-        return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: architecture \"Gemma3ForConditionalGeneration\" (multimodal Gemma "
-                          "3: text_config, a vision tower, model.language_model.*) is not "
-                          "supported; Gemma3ForCausalLM (text only) is",
-                          file);
+    const int g3 = is_gemma3(c);
 
     /* heads: num_key_value_heads 4 and head_dim 256 when left out, as the
      * config classes */
@@ -308,7 +314,7 @@ static void work_counts(const gptq_model_config *c, int64_t T, int64_t S, int64_
 {
     const int64_t D = c->hidden_size, F = c->intermediate_size;
     const int64_t Hd = c->num_heads * c->head_dim, Kd = c->num_kv_heads * c->head_dim;
-    const int64_t local = c->arch == &gptq_arch_gemma3 ? S * c->head_dim : 0;
+    const int64_t local = is_gemma3(c) ? S * c->head_dim : 0;
     const int64_t k[NWORK] = {T * D, T * Hd, T * Kd, T * Kd, T * Hd, T * D, T * F, T * F,
                               T, S * c->head_dim, local};
     memcpy(n, k, sizeof k);
@@ -319,7 +325,7 @@ static void work_counts(const gptq_model_config *c, int64_t T, int64_t S, int64_
 static int prepare(const gptq_layer_ctx *x)
 {
     GPTQ_TRY(gptq_rope_upload(x, x->work[WPOS], x->work[WROPE]));
-    if (x->c->arch != &gptq_arch_gemma3) return GPTQ_OK;
+    if (!is_gemma3(x->c)) return GPTQ_OK;
     const int64_t S = x->S, d = x->c->head_dim;
     float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "local rope table");
     if (!tab) return GPTQ_ERR_NOMEM;
@@ -346,7 +352,7 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
     const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim;
     const int64_t window = c->layer_window[x->layer];
-    const int g3 = c->arch == &gptq_arch_gemma3;
+    const int g3 = is_gemma3(c);
     /* Gemma 3's sliding layers rotate with their own table */
     const gptq_buf *tab = g3 && window > 0 ? w[WROPE_LOCAL] : w[WROPE];
 
@@ -382,6 +388,10 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
 }
 
 static const char *const k_roots[] = {"model.", NULL};
+/* the multimodal wrapper's text model: transformers 5 names it
+ * model.language_model.*, 4 language_model.model.* (the vision tower's
+ * tensors are copied into a checkpoint as they are) */
+static const char *const k_mm_roots[] = {"model.language_model.", "language_model.model.", NULL};
 static const gptq_arch_norm k_norms[] = {
     [NIN] = {"input_layernorm", 0},
     [NPOST_ATTN] = {"post_attention_layernorm", 0},
@@ -428,6 +438,38 @@ const gptq_arch gptq_arch_gemma3 = {
     .nkeys = (int)(sizeof k_gemma3_keys / sizeof *k_gemma3_keys),
     .parse = parse,
     .roots = k_roots,
+    .embed = "embed_tokens.weight",
+    .positions = NULL,
+    .layers = "layers",
+    .norms = k_norms,
+    .nnorms = NK + 1,
+    .final_norm = "norm",
+    .norm_offset = 1.0f,
+    .lm_head = "lm_head",
+    .linears = linears,
+    .groups = groups,
+    .work = k_work,
+    .nwork = NWORK,
+    .work_counts = work_counts,
+    .prepare = prepare,
+    .norm = gptq_llama_rmsnorm,
+    .forward = forward,
+};
+
+/* Gemma3ForConditionalGeneration's text model: Gemma 3's description, its
+ * keys in text_config, its tensors under the language model's root; a
+ * text-only forward (no image tokens) is the text model's, as transformers
+ * computes it without pixel values. An untied lm_head is looked for as
+ * "lm_head" (transformers 5's name). */
+const gptq_arch gptq_arch_gemma3mm = {
+    .name = "Gemma 3 (multimodal, text model)",
+    .names = k_gemma3mm_names,
+    .nnames = (int)(sizeof k_gemma3mm_names / sizeof *k_gemma3mm_names),
+    .sub_config = "text_config",
+    .keys = k_gemma3_keys,
+    .nkeys = (int)(sizeof k_gemma3_keys / sizeof *k_gemma3_keys),
+    .parse = parse,
+    .roots = k_mm_roots,
     .embed = "embed_tokens.weight",
     .positions = NULL,
     .layers = "layers",

@@ -35,8 +35,8 @@ struct gptq_model {
     gptq_weights *w;
     gptq_backend *be;
     char dir[2048];
-    char root[16];   /* the family's root that the weights use ("model.", "") */
-    char layers[48]; /* root + the family's layers ("model.layers") */
+    char root[32];   /* the family's root that the weights use ("model.", "") */
+    char layers[64]; /* root + the family's layers ("model.layers") */
     layer_def *def;  /* (num_layers) */
     int maxlin;      /* most linears of any layer */
 
