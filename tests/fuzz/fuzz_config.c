@@ -28,7 +28,8 @@ static int pos31(int64_t v) { return v > 0 && v <= INT32_MAX; }
 
 static void check_config(const gptq_model_config *c)
 {
-    const int gemma = c->arch == &gptq_arch_gemma2 || c->arch == &gptq_arch_gemma3;
+    const int gemma3 = c->arch == &gptq_arch_gemma3 || c->arch == &gptq_arch_gemma3mm;
+    const int gemma = c->arch == &gptq_arch_gemma2 || gemma3;
     const int rope = c->arch == &gptq_arch_llama || c->arch == &gptq_arch_qwen3 ||
                      c->arch == &gptq_arch_phi3 || gemma; /* the RoPE families */
     CHECK(rope || c->arch == &gptq_arch_opt);
@@ -55,8 +56,7 @@ static void check_config(const gptq_model_config *c)
         CHECK(c->embed_scale > 0 && isfinite(c->embed_scale));
         CHECK(c->attn_softcap >= 0 && isfinite(c->attn_softcap));
         CHECK(c->final_softcap >= 0 && isfinite(c->final_softcap));
-        CHECK(c->arch != &gptq_arch_gemma3 ||
-              (c->rope_local_theta > 0 && isfinite(c->rope_local_theta)));
+        CHECK(!gemma3 || (c->rope_local_theta > 0 && isfinite(c->rope_local_theta)));
     }
     const gptq_ckpt_quant *q = &c->quant;
     if (q->present) {
