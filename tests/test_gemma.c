@@ -364,12 +364,12 @@ static void write_mm(const char *dir, const char *root)
     gptq_st_close(in);
 }
 
-/* logits (2, 96, V) of the model in dir on the ids of the gemma3 refs */
-static float *mm_logits(const char *dir, int64_t *n)
+/* logits (2, 96, V) of the model in dir on the ids of the family's refs */
+static float *ref_logits(const char *dir, const char *family, int64_t *n)
 {
     char refs[1024];
-    snprintf(refs, sizeof refs, "%s/tests/data/families/gemma3/refs.safetensors",
-             ch_source_root());
+    snprintf(refs, sizeof refs, "%s/tests/data/families/%s/refs.safetensors", ch_source_root(),
+             family);
     gptq_st_file *rf = cc_open_st(refs);
     gptq_st_info ids = cc_tensor(rf, "ids");
     gptq_backend *be = NULL;
@@ -398,7 +398,7 @@ static void mm_case(const char *root)
     write_mm(dir, root);
     snprintf(text, sizeof text, "%s/tests/data/families/gemma3", ch_source_root());
     int64_t n1 = 0, n2 = 0;
-    float *a = mm_logits(text, &n1), *b = mm_logits(dir, &n2);
+    float *a = ref_logits(text, "gemma3", &n1), *b = ref_logits(dir, "gemma3", &n2);
     cr_assert_eq(n1, n2);
     cr_expect(!memcmp(a, b, (size_t)n1 * sizeof *a), "%s: logits differ from the text model's",
               root);
@@ -441,6 +441,50 @@ Test(multimodal, gemma3_quantize_and_eval, .timeout = 120)
     cr_expect_lt(fabs(log(qp.ppl / fp.ppl)), 0.02, "ppl %s vs fp %s", qp.text, fp.text);
     ch_rm_tree(root);
 }
+
+/* ------------------------------------------------------------------ */
+/* the transformers 4 spelling, end to end                              */
+/* ------------------------------------------------------------------ */
+
+/* The family's model with its config in the transformers 4 spelling (no
+ * layer_types: the config class's pattern gives the same sliding layer 0
+ * and full layer 1; rope_theta at the top level; Gemma 3: rope_local_base_freq
+ * and sliding_window_pattern 2) computes the same bytes as with the
+ * transformers 5 config transformers wrote. */
+static void v4_case(const char *family)
+{
+    char dir[] = "/tmp/gptq_test_gemma_XXXXXX", src[1024], path[1024];
+    cr_assert(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/tests/data/families/%s", ch_source_root(), family);
+    ch_sh("cp -L '%s/model.safetensors' '%s/'", src, dir);
+    cJSON *c = cc_json_file(ch_join(path, src, "config.json"));
+    const int g3 = !strcmp(family, "gemma3");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "layer_types");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "rope_parameters");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "_sliding_window_pattern");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "dtype");
+    cJSON_AddStringToObject(c, "torch_dtype", "float32");
+    cJSON_AddNumberToObject(c, "rope_theta", g3 ? 1000000.0 : 10000.0);
+    if (g3) {
+        cJSON_AddNumberToObject(c, "rope_local_base_freq", 10000.0);
+        cJSON_AddNumberToObject(c, "sliding_window_pattern", 2);
+    }
+    char *json = cJSON_Print(c);
+    ch_write_str(ch_join(path, dir, "config.json"), json);
+    free(json);
+    cJSON_Delete(c);
+    int64_t n1 = 0, n2 = 0;
+    float *a = ref_logits(src, family, &n1), *b = ref_logits(dir, family, &n2);
+    cr_assert_eq(n1, n2);
+    cr_expect(!memcmp(a, b, (size_t)n1 * sizeof *a), "%s: the transformers 4 spelling differs",
+              family);
+    free(a);
+    free(b);
+    ch_rm_tree(dir);
+}
+
+Test(config, gemma2_transformers4_spelling_same_logits) { v4_case("gemma2"); }
+Test(config, gemma3_transformers4_spelling_same_logits) { v4_case("gemma3"); }
 
 /* ------------------------------------------------------------------ */
 /* gptq quantize and gptq eval                                         */
