@@ -860,8 +860,9 @@ static void cap_gen(const op_case *c, oc_data *d)
 
 static int cap_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
 {
-    if (c->op == GPTQ_OP_SCALE) return IFC(be)->scale(CTX(be), b[0], (size_t)c->p[1], c->p[0], OC_SCALE);
-    const int st = IFC(be)->softcap(CTX(be), b[0], (size_t)c->p[1], c->p[0], (float)c->p[2] / 100.0f);
+    const size_t off = (size_t)c->p[1];
+    if (c->op == GPTQ_OP_SCALE) return IFC(be)->scale(CTX(be), b[0], off, c->p[0], OC_SCALE);
+    const int st = IFC(be)->softcap(CTX(be), b[0], off, c->p[0], (float)c->p[2] / 100.0f);
     return c->p[2] == 0 ? record(c, be, d, 0, st, 0) : st;
 }
 

@@ -534,7 +534,8 @@ static void quantize_case(const char *family, const char *method)
     gptq_st_close(f);
     gptq_st_close(fin);
     cJSON *cfg = cc_json_file(ch_join(p, out, "config.json"));
-    cr_expect_str_eq(cc_str(cfg, "model_type"), strcmp(family, "gemma2") ? "gemma3_text" : "gemma2");
+    const char *mtype = strcmp(family, "gemma2") ? "gemma3_text" : "gemma2";
+    cr_expect_str_eq(cc_str(cfg, "model_type"), mtype);
     const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
     cr_expect(qc && cc_num(qc, "bits") == 8 && cc_num(qc, "group_size") == 32, "%s",
               "quantization_config: bits 8, group_size 32");
