@@ -288,7 +288,8 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
     }
     for (size_t i = 0; i < sizeof k_shared_keys / sizeof *k_shared_keys; i++) {
         int own = 0;
-        for (int j = 0; j < c->arch->nkeys; j++) own |= c->arch->keys[j].field == k_shared_keys[i].field;
+        for (int j = 0; j < c->arch->nkeys; j++)
+            own |= c->arch->keys[j].field == k_shared_keys[i].field;
         if (!own) GPTQ_TRY(read_key(mroot, &k_shared_keys[i], mfile, c));
     }
     for (int i = 0; i < c->arch->nkeys; i++)
