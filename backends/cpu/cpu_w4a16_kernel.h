@@ -1,0 +1,216 @@
+/*
+ * cpu_w4a16_kernel.h — the tile loop of the fast A16 matmul, written once
+ * with GCC/Clang vector extensions and compiled once per ISA. The file that
+ * includes it defines:
+ *   W4_VW       lanes per vector (4 generic, 8 AVX2, 16 AVX-512)
+ *   W4_VF       the f32 vector type of W4_VW lanes
+ *   W4_ATTR     the attribute of every function here (a target(...) or nothing)
+ *   W4_FMA(a, b, c), W4_SPLAT(x)   a * b + c and a broadcast
+ *   W4_ENTRY    the name of the entry (cpu_w4a16.h declares it)
+ * and includes it once. cpu_w4a16.h states what the entry computes.
+ *
+ * How it reads the packed weight: a tile is NV = 2 vectors of columns; for
+ * each block of 32 k (b words of qweight per column) value i of the block
+ * is, in every lane, (word[i*b / 32] >> (i*b % 32)) & (2^b - 1) (3-bit
+ * values 10 and 21 take their high bits from the next word): one shift and
+ * one mask per 32-bit lane, the words loaded straight from qweight. q - z is
+ * formed in integers and converted (exact); xh * (q - z) is exact in f32
+ * (an fp16 significand of 11 bits times an integer of at most 9 bits), so
+ * the only roundings are the sums: a block whose 32 k share one group
+ * (every block when g_idx is k / G with G a multiple of 32) sums
+ * xh * (q - z) in registers (two chains for one row of X, to hide the FMA
+ * latency) and adds s * sum to Y in one FMA; any other block (act-order,
+ * G = 16, the short last block) multiplies each (q - z) by its own group's
+ * scale (exact) before its FMA.
+ *
+ * Loop order, for memory: a thread owns columns [c0, c1); for each chunk of
+ * W4_KB blocks it sweeps its tiles, so each qweight row it reads is one
+ * contiguous run of (c1 - c0) words (hardware prefetchers follow it, few
+ * pages in flight), and Y's (M, c1 - c0) running sums stay in cache.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_w4a16.h"
+
+#define NV 2                /* vectors per tile */
+#define NT (NV * W4_VW)     /* columns per tile */
+#define W4_KB 4             /* blocks per chunk: 128 k */
+#define W4_INLINE static inline __attribute__((always_inline)) W4_ATTR
+
+typedef W4_VF vf;
+typedef int32_t vi __attribute__((vector_size(W4_VW * 4)));
+typedef uint32_t vu __attribute__((vector_size(W4_VW * 4)));
+
+W4_INLINE vu ld_u(const uint32_t *p)
+{
+    vu v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+W4_INLINE vi ld_i(const int32_t *p)
+{
+    vi v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+W4_INLINE vf ld_f(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+W4_INLINE void st_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+/* Value i (0 <= i < 32) of a block for the W4_VW columns whose first block
+ * word is at p (the block's b words of a column lie N words apart). */
+W4_INLINE vu value(const uint32_t *p, int64_t N, int i, int b)
+{
+    const int t = i * b, w = t >> 5, sh = t & 31;
+    vu v = ld_u(p + w * N) >> sh;
+    if (sh + b > 32) v |= ld_u(p + (w + 1) * N) << (32 - sh);
+    return v & ((1u << b) - 1u);
+}
+
+/* Zero points (zero_add included) and f32 scales of columns [c0, c1) for
+ * every group: zt, st (ngroups, c1 - c0). */
+static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st)
+{
+    const int b = j->bits;
+    const int64_t N = j->N, ld = c1 - c0, zw = N * b / 32;
+    const uint32_t mask = (1u << b) - 1u;
+    for (int64_t g = 0; g < j->ngroups; g++) {
+        const uint32_t *row = j->qz + g * zw; // (N*b/32) one stream of N zeros
+        int32_t *z = zt + g * ld;
+        for (int64_t n = c0; n < c1; n++) {
+            const int64_t t = n * b;
+            const int sh = (int)(t & 31);
+            uint64_t v = row[t >> 5] >> sh;
+            if (sh + b > 32) v |= (uint64_t)row[(t >> 5) + 1] << (32 - sh);
+            z[n - c0] = (int32_t)(v & mask) + j->zero_add;
+        }
+        const uint16_t *s16 = j->sc + g * N + c0;
+        float *s = st + g * ld;
+        for (int64_t n = 0; n < ld; n++) {
+            _Float16 h;
+            memcpy(&h, &s16[n], sizeof h);
+            s[n] = (float)h;
+        }
+    }
+}
+
+/* A block whose 32 k share one group: sum[m][v] = sum_i xh[m][i] (q_i - z)
+ * for MT rows of X (x, rows K apart) and vector v of the tile; z the
+ * group's zero points of the tile's columns. */
+W4_INLINE void block_uniform(const uint32_t *p, int64_t N, const int b, const int MT,
+                             const float *x, int64_t K, const int32_t *z, vf sum[4][NV])
+{
+    const int CH = MT == 1 ? 2 : 1; /* independent FMA chains per output */
+    vf acc[4][NV][2];
+    vi zv[NV];
+    for (int v = 0; v < NV; v++) zv[v] = ld_i(z + v * W4_VW);
+    for (int m = 0; m < MT; m++)
+        for (int v = 0; v < NV; v++)
+            for (int c = 0; c < CH; c++) acc[m][v][c] = (vf){0};
+#pragma GCC unroll 32
+    for (int i = 0; i < 32; i++)
+        for (int v = 0; v < NV; v++) {
+            const vf w = __builtin_convertvector((vi)value(p + v * W4_VW, N, i, b) - zv[v], vf);
+            for (int m = 0; m < MT; m++)
+                acc[m][v][i % CH] = W4_FMA(W4_SPLAT(x[m * K + i]), w, acc[m][v][i % CH]);
+        }
+    for (int m = 0; m < MT; m++)
+        for (int v = 0; v < NV; v++) {
+            sum[m][v] = acc[m][v][0];
+            if (CH == 2) sum[m][v] += acc[m][v][1];
+        }
+}
+
+/* Any other block (nv <= 32 values): sum[m][v] = sum_i xh[m][i] s_g (q_i -
+ * z_g), g = gi[i], each (q - z) times its scale (exact) before the FMA. zt,
+ * st: the tile's first column in the (ngroups, ld) tables. */
+W4_INLINE void block_scattered(const uint32_t *p, int64_t N, const int b, const int MT,
+                               const float *x, int64_t K, int nv, const int32_t *gi,
+                               const int32_t *zt, const float *st, int64_t ld, vf sum[4][NV])
+{
+    for (int m = 0; m < MT; m++)
+        for (int v = 0; v < NV; v++) sum[m][v] = (vf){0};
+    for (int i = 0; i < nv; i++) {
+        const int64_t g = gi[i];
+        for (int v = 0; v < NV; v++) {
+            const vi q = (vi)value(p + v * W4_VW, N, i, b);
+            const vf w = __builtin_convertvector(q - ld_i(zt + g * ld + v * W4_VW), vf) *
+                         ld_f(st + g * ld + v * W4_VW);
+            for (int m = 0; m < MT; m++)
+                sum[m][v] = W4_FMA(W4_SPLAT(x[m * K + i]), w, sum[m][v]);
+        }
+    }
+}
+
+/* Rows [m0, m0 + MT) of Y, columns [c0, c1). */
+W4_INLINE void rows_tiles(const w4_job *j, const int b, const int MT, int64_t m0, int64_t c0,
+                          int64_t c1, const int32_t *zt, const float *st, float *Y)
+{
+    const int64_t N = j->N, K = j->K, ld = c1 - c0;
+    for (int m = 0; m < MT; m++) memset(Y + (m0 + m) * N + c0, 0, (size_t)ld * sizeof(float));
+    for (int64_t blk0 = 0; blk0 < j->nblk; blk0 += W4_KB) {
+        const int64_t blk1 = blk0 + W4_KB < j->nblk ? blk0 + W4_KB : j->nblk;
+        for (int64_t n0 = c0; n0 < c1; n0 += NT) {
+            const int64_t col = n0 - c0;
+            for (int64_t blk = blk0; blk < blk1; blk++) {
+                const uint32_t *p = j->qw + blk * b * N + n0; // the block's first word row
+                const float *x = j->xh + m0 * K + blk * 32;    // (MT, K) from k = 32 blk
+                const int64_t g = j->bgroup[blk];
+                vf sum[4][NV];
+                if (g >= 0) {
+                    block_uniform(p, N, b, MT, x, K, zt + g * ld + col, sum);
+                    for (int m = 0; m < MT; m++)
+                        for (int v = 0; v < NV; v++) {
+                            float *y = Y + (m0 + m) * N + n0 + v * W4_VW;
+                            st_f(y, W4_FMA(ld_f(st + g * ld + col + v * W4_VW), sum[m][v],
+                                           ld_f(y)));
+                        }
+                } else {
+                    const int nv = (int)(K - blk * 32 < 32 ? K - blk * 32 : 32);
+                    block_scattered(p, N, b, MT, x, K, nv, j->g_idx + blk * 32, zt + col,
+                                    st + col, ld, sum);
+                    for (int m = 0; m < MT; m++)
+                        for (int v = 0; v < NV; v++) {
+                            float *y = Y + (m0 + m) * N + n0 + v * W4_VW;
+                            st_f(y, ld_f(y) + sum[m][v]);
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* Rows of X in blocks of 4, then 2, then 1: the decoded weights are reused
+ * across the rows of a block (prefill), the chains cover the FMA latency. */
+#define W4_ROWS(B)                                                                   \
+    case B:                                                                          \
+        if (MT == 4) rows_tiles(j, B, 4, m0, c0, c1, zt, st, Y);                     \
+        else if (MT == 2) rows_tiles(j, B, 2, m0, c0, c1, zt, st, Y);                \
+        else rows_tiles(j, B, 1, m0, c0, c1, zt, st, Y);                             \
+        break;
+
+W4_ATTR void W4_ENTRY(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
+                      float *Y)
+{
+    prep(j, c0, c1, zt, st);
+    for (int64_t m0 = 0; m0 < j->M;) {
+        const int64_t left = j->M - m0;
+        const int MT = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        switch (j->bits) {
+            W4_ROWS(2)
+            W4_ROWS(3)
+            W4_ROWS(4)
+            W4_ROWS(8)
+        default: break; /* the caller checked bits */
+        }
+        m0 += MT;
+    }
+}
