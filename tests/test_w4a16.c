@@ -234,9 +234,10 @@ static void sweep(int b, int64_t K, int64_t N)
     for (int i = 0; i < NISA; i++)
         if (ran[i]) fprintf(stderr, " %s", k_isas[i]);
     fprintf(stderr, "; not on this CPU:");
+    int missing = 0;
     for (int i = 0; i < NISA; i++)
-        if (!ran[i]) fprintf(stderr, " %s", k_isas[i]);
-    if (ran[NISA - 1]) fprintf(stderr, " none");
+        if (!ran[i]) missing += fprintf(stderr, " %s", k_isas[i]) > 0;
+    if (!missing) fprintf(stderr, " none");
     fprintf(stderr, "; largest |fast - ref| = %.3f of the bound\n", worst);
     gptq_backend_close(be);
 }

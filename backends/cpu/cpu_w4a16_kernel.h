@@ -102,115 +102,159 @@ static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, f
     }
 }
 
-/* A block whose 32 k share one group: sum[m][v] = sum_i xh[m][i] (q_i - z)
- * for MT rows of X (x, rows K apart) and vector v of the tile; z the
- * group's zero points of the tile's columns. */
-W4_INLINE void block_uniform(const uint32_t *p, int64_t N, const int b, const int MT,
-                             const float *x, int64_t K, const int32_t *z, vf sum[4][NV])
+/* Decode (M = 1): the block's weights go from qweight straight into the
+ * FMAs. A block whose 32 k share one group: sum[v] = sum_i xh[i] (q_i - z)
+ * for vector v of the tile, z the group's zero points of the tile's
+ * columns; two chains per vector hide the FMA latency. */
+W4_INLINE void dot_uniform(const uint32_t *p, int64_t N, const int b, const float *x,
+                           const int32_t *z, vf sum[NV])
 {
-    const int CH = MT == 1 ? 2 : 1; /* independent FMA chains per output */
-    vf acc[4][NV][2];
+    vf acc[NV][2];
     vi zv[NV];
-    for (int v = 0; v < NV; v++) zv[v] = ld_i(z + v * W4_VW);
-    for (int m = 0; m < MT; m++)
-        for (int v = 0; v < NV; v++)
-            for (int c = 0; c < CH; c++) acc[m][v][c] = (vf){0};
+    for (int v = 0; v < NV; v++) {
+        zv[v] = ld_i(z + v * W4_VW);
+        acc[v][0] = acc[v][1] = (vf){0};
+    }
 #pragma GCC unroll 32
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; i < 32; i++) {
+        const vf xi = W4_SPLAT(x[i]);
         for (int v = 0; v < NV; v++) {
             const vf w = __builtin_convertvector((vi)value(p + v * W4_VW, N, i, b) - zv[v], vf);
-            for (int m = 0; m < MT; m++)
-                acc[m][v][i % CH] = W4_FMA(W4_SPLAT(x[m * K + i]), w, acc[m][v][i % CH]);
+            acc[v][i & 1] = W4_FMA(xi, w, acc[v][i & 1]);
         }
-    for (int m = 0; m < MT; m++)
-        for (int v = 0; v < NV; v++) {
-            sum[m][v] = acc[m][v][0];
-            if (CH == 2) sum[m][v] += acc[m][v][1];
-        }
+    }
+    for (int v = 0; v < NV; v++) sum[v] = acc[v][0] + acc[v][1];
 }
 
-/* Any other block (nv <= 32 values): sum[m][v] = sum_i xh[m][i] s_g (q_i -
- * z_g), g = gi[i], each (q - z) times its scale (exact) before the FMA. zt,
- * st: the tile's first column in the (ngroups, ld) tables. */
-W4_INLINE void block_scattered(const uint32_t *p, int64_t N, const int b, const int MT,
-                               const float *x, int64_t K, int nv, const int32_t *gi,
-                               const int32_t *zt, const float *st, int64_t ld, vf sum[4][NV])
+/* Any other block (nv <= 32 values): sum[v] = sum_i xh[i] s_g (q_i - z_g),
+ * g = gi[i], each (q - z) times its scale (exact) before the FMA. zt, st:
+ * the tile's first column in the (ngroups, ld) tables. */
+W4_INLINE void dot_scattered(const uint32_t *p, int64_t N, const int b, const float *x, int nv,
+                             const int32_t *gi, const int32_t *zt, const float *st, int64_t ld,
+                             vf sum[NV])
 {
-    for (int m = 0; m < MT; m++)
-        for (int v = 0; v < NV; v++) sum[m][v] = (vf){0};
+    for (int v = 0; v < NV; v++) sum[v] = (vf){0};
     for (int i = 0; i < nv; i++) {
         const int64_t g = gi[i];
+        const vf xi = W4_SPLAT(x[i]);
         for (int v = 0; v < NV; v++) {
             const vi q = (vi)value(p + v * W4_VW, N, i, b);
             const vf w = __builtin_convertvector(q - ld_i(zt + g * ld + v * W4_VW), vf) *
                          ld_f(st + g * ld + v * W4_VW);
-            for (int m = 0; m < MT; m++)
-                sum[m][v] = W4_FMA(W4_SPLAT(x[m * K + i]), w, sum[m][v]);
+            sum[v] = W4_FMA(xi, w, sum[v]);
         }
     }
 }
 
-/* Rows [m0, m0 + MT) of Y, columns [c0, c1). */
-W4_INLINE void rows_tiles(const w4_job *j, const int b, const int MT, int64_t m0, int64_t c0,
-                          int64_t c1, const int32_t *zt, const float *st, float *Y)
+/* Prefill (M > 1): the block is decoded once into wq (32, NT) f32, then
+ * every row of X reads it from L1. A block sharing group g holds q - z
+ * (exact integers; s is applied to each row's sum), any other block
+ * s_g (q - z_g) (exact). */
+W4_INLINE void decode_block(const uint32_t *p, int64_t N, const int b, int nv, int64_t g,
+                            const int32_t *gi, const int32_t *zt, const float *st, int64_t ld,
+                            float *wq)
 {
-    const int64_t N = j->N, K = j->K, ld = c1 - c0;
-    for (int m = 0; m < MT; m++) memset(Y + (m0 + m) * N + c0, 0, (size_t)ld * sizeof(float));
+    if (g >= 0) {
+        vi zv[NV];
+        for (int v = 0; v < NV; v++) zv[v] = ld_i(zt + g * ld + v * W4_VW);
+#pragma GCC unroll 32
+        for (int i = 0; i < 32; i++)
+            for (int v = 0; v < NV; v++)
+                st_f(wq + i * NT + v * W4_VW,
+                     __builtin_convertvector((vi)value(p + v * W4_VW, N, i, b) - zv[v], vf));
+        return;
+    }
+    for (int i = 0; i < nv; i++) {
+        const int64_t gg = gi[i];
+        for (int v = 0; v < NV; v++) {
+            const vi q = (vi)value(p + v * W4_VW, N, i, b);
+            st_f(wq + i * NT + v * W4_VW,
+                 __builtin_convertvector(q - ld_i(zt + gg * ld + v * W4_VW), vf) *
+                     ld_f(st + gg * ld + v * W4_VW));
+        }
+    }
+}
+
+/* sum[m][v] = sum_i xh[m][i] wq[i][v] for MT rows of X (x, rows K apart):
+ * one chain per output, MT * NV of them. */
+W4_INLINE void dot_rows(const float *wq, int nv, const int MT, const float *x, int64_t K,
+                        vf sum[4][NV])
+{
+    for (int m = 0; m < MT; m++)
+        for (int v = 0; v < NV; v++) sum[m][v] = (vf){0};
+#pragma GCC unroll 4
+    for (int i = 0; i < nv; i++) {
+        vf w[NV];
+        for (int v = 0; v < NV; v++) w[v] = ld_f(wq + i * NT + v * W4_VW);
+        for (int m = 0; m < MT; m++) {
+            const vf xi = W4_SPLAT(x[m * K + i]);
+            for (int v = 0; v < NV; v++) sum[m][v] = W4_FMA(xi, w[v], sum[m][v]);
+        }
+    }
+}
+
+/* Y[m][tile] += s_g sum[m] (a block of one group g: st_g the group's scales
+ * of the tile) or += sum[m] (any other block: st_g NULL). */
+W4_INLINE void add_rows(float *y, int64_t N, const int MT, const float *st_g, vf sum[4][NV])
+{
+    for (int m = 0; m < MT; m++)
+        for (int v = 0; v < NV; v++) {
+            float *yv = y + m * N + v * W4_VW;
+            if (st_g) st_f(yv, W4_FMA(ld_f(st_g + v * W4_VW), sum[m][v], ld_f(yv)));
+            else st_f(yv, ld_f(yv) + sum[m][v]);
+        }
+}
+
+/* Columns [c0, c1) of every row of Y. */
+W4_INLINE void tiles(const w4_job *j, const int b, int64_t c0, int64_t c1, const int32_t *zt,
+                     const float *st, float *Y)
+{
+    const int64_t N = j->N, K = j->K, M = j->M, ld = c1 - c0;
+    float wq[32 * NT]; // (32, NT) one decoded block (prefill)
+    for (int64_t m = 0; m < M; m++) memset(Y + m * N + c0, 0, (size_t)ld * sizeof(float));
     for (int64_t blk0 = 0; blk0 < j->nblk; blk0 += W4_KB) {
         const int64_t blk1 = blk0 + W4_KB < j->nblk ? blk0 + W4_KB : j->nblk;
         for (int64_t n0 = c0; n0 < c1; n0 += NT) {
             const int64_t col = n0 - c0;
             for (int64_t blk = blk0; blk < blk1; blk++) {
                 const uint32_t *p = j->qw + blk * b * N + n0; // the block's first word row
-                const float *x = j->xh + m0 * K + blk * 32;    // (MT, K) from k = 32 blk
+                const float *x = j->xh + blk * 32;             // (M, K) from k = 32 blk
                 const int64_t g = j->bgroup[blk];
-                vf sum[4][NV];
-                if (g >= 0) {
-                    block_uniform(p, N, b, MT, x, K, zt + g * ld + col, sum);
-                    for (int m = 0; m < MT; m++)
-                        for (int v = 0; v < NV; v++) {
-                            float *y = Y + (m0 + m) * N + n0 + v * W4_VW;
-                            st_f(y, W4_FMA(ld_f(st + g * ld + col + v * W4_VW), sum[m][v],
-                                           ld_f(y)));
-                        }
-                } else {
-                    const int nv = (int)(K - blk * 32 < 32 ? K - blk * 32 : 32);
-                    block_scattered(p, N, b, MT, x, K, nv, j->g_idx + blk * 32, zt + col,
-                                    st + col, ld, sum);
-                    for (int m = 0; m < MT; m++)
-                        for (int v = 0; v < NV; v++) {
-                            float *y = Y + (m0 + m) * N + n0 + v * W4_VW;
-                            st_f(y, ld_f(y) + sum[m][v]);
-                        }
+                const int nv = (int)(K - blk * 32 < 32 ? K - blk * 32 : 32);
+                const float *st_g = g >= 0 ? st + g * ld + col : NULL;
+                if (M == 1) {
+                    vf sum[4][NV];
+                    if (g >= 0) dot_uniform(p, N, b, x, zt + g * ld + col, sum[0]);
+                    else dot_scattered(p, N, b, x, nv, j->g_idx + blk * 32, zt + col, st + col,
+                                       ld, sum[0]);
+                    add_rows(Y + n0, N, 1, st_g, sum);
+                    continue;
+                }
+                decode_block(p, N, b, nv, g, j->g_idx + blk * 32, zt + col, st + col, ld, wq);
+                for (int64_t m0 = 0; m0 < M;) {
+                    vf sum[4][NV];
+                    const int64_t left = M - m0;
+                    const int MT = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                    if (MT == 4) dot_rows(wq, nv, 4, x + m0 * K, K, sum);
+                    else if (MT == 2) dot_rows(wq, nv, 2, x + m0 * K, K, sum);
+                    else dot_rows(wq, nv, 1, x + m0 * K, K, sum);
+                    add_rows(Y + m0 * N + n0, N, MT, st_g, sum);
+                    m0 += MT;
                 }
             }
         }
     }
 }
 
-/* Rows of X in blocks of 4, then 2, then 1: the decoded weights are reused
- * across the rows of a block (prefill), the chains cover the FMA latency. */
-#define W4_ROWS(B)                                                                   \
-    case B:                                                                          \
-        if (MT == 4) rows_tiles(j, B, 4, m0, c0, c1, zt, st, Y);                     \
-        else if (MT == 2) rows_tiles(j, B, 2, m0, c0, c1, zt, st, Y);                \
-        else rows_tiles(j, B, 1, m0, c0, c1, zt, st, Y);                             \
-        break;
-
 W4_ATTR void W4_ENTRY(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
                       float *Y)
 {
     prep(j, c0, c1, zt, st);
-    for (int64_t m0 = 0; m0 < j->M;) {
-        const int64_t left = j->M - m0;
-        const int MT = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        switch (j->bits) {
-            W4_ROWS(2)
-            W4_ROWS(3)
-            W4_ROWS(4)
-            W4_ROWS(8)
-        default: break; /* the caller checked bits */
-        }
-        m0 += MT;
+    switch (j->bits) {
+    case 2: tiles(j, 2, c0, c1, zt, st, Y); break;
+    case 3: tiles(j, 3, c0, c1, zt, st, Y); break;
+    case 4: tiles(j, 4, c0, c1, zt, st, Y); break;
+    case 8: tiles(j, 8, c0, c1, zt, st, Y); break;
+    default: break; /* the caller checked bits */
     }
 }
