@@ -6,7 +6,8 @@
  * 32, 64, 128 and -1; g_idx = k / G and act-order; M in {1, 3, 17, 64};
  * in/out features that are not multiples of any tile width or of 32; each
  * code path the CPU runs (GPTQ_CPU_ISA=generic, avx2, avx512 in turn; the
- * test names the ones it ran and the ones this CPU cannot run).
+ * test names the ones it ran and the ones this CPU cannot run); and the
+ * same through the CLI (`gptq matmul --fast` against `gptq matmul`).
  *
  * The tolerance, argued. Both sides compute y = sum_k t_k (+ bh) with
  * t_k = xh_k * w_k, xh_k an fp16 value and w_k = s * (q_k - z) exact in f32.
@@ -38,6 +39,8 @@
  * output by |s| sum_k |xh_k| over the group, far above it (a test below
  * checks that the bound rejects exactly that fault).
  */
+#include "cli_harness.h" /* first: it sets _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -351,4 +354,139 @@ Test(w4a16, isa_variable)
     fprintf(stderr, "w4a16: auto picks %s on this CPU\n", best);
     gptq_packed_free(&p);
     gptq_backend_close(be);
+}
+
+/* ------------------------------------------------------------------ */
+/* gptq matmul --fast against gptq matmul, through the built CLI        */
+/* ------------------------------------------------------------------ */
+
+static void save_f32(const char *path, const char *name, int64_t R, int64_t C, float scale)
+{
+    float *d = malloc((size_t)(R * C) * sizeof(float));
+    cr_assert(d);
+    for (int64_t i = 0; i < R * C; i++) d[i] = urand() * scale;
+    gptq_tensor t = {GPTQ_F32, 2, {R, C}, d, 0};
+    cr_assert_eq(gptq_st_save(path, 1, &name, &t), GPTQ_OK, "%s", gptq_last_error());
+    free(d);
+}
+
+static const float *tensor_f32(gptq_st_file *f, const char *name, int64_t R, int64_t C)
+{
+    gptq_st_info i;
+    cr_assert_eq(gptq_st_find(f, name, &i), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert(i.dtype == GPTQ_F32 && i.ndim == 2 && i.shape[0] == R && i.shape[1] == C,
+              "%s: wrong dtype or shape", name);
+    return i.data;
+}
+
+static const char *st_meta(gptq_st_file *f, const char *key)
+{
+    const char *v = gptq_st_metadata(f, key);
+    return v ? v : "";
+}
+
+/* Layer files of several layouts (`gptq layer`), then for each: the
+ * reference Y and W (--dequant), and --fast under every ISA this CPU runs:
+ * each output within 2 gamma(K+2) S of the reference, S from the file's W. */
+Test(w4a16, cli_fast_against_reference)
+{
+    char dir[512], in[1024], xp[1024], q[1024], yr[1024], yf[1024];
+    ch_mkdtemp(dir, "w4a16");
+    const int64_t K = 128, M = 17;
+    ch_join(xp, dir, "x.safetensors");
+    save_f32(xp, "X", M, K, 2.0f);
+    struct {
+        int64_t N;
+        const char *opts[6];
+    } v[] = {
+        {72, {"--bits", "4", "--asym", "--format", "gptq_v2", NULL}},
+        {72, {"--bits", "4", "--desc-act", "--group-size", "32", NULL}},
+        {96, {"--bits", "3", "--asym", "--group-size", "-1", NULL}},
+        {36, {"--bits", "8", "--group-size", "64", NULL}},
+        {48, {"--bits", "2", "--asym", "--desc-act", NULL}},
+    };
+    int ran[NISA] = {0};
+    for (size_t c = 0; c < sizeof v / sizeof *v; c++) {
+        const int64_t N = v[c].N;
+        ch_join(in, dir, "in.safetensors");
+        {
+            float *d = malloc((size_t)((N + 256) * K) * sizeof(float));
+            cr_assert(d);
+            for (int64_t i = 0; i < (N + 256) * K; i++) d[i] = urand();
+            const char *names[2] = {"W", "X"};
+            gptq_tensor t[2] = {{GPTQ_F32, 2, {N, K}, d, 0}, {GPTQ_F32, 2, {256, K}, d + N * K, 0}};
+            cr_assert_eq(gptq_st_save(in, 2, names, t), GPTQ_OK, "%s", gptq_last_error());
+            free(d);
+        }
+        const char *argv[24] = {"layer", in, "-o", ch_join(q, dir, "q.safetensors"), "--quiet"};
+        int n = 5;
+        for (int i = 0; v[c].opts[i]; i++) argv[n++] = v[c].opts[i];
+        cli_result r;
+        ch_opts o = {.timeout = 120};
+        ch_run_opts(&r, &o, argv);
+        ch_expect(&r, 0, "");
+        ch_result_free(&r);
+        ch_run(&r, 120, "matmul", q, "-x", xp, "-o", ch_join(yr, dir, "yr.safetensors"),
+               "--dequant", NULL);
+        ch_expect(&r, 0, "");
+        cr_assert(strstr(r.out, "reference kernel"), "%s", r.out);
+        ch_result_free(&r);
+        gptq_st_file *fr, *fx;
+        cr_assert_eq(gptq_st_open(yr, &fr), GPTQ_OK);
+        cr_assert_eq(gptq_st_open(xp, &fx), GPTQ_OK);
+        const float *Yr = tensor_f32(fr, "Y", M, N), *W = tensor_f32(fr, "W", N, K),
+                    *X = tensor_f32(fx, "X", M, K);
+        double *S = malloc((size_t)(M * N) * sizeof(double));
+        cr_assert(S);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t j = 0; j < N; j++) {
+                S[m * N + j] = 0.0;
+                for (int64_t k = 0; k < K; k++)
+                    S[m * N + j] += fabs((double)gptq_f16_to_f32(gptq_f32_to_f16(X[m * K + k])) *
+                                         (double)W[j * K + k]);
+            }
+        for (int i = 0; i < NISA; i++) {
+            char env[64];
+            snprintf(env, sizeof env, "GPTQ_CPU_ISA=%s", k_isas[i]);
+            const char *envs[] = {env, NULL};
+            const char *fa[] = {"matmul", q, "-x", xp, "-o", ch_join(yf, dir, "yf.safetensors"),
+                                "--fast", NULL};
+            ch_opts fo = {.timeout = 120, .env = envs};
+            ch_run_opts(&r, &fo, fa);
+            if (r.status == 1 && strstr(r.err, "cannot run it")) {
+                ch_result_free(&r);
+                continue;
+            }
+            ch_expect(&r, 0, "");
+            char want[64];
+            snprintf(want, sizeof want, "fast kernel %s", k_isas[i]);
+            cr_assert(strstr(r.out, want), "%s: %s", want, r.out);
+            ch_result_free(&r);
+            gptq_st_file *ff;
+            cr_assert_eq(gptq_st_open(yf, &ff), GPTQ_OK);
+            snprintf(want, sizeof want, "fast %s", k_isas[i]);
+            cr_assert_str_eq(st_meta(ff, "kernel"), want);
+            char what[128];
+            snprintf(what, sizeof what, "cli case %zu (N=%lld %s %s) %s", c, (long long)N,
+                     v[c].opts[0], v[c].opts[1], k_isas[i]);
+            check_close(tensor_f32(ff, "Y", M, N), Yr, S, M, N, K, what);
+            gptq_st_close(ff);
+            ran[i]++;
+        }
+        free(S);
+        gptq_st_close(fr);
+        gptq_st_close(fx);
+    }
+    cr_assert(ran[0] == (int)(sizeof v / sizeof *v));
+    /* an unknown GPTQ_CPU_ISA: exit 1 naming the choices, no output written */
+    const char *envs[] = {"GPTQ_CPU_ISA=sse9", NULL};
+    const char *fa[] = {"matmul", q, "-x", xp, "-o", ch_join(yf, dir, "bad.safetensors"), "--fast",
+                        NULL};
+    ch_opts fo = {.timeout = 60, .env = envs};
+    cli_result r;
+    ch_run_opts(&r, &fo, fa);
+    ch_expect(&r, 1, "GPTQ_CPU_ISA=sse9 is none of auto, generic, avx2, avx512");
+    cr_assert(access(yf, F_OK) != 0, "a failed --fast wrote %s", yf);
+    ch_result_free(&r);
+    ch_rm_tree(dir);
 }
