@@ -144,9 +144,8 @@ int cpu_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
         const int64_t c0 = ntiles * t / nth * isa->nt, c1 = ntiles * (t + 1) / nth * isa->nt;
         if (c1 > c0) {
             /* zero points and scales of the thread's columns, (ngroups, c1 - c0) each */
-            int32_t *zt = malloc((size_t)(q->ngroups * (c1 - c0)) * 8);
-            if (zt) isa->tiles(&job, c0, c1, zt, (float *)(void *)(zt + q->ngroups * (c1 - c0)),
-                               y);
+            float *zt = malloc((size_t)(q->ngroups * (c1 - c0)) * 2 * sizeof(float));
+            if (zt) isa->tiles(&job, c0, c1, zt, zt + q->ngroups * (c1 - c0), y);
             else nomem = 1;
             free(zt);
         }

@@ -31,17 +31,14 @@ typedef struct w4_job {
  *   Y[m][n] = sum over k of xh[m][k] * s[g][n] * (q[k][n] - z[g][n]), g = g_idx[k],
  * summed block by block (each output's order fixed by n, M and the ISA, never
  * by the thread count). c0 and c1 are multiples of the ISA's tile width
- * (w4_tile_width). zt (ngroups, c1 - c0) i32 and st (ngroups, c1 - c0) f32
- * are scratch for the zero points and scales of these columns. */
-typedef void (*w4_tiles_fn)(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
+ * (W4_NT_*). zt and st (ngroups, c1 - c0) f32 are scratch for the zero
+ * points and scales of these columns. */
+typedef void (*w4_tiles_fn)(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st,
                             float *Y);
 
-void cpu_w4_tiles_generic(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
-                          float *Y);
-void cpu_w4_tiles_avx2(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
-                       float *Y);
-void cpu_w4_tiles_avx512(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
-                         float *Y);
+void cpu_w4_tiles_generic(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y);
+void cpu_w4_tiles_avx2(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y);
+void cpu_w4_tiles_avx512(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y);
 
 /* Columns per tile: 2 vectors of 4 (generic), 8 (AVX2) or 16 (AVX-512) lanes. */
 enum { W4_NT_GENERIC = 8, W4_NT_AVX2 = 16, W4_NT_AVX512 = 32 };

@@ -14,7 +14,7 @@
  * is, in every lane, (word[i*b / 32] >> (i*b % 32)) & (2^b - 1) (3-bit
  * values 10 and 21 take their high bits from the next word): one shift and
  * one mask per 32-bit lane, the words loaded straight from qweight. q - z is
- * formed in integers and converted (exact); xh * (q - z) is exact in f32
+ * formed exactly in f32 (q_minus_z); xh * (q - z) is exact in f32
  * (an fp16 significand of 11 bits times an integer of at most 9 bits), so
  * the only roundings are the sums: a block whose 32 k share one group
  * (every block when g_idx is k / G with G a multiple of 32) sums
@@ -39,19 +39,11 @@
 #define W4_INLINE static inline __attribute__((always_inline)) W4_ATTR
 
 typedef W4_VF vf;
-typedef int32_t vi __attribute__((vector_size(W4_VW * 4)));
 typedef uint32_t vu __attribute__((vector_size(W4_VW * 4)));
 
 W4_INLINE vu ld_u(const uint32_t *p)
 {
     vu v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-W4_INLINE vi ld_i(const int32_t *p)
-{
-    vi v;
     memcpy(&v, p, sizeof v);
     return v;
 }
@@ -75,22 +67,28 @@ W4_INLINE vu value(const uint32_t *p, int64_t N, int i, int b)
     return v & ((1u << b) - 1u);
 }
 
-/* Zero points (zero_add included) and f32 scales of columns [c0, c1) for
- * every group: zt, st (ngroups, c1 - c0). */
-static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st)
+/* q - z in f32, exactly, without an int-to-float conversion: the bits of
+ * 2^23 + q are 0x4B000000 | q (q < 2^23), so one OR makes the float 2^23 + q,
+ * and subtracting zf = 2^23 + z (exact) leaves q - z (|q - z| <= 256: exact).
+ * On AVX-512 the mask and the OR are one vpternlogd. */
+W4_INLINE vf q_minus_z(vu q, vf zf) { return (vf)(q | 0x4B000000u) - zf; }
+
+/* Zero points as 2^23 + z (zero_add included; q_minus_z) and f32 scales of
+ * columns [c0, c1) for every group: zt, st (ngroups, c1 - c0). */
+static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st)
 {
     const int b = j->bits;
     const int64_t N = j->N, ld = c1 - c0, zw = N * b / 32;
     const uint32_t mask = (1u << b) - 1u;
     for (int64_t g = 0; g < j->ngroups; g++) {
         const uint32_t *row = j->qz + g * zw; // (N*b/32) one stream of N zeros
-        int32_t *z = zt + g * ld;
+        float *z = zt + g * ld;
         for (int64_t n = c0; n < c1; n++) {
             const int64_t t = n * b;
             const int sh = (int)(t & 31);
             uint64_t v = row[t >> 5] >> sh;
             if (sh + b > 32) v |= (uint64_t)row[(t >> 5) + 1] << (32 - sh);
-            z[n - c0] = (int32_t)(v & mask) + j->zero_add;
+            z[n - c0] = 0x1p23f + (float)((int32_t)(v & mask) + j->zero_add);
         }
         const uint16_t *s16 = j->sc + g * N + c0;
         float *s = st + g * ld;
@@ -107,19 +105,18 @@ static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, f
  * for vector v of the tile, z the group's zero points of the tile's
  * columns; two chains per vector hide the FMA latency. */
 W4_INLINE void dot_uniform(const uint32_t *p, int64_t N, const int b, const float *x,
-                           const int32_t *z, vf sum[NV])
+                           const float *z, vf sum[NV])
 {
-    vf acc[NV][2];
-    vi zv[NV];
+    vf acc[NV][2], zv[NV];
     for (int v = 0; v < NV; v++) {
-        zv[v] = ld_i(z + v * W4_VW);
+        zv[v] = ld_f(z + v * W4_VW);
         acc[v][0] = acc[v][1] = (vf){0};
     }
 #pragma GCC unroll 32
     for (int i = 0; i < 32; i++) {
         const vf xi = W4_SPLAT(x[i]);
         for (int v = 0; v < NV; v++) {
-            const vf w = __builtin_convertvector((vi)value(p + v * W4_VW, N, i, b) - zv[v], vf);
+            const vf w = q_minus_z(value(p + v * W4_VW, N, i, b), zv[v]);
             acc[v][i & 1] = W4_FMA(xi, w, acc[v][i & 1]);
         }
     }
@@ -130,7 +127,7 @@ W4_INLINE void dot_uniform(const uint32_t *p, int64_t N, const int b, const floa
  * g = gi[i], each (q - z) times its scale (exact) before the FMA. zt, st:
  * the tile's first column in the (ngroups, ld) tables. */
 W4_INLINE void dot_scattered(const uint32_t *p, int64_t N, const int b, const float *x, int nv,
-                             const int32_t *gi, const int32_t *zt, const float *st, int64_t ld,
+                             const int32_t *gi, const float *zt, const float *st, int64_t ld,
                              vf sum[NV])
 {
     for (int v = 0; v < NV; v++) sum[v] = (vf){0};
@@ -138,8 +135,7 @@ W4_INLINE void dot_scattered(const uint32_t *p, int64_t N, const int b, const fl
         const int64_t g = gi[i];
         const vf xi = W4_SPLAT(x[i]);
         for (int v = 0; v < NV; v++) {
-            const vi q = (vi)value(p + v * W4_VW, N, i, b);
-            const vf w = __builtin_convertvector(q - ld_i(zt + g * ld + v * W4_VW), vf) *
+            const vf w = q_minus_z(value(p + v * W4_VW, N, i, b), ld_f(zt + g * ld + v * W4_VW)) *
                          ld_f(st + g * ld + v * W4_VW);
             sum[v] = W4_FMA(xi, w, sum[v]);
         }
@@ -151,27 +147,24 @@ W4_INLINE void dot_scattered(const uint32_t *p, int64_t N, const int b, const fl
  * (exact integers; s is applied to each row's sum), any other block
  * s_g (q - z_g) (exact). */
 W4_INLINE void decode_block(const uint32_t *p, int64_t N, const int b, int nv, int64_t g,
-                            const int32_t *gi, const int32_t *zt, const float *st, int64_t ld,
+                            const int32_t *gi, const float *zt, const float *st, int64_t ld,
                             float *wq)
 {
     if (g >= 0) {
-        vi zv[NV];
-        for (int v = 0; v < NV; v++) zv[v] = ld_i(zt + g * ld + v * W4_VW);
+        vf zv[NV];
+        for (int v = 0; v < NV; v++) zv[v] = ld_f(zt + g * ld + v * W4_VW);
 #pragma GCC unroll 32
         for (int i = 0; i < 32; i++)
             for (int v = 0; v < NV; v++)
-                st_f(wq + i * NT + v * W4_VW,
-                     __builtin_convertvector((vi)value(p + v * W4_VW, N, i, b) - zv[v], vf));
+                st_f(wq + i * NT + v * W4_VW, q_minus_z(value(p + v * W4_VW, N, i, b), zv[v]));
         return;
     }
     for (int i = 0; i < nv; i++) {
         const int64_t gg = gi[i];
-        for (int v = 0; v < NV; v++) {
-            const vi q = (vi)value(p + v * W4_VW, N, i, b);
+        for (int v = 0; v < NV; v++)
             st_f(wq + i * NT + v * W4_VW,
-                 __builtin_convertvector(q - ld_i(zt + gg * ld + v * W4_VW), vf) *
+                 q_minus_z(value(p + v * W4_VW, N, i, b), ld_f(zt + gg * ld + v * W4_VW)) *
                      ld_f(st + gg * ld + v * W4_VW));
-        }
     }
 }
 
@@ -206,7 +199,7 @@ W4_INLINE void add_rows(float *y, int64_t N, const int MT, const float *st_g, vf
 }
 
 /* Columns [c0, c1) of every row of Y. */
-W4_INLINE void tiles(const w4_job *j, const int b, int64_t c0, int64_t c1, const int32_t *zt,
+W4_INLINE void tiles(const w4_job *j, const int b, int64_t c0, int64_t c1, const float *zt,
                      const float *st, float *Y)
 {
     const int64_t N = j->N, K = j->K, M = j->M, ld = c1 - c0;
@@ -246,8 +239,7 @@ W4_INLINE void tiles(const w4_job *j, const int b, int64_t c0, int64_t c1, const
     }
 }
 
-W4_ATTR void W4_ENTRY(const w4_job *j, int64_t c0, int64_t c1, int32_t *zt, float *st,
-                      float *Y)
+W4_ATTR void W4_ENTRY(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y)
 {
     prep(j, c0, c1, zt, st);
     switch (j->bits) {
