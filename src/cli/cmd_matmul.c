@@ -50,7 +50,8 @@ static void help(FILE *f)
             "                         the kernel's order, so each output lies within\n"
             "                         2 gamma(K+2) sum_k |x_k w_k| of the reference's,\n"
             "                         gamma(j) = j 2^-24 / (1 - j 2^-24)\n"
-            "  --quiet                print nothing on success\n");
+            "  --quiet                print nothing on success\n"
+            CLI_COMMON_HELP);
 }
 
 /* bits / format / group size of a `gptq layer` file, from its metadata. */
@@ -87,12 +88,16 @@ int cmd_matmul(int argc, char **argv)
         {"dequant", no_argument, 0, 'd'},       {"backend", required_argument, 0, 'b'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {"fast", no_argument, 0, 'F'},
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *xpath = NULL, *out = NULL, *module = NULL, *backend = "cpu";
     int with_bias = 0, dequant = 0, quiet = 0, fast = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "x:o:h", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case 'x': xpath = optarg; break;
         case 'o': out = optarg; break;

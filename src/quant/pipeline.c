@@ -98,8 +98,8 @@ static void progress(pl *p, int layer, const char *stage, double within_layer)
         f = ((double)layer + within_layer) / (double)p->nlayers;
     }
     if (f > 1.0) f = 1.0;
-    gptq_progress ev = {.layer = layer, .nlayers = p->nlayers, .stage = stage,
-                        .modules_done = p->done, .modules_total = p->total, .fraction = f,
+    gptq_progress ev = {.struct_size = sizeof ev, .layer = layer, .nlayers = p->nlayers,
+                        .stage = stage, .done = p->done, .total = p->total, .fraction = f,
                         .elapsed = gptq_now() - p->t0};
     p->o->on_progress(p->o->user, &ev);
 }
@@ -436,7 +436,7 @@ static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hro
     p->done++;
     if (p->o->on_module) {
         gptq_module_report r = {
-            .layer = t->layer, .index = t->index, .name = t->name, .prefix = prefix, .rows = R, .cols = C,
+            .struct_size = sizeof r, .layer = t->layer, .index = t->index, .name = t->name, .prefix = prefix, .rows = R, .cols = C,
             .hessian_rows = hrows, .loss = res.loss, .out_rel_err = res.out_rel_err,
             .damp_used = res.damp_used, .damp_retries = res.damp_retries,
             .dead_cols = res.dead_cols, .seconds = t2 - t0, .seconds_solve = t_solve,
