@@ -192,6 +192,15 @@ static hostile_case args_table[] = {
     /* --backend cuda: the NVIDIA build is the hip plugin with an sm_NN offload_arch */
     {.name = "backend_cuda_advice", .build = mk_model, .argv = {Q, "--backend", "cuda", NULL},
      .status = 1, .msg = "-Dhip=enabled -Doffload_arch=sm_90", .keep = {"@/model"}},
+    /* -- ecoformat (issue 13): gptq inspect's command line -- */
+    {.name = "inspect_no_checkpoint", .argv = {"inspect", NULL}, .status = 2,
+     .msg = "no checkpoint folder"},
+    {.name = "inspect_two_checkpoints", .argv = {"inspect", "@", "@", NULL}, .status = 2,
+     .msg = "more than one checkpoint folder"},
+    {.name = "inspect_unknown_option", .argv = {"inspect", "@", "--yaml", NULL}, .status = 2,
+     .msg = "yaml"},
+    {.name = "inspect_missing_folder", .argv = {"inspect", "@/none", NULL}, .status = 1,
+     .msg = "none: not a folder"},
     /* -- kernels: matmul --fast (issue 12) -- */
 #define FAST "matmul", "@/q.safetensors", "-o", "@/y.safetensors", "--fast"
     {.name = "matmul_fast_backend_without_it", .build = mk_fast,

@@ -77,8 +77,10 @@ static void help(FILE *f)
             "                         CPU backend ignores it\n"
             "output:\n"
             "  --format auto|gptq|gptq_v2  zero points: gptq (v1) stores z-1 and cannot hold\n"
-            "                         z = 0 (asym); auto (default) writes gptq unless some zero\n"
-            "                         point is 0, then gptq_v2 (vLLM >= PR #26092, GPTQModel)\n"
+            "                         z = 0; auto (default) writes gptq_v2 for --asym (GPTQModel\n"
+            "                         refuses an asymmetric v1 checkpoint it did not make) or when\n"
+            "                         a zero point is 0, else gptq (every loader reads it).\n"
+            "                         gptq_v2 needs vLLM >= PR #26092 or GPTQModel\n"
             "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
             "  --lm-head              quantize lm_head too (GPTQModel's lm_head=True), last,\n"
             "                         calibrated on the final norm's output; written as\n"
@@ -319,6 +321,9 @@ static void print_summary(const gptq_quantize_summary *s, const gptq_model_confi
         printf("  format:  gptq_v2: %lld zero points are 0, which v1 cannot store (vLLM reads\n"
                "           gptq_v2 since PR #26092; GPTQModel natively)\n",
                (long long)s->zero0);
+    else if (!q->sym)
+        printf("  format:  gptq_v2: asymmetric (GPTQModel refuses an asymmetric v1 checkpoint\n"
+               "           it did not make; vLLM reads gptq_v2 since PR #26092)\n");
     else
         printf("  format:  gptq_v2 (as asked)\n");
     printf("  size:    %s -> %s (all tensors, %d shard%s)\n", bi, bo, s->nshards,
@@ -470,6 +475,12 @@ int cmd_quantize(int argc, char **argv)
     /* the output policy before anything is read (the pipeline checks again) */
     if (gptq_ckpt_check_out(out, model_dir, qo.overwrite)) return cli_fail(CMD, 1);
     if (log_path && check_log_path(log_path, model_dir, out, calib)) return 1;
+    if (qo.format == GPTQ_FORMAT_V1 && !qo.q.sym)
+        cli_warn(CMD, "--format gptq with --asym: GPTQModel's loader refuses an asymmetric v1 "
+                      "(\"gptq\") checkpoint unless GPTQModel >= 0.9.0 made it (\"Loading of a "
+                      "sym=False model with format=gptq is only supported if produced by "
+                      "gptqmodel version >= 0.9.0\"); vLLM, transformers and ExLlamaV2 read it. "
+                      "Leave --format at auto to write gptq_v2");
     int rc = 1, st;
 
     gptq_model_config cfg;

@@ -168,9 +168,18 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     const cJSON *dyn = NULL;
     GPTQ_TRY(gptq_json_get_object(q, "dynamic", &dyn, 0, file));
     if (dyn) GPTQ_TRY(gptq_dynamic_parse(dyn, file, &r.dynamic));
-    const char *fmt = NULL;
+    const char *fmt = NULL, *fmt2 = NULL;
     GPTQ_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
-    if (!fmt) GPTQ_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));
+    GPTQ_TRY(gptq_json_get_str(q, "format", &fmt2, 0, file));
+    /* vLLM, ExLlamaV2 and llama.cpp's converter read the first, optimum the
+     * second: two values would be two readings of the zero points */
+    if (fmt && fmt2 && strcmp(fmt, fmt2))
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: quantization_config: checkpoint_format \"%s\" and format \"%s\" "
+                          "disagree (vLLM and ExLlamaV2 read the first, optimum the second, so "
+                          "the zero points would be read two ways)",
+                          file, fmt, fmt2);
+    if (!fmt) fmt = fmt2;
     if (fmt) {
         const gptq_format_traits *t = gptq_format_by_name(fmt);
         if (!t)

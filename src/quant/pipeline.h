@@ -32,10 +32,11 @@
  * weights at group 128) until the end.
  *
  * Zero-point format (checkpoint_format): GPTQ_PIPELINE_FORMAT_AUTO writes
- * "gptq" (v1, z - 1 stored) when every zero point of the model is >= 1
- * (always so for sym), else "gptq_v2" (z stored; vLLM reads it since PR
- * #26092, GPTQModel natively); V1 fails at the first module that has a zero
- * of 0, naming it and the group; V2 always writes v2.
+ * "gptq_v2" (z stored; vLLM reads it since PR #26092, GPTQModel natively)
+ * for an asymmetric checkpoint (q.sym 0: GPTQModel refuses a v1 one not
+ * made by GPTQModel >= 0.9.0) or when a zero point is 0, else "gptq" (v1,
+ * z - 1 stored: every sym checkpoint); V1 fails at the first module that
+ * has a zero of 0, naming it and the group; V2 always writes v2.
  */
 #ifndef GPTQ_QUANT_PIPELINE_H
 #define GPTQ_QUANT_PIPELINE_H
