@@ -42,8 +42,9 @@ extern "C" {
 /* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
  * dead_columns, w_hat left in W; hessian_finish and dot required) and
  * supports_op (a backend may decline an op at run time); 5: rope's rot (partial
- * rotary), attention's window and softcap */
-#define GPTQ_BACKEND_ABI_VERSION 5u
+ * rotary), attention's window and softcap; 6: attention_kv (queries against a
+ * KV cache, for generation) */
+#define GPTQ_BACKEND_ABI_VERSION 6u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
 typedef struct gptq_buf gptq_buf; /* defined by each backend */
@@ -141,6 +142,7 @@ typedef enum gptq_op {
     GPTQ_OP_GATHER,
     GPTQ_OP_TO_F32,
     GPTQ_OP_DEAD_COLUMNS,
+    GPTQ_OP_ATTENTION_KV,
     GPTQ_OP_COUNT
 } gptq_op;
 
@@ -341,6 +343,25 @@ typedef struct gptq_backend_iface {
      * core requires (src/backend.c refuses to open it). NULL: every filled
      * slot is supported. */
     int (*supports_op)(void *ctx, gptq_op op);
+
+    /* ---- since ABI 6 ---- */
+    /* OPTIONAL (generation; NULL: a model cannot generate with a KV cache
+     * on this backend). Causal attention of T new queries of one sequence
+     * against a cache of keys and values: query i sits at position p0 + i,
+     * K and V hold the keys and values of positions 0 .. p0 + T - 1 (the new
+     * tokens' already written at rows p0 ..). For query i, head h:
+     *   s_j = (q . k_j) * scale for key positions j <= p0 + i (and j >
+     *         p0 + i - window when window > 0), of KV head h/(H/Hk);
+     *   softcap, softmax and o as `attention` (f32; the sum in double).
+     * With p0 = 0 this is `attention` of one sequence of T tokens; query i
+     * of a later call sees exactly what row p0 + i of one `attention` over
+     * all p0 + T tokens sees. Q (T, H*d); K (p0+T, Hk*d); V (p0+T, Hk*d);
+     * O (T, H*d). window < 0, softcap < 0 or not finite, p0 < 0:
+     * GPTQ_ERR_INVALID. */
+    int (*attention_kv)(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
+                        size_t k_off, const gptq_buf *V, size_t v_off, int64_t T, int64_t p0,
+                        int64_t H, int64_t Hk, int64_t d, float scale, int64_t window,
+                        float softcap, gptq_buf *O, size_t o_off);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

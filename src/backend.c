@@ -58,6 +58,7 @@ static const struct {
     OP_SLOT(GPTQ_OP_GATHER, gather, 1),
     OP_SLOT(GPTQ_OP_TO_F32, to_f32, 1),
     OP_SLOT(GPTQ_OP_DEAD_COLUMNS, dead_columns, 1),
+    OP_SLOT(GPTQ_OP_ATTENTION_KV, attention_kv, 0),
 };
 
 static int slot_filled(const gptq_backend_iface *it, gptq_op op)

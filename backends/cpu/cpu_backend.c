@@ -179,6 +179,7 @@ static const gptq_backend_iface k_cpu_iface = {
     .gather = cpu_gather,
     .to_f32 = cpu_to_f32,
     .supports_op = NULL, /* every filled slot runs */
+    .attention_kv = cpu_attention_kv,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }

@@ -347,6 +347,7 @@ static const gptq_backend_iface k_hip_iface = {
     .to_f32 = hip_to_f32,
     .dead_columns = hip_dead_columns,
     .supports_op = NULL, /* every filled slot runs on every device it opens */
+    .attention_kv = hip_attention_kv,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *
