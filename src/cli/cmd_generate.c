@@ -220,7 +220,8 @@ int cmd_generate(int argc, char **argv)
     cli_note(CMD,
              "model on %s in %.3f s; prompt %lld tokens in %.3f s (%.1f tokens/s); generated "
              "%lld tokens in %.3f s (%.1f tokens/s); stopped: %s",
-             backend, t_load, (long long)n, t_prompt, t_prompt > 0 ? (double)n / t_prompt : 0.0, (long long)made,
+             backend, t_load, (long long)n, t_prompt,
+             t_prompt > 0 ? (double)n / t_prompt : 0.0, (long long)made,
              t_gen, t_gen > 0 ? (double)made / t_gen : 0.0, why);
     rc = 0;
 done:

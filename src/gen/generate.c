@@ -314,8 +314,9 @@ int gptq_generator_sample(gptq_generator *g, const gptq_sampling *s, int32_t *id
     memcpy(l, g->logits, (size_t)V * sizeof *l);
     for (int64_t i = 0; i < V; i++)
         if (isnan(l[i]))
-            return gptq_error(GPTQ_ERR_NUMERIC, "%s: the logits of position %lld hold a NaN (id %lld)",
-                              g->dir, (long long)g->len, (long long)i);
+            return gptq_error(GPTQ_ERR_NUMERIC,
+                              "%s: the logits of position %lld hold a NaN (id %lld)", g->dir,
+                              (long long)g->len, (long long)i);
     if (s->repeat_penalty != 1.0) {
         /* each distinct id of the sequence once (transformers gathers and scatters) */
         const float p = (float)s->repeat_penalty;

@@ -739,7 +739,8 @@ static int ensure_workspace(gptq_model *m, const gptq_layer_ctx *x)
         have[i] = want[i];
         grew = 1;
     }
-    if (a->prepare && (grew || x->S != m->prep_S || x->T > m->prep_T || x->pos0 != m->prep_p0)) {
+    if (a->prepare &&
+        (grew || x->S != m->prep_S || x->T > m->prep_T || x->pos0 != m->prep_p0)) {
         GPTQ_TRY(a->prepare(x));
         m->prep_T = x->T;
         m->prep_S = x->S;
@@ -776,7 +777,8 @@ int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_bu
     if (m->loaded != L) GPTQ_TRY(gptq_model_layer_load(m, L));
     const gptq_layer_ctx x = {.m = m, .be = m->be, .c = &m->cfg, .layer = L, .nseq = nseq,
                               .S = S, .T = nseq * S, .pos0 = m->pos0, .npos = m->pos0 + S,
-                              .kc = m->kv_on ? m->kc[L] : NULL, .vc = m->kv_on ? m->vc[L] : NULL,
+                              .kc = m->kv_on ? m->kc[L] : NULL,
+                              .vc = m->kv_on ? m->vc[L] : NULL,
                               .nw = m->nw, .nb = m->nb, .work = m->work, .hook = hook,
                               .user = user};
     GPTQ_TRY(ensure_workspace(m, &x));
