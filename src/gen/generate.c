@@ -296,7 +296,8 @@ static int32_t argmax(const float *l, int64_t V)
     return (int32_t)best;
 }
 
-static const float *g_sort_vals; /* qsort's comparison has no user pointer */
+/* qsort's comparison has no user pointer: the values of this thread's sort */
+static _Thread_local const float *g_sort_vals;
 static int by_value_desc(const void *a, const void *b)
 {
     const int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
