@@ -125,25 +125,31 @@ Test(cli_generate, seed_and_prompt_file)
     ch_rm_tree(tmp);
 }
 
-/* A GPTQ checkpoint (ours, RTN 4-bit) generates through the same reader as
- * eval; its greedy text is the library's on the same checkpoint. */
-Test(cli_generate, gptq_checkpoint)
+/* GPTQ checkpoints (RTN 4-bit: v1 "gptq" symmetric, and gptq_v2 asymmetric
+ * with 3-bit g32 as GPTQModel writes v2) generate through the reader of
+ * eval; the CLI's greedy text is the library's on the same checkpoint. */
+Test(cli_generate, gptq_checkpoints)
 {
     char dir[1024], tmp[512], ck[1024];
     tiny(dir);
     ch_mkdtemp(tmp, "gen-ckpt");
-    ch_join(ck, tmp, "ckpt");
-    cli_result q;
-    cc_ok(&q, "quantize", dir, "-o", ck, "--method", "rtn", "--quiet");
-    ch_result_free(&q);
-    int32_t ids[12];
-    char *want = lib_greedy(ck, "The kernel", 12, ids);
-    cli_result r;
-    cc_ok(&r, "generate", ck, "--prompt", "The kernel", "-n", "12");
-    cr_assert_str_eq(r.out, want);
-    cr_assert(strlen(r.out) > 0);
-    ch_result_free(&r);
-    free(want);
+    const char *const opts[2][6] = {{"--sym", "--bits", "4", "--format", "gptq", NULL},
+                                   {"--asym", "--bits", "3", "--format", "gptq_v2", NULL}};
+    for (int f = 0; f < 2; f++) {
+        ch_join(ck, tmp, f ? "v2" : "v1");
+        cli_result q;
+        cc_ok(&q, "quantize", dir, "-o", ck, "--method", "rtn", "--quiet", "--group-size", "32",
+              opts[f][0], opts[f][1], opts[f][2], opts[f][3], opts[f][4]);
+        ch_result_free(&q);
+        int32_t ids[12];
+        char *want = lib_greedy(ck, "The kernel", 12, ids);
+        cli_result r;
+        cc_ok(&r, "generate", ck, "--prompt", "The kernel", "-n", "12");
+        cr_assert_str_eq(r.out, want, "%s", opts[f][4]);
+        cr_assert(strlen(r.out) > 0);
+        ch_result_free(&r);
+        free(want);
+    }
     ch_rm_tree(tmp);
 }
 
