@@ -164,3 +164,35 @@ Test(cli_generate, backend_without_attention_kv)
     ch_expect(&r, 1, "attention_kv");
     ch_result_free(&r);
 }
+
+/* A prompt that leaves k < -n positions of max_position_embeddings (256):
+ * k tokens are made, a note says so, and the reason is "positions". */
+Test(cli_generate, positions_end_generation)
+{
+    char dir[1024], tmp[512], pf[1024];
+    tiny(dir);
+    char text[4096] = "";
+    for (int i = 0; i < 48; i++) strcat(text, "the kernel ");
+    gptq_backend *be = NULL;
+    gptq_generator *g = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    cr_assert_eq(gptq_generator_open(dir, be, &g), GPTQ_OK);
+    int32_t *ids = NULL;
+    int64_t np = 0;
+    cr_assert_eq(gptq_generator_encode(g, text, strlen(text), &ids, &np), GPTQ_OK);
+    const int64_t k = gptq_generator_max_positions(g) - np;
+    cr_assert(k > 0 && k < 40, "the prompt is %lld tokens: pick another length", (long long)np);
+    free(ids);
+    gptq_generator_close(g);
+    gptq_backend_close(be);
+    ch_mkdtemp(tmp, "gen-pos");
+    ch_write_str(ch_join(pf, tmp, "p.txt"), text);
+    cli_result r;
+    cc_ok(&r, "generate", dir, "--prompt-file", pf, "-n", "40");
+    char want[128];
+    snprintf(want, sizeof want, "only %lld new tokens fit", (long long)k);
+    cr_assert(strstr(r.err, want), "want \"%s\": %s", want, r.err);
+    cr_assert(strstr(r.err, "stopped: positions") || strstr(r.err, "stopped: eos"), "%s", r.err);
+    ch_result_free(&r);
+    ch_rm_tree(tmp);
+}
