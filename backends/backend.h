@@ -366,8 +366,15 @@ typedef struct gptq_backend_iface {
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);
 
-/* The built-in reference backend. */
+/* The built-in reference backend, exported by libgptq: a plugin may copy its
+ * table and replace or decline slots (examples/plugin). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
 const gptq_backend_iface *gptq_cpu_backend_iface(void);
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -341,7 +341,7 @@ Test(generator, repetition_penalty_rule)
     s.temperature = -1;
     cr_assert_eq(gptq_generator_sample(g, &s, &id), GPTQ_ERR_INVALID);
     gptq_sampling_init(&s);
-    s.size = 8; /* an older, smaller struct */
+    s.struct_size = 8; /* not initialised, or smaller than any version */
     cr_assert_eq(gptq_generator_sample(g, &s, &id), GPTQ_ERR_INVALID);
     gptq_generator_close(g);
     gptq_backend_close(be);

@@ -400,6 +400,32 @@ static void b_ckpt_dynamic_bad_regex(const char *d)
           "json.dump(c, open(p, 'w'))\"", d);
 }
 
+/* -- ecoformat (issue 13): gptq inspect's inputs, the format keys, the
+ * group-size limit -- */
+/* @/ckpt without config.json or quantize_config.json */
+BUILD_CKPT(b_eco_no_config, ch_sh("cd '%s' && rm ckpt/config.json ckpt/quantize_config.json", d))
+BUILD_CKPT(b_eco_bits_string, ed(d, "json ckpt/config.json 'set:quantization_config.bits:\"four\"'"))
+BUILD_CKPT(b_eco_no_qweight,
+           ed(d, "st ckpt/model.safetensors drop:model.layers.1.mlp.up_proj.qweight"))
+BUILD_CKPT(b_eco_truncated, ch_sh("cd '%s' && truncate -s 100000 ckpt/model.safetensors", d))
+BUILD_CKPT(b_eco_format_unknown,
+           ed(d, "json ckpt/config.json 'set:quantization_config.checkpoint_format:\"gptq_v9\"' "
+                 "'set:quantization_config.format:\"gptq_v9\"'"))
+BUILD_CKPT(b_eco_format_disagree,
+           ed(d, "json ckpt/config.json 'set:quantization_config.format:\"gptq_v2\"'"))
+BUILD_CKPT(b_eco_skip_rule_on_qweight,
+           ed(d, "json ckpt/config.json "
+                 "'set:quantization_config.dynamic:{\"-:model\\\\.layers\\\\.0\\\\.mlp\\\\.up_proj$\": {}}'"))
+/* @/ckpt quantized with one group per row, its config then saying group
+ * 512: one group of 256 (or 384) inputs, as the tensors hold */
+static void b_eco_group_over_in(const char *d)
+{
+    mk_model(d);
+    ch_sh("cd '%s' && '%s' quantize model -o ckpt --method rtn --group-size -1 --quiet", d,
+          ch_cli());
+    ed(d, "json ckpt/config.json 'set:quantization_config.group_size:512'");
+}
+
 static hostile_case input_table[] = {
     /* FIFOs: each refused at once (limit 10 s; a blocking open would hang) */
     {.name = "fifo_layer_input", .build = b_fifo_plain,
@@ -740,5 +766,54 @@ static hostile_case input_table[] = {
     {.name = "generate_model_missing", .argv = {"generate", "@/none", "--prompt", "x", NULL},
      .status = 1, .msg = "@/none"},
 #undef GEN
+
+    /* -- ecoformat (issue 13): gptq inspect on bad checkpoints; format and
+     * checkpoint_format that disagree; group sizes no loader runs -- */
+    {.name = "inspect_not_a_folder", .build = mk_ckpt,
+     .argv = {"inspect", CK "/config.json", NULL}, .status = 1,
+     .msg = "ckpt/config.json: not a folder", .keep = {CK}},
+    {.name = "inspect_no_config", .build = b_eco_no_config, .argv = {"inspect", CK, NULL},
+     .status = 1, .msg = "not a GPTQ checkpoint: no quantization_config", .keep = {CK}},
+    {.name = "inspect_broken_quantization_config", .build = b_eco_bits_string,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "ckpt/config.json: \"bits\" must be an integer", .keep = {CK}},
+    {.name = "inspect_missing_qweight", .build = b_eco_no_qweight, .argv = {"inspect", CK, NULL},
+     .status = 1,
+     .msg = "model.layers.1.mlp.up_proj has qzeros but no tensor "
+            "'model.layers.1.mlp.up_proj.qweight'",
+     .keep = {CK}},
+    {.name = "inspect_truncated_safetensors", .build = b_eco_truncated,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "ckpt/model.safetensors: tensor 'lm_head.weight': data_offsets [0, 786432) reach "
+            "past the end of the data", .keep = {CK}},
+    {.name = "inspect_group_size_over_in_features", .build = b_eco_group_over_in,
+     .argv = {"inspect", CK, NULL}, .status = 0,
+     .msg = "group size 512 exceeds its 256 input features", .keep = {CK}},
+    {.name = "inspect_unknown_format", .build = b_eco_format_unknown,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "checkpoint_format \"gptq_v9\" is not supported", .keep = {CK}},
+    {.name = "inspect_format_keys_disagree", .build = b_eco_format_disagree,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "checkpoint_format \"gptq\" and format \"gptq_v2\" disagree", .keep = {CK}},
+    {.name = "eval_format_keys_disagree", .build = b_eco_format_disagree,
+     .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "checkpoint_format \"gptq\" and format \"gptq_v2\" disagree", .keep = {CK}},
+    {.name = "inspect_skip_rule_on_a_quantized_module", .build = b_eco_skip_rule_on_qweight,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "model.layers.0.mlp.up_proj has a qweight, but the dynamic rule", .keep = {CK}},
+    {.name = "quantize_group_size_2048", .build = mk_model,
+     .argv = {Q_RTN, "--group-size", "2048", NULL}, .status = 1,
+     .msg = "model.layers.0.self_attn.q_proj: group size 2048 with 256 input features: no "
+            "loader's kernel runs a group above 1024 unless it is the whole row",
+     .keep = {M}},
+    {.name = "quantize_dynamic_group_size_2048", .build = mk_model,
+     .argv = {Q_RTN, "--dynamic",
+              "{\"+:model\\\\.layers\\\\.1\\\\.mlp\\\\.down_proj$\": {\"group_size\": 2048}}",
+              NULL},
+     .status = 1, .msg = "model.layers.1.mlp.down_proj: group size 2048 with 384 input features",
+     .keep = {M}},
+    {.name = "quantize_asym_format_gptq_warns", .build = mk_model,
+     .argv = {Q_RTN, "--asym", "--format", "gptq", "--quiet", NULL}, .status = 0,
+     .msg = "GPTQModel's loader refuses an asymmetric v1", .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)

@@ -42,6 +42,7 @@ static void help(FILE *f)
             "  --seed N             seed of the sampler's PRNG (xoshiro256**; default 0): the\n"
             "                       same seed gives the same tokens\n"
             "  --backend NAME       cpu (default), or a plugin name/path\n"
+            CLI_COMMON_HELP
             "  -h, --help           this text\n\n"
             "stderr at the end: prompt tokens and tokens/s of the prompt pass, new tokens\n"
             "and tokens/s of the decoding, and why it stopped (eos, -n, positions)\n");
@@ -66,6 +67,7 @@ int cmd_generate(int argc, char **argv)
         {"repeat-penalty", required_argument, 0, O_PEN},
         {"seed", required_argument, 0, O_SEED},
         {"backend", required_argument, 0, O_BACKEND},
+        CLI_COMMON_LONGOPTS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -76,6 +78,9 @@ int cmd_generate(int argc, char **argv)
     gptq_sampling_init(&s);
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case O_PROMPT: prompt = optarg; break;
         case O_FILE: pfile = optarg; break;

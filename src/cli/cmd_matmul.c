@@ -41,7 +41,8 @@ static void help(FILE *f)
             "  --bias                 add the module's bias (PREFIX.bias)\n"
             "  --dequant              also write W (out_features, in_features) F32\n"
             "  --backend NAME|PATH    cpu (default), hip, or a plugin path: the same bytes\n"
-            "  --quiet                print nothing on success\n");
+            "  --quiet                print nothing on success\n"
+            CLI_COMMON_HELP);
 }
 
 /* bits / format / group size of a `gptq layer` file, from its metadata. */
@@ -77,12 +78,16 @@ int cmd_matmul(int argc, char **argv)
         {"module", required_argument, 0, 'm'},  {"bias", no_argument, 0, 'B'},
         {"dequant", no_argument, 0, 'd'},       {"backend", required_argument, 0, 'b'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *xpath = NULL, *out = NULL, *module = NULL, *backend = "cpu";
     int with_bias = 0, dequant = 0, quiet = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "x:o:h", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case 'x': xpath = optarg; break;
         case 'o': out = optarg; break;

@@ -259,7 +259,7 @@ int gptq_generator_step(gptq_generator *g, int32_t id)
 void gptq_sampling_init(gptq_sampling *s)
 {
     memset(s, 0, sizeof *s);
-    s->size = sizeof *s;
+    s->struct_size = sizeof *s;
     s->temperature = 0.0;
     s->top_k = 0;
     s->top_p = 1.0;
@@ -269,11 +269,11 @@ void gptq_sampling_init(gptq_sampling *s)
 
 int gptq_sampling_check(const gptq_sampling *s)
 {
-    if (!s || s->size < sizeof *s)
+    if (!s || s->struct_size < sizeof *s) /* the first version's size */
         return gptq_error(GPTQ_ERR_INVALID,
-                          "gptq_sampling: size %zu, this library needs %zu "
+                          "gptq_sampling: struct_size %zu, the first version has %zu "
                           "(call gptq_sampling_init)",
-                          s ? s->size : 0, sizeof *s);
+                          s ? s->struct_size : 0, sizeof *s);
     if (!(s->temperature >= 0 && isfinite(s->temperature)))
         return gptq_error(GPTQ_ERR_INVALID, "temperature %g must be >= 0 (0: greedy)",
                           s->temperature);

@@ -14,9 +14,11 @@
  * quantize_config.json beside it; the synonyms other tools write (wbits,
  * w_bit, q_group_size, zero_point) are accepted.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../format/format.h"
 #include "../io/io.h"
@@ -166,9 +168,18 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     const cJSON *dyn = NULL;
     GPTQ_TRY(gptq_json_get_object(q, "dynamic", &dyn, 0, file));
     if (dyn) GPTQ_TRY(gptq_dynamic_parse(dyn, file, &r.dynamic));
-    const char *fmt = NULL;
+    const char *fmt = NULL, *fmt2 = NULL;
     GPTQ_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
-    if (!fmt) GPTQ_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));
+    GPTQ_TRY(gptq_json_get_str(q, "format", &fmt2, 0, file));
+    /* vLLM, ExLlamaV2 and llama.cpp's converter read the first, optimum the
+     * second: two values would be two readings of the zero points */
+    if (fmt && fmt2 && strcmp(fmt, fmt2))
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: quantization_config: checkpoint_format \"%s\" and format \"%s\" "
+                          "disagree (vLLM and ExLlamaV2 read the first, optimum the second, so "
+                          "the zero points would be read two ways)",
+                          file, fmt, fmt2);
+    if (!fmt) fmt = fmt2;
     if (fmt) {
         const gptq_format_traits *t = gptq_format_by_name(fmt);
         if (!t)
@@ -316,8 +327,30 @@ static int load_quantize_config(const char *dir, gptq_ckpt_quant *q)
     return st;
 }
 
+/* "owner/name" with the characters the Hugging Face hub allows in each
+ * part (letters, digits, '-', '_', '.'; neither part starting with '.'). */
+static int looks_like_hub_id(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash || strchr(slash + 1, '/') || slash == s || !slash[1]) return 0;
+    if (s[0] == '.' || slash[1] == '.') return 0;
+    for (const char *c = s; *c; c++)
+        if (c != slash && !((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                            (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+            return 0;
+    return 1;
+}
+
 int gptq_model_config_load(const char *dir, gptq_model_config *c)
 {
+    struct stat sb;
+    if (stat(dir, &sb) != 0 && errno == ENOENT && looks_like_hub_id(dir))
+        return gptq_error(GPTQ_ERR_IO,
+                          "%s: no such folder. It looks like a Hugging Face hub id, but gptq-c "
+                          "reads only local model folders (it downloads nothing): get one first, "
+                          "e.g. `huggingface-cli download %s --local-dir %s` (or `git lfs install "
+                          "&& git clone https://huggingface.co/%s`), then give that folder",
+                          dir, dir, strrchr(dir, '/') + 1, dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *root = NULL;

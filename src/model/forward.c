@@ -490,6 +490,7 @@ void gptq_model_close(gptq_model *m)
 }
 
 const gptq_model_config *gptq_model_config_of(const gptq_model *m) { return &m->cfg; }
+const char *gptq_model_dir(const gptq_model *m) { return m->dir; }
 gptq_weights *gptq_model_weights(gptq_model *m) { return m->w; }
 gptq_backend *gptq_model_backend(gptq_model *m) { return m->be; }
 

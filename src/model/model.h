@@ -238,7 +238,8 @@ int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, c
 /* The model and its forward pass                                      */
 /* ------------------------------------------------------------------ */
 
-typedef struct gptq_model gptq_model;
+/* gptq_model (opaque), gptq_model_open and gptq_model_close are public:
+ * gptq.h. */
 
 typedef struct gptq_linear_info {
     char name[64];      /* inside the layer: "self_attn.q_proj", "mlp.down_proj", "fc1" */
@@ -286,10 +287,8 @@ int gptq_hook_all_rows(const gptq_hook_event *ev);
 #define GPTQ_HOOK_STOP 1
 typedef int (*gptq_layer_hook)(void *user, const gptq_hook_event *ev);
 
-/* Open DIR (config, weights index) for backend `be` (borrowed: it must
- * outlive the model). Nothing is uploaded yet. */
-int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out);
-void gptq_model_close(gptq_model *m);
+/* gptq_model_open (gptq.h) reads DIR's config and weights index for
+ * backend `be`; nothing is uploaded yet. */
 
 /* Arithmetic of the forward's Linears: GPTQ_MATH_F32 (default) through the
  * backend's gemm (the CPU backend's is the reference), or GPTQ_MATH_TF32
@@ -299,6 +298,8 @@ void gptq_model_close(gptq_model *m);
 typedef enum gptq_math { GPTQ_MATH_F32 = 0, GPTQ_MATH_TF32 = 1 } gptq_math;
 void gptq_model_set_forward_math(gptq_model *m, gptq_math math);
 const gptq_model_config *gptq_model_config_of(const gptq_model *m);
+/* The folder it was opened from. */
+const char *gptq_model_dir(const gptq_model *m);
 gptq_weights *gptq_model_weights(gptq_model *m);
 gptq_backend *gptq_model_backend(gptq_model *m);
 
