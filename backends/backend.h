@@ -42,8 +42,8 @@ extern "C" {
 /* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
  * dead_columns, w_hat left in W; hessian_finish and dot required) and
  * supports_op (a backend may decline an op at run time); 5: rope's rot (partial
- * rotary), attention's window and softcap; 6: attention_kv (queries against a
- * KV cache, for generation) */
+ * rotary), attention's window and softcap; 6: gelu_tanh_mul, scale, softcap (Gemma),
+ * attention_kv (queries against a KV cache, for generation) */
 #define GPTQ_BACKEND_ABI_VERSION 6u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
@@ -142,6 +142,9 @@ typedef enum gptq_op {
     GPTQ_OP_GATHER,
     GPTQ_OP_TO_F32,
     GPTQ_OP_DEAD_COLUMNS,
+    GPTQ_OP_GELU_TANH_MUL,
+    GPTQ_OP_SCALE,
+    GPTQ_OP_SOFTCAP,
     GPTQ_OP_ATTENTION_KV,
     GPTQ_OP_COUNT
 } gptq_op;
@@ -344,7 +347,24 @@ typedef struct gptq_backend_iface {
      * slot is supported. */
     int (*supports_op)(void *ctx, gptq_op op);
 
-    /* ---- since ABI 6 ---- */
+    /* ---- since ABI 6: forward ops of Gemma 2 / Gemma 3 (OPTIONAL, as every
+     * forward op: a backend without them cannot run those families) ---- */
+    /* GeGLU: Y = gelu_tanh(G) * U elementwise, with PyTorch's
+     * gelu(approximate="tanh") in f32, in this order (no contraction):
+     *   inner = f32(sqrt(2/pi)) * (g + 0.044715f * (g * g * g))
+     *   gelu  = (0.5f * g) * (1 + tanh(inner))
+     * G (T, F); U (T, F); Y (T, F) (may be G or U). n = T * F elements. */
+    int (*gelu_tanh_mul)(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,
+                         size_t u_off, int64_t n, gptq_buf *Y, size_t y_off);
+    /* In place: X = X * s over n elements (one f32 product each: Gemma's
+     * embedding normalizer). */
+    int (*scale)(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s);
+    /* In place: X = c * tanh(X / c) over n elements, each step rounded to
+     * f32 as transformers' three tensor ops (Gemma 2's final logit
+     * soft-capping). c > 0 and finite, else GPTQ_ERR_INVALID. */
+    int (*softcap)(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float c);
+
+    /* since ABI 6 too: */
     /* OPTIONAL (generation; NULL: a model cannot generate with a KV cache
      * on this backend). Causal attention of T new queries of one sequence
      * against a cache of keys and values: query i sits at position p0 + i,

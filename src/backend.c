@@ -58,6 +58,9 @@ static const struct {
     OP_SLOT(GPTQ_OP_GATHER, gather, 1),
     OP_SLOT(GPTQ_OP_TO_F32, to_f32, 1),
     OP_SLOT(GPTQ_OP_DEAD_COLUMNS, dead_columns, 1),
+    OP_SLOT(GPTQ_OP_GELU_TANH_MUL, gelu_tanh_mul, 0),
+    OP_SLOT(GPTQ_OP_SCALE, scale, 0),
+    OP_SLOT(GPTQ_OP_SOFTCAP, softcap, 0),
     OP_SLOT(GPTQ_OP_ATTENTION_KV, attention_kv, 0),
 };
 

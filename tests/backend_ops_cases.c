@@ -827,6 +827,61 @@ static void ew_naive(const op_case *c, oc_data *d)
                                 : (float)((double)g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
 }
 
+/* gelu_tanh_mul (ABI 6): ew_gen's G (8 x uniform: both tails of the gelu,
+ * where 1 + tanh cancels) and U; the contract in double */
+static int gelu_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
+{
+    (void)d;
+    return IFC(be)->gelu_tanh_mul(CTX(be), b[0], 0, b[1], 0, c->p[0], b[2], 0);
+}
+
+static void gelu_naive(const op_case *c, oc_data *d)
+{
+    const float *g = F32(d->in[0]), *u = F32(d->in[1]);
+    for (int64_t i = 0; i < c->p[0]; i++) {
+        const double x = g[i], inner = sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+        F32(d->out[0])[i] = (float)(0.5 * x * (1.0 + tanh(inner)) * u[i]);
+    }
+}
+
+/* scale, softcap (ABI 6): p = {n, off, cap x 100 (softcap; 0: a failing
+ * call)}: in place from element off, X 8 x uniform */
+static void cap_gen(const op_case *c, oc_data *d)
+{
+    const size_t n = (size_t)(c->p[0] + c->p[1]);
+    fill(add_in(d, OC_F32, n), n, 8.0f);
+    if (c->op == GPTQ_OP_SOFTCAP && c->p[2] == 0) add_status(d);
+    else add_out(d, "X", 0);
+}
+
+/* the scale of the rows: Gemma 2 9B's normalizer bf16(sqrt(3584)) = 60 is
+ * exact; this one is not a power of two either */
+#define OC_SCALE 33.9411255f
+
+static int cap_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
+{
+    const size_t off = (size_t)c->p[1];
+    if (c->op == GPTQ_OP_SCALE) return IFC(be)->scale(CTX(be), b[0], off, c->p[0], OC_SCALE);
+    const int st = IFC(be)->softcap(CTX(be), b[0], off, c->p[0], (float)c->p[2] / 100.0f);
+    return c->p[2] == 0 ? record(c, be, d, 0, st, 0) : st;
+}
+
+/* scale: the one f32 product; softcap: c * tanh(x / c) in double */
+static void cap_naive(const op_case *c, oc_data *d)
+{
+    if (c->op == GPTQ_OP_SOFTCAP && c->p[2] == 0) {
+        want_status(d, 0, GPTQ_ERR_INVALID, 0);
+        return;
+    }
+    const double cap = (float)c->p[2] / 100.0f;
+    for (int64_t i = 0; i < c->p[0] + c->p[1]; i++) {
+        const float x = F32(d->in[0])[i];
+        F32(d->out[0])[i] = i < c->p[1] ? x
+                            : c->op == GPTQ_OP_SCALE ? x * OC_SCALE
+                                                     : (float)(cap * tanh((double)x / cap));
+    }
+}
+
 /* relu: p = {n, off}: in place from element off (the first off untouched) */
 static void relu_gen(const op_case *c, oc_data *d)
 {
@@ -1520,6 +1575,9 @@ static const oc_def k_defs[GPTQ_OP_COUNT] = {
     [GPTQ_OP_GATHER] = {gather_gen, gather_call, gather_naive, NULL, NULL, 0},
     [GPTQ_OP_TO_F32] = {tof_gen, tof_call, tof_naive, NULL, NULL, 0},
     [GPTQ_OP_DEAD_COLUMNS] = {dead_gen, dead_call, dead_naive, NULL, NULL, 0x3},
+    [GPTQ_OP_GELU_TANH_MUL] = {ew_gen, gelu_call, gelu_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_SCALE] = {cap_gen, cap_call, cap_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_SOFTCAP] = {cap_gen, cap_call, cap_naive, NULL, NULL, 0x1},
     [GPTQ_OP_ATTENTION_KV] = {akv_gen, akv_call, akv_naive, NULL, akv_flops, 0x3},
 };
 
@@ -1924,6 +1982,23 @@ const op_case oc_cases[] = {
      .tol = TOL_FAIL, .ref = TOL_FAIL},
     {"silu_mul", GPTQ_OP_SILU_MUL, {7400}, .tol = TOL_FW_NORM("silu_mul"),
      .ref = TOL_FW_NORM("silu in double against f32 with expf")},
+    /* Gemma (ABI 6): GeGLU, the embedding normalizer, final logit soft-capping
+     * (a cap of 5 bends the 8 x uniform inputs hard, one of 30 as Gemma 2's
+     * barely) */
+    {"gelu_tanh_mul", GPTQ_OP_GELU_TANH_MUL, {7400},
+     .tol = {OC_FROB, {1e-6}, "tanhf of two libms differs by an ulp or two"},
+     .ref = {OC_FROB, {1e-6}, "f32 steps and tanhf against the formula in double: a few ulps "
+                              "per element"}},
+    {"scale", GPTQ_OP_SCALE, {7397, 3}, .tol = {OC_BYTES, {0}, "one f32 product"},
+     .ref = {OC_BYTES, {0}, "one f32 product"}},
+    {"softcap 5", GPTQ_OP_SOFTCAP, {7397, 3, 500},
+     .tol = {OC_FROB, {1e-6}, "tanhf of two libms differs by an ulp or two"},
+     .ref = {OC_FROB, {1e-6}, "f32 division, tanhf and product against double: a few ulps"}},
+    {"softcap 30", GPTQ_OP_SOFTCAP, {7400, 0, 3000},
+     .tol = {OC_FROB, {1e-6}, "tanhf of two libms differs by an ulp or two"},
+     .ref = {OC_FROB, {1e-6}, "f32 division, tanhf and product against double: a few ulps"}},
+    {"softcap cap 0", GPTQ_OP_SOFTCAP, {64, 0, 0}, .msg = "cap", .tol = TOL_FAIL,
+     .ref = TOL_FAIL},
     {"relu", GPTQ_OP_RELU, {7397, 3}, .tol = {OC_BYTES, {0}, "a comparison"},
      .ref = {OC_BYTES, {0}, "a comparison"}},
     {"add", GPTQ_OP_ADD, {7400}, .tol = {OC_BYTES, {0}, "one f32 sum"},

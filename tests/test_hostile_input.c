@@ -347,6 +347,35 @@ CFG(b_sw_types_no_window, "'set:architectures:[\"Qwen2ForCausalLM\"]' "
 /* a window shorter than the sequence runs (it used to be refused) */
 CFG(b_sw_runs, MISTRAL "set:sliding_window:16")
 
+/* -- gemma (issue 11): tests/data/families/gemma2 and gemma3 (transformers
+ * 5 configs, tokenizer links followed) with one config key broken -- */
+static void mk_gemma(const char *d, const char *fam)
+{
+    char p[1024];
+    ch_sh("cp -rL '%s/tests/data/families/%s' '%s/model' && rm '%s/model/refs.safetensors'",
+          ch_source_root(), fam, d, d);
+    ch_write_str(ch_join(p, d, "edit.py"), k_edit_py);
+}
+#define GEMMA(fn, fam, ops)                                 \
+    static void fn(const char *d)                           \
+    {                                                       \
+        mk_gemma(d, fam);                                   \
+        ed(d, "json model/config.json " ops);               \
+    }
+GEMMA(b_gemma_types, "gemma2", "'set:layer_types:[\"sliding_attention\", \"chunked_attention\"]'")
+GEMMA(b_gemma_attn_cap, "gemma2", "set:attn_logit_softcapping:-2")
+GEMMA(b_gemma_final_cap, "gemma2", "set:final_logit_softcapping:0")
+GEMMA(b_gemma_qpas, "gemma2", "set:query_pre_attn_scalar:0")
+GEMMA(b_gemma_act, "gemma2", "'set:hidden_activation:\"gelu\"'")
+GEMMA(b_gemma_bidir, "gemma2", "set:use_bidirectional_attention:true")
+GEMMA(b_gemma_sw_null, "gemma2", "set:sliding_window:null")
+GEMMA(b_gemma3_rope_type, "gemma3", "'set:rope_parameters.sliding_attention.rope_type:\"su\"'")
+GEMMA(b_gemma3_rope_layer, "gemma3",
+      "'set:rope_parameters.chunked_attention:{\"rope_type\": \"default\"}'")
+GEMMA(b_gemma3_rope_flat, "gemma3",
+      "'set:rope_parameters:{\"rope_type\": \"linear\", \"factor\": 8}'")
+GEMMA(b_gemma3_pattern, "gemma3", "del:layer_types set:sliding_window_pattern:0")
+GEMMA(b_gemma3_multimodal, "gemma3", "'set:architectures:[\"Gemma3ForConditionalGeneration\"]'")
 /* --- generate (issue 12) --------------------------------------------- */
 BUILD(b_gen_prompt_fifo, ch_sh("cd '%s' && mkfifo p.fifo", d))
 BUILD(b_gen_prompt_dir, ch_sh("cd '%s' && mkdir p.d", d))
@@ -815,5 +844,52 @@ static hostile_case input_table[] = {
     {.name = "quantize_asym_format_gptq_warns", .build = mk_model,
      .argv = {Q_RTN, "--asym", "--format", "gptq", "--quiet", NULL}, .status = 0,
      .msg = "GPTQModel's loader refuses an asymmetric v1", .keep = {M}},
+    /* -- gemma (issue 11): refused by key and value, before any work -- */
+    {.name = "gemma_layer_type_unknown", .build = b_gemma_types, .argv = {Q_RTN, NULL},
+     .status = 1,
+     .msg = "config.json: \"layer_types\"[1] = \"chunked_attention\" is not supported for "
+            "Gemma2ForCausalLM",
+     .keep = {M}},
+    {.name = "gemma_attn_softcap_negative", .build = b_gemma_attn_cap, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: \"attn_logit_softcapping\" = -2 must be positive (or null: none)",
+     .keep = {M}},
+    {.name = "gemma_final_softcap_zero", .build = b_gemma_final_cap, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: \"final_logit_softcapping\" = 0 must be positive (or null: none)",
+     .keep = {M}},
+    {.name = "gemma_query_pre_attn_scalar_zero", .build = b_gemma_qpas, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "config.json: \"query_pre_attn_scalar\" = 0 must be positive",
+     .keep = {M}},
+    {.name = "gemma_hidden_activation", .build = b_gemma_act, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: hidden_activation \"gelu\" is not supported for Gemma2ForCausalLM "
+            "(only \"gelu_pytorch_tanh\")",
+     .keep = {M}},
+    {.name = "gemma_bidirectional", .build = b_gemma_bidir, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "config.json: \"use_bidirectional_attention\" = true is not supported",
+     .keep = {M}},
+    {.name = "gemma_sliding_layer_without_window", .build = b_gemma_sw_null,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "config.json: layer 0 is a sliding_attention layer but \"sliding_window\" is null",
+     .keep = {M}},
+    {.name = "gemma3_rope_type_per_layer_type", .build = b_gemma3_rope_type,
+     .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: rope_parameters.sliding_attention.rope_type \"su\" is not supported",
+     .keep = {M}},
+    {.name = "gemma3_rope_unknown_layer_type", .build = b_gemma3_rope_layer,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "config.json: rope_parameters.chunked_attention is not supported for "
+            "Gemma3ForCausalLM",
+     .keep = {M}},
+    {.name = "gemma3_rope_parameters_flat", .build = b_gemma3_rope_flat, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "config.json: rope_parameters.rope_type is not supported", .keep = {M}},
+    {.name = "gemma3_sliding_window_pattern_zero", .build = b_gemma3_pattern,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "config.json: \"sliding_window_pattern\" = 0 must be positive", .keep = {M}},
+    /* the multimodal wrapper reads its text model's keys from text_config */
+    {.name = "gemma3_multimodal_without_text_config", .build = b_gemma3_multimodal,
+     .argv = {Q_RTN, NULL}, .status = 1, .msg = "config.json: \"text_config\" is missing",
+     .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)

@@ -179,6 +179,9 @@ static const gptq_backend_iface k_cpu_iface = {
     .gather = cpu_gather,
     .to_f32 = cpu_to_f32,
     .supports_op = NULL, /* every filled slot runs */
+    .gelu_tanh_mul = cpu_gelu_tanh_mul,
+    .scale = cpu_scale,
+    .softcap = cpu_softcap,
     .attention_kv = cpu_attention_kv,
 };
 

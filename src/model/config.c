@@ -9,7 +9,8 @@
  *   transformers 5: "rope_parameters": {"rope_theta", "rope_type", ...}, "dtype"
  * (the RoPE scaling in either spelling: rope.c)
  * Defaults follow the transformers config classes (LlamaConfig, MistralConfig,
- * Qwen2Config, Qwen3Config, OPTConfig), so a key they would default may be absent here too.
+ * Qwen2Config, Qwen3Config, OPTConfig, Phi3Config, Gemma2Config, Gemma3TextConfig), so a
+ * key they would default may be absent here too.
  * GPTQ checkpoints: "quantization_config" in config.json, else
  * quantize_config.json beside it; the synonyms other tools write (wbits,
  * w_bit, q_group_size, zero_point) are accepted.
@@ -195,7 +196,8 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
 
 /* Every family; an unknown architecture's message lists their names. */
 static const gptq_arch *const k_archs[] = {&gptq_arch_llama, &gptq_arch_qwen3, &gptq_arch_opt,
-                                             &gptq_arch_phi3};
+                                             &gptq_arch_phi3, &gptq_arch_gemma2,
+                                             &gptq_arch_gemma3, &gptq_arch_gemma3mm};
 #define NARCHS ((int)(sizeof k_archs / sizeof *k_archs))
 
 /* The keys every family reads. */
@@ -286,11 +288,25 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
     }
     snprintf(c->architecture, sizeof c->architecture, "%s", found->arch);
 
-    for (size_t i = 0; i < sizeof k_shared_keys / sizeof *k_shared_keys; i++)
-        GPTQ_TRY(read_key(root, &k_shared_keys[i], file, c));
-    for (int i = 0; i < c->arch->nkeys; i++) GPTQ_TRY(read_key(root, &c->arch->keys[i], file, c));
-    GPTQ_TRY(c->arch->parse(root, file, c));
-    GPTQ_TRY(check_products(c, file));
+    /* the model's keys: the top level, or the family's sub-object of it
+     * (messages then name it: "config.json: text_config: ...") */
+    const cJSON *mroot = root;
+    char mfile[4200];
+    snprintf(mfile, sizeof mfile, "%s", file);
+    if (c->arch->sub_config) {
+        GPTQ_TRY(gptq_json_get_object(root, c->arch->sub_config, &mroot, 1, file));
+        snprintf(mfile, sizeof mfile, "%s: %s", file, c->arch->sub_config);
+    }
+    for (size_t i = 0; i < sizeof k_shared_keys / sizeof *k_shared_keys; i++) {
+        int own = 0;
+        for (int j = 0; j < c->arch->nkeys; j++)
+            own |= c->arch->keys[j].field == k_shared_keys[i].field;
+        if (!own) GPTQ_TRY(read_key(mroot, &k_shared_keys[i], mfile, c));
+    }
+    for (int i = 0; i < c->arch->nkeys; i++)
+        GPTQ_TRY(read_key(mroot, &c->arch->keys[i], mfile, c));
+    GPTQ_TRY(c->arch->parse(mroot, mfile, c));
+    GPTQ_TRY(check_products(c, mfile));
 
     /* dtype (informational: weights are converted to f32 whatever it says) */
     c->dtype = GPTQ_F32;

@@ -8,6 +8,9 @@
  * Families are descriptions (arch.h), one file each:
  *   arch_llama.c  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
  *                 Qwen3ForCausalLM (q/k norms)
+ *   arch_phi3.c   Phi3ForCausalLM (fused qkv / gate_up, partial rotary, longrope)
+ *   arch_gemma.c  Gemma2ForCausalLM, Gemma3ForCausalLM ((1 + w) norms around
+ *                 attention and MLP, GeGLU, softcaps, a RoPE per layer type)
  *   arch_opt.c    OPTForCausalLM (pre-LayerNorm only)
  * Each says what its config.json holds, how its tensors are named, which
  * linears a decoder layer has in which true-sequential groups, and how the
@@ -154,6 +157,15 @@ typedef struct gptq_model_config {
     int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2/Qwen3) */
     int64_t layer_window[GPTQ_MAX_LAYERS]; /* per layer: sliding_window or 0 (full causal) */
     int64_t pos_offset;       /* learned positions: row = position + pos_offset (OPT: 2) */
+    /* Gemma 2 / Gemma 3 (arch_gemma.c; 0 = unused by the other families) */
+    double embed_scale;       /* embeddings *= this, rounded to f32 and then to the
+                               * embedding table's dtype (Gemma: sqrt(hidden_size), as
+                               * transformers' normalizer, a tensor of the model's dtype) */
+    double final_softcap;     /* logits = c * tanh(logits / c) (final_logit_softcapping) */
+    double attn_softcap;      /* attention scores soft-capped (attn_logit_softcapping) */
+    double attn_scale;        /* attention scale (query_pre_attn_scalar ** -0.5) */
+    gptq_rope rope_local;     /* Gemma 3: the RoPE of the sliding-window layers, and */
+    double rope_local_theta;  /*   its base (rope_local_base_freq) */
     gptq_dtype dtype;         /* torch_dtype | dtype (F32 when absent) */
     gptq_ckpt_quant quant;
 } gptq_model_config;
