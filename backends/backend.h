@@ -42,8 +42,9 @@ extern "C" {
 /* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
  * dead_columns, w_hat left in W; hessian_finish and dot required) and
  * supports_op (a backend may decline an op at run time); 5: rope's rot (partial
- * rotary), attention's window and softcap; 6: gelu_tanh_mul, scale, softcap (Gemma),
- * attention_kv (queries against a KV cache, for generation) */
+ * rotary), attention's window and softcap; 6: gelu_tanh_mul, scale, softcap (Gemma)
+ * and matmul_q_fast (the fast A16 matmul, summed in an order of the backend's
+ * choosing); attention_kv (queries against a KV cache, for generation) */
 #define GPTQ_BACKEND_ABI_VERSION 6u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
@@ -145,6 +146,7 @@ typedef enum gptq_op {
     GPTQ_OP_GELU_TANH_MUL,
     GPTQ_OP_SCALE,
     GPTQ_OP_SOFTCAP,
+    GPTQ_OP_MATMUL_Q_FAST,
     GPTQ_OP_ATTENTION_KV,
     GPTQ_OP_COUNT
 } gptq_op;
@@ -363,6 +365,26 @@ typedef struct gptq_backend_iface {
      * f32 as transformers' three tensor ops (Gemma 2's final logit
      * soft-capping). c > 0 and finite, else GPTQ_ERR_INVALID. */
     int (*softcap)(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float c);
+
+    /* ---- since ABI 6 too: the fast A16 matmul ---- */
+    /* OPTIONAL (NULL or declined: gptq_matmul_fast_on and `gptq matmul
+     * --fast` refuse, naming the backend). matmul_q's A16 matmul, fast: the
+     * same arguments and the same X and bias roundings (X to fp16 as read,
+     * f32(f16(bias[n])) added last in one f32 sum), the packed weight read
+     * directly (never dequantized in full), but each output's K products
+     * summed in an order of the backend's choosing, FMA allowed, the scale
+     * applied to a partial sum of x * (q - z) or to each product. Every
+     * order keeps each output within the f32 error of a K-term dot product
+     * of matmul_q's:
+     *   |Y - Y_matmul_q| <= 2 gamma(K + 2) (sum_k |xh[m,k] w[n,k]| + |bh[n]|),
+     *   gamma(j) = j u / (1 - j u), u = 2^-24
+     * (both lie within gamma(K + 2) of the exact sum: tests/test_w4a16.c
+     * argues it). The result must not depend on the thread count. *impl
+     * (when impl is not NULL) gets a static string naming the code path
+     * that ran (the CPU backend: "generic", "avx2" or "avx512"). */
+    int (*matmul_q_fast)(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
+                         int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
+                         const char **impl);
 
     /* since ABI 6 too: */
     /* OPTIONAL (generation; NULL: a model cannot generate with a KV cache

@@ -342,6 +342,16 @@ void gptq_packed_free(gptq_packed *p);
 int gptq_dequantize_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, float *W);
 int gptq_matmul_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
                    int64_t M, const float *bias, float *Y);
+/* A fast A16 matmul of the backend (its matmul_q_fast: the CPU backend's
+ * SIMD kernels read the packed weight directly): the same X and bias
+ * roundings as gptq_matmul_ref, the products summed in another order, so
+ * each output lies within 2 gamma(K + 2) (sum_k |xh_k w_k| + |bh|) of the
+ * reference's, gamma(j) = j 2^-24 / (1 - j 2^-24). *impl (may be NULL) gets
+ * the code path that ran ("generic", "avx2", "avx512" on the CPU; the
+ * environment variable GPTQ_CPU_ISA forces one). GPTQ_ERR_UNSUPPORTED when
+ * the backend has none. */
+int gptq_matmul_fast_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
+                        int64_t M, const float *bias, float *Y, const char **impl);
 
 /* ------------------------------------------------------------------ */
 /* The whole job: open a model, quantize it, evaluate it               */

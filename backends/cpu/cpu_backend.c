@@ -182,6 +182,8 @@ static const gptq_backend_iface k_cpu_iface = {
     .gelu_tanh_mul = cpu_gelu_tanh_mul,
     .scale = cpu_scale,
     .softcap = cpu_softcap,
+    /* the fast A16 matmul: cpu_w4a16.c */
+    .matmul_q_fast = cpu_matmul_q_fast,
     .attention_kv = cpu_attention_kv,
 };
 

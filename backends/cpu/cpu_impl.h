@@ -106,5 +106,15 @@ int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
 int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
                int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
 int cpu_to_f32(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n, int dtype);
+/* Shapes, buffer sizes and g_idx of a packed tensor (a message naming op). */
+int cpu_check_q(cpu_ctx *c, const gptq_qtensor *q, const char *op);
+/* Row n (K) of the dequantized W of a checked packed tensor: the reference's values. */
+void cpu_dequant_row(const gptq_qtensor *q, int64_t n, float *wrow);
+
+/* cpu_w4a16.c: matmul_q_fast, the A16 matmul read straight from the packed
+ * weight (SIMD paths chosen at run time; GPTQ_CPU_ISA forces one). */
+int cpu_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
+                      int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
+                      const char **impl);
 
 #endif /* GPTQ_CPU_IMPL_H */
