@@ -183,6 +183,14 @@ typedef struct gptq_quant_config {
     int group_size;         /* -1 (one group per row) or a power of two >= 16 */
     int sym;                /* 1: symmetric grid, zero = 2^(bits-1) */
     int desc_act;           /* act-order: columns by diag(H) descending */
+    /* group-aware act-order (GAR, GPTQModel's act_group_aware): groups of
+     * group_size columns solved in order of their largest diag(H), columns
+     * inside a group by diag(H) descending; g_idx stays k / group_size, so
+     * the checkpoint is a plain (non-act-order) one. -1 (the default):
+     * on when desc_act is off, group_size is not -1 and the method is GPTQ,
+     * as GPTQModel (5.0 on) defaults it; 1: on, refused with desc_act or
+     * group_size -1; 0: off (the paper's column order). */
+    int act_group_aware;
     int static_groups;      /* grids from the original W before the solve */
     int mse;                /* grid search shrinking the range */
     float mse_norm;         /* error norm of the search (2.4) */
@@ -205,9 +213,13 @@ typedef struct gptq_quant_config {
 #define GPTQ_DAMP_MAX_RETRIES 100
 
 /* Defaults: bits 4, group 128, sym and no act-order (as GPTQModel and
- * transformers), damp 0.01 (the paper and AutoGPTQ), increment 0.01 (as
+ * transformers), act_group_aware -1 (GAR wherever it applies, as GPTQModel
+ * 5.0 on), damp 0.01 (the paper and AutoGPTQ), increment 0.01 (as
  * GPTQModel), block 128, min/max grid. */
 void gptq_quant_config_default(gptq_quant_config *c);
+/* 1 when the solve uses GAR's order: method GPTQ and act_group_aware 1,
+ * or -1 with desc_act off and group_size not -1; else 0. */
+int gptq_quant_config_act_group_aware(const gptq_quant_config *c);
 /* Validate; on failure the message names the option. */
 int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols);
 

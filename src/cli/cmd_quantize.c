@@ -306,10 +306,11 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
     const double T = s->seconds_total > 0 ? s->seconds_total : 1e-9;
     const double other =
         s->seconds_total - s->seconds_forward - s->seconds_hessian - s->seconds_solve - s->seconds_write;
-    printf("\nquantized %d linear modules (%d-bit, group %d, %s%s%s) in %.1f s -> %s\n",
+    printf("\nquantized %d linear modules (%d-bit, group %d, %s%s%s%s) in %.1f s -> %s\n",
            s->nmodules, q->bits, q->group_size, q->sym ? "sym" : "asym",
-           q->desc_act ? ", act-order" : "", q->method == GPTQ_METHOD_RTN ? ", RTN" : "",
-           s->seconds_total, out);
+           q->desc_act ? ", act-order" : "",
+           gptq_quant_config_act_group_aware(q) ? ", group-aware act-order" : "",
+           q->method == GPTQ_METHOD_RTN ? ", RTN" : "", s->seconds_total, out);
     if (s->format == GPTQ_FORMAT_V1)
         printf("  format:  gptq (v1): every zero point is >= 1\n");
     else if (s->zero0)
@@ -476,6 +477,7 @@ int cmd_quantize(int argc, char **argv)
         help(stderr);
         return 2;
     }
+    if (cli_quant_conflicts(CMD, &po.q)) return 2;
     const char *model_dir = argv[optind];
     const int rtn = po.q.method == GPTQ_METHOD_RTN;
     if (!rtn && !calib) {
