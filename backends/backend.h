@@ -42,8 +42,10 @@ extern "C" {
 /* 2: linear_fast; 3: the packed-tensor ops; 4: one layer solve (dot by rows,
  * dead_columns, w_hat left in W; hessian_finish and dot required) and
  * supports_op (a backend may decline an op at run time); 5: rope's rot (partial
- * rotary), attention's window and softcap */
-#define GPTQ_BACKEND_ABI_VERSION 5u
+ * rotary), attention's window and softcap; 6: gelu_tanh_mul, scale, softcap (Gemma)
+ * and matmul_q_fast (the fast A16 matmul, summed in an order of the backend's
+ * choosing) */
+#define GPTQ_BACKEND_ABI_VERSION 6u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
 typedef struct gptq_buf gptq_buf; /* defined by each backend */
@@ -141,6 +143,10 @@ typedef enum gptq_op {
     GPTQ_OP_GATHER,
     GPTQ_OP_TO_F32,
     GPTQ_OP_DEAD_COLUMNS,
+    GPTQ_OP_GELU_TANH_MUL,
+    GPTQ_OP_SCALE,
+    GPTQ_OP_SOFTCAP,
+    GPTQ_OP_MATMUL_Q_FAST,
     GPTQ_OP_COUNT
 } gptq_op;
 
@@ -341,12 +347,56 @@ typedef struct gptq_backend_iface {
      * core requires (src/backend.c refuses to open it). NULL: every filled
      * slot is supported. */
     int (*supports_op)(void *ctx, gptq_op op);
+
+    /* ---- since ABI 6: forward ops of Gemma 2 / Gemma 3 (OPTIONAL, as every
+     * forward op: a backend without them cannot run those families) ---- */
+    /* GeGLU: Y = gelu_tanh(G) * U elementwise, with PyTorch's
+     * gelu(approximate="tanh") in f32, in this order (no contraction):
+     *   inner = f32(sqrt(2/pi)) * (g + 0.044715f * (g * g * g))
+     *   gelu  = (0.5f * g) * (1 + tanh(inner))
+     * G (T, F); U (T, F); Y (T, F) (may be G or U). n = T * F elements. */
+    int (*gelu_tanh_mul)(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,
+                         size_t u_off, int64_t n, gptq_buf *Y, size_t y_off);
+    /* In place: X = X * s over n elements (one f32 product each: Gemma's
+     * embedding normalizer). */
+    int (*scale)(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s);
+    /* In place: X = c * tanh(X / c) over n elements, each step rounded to
+     * f32 as transformers' three tensor ops (Gemma 2's final logit
+     * soft-capping). c > 0 and finite, else GPTQ_ERR_INVALID. */
+    int (*softcap)(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float c);
+
+    /* ---- since ABI 6 too: the fast A16 matmul ---- */
+    /* OPTIONAL (NULL or declined: gptq_matmul_fast_on and `gptq matmul
+     * --fast` refuse, naming the backend). matmul_q's A16 matmul, fast: the
+     * same arguments and the same X and bias roundings (X to fp16 as read,
+     * f32(f16(bias[n])) added last in one f32 sum), the packed weight read
+     * directly (never dequantized in full), but each output's K products
+     * summed in an order of the backend's choosing, FMA allowed, the scale
+     * applied to a partial sum of x * (q - z) or to each product. Every
+     * order keeps each output within the f32 error of a K-term dot product
+     * of matmul_q's:
+     *   |Y - Y_matmul_q| <= 2 gamma(K + 2) (sum_k |xh[m,k] w[n,k]| + |bh[n]|),
+     *   gamma(j) = j u / (1 - j u), u = 2^-24
+     * (both lie within gamma(K + 2) of the exact sum: tests/test_w4a16.c
+     * argues it). The result must not depend on the thread count. *impl
+     * (when impl is not NULL) gets a static string naming the code path
+     * that ran (the CPU backend: "generic", "avx2" or "avx512"). */
+    int (*matmul_q_fast)(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
+                         int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
+                         const char **impl);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);
 
-/* The built-in reference backend. */
+/* The built-in reference backend, exported by libgptq: a plugin may copy its
+ * table and replace or decline slots (examples/plugin). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
 const gptq_backend_iface *gptq_cpu_backend_iface(void);
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

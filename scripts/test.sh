@@ -22,6 +22,9 @@ ninja -C build-ci
 rm -rf build-ci/meson-logs/skipped
 meson test -C build-ci --print-errorlogs --num-processes 2
 
+echo "== install: headers, pkg-config, SONAME, man page; an out-of-tree plugin built against them"
+scripts/install_check.sh build-ci
+
 echo "== tests under ASan + UBSan"
 [ -d build-san ] || meson setup build-san -Dwerror=true -Dtests=enabled \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized

@@ -58,6 +58,10 @@ static const struct {
     OP_SLOT(GPTQ_OP_GATHER, gather, 1),
     OP_SLOT(GPTQ_OP_TO_F32, to_f32, 1),
     OP_SLOT(GPTQ_OP_DEAD_COLUMNS, dead_columns, 1),
+    OP_SLOT(GPTQ_OP_GELU_TANH_MUL, gelu_tanh_mul, 0),
+    OP_SLOT(GPTQ_OP_SCALE, scale, 0),
+    OP_SLOT(GPTQ_OP_SOFTCAP, softcap, 0),
+    OP_SLOT(GPTQ_OP_MATMUL_Q_FAST, matmul_q_fast, 0),
 };
 
 static int slot_filled(const gptq_backend_iface *it, gptq_op op)
@@ -218,11 +222,20 @@ int gptq_backend_open(const char *name, gptq_backend **out)
 #undef TRY_CANDIDATE
     /* last: the loader's own search path */
     if (open_plugin(file, out, 1) == GPTQ_OK) return GPTQ_OK;
+    /* how to get it: gptq-c builds one plugin, hip, for AMD or (through
+     * nvcc) NVIDIA; any other name is a third party's plugin */
+    const char *how =
+        !strcmp(name, "hip") ? "Build it with `meson setup build -Dhip=enabled` (AMD; NVIDIA: "
+                               "add -Doffload_arch=sm_90)"
+        : !strcmp(name, "cuda") ? "On NVIDIA, gptq-c's GPU backend is the hip plugin built "
+                                  "with nvcc (`meson setup build -Dhip=enabled "
+                                  "-Doffload_arch=sm_90`, your GPU's sm_NN): use --backend hip"
+                                : "gptq-c builds no such backend (only cpu and hip): install the "
+                                  "plugin that provides it";
     return gptq_error(GPTQ_ERR_BACKEND,
                       "backend \"%s\" is not available: %s not found (tried %s, and the loader "
-                      "path). Build it with `meson setup build -D%s=enabled` or point "
-                      "GPTQ_BACKEND_PATH at the folder holding it",
-                      name, file, tried, name);
+                      "path). %s; or point GPTQ_BACKEND_PATH at the folder holding it",
+                      name, file, tried, how);
 }
 
 void gptq_backend_close(gptq_backend *be)

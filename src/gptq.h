@@ -14,6 +14,26 @@
  *     W (rows=out, cols=in), X (n, in), H (in, in).
  *   - Objects behind opaque handles are created by gptq_*_open/new and
  *     released by the matching close/free; free(NULL) is always allowed.
+ *
+ * ABI rules (what may change without a new SONAME; README "Library")
+ *   - Every function declared here is exported from libgptq, and nothing
+ *     else: the library is built with -fvisibility=hidden and this header
+ *     gives its own declarations default visibility (the pragma below), so
+ *     a declaration added anywhere in this file is exported with no mark.
+ *   - A struct the caller allocates and the library reads or fills, and
+ *     that may grow, begins with `size_t struct_size`, set by its
+ *     gptq_*_init() function (to sizeof as the caller was compiled). Fields
+ *     are only ever appended; the library reads and writes only the fields
+ *     that lie inside struct_size and gives later ones their defaults, so a
+ *     program built against an older gptq.h keeps working. A struct_size
+ *     smaller than the first version of its struct (or 0: not initialised)
+ *     is refused with GPTQ_ERR_INVALID. Always call the init function, then
+ *     set fields by name.
+ *   - Structs without struct_size (gptq_tensor, gptq_st_info,
+ *     gptq_quant_config, gptq_layer_result, gptq_packed) are frozen for
+ *     this SONAME: a change to one of them bumps it. New settings go into
+ *     the versioned structs (gptq_quantize_options embeds gptq_quant_config).
+ *   - Enum values and status codes are only ever added.
  */
 #ifndef GPTQ_H
 #define GPTQ_H
@@ -24,6 +44,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Everything declared from here to the matching pop is the exported API
+ * (the library itself is compiled with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 #define GPTQ_VERSION_MAJOR 0
@@ -45,6 +71,7 @@ typedef enum gptq_status {
     GPTQ_ERR_UNSUPPORTED = -6, /* valid but not implemented (dtype, arch, op) */
     GPTQ_ERR_BACKEND = -7,     /* backend missing, incompatible or failed */
     GPTQ_ERR_SHAPE = -8,       /* tensor shapes do not agree */
+    GPTQ_ERR_CANCELLED = -9,   /* a progress callback asked to stop (nothing was written) */
 } gptq_status;
 
 /* Name of a status code ("invalid argument", ...). */
@@ -57,6 +84,16 @@ void gptq_clear_error(void);
 const char *gptq_version(void);
 /* Monotonic clock in seconds (for timings). */
 double gptq_now_seconds(void);
+
+/* Threads of the CPU work from now on, n in [1, GPTQ_MAX_THREADS]: the
+ * OpenMP threads of the CPU backend's parallel loops (omp_set_num_threads)
+ * and OpenBLAS's own thread count (openblas_set_num_threads), which the CPU
+ * backend keeps at 1 inside its tiles so that the results do not depend on
+ * n. Without a call: OMP_NUM_THREADS, else every core. GPTQ_ERR_INVALID
+ * outside the range; GPTQ_ERR_UNSUPPORTED for n > 1 in a build without
+ * OpenMP. */
+#define GPTQ_MAX_THREADS 1024
+int gptq_set_threads(int n);
 
 /* ------------------------------------------------------------------ */
 /* Host tensors                                                        */
@@ -317,6 +354,168 @@ void gptq_packed_free(gptq_packed *p);
 int gptq_dequantize_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, float *W);
 int gptq_matmul_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
                    int64_t M, const float *bias, float *Y);
+/* A fast A16 matmul of the backend (its matmul_q_fast: the CPU backend's
+ * SIMD kernels read the packed weight directly): the same X and bias
+ * roundings as gptq_matmul_ref, the products summed in another order, so
+ * each output lies within 2 gamma(K + 2) (sum_k |xh_k w_k| + |bh|) of the
+ * reference's, gamma(j) = j 2^-24 / (1 - j 2^-24). *impl (may be NULL) gets
+ * the code path that ran ("generic", "avx2", "avx512" on the CPU; the
+ * environment variable GPTQ_CPU_ISA forces one). GPTQ_ERR_UNSUPPORTED when
+ * the backend has none. */
+int gptq_matmul_fast_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
+                        int64_t M, const float *bias, float *Y, const char **impl);
+
+/* ------------------------------------------------------------------ */
+/* The whole job: open a model, quantize it, evaluate it               */
+/* ------------------------------------------------------------------ */
+
+/* A Hugging Face model folder opened on a backend: config.json (the
+ * families README lists), safetensors weights (memory-mapped, checked
+ * against the architecture), tokenizer.json. Only local folders are read:
+ * a hub id ("meta-llama/Llama-3.2-1B") that is no folder is refused with
+ * how to download one. The backend is borrowed: it must outlive the model. */
+typedef struct gptq_model gptq_model;
+int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out);
+void gptq_model_close(gptq_model *m);
+
+/* What a progress callback is told (versioned: see the ABI rules). */
+typedef struct gptq_progress {
+    size_t struct_size;
+    const char *stage;       /* quantize: "calibration", "embed", "hessian", "quantize",
+                                "forward", "lm_head", "finish"; evaluate: "eval" */
+    int layer, nlayers;      /* decoder layer being worked on (nlayers when finishing;
+                                0 and 0 for evaluate) */
+    int64_t done, total;     /* quantize: modules finished, of all; evaluate: windows */
+    double fraction;         /* estimated share of the job done, 0..1 */
+    double elapsed;          /* seconds since the job started */
+    double metric;           /* evaluate: the running perplexity; quantize: 0 */
+    const char *message;     /* a line for the user, or NULL (quantize, stage
+                                "calibration": what was read and how many windows) */
+} gptq_progress;
+
+/* Return 0 to go on, non-zero to cancel the job: it stops at the next check
+ * (between modules and forward chunks, inside a layer's solve between
+ * blocks; between evaluation batches) and returns GPTQ_ERR_CANCELLED, with
+ * nothing written (the quantize output folder is as it was). */
+typedef int (*gptq_progress_fn)(void *user, const gptq_progress *p);
+
+/* One quantized module (versioned), as GPTQModel reports one. */
+typedef struct gptq_module_report {
+    size_t struct_size;
+    int layer, index;        /* decoder layer (-1: the lm_head), linear index in the layer */
+    const char *name;        /* "self_attn.q_proj" */
+    const char *prefix;      /* "model.layers.3.self_attn.q_proj" */
+    int64_t rows, cols;
+    int64_t hessian_rows;    /* calibration tokens behind the Hessian (0: RTN) */
+    double loss, out_rel_err;
+    float damp_used;
+    int damp_retries, dead_cols;
+    double seconds;          /* this module: solve + pack + write */
+    double seconds_solve;
+    int bits, group_size;
+    int64_t scales_subnormal;   /* scales stored as fp16 subnormals (gptq_layer_result) */
+    double scales_fp16_rel_err; /* their largest relative rounding */
+    double out_rel_err_f32;     /* out_rel_err with the f32 scales */
+    int64_t zero0;           /* (group, row) zero points equal to 0 */
+    int64_t done, total;     /* modules finished (this one included), of all */
+} gptq_module_report;
+
+/* gptq_quantize_model_dir's settings (versioned: gptq_quantize_options_init
+ * first). The names are `gptq quantize`'s options; README "Commands". */
+typedef struct gptq_quantize_options {
+    size_t struct_size;
+    gptq_quant_config q;        /* gptq_quant_config_default */
+    /* calibration (ignored by RTN): plain UTF-8 text, or JSON lines with a
+     * "text" field (.jsonl or a first character '{') */
+    const char *calib_path;
+    size_t calib_bytes;         /* read at most this much of it (0: all) */
+    int64_t nsamples;           /* windows (128) */
+    int64_t seqlen;             /* tokens per window (0: 2048, or the model's
+                                   max_position_embeddings when smaller) */
+    uint64_t seed;              /* window positions (0) */
+    int true_sequential;        /* 1 */
+    int format;                 /* 0 auto, GPTQ_FORMAT_V1 or GPTQ_FORMAT_V2 */
+    int64_t batch_tokens;       /* tokens per forward pass (0: auto) */
+    uint64_t max_shard_bytes;   /* 0: 4 GB */
+    int forward_math;           /* 0 f32, 1 tf32 (a GPU's matrix units) */
+    int overwrite;              /* replace an output folder gptq-c did not write */
+    int strict;                 /* fail on a module the format cannot pack */
+    int lm_head;                /* quantize the lm_head too */
+    /* GPTQModel's per-module rules: a JSON object (inline when it starts
+     * with '{', else a file's path), or NULL */
+    const char *dynamic;
+    gptq_progress_fn on_progress;   /* optional; non-zero cancels */
+    void (*on_module)(void *user, const gptq_module_report *r);   /* optional */
+    /* optional: a module left unquantized (prefix), and why; before any work */
+    void (*on_skip)(void *user, const char *prefix, const char *why);
+    void *user;
+} gptq_quantize_options;
+
+void gptq_quantize_options_init(gptq_quantize_options *o);
+
+/* What a finished quantization did (versioned: gptq_quantize_summary_init). */
+typedef struct gptq_quantize_summary {
+    size_t struct_size;
+    gptq_format format;          /* zero-point format written */
+    int nshards, nmodules, nskipped;
+    int64_t zero0;               /* zero points equal to 0 over the model */
+    uint64_t params;             /* elements of all source tensors */
+    uint64_t bytes_in, bytes_out;   /* all tensors, source and checkpoint */
+    uint64_t qweights;           /* elements of the quantized linears' weights */
+    uint64_t qbytes;             /* their qweight + qzeros + scales + g_idx bytes */
+    uint64_t qsrc_bytes;         /* their weights' bytes in the source */
+    int64_t nsamples, seqlen;    /* calibration windows used (0 for RTN) */
+    double seconds_total, seconds_forward, seconds_hessian, seconds_solve, seconds_write;
+} gptq_quantize_summary;
+
+void gptq_quantize_summary_init(gptq_quantize_summary *s);
+
+/* Quantize the model folder model_dir into the checkpoint folder out_dir
+ * on backend be: what `gptq quantize` does. out_dir is written into a
+ * temporary folder renamed into place at the end, after the output policy
+ * (README "Output safety", with o->overwrite) was checked before any work
+ * and again before the rename; on any failure or cancel nothing changes at
+ * out_dir. summary may be NULL. */
+int gptq_quantize_model_dir(gptq_backend *be, const char *model_dir, const char *out_dir,
+                            const gptq_quantize_options *o, gptq_quantize_summary *summary);
+
+/* Perplexity settings (versioned: gptq_eval_options_init). */
+typedef struct gptq_eval_options {
+    size_t struct_size;
+    int64_t seqlen;             /* tokens per window (0: 2048, or the model's
+                                   max_position_embeddings when smaller) */
+    int64_t max_windows;        /* score only the first N windows (0: all) */
+    int64_t batch;              /* windows per forward pass (0: 8192 tokens' worth) */
+    int forward_math;           /* 0 f32, 1 tf32 */
+    gptq_progress_fn on_progress;   /* optional, after each batch; non-zero cancels */
+    void *user;
+} gptq_eval_options;
+
+void gptq_eval_options_init(gptq_eval_options *o);
+
+typedef struct gptq_eval_result {
+    size_t struct_size;
+    double ppl;                  /* exp(nll_sum / predicted) */
+    double nll_sum;
+    int64_t tokens;              /* of the whole text */
+    int64_t windows, predicted, seqlen;
+    double seconds;              /* of the forward passes */
+} gptq_eval_result;
+
+void gptq_eval_result_init(gptq_eval_result *r);
+
+/* Perplexity of m on text (len bytes of UTF-8), as `gptq eval` and the GPTQ
+ * papers measure it: the whole text encoded with the model folder's
+ * tokenizer.json, no special tokens added, cut into non-overlapping windows
+ * of seqlen tokens (the remainder dropped), ppl = exp(mean NLL of the
+ * seqlen - 1 predicted tokens of every window). A floating-point model or a
+ * GPTQ checkpoint (dequantized to f32). */
+int gptq_evaluate(gptq_model *m, const char *text, size_t len, const gptq_eval_options *o,
+                  gptq_eval_result *r);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

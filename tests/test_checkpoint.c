@@ -683,7 +683,10 @@ Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
     gptq_weights_close(w);
     check_reads_back(out, &s);
 
-    /* without such a group, auto writes v1; gptq_v2 asked writes v2 */
+    /* without such a group, auto still writes v2 for an asymmetric grid
+     * (GPTQModel refuses an asymmetric v1 checkpoint it did not make), v1
+     * asked writes v1 (every zero fits), a symmetric grid is v1 under auto;
+     * gptq_v2 asked writes v2 */
     char model2[300];
     snprintf(model2, sizeof model2, "%s/model2", root);
     mkdir(model2, 0755);
@@ -691,6 +694,15 @@ Test(pipeline, zero_point_0_refused_in_v1_written_as_v2, .timeout = 120)
     seen_free(&s);
     cr_assert_eq(run_rtn(model2, out, q, GPTQ_PIPELINE_FORMAT_AUTO, 0, &s, &stats), GPTQ_OK);
     cr_assert_eq(stats.zero0, 0);
+    cr_assert_eq(stats.format, GPTQ_FORMAT_V2);
+    seen_free(&s);
+    cr_assert_eq(run_rtn(model2, out, q, GPTQ_FORMAT_V1, 0, &s, &stats), GPTQ_OK);
+    cr_assert_eq(stats.format, GPTQ_FORMAT_V1);
+    check_reads_back(out, &s);
+    gptq_quant_config qs = q;
+    qs.sym = 1;
+    seen_free(&s);
+    cr_assert_eq(run_rtn(model2, out, qs, GPTQ_PIPELINE_FORMAT_AUTO, 0, &s, &stats), GPTQ_OK);
     cr_assert_eq(stats.format, GPTQ_FORMAT_V1);
     seen_free(&s);
     cr_assert_eq(run_rtn(model2, out, q, GPTQ_FORMAT_V2, 0, &s, &stats), GPTQ_OK);

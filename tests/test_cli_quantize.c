@@ -78,14 +78,23 @@ static void check_qconfig(const char *out, const char *key, double want)
     cJSON_Delete(q);
 }
 
+/* checkpoint_format and format (both written: optimum reads format) are
+ * `want` in config.json's quantization_config and in quantize_config.json */
 static void check_format(const char *out, const char *want)
 {
     char p[1024];
     cJSON *c = cc_json_file(ch_join(p, out, "config.json"));
-    const char *f = cc_str(cJSON_GetObjectItemCaseSensitive(c, "quantization_config"),
-                           "checkpoint_format");
-    cr_assert_str_eq(f, want, "%s: checkpoint_format %s", out, f);
+    cJSON *q = cc_json_file(ch_join(p, out, "quantize_config.json"));
+    const cJSON *objs[2] = {cJSON_GetObjectItemCaseSensitive(c, "quantization_config"), q};
+    const char *keys[2] = {"checkpoint_format", "format"};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            const char *f = cc_str(objs[i], keys[k]);
+            cr_assert_str_eq(f, want, "%s: %s %s in %s", out, keys[k], f,
+                             i ? "quantize_config.json" : "config.json");
+        }
     cJSON_Delete(c);
+    cJSON_Delete(q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -128,7 +137,8 @@ Test(cli_quantize, gptq_between_fp_and_rtn_log_and_summary_match_the_checkpoint)
     cr_assert(strstr(r.out, "quantized 21 linear modules (2-bit, group 128, asym, group-aware "
                             "act-order)"),
               "%s", r.out);
-    cr_assert(strstr(r.out, "format:  gptq (v1)") && strstr(r.out, "1 shard)"), "%s", r.out);
+    /* asymmetric: gptq_v2 (GPTQModel refuses an asymmetric v1 checkpoint) */
+    cr_assert(strstr(r.out, "format:  gptq_v2") && strstr(r.out, "1 shard)"), "%s", r.out);
     cr_assert(strstr(r.out, "peak RSS"), "%s", r.out);
     cr_assert(strstr(r.out, "BF16"), "the note on the kept dtype: %s", r.out);
     double mb_in = 0, mb_out = 0, bpw = 0, mweights = 0;

@@ -5,10 +5,34 @@
  * message, and that nothing the user had was touched (tests/cli_harness.h).
  */
 #include "cli_harness.h"
+#include "gptq.h" /* kernels: mk_fast writes its inputs */
 
 static void mk_model(const char *dir)
 {
     ch_sh("cp -a '%s/data/tiny-llama' '%s/model'", ch_source_root(), dir);
+}
+
+/* -- kernels (issue 12): a `gptq layer` output (4-bit g32, 64 x 128), X
+ * (8, 128), X of the wrong width and 1-D, and the declines plugin (no
+ * matmul_q_fast) -- */
+static void mk_fast(const char *dir)
+{
+    static float W[64 * 128], X[8 * 128], Xw[8 * 100], X1[128];
+    for (size_t i = 0; i < sizeof W / sizeof *W; i++) W[i] = (float)((i * 37) % 101) / 50.0f - 1;
+    for (size_t i = 0; i < sizeof X / sizeof *X; i++) X[i] = (float)(i % 17) / 17.0f - 0.5f;
+    const char *wn = "W", *xn = "X";
+    char p[1024];
+    const gptq_tensor tw = {GPTQ_F32, 2, {64, 128}, W, 0}, tx = {GPTQ_F32, 2, {8, 128}, X, 0},
+                      txw = {GPTQ_F32, 2, {8, 100}, Xw, 0}, tx1 = {GPTQ_F32, 1, {128}, X1, 0};
+    cr_assert_eq(gptq_st_save(ch_join(p, dir, "in.safetensors"), 1, &wn, &tw), GPTQ_OK);
+    cr_assert_eq(gptq_st_save(ch_join(p, dir, "x.safetensors"), 1, &xn, &tx), GPTQ_OK);
+    cr_assert_eq(gptq_st_save(ch_join(p, dir, "xw.safetensors"), 1, &xn, &txw), GPTQ_OK);
+    cr_assert_eq(gptq_st_save(ch_join(p, dir, "x1.safetensors"), 1, &xn, &tx1), GPTQ_OK);
+    ch_sh("'%s' layer '%s/in.safetensors' -o '%s/q.safetensors' --method rtn --group-size 32 "
+          "--quiet", ch_cli(), dir, dir);
+    const char *pd = getenv("GPTQ_TEST_PLUGIN_DIR");
+    cr_assert(pd && *pd, "GPTQ_TEST_PLUGIN_DIR is not set (run through meson test)");
+    ch_sh("ln -s '%s/libgptq-testdeclines.so' '%s/declines.so'", pd, dir);
 }
 
 static hostile_case args_table[] = {
@@ -118,6 +142,88 @@ static hostile_case args_table[] = {
     {.name = "quantize_dynamic_missing_file", .build = mk_model,
      .argv = {Q, "--dynamic", "@/none.json", NULL}, .status = 1, .msg = "none.json",
      .keep = {"@/model"}},
+    /* -- api (issue 13) -- */
+    /* --threads N on every command: [1, 1024], a whole integer */
+    {.name = "threads_zero", .build = mk_model, .argv = {Q, "--threads", "0", NULL}, .status = 2,
+     .msg = "--threads 0: must be an integer in [1, 1024]", .keep = {"@/model"}},
+    {.name = "threads_negative", .build = mk_model, .argv = {Q, "--threads", "-4", NULL},
+     .status = 2, .msg = "--threads -4", .keep = {"@/model"}},
+    {.name = "threads_huge", .build = mk_model,
+     .argv = {Q, "--threads", "99999999999999999999", NULL}, .status = 2,
+     .msg = "--threads 99999999999999999999", .keep = {"@/model"}},
+    {.name = "threads_above_limit", .build = mk_model, .argv = {Q, "--threads", "1025", NULL},
+     .status = 2, .msg = "[1, 1024]", .keep = {"@/model"}},
+    {.name = "threads_text", .build = mk_model, .argv = {Q, "--threads", "four", NULL},
+     .status = 2, .msg = "--threads four", .keep = {"@/model"}},
+    {.name = "threads_trailing", .build = mk_model, .argv = {Q, "--threads", "4x", NULL},
+     .status = 2, .msg = "--threads 4x", .keep = {"@/model"}},
+    {.name = "threads_empty", .build = mk_model, .argv = {Q, "--threads", "", NULL}, .status = 2,
+     .msg = "--threads", .keep = {"@/model"}},
+    {.name = "threads_float", .build = mk_model, .argv = {Q, "--threads", "2.5", NULL},
+     .status = 2, .msg = "--threads 2.5", .keep = {"@/model"}},
+    {.name = "threads_missing", .build = mk_model, .argv = {Q, "--threads", NULL}, .status = 2,
+     .msg = "requires an argument", .keep = {"@/model"}},
+    {.name = "threads_eval", .build = mk_model, .argv = {E, "--threads", "0", NULL}, .status = 2,
+     .msg = "gptq eval: error: --threads 0", .keep = {"@/model"}},
+    {.name = "threads_diff", .build = mk_model, .argv = {D, "--threads", "-1", NULL}, .status = 2,
+     .msg = "gptq diff: error: --threads -1", .keep = {"@/model"}},
+    {.name = "threads_layer", .argv = {"layer", "@/in.safetensors", "-o", "@/o", "--threads", "0",
+                                       NULL},
+     .status = 2, .msg = "gptq layer: error: --threads 0"},
+    {.name = "threads_compare", .argv = {"compare", "@/a", "@/b", "--threads", "x", NULL},
+     .status = 2, .msg = "gptq compare: error: --threads x"},
+    {.name = "threads_matmul", .argv = {"matmul", "@/a", "--threads", "0", NULL}, .status = 2,
+     .msg = "gptq matmul: error: --threads 0"},
+    /* a Hugging Face hub id is no folder: only local folders are read, and how to get one */
+    {.name = "hub_id_quantize",
+     .argv = {"quantize", "meta-llama/Llama-3.2-1B", "-o", "@/out", "--method", "rtn", NULL},
+     .status = 1, .msg = "huggingface-cli download meta-llama/Llama-3.2-1B --local-dir Llama-3.2-1B"},
+    {.name = "hub_id_eval",
+     .argv = {"eval", "Qwen/Qwen3-0.6B", "--text", "%DATA/text/eval.txt", NULL}, .status = 1,
+     .msg = "reads only local model folders"},
+    {.name = "hub_id_diff",
+     .argv = {"diff", "org/model", "--calib", "%DATA/text/calib.txt", "--backends", "cpu,cpu",
+              NULL},
+     .status = 1, .msg = "git clone https://huggingface.co/org/model"},
+    /* a plain missing path keeps the plain message */
+    {.name = "missing_model_not_hub", .argv = {"eval", "./nope", "--text", "%DATA/text/eval.txt",
+                                               NULL},
+     .status = 1, .msg = "./nope/config.json: cannot open"},
+    /* --backend cuda: the NVIDIA build is the hip plugin with an sm_NN offload_arch */
+    {.name = "backend_cuda_advice", .build = mk_model, .argv = {Q, "--backend", "cuda", NULL},
+     .status = 1, .msg = "-Dhip=enabled -Doffload_arch=sm_90", .keep = {"@/model"}},
+    /* -- ecoformat (issue 13): gptq inspect's command line -- */
+    {.name = "inspect_no_checkpoint", .argv = {"inspect", NULL}, .status = 2,
+     .msg = "no checkpoint folder"},
+    {.name = "inspect_two_checkpoints", .argv = {"inspect", "@", "@", NULL}, .status = 2,
+     .msg = "more than one checkpoint folder"},
+    {.name = "inspect_unknown_option", .argv = {"inspect", "@", "--yaml", NULL}, .status = 2,
+     .msg = "yaml"},
+    {.name = "inspect_missing_folder", .argv = {"inspect", "@/none", NULL}, .status = 1,
+     .msg = "none: not a folder"},
+    /* -- kernels: matmul --fast (issue 12) -- */
+#define FAST "matmul", "@/q.safetensors", "-o", "@/y.safetensors", "--fast"
+    {.name = "matmul_fast_backend_without_it", .build = mk_fast,
+     .argv = {FAST, "-x", "@/x.safetensors", "--backend", "@/declines.so", NULL}, .status = 1,
+     .msg = "backend declines has no fast A16 matmul (matmul_q_fast)",
+     .keep = {"@/q.safetensors", "@/x.safetensors"}},
+    {.name = "matmul_fast_x_wrong_width", .build = mk_fast,
+     .argv = {FAST, "-x", "@/xw.safetensors", NULL}, .status = 1,
+     .msg = "X must be (M, 128) for this module (in_features 128); it is 2-D with another width",
+     .keep = {"@/q.safetensors"}},
+    {.name = "matmul_fast_x_1d", .build = mk_fast, .argv = {FAST, "-x", "@/x1.safetensors", NULL},
+     .status = 1, .msg = "it is 1-D", .keep = {"@/q.safetensors"}},
+    {.name = "matmul_fast_takes_no_value", .build = mk_fast,
+     .argv = {"matmul", "@/q.safetensors", "-x", "@/x.safetensors", "-o", "@/y.safetensors",
+              "--fast=avx2", NULL},
+     .status = 2, .msg = "--fast' doesn't allow an argument", .keep = {"@/q.safetensors"}},
+    {.name = "matmul_fast_no_x", .build = mk_fast, .argv = {FAST, NULL}, .status = 2,
+     .msg = "no activations (-x X.safetensors)", .keep = {"@/q.safetensors"}},
+    {.name = "matmul_fast_output_is_input", .build = mk_fast,
+     .argv = {"matmul", "@/q.safetensors", "-x", "@/x.safetensors", "-o", "@/x.safetensors",
+              "--fast", NULL},
+     .status = 1, .msg = "x.safetensors", .keep = {"@/q.safetensors", "@/x.safetensors"}},
+#undef FAST
     /* -- gar (issue 13): --act-group-aware excludes --desc-act and --group-size -1, in
      * either order and in every command that quantizes; refused before any work -- */
     {.name = "gar_with_desc_act", .build = mk_model,

@@ -347,6 +347,36 @@ CFG(b_sw_types_no_window, "'set:architectures:[\"Qwen2ForCausalLM\"]' "
 /* a window shorter than the sequence runs (it used to be refused) */
 CFG(b_sw_runs, MISTRAL "set:sliding_window:16")
 
+/* -- gemma (issue 11): tests/data/families/gemma2 and gemma3 (transformers
+ * 5 configs, tokenizer links followed) with one config key broken -- */
+static void mk_gemma(const char *d, const char *fam)
+{
+    char p[1024];
+    ch_sh("cp -rL '%s/tests/data/families/%s' '%s/model' && rm '%s/model/refs.safetensors'",
+          ch_source_root(), fam, d, d);
+    ch_write_str(ch_join(p, d, "edit.py"), k_edit_py);
+}
+#define GEMMA(fn, fam, ops)                                 \
+    static void fn(const char *d)                           \
+    {                                                       \
+        mk_gemma(d, fam);                                   \
+        ed(d, "json model/config.json " ops);               \
+    }
+GEMMA(b_gemma_types, "gemma2", "'set:layer_types:[\"sliding_attention\", \"chunked_attention\"]'")
+GEMMA(b_gemma_attn_cap, "gemma2", "set:attn_logit_softcapping:-2")
+GEMMA(b_gemma_final_cap, "gemma2", "set:final_logit_softcapping:0")
+GEMMA(b_gemma_qpas, "gemma2", "set:query_pre_attn_scalar:0")
+GEMMA(b_gemma_act, "gemma2", "'set:hidden_activation:\"gelu\"'")
+GEMMA(b_gemma_bidir, "gemma2", "set:use_bidirectional_attention:true")
+GEMMA(b_gemma_sw_null, "gemma2", "set:sliding_window:null")
+GEMMA(b_gemma3_rope_type, "gemma3", "'set:rope_parameters.sliding_attention.rope_type:\"su\"'")
+GEMMA(b_gemma3_rope_layer, "gemma3",
+      "'set:rope_parameters.chunked_attention:{\"rope_type\": \"default\"}'")
+GEMMA(b_gemma3_rope_flat, "gemma3",
+      "'set:rope_parameters:{\"rope_type\": \"linear\", \"factor\": 8}'")
+GEMMA(b_gemma3_pattern, "gemma3", "del:layer_types set:sliding_window_pattern:0")
+GEMMA(b_gemma3_multimodal, "gemma3", "'set:architectures:[\"Gemma3ForConditionalGeneration\"]'")
+
 /* ------------------------------------------------------------------ */
 /* The rows                                                            */
 /* ------------------------------------------------------------------ */
@@ -384,6 +414,32 @@ static void b_ckpt_dynamic_bad_regex(const char *d)
     ch_sh("cd '%s' && python3 -c \"import json; p='ckpt/config.json'; c=json.load(open(p)); "
           "c['quantization_config']['dynamic']={'+:model(': {'bits': 8}}; "
           "json.dump(c, open(p, 'w'))\"", d);
+}
+
+/* -- ecoformat (issue 13): gptq inspect's inputs, the format keys, the
+ * group-size limit -- */
+/* @/ckpt without config.json or quantize_config.json */
+BUILD_CKPT(b_eco_no_config, ch_sh("cd '%s' && rm ckpt/config.json ckpt/quantize_config.json", d))
+BUILD_CKPT(b_eco_bits_string, ed(d, "json ckpt/config.json 'set:quantization_config.bits:\"four\"'"))
+BUILD_CKPT(b_eco_no_qweight,
+           ed(d, "st ckpt/model.safetensors drop:model.layers.1.mlp.up_proj.qweight"))
+BUILD_CKPT(b_eco_truncated, ch_sh("cd '%s' && truncate -s 100000 ckpt/model.safetensors", d))
+BUILD_CKPT(b_eco_format_unknown,
+           ed(d, "json ckpt/config.json 'set:quantization_config.checkpoint_format:\"gptq_v9\"' "
+                 "'set:quantization_config.format:\"gptq_v9\"'"))
+BUILD_CKPT(b_eco_format_disagree,
+           ed(d, "json ckpt/config.json 'set:quantization_config.format:\"gptq_v2\"'"))
+BUILD_CKPT(b_eco_skip_rule_on_qweight,
+           ed(d, "json ckpt/config.json "
+                 "'set:quantization_config.dynamic:{\"-:model\\\\.layers\\\\.0\\\\.mlp\\\\.up_proj$\": {}}'"))
+/* @/ckpt quantized with one group per row, its config then saying group
+ * 512: one group of 256 (or 384) inputs, as the tensors hold */
+static void b_eco_group_over_in(const char *d)
+{
+    mk_model(d);
+    ch_sh("cd '%s' && '%s' quantize model -o ckpt --method rtn --group-size -1 --quiet", d,
+          ch_cli());
+    ed(d, "json ckpt/config.json 'set:quantization_config.group_size:512'");
 }
 
 /* -- gar (issue 13) -- */
@@ -727,6 +783,102 @@ static hostile_case input_table[] = {
      .status = 1,
      .msg = "config.json: partial_rotary_factor = 0.7 must be in (0, 1] and give an even number "
             "(at least 2) of rotary dims of head_dim 16 (it gives 11.2)",
+     .keep = {M}},
+
+    /* -- ecoformat (issue 13): gptq inspect on bad checkpoints; format and
+     * checkpoint_format that disagree; group sizes no loader runs -- */
+    {.name = "inspect_not_a_folder", .build = mk_ckpt,
+     .argv = {"inspect", CK "/config.json", NULL}, .status = 1,
+     .msg = "ckpt/config.json: not a folder", .keep = {CK}},
+    {.name = "inspect_no_config", .build = b_eco_no_config, .argv = {"inspect", CK, NULL},
+     .status = 1, .msg = "not a GPTQ checkpoint: no quantization_config", .keep = {CK}},
+    {.name = "inspect_broken_quantization_config", .build = b_eco_bits_string,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "ckpt/config.json: \"bits\" must be an integer", .keep = {CK}},
+    {.name = "inspect_missing_qweight", .build = b_eco_no_qweight, .argv = {"inspect", CK, NULL},
+     .status = 1,
+     .msg = "model.layers.1.mlp.up_proj has qzeros but no tensor "
+            "'model.layers.1.mlp.up_proj.qweight'",
+     .keep = {CK}},
+    {.name = "inspect_truncated_safetensors", .build = b_eco_truncated,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "ckpt/model.safetensors: tensor 'lm_head.weight': data_offsets [0, 786432) reach "
+            "past the end of the data", .keep = {CK}},
+    {.name = "inspect_group_size_over_in_features", .build = b_eco_group_over_in,
+     .argv = {"inspect", CK, NULL}, .status = 0,
+     .msg = "group size 512 exceeds its 256 input features", .keep = {CK}},
+    {.name = "inspect_unknown_format", .build = b_eco_format_unknown,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "checkpoint_format \"gptq_v9\" is not supported", .keep = {CK}},
+    {.name = "inspect_format_keys_disagree", .build = b_eco_format_disagree,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "checkpoint_format \"gptq\" and format \"gptq_v2\" disagree", .keep = {CK}},
+    {.name = "eval_format_keys_disagree", .build = b_eco_format_disagree,
+     .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "checkpoint_format \"gptq\" and format \"gptq_v2\" disagree", .keep = {CK}},
+    {.name = "inspect_skip_rule_on_a_quantized_module", .build = b_eco_skip_rule_on_qweight,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "model.layers.0.mlp.up_proj has a qweight, but the dynamic rule", .keep = {CK}},
+    {.name = "quantize_group_size_2048", .build = mk_model,
+     .argv = {Q_RTN, "--group-size", "2048", NULL}, .status = 1,
+     .msg = "model.layers.0.self_attn.q_proj: group size 2048 with 256 input features: no "
+            "loader's kernel runs a group above 1024 unless it is the whole row",
+     .keep = {M}},
+    {.name = "quantize_dynamic_group_size_2048", .build = mk_model,
+     .argv = {Q_RTN, "--dynamic",
+              "{\"+:model\\\\.layers\\\\.1\\\\.mlp\\\\.down_proj$\": {\"group_size\": 2048}}",
+              NULL},
+     .status = 1, .msg = "model.layers.1.mlp.down_proj: group size 2048 with 384 input features",
+     .keep = {M}},
+    {.name = "quantize_asym_format_gptq_warns", .build = mk_model,
+     .argv = {Q_RTN, "--asym", "--format", "gptq", "--quiet", NULL}, .status = 0,
+     .msg = "GPTQModel's loader refuses an asymmetric v1", .keep = {M}},
+    /* -- gemma (issue 11): refused by key and value, before any work -- */
+    {.name = "gemma_layer_type_unknown", .build = b_gemma_types, .argv = {Q_RTN, NULL},
+     .status = 1,
+     .msg = "config.json: \"layer_types\"[1] = \"chunked_attention\" is not supported for "
+            "Gemma2ForCausalLM",
+     .keep = {M}},
+    {.name = "gemma_attn_softcap_negative", .build = b_gemma_attn_cap, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: \"attn_logit_softcapping\" = -2 must be positive (or null: none)",
+     .keep = {M}},
+    {.name = "gemma_final_softcap_zero", .build = b_gemma_final_cap, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: \"final_logit_softcapping\" = 0 must be positive (or null: none)",
+     .keep = {M}},
+    {.name = "gemma_query_pre_attn_scalar_zero", .build = b_gemma_qpas, .argv = {Q_RTN, NULL},
+     .status = 1, .msg = "config.json: \"query_pre_attn_scalar\" = 0 must be positive",
+     .keep = {M}},
+    {.name = "gemma_hidden_activation", .build = b_gemma_act, .argv = {EVAL(M), NULL},
+     .status = 1,
+     .msg = "config.json: hidden_activation \"gelu\" is not supported for Gemma2ForCausalLM "
+            "(only \"gelu_pytorch_tanh\")",
+     .keep = {M}},
+    {.name = "gemma_bidirectional", .build = b_gemma_bidir, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "config.json: \"use_bidirectional_attention\" = true is not supported",
+     .keep = {M}},
+    {.name = "gemma_sliding_layer_without_window", .build = b_gemma_sw_null,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "config.json: layer 0 is a sliding_attention layer but \"sliding_window\" is null",
+     .keep = {M}},
+    {.name = "gemma3_rope_type_per_layer_type", .build = b_gemma3_rope_type,
+     .argv = {Q_RTN, NULL}, .status = 1,
+     .msg = "config.json: rope_parameters.sliding_attention.rope_type \"su\" is not supported",
+     .keep = {M}},
+    {.name = "gemma3_rope_unknown_layer_type", .build = b_gemma3_rope_layer,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "config.json: rope_parameters.chunked_attention is not supported for "
+            "Gemma3ForCausalLM",
+     .keep = {M}},
+    {.name = "gemma3_rope_parameters_flat", .build = b_gemma3_rope_flat, .argv = {EVAL(M), NULL},
+     .status = 1, .msg = "config.json: rope_parameters.rope_type is not supported", .keep = {M}},
+    {.name = "gemma3_sliding_window_pattern_zero", .build = b_gemma3_pattern,
+     .argv = {EVAL(M), NULL}, .status = 1,
+     .msg = "config.json: \"sliding_window_pattern\" = 0 must be positive", .keep = {M}},
+    /* the multimodal wrapper reads its text model's keys from text_config */
+    {.name = "gemma3_multimodal_without_text_config", .build = b_gemma3_multimodal,
+     .argv = {Q_RTN, NULL}, .status = 1, .msg = "config.json: \"text_config\" is missing",
      .keep = {M}},
 };
 CH_TABLE(hostile_input, input_table)

@@ -12,6 +12,10 @@
 #   bench     bench_layer at Llama-2-7B layer shapes, 16 threads, 16,384 tokens
 #   accuracy  tools/accuracy_matrix.sh on the models in .dev/acc/models
 #             (MODELS env), with .dev/acc/text/{calib,eval}.txt
+#   kernels   bench_w4a16 (the fast W4A16 matmul, 7B shapes, w4 g128, against
+#             the read/triad bandwidth it measures): every ISA the CPU runs at
+#             all threads, then the best ISA at 1 and 8 threads
+#             (tools/device_cpu_kernels.sh runs build + kernels)
 # OpenBLAS 0.3.21 does not recognise this (virtualised Sapphire Rapids) CPU
 # and falls back to its slowest kernels ("Prescott"): the kernel family is
 # pinned to SkylakeX (AVX-512) or Haswell (AVX2) unless OPENBLAS_CORETYPE is
@@ -56,6 +60,7 @@ build)
   done
   wait
   gcc $CFLAGS bench/bench_layer.c "${objs[@]}" -o /tmp/gptq-bin/bench_layer $LIBS
+  gcc $CFLAGS bench/bench_w4a16.c "${objs[@]}" -o /tmp/gptq-bin/bench_w4a16 $LIBS
   gcc $CFLAGS -Isrc/cli src/cli/*.c "${objs[@]}" -o /tmp/gptq-bin/gptq $LIBS
   ;;
 bench)
@@ -83,6 +88,20 @@ PY
   GPTQ=/tmp/gptq-bin/gptq GPTQ_SHARED=.dev/acc MODELS=${MODELS:-opt-18m} \
     sh /tmp/gptq-bin/matrix.sh /tmp/acc 2>&1 | tee "$OUT/accuracy_run.txt" || true
   cp /tmp/acc/results.tsv "$OUT/accuracy.tsv"
+  ;;
+kernels)
+  # each run validates against gptq_matmul_ref first and exits 1 on a mismatch
+  lscpu > "$OUT/lscpu.txt" || true
+  for isa in avx512 avx2 generic; do
+    if [ "$isa" = avx512 ] && ! grep -qw avx512f /proc/cpuinfo; then
+      echo "no AVX-512 on this CPU: avx512 not run" | tee "$OUT/w4a16_avx512.txt"; continue
+    fi
+    layers=32; [ "$isa" = generic ] && layers=8
+    GPTQ_CPU_ISA=$isa /tmp/gptq-bin/bench_w4a16 --layers $layers 2>&1 | tee "$OUT/w4a16_$isa.txt"
+  done
+  for t in 1 8; do
+    OMP_NUM_THREADS=$t /tmp/gptq-bin/bench_w4a16 --layers 8 2>&1 | tee "$OUT/w4a16_t$t.txt"
+  done
   ;;
 *) echo "unknown step $step" >&2; exit 2 ;;
 esac

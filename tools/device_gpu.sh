@@ -33,6 +33,11 @@
 #   matmul    `gptq matmul` (the reference A16 matmul) on two modules of the e2e
 #             checkpoint, X (32, in) random, on the cpu and the hip backend:
 #             the seconds each takes and whether Y and W are the same bytes
+#   optable   only the op table of `test` (test_backend_ops: every row on hip
+#             against the CPU, in backend_ops.log), without the other suites
+#   families  test_families' GPU rows: the Gemma 2 / Gemma 3 forward on hip against
+#             transformers' logits (tests/data/families), and `gptq diff --backends
+#             cpu,hip --feed ref` on both models, after build
 #   gar       GAR (act_group_aware) on hip against the CPU, after build: test_hip's
 #             quantize_layer rows and test_diff's hip/golden* and hip/tiny_llama*
 #             (in $OUT/gar.log)
@@ -127,6 +132,32 @@ for step in $steps; do
             --verbose --jobs 1 >>"$OUT/test.log" 2>&1
         grep -E "^\s*[0-9]+/[0-9]+ |\[(PASS|FAIL|SKIP)\]|identical|Synthesis" "$OUT/test.log" | tail -40
         log "test rc=$rc"
+        ;;
+    optable)
+        log "optable"
+        GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_backend_ops" \
+            --verbose --jobs 1 >"$OUT/backend_ops.log" 2>&1
+        rc=$?
+        echo "backend_ops: $(grep -c ' hip vs ' "$OUT/backend_ops.log") row checks on hip," \
+            "$(grep -c '^\[skip\]' "$OUT/backend_ops.log") skips; $(tail -1 "$OUT/backend_ops.log")"
+        log "optable rc=$rc"
+        ;;
+    families)
+        log "families"
+        ninja -C "$B" tests/test_families >>"$OUT/build.log" 2>&1
+        GPTQ_SOURCE_ROOT=$root OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_families" \
+            --verbose --jobs 1 >"$OUT/families.log" 2>&1
+        rc=$?
+        grep -E "\[(PASS|FAIL|SKIP)\]|max \|diff\||Synthesis" "$OUT/families.log" | tail -30
+        log "families rc=$rc"
+        # and the GPTQ solve of both Gemma models, hip fed the CPU's layer inputs
+        for f in gemma2 gemma3; do
+            GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=Haswell timeout 60 \
+                "$B/src/cli/gptq" diff "tests/data/families/$f" --backends cpu,hip --feed ref \
+                --calib data/text/calib.txt --nsamples 8 --seqlen 96 >>"$OUT/families.log" 2>&1
+            log "gptq diff $f cpu,hip --feed ref rc=$?"
+        done
+        tail -12 "$OUT/families.log"
         ;;
     sanitize)
         log "sanitize"

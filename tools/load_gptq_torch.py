@@ -148,7 +148,9 @@ def load_model(d, device):
         cfg = json.load(f)
     qc = cfg.pop("quantization_config")
     assert qc["quant_method"] == "gptq" and qc.get("lm_head") is False
-    bits, fmt = qc["bits"], qc.get("checkpoint_format", "gptq")
+    bits, fmt = qc["bits"], qc.get("checkpoint_format", qc.get("format", "gptq"))
+    # gptq-c writes both keys (optimum reads "format"); they must agree
+    assert qc.get("format", fmt) == fmt, f"{d}: checkpoint_format {fmt}, format {qc['format']}"
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(cfg, f)

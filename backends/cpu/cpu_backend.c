@@ -179,6 +179,11 @@ static const gptq_backend_iface k_cpu_iface = {
     .gather = cpu_gather,
     .to_f32 = cpu_to_f32,
     .supports_op = NULL, /* every filled slot runs */
+    .gelu_tanh_mul = cpu_gelu_tanh_mul,
+    .scale = cpu_scale,
+    .softcap = cpu_softcap,
+    /* the fast A16 matmul: cpu_w4a16.c */
+    .matmul_q_fast = cpu_matmul_q_fast,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }

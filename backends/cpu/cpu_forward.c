@@ -1,7 +1,8 @@
 /*
  * cpu_forward.c — the CPU backend's forward ops (the FORWARD OPS section of
  * backend.h): embedding gather, RMSNorm, LayerNorm, RoPE, causal GQA
- * attention, SiLU-gate, ReLU, residual add, bias add, cross-entropy.
+ * attention, SiLU-gate, GELU(tanh)-gate, ReLU, residual add, bias add, scale,
+ * soft-capping, cross-entropy.
  *
  * What makes these a reference (see also cpu_impl.h):
  *   - OpenMP only spreads independent rows (or independent (sequence, head,
@@ -318,6 +319,64 @@ int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
             float a = g[i];
             y[i] = (a / (1.0f + expf(-a))) * u[i];
         }
+    }
+    return GPTQ_OK;
+}
+
+/* PyTorch's gelu(approximate="tanh") constants, as its kernels round them
+ * to f32: kBeta = sqrt(2) * (2 / sqrt(pi)) * 0.5 = sqrt(2 / pi). */
+#define GELU_BETA ((float)0.7978845608028654) /* the double M_SQRT2 * M_2_SQRTPI * 0.5 */
+#define GELU_KAPPA 0.044715f
+
+int cpu_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
+                      const gptq_buf *U, size_t u_off,            // (n)
+                      int64_t n, gptq_buf *Y, size_t y_off)       // (n)
+{
+    cpu_ctx *c = ctx;
+    static const char op[] = "gelu_tanh_mul";
+    FW_CHECK(cpu_range(c, G, g_off, n, 4, op, "G"));
+    FW_CHECK(cpu_range(c, U, u_off, n, 4, op, "U"));
+    FW_CHECK(cpu_range(c, Y, y_off, n, 4, op, "Y"));
+    const float *g = CPU_CF32(G, g_off), *u = CPU_CF32(U, u_off);
+    float *y = CPU_F32(Y, y_off);
+#pragma omp parallel for schedule(static)
+    for (int64_t i0 = 0; i0 < n; i0 += FW_CHUNK) {
+        const int64_t i1 = i0 + FW_CHUNK < n ? i0 + FW_CHUNK : n;
+        for (int64_t i = i0; i < i1; i++) {
+            const float a = g[i];
+            const float inner = GELU_BETA * (a + GELU_KAPPA * (a * a * a));
+            y[i] = ((0.5f * a) * (1.0f + tanhf(inner))) * u[i];
+        }
+    }
+    return GPTQ_OK;
+}
+
+int cpu_scale(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s) // (n)
+{
+    cpu_ctx *c = ctx;
+    FW_CHECK(cpu_range(c, X, x_off, n, 4, "scale", "X"));
+    float *x = CPU_F32(X, x_off);
+#pragma omp parallel for schedule(static)
+    for (int64_t i0 = 0; i0 < n; i0 += FW_CHUNK) {
+        const int64_t i1 = i0 + FW_CHUNK < n ? i0 + FW_CHUNK : n;
+        for (int64_t i = i0; i < i1; i++) x[i] = x[i] * s;
+    }
+    return GPTQ_OK;
+}
+
+int cpu_softcap(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float cap) // (n)
+{
+    cpu_ctx *c = ctx;
+    static const char op[] = "softcap";
+    if (!(cap > 0.0f && isfinite(cap)))
+        return cpu_fail(c, GPTQ_ERR_INVALID, "%s: cap %g must be positive and finite", op,
+                        (double)cap);
+    FW_CHECK(cpu_range(c, X, x_off, n, 4, op, "X"));
+    float *x = CPU_F32(X, x_off);
+#pragma omp parallel for schedule(static)
+    for (int64_t i0 = 0; i0 < n; i0 += FW_CHUNK) {
+        const int64_t i1 = i0 + FW_CHUNK < n ? i0 + FW_CHUNK : n;
+        for (int64_t i = i0; i < i1; i++) x[i] = cap * tanhf(x[i] / cap);
     }
     return GPTQ_OK;
 }

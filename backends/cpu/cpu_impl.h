@@ -81,6 +81,10 @@ int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
                   gptq_buf *O, size_t o_off);
 int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U, size_t u_off,
                  int64_t n, gptq_buf *Y, size_t y_off);
+int cpu_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,
+                      size_t u_off, int64_t n, gptq_buf *Y, size_t y_off);
+int cpu_scale(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s);
+int cpu_softcap(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float cap);
 int cpu_relu(void *ctx, gptq_buf *X, size_t x_off, int64_t n);
 int cpu_add(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off,
             int64_t n, gptq_buf *Y, size_t y_off);
@@ -98,5 +102,15 @@ int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
 int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
                int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
 int cpu_to_f32(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n, int dtype);
+/* Shapes, buffer sizes and g_idx of a packed tensor (a message naming op). */
+int cpu_check_q(cpu_ctx *c, const gptq_qtensor *q, const char *op);
+/* Row n (K) of the dequantized W of a checked packed tensor: the reference's values. */
+void cpu_dequant_row(const gptq_qtensor *q, int64_t n, float *wrow);
+
+/* cpu_w4a16.c: matmul_q_fast, the A16 matmul read straight from the packed
+ * weight (SIMD paths chosen at run time; GPTQ_CPU_ISA forces one). */
+int cpu_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
+                      int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
+                      const char **impl);
 
 #endif /* GPTQ_CPU_IMPL_H */

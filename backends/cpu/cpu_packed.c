@@ -41,8 +41,8 @@ static uint32_t stream_get(const uint32_t *words, int64_t stride, int64_t i, int
     return (uint32_t)v & ((1u << b) - 1u);
 }
 
-/* Shapes, buffer sizes and g_idx of a packed tensor. */
-static int check_q(cpu_ctx *c, const gptq_qtensor *q, const char *op)
+/* Shapes, buffer sizes and g_idx of a packed tensor (cpu_impl.h). */
+int cpu_check_q(cpu_ctx *c, const gptq_qtensor *q, const char *op)
 {
     if (!q) return cpu_fail(c, GPTQ_ERR_INVALID, "%s: no packed tensor", op);
     const int b = q->bits;
@@ -112,8 +112,8 @@ int cpu_pack_codes(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int b
     return GPTQ_OK;
 }
 
-/* Row n of the dequantized W (K). */
-static void dequant_row(const gptq_qtensor *q, int64_t n, float *wrow)
+/* Row n of the dequantized W (K) (cpu_impl.h). */
+void cpu_dequant_row(const gptq_qtensor *q, int64_t n, float *wrow)
 {
     const int b = q->bits;
     const int64_t N = q->N;
@@ -133,12 +133,12 @@ static void dequant_row(const gptq_qtensor *q, int64_t n, float *wrow)
 int cpu_dequantize(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off)
 {
     cpu_ctx *c = ctx;
-    int st = check_q(c, q, "dequantize");
+    int st = cpu_check_q(c, q, "dequantize");
     if (!st) st = cpu_range(c, W, w_off, q->N * q->K, 4, "dequantize", "W");
     if (st) return st;
     float *w = CPU_F32(W, w_off);
 #pragma omp parallel for schedule(static) if (q->N * q->K > (1 << 20))
-    for (int64_t n = 0; n < q->N; n++) dequant_row(q, n, w + n * q->K);
+    for (int64_t n = 0; n < q->N; n++) cpu_dequant_row(q, n, w + n * q->K);
     return GPTQ_OK;
 }
 
@@ -147,7 +147,7 @@ int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
 {
     cpu_ctx *c = ctx;
     static const char op[] = "matmul_q";
-    int st = check_q(c, q, op);
+    int st = cpu_check_q(c, q, op);
     if (st) return st;
     if (M < 0) return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: M = %lld is negative", op, (long long)M);
     const int64_t K = q->K, N = q->N;
@@ -171,7 +171,7 @@ int cpu_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_o
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; n++) {
             if (!wrow) continue;
-            dequant_row(q, n, wrow);
+            cpu_dequant_row(q, n, wrow);
             for (int64_t m = 0; m < M; m++) {
                 const float *xr = xh + m * K;
                 float acc = 0.0f;

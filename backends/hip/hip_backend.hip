@@ -347,6 +347,9 @@ static const gptq_backend_iface k_hip_iface = {
     .to_f32 = hip_to_f32,
     .dead_columns = hip_dead_columns,
     .supports_op = NULL, /* every filled slot runs on every device it opens */
+    .gelu_tanh_mul = hip_gelu_tanh_mul,
+    .scale = hip_scale,
+    .softcap = hip_softcap,
 };
 
 extern "C" __attribute__((visibility("default"))) const gptq_backend_iface *

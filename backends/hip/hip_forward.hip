@@ -560,6 +560,35 @@ __global__ void silu_mul_kernel(const float *G, const float *U, int64_t n, float
     }
 }
 
+/* PyTorch's gelu(approximate="tanh") constants rounded to f32, as its
+ * kernels hold them (kBeta = sqrt(2) * (2 / sqrt(pi)) * 0.5) */
+#define GELU_BETA ((float)0.7978845608028654) /* the double M_SQRT2 * M_2_SQRTPI * 0.5 */
+#define GELU_KAPPA 0.044715f
+
+__global__ void gelu_tanh_mul_kernel(const float *G, const float *U, int64_t n, float *Y)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const float a = G[i];
+        const float inner = GELU_BETA * (a + GELU_KAPPA * (a * a * a));
+        Y[i] = ((0.5f * a) * (1.0f + tanhf(inner))) * U[i];
+    }
+}
+
+__global__ void scale_kernel(float *X, int64_t n, float s)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        X[i] = X[i] * s;
+}
+
+__global__ void softcap_kernel(float *X, int64_t n, float cap)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        X[i] = cap * tanhf(X[i] / cap);
+}
+
 __global__ void relu_kernel(float *X, int64_t n)
 {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -595,6 +624,43 @@ int hip_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
     silu_mul_kernel<<<grid_1d(n, 256), 256, 0, c->stream>>>(HIP_CF32(G, g_off), HIP_CF32(U, u_off),
                                                             n, HIP_F32(Y, y_off));
     return hip_check_launch(c, "silu_mul");
+}
+
+int hip_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
+                      const gptq_buf *U, size_t u_off,            // (n)
+                      int64_t n, gptq_buf *Y, size_t y_off)       // (n)
+{
+    hip_ctx *c = (hip_ctx *)ctx;
+    static const char op[] = "gelu_tanh_mul";
+    FW_CHECK(fw_range(c, G, g_off, n, 4, op, "G"));
+    FW_CHECK(fw_range(c, U, u_off, n, 4, op, "U"));
+    FW_CHECK(fw_range(c, Y, y_off, n, 4, op, "Y"));
+    if (n == 0) return GPTQ_OK;
+    gelu_tanh_mul_kernel<<<grid_1d(n, 256), 256, 0, c->stream>>>(
+        HIP_CF32(G, g_off), HIP_CF32(U, u_off), n, HIP_F32(Y, y_off));
+    return hip_check_launch(c, op);
+}
+
+int hip_scale(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s) // (n)
+{
+    hip_ctx *c = (hip_ctx *)ctx;
+    FW_CHECK(fw_range(c, X, x_off, n, 4, "scale", "X"));
+    if (n == 0) return GPTQ_OK;
+    scale_kernel<<<grid_1d(n, 256), 256, 0, c->stream>>>(HIP_F32(X, x_off), n, s);
+    return hip_check_launch(c, "scale");
+}
+
+int hip_softcap(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float cap) // (n)
+{
+    hip_ctx *c = (hip_ctx *)ctx;
+    static const char op[] = "softcap";
+    if (!(cap > 0.0f && isfinite(cap)))
+        return hip_fail(c, GPTQ_ERR_INVALID, "%s: cap %g must be positive and finite", op,
+                        (double)cap);
+    FW_CHECK(fw_range(c, X, x_off, n, 4, op, "X"));
+    if (n == 0) return GPTQ_OK;
+    softcap_kernel<<<grid_1d(n, 256), 256, 0, c->stream>>>(HIP_F32(X, x_off), n, cap);
+    return hip_check_launch(c, op);
 }
 
 int hip_relu(void *ctx, gptq_buf *X, size_t x_off, int64_t n) // (n)

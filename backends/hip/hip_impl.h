@@ -167,6 +167,10 @@ int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
                   size_t o_off);
 int hip_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U, size_t u_off,
                  int64_t n, gptq_buf *Y, size_t y_off);
+int hip_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,
+                      size_t u_off, int64_t n, gptq_buf *Y, size_t y_off);
+int hip_scale(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s);
+int hip_softcap(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float cap);
 int hip_relu(void *ctx, gptq_buf *X, size_t x_off, int64_t n);
 int hip_add(void *ctx, const gptq_buf *A, size_t a_off, const gptq_buf *B, size_t b_off, int64_t n,
             gptq_buf *Y, size_t y_off);

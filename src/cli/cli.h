@@ -13,6 +13,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_matmul(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 /* Make every signal that ends a run end it at once, removing the
  * temporaries the library registered, and turn a SIGBUS on a mapped input
@@ -95,8 +96,20 @@ enum {
     OPT_BITS = 1000, OPT_GROUP, OPT_DESC_ACT, OPT_NO_DESC_ACT, OPT_SYM, OPT_ASYM,
     OPT_STATIC, OPT_DAMP, OPT_DAMP_INC, OPT_BLOCK, OPT_MSE, OPT_METHOD, OPT_GAR, OPT_NO_GAR,
     OPT_CALIB, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
+    OPT_THREADS,
     OPT_CLI_LAST
 };
+
+/* Options every command takes (CLI_COMMON_LONGOPTS in its table,
+ * CLI_COMMON_HELP in its help): --threads N. cli_common_option returns 1 if
+ * `opt` was one of them (and applies it), -1 on a bad value (message
+ * printed), 0 if not. */
+int cli_common_option(const char *cmd, int opt, const char *arg);
+#define CLI_COMMON_LONGOPTS {"threads", required_argument, 0, OPT_THREADS}
+#define CLI_COMMON_HELP                                                                    \
+    "  --threads N            CPU threads, 1..1024: OpenMP's and OpenBLAS's (default:\n"     \
+    "                         OMP_NUM_THREADS, else every core); the CPU backend's\n"        \
+    "                         results are the same bytes for any N\n"
 
 #define CLI_QUANT_LONGOPTS                                                   \
     {"bits", required_argument, 0, OPT_BITS},                                \

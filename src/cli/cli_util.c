@@ -237,3 +237,15 @@ void cli_meta(char meta[][2][64], int *n, const char *key, const char *fmt, ...)
     va_end(ap);
     (*n)++;
 }
+
+int cli_common_option(const char *cmd, int opt, const char *arg)
+{
+    if (opt != OPT_THREADS) return 0;
+    long n;
+    if (cli_int_opt(cmd, "--threads", arg, 1, GPTQ_MAX_THREADS, &n)) return -1;
+    if (gptq_set_threads((int)n)) {
+        cli_err(cmd, "--threads %s: %s", arg, gptq_last_error());
+        return -1;
+    }
+    return 1;
+}

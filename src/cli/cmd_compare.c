@@ -164,12 +164,16 @@ int cmd_compare(int argc, char **argv)
         {"max-rel-output", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     double max_mis = -1, max_out = -1;
     int json = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case 'c':
             if (cli_float_opt(CMD, "--max-code-mismatch", optarg, 0, 1, &max_mis)) return 2;

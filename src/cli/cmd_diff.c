@@ -63,6 +63,7 @@ static void help(FILE *f)
             "  --seqlen N             tokens per window (default %d, or max_position_embeddings\n"
             "                         if smaller)\n"
             "  --seed N               window positions (splitmix64, as `gptq quantize`; default 0)\n"
+            CLI_COMMON_HELP
             "%s"
             "\nColumns: x_rel the group input's relative difference; hess B's Hessian of its\n"
             "own input vs A's; hess_fed B's Hessian op on A's input vs A's; codes identical\n"
@@ -272,6 +273,7 @@ int cmd_diff(int argc, char **argv)
         {"fault-hessian", required_argument, 0, OPT_FAULT},
         {"fault-seed", required_argument, 0, OPT_FAULT_SEED},
         CLI_QUANT_LONGOPTS,
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     gptq_diff_options o;
@@ -289,6 +291,7 @@ int cmd_diff(int argc, char **argv)
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
         int r = cli_quant_option(CMD, c, optarg, &o.q);
         if (r == 0) r = cli_calib_option(CMD, c, optarg, &co, &calib, &seqlen_given);
+        if (r == 0) r = cli_common_option(CMD, c, optarg);
         if (r < 0) return 2;
         if (r > 0) continue;
         switch (c) {

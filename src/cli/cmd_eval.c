@@ -14,7 +14,6 @@
 #include "eval/eval.h"
 #include "io/io.h"
 #include "model/model.h"
-#include "text/tokenizer.h"
 
 #define CMD "eval"
 
@@ -38,17 +37,19 @@ static void help(FILE *f)
             "  --forward-math f32|tf32  the Linears' arithmetic: f32 (default) or TF32 on a\n"
             "                       GPU's matrix units (the CPU backend ignores it)\n"
             "  --progress           print the running perplexity after each batch (stderr)\n"
-            "  -h, --help           this text\n\n"
+            "  -h, --help           this text\n"
+            CLI_COMMON_HELP "\n"
             "output (stdout, one line): ppl, tokens (of the whole text), windows,\n"
             "predicted tokens, seconds (of the forward passes)\n",
             GPTQ_PPL_BATCH_TOKENS);
 }
 
-static void progress(void *user, int64_t done, int64_t total, double nll_sum, int64_t predicted)
+static int progress(void *user, const gptq_progress *p)
 {
     (void)user;
-    fprintf(stderr, "gptq eval: %lld/%lld windows, running ppl %.4f\n", (long long)done,
-            (long long)total, predicted > 0 ? exp(nll_sum / (double)predicted) : 0.0);
+    fprintf(stderr, "gptq eval: %lld/%lld windows, running ppl %.4f\n", (long long)p->done,
+            (long long)p->total, p->metric);
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv)
@@ -62,6 +63,7 @@ int cmd_eval(int argc, char **argv)
         {"forward-math", required_argument, 0, 'f'},
         {"progress", no_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *text = NULL, *backend = "cpu";
@@ -69,6 +71,9 @@ int cmd_eval(int argc, char **argv)
     int prog = 0, math = GPTQ_MATH_F32;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case 't': text = optarg; break;
         case 's':
@@ -104,10 +109,7 @@ int cmd_eval(int argc, char **argv)
     int rc = 1, st;
     gptq_backend *be = NULL;
     gptq_model *m = NULL;
-    gptq_tokenizer *tok = NULL;
     char *buf = NULL;
-    int32_t *ids = NULL;
-    int64_t n = 0;
 
     /* the text, whole (a FIFO or device is refused, never waited on) */
     size_t len = 0;
@@ -121,37 +123,26 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail(CMD, st);
         goto done;
     }
-    gptq_model_set_forward_math(m, (gptq_math)math);
-    if ((st = gptq_tok_load(dir, &tok))) {
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-    if ((st = gptq_tok_encode(tok, buf, len, GPTQ_TOK_NO_SPECIAL, &ids, &n))) {
-        cli_err(CMD, "encoding %s:", text);
-        rc = cli_fail(CMD, st);
-        goto done;
-    }
-    free(buf);
-    buf = NULL;
-
-    if (seqlen == 0) {
-        const int64_t maxpos = gptq_model_config_of(m)->max_positions;
-        seqlen = maxpos > 0 && maxpos < 2048 ? (long)maxpos : 2048;
-    }
-    gptq_ppl_options o = {.seqlen = seqlen, .max_windows = maxw, .batch = batch};
-    if (prog) o.progress = progress;
-    gptq_ppl_result r;
-    if ((st = gptq_perplexity(m, ids, n, &o, &r))) {
+    gptq_eval_options o;
+    gptq_eval_options_init(&o);
+    o.seqlen = seqlen;
+    o.max_windows = maxw;
+    o.batch = batch;
+    o.forward_math = math;
+    if (prog) o.on_progress = progress;
+    gptq_eval_result r;
+    gptq_eval_result_init(&r);
+    if ((st = gptq_evaluate(m, buf, len, &o, &r))) {
+        if (st != GPTQ_ERR_CANCELLED && strncmp(gptq_last_error(), "encoding", 8) == 0)
+            cli_err(CMD, "encoding %s:", text); /* the library's message says the rest */
         rc = cli_fail(CMD, st);
         goto done;
     }
     printf("ppl %.6f  tokens %lld  windows %lld  predicted %lld  seqlen %ld  seconds %.1f\n", r.ppl,
-           (long long)r.tokens, (long long)r.windows, (long long)r.predicted, seqlen, r.seconds);
+           (long long)r.tokens, (long long)r.windows, (long long)r.predicted, (long)r.seqlen, r.seconds);
     rc = 0;
 done:
     free(buf);
-    free(ids);
-    gptq_tok_free(tok);
     gptq_model_close(m);
     gptq_backend_close(be);
     return rc;

@@ -34,6 +34,7 @@ static void help(FILE *f)
             "  --format auto|gptq|gptq_v2  zero points of qzeros: gptq (v1) stores z-1 and cannot\n"
             "                         hold z = 0; auto (default) writes gptq unless a zero is 0\n"
             "  --quiet                print nothing on success\n"
+            CLI_COMMON_HELP
             "%s"
             "\nOutput tensors: qweight qzeros scales g_idx (checkpoint layout), codes zeros\n"
             "scales_f32 perm dequant H; metadata: loss out_rel_err damp_used damp_retries\n"
@@ -58,6 +59,7 @@ int cmd_layer(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         CLI_QUANT_LONGOPTS,
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     gptq_quant_config cfg;
@@ -67,6 +69,7 @@ int cmd_layer(int argc, char **argv)
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1;) {
         int r = cli_quant_option(CMD, c, optarg, &cfg);
+        if (r == 0) r = cli_common_option(CMD, c, optarg);
         if (r < 0) return 2;
         if (r > 0) continue;
         switch (c) {

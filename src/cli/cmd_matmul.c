@@ -7,7 +7,9 @@
  * .safetensors file: the output of `gptq layer` (bare qweight/qzeros/scales/
  * g_idx, bits and format in its metadata) or a checkpoint shard with
  * --module. The arithmetic is gptq_matmul_ref's, through the chosen
- * backend's matmul_q: every backend gives the same bytes.
+ * backend's matmul_q: every backend gives the same bytes. --fast runs the
+ * backend's fast kernel instead (matmul_q_fast: the CPU's SIMD paths), whose
+ * outputs lie within 2 gamma(K + 2) sum_k |x_k w_k| of the reference's.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -41,7 +43,15 @@ static void help(FILE *f)
             "  --bias                 add the module's bias (PREFIX.bias)\n"
             "  --dequant              also write W (out_features, in_features) F32\n"
             "  --backend NAME|PATH    cpu (default), hip, or a plugin path: the same bytes\n"
-            "  --quiet                print nothing on success\n");
+            "  --fast                 the backend's fast kernel instead of the reference (cpu:\n"
+            "                         the packed weight read directly by SIMD code; the\n"
+            "                         environment variable GPTQ_CPU_ISA=generic|avx2|avx512\n"
+            "                         forces a path): X and bias rounded as above, the sums in\n"
+            "                         the kernel's order, so each output lies within\n"
+            "                         2 gamma(K+2) sum_k |x_k w_k| of the reference's,\n"
+            "                         gamma(j) = j 2^-24 / (1 - j 2^-24)\n"
+            "  --quiet                print nothing on success\n"
+            CLI_COMMON_HELP);
 }
 
 /* bits / format / group size of a `gptq layer` file, from its metadata. */
@@ -77,12 +87,17 @@ int cmd_matmul(int argc, char **argv)
         {"module", required_argument, 0, 'm'},  {"bias", no_argument, 0, 'B'},
         {"dequant", no_argument, 0, 'd'},       {"backend", required_argument, 0, 'b'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"fast", no_argument, 0, 'F'},
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *xpath = NULL, *out = NULL, *module = NULL, *backend = "cpu";
-    int with_bias = 0, dequant = 0, quiet = 0;
+    int with_bias = 0, dequant = 0, quiet = 0, fast = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "x:o:h", longopts, NULL)) != -1;) {
+        const int r = cli_common_option(CMD, c, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case 'x': xpath = optarg; break;
         case 'o': out = optarg; break;
@@ -91,6 +106,7 @@ int cmd_matmul(int argc, char **argv)
         case 'd': dequant = 1; break;
         case 'b': backend = optarg; break;
         case 'q': quiet = 1; break;
+        case 'F': fast = 1; break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
@@ -186,8 +202,11 @@ int cmd_matmul(int argc, char **argv)
     }
     if ((st = gptq_backend_open(backend, &be))) goto fail;
     if (!(Y = malloc((size_t)(M * N > 0 ? M * N : 1) * sizeof(float)))) goto nomem;
+    const char *kernel = "reference";
     const double t0 = gptq_now();
-    if ((st = gptq_matmul_on(be, &p, q.format, X.data, M, bias, Y))) goto fail;
+    if (fast) st = gptq_matmul_fast_on(be, &p, q.format, X.data, M, bias, Y, &kernel);
+    else st = gptq_matmul_on(be, &p, q.format, X.data, M, bias, Y);
+    if (st) goto fail;
     if (dequant) {
         if (!(Wd = malloc((size_t)(N * K) * sizeof(float)))) goto nomem;
         if ((st = gptq_dequantize_on(be, &p, q.format, Wd))) goto fail;
@@ -202,13 +221,16 @@ int cmd_matmul(int argc, char **argv)
     cli_meta(meta, &nm, "bits", "%d", p.bits);
     cli_meta(meta, &nm, "checkpoint_format", "%s", gptq_format_get(q.format)->name);
     cli_meta(meta, &nm, "bias", "%s", with_bias ? "true" : "false");
-    cli_meta(meta, &nm, "arithmetic", "x,bias->fp16; k-order f32 sums; no fma");
+    cli_meta(meta, &nm, "kernel", "%s%s", fast ? "fast " : "", kernel);
+    cli_meta(meta, &nm, "arithmetic", "%s", fast ? "x,bias->fp16; f32 sums in the kernel's order"
+                                                 : "x,bias->fp16; k-order f32 sums; no fma");
     if ((st = cli_write_tensors(out, t, dequant ? 2 : 1, meta, nm))) goto fail;
     if (!quiet)
-        printf("Y (%lld, %lld) = X (%lld, %lld) W^T%s: %d-bit %s, backend %s, %.3f s -> %s\n",
+        printf("Y (%lld, %lld) = X (%lld, %lld) W^T%s: %d-bit %s, backend %s, %s%s, "
+               "%.3f s -> %s\n",
                (long long)M, (long long)N, (long long)M, (long long)K, with_bias ? " + bias" : "",
                p.bits, gptq_format_get(q.format)->name, gptq_backend_name(be),
-               secs, out);
+               fast ? "fast kernel " : "reference kernel", fast && kernel ? kernel : "", secs, out);
     rc = 0;
     goto done;
 nomem:

@@ -33,9 +33,7 @@
 #include "io/checkpoint.h"
 #include "io/io.h"
 #include "model/model.h"
-#include "quant/pipeline.h"
 #include "text/calib.h"
-#include "text/tokenizer.h"
 
 static const char *CMD = "quantize";
 
@@ -79,8 +77,10 @@ static void help(FILE *f)
             "                         CPU backend ignores it\n"
             "output:\n"
             "  --format auto|gptq|gptq_v2  zero points: gptq (v1) stores z-1 and cannot hold\n"
-            "                         z = 0 (asym); auto (default) writes gptq unless some zero\n"
-            "                         point is 0, then gptq_v2 (vLLM >= PR #26092, GPTQModel)\n"
+            "                         z = 0; auto (default) writes gptq_v2 for --asym (GPTQModel\n"
+            "                         refuses an asymmetric v1 checkpoint it did not make) or when\n"
+            "                         a zero point is 0, else gptq (every loader reads it).\n"
+            "                         gptq_v2 needs vLLM >= PR #26092 or GPTQModel\n"
             "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
             "  --lm-head              quantize lm_head too (GPTQModel's lm_head=True), last,\n"
             "                         calibrated on the final norm's output; written as\n"
@@ -103,6 +103,7 @@ static void help(FILE *f)
             "                         a \"-:\" rule, as GPTQModel records a skipped module)\n"
             "  --quiet                print nothing but errors\n"
             "  --log-json FILE        one JSON record per module (JSON lines)\n"
+            CLI_COMMON_HELP
             "%s",
             CLI_QUANT_HELP);
 }
@@ -137,10 +138,14 @@ static void clear_bar(ui *u)
     }
 }
 
-static void on_progress(void *user, const gptq_progress *p)
+static int on_progress(void *user, const gptq_progress *p)
 {
     ui *u = user;
-    if (u->quiet) return;
+    if (u->quiet) return 0;
+    if (p->message) {
+        cli_note(CMD, "%s", p->message);
+        return 0;
+    }
     char el[32], eta[32];
     fmt_secs(p->elapsed, el, sizeof el);
     fmt_secs(p->fraction > 0.0 ? p->elapsed * (1.0 - p->fraction) / p->fraction : -1.0, eta,
@@ -152,7 +157,7 @@ static void on_progress(void *user, const gptq_progress *p)
         bar[width] = '\0';
         fprintf(stderr, "\r\033[K[%s] %3.0f%% layer %d/%d %-8s modules %lld/%lld  %s, eta %s",
                 bar, 100.0 * p->fraction, p->layer < p->nlayers ? p->layer + 1 : p->nlayers,
-                p->nlayers, p->stage, (long long)p->modules_done, (long long)p->modules_total,
+                p->nlayers, p->stage, (long long)p->done, (long long)p->total,
                 el, eta);
         fflush(stderr);
         u->bar_shown = 1;
@@ -162,6 +167,7 @@ static void on_progress(void *user, const gptq_progress *p)
         fflush(stderr);
     }
     u->last_layer = p->layer;
+    return 0;
 }
 
 /* A float as the decimal it came from (0.01f -> 0.01, not 0.0099999998). */
@@ -218,9 +224,8 @@ static int check_log_path(const char *log, const char *model_dir, const char *ou
     return 0;
 }
 
-static void on_module(void *user, const gptq_module_report *r, const float *W)
+static void on_module(void *user, const gptq_module_report *r)
 {
-    (void)W;
     ui *u = user;
     /* opened at the first record: a run that fails before leaves the file
      * as it was */
@@ -296,7 +301,7 @@ static void fmt_bytes(uint64_t b, char *buf, size_t n)
     else snprintf(buf, n, "%.1f kB", (double)b / 1e3);
 }
 
-static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config *cfg,
+static void print_summary(const gptq_quantize_summary *s, const gptq_model_config *cfg,
                           const char *out, const gptq_quant_config *q, long rss_kb,
                           const gptq_backend *be)
 {
@@ -319,6 +324,9 @@ static void print_summary(const gptq_pipeline_stats *s, const gptq_model_config 
         printf("  format:  gptq_v2: %lld zero points are 0, which v1 cannot store (vLLM reads\n"
                "           gptq_v2 since PR #26092; GPTQModel natively)\n",
                (long long)s->zero0);
+    else if (!q->sym)
+        printf("  format:  gptq_v2: asymmetric (GPTQModel refuses an asymmetric v1 checkpoint\n"
+               "           it did not make; vLLM reads gptq_v2 since PR #26092)\n");
     else
         printf("  format:  gptq_v2 (as asked)\n");
     printf("  size:    %s -> %s (all tensors, %d shard%s)\n", bi, bo, s->nshards,
@@ -359,25 +367,6 @@ enum {
     OPT_MATH, OPT_OVERWRITE, OPT_STRICT, OPT_LM_HEAD, OPT_DYNAMIC
 };
 
-/* --dynamic FILE|JSON into *d: inline JSON when it starts with '{'. 0, or
- * 1 with the message printed. */
-static int load_dynamic(const char *arg, gptq_dynamic *d)
-{
-    cJSON *j = NULL;
-    int st = arg[0] == '{' ? gptq_json_parse(arg, strlen(arg), "--dynamic", &j)
-                           : gptq_json_read_file(arg, &j);
-    if (st) {
-        cli_err(CMD, "--dynamic: %s", gptq_last_error());
-        return 1;
-    }
-    char what[1100];
-    snprintf(what, sizeof what, arg[0] == '{' ? "--dynamic" : "--dynamic %s", arg);
-    st = gptq_dynamic_parse(j, what, d);
-    cJSON_Delete(j);
-    if (st) cli_err(CMD, "%s", gptq_last_error());
-    return st ? 1 : 0;
-}
-
 int cmd_quantize(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -402,45 +391,46 @@ int cmd_quantize(int argc, char **argv)
         {"lm-head", no_argument, 0, OPT_LM_HEAD},
         {"dynamic", required_argument, 0, OPT_DYNAMIC},
         CLI_QUANT_LONGOPTS,
+        CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0},
     };
-    gptq_pipeline_options po;
-    gptq_pipeline_options_default(&po);
+    gptq_quantize_options qo;
+    gptq_quantize_options_init(&qo);
     gptq_calib_options co;
     gptq_calib_options_default(&co);
-    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL, *dyn_arg = NULL;
-    static gptq_dynamic dyn; /* ~8 kB: off the stack */
+    const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL;
     int seqlen_given = 0;
     ui u = {.last_layer = -1};
     long l;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1;) {
-        int r = cli_quant_option(CMD, c, optarg, &po.q);
+        int r = cli_quant_option(CMD, c, optarg, &qo.q);
         if (r == 0) r = cli_calib_option(CMD, c, optarg, &co, &calib, &seqlen_given);
+        if (r == 0) r = cli_common_option(CMD, c, optarg);
         if (r < 0) return 2;
         if (r > 0) continue;
         switch (c) {
         case 'o': out = optarg; break;
         case 'h': help(stdout); return 0;
-        case OPT_NO_TS: po.true_sequential = 0; break;
-        case OPT_TS: po.true_sequential = 1; break;
+        case OPT_NO_TS: qo.true_sequential = 0; break;
+        case OPT_TS: qo.true_sequential = 1; break;
         case OPT_FORMAT:
-            if (!strcmp(optarg, "auto")) po.format = GPTQ_PIPELINE_FORMAT_AUTO;
-            else if (gptq_format_by_name(optarg)) po.format = gptq_format_by_name(optarg)->id;
+            if (!strcmp(optarg, "auto")) qo.format = 0; /* auto: gptq_quantize_options */
+            else if (gptq_format_by_name(optarg)) qo.format = gptq_format_by_name(optarg)->id;
             else {
                 cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", optarg);
                 return 2;
             }
             break;
         case OPT_SHARD:
-            if (gptq_parse_size(optarg, &po.max_shard_bytes)) {
+            if (gptq_parse_size(optarg, &qo.max_shard_bytes)) {
                 cli_err(CMD, "--max-shard-size: %s", gptq_last_error());
                 return 2;
             }
             break;
         case OPT_BATCH:
             if (!strcmp(optarg, "auto")) {
-                po.batch_tokens = 0;
+                qo.batch_tokens = 0;
                 break;
             }
             if (cli_parse_int(optarg, 1, 1L << 30, &l)) {
@@ -448,7 +438,7 @@ int cmd_quantize(int argc, char **argv)
                         optarg);
                 return 2;
             }
-            po.batch_tokens = l;
+            qo.batch_tokens = l;
             break;
         case OPT_BACKEND: backend = optarg; break;
         case OPT_MATH:
@@ -456,14 +446,14 @@ int cmd_quantize(int argc, char **argv)
                 cli_err(CMD, "--forward-math %s: f32 or tf32", optarg);
                 return 2;
             }
-            po.forward_math = !strcmp(optarg, "tf32");
+            qo.forward_math = !strcmp(optarg, "tf32");
             break;
         case OPT_QUIET: u.quiet = 1; break;
         case OPT_LOG: log_path = optarg; break;
-        case OPT_OVERWRITE: po.overwrite = 1; break;
-        case OPT_STRICT: po.strict = 1; break;
-        case OPT_LM_HEAD: po.lm_head = 1; break;
-        case OPT_DYNAMIC: dyn_arg = optarg; break;
+        case OPT_OVERWRITE: qo.overwrite = 1; break;
+        case OPT_STRICT: qo.strict = 1; break;
+        case OPT_LM_HEAD: qo.lm_head = 1; break;
+        case OPT_DYNAMIC: qo.dynamic = optarg; break;
         default: help(stderr); return 2;
         }
     }
@@ -479,27 +469,28 @@ int cmd_quantize(int argc, char **argv)
         help(stderr);
         return 2;
     }
-    if (cli_quant_conflicts(CMD, &po.q)) return 2;
+    if (cli_quant_conflicts(CMD, &qo.q)) return 2;
     const char *model_dir = argv[optind];
-    const int rtn = po.q.method == GPTQ_METHOD_RTN;
+    const int rtn = qo.q.method == GPTQ_METHOD_RTN;
     if (!rtn && !calib) {
         cli_err(CMD, "GPTQ needs calibration text: --calib FILE (or --method rtn)");
         return 2;
     }
     /* the output policy before anything is read (the pipeline checks again) */
-    if (gptq_ckpt_check_out(out, model_dir, po.overwrite)) return cli_fail(CMD, 1);
+    if (gptq_ckpt_check_out(out, model_dir, qo.overwrite)) return cli_fail(CMD, 1);
     if (log_path && check_log_path(log_path, model_dir, out, calib)) return 1;
-    if (dyn_arg) {
-        if (load_dynamic(dyn_arg, &dyn)) return 1;
-        po.dynamic = &dyn;
-    }
+    if (qo.format == GPTQ_FORMAT_V1 && !qo.q.sym)
+        cli_warn(CMD, "--format gptq with --asym: GPTQModel's loader refuses an asymmetric v1 "
+                      "(\"gptq\") checkpoint unless GPTQModel >= 0.9.0 made it (\"Loading of a "
+                      "sym=False model with format=gptq is only supported if produced by "
+                      "gptqmodel version >= 0.9.0\"); vLLM, transformers and ExLlamaV2 read it. "
+                      "Leave --format at auto to write gptq_v2");
     int rc = 1, st;
 
     gptq_model_config cfg;
-    gptq_tokenizer *tok = NULL;
-    gptq_calib cal = {0};
     gptq_backend *be = NULL;
-    gptq_pipeline_stats stats;
+    gptq_quantize_summary sum;
+    gptq_quantize_summary_init(&sum);
     if ((st = gptq_model_config_load(model_dir, &cfg))) return cli_fail(CMD, st);
     if (!seqlen_given && co.seqlen > cfg.max_positions) co.seqlen = cfg.max_positions;
     if (!rtn && co.seqlen > cfg.max_positions) {
@@ -509,22 +500,12 @@ int cmd_quantize(int argc, char **argv)
     }
     u.log_path = log_path;
     u.tty = isatty(fileno(stderr));
+    qo.calib_path = calib;
+    qo.calib_bytes = co.max_bytes;
+    qo.nsamples = co.nsamples;
+    qo.seqlen = co.seqlen;
+    qo.seed = co.seed;
 
-    if (!rtn) {
-        const double t0 = gptq_now_seconds();
-        if ((st = gptq_tok_load(model_dir, &tok))) goto fail;
-        if ((st = gptq_calib_load(tok, calib, &co, &cal))) goto fail;
-        if (!u.quiet)
-            cli_note(CMD,
-                    "calibration: %s%s, %zu bytes, %lld tokens -> %lld windows of %lld tokens "
-                    "(seed %llu) in %.1f s",
-                    calib, cal.jsonl ? " (JSON lines)" : "", cal.text_bytes,
-                    (long long)cal.text_tokens, (long long)cal.nsamples, (long long)cal.seqlen,
-                    (unsigned long long)co.seed, gptq_now_seconds() - t0);
-        po.calib_ids = cal.ids;
-        po.nsamples = cal.nsamples;
-        po.seqlen = cal.seqlen;
-    }
     if ((st = gptq_backend_open(backend, &be))) goto fail;
     /* Each module allocates and frees host buffers of up to ~0.5 GB (a 7B
      * model: a few thousand such buffers). glibc would mmap and unmap each,
@@ -533,17 +514,17 @@ int cmd_quantize(int argc, char **argv)
      * big blocks, no trimming of the heap's top. */
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    po.on_module = on_module;
-    po.on_progress = on_progress;
-    po.on_skip = on_skip;
-    po.user = &u;
-    st = gptq_quantize_model(be, model_dir, out, &po, &stats);
+    qo.on_module = on_module;
+    qo.on_progress = on_progress;
+    qo.on_skip = on_skip;
+    qo.user = &u;
+    st = gptq_quantize_model_dir(be, model_dir, out, &qo, &sum);
     clear_bar(&u);
     if (st) goto fail;
     if (!u.quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        print_summary(&stats, &cfg, out, &po.q, ru.ru_maxrss, be);
+        print_summary(&sum, &cfg, out, &qo.q, ru.ru_maxrss, be);
     }
     rc = 0;
     goto done;
@@ -552,8 +533,6 @@ fail:
     cli_fail(CMD, st);
 done:
     if (u.log) fclose(u.log);
-    gptq_calib_free(&cal);
-    gptq_tok_free(tok);
     gptq_backend_close(be);
     return rc;
 }

@@ -21,6 +21,7 @@ const char *gptq_status_str(int status)
     case GPTQ_ERR_UNSUPPORTED: return "unsupported";
     case GPTQ_ERR_BACKEND: return "backend failure";
     case GPTQ_ERR_SHAPE: return "shape mismatch";
+    case GPTQ_ERR_CANCELLED: return "cancelled";
     default: return "unknown status";
     }
 }

@@ -20,9 +20,10 @@ typedef struct gptq_ppl_options {
     int64_t batch;        /* windows per forward pass (0: as many as fit
                              GPTQ_PPL_BATCH_TOKENS tokens, at least 1) */
     double *window_nll;   /* optional out: (windows) NLL sum of each window */
-    /* optional: called after each batch with windows done / total */
-    void (*progress)(void *user, int64_t done, int64_t total, double nll_sum,
-                     int64_t predicted);
+    /* optional: called after each batch with windows done / total; a
+     * non-zero return stops the run (GPTQ_ERR_CANCELLED) */
+    int (*progress)(void *user, int64_t done, int64_t total, double nll_sum,
+                    int64_t predicted);
     void *user;
 } gptq_ppl_options;
 

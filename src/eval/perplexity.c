@@ -155,7 +155,9 @@ int gptq_perplexity(gptq_model *m, const int32_t *ids, int64_t n, const gptq_ppl
                 for (int64_t i = 0; i < S - 1; i++) ws += tok[b * (S - 1) + i];
                 o->window_nll[w + b] = ws;
             }
-        if (o && o->progress) o->progress(o->user, w + nb, nwin, sum, (w + nb) * (S - 1));
+        if (o && o->progress && o->progress(o->user, w + nb, nwin, sum, (w + nb) * (S - 1)))
+            st = gptq_error(GPTQ_ERR_CANCELLED, "perplexity: cancelled after %lld of %lld windows",
+                            (long long)(w + nb), (long long)nwin);
     }
     free(tok);
     if (st) return st;

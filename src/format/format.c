@@ -69,3 +69,16 @@ int gptq_format_check_dims(int status, int bits, int64_t rows, int64_t cols)
     return gptq_error(status, "%lld x %lld (out x in): %d-bit packing needs both to be positive "
                       "multiples of %d", (long long)rows, (long long)cols, bits, pk->mult);
 }
+
+int gptq_format_check_group(int status, int64_t group_size, int64_t in_features)
+{
+    if (group_size <= GPTQ_LOADER_MAX_GROUP || group_size == in_features) return GPTQ_OK;
+    return gptq_error(status,
+                      "group size %lld with %lld input features: no loader's kernel runs a group "
+                      "above %d unless it is the whole row (GPTQModel's torch and triton kernels "
+                      "take group sizes up to %d or equal to in_features; its Marlin, ExLlamaV2 "
+                      "and Machete kernels and vLLM's gptq_marlin up to 128): use --group-size "
+                      "%d or less, or -1 (one group per row)",
+                      (long long)group_size, (long long)in_features, GPTQ_LOADER_MAX_GROUP,
+                      GPTQ_LOADER_MAX_GROUP, GPTQ_LOADER_MAX_GROUP);
+}

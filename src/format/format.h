@@ -78,6 +78,19 @@ int gptq_format_check_bits(int status, const char *what, int64_t bits);
  * multiples of <mult>". */
 int gptq_format_check_dims(int status, int bits, int64_t rows, int64_t cols);
 
+/* The largest group size any loader's kernel runs, unless the group is
+ * the whole row (group_size == in_features): GPTQModel's torch and triton
+ * kernels list [-1, 16, ..., 1024] and accept another size only when it
+ * equals in_features (gptqmodel/nn_modules/qlinear/__init__.py, _validate;
+ * torch.py, tritonv2.py SUPPORTS_GROUP_SIZE); its Marlin, ExLlamaV2 and
+ * Machete kernels and vLLM's gptq_marlin stop at 128. */
+#define GPTQ_LOADER_MAX_GROUP 1024
+
+/* 0 when a checkpoint module of in_features inputs may have group_size
+ * (-1, at most GPTQ_LOADER_MAX_GROUP, or in_features); else `status` with
+ * a message naming the limit, the kernels and what to use instead. */
+int gptq_format_check_group(int status, int64_t group_size, int64_t in_features);
+
 /* ------------------------------------------------------------------ */
 /* pack.c (beside the public gptq_pack / unpack / dequantize / matmul)  */
 /* ------------------------------------------------------------------ */

@@ -64,33 +64,57 @@ int gptq_dequantize_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, 
     return st;
 }
 
-int gptq_matmul_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
-                   int64_t M, const float *bias, float *Y)
+/* gptq_matmul_on and gptq_matmul_fast_on: the same transfers around
+ * matmul_q or matmul_q_fast. */
+static int matmul_via(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
+                      int64_t M, const float *bias, float *Y, int fast, const char **impl)
 {
-    static const char fn[] = "gptq_matmul_on";
+    const char *fn = fast ? "gptq_matmul_fast_on" : "gptq_matmul_on";
     if (!be) return gptq_error(GPTQ_ERR_INVALID, "%s: no backend", fn);
+    if (fast && !gptq_be_supports(be, GPTQ_OP_MATMUL_Q_FAST))
+        return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: backend %s has no fast A16 matmul "
+                          "(matmul_q_fast); the cpu backend has one, or use the reference "
+                          "(without --fast)", fn, gptq_backend_name(be));
     if (M < 0) return gptq_error(GPTQ_ERR_SHAPE, "%s: M = %lld is negative", fn, (long long)M);
     if (M > 0 && (!X || !Y)) return gptq_error(GPTQ_ERR_INVALID, "%s: X or Y is NULL", fn);
     gptq_qdev q;
     int st = gptq_qdev_upload(be, p, fmt, 1, &q);
     if (st) return gptq_error_prefix(st, "%s", fn);
-    if (M == 0) {
+    if (M == 0 && !fast) {
         gptq_qdev_free(be, &q);
         return GPTQ_OK;
     }
     const int64_t K = p->in_features, N = p->out_features;
     gptq_buf *Xb = NULL, *Bb = NULL, *Yb = NULL;
-    st = gptq_be_alloc(be, (size_t)(M * K) * 4, &Xb, "X");
-    if (!st) st = gptq_be_upload(be, Xb, 0, X, (size_t)(M * K) * 4);
+    /* M = 0 still runs a fast op (it reports its code path), on 1-element buffers */
+    const int64_t mx = M > 0 ? M : 0;
+    st = gptq_be_alloc(be, (size_t)(mx * K > 0 ? mx * K : 1) * 4, &Xb, "X");
+    if (!st && M > 0) st = gptq_be_upload(be, Xb, 0, X, (size_t)(M * K) * 4);
     if (!st && bias) st = gptq_be_alloc(be, (size_t)N * 4, &Bb, "bias");
     if (!st && bias) st = gptq_be_upload(be, Bb, 0, bias, (size_t)N * 4);
-    if (!st) st = gptq_be_alloc(be, (size_t)(M * N) * 4, &Yb, "Y");
-    if (!st) st = gptq_be_check(be, be->iface->matmul_q(be->ctx, &q.t, Xb, 0, M, Bb, Yb, 0),
-                                "matmul_q");
-    if (!st) st = gptq_be_download(be, Yb, 0, Y, (size_t)(M * N) * 4);
+    if (!st) st = gptq_be_alloc(be, (size_t)(mx * N > 0 ? mx * N : 1) * 4, &Yb, "Y");
+    if (!st && fast)
+        st = gptq_be_check(be, be->iface->matmul_q_fast(be->ctx, &q.t, Xb, 0, M, Bb, Yb, 0, impl),
+                           "matmul_q_fast");
+    else if (!st)
+        st = gptq_be_check(be, be->iface->matmul_q(be->ctx, &q.t, Xb, 0, M, Bb, Yb, 0), "matmul_q");
+    if (!st && M > 0) st = gptq_be_download(be, Yb, 0, Y, (size_t)(M * N) * 4);
     gptq_be_free(be, Xb);
     gptq_be_free(be, Bb);
     gptq_be_free(be, Yb);
     gptq_qdev_free(be, &q);
     return st;
+}
+
+int gptq_matmul_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
+                   int64_t M, const float *bias, float *Y)
+{
+    return matmul_via(be, p, fmt, X, M, bias, Y, 0, NULL);
+}
+
+int gptq_matmul_fast_on(gptq_backend *be, const gptq_packed *p, gptq_format fmt, const float *X,
+                        int64_t M, const float *bias, float *Y, const char **impl)
+{
+    if (impl) *impl = NULL;
+    return matmul_via(be, p, fmt, X, M, bias, Y, 1, impl);
 }

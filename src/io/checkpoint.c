@@ -775,6 +775,11 @@ cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int t
              cJSON_AddBoolToObject(o, "sym", q->sym) &&
              cJSON_AddBoolToObject(o, "lm_head", 0) &&
              cJSON_AddStringToObject(o, "quant_method", t->quant_method) &&
+             /* both spellings: optimum's GPTQQuantizer reads "format" (since
+              * optimum PR #2385) and, without it, takes "gptq" and adds v1's
+              * +1 to every zero of a v2 checkpoint; vLLM, ExLlamaV2 and
+              * llama.cpp's converter read "checkpoint_format" */
+             cJSON_AddStringToObject(o, "format", t->name) &&
              cJSON_AddStringToObject(o, "checkpoint_format", t->name) &&
              cJSON_AddStringToObject(o, "pack_dtype", "int32") &&
              cJSON_AddNumberToObject(o, "damp_percent", damp) &&

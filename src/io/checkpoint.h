@@ -85,7 +85,7 @@ void gptq_ckpt_abort(gptq_ckpt *c);
 
 /* The quantization_config object gptq-c writes (a new tree; NULL when out
  * of memory or fmt is no format): bits, group_size, desc_act, sym, lm_head (false),
- * quant_method "gptq", checkpoint_format "gptq" | "gptq_v2", pack_dtype
+ * quant_method "gptq", format and checkpoint_format (the same: "gptq" | "gptq_v2"), pack_dtype
  * "int32", damp_percent, true_sequential, static_groups, and meta
  * {quantizer ["gptq-c:<version>"], damp_percent, damp_auto_increment,
  * static_groups, true_sequential, mse (the search norm, 0 when off, as

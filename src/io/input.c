@@ -124,7 +124,7 @@ int gptq_read_input(const char *path, size_t max, char **out, size_t *len, int *
     *len = 0;
     if (more) *more = 0;
     int fd;
-    uint64_t size;
+    uint64_t size = 0; /* set by gptq_open_input on success (GCC cannot see it) */
     int st = gptq_open_input(path, &fd, &size);
     if (st) return st;
     st = gptq_read_fd(fd, path, max, size, out, len, more);

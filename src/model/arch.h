@@ -67,7 +67,13 @@ typedef struct gptq_arch {
     const char *name;                /* "Llama", "OPT" (messages) */
     const gptq_arch_name *names;     /* accepted architectures, nnames of them */
     int nnames;
-    const gptq_arch_key *keys;       /* read in order, nkeys of them */
+    const char *sub_config;          /* the object of config.json that holds the model's
+                                      * keys ("text_config": a multimodal wrapper's text
+                                      * model); NULL: the top level. dtype and
+                                      * quantization_config stay at the top level */
+    const gptq_arch_key *keys;       /* read in order, nkeys of them; a key for the field
+                                      * of a shared one (vocab_size ...) replaces it (with
+                                      * the family's default) */
     int nkeys;
     /* The rest of the family's config: checks, derived sizes, flags. */
     int (*parse)(const cJSON *root, const char *file, gptq_model_config *c);
@@ -82,6 +88,9 @@ typedef struct gptq_arch {
     const gptq_arch_norm *norms;     /* per-layer norms, nnorms */
     int nnorms;
     const char *final_norm;          /* "norm" (when config final_norm) */
+    float norm_offset;               /* every norm (per-layer and final) scales by
+                                      * norm_offset + weight, the sum in f32 when the
+                                      * weight is loaded (Gemma: 1; others 0) */
     const char *lm_head;             /* "lm_head" (when not tied) */
 
     /* The linears of layer L in forward order: returns their count and
@@ -109,6 +118,7 @@ typedef struct gptq_arch {
 } gptq_arch;
 
 extern const gptq_arch gptq_arch_llama, gptq_arch_qwen3, gptq_arch_opt, gptq_arch_phi3;
+extern const gptq_arch gptq_arch_gemma2, gptq_arch_gemma3, gptq_arch_gemma3mm;
 
 /* arch_llama.c: RMSNorm with a weight (b unused), the norm of Llama, Qwen3
  * and Phi-3. */
@@ -139,6 +149,15 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
 int gptq_llama_parse_attention(const cJSON *root, const char *file, gptq_model_config *c,
                                const gptq_rope_allow *allow);
 void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab);
+/* The same for RoPE r of base theta (a family with a RoPE per layer type:
+ * Gemma 3's sliding layers). */
+void gptq_rope_table_of(const gptq_rope *r, double theta, int64_t max_positions, int64_t S,
+                        float *tab);
+/* One RoPE object o (NULL: default) named obj ("rope_parameters.full_attention")
+ * into c->rope and c->rope_theta (theta kept when o has none); v5: a missing
+ * rope_type means default (transformers 5), else it is refused (4). */
+int gptq_rope_parse_object(const cJSON *root, const cJSON *o, const char *obj, int v5,
+                           const char *file, gptq_model_config *c);
 /* Upload the positions t % S of the T rows (i32) and the table of S to
  * pos and tab (the layer forwards' prepare). */
 int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos, gptq_buf *tab);

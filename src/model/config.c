@@ -9,14 +9,17 @@
  *   transformers 5: "rope_parameters": {"rope_theta", "rope_type", ...}, "dtype"
  * (the RoPE scaling in either spelling: rope.c)
  * Defaults follow the transformers config classes (LlamaConfig, MistralConfig,
- * Qwen2Config, Qwen3Config, OPTConfig), so a key they would default may be absent here too.
+ * Qwen2Config, Qwen3Config, OPTConfig, Phi3Config, Gemma2Config, Gemma3TextConfig), so a
+ * key they would default may be absent here too.
  * GPTQ checkpoints: "quantization_config" in config.json, else
  * quantize_config.json beside it; the synonyms other tools write (wbits,
  * w_bit, q_group_size, zero_point) are accepted.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../format/format.h"
 #include "../io/io.h"
@@ -180,9 +183,18 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     const cJSON *dyn = NULL;
     GPTQ_TRY(gptq_json_get_object(q, "dynamic", &dyn, 0, file));
     if (dyn) GPTQ_TRY(gptq_dynamic_parse(dyn, file, &r.dynamic));
-    const char *fmt = NULL;
+    const char *fmt = NULL, *fmt2 = NULL;
     GPTQ_TRY(gptq_json_get_str(q, "checkpoint_format", &fmt, 0, file));
-    if (!fmt) GPTQ_TRY(gptq_json_get_str(q, "format", &fmt, 0, file));
+    GPTQ_TRY(gptq_json_get_str(q, "format", &fmt2, 0, file));
+    /* vLLM, ExLlamaV2 and llama.cpp's converter read the first, optimum the
+     * second: two values would be two readings of the zero points */
+    if (fmt && fmt2 && strcmp(fmt, fmt2))
+        return gptq_error(GPTQ_ERR_FORMAT,
+                          "%s: quantization_config: checkpoint_format \"%s\" and format \"%s\" "
+                          "disagree (vLLM and ExLlamaV2 read the first, optimum the second, so "
+                          "the zero points would be read two ways)",
+                          file, fmt, fmt2);
+    if (!fmt) fmt = fmt2;
     if (fmt) {
         const gptq_format_traits *t = gptq_format_by_name(fmt);
         if (!t)
@@ -198,7 +210,8 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
 
 /* Every family; an unknown architecture's message lists their names. */
 static const gptq_arch *const k_archs[] = {&gptq_arch_llama, &gptq_arch_qwen3, &gptq_arch_opt,
-                                             &gptq_arch_phi3};
+                                             &gptq_arch_phi3, &gptq_arch_gemma2,
+                                             &gptq_arch_gemma3, &gptq_arch_gemma3mm};
 #define NARCHS ((int)(sizeof k_archs / sizeof *k_archs))
 
 /* The keys every family reads. */
@@ -289,11 +302,25 @@ int gptq_model_config_parse(const cJSON *root, const char *file, gptq_model_conf
     }
     snprintf(c->architecture, sizeof c->architecture, "%s", found->arch);
 
-    for (size_t i = 0; i < sizeof k_shared_keys / sizeof *k_shared_keys; i++)
-        GPTQ_TRY(read_key(root, &k_shared_keys[i], file, c));
-    for (int i = 0; i < c->arch->nkeys; i++) GPTQ_TRY(read_key(root, &c->arch->keys[i], file, c));
-    GPTQ_TRY(c->arch->parse(root, file, c));
-    GPTQ_TRY(check_products(c, file));
+    /* the model's keys: the top level, or the family's sub-object of it
+     * (messages then name it: "config.json: text_config: ...") */
+    const cJSON *mroot = root;
+    char mfile[4200];
+    snprintf(mfile, sizeof mfile, "%s", file);
+    if (c->arch->sub_config) {
+        GPTQ_TRY(gptq_json_get_object(root, c->arch->sub_config, &mroot, 1, file));
+        snprintf(mfile, sizeof mfile, "%s: %s", file, c->arch->sub_config);
+    }
+    for (size_t i = 0; i < sizeof k_shared_keys / sizeof *k_shared_keys; i++) {
+        int own = 0;
+        for (int j = 0; j < c->arch->nkeys; j++)
+            own |= c->arch->keys[j].field == k_shared_keys[i].field;
+        if (!own) GPTQ_TRY(read_key(mroot, &k_shared_keys[i], mfile, c));
+    }
+    for (int i = 0; i < c->arch->nkeys; i++)
+        GPTQ_TRY(read_key(mroot, &c->arch->keys[i], mfile, c));
+    GPTQ_TRY(c->arch->parse(mroot, mfile, c));
+    GPTQ_TRY(check_products(c, mfile));
 
     /* dtype (informational: weights are converted to f32 whatever it says) */
     c->dtype = GPTQ_F32;
@@ -330,8 +357,30 @@ static int load_quantize_config(const char *dir, gptq_ckpt_quant *q)
     return st;
 }
 
+/* "owner/name" with the characters the Hugging Face hub allows in each
+ * part (letters, digits, '-', '_', '.'; neither part starting with '.'). */
+static int looks_like_hub_id(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash || strchr(slash + 1, '/') || slash == s || !slash[1]) return 0;
+    if (s[0] == '.' || slash[1] == '.') return 0;
+    for (const char *c = s; *c; c++)
+        if (c != slash && !((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                            (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+            return 0;
+    return 1;
+}
+
 int gptq_model_config_load(const char *dir, gptq_model_config *c)
 {
+    struct stat sb;
+    if (stat(dir, &sb) != 0 && errno == ENOENT && looks_like_hub_id(dir))
+        return gptq_error(GPTQ_ERR_IO,
+                          "%s: no such folder. It looks like a Hugging Face hub id, but gptq-c "
+                          "reads only local model folders (it downloads nothing): get one first, "
+                          "e.g. `huggingface-cli download %s --local-dir %s` (or `git lfs install "
+                          "&& git clone https://huggingface.co/%s`), then give that folder",
+                          dir, dir, strrchr(dir, '/') + 1, dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *root = NULL;

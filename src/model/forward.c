@@ -35,8 +35,8 @@ struct gptq_model {
     gptq_weights *w;
     gptq_backend *be;
     char dir[2048];
-    char root[16];   /* the family's root that the weights use ("model.", "") */
-    char layers[48]; /* root + the family's layers ("model.layers") */
+    char root[32];   /* the family's root that the weights use ("model.", "") */
+    char layers[64]; /* root + the family's layers ("model.layers") */
     layer_def *def;  /* (num_layers) */
     int maxlin;      /* most linears of any layer */
 
@@ -436,6 +436,7 @@ void gptq_model_close(gptq_model *m)
 }
 
 const gptq_model_config *gptq_model_config_of(const gptq_model *m) { return &m->cfg; }
+const char *gptq_model_dir(const gptq_model *m) { return m->dir; }
 gptq_weights *gptq_model_weights(gptq_model *m) { return m->w; }
 gptq_backend *gptq_model_backend(gptq_model *m) { return m->be; }
 
@@ -523,6 +524,20 @@ static int upload_ids(gptq_model *m, const int32_t *ids, int64_t T, gptq_buf **o
     return st;
 }
 
+/* X (n) *= the config's embed_scale rounded to f32 and then to the dtype of
+ * the embedding table `name` (transformers multiplies by a tensor of the
+ * model's dtype: Gemma 2 9B's sqrt(3584) = 59.87 is 60 in bf16). The product
+ * itself stays f32, as every activation of this forward. */
+static int scale_embeddings(gptq_model *m, const char *name, gptq_buf *X, int64_t n)
+{
+    gptq_st_info info;
+    GPTQ_TRY(gptq_weights_find(m->w, name, &info));
+    float s = (float)m->cfg.embed_scale;
+    if (info.dtype == GPTQ_BF16) s = gptq_bf16_to_f32(gptq_f32_to_bf16(s));
+    if (info.dtype == GPTQ_F16) s = gptq_f16_to_f32(gptq_f32_to_f16(s));
+    return GPTQ_BE_OP(m->be, scale, X, 0, n, s);
+}
+
 int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S, gptq_buf *X)
 {
     GPTQ_TRY(check_batch(m, nseq, S));
@@ -539,6 +554,7 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
     int st = upload_tensor(m, name, 2, shape, &E);
     if (!st) st = upload_ids(m, ids, T, &idb);
     if (!st) st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, E, 0, V, D, X, 0, 0);
+    if (!st && c->embed_scale != 0.0) st = scale_embeddings(m, name, X, T * D);
     if (!st && m->a->positions) {
         /* learned positions: row position + pos_offset of the table */
         free_buf(m, &E);
@@ -570,7 +586,16 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
 static int load_norm(gptq_model *m, const char *name, int64_t D, gptq_buf **w, gptq_buf **b)
 {
     char full[600];
-    if (m->cfg.norm_weight) {
+    if (m->cfg.norm_weight && m->a->norm_offset != 0.0f) {
+        /* the family scales by offset + w (Gemma: 1 + w, the sum in f32 as
+         * transformers' 1.0 + weight.float()) */
+        snprintf(full, sizeof full, "%s.weight", name);
+        float *h = host_scratch(m, (size_t)D);
+        if (!h) return GPTQ_ERR_NOMEM;
+        GPTQ_TRY(gptq_weights_read_f32(m->w, full, 1, &D, h));
+        for (int64_t i = 0; i < D; i++) h[i] = m->a->norm_offset + h[i];
+        GPTQ_TRY(upload_new(m, h, (size_t)D, full, w));
+    } else if (m->cfg.norm_weight) {
         snprintf(full, sizeof full, "%s.weight", name);
         GPTQ_TRY(upload_tensor(m, full, 1, &D, w));
     }
@@ -767,6 +792,10 @@ static int head_chunk(gptq_model *m, head_ws *h, const gptq_buf *X, int64_t r0, 
                                       h->lg, 0, V),
                       "gemm"));
     if (h->B) GPTQ_TRY(GPTQ_BE_OP(be, bias_add, h->lg, 0, h->B, 0, n, V));
+    /* final logit soft-capping (Gemma 2): the logits every caller sees,
+     * perplexity's included */
+    if (c->final_softcap != 0.0)
+        GPTQ_TRY(GPTQ_BE_OP(be, softcap, h->lg, 0, n * V, (float)c->final_softcap));
     return GPTQ_OK;
 }
 

@@ -8,6 +8,9 @@
  * Families are descriptions (arch.h), one file each:
  *   arch_llama.c  LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
  *                 Qwen3ForCausalLM (q/k norms)
+ *   arch_phi3.c   Phi3ForCausalLM (fused qkv / gate_up, partial rotary, longrope)
+ *   arch_gemma.c  Gemma2ForCausalLM, Gemma3ForCausalLM ((1 + w) norms around
+ *                 attention and MLP, GeGLU, softcaps, a RoPE per layer type)
  *   arch_opt.c    OPTForCausalLM (pre-LayerNorm only)
  * Each says what its config.json holds, how its tensors are named, which
  * linears a decoder layer has in which true-sequential groups, and how the
@@ -157,6 +160,15 @@ typedef struct gptq_model_config {
     int64_t sliding_window;   /* 0: none; else attention window (Mistral/Qwen2/Qwen3) */
     int64_t layer_window[GPTQ_MAX_LAYERS]; /* per layer: sliding_window or 0 (full causal) */
     int64_t pos_offset;       /* learned positions: row = position + pos_offset (OPT: 2) */
+    /* Gemma 2 / Gemma 3 (arch_gemma.c; 0 = unused by the other families) */
+    double embed_scale;       /* embeddings *= this, rounded to f32 and then to the
+                               * embedding table's dtype (Gemma: sqrt(hidden_size), as
+                               * transformers' normalizer, a tensor of the model's dtype) */
+    double final_softcap;     /* logits = c * tanh(logits / c) (final_logit_softcapping) */
+    double attn_softcap;      /* attention scores soft-capped (attn_logit_softcapping) */
+    double attn_scale;        /* attention scale (query_pre_attn_scalar ** -0.5) */
+    gptq_rope rope_local;     /* Gemma 3: the RoPE of the sliding-window layers, and */
+    double rope_local_theta;  /*   its base (rope_local_base_freq) */
     gptq_dtype dtype;         /* torch_dtype | dtype (F32 when absent) */
     gptq_ckpt_quant quant;
 } gptq_model_config;
@@ -241,7 +253,8 @@ int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, c
 /* The model and its forward pass                                      */
 /* ------------------------------------------------------------------ */
 
-typedef struct gptq_model gptq_model;
+/* gptq_model (opaque), gptq_model_open and gptq_model_close are public:
+ * gptq.h. */
 
 typedef struct gptq_linear_info {
     char name[64];      /* inside the layer: "self_attn.q_proj", "mlp.down_proj", "fc1" */
@@ -289,10 +302,8 @@ int gptq_hook_all_rows(const gptq_hook_event *ev);
 #define GPTQ_HOOK_STOP 1
 typedef int (*gptq_layer_hook)(void *user, const gptq_hook_event *ev);
 
-/* Open DIR (config, weights index) for backend `be` (borrowed: it must
- * outlive the model). Nothing is uploaded yet. */
-int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out);
-void gptq_model_close(gptq_model *m);
+/* gptq_model_open (gptq.h) reads DIR's config and weights index for
+ * backend `be`; nothing is uploaded yet. */
 
 /* Arithmetic of the forward's Linears: GPTQ_MATH_F32 (default) through the
  * backend's gemm (the CPU backend's is the reference), or GPTQ_MATH_TF32
@@ -302,6 +313,8 @@ void gptq_model_close(gptq_model *m);
 typedef enum gptq_math { GPTQ_MATH_F32 = 0, GPTQ_MATH_TF32 = 1 } gptq_math;
 void gptq_model_set_forward_math(gptq_model *m, gptq_math math);
 const gptq_model_config *gptq_model_config_of(const gptq_model *m);
+/* The folder it was opened from. */
+const char *gptq_model_dir(const gptq_model *m);
 gptq_weights *gptq_model_weights(gptq_model *m);
 gptq_backend *gptq_model_backend(gptq_model *m);
 

@@ -136,14 +136,23 @@ static int get_factors(const cJSON *o, const char *key, int64_t rot, double *out
     return GPTQ_OK;
 }
 
-int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
-                    const gptq_rope_allow *allow)
+static int parse_object(const cJSON *root, const cJSON *o, const char *obj, int v5,
+                        const char *file, gptq_model_config *c, const gptq_rope_allow *allow);
+
+/* No scaling, every dim of a head rotating. */
+static void rope_reset(gptq_model_config *c)
 {
     gptq_rope *r = &c->rope;
     memset(r, 0, sizeof *r);
     r->type = GPTQ_ROPE_DEFAULT;
     r->attention_factor = 1.0;
     r->rot = c->head_dim;
+}
+
+int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
+                    const gptq_rope_allow *allow)
+{
+    rope_reset(c);
     char key[4300];
     if (allow && allow->partial) {
         /* transformers 4: partial_rotary_factor at the top level */
@@ -162,7 +171,24 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
                           file);
     const cJSON *o = rp ? rp : rs;
     if (!o) return GPTQ_OK;
-    const char *obj = rp ? "rope_parameters" : "rope_scaling";
+    return parse_object(root, o, rp ? "rope_parameters" : "rope_scaling", rp != NULL, file, c,
+                        allow);
+}
+
+int gptq_rope_parse_object(const cJSON *root, const cJSON *o, const char *obj, int v5,
+                           const char *file, gptq_model_config *c)
+{
+    rope_reset(c);
+    return o ? parse_object(root, o, obj, v5, file, c, NULL) : GPTQ_OK;
+}
+
+/* The RoPE object o, spelled obj in messages, into c->rope (reset by the
+ * caller) and c->rope_theta. */
+static int parse_object(const cJSON *root, const cJSON *o, const char *obj, int v5,
+                        const char *file, gptq_model_config *c, const gptq_rope_allow *allow)
+{
+    gptq_rope *r = &c->rope;
+    char key[4300];
     char where[4200];
     snprintf(where, sizeof where, "%s: %s", file, obj);
 
@@ -179,11 +205,11 @@ int gptq_rope_parse(const cJSON *root, const char *file, gptq_model_config *c,
      * fails on a rope_scaling that names none */
     const int longrope = allow && allow->longrope;
     const char *more = longrope ? ", longrope" : "";
-    if (!type && !rp)
+    if (!type && !v5)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
-                          "%s: \"rope_scaling\" is set but names no rope_type: unsupported "
+                          "%s: \"%s\" is set but names no rope_type: unsupported "
                           "(supported: default, linear, dynamic, llama3, yarn%s)",
-                          file, more);
+                          file, obj, more);
     if (!type) type = "default";
     int t = -1;
     for (int i = 0; i < NTYPES; i++)
@@ -318,11 +344,10 @@ static float inv_default(float theta, int64_t i, int64_t d)
 
 /* yarn's correction range [lo, hi] over the pairs (float64, as
  * transformers' find_correction_range). */
-static void yarn_range(const gptq_model_config *c, double *lo, double *hi)
+static void yarn_range(const gptq_rope *r, double theta, double *lo, double *hi)
 {
-    const gptq_rope *r = &c->rope;
     const double d = (double)r->rot, om = (double)r->original_max;
-    const double l2b = 2 * log(c->rope_theta);
+    const double l2b = 2 * log(theta);
     double l = d * log(om / (r->beta_fast * 2 * M_PI)) / l2b;
     double h = d * log(om / (r->beta_slow * 2 * M_PI)) / l2b;
     if (r->truncate) {
@@ -336,24 +361,29 @@ static void yarn_range(const gptq_model_config *c, double *lo, double *hi)
 
 void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab)
 {
-    const gptq_rope *r = &c->rope;
-    const int64_t d = c->rope.rot, half = d / 2;
-    float theta = (float)c->rope_theta;
+    gptq_rope_table_of(&c->rope, c->rope_theta, c->max_positions, S, tab);
+}
+
+void gptq_rope_table_of(const gptq_rope *r, double rope_theta, int64_t max_positions, int64_t S,
+                        float *tab)
+{
+    const int64_t d = r->rot, half = d / 2;
+    float theta = (float)rope_theta;
     const float f = (float)r->factor;
     /* dynamic NTK: for a forward over S > max_position_embeddings tokens
      * (transformers' seq_len = max(position_ids) + 1 = S, a 0-dim int64
      * tensor, so every step is fp32) the base becomes
      * theta * (factor * S / max_pos - (factor - 1)) ^ (d / (d - 2));
      * for S <= max_pos it is the unscaled table. */
-    if (r->type == GPTQ_ROPE_DYNAMIC && S > c->max_positions) {
+    if (r->type == GPTQ_ROPE_DYNAMIC && S > max_positions) {
         float s = f * (float)S;
-        s = s / (float)c->max_positions;
+        s = s / (float)max_positions;
         s = s - (float)(r->factor - 1.0);
         s = powf(s, (float)((double)d / (double)(d - 2)));
         theta = theta * s;
     }
     double lo = 0, hi = 0;
-    if (r->type == GPTQ_ROPE_YARN) yarn_range(c, &lo, &hi);
+    if (r->type == GPTQ_ROPE_YARN) yarn_range(r, rope_theta, &lo, &hi);
     /* llama3's wavelength bounds: old_len / low and / high in float64,
      * compared with the fp32 wavelengths after rounding to fp32 */
     const int llama3 = r->type == GPTQ_ROPE_LLAMA3;

@@ -98,8 +98,8 @@ static void progress(pl *p, int layer, const char *stage, double within_layer)
         f = ((double)layer + within_layer) / (double)p->nlayers;
     }
     if (f > 1.0) f = 1.0;
-    gptq_progress ev = {.layer = layer, .nlayers = p->nlayers, .stage = stage,
-                        .modules_done = p->done, .modules_total = p->total, .fraction = f,
+    gptq_progress ev = {.struct_size = sizeof ev, .layer = layer, .nlayers = p->nlayers,
+                        .stage = stage, .done = p->done, .total = p->total, .fraction = f,
                         .elapsed = gptq_now() - p->t0};
     p->o->on_progress(p->o->user, &ev);
 }
@@ -163,6 +163,8 @@ static int check_model(pl *p)
             if (st) return st;
             if (p->skip[zi]) continue;
             st = gptq_quant_config_check(&p->mq[zi], li->rows, li->cols);
+            if (!st) st = gptq_format_check_group(GPTQ_ERR_UNSUPPORTED, p->mq[zi].group_size,
+                                                  li->cols);
             if (st) return gptq_error_prefix(st, "%s", prefix);
             st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, p->mq[zi].bits, li->rows, li->cols);
             if (st && p->o->strict) return gptq_error_prefix(st, "%s", li->name);
@@ -183,6 +185,7 @@ static int check_model(pl *p)
             st = gptq_error(GPTQ_ERR_INVALID, "--lm-head: a --dynamic \"-:\" rule leaves %s "
                             "unquantized; drop one of the two", p->head);
         if (!st) st = gptq_quant_config_check(&p->mq[zi], V, D);
+        if (!st) st = gptq_format_check_group(GPTQ_ERR_UNSUPPORTED, p->mq[zi].group_size, D);
         if (!st) st = gptq_format_check_dims(GPTQ_ERR_UNSUPPORTED, p->mq[zi].bits, V, D);
         if (st) return gptq_error_prefix(st, "--lm-head: %s", p->head);
     }
@@ -443,7 +446,7 @@ static int quantize_linear(pl *p, const target *t, gptq_hessian *hs, int64_t hro
     p->done++;
     if (p->o->on_module) {
         gptq_module_report r = {
-            .layer = t->layer, .index = t->index, .name = t->name, .prefix = prefix, .rows = R, .cols = C,
+            .struct_size = sizeof r, .layer = t->layer, .index = t->index, .name = t->name, .prefix = prefix, .rows = R, .cols = C,
             .hessian_rows = hrows, .loss = res.loss, .out_rel_err = res.out_rel_err,
             .damp_used = res.damp_used, .damp_retries = res.damp_retries,
             .dead_cols = res.dead_cols, .seconds = t2 - t0, .seconds_solve = t_solve,
@@ -909,9 +912,17 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     if (!st && p->head) st = quantize_head(p);
     if (st) goto done;
 
-    /* the zero-point format over the whole model */
+    /* The zero-point format over the whole model. An asymmetric checkpoint
+     * (quantization_config "sym": false) is v2 even when every zero would
+     * fit v1: GPTQModel's loader (gptqmodel/models/loader.py) refuses a
+     * "gptq" (v1) checkpoint with sym false unless its meta.quantizer
+     * names "gptqmodel:<version>" with version >= 0.9.0
+     * (MIN_VERSION_WITH_V2, is_quantized_by_gptaq in
+     * quantization/config.py), which ours never does. Symmetric ones stay
+     * v1, the format every loader reads, unless a zero of 0 (a --dynamic
+     * asymmetric module) needs v2. */
     stats->format = o->format != GPTQ_PIPELINE_FORMAT_AUTO ? (gptq_format)o->format
-                    : stats->zero0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
+                    : !o->q.sym || stats->zero0 ? GPTQ_FORMAT_V2 : GPTQ_FORMAT_V1;
     progress(p, p->nlayers, "finish", 1.0);
     tw = gptq_now();
     if ((st = write_qzeros(p))) goto done;

@@ -32,10 +32,11 @@
  * weights at group 128) until the end.
  *
  * Zero-point format (checkpoint_format): GPTQ_PIPELINE_FORMAT_AUTO writes
- * "gptq" (v1, z - 1 stored) when every zero point of the model is >= 1
- * (always so for sym), else "gptq_v2" (z stored; vLLM reads it since PR
- * #26092, GPTQModel natively); V1 fails at the first module that has a zero
- * of 0, naming it and the group; V2 always writes v2.
+ * "gptq_v2" (z stored; vLLM reads it since PR #26092, GPTQModel natively)
+ * for an asymmetric checkpoint (q.sym 0: GPTQModel refuses a v1 one not
+ * made by GPTQModel >= 0.9.0) or when a zero point is 0, else "gptq" (v1,
+ * z - 1 stored: every sym checkpoint); V1 fails at the first module that
+ * has a zero of 0, naming it and the group; V2 always writes v2.
  */
 #ifndef GPTQ_QUANT_PIPELINE_H
 #define GPTQ_QUANT_PIPELINE_H
@@ -45,33 +46,8 @@
 
 #include "../internal.h"
 
-/* What the pipeline tells its caller after each module. */
-typedef struct gptq_module_report {
-    int layer, index;        /* decoder layer, linear index in the layer */
-    const char *name;        /* "self_attn.q_proj" */
-    const char *prefix;      /* "model.layers.3.self_attn.q_proj" */
-    int64_t rows, cols;
-    int64_t hessian_rows;    /* calibration tokens behind the Hessian (0: RTN) */
-    double loss, out_rel_err;
-    float damp_used;
-    int damp_retries, dead_cols;
-    double seconds;          /* this module: solve + pack + write */
-    double seconds_solve;
-    int bits, group_size;
-    int64_t scales_subnormal;   /* scales stored as fp16 subnormals (gptq_layer_result) */
-    double scales_fp16_rel_err; /* their largest relative rounding */
-    double out_rel_err_f32;     /* out_rel_err with the f32 scales */
-    int64_t zero0;           /* (group, row) zero points equal to 0 */
-    int64_t done, total;     /* modules finished (this one included), of all */
-} gptq_module_report;
-
-typedef struct gptq_progress {
-    int layer, nlayers;      /* layer being worked on (nlayers when finishing) */
-    const char *stage;       /* "embed", "hessian", "quantize", "forward", "finish" */
-    int64_t modules_done, modules_total;
-    double fraction;         /* estimated share of the job done, 0..1 */
-    double elapsed;          /* seconds since the start */
-} gptq_progress;
+/* The pipeline reports each module (gptq_module_report) and its progress
+ * (gptq_progress, without cancel: see interrupt) with gptq.h's structs. */
 
 enum { GPTQ_PIPELINE_FORMAT_AUTO = 0 }; /* or GPTQ_FORMAT_V1 / GPTQ_FORMAT_V2 */
 

@@ -28,8 +28,10 @@ static int pos31(int64_t v) { return v > 0 && v <= INT32_MAX; }
 
 static void check_config(const gptq_model_config *c)
 {
+    const int gemma3 = c->arch == &gptq_arch_gemma3 || c->arch == &gptq_arch_gemma3mm;
+    const int gemma = c->arch == &gptq_arch_gemma2 || gemma3;
     const int rope = c->arch == &gptq_arch_llama || c->arch == &gptq_arch_qwen3 ||
-                     c->arch == &gptq_arch_phi3; /* the RoPE families */
+                     c->arch == &gptq_arch_phi3 || gemma; /* the RoPE families */
     CHECK(rope || c->arch == &gptq_arch_opt);
     int named = 0; /* the architecture is one the family accepts */
     for (int i = 0; i < c->arch->nnames; i++) named |= !strcmp(c->arch->names[i].arch, c->architecture);
@@ -48,6 +50,13 @@ static void check_config(const gptq_model_config *c)
         CHECK(c->rope_theta > 0 && isfinite(c->rope_theta));
     } else {
         CHECK(c->head_dim * c->num_heads == c->hidden_size && c->num_kv_heads == c->num_heads);
+    }
+    if (gemma) { /* what its forward multiplies by: positive and finite, caps 0 = none */
+        CHECK(c->attn_scale > 0 && isfinite(c->attn_scale));
+        CHECK(c->embed_scale > 0 && isfinite(c->embed_scale));
+        CHECK(c->attn_softcap >= 0 && isfinite(c->attn_softcap));
+        CHECK(c->final_softcap >= 0 && isfinite(c->final_softcap));
+        CHECK(!gemma3 || (c->rope_local_theta > 0 && isfinite(c->rope_local_theta)));
     }
     const gptq_ckpt_quant *q = &c->quant;
     if (q->present) {

@@ -1,6 +1,7 @@
 /* plugin_declines.c — the CPU backend's code under another name, whose
- * supports_op (ABI 4) declines rmsnorm at run time, and also gemm (an op the
- * core requires) when $GPTQ_TEST_DECLINE_GEMM is set. */
+ * supports_op (ABI 4) declines rmsnorm and matmul_q_fast (ABI 6) at run
+ * time, and also gemm (an op the core requires) when $GPTQ_TEST_DECLINE_GEMM
+ * is set. */
 #include <stdlib.h>
 
 #include "backend.h"
@@ -11,7 +12,7 @@ static int declines_supports_op(void *ctx, gptq_op op)
 {
     (void)ctx;
     if (op == GPTQ_OP_GEMM) return getenv("GPTQ_TEST_DECLINE_GEMM") == NULL;
-    return op != GPTQ_OP_RMSNORM;
+    return op != GPTQ_OP_RMSNORM && op != GPTQ_OP_MATMUL_Q_FAST;
 }
 
 const gptq_backend_iface *gptq_backend_entry(void)
@@ -19,7 +20,7 @@ const gptq_backend_iface *gptq_backend_entry(void)
     static gptq_backend_iface t;
     t = *gptq_cpu_backend_iface();
     t.name = "declines";
-    t.description = "test plugin (CPU backend code; declines rmsnorm)";
+    t.description = "test plugin (CPU backend code; declines rmsnorm and matmul_q_fast)";
     t.supports_op = declines_supports_op;
     return &t;
 }

@@ -1,0 +1,337 @@
+/*
+ * bench_w4a16.c — the CPU backend's fast A16 matmul (matmul_q_fast) at
+ * Llama-2-7B shapes, 4-bit, group 128, against the memory bandwidth this
+ * program measures on the same machine.
+ *
+ *   bench_w4a16 [--layers N] [--reps N] [--m M] [--gb G]
+ *
+ * 1. Bandwidth, STREAM-like, OpenMP static over all threads, best of reps:
+ *    "read"  s ^= a[i] over G GB (default 1) of 64-bit words (bytes: G GB);
+ *    "triad" a[i] = b[i] + 3 c[i] over three arrays of G/3 GB (bytes: 3 x
+ *            the array, STREAM's count: write-allocate traffic not counted).
+ *    Arrays are first touched by the threads that use them.
+ * 2. Validation: a 4096 x 4096 layer at M = 1 and M = 17 against
+ *    gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w| (the
+ *    bound tests/test_w4a16.c argues); a failure ends the program (exit 1).
+ * 3. One layer of each shape (in x out: 4096x4096 q/k/v/o, 4096x11008
+ *    gate/up, 11008x4096 down) at M = 1 (decode) and M = --m (prefill,
+ *    default 64): seconds per call (best of reps), GB/s of weight bytes
+ *    read (qweight + qzeros + scales + g_idx, once per call), and that rate
+ *    as a fraction of "read" and of "triad".
+ * 4. A whole decode step: every linear of --layers decoder layers (default
+ *    32, 7 linears each, all resident: 3.3 GB at 32), M = 1, in order:
+ *    seconds, GB/s, fractions, tokens/s (attention and the rest not
+ *    counted: the linears are the weight traffic of a decode step).
+ * The ISA is the one matmul_q_fast picks (GPTQ_CPU_ISA forces one); threads
+ * from OMP_NUM_THREADS. "GB/cpu-s" divides the same bytes by the process's
+ * CPU seconds (all threads) of the best call: on a machine shared with other
+ * work, where wall times stretch, it is what one core delivers per second it
+ * actually ran (at 1 thread; at T threads roughly GB/s / T on an idle machine).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "format/format.h"
+#include "internal.h"
+
+static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_w4a16: %s: %s\n", what, gptq_last_error());
+    exit(1);
+}
+
+/* ---- 1. bandwidth ---------------------------------------------------- */
+
+static double bw_read(size_t n, int reps)
+{
+    uint64_t *a = malloc(n * sizeof(uint64_t));
+    if (!a) return 0.0;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = i;
+    double best = 1e30;
+    uint64_t sink = 0;
+    for (int r = 0; r <= reps; r++) {
+        uint64_t s = 0;
+        const double t0 = gptq_now();
+        /* an integer xor: the compiler vectorizes it (a float sum it may not reorder) */
+#pragma omp parallel for schedule(static) reduction(^ : s)
+        for (size_t i = 0; i < n; i++) s ^= a[i];
+        const double t = gptq_now() - t0;
+        sink ^= s;
+        if (r > 0 && t < best) best = t;
+    }
+    free(a);
+    if (sink == 1) printf("(never)\n");
+    return (double)(n * sizeof(uint64_t)) / best / 1e9;
+}
+
+static double bw_triad(size_t n, int reps)
+{
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)),
+          *c = malloc(n * sizeof(float));
+    if (!a || !b || !c) return 0.0;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        a[i] = 0.0f;
+        b[i] = 1.0f;
+        c[i] = 2.0f;
+    }
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        const double t0 = gptq_now();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) a[i] = b[i] + 3.0f * c[i];
+        const double t = gptq_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    if (a[n / 2] != 7.0f) printf("triad: wrong result\n");
+    free(a);
+    free(b);
+    free(c);
+    return 3.0 * (double)(n * sizeof(float)) / best / 1e9;
+}
+
+/* ---- a random 4-bit g128 layer on the backend ------------------------ */
+
+typedef struct layer {
+    gptq_qdev q;
+    int64_t K, N;
+    double bytes; /* weight bytes a call reads */
+} layer;
+
+/* Random words are valid 4-bit streams; scales in [2^-11, 2^-7); zeros any
+ * (v2: every field is a zero). host: when not NULL, keeps the packed host copy. */
+static void make_layer(gptq_backend *be, int64_t K, int64_t N, layer *L, gptq_packed *host)
+{
+    gptq_packed p = {.bits = 4, .in_features = K, .out_features = N, .ngroups = K / 128};
+    p.qweight = malloc((size_t)(K / 8 * N) * 4);
+    p.qzeros = malloc((size_t)(p.ngroups * N / 8) * 4);
+    p.scales = malloc((size_t)(p.ngroups * N) * 2);
+    p.g_idx = malloc((size_t)K * 4);
+    if (!p.qweight || !p.qzeros || !p.scales || !p.g_idx) {
+        fprintf(stderr, "bench_w4a16: out of memory\n");
+        exit(1);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < K / 8 * N; i++)
+        p.qweight[i] = (int32_t)(uint32_t)(i * 2654435761u ^ (uint64_t)i >> 7);
+    for (int64_t i = 0; i < p.ngroups * N / 8; i++) p.qzeros[i] = (int32_t)rnd();
+    for (int64_t i = 0; i < p.ngroups * N; i++) p.scales[i] = (uint16_t)(0x1000 + (rnd() >> 20));
+    for (int64_t k = 0; k < K; k++) p.g_idx[k] = (int32_t)(k / 128);
+    if (gptq_qdev_upload(be, &p, GPTQ_FORMAT_V2, 1, &L->q)) die("upload");
+    L->K = K;
+    L->N = N;
+    L->bytes = (double)(K / 8 * N) * 4 + (double)(p.ngroups * N / 8) * 4 +
+               (double)(p.ngroups * N) * 2 + (double)K * 4;
+    if (host) *host = p;
+    else gptq_packed_free(&p);
+}
+
+typedef struct io {
+    gptq_buf *X, *Y;
+} io;
+
+static void make_io(gptq_backend *be, int64_t M, int64_t K, int64_t N, io *b, float *Xhost)
+{
+    float *X = malloc((size_t)(M * K) * 4);
+    if (!X) exit(1);
+    for (int64_t i = 0; i < M * K; i++) X[i] = (float)(rnd() % 2001u) / 1000.0f - 1.0f;
+    if (gptq_be_alloc(be, (size_t)(M * K) * 4, &b->X, "X") ||
+        gptq_be_upload(be, b->X, 0, X, (size_t)(M * K) * 4) ||
+        gptq_be_alloc(be, (size_t)(M * N) * 4, &b->Y, "Y"))
+        die("buffers");
+    if (Xhost) memcpy(Xhost, X, (size_t)(M * K) * 4);
+    free(X);
+}
+
+static void free_io(gptq_backend *be, io *b)
+{
+    gptq_be_free(be, b->X);
+    gptq_be_free(be, b->Y);
+}
+
+static const char *call(gptq_backend *be, const layer *L, int64_t M, const io *b)
+{
+    const char *impl = NULL;
+    if (gptq_be_check(be, be->iface->matmul_q_fast(be->ctx, &L->q.t, b->X, 0, M, NULL, b->Y, 0,
+                                                   &impl), "matmul_q_fast"))
+        die("matmul_q_fast");
+    return impl;
+}
+
+/* ---- 2. validation --------------------------------------------------- */
+
+static void validate(gptq_backend *be, int64_t M)
+{
+    const int64_t K = 4096, N = 4096;
+    layer L;
+    gptq_packed p;
+    make_layer(be, K, N, &L, &p);
+    io b;
+    float *X = malloc((size_t)(M * K) * 4), *Yr = malloc((size_t)(M * N) * 4),
+          *Yf = malloc((size_t)(M * N) * 4), *W = malloc((size_t)(N * K) * 4);
+    if (!X || !Yr || !Yf || !W) exit(1);
+    make_io(be, M, K, N, &b, X);
+    call(be, &L, M, &b);
+    if (gptq_be_download(be, b.Y, 0, Yf, (size_t)(M * N) * 4)) die("download");
+    if (gptq_matmul_ref(&p, GPTQ_FORMAT_V2, X, M, NULL, Yr) || gptq_dequantize(&p, GPTQ_FORMAT_V2, W))
+        die("reference");
+    const double u = 0x1p-24, g2 = 2.0 * (double)(K + 2) * u / (1.0 - (double)(K + 2) * u);
+    double worst = 0.0;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double S = 0.0;
+            for (int64_t k = 0; k < K; k++)
+                S += fabs((double)gptq_f16_to_f32(gptq_f32_to_f16(X[m * K + k])) * W[n * K + k]);
+            const double d = fabs((double)Yf[m * N + n] - (double)Yr[m * N + n]);
+            if (!(d <= g2 * S)) {
+                fprintf(stderr, "bench_w4a16: validation failed at M=%lld Y[%lld][%lld]: %.9g "
+                        "vs reference %.9g (bound %.3g)\n", (long long)M, (long long)m,
+                        (long long)n, (double)Yf[m * N + n], (double)Yr[m * N + n], g2 * S);
+                exit(1);
+            }
+            if (d / (g2 * S) > worst) worst = d / (g2 * S);
+        }
+    printf("validated: 4096x4096 M=%lld against gptq_matmul_ref, largest |diff| %.3f of "
+           "2 gamma(K+2) sum|x w|\n", (long long)M, worst);
+    free(X);
+    free(Yr);
+    free(Yf);
+    free(W);
+    free_io(be, &b);
+    gptq_qdev_free(be, &L.q);
+    gptq_packed_free(&p);
+}
+
+/* ---- 3 and 4 --------------------------------------------------------- */
+
+/* best wall seconds of reps calls; *cpu: the process CPU seconds of that call */
+static double time_layer(gptq_backend *be, const layer *L, int64_t M, int reps, double *cpu)
+{
+    io b;
+    make_io(be, M, L->K, L->N, &b, NULL);
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        const double c0 = cpu_now(), t0 = gptq_now();
+        call(be, L, M, &b);
+        const double t = gptq_now() - t0;
+        if (r > 0 && t < best) {
+            best = t;
+            *cpu = cpu_now() - c0;
+        }
+    }
+    free_io(be, &b);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    int nlayers = 32, reps = 5;
+    int64_t Mp = 64;
+    double gb = 1.0;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) goto usage;
+        if (!strcmp(argv[i], "--layers")) nlayers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--m")) Mp = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--gb")) gb = atof(argv[++i]);
+        else goto usage;
+    }
+    if (nlayers < 1 || reps < 1 || Mp < 1 || !(gb > 0)) goto usage;
+    gptq_backend *be;
+    if (gptq_backend_open("cpu", &be)) die("cpu backend");
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    const size_t nread = (size_t)(gb * 1e9 / 8), ntriad = (size_t)(gb * 1e9 / 4) / 3;
+    const double rd = bw_read(nread, reps), tr = bw_triad(ntriad, reps);
+    printf("threads %d; bandwidth over %.2f GB: read %.1f GB/s, triad %.1f GB/s\n", threads, gb,
+           rd, tr);
+    validate(be, 1);
+    validate(be, 17);
+
+    static const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
+    const char *impl = NULL;
+    printf("%-12s %5s %10s %9s %7s %7s %9s\n", "K x N", "M", "seconds", "GB/s", "%read", "%triad",
+           "GB/cpu-s");
+    for (int s = 0; s < 3; s++) {
+        layer L;
+        make_layer(be, shapes[s][0], shapes[s][1], &L, NULL);
+        const int64_t Ms[2] = {1, Mp};
+        for (int i = 0; i < 2; i++) {
+            double cpu = 0.0;
+            const double t = time_layer(be, &L, Ms[i], reps, &cpu);
+            const double gbs = L.bytes / t / 1e9;
+            char name[32];
+            snprintf(name, sizeof name, "%lldx%lld", (long long)L.K, (long long)L.N);
+            printf("%-12s %5lld %10.6f %9.1f %6.1f%% %6.1f%% %9.2f\n", name, (long long)Ms[i], t,
+                   gbs, 100 * gbs / rd, 100 * gbs / tr, L.bytes / cpu / 1e9);
+        }
+        io b;
+        make_io(be, 1, L.K, L.N, &b, NULL);
+        impl = call(be, &L, 1, &b);
+        free_io(be, &b);
+        gptq_qdev_free(be, &L.q);
+    }
+
+    /* the decode step: q, k, v, o, gate, up, down of every layer, resident */
+    const int64_t per[7][2] = {{4096, 4096}, {4096, 4096}, {4096, 4096}, {4096, 4096},
+                               {4096, 11008}, {4096, 11008}, {11008, 4096}};
+    const int nl = nlayers * 7;
+    layer *Ls = calloc((size_t)nl, sizeof *Ls);
+    if (!Ls) return 1;
+    double bytes = 0.0;
+    for (int i = 0; i < nl; i++) {
+        make_layer(be, per[i % 7][0], per[i % 7][1], &Ls[i], NULL);
+        bytes += Ls[i].bytes;
+    }
+    io bx;
+    make_io(be, 1, 11008, 11008, &bx, NULL); /* large enough for every shape */
+    double best = 1e30, cpu = 0.0;
+    for (int r = 0; r <= reps; r++) {
+        const double c0 = cpu_now(), t0 = gptq_now();
+        for (int i = 0; i < nl; i++) call(be, &Ls[i], 1, &bx);
+        const double t = gptq_now() - t0;
+        if (r > 0 && t < best) {
+            best = t;
+            cpu = cpu_now() - c0;
+        }
+    }
+    const double gbs = bytes / best / 1e9;
+    printf("decode step, %d layers x 7 linears, %.2f GB of weights: %.4f s, %.1f GB/s, %.1f%% of "
+           "read, %.1f%% of triad, %.2f tokens/s; %.2f GB/cpu-s\n", nlayers, bytes / 1e9, best,
+           gbs, 100 * gbs / rd, 100 * gbs / tr, 1.0 / best, bytes / cpu / 1e9);
+    printf("isa %s\n", impl ? impl : "?");
+    for (int i = 0; i < nl; i++) gptq_qdev_free(be, &Ls[i].q);
+    free(Ls);
+    free_io(be, &bx);
+    gptq_backend_close(be);
+    return 0;
+usage:
+    fprintf(stderr, "usage: bench_w4a16 [--layers N] [--reps N] [--m M] [--gb G]\n");
+    return 2;
+}
