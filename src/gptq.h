@@ -220,14 +220,6 @@ typedef struct gptq_quant_config {
     int group_size;         /* -1 (one group per row) or a power of two >= 16 */
     int sym;                /* 1: symmetric grid, zero = 2^(bits-1) */
     int desc_act;           /* act-order: columns by diag(H) descending */
-    /* group-aware act-order (GAR, GPTQModel's act_group_aware): groups of
-     * group_size columns solved in order of their largest diag(H), columns
-     * inside a group by diag(H) descending; g_idx stays k / group_size, so
-     * the checkpoint is a plain (non-act-order) one. -1 (the default):
-     * on when desc_act is off, group_size is not -1 and the method is GPTQ,
-     * as GPTQModel (5.0 on) defaults it; 1: on, refused with desc_act or
-     * group_size -1; 0: off (the paper's column order). */
-    int act_group_aware;
     int static_groups;      /* grids from the original W before the solve */
     int mse;                /* grid search shrinking the range */
     float mse_norm;         /* error norm of the search (2.4) */
@@ -241,6 +233,15 @@ typedef struct gptq_quant_config {
     /* checked before every damp retry and every block of the solve:
      * non-zero stops it with GPTQ_ERR_INVALID "interrupted" (NULL: never) */
     const volatile sig_atomic_t *interrupt;
+    /* group-aware act-order (GAR, GPTQModel's act_group_aware): groups of
+     * group_size columns solved in order of their largest diag(H), columns
+     * inside a group by diag(H) descending; g_idx stays k / group_size, so
+     * the checkpoint is a plain (non-act-order) one. -1 (the default):
+     * on when desc_act is off, group_size is not -1 and the method is GPTQ,
+     * as GPTQModel (5.0 on) defaults it; 1: on, refused with desc_act or
+     * group_size -1; 0: off (the paper's column order). Last, so the
+     * fields before keep their offsets (the Python bindings mirror them). */
+    int act_group_aware;
 } gptq_quant_config;
 
 /* At most this many damp retries per layer: the try at damp_percent, then
