@@ -44,7 +44,7 @@ extern "C" {
  * supports_op (a backend may decline an op at run time); 5: rope's rot (partial
  * rotary), attention's window and softcap; 6: gelu_tanh_mul, scale, softcap (Gemma)
  * and matmul_q_fast (the fast A16 matmul, summed in an order of the backend's
- * choosing) */
+ * choosing); attention_kv (queries against a KV cache, for generation) */
 #define GPTQ_BACKEND_ABI_VERSION 6u
 #define GPTQ_BACKEND_ENTRY_SYMBOL "gptq_backend_entry"
 
@@ -147,6 +147,7 @@ typedef enum gptq_op {
     GPTQ_OP_SCALE,
     GPTQ_OP_SOFTCAP,
     GPTQ_OP_MATMUL_Q_FAST,
+    GPTQ_OP_ATTENTION_KV,
     GPTQ_OP_COUNT
 } gptq_op;
 
@@ -384,6 +385,25 @@ typedef struct gptq_backend_iface {
     int (*matmul_q_fast)(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
                          int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
                          const char **impl);
+
+    /* since ABI 6 too: */
+    /* OPTIONAL (generation; NULL: a model cannot generate with a KV cache
+     * on this backend). Causal attention of T new queries of one sequence
+     * against a cache of keys and values: query i sits at position p0 + i,
+     * K and V hold the keys and values of positions 0 .. p0 + T - 1 (the new
+     * tokens' already written at rows p0 ..). For query i, head h:
+     *   s_j = (q . k_j) * scale for key positions j <= p0 + i (and j >
+     *         p0 + i - window when window > 0), of KV head h/(H/Hk);
+     *   softcap, softmax and o as `attention` (f32; the sum in double).
+     * With p0 = 0 this is `attention` of one sequence of T tokens; query i
+     * of a later call sees exactly what row p0 + i of one `attention` over
+     * all p0 + T tokens sees. Q (T, H*d); K (p0+T, Hk*d); V (p0+T, Hk*d);
+     * O (T, H*d). window < 0, softcap < 0 or not finite, p0 < 0:
+     * GPTQ_ERR_INVALID. */
+    int (*attention_kv)(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
+                        size_t k_off, const gptq_buf *V, size_t v_off, int64_t T, int64_t p0,
+                        int64_t H, int64_t Hk, int64_t d, float scale, int64_t window,
+                        float softcap, gptq_buf *O, size_t o_off);
 } gptq_backend_iface;
 
 typedef const gptq_backend_iface *(*gptq_backend_entry_fn)(void);

@@ -62,6 +62,7 @@ static const struct {
     OP_SLOT(GPTQ_OP_SCALE, scale, 0),
     OP_SLOT(GPTQ_OP_SOFTCAP, softcap, 0),
     OP_SLOT(GPTQ_OP_MATMUL_Q_FAST, matmul_q_fast, 0),
+    OP_SLOT(GPTQ_OP_ATTENTION_KV, attention_kv, 0),
 };
 
 static int slot_filled(const gptq_backend_iface *it, gptq_op op)

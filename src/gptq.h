@@ -514,6 +514,91 @@ void gptq_eval_result_init(gptq_eval_result *r);
 int gptq_evaluate(gptq_model *m, const char *text, size_t len, const gptq_eval_options *o,
                   gptq_eval_result *r);
 
+/* ------------------------------------------------------------------ */
+/* Text generation                                                     */
+/* ------------------------------------------------------------------ */
+
+/* A model folder (fp or GPTQ checkpoint: ours, GPTQModel's, AutoGPTQ's)
+ * kept on a backend with its tokenizer for generating text, one sequence
+ * at a time, with a KV cache: the prompt goes through the model in one
+ * batch (prefill), then every new token alone against the cached keys and
+ * values (step). Typical use:
+ *   gptq_generator_open(dir, be, &g);
+ *   gptq_generator_encode(g, text, len, &ids, &n);   (special tokens added
+ *                                                     as tokenizer(text))
+ *   gptq_generator_prefill(g, ids, n, n + max_new);
+ *   loop: gptq_generator_sample(g, &s, &id); stop at gptq_generator_is_eos;
+ *         gptq_generator_step(g, id); gptq_generator_stream(g, &txt, &len);
+ * The model needs the backend's attention_kv op; a backend without it is
+ * refused by open with GPTQ_ERR_UNSUPPORTED naming it. */
+typedef struct gptq_generator gptq_generator;
+
+/* Sampling, applied in transformers' order to the next-token logits:
+ * repetition penalty (RepetitionPenaltyLogitsProcessor: each distinct id of
+ * the prompt and the generated tokens gets l / penalty when l > 0, l *
+ * penalty otherwise), then temperature 0: the arg max (the lowest id among
+ * equal maxima, as torch.argmax); else l / temperature, top-k (ids below
+ * the k-th largest value dropped, ties kept), top-p (the most likely ids
+ * whose probabilities, summed in descending order, first reach top_p;
+ * at least one), and a draw from the softmax of what is left (double).
+ * Draws come from our own PRNG: xoshiro256** seeded through splitmix64
+ * with `seed`, one 53-bit uniform per token, so a seed gives the same
+ * tokens on every machine and backend where the logits are the same.
+ * Versioned (the ABI rules above): gptq_sampling_init first. */
+typedef struct gptq_sampling {
+    size_t struct_size;    /* set by gptq_sampling_init */
+    double temperature;    /* >= 0; 0: greedy (default) */
+    int64_t top_k;         /* >= 0; 0: off (default) */
+    double top_p;          /* in (0, 1]; 1: off (default) */
+    double repeat_penalty; /* > 0; 1: off (default) */
+    uint64_t seed;         /* default 0 */
+} gptq_sampling;
+void gptq_sampling_init(gptq_sampling *s);
+/* GPTQ_ERR_INVALID naming the field for a value outside its range. */
+int gptq_sampling_check(const gptq_sampling *s);
+
+/* Open model_dir (config.json, weights, tokenizer.json, and the EOS ids of
+ * generation_config.json or else config.json: eos_token_id, an int or a
+ * list) on backend be (borrowed). */
+int gptq_generator_open(const char *model_dir, gptq_backend *be, gptq_generator **out);
+void gptq_generator_close(gptq_generator *g);
+/* Encode text with the special tokens the tokenizer adds (as transformers'
+ * tokenizer(text)); *ids malloc'd (free()). */
+int gptq_generator_encode(gptq_generator *g, const char *text, size_t len, int32_t **ids,
+                          int64_t *n);
+/* max_position_embeddings, the vocabulary size V. */
+int64_t gptq_generator_max_positions(const gptq_generator *g);
+int64_t gptq_generator_vocab(const gptq_generator *g);
+/* Upload the model (every layer, dequantized when GPTQ; the embedding and
+ * the head) and a KV cache of cap positions (1 .. max_position_embeddings)
+ * now, so that prefill times only the prompt; prefill does it when not
+ * done (weights once per generator, the cache grown when too small). */
+int gptq_generator_reserve(gptq_generator *g, int64_t cap);
+/* Start a sequence: the cache holds cap positions (n <= cap <=
+ * max_position_embeddings), the n prompt ids (n >= 1) go through the model
+ * in one batch. The sampler's PRNG is reseeded at the next sample. */
+int gptq_generator_prefill(gptq_generator *g, const int32_t *ids, int64_t n, int64_t cap);
+/* Append token id (as sampled, or forced) and compute the next logits. */
+int gptq_generator_step(gptq_generator *g, int32_t id);
+/* The next-token logits (V), valid until the next prefill/step; tokens in
+ * the sequence so far (prompt + steps). */
+const float *gptq_generator_logits(const gptq_generator *g);
+int64_t gptq_generator_length(const gptq_generator *g);
+/* The next token under s (which must pass gptq_sampling_check). */
+int gptq_generator_sample(gptq_generator *g, const gptq_sampling *s, int32_t *id);
+/* 1 when id is one of the model's EOS ids. */
+int gptq_generator_is_eos(const gptq_generator *g, int32_t id);
+/* Streaming: the text of the generated tokens that became final since the
+ * last call (as tokenizers' DecodeStream, with the prompt as its context:
+ * nothing is returned while the text ends in an incomplete UTF-8 sequence
+ * or could still change; special tokens skipped). *text points into g
+ * (valid until the next call), *len its bytes (0: nothing new). With
+ * flush = 1, whatever is left of the final text (the end of a sequence). */
+int gptq_generator_stream(gptq_generator *g, int flush, const char **text, size_t *len);
+/* The whole generated text: decode(prompt + generated) past
+ * decode(prompt), special tokens skipped (malloc'd, NUL-terminated). */
+int gptq_generator_text(gptq_generator *g, char **text, size_t *len);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -1038,6 +1038,74 @@ static double attn_flops(const op_case *c)
     return 2.0 * (double)c->p[0] * c->p[2] * c->p[1] * (c->p[1] + 1) * c->p[4];
 }
 
+/* attention_kv: p = {T, p0, H, Hk, d, window, softcap x 100, bad}; T
+ * queries at positions p0 .. p0+T-1 (3 x uniform), a cache of p0 + T keys
+ * and values, O poisoned with NaN; scale 1/sqrt(d). bad: p0 -1 (an error,
+ * named). */
+static void akv_gen(const op_case *c, oc_data *d)
+{
+    const int64_t T = c->p[0], Sk = c->p[1] + T;
+    const int64_t nq = T * c->p[2] * c->p[4], nk = Sk * c->p[3] * c->p[4];
+    fill(add_in(d, OC_F32, (size_t)nq), (size_t)nq, 3.0f);
+    fill(add_in(d, OC_F32, (size_t)nk), (size_t)nk, 1.0f);
+    fill(add_in(d, OC_F32, (size_t)nk), (size_t)nk, 1.0f);
+    float *O = add_in(d, OC_F32, (size_t)nq);
+    for (int64_t i = 0; i < nq; i++) O[i] = NAN;
+    if (c->p[7]) add_status(d);
+    else add_out(d, "O", 3);
+}
+
+static int akv_call(const op_case *c, gptq_backend *be, gptq_buf **b, oc_data *d)
+{
+    const int64_t p0 = c->p[7] ? -1 : c->p[1];
+    int st = IFC(be)->attention_kv(CTX(be), b[0], 0, b[1], 0, b[2], 0, c->p[0], p0, c->p[2],
+                                   c->p[3], c->p[4], 1.0f / sqrtf((float)c->p[4]), c->p[5],
+                                   (float)c->p[6] / 100.0f, b[3], 0);
+    return c->p[7] ? record(c, be, d, 0, st, 0) : st;
+}
+
+/* The contract in double: query i at position a = p0 + i sees the cache's
+ * keys a - window < j <= a (window 0: j <= a). */
+static void akv_naive(const op_case *c, oc_data *d)
+{
+    const int64_t T = c->p[0], p0 = c->p[1], H = c->p[2], Hk = c->p[3], hd = c->p[4];
+    const int64_t W = c->p[5];
+    if (c->p[7]) {
+        want_status(d, 0, GPTQ_ERR_INVALID, 0);
+        return;
+    }
+    const float *Q = F32(d->in[0]), *K = F32(d->in[1]), *V = F32(d->in[2]);
+    const double scale = 1.0f / sqrtf((float)hd), cap = (double)((float)c->p[6] / 100.0f);
+    double *p = xcalloc((size_t)(p0 + T), 8);
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t i = 0; i < T; i++) {
+            const int64_t a = p0 + i, kh = h / (H / Hk);
+            const int64_t lo = W > 0 && a - W + 1 > 0 ? a - W + 1 : 0;
+            const float *q = Q + (i * H + h) * hd;
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t j = lo; j <= a; j++) {
+                const float *k = K + (j * Hk + kh) * hd;
+                double sc = 0.0;
+                for (int64_t e = 0; e < hd; e++) sc += (double)q[e] * k[e];
+                p[j] = sc * scale;
+                if (cap > 0.0) p[j] = cap * tanh(p[j] / cap);
+                mx = p[j] > mx ? p[j] : mx;
+            }
+            for (int64_t j = lo; j <= a; j++) sum += p[j] = exp(p[j] - mx);
+            for (int64_t e = 0; e < hd; e++) {
+                double o = 0.0;
+                for (int64_t j = lo; j <= a; j++) o += p[j] * V[(j * Hk + kh) * hd + e];
+                F32(d->out[0])[(i * H + h) * hd + e] = (float)(o / sum);
+            }
+        }
+    free(p);
+}
+
+static double akv_flops(const op_case *c)
+{ /* QK^T and PV of T queries over about p0 + T keys each */
+    return 4.0 * (double)c->p[0] * c->p[2] * (double)(c->p[1] + c->p[0]) * c->p[4];
+}
+
 /* cross_entropy: p = {T, V}; logits 10 x uniform, every fifth target
  * negative (ignored: nll exactly 0) */
 static void ce_gen(const op_case *c, oc_data *d)
@@ -1521,6 +1589,7 @@ static const oc_def k_defs[GPTQ_OP_COUNT] = {
     [GPTQ_OP_GELU_TANH_MUL] = {ew_gen, gelu_call, gelu_naive, NULL, NULL, 0x1},
     [GPTQ_OP_SCALE] = {cap_gen, cap_call, cap_naive, NULL, NULL, 0x1},
     [GPTQ_OP_SOFTCAP] = {cap_gen, cap_call, cap_naive, NULL, NULL, 0x1},
+    [GPTQ_OP_ATTENTION_KV] = {akv_gen, akv_call, akv_naive, NULL, akv_flops, 0x3},
 };
 
 void oc_gen(const op_case *c, uint64_t seed, oc_data *d)
@@ -1918,6 +1987,22 @@ const op_case oc_cases[] = {
     {"attention window and softcap d32", GPTQ_OP_ATTENTION, {3, 33, 3, 3, 32, 7, 50},
      .tol = TOL_ATTN, .ref = TOL_ATTN},
     {"attention negative window", GPTQ_OP_ATTENTION, {1, 8, 2, 2, 64, 0, 0, 1}, .msg = "window",
+     .tol = TOL_FAIL, .ref = TOL_FAIL},
+    /* attention_kv (ABI 6, generation): one decoding query after 74 cached
+     * positions, a chunk of 5 queries at 40 (the prompt's continuation), a
+     * prompt (p0 0), a window of 20 that cuts the cache, softcap, and d 32;
+     * the tolerance is attention's: the same sums over fewer queries */
+    {"attention_kv one query", GPTQ_OP_ATTENTION_KV, {1, 74, 4, 2, 64}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention_kv chunk at 40", GPTQ_OP_ATTENTION_KV, {5, 40, 4, 2, 128}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention_kv prompt", GPTQ_OP_ATTENTION_KV, {75, 0, 4, 2, 64}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention_kv window 20", GPTQ_OP_ATTENTION_KV, {3, 90, 4, 2, 64, 20}, .tol = TOL_ATTN,
+     .ref = TOL_ATTN},
+    {"attention_kv window and softcap d32", GPTQ_OP_ATTENTION_KV, {2, 33, 3, 3, 32, 7, 50},
+     .tol = TOL_ATTN, .ref = TOL_ATTN},
+    {"attention_kv negative p0", GPTQ_OP_ATTENTION_KV, {1, 8, 2, 2, 64, 0, 0, 1}, .msg = "p0",
      .tol = TOL_FAIL, .ref = TOL_FAIL},
     {"silu_mul", GPTQ_OP_SILU_MUL, {7400}, .tol = TOL_FW_NORM("silu_mul"),
      .ref = TOL_FW_NORM("silu in double against f32 with expf")},

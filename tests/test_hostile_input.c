@@ -376,6 +376,19 @@ GEMMA(b_gemma3_rope_flat, "gemma3",
       "'set:rope_parameters:{\"rope_type\": \"linear\", \"factor\": 8}'")
 GEMMA(b_gemma3_pattern, "gemma3", "del:layer_types set:sliding_window_pattern:0")
 GEMMA(b_gemma3_multimodal, "gemma3", "'set:architectures:[\"Gemma3ForConditionalGeneration\"]'")
+/* --- generate (issue 12) --------------------------------------------- */
+BUILD(b_gen_prompt_fifo, ch_sh("cd '%s' && mkfifo p.fifo", d))
+BUILD(b_gen_prompt_dir, ch_sh("cd '%s' && mkdir p.d", d))
+BUILD(b_gen_prompt_empty, EMPTY_AT("p.txt"))
+BUILD(b_gen_prompt_not_utf8, ch_sh("cd '%s' && printf 'The \\377\\376 kernel' > p.txt", d))
+/* 400 words: more tokens than tiny-llama's 256 positions */
+BUILD(b_gen_prompt_long,
+      ch_sh("cd '%s' && for i in $(seq 400); do printf 'kernel '; done > p.txt", d))
+BUILD(b_gen_eos_string, ch_sh("cd '%s' && printf '{\"eos_token_id\": \"x\"}' > "
+                              "model/generation_config.json", d))
+BUILD(b_gen_eos_out_of_range, ch_sh("cd '%s' && printf '{\"eos_token_id\": [0, 99999]}' > "
+                                    "model/generation_config.json", d))
+BUILD(b_gen_genconfig_fifo, FIFO_AT("model/generation_config.json"))
 
 /* ------------------------------------------------------------------ */
 /* The rows                                                            */
@@ -784,6 +797,42 @@ static hostile_case input_table[] = {
      .msg = "config.json: partial_rotary_factor = 0.7 must be in (0, 1] and give an even number "
             "(at least 2) of rotary dims of head_dim 16 (it gives 11.2)",
      .keep = {M}},
+    /* -- generate (issue 12): prompts and generation_config.json -- */
+#define GEN(...) "generate", M, __VA_ARGS__, "-n", "4"
+    {.name = "generate_prompt_empty", .build = mk_model, .argv = {GEN("--prompt", ""), NULL},
+     .status = 1, .msg = "the prompt is empty", .keep = {M}},
+    {.name = "generate_prompt_file_missing", .build = mk_model,
+     .argv = {GEN("--prompt-file", "@/none.txt"), NULL}, .status = 1, .msg = "@/none.txt",
+     .keep = {M}},
+    {.name = "generate_prompt_file_fifo", .build = b_gen_prompt_fifo,
+     .argv = {GEN("--prompt-file", "@/p.fifo"), NULL}, .status = 1, .msg = "@/p.fifo",
+     .keep = {M}},
+    {.name = "generate_prompt_file_folder", .build = b_gen_prompt_dir,
+     .argv = {GEN("--prompt-file", "@/p.d"), NULL}, .status = 1, .msg = "@/p.d", .keep = {M}},
+    {.name = "generate_prompt_file_empty", .build = b_gen_prompt_empty,
+     .argv = {GEN("--prompt-file", "@/p.txt"), NULL}, .status = 1,
+     .msg = "@/p.txt: the prompt is empty", .keep = {M, "@/p.txt"}},
+    {.name = "generate_prompt_not_utf8", .build = b_gen_prompt_not_utf8,
+     .argv = {GEN("--prompt-file", "@/p.txt"), NULL}, .status = 1, .msg = "UTF-8",
+     .keep = {M, "@/p.txt"}},
+    {.name = "generate_prompt_too_long", .build = b_gen_prompt_long,
+     .argv = {GEN("--prompt-file", "@/p.txt"), NULL}, .status = 1,
+     .msg = "longer than the model's max_position_embeddings (256)", .keep = {M, "@/p.txt"}},
+    {.name = "generate_eos_not_a_number", .build = b_gen_eos_string,
+     .argv = {GEN("--prompt", "x"), NULL}, .status = 1,
+     .msg = "generation_config.json: \"eos_token_id\" must be a token id in [0, 1536)",
+     .keep = {M}},
+    {.name = "generate_eos_out_of_range", .build = b_gen_eos_out_of_range,
+     .argv = {GEN("--prompt", "x"), NULL}, .status = 1, .msg = "eos_token_id", .keep = {M}},
+    {.name = "generate_generation_config_fifo", .build = b_gen_genconfig_fifo,
+     .argv = {GEN("--prompt", "x"), NULL}, .status = 1, .msg = "generation_config.json",
+     .keep = {M}},
+    {.name = "generate_backend_unknown", .build = mk_model,
+     .argv = {GEN("--prompt", "x", "--backend", "nosuch"), NULL}, .status = 1, .msg = "nosuch",
+     .keep = {M}},
+    {.name = "generate_model_missing", .argv = {"generate", "@/none", "--prompt", "x", NULL},
+     .status = 1, .msg = "@/none"},
+#undef GEN
 
     /* -- ecoformat (issue 13): gptq inspect on bad checkpoints; format and
      * checkpoint_format that disagree; group sizes no loader runs -- */

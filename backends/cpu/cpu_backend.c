@@ -184,6 +184,7 @@ static const gptq_backend_iface k_cpu_iface = {
     .softcap = cpu_softcap,
     /* the fast A16 matmul: cpu_w4a16.c */
     .matmul_q_fast = cpu_matmul_q_fast,
+    .attention_kv = cpu_attention_kv,
 };
 
 const gptq_backend_iface *gptq_cpu_backend_iface(void) { return &k_cpu_iface; }

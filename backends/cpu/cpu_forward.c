@@ -191,32 +191,35 @@ int cpu_rope(void *ctx, gptq_buf *X, size_t x_off, // (T, nh * d)
 /* attention                                                           */
 /* ------------------------------------------------------------------ */
 
-/* One tile: sequence b, head h, query rows [i0, i1) of that sequence. Keys
- * k0 .. i1-1 are the only ones any row of the tile may see (causal; k0 = 0
- * without a window, else the first key the tile's first row sees). sc is
- * scratch of FW_ATTN_BQ * S floats. Without window and softcap the
- * arithmetic is that of ABI 4 (the same calls on the same shapes). */
-static void attn_tile(const float *q, const float *k, const float *v, float *o, int64_t S,
+/* One tile: head h, query rows [i0, i1) at positions p0 + i0 .. p0 + i1 - 1,
+ * q/o rows counted from q/o, k/v rows from k/v (a sequence's first key, or
+ * the cache's). Keys k0 .. p0 + i1 - 1 are the only ones any row of the
+ * tile may see (causal; k0 = 0 without a window, else the first key the
+ * tile's first row sees). sc is scratch of FW_ATTN_BQ * (p0 + i1) floats.
+ * With p0 = 0 and without window and softcap the arithmetic is that of
+ * ABI 4 (the same calls on the same shapes). */
+static void attn_tile(const float *q, const float *k, const float *v, float *o, int64_t p0,
                       int64_t H, int64_t Hk, int64_t d, float scale, int64_t window,
-                      float softcap, int64_t b, int64_t h, int64_t i0, int64_t i1, float *sc)
+                      float softcap, int64_t h, int64_t i0, int64_t i1, float *sc)
 {
     const int64_t kvh = h / (H / Hk);
-    const int64_t k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
-    const int64_t m = i1 - i0, nk = i1 - k0;
+    const int64_t a0 = p0 + i0, a1 = p0 + i1; /* positions of the tile's rows */
+    const int64_t k0 = window > 0 && a0 - window + 1 > 0 ? a0 - window + 1 : 0;
+    const int64_t m = i1 - i0, nk = a1 - k0;
     const int64_t ldq = H * d, ldk = Hk * d;
-    const float *qt = q + (b * S + i0) * ldq + h * d;   // (m, d) stride ldq
-    const float *kt = k + (b * S + k0) * ldk + kvh * d; // (nk, d) stride ldk
-    const float *vt = v + (b * S + k0) * ldk + kvh * d; // (nk, d) stride ldk
-    float *ot = o + (b * S + i0) * ldq + h * d;         // (m, d) stride ldq
+    const float *qt = q + i0 * ldq + h * d;   // (m, d) stride ldq
+    const float *kt = k + k0 * ldk + kvh * d; // (nk, d) stride ldk
+    const float *vt = v + k0 * ldk + kvh * d; // (nk, d) stride ldk
+    float *ot = o + i0 * ldq + h * d;         // (m, d) stride ldq
 
     /* scores (m, nk) = scale * Q K^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nk, (int)d, scale, qt,
                 (int)ldq, kt, (int)ldk, 0.0f, sc, (int)nk);
-    /* causal softmax row by row: row r (query i = i0 + r) sees keys
+    /* causal softmax row by row: row r (query position i = a0 + r) sees keys
      * max(0, i - window + 1) .. i, local columns lo .. nj-1 */
     for (int64_t r = 0; r < m; r++) {
         float *s = sc + r * nk;
-        const int64_t i = i0 + r, nj = i - k0 + 1;
+        const int64_t i = a0 + r, nj = i - k0 + 1;
         const int64_t lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
         if (softcap > 0.0f)
             for (int64_t j = lo; j < nj; j++) s[j] = softcap * tanhf(s[j] / softcap);
@@ -239,43 +242,19 @@ static void attn_tile(const float *q, const float *k, const float *v, float *o, 
                 (int)nk, vt, (int)ldk, 0.0f, ot, (int)ldq);
 }
 
-int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
-                  const gptq_buf *K, size_t k_off,            // (T, Hk*d)
-                  const gptq_buf *V, size_t v_off,            // (T, Hk*d)
-                  int64_t nseq, int64_t S, int64_t H, int64_t Hk, int64_t d, float scale,
-                  int64_t window, float softcap,
-                  gptq_buf *O, size_t o_off)                  // (T, H*d)
+/* The tiles of nseq sequences of S queries at positions p0 .. p0 + S - 1
+ * (sequence b's q/o rows b*S.., its k/v rows b*(p0+S)..), over threads. */
+static int attn_tiles(cpu_ctx *c, const char *op, const float *q, const float *k,
+                      const float *v, float *o, int64_t nseq, int64_t S, int64_t p0, int64_t H,
+                      int64_t Hk, int64_t d, float scale, int64_t window, float softcap)
 {
-    cpu_ctx *c = ctx;
-    static const char op[] = "attention";
-    if (window < 0 || !(softcap >= 0.0f && isfinite(softcap)))
-        return cpu_fail(c, GPTQ_ERR_INVALID,
-                        "%s: window %lld and softcap %g must be >= 0 (and softcap finite)", op,
-                        (long long)window, (double)softcap);
-    if (nseq < 0 || S <= 0 || H <= 0 || Hk <= 0 || d <= 0 || H % Hk)
-        return cpu_fail(c, GPTQ_ERR_SHAPE,
-                        "%s: bad shape (nseq %lld, S %lld, H %lld, Hk %lld, d %lld; H must be a "
-                        "multiple of Hk)",
-                        op, (long long)nseq, (long long)S, (long long)H, (long long)Hk,
-                        (long long)d);
-    if (S > INT32_MAX / FW_ATTN_BQ || H * d > INT32_MAX)
-        return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: S or H*d too large", op);
-    const int64_t T = nseq * S;
-    FW_CHECK(cpu_range(c, Q, q_off, T * H * d, 4, op, "Q"));
-    FW_CHECK(cpu_range(c, K, k_off, T * Hk * d, 4, op, "K"));
-    FW_CHECK(cpu_range(c, V, v_off, T * Hk * d, 4, op, "V"));
-    FW_CHECK(cpu_range(c, O, o_off, T * H * d, 4, op, "O"));
-    if (T == 0) return GPTQ_OK;
     fw_blas_single();
-
-    const float *q = CPU_CF32(Q, q_off), *k = CPU_CF32(K, k_off), *v = CPU_CF32(V, v_off);
-    float *o = CPU_F32(O, o_off);
     const int64_t nqb = (S + FW_ATTN_BQ - 1) / FW_ATTN_BQ;
-    const int64_t ntiles = nseq * H * nqb;
+    const int64_t ntiles = nseq * H * nqb, Sk = p0 + S;
     int nomem = 0;
 #pragma omp parallel
     {
-        float *sc = malloc((size_t)FW_ATTN_BQ * (size_t)S * sizeof(float));
+        float *sc = malloc((size_t)FW_ATTN_BQ * (size_t)Sk * sizeof(float));
         if (!sc) {
 #pragma omp atomic write
             nomem = 1;
@@ -289,12 +268,70 @@ int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
             const int64_t h = (tile / nqb) % H, b = tile / (nqb * H);
             const int64_t i0 = qb * FW_ATTN_BQ;
             const int64_t i1 = i0 + FW_ATTN_BQ < S ? i0 + FW_ATTN_BQ : S;
-            attn_tile(q, k, v, o, S, H, Hk, d, scale, window, softcap, b, h, i0, i1, sc);
+            attn_tile(q + b * S * H * d, k + b * Sk * Hk * d, v + b * Sk * Hk * d,
+                      o + b * S * H * d, p0, H, Hk, d, scale, window, softcap, h, i0, i1, sc);
         }
         free(sc);
     }
     if (nomem) return cpu_fail(c, GPTQ_ERR_NOMEM, "%s: out of memory for score tiles", op);
     return GPTQ_OK;
+}
+
+static int attn_check(cpu_ctx *c, const char *op, int64_t nseq, int64_t S, int64_t p0,
+                      int64_t H, int64_t Hk, int64_t d, int64_t window, float softcap)
+{
+    if (window < 0 || !(softcap >= 0.0f && isfinite(softcap)) || p0 < 0)
+        return cpu_fail(c, GPTQ_ERR_INVALID,
+                        "%s: window %lld, softcap %g and p0 %lld must be >= 0 (and softcap "
+                        "finite)",
+                        op, (long long)window, (double)softcap, (long long)p0);
+    if (nseq < 0 || S <= 0 || H <= 0 || Hk <= 0 || d <= 0 || H % Hk)
+        return cpu_fail(c, GPTQ_ERR_SHAPE,
+                        "%s: bad shape (nseq %lld, S %lld, H %lld, Hk %lld, d %lld; H must be a "
+                        "multiple of Hk)",
+                        op, (long long)nseq, (long long)S, (long long)H, (long long)Hk,
+                        (long long)d);
+    if (p0 + S > INT32_MAX / FW_ATTN_BQ || H * d > INT32_MAX)
+        return cpu_fail(c, GPTQ_ERR_SHAPE, "%s: S or H*d too large", op);
+    return GPTQ_OK;
+}
+
+int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
+                  const gptq_buf *K, size_t k_off,            // (T, Hk*d)
+                  const gptq_buf *V, size_t v_off,            // (T, Hk*d)
+                  int64_t nseq, int64_t S, int64_t H, int64_t Hk, int64_t d, float scale,
+                  int64_t window, float softcap,
+                  gptq_buf *O, size_t o_off)                  // (T, H*d)
+{
+    cpu_ctx *c = ctx;
+    static const char op[] = "attention";
+    FW_CHECK(attn_check(c, op, nseq, S, 0, H, Hk, d, window, softcap));
+    const int64_t T = nseq * S;
+    FW_CHECK(cpu_range(c, Q, q_off, T * H * d, 4, op, "Q"));
+    FW_CHECK(cpu_range(c, K, k_off, T * Hk * d, 4, op, "K"));
+    FW_CHECK(cpu_range(c, V, v_off, T * Hk * d, 4, op, "V"));
+    FW_CHECK(cpu_range(c, O, o_off, T * H * d, 4, op, "O"));
+    if (T == 0) return GPTQ_OK;
+    return attn_tiles(c, op, CPU_CF32(Q, q_off), CPU_CF32(K, k_off), CPU_CF32(V, v_off),
+                      CPU_F32(O, o_off), nseq, S, 0, H, Hk, d, scale, window, softcap);
+}
+
+int cpu_attention_kv(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
+                     const gptq_buf *K, size_t k_off,            // (p0+T, Hk*d)
+                     const gptq_buf *V, size_t v_off,            // (p0+T, Hk*d)
+                     int64_t T, int64_t p0, int64_t H, int64_t Hk, int64_t d, float scale,
+                     int64_t window, float softcap,
+                     gptq_buf *O, size_t o_off)                  // (T, H*d)
+{
+    cpu_ctx *c = ctx;
+    static const char op[] = "attention_kv";
+    FW_CHECK(attn_check(c, op, 1, T, p0, H, Hk, d, window, softcap));
+    FW_CHECK(cpu_range(c, Q, q_off, T * H * d, 4, op, "Q"));
+    FW_CHECK(cpu_range(c, K, k_off, (p0 + T) * Hk * d, 4, op, "K"));
+    FW_CHECK(cpu_range(c, V, v_off, (p0 + T) * Hk * d, 4, op, "V"));
+    FW_CHECK(cpu_range(c, O, o_off, T * H * d, 4, op, "O"));
+    return attn_tiles(c, op, CPU_CF32(Q, q_off), CPU_CF32(K, k_off), CPU_CF32(V, v_off),
+                      CPU_F32(O, o_off), 1, T, p0, H, Hk, d, scale, window, softcap);
 }
 
 /* ------------------------------------------------------------------ */

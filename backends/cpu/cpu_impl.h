@@ -79,6 +79,10 @@ int cpu_attention(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
                   const gptq_buf *V, size_t v_off, int64_t nseq, int64_t S, int64_t H,
                   int64_t Hk, int64_t d, float scale, int64_t window, float softcap,
                   gptq_buf *O, size_t o_off);
+int cpu_attention_kv(void *ctx, const gptq_buf *Q, size_t q_off, const gptq_buf *K,
+                     size_t k_off, const gptq_buf *V, size_t v_off, int64_t T, int64_t p0,
+                     int64_t H, int64_t Hk, int64_t d, float scale, int64_t window,
+                     float softcap, gptq_buf *O, size_t o_off);
 int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U, size_t u_off,
                  int64_t n, gptq_buf *Y, size_t y_off);
 int cpu_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, const gptq_buf *U,

@@ -547,6 +547,107 @@ int hip_attention(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
     return hip_check_launch(c, "attention");
 }
 
+/* attention_kv: block (i, h) = query i (position p0 + i) of head h against
+ * the cache K, V of p0 + T rows; the arithmetic of attention_kernel (the
+ * row kernel) with the positions offset. Shared memory: the reduction
+ * scratch, q (d floats), scores (p0 + i + 1 floats). */
+__global__ __launch_bounds__(ATT_THREADS) void attention_kv_kernel(
+    const float *__restrict__ Q, const float *__restrict__ K, const float *__restrict__ V,
+    int64_t p0, int64_t H, int64_t Hk, int64_t d, float scale, int64_t window, float softcap,
+    float *O)
+{
+    extern __shared__ double att_sh[];
+    float *q = (float *)(att_sh + ATT_THREADS);
+    float *sc = q + d;
+    const int t = (int)threadIdx.x;
+    const int64_t i = blockIdx.x, h = blockIdx.y, pos = p0 + i;
+    const int64_t kvh = h / (H / Hk), ldq = H * d, ldk = Hk * d, nj = pos + 1;
+    const int64_t j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+    const float *qr = Q + i * ldq + h * d;
+    const float *kb = K + kvh * d;
+    const float *vb = V + kvh * d;
+    for (int64_t k = t; k < d; k += ATT_THREADS) q[k] = qr[k];
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int64_t j = j0 + t; j < nj; j += ATT_THREADS) {
+        const float *kr = kb + j * ldk;
+        float s = 0.0f;
+        for (int64_t k = 0; k < d; k++) s = fmaf(q[k], kr[k], s);
+        s = scale * s;
+        if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
+        sc[j] = s;
+        mx = fmaxf(mx, s);
+    }
+    att_sh[t] = (double)mx;
+    __syncthreads();
+    for (int st = ATT_THREADS / 2; st > 0; st >>= 1) {
+        if (t < st) att_sh[t] = fmax(att_sh[t], att_sh[t + st]);
+        __syncthreads();
+    }
+    const float m = (float)att_sh[0];
+    __syncthreads();
+    double sum = 0.0;
+    for (int64_t j = j0 + t; j < nj; j += ATT_THREADS) {
+        const float e = expf(sc[j] - m);
+        sc[j] = e;
+        sum += (double)e;
+    }
+    att_sh[t] = sum;
+    __syncthreads();
+    for (int st = ATT_THREADS / 2; st > 0; st >>= 1) {
+        if (t < st) att_sh[t] = att_sh[t] + att_sh[t + st];
+        __syncthreads();
+    }
+    const float inv = (float)(1.0 / att_sh[0]);
+    for (int64_t j = j0 + t; j < nj; j += ATT_THREADS) sc[j] = sc[j] * inv;
+    __syncthreads();
+    float *orow = O + i * ldq + h * d;
+    for (int64_t k = t; k < d; k += ATT_THREADS) {
+        float o = 0.0f;
+        for (int64_t j = j0; j < nj; j++) o = fmaf(sc[j], vb[j * ldk + k], o);
+        orow[k] = o;
+    }
+}
+
+int hip_attention_kv(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
+                     const gptq_buf *K, size_t k_off,            // (p0+T, Hk*d)
+                     const gptq_buf *V, size_t v_off,            // (p0+T, Hk*d)
+                     int64_t T, int64_t p0, int64_t H, int64_t Hk, int64_t d, float scale,
+                     int64_t window, float softcap,
+                     gptq_buf *O, size_t o_off)                  // (T, H*d)
+{
+    hip_ctx *c = (hip_ctx *)ctx;
+    static const char op[] = "attention_kv";
+    if (window < 0 || !(softcap >= 0.0f && isfinite(softcap)) || p0 < 0)
+        return hip_fail(c, GPTQ_ERR_INVALID,
+                        "%s: window %lld, softcap %g and p0 %lld must be >= 0 (and softcap "
+                        "finite)",
+                        op, (long long)window, (double)softcap, (long long)p0);
+    if (T < 0 || H <= 0 || Hk <= 0 || d <= 0 || H % Hk)
+        return hip_fail(c, GPTQ_ERR_SHAPE,
+                        "%s: bad shape (T %lld, H %lld, Hk %lld, d %lld; H must be a multiple "
+                        "of Hk)",
+                        op, (long long)T, (long long)H, (long long)Hk, (long long)d);
+    FW_CHECK(fw_range(c, Q, q_off, T * H * d, 4, op, "Q"));
+    FW_CHECK(fw_range(c, K, k_off, (p0 + T) * Hk * d, 4, op, "K"));
+    FW_CHECK(fw_range(c, V, v_off, (p0 + T) * Hk * d, 4, op, "V"));
+    FW_CHECK(fw_range(c, O, o_off, T * H * d, 4, op, "O"));
+    if (T == 0) return GPTQ_OK;
+    if (T > INT32_MAX || H > 65535)
+        return hip_fail(c, GPTQ_ERR_SHAPE, "%s: grid too large", op);
+    const size_t smem = ATT_THREADS * sizeof(double) + (size_t)(d + p0 + T) * sizeof(float);
+    if (smem > (size_t)c->smem_per_block)
+        return hip_fail(c, GPTQ_ERR_UNSUPPORTED,
+                        "%s: %lld cached positions need %zu bytes of shared memory per query "
+                        "(the device gives %d)",
+                        op, (long long)(p0 + T), smem, c->smem_per_block);
+    dim3 grid((unsigned)T, (unsigned)H, 1);
+    attention_kv_kernel<<<grid, ATT_THREADS, smem, c->stream>>>(
+        HIP_CF32(Q, q_off), HIP_CF32(K, k_off), HIP_CF32(V, v_off), p0, H, Hk, d, scale,
+        window, softcap, HIP_F32(O, o_off));
+    return hip_check_launch(c, "attention_kv");
+}
+
 /* ------------------------------------------------------------------ */
 /* elementwise                                                         */
 /* ------------------------------------------------------------------ */

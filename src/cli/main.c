@@ -17,6 +17,7 @@ static const subcommand k_cmds[] = {
     {"eval", cmd_eval, "perplexity of a model folder (fp or GPTQ) on a text"},
     {"diff", cmd_diff, "quantize a model on two backends in lockstep and compare every layer"},
     {"matmul", cmd_matmul, "the reference A16 matmul of one GPTQ module, to diff a kernel against"},
+    {"generate", cmd_generate, "continue a prompt with a model folder (fp or GPTQ), KV-cached"},
     {"inspect", cmd_inspect, "a GPTQ checkpoint's format facts and which engines' kernels run it"},
 };
 

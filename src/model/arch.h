@@ -56,6 +56,12 @@ typedef struct gptq_layer_ctx {
     const gptq_model_config *c;
     int layer;
     int64_t nseq, S, T;      /* T = nseq * S rows, sequence after sequence */
+    int64_t pos0;            /* position of each sequence's first row: 0, or in generation
+                              * the tokens already in the KV cache */
+    int64_t npos;            /* pos0 + S: the positions the RoPE table covers (rope's P) */
+    gptq_buf *kc, *vc;       /* generation: this layer's key / value cache (cap, Hk * d),
+                              * positions 0 .. pos0 - 1 filled; NULL otherwise (only
+                              * gptq_layer_attention looks at them) */
     gptq_buf *const *nw;     /* the layer's norms in gptq_arch.norms order: weight (or NULL) */
     gptq_buf *const *nb;     /*   and bias (or NULL) */
     gptq_buf *const *work;   /* the work buffers in gptq_arch.work order */
@@ -99,7 +105,8 @@ typedef struct gptq_arch {
     /* The true-sequential groups of layer L, as linears. */
     int (*groups)(const gptq_model_config *c, int L, gptq_group_info *out);
 
-    /* Work buffers (4-byte elements) for T = nseq * S rows: names, and
+    /* Work buffers (4-byte elements) for T = nseq * S rows and a RoPE table
+     * of S positions (S >= the rows' largest position + 1): names, and
      * element counts (0: not allocated). */
     const char *const *work;
     int nwork;
@@ -158,13 +165,21 @@ void gptq_rope_table_of(const gptq_rope *r, double theta, int64_t max_positions,
  * rope_type means default (transformers 5), else it is refused (4). */
 int gptq_rope_parse_object(const cJSON *root, const cJSON *o, const char *obj, int v5,
                            const char *file, gptq_model_config *c);
-/* Upload the positions t % S of the T rows (i32) and the table of S to
- * pos and tab (the layer forwards' prepare). */
+/* Upload the positions pos0 + t % S of the T rows (i32) and the table of
+ * npos = pos0 + S positions to pos and tab (the layer forwards' prepare). */
 int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos, gptq_buf *tab);
 
 /* forward.c, for the layer forwards. */
 /* Y (T, rows) = X (T, cols) W_i^T (+ bias) with linear i of the loaded layer. */
 int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_buf *Y);
+/* The layer's causal self-attention, O (T, H*d) from Q (T, H*d), K and V
+ * (T, Hk*d) after RoPE: the backend's attention over x's nseq sequences of
+ * S tokens; in generation (x->kc set) K and V are appended to the layer's
+ * cache at position pos0 and the queries attend to the whole cache
+ * (attention_kv). window and softcap as the attention op. */
+int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_buf *K,
+                         const gptq_buf *V, int64_t H, int64_t Hk, int64_t d, float scale,
+                         int64_t window, float softcap, gptq_buf *O);
 /* The hook for group g with input X (T, cols): GPTQ_OK, GPTQ_HOOK_STOP or an error. */
 int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int64_t cols);
 /* The error for a backend that lacks a forward op. */

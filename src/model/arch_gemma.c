@@ -326,7 +326,7 @@ static int prepare(const gptq_layer_ctx *x)
 {
     GPTQ_TRY(gptq_rope_upload(x, x->work[WPOS], x->work[WROPE]));
     if (!is_gemma3(x->c)) return GPTQ_OK;
-    const int64_t S = x->S, d = x->c->head_dim;
+    const int64_t S = x->npos, d = x->c->head_dim; /* the table covers pos0 + S positions */
     float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "local rope table");
     if (!tab) return GPTQ_ERR_NOMEM;
     gptq_rope_table_of(&x->c->rope_local, x->c->rope_local_theta, x->c->max_positions, S, tab);
@@ -366,10 +366,10 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
         GPTQ_TRY(norm(x, NQ, w[WQ], T * H, d, w[WQ]));
         GPTQ_TRY(norm(x, NK, w[WK], T * Hk, d, w[WK]));
     }
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, d, w[WPOS], 0, tab, x->S));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, d, w[WPOS], 0, tab, x->S));
-    GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H, Hk, d,
-                        (float)c->attn_scale, window, (float)c->attn_softcap, w[WATT], 0));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, d, w[WPOS], 0, tab, x->npos));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, d, w[WPOS], 0, tab, x->npos));
+    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, Hk, d, (float)c->attn_scale, window,
+                                  (float)c->attn_softcap, w[WATT]));
     GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
     GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
     GPTQ_TRY(norm(x, NPOST_ATTN, w[WTMP], T, D, w[WTMP]));

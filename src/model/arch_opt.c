@@ -139,8 +139,8 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
     GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
     GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
-    GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H,
-                        c->num_kv_heads, d, scale, 0, 0.0f, w[WATT], 0));
+    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, c->num_kv_heads, d, scale, 0, 0.0f,
+                                  w[WATT]));
     GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
     GPTQ_TRY(gptq_layer_linear(x, LOUT, w[WATT], w[WTMP]));
     GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));

@@ -151,10 +151,10 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     GPTQ_TRY(split(x, w[WQ], w[WQKV], H * d, QKV, w[IQ]));
     GPTQ_TRY(split(x, w[WK], w[WQKV], Hk * d, QKV, w[IK]));
     GPTQ_TRY(split(x, w[WV], w[WQKV], Hk * d, QKV, w[IV]));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, rot, w[WPOS], 0, w[WROPE], x->S));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, rot, w[WPOS], 0, w[WROPE], x->S));
-    GPTQ_TRY(GPTQ_BE_OP(be, attention, w[WQ], 0, w[WK], 0, w[WV], 0, x->nseq, x->S, H, Hk, d,
-                        scale, c->layer_window[x->layer], 0.0f, w[WATT], 0));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, rot, w[WPOS], 0, w[WROPE], x->npos));
+    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, rot, w[WPOS], 0, w[WROPE], x->npos));
+    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, Hk, d, scale,
+                                  c->layer_window[x->layer], 0.0f, w[WATT]));
     GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
     GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
     GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));

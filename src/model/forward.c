@@ -51,11 +51,26 @@ struct gptq_model {
      * scratch for the counts wanted (a->nwork more) */
     gptq_buf **work;
     int64_t *work_n;
-    int64_t prep_T, prep_S; /* what a->prepare last filled them for */
+    int64_t prep_T, prep_S, prep_p0; /* what a->prepare last filled them for */
 
     /* host scratch for one tensor */
     float *host;
     size_t host_n;
+
+    /* generation (gptq_model_kv_begin .. kv_end): every layer's weights stay
+     * on the backend (rW, rB: (num_layers, maxlin); rnw, rnb: (num_layers,
+     * nnorms); rloaded: which layers are there), and so do the embedding
+     * tables and the head; kc, vc (num_layers) are the KV caches of kv_cap
+     * positions, kv_len of them filled. rloaded NULL: none of this. */
+    gptq_buf **rW, **rB, **rnw, **rnb;
+    unsigned char *rloaded;
+    gptq_buf *rE, *rP;                    /* embed_tokens, learned positions */
+    gptq_buf *rh_nw, *rh_nb, *rh_W, *rh_B; /* final norm, lm_head */
+    int rhead;                            /* the head is resident */
+    gptq_buf **kc, **vc;
+    int64_t kv_cap, kv_len;
+    int64_t pos0;                         /* of the forward in progress */
+    int kv_on;                            /* a kv_forward is in progress */
 };
 
 /* ------------------------------------------------------------------ */
@@ -88,6 +103,28 @@ int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_bu
                           "gemm"));
     if (m->B[i]) GPTQ_TRY(GPTQ_BE_OP(be, bias_add, Y, 0, m->B[i], 0, T, li->rows));
     return GPTQ_OK;
+}
+
+int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_buf *K,
+                         const gptq_buf *V, int64_t H, int64_t Hk, int64_t d, float scale,
+                         int64_t window, float softcap, gptq_buf *O)
+{
+    gptq_backend *be = x->be;
+    if (!x->kc)
+        return GPTQ_BE_OP(be, attention, Q, 0, K, 0, V, 0, x->nseq, x->S, H, Hk, d, scale,
+                          window, softcap, O, 0);
+    /* the new keys and values at rows pos0 .. pos0 + T - 1 of the cache */
+    const size_t row = (size_t)(Hk * d) * sizeof(float);
+    GPTQ_TRY(gptq_be_check(be,
+                           be->iface->copy(be->ctx, x->kc, (size_t)x->pos0 * row, K, 0,
+                                           (size_t)x->T * row),
+                           "copy"));
+    GPTQ_TRY(gptq_be_check(be,
+                           be->iface->copy(be->ctx, x->vc, (size_t)x->pos0 * row, V, 0,
+                                           (size_t)x->T * row),
+                           "copy"));
+    return GPTQ_BE_OP(be, attention_kv, Q, 0, x->kc, 0, x->vc, 0, x->T, x->pos0, H, Hk, d, scale,
+                      window, softcap, O, 0);
 }
 
 void gptq_model_set_forward_math(gptq_model *m, gptq_math math) { m->math = math; }
@@ -391,11 +428,12 @@ static void free_workspace(gptq_model *m)
         free_buf(m, &m->work[i]);
         m->work_n[i] = 0;
     }
-    m->prep_T = m->prep_S = 0;
+    m->prep_T = m->prep_S = m->prep_p0 = 0;
 }
 
-/* Free the loaded layer's weights. */
-static void free_layer(gptq_model *m)
+/* Free the loaded layer's weights (resident ones too: a load that failed
+ * half way). */
+static void free_current(gptq_model *m)
 {
     for (int i = 0; m->W && i < m->maxlin; i++) {
         free_buf(m, &m->W[i]);
@@ -408,6 +446,21 @@ static void free_layer(gptq_model *m)
     m->loaded = -1;
 }
 
+/* Let go of the loaded layer: its weights are freed, or only forgotten
+ * when they are resident (generation keeps every layer). */
+static void free_layer(gptq_model *m)
+{
+    if (m->rloaded && m->loaded >= 0 && m->rloaded[m->loaded]) {
+        memset(m->W, 0, (size_t)m->maxlin * sizeof *m->W);
+        memset(m->B, 0, (size_t)m->maxlin * sizeof *m->B);
+        memset(m->nw, 0, (size_t)m->a->nnorms * sizeof *m->nw);
+        memset(m->nb, 0, (size_t)m->a->nnorms * sizeof *m->nb);
+        m->loaded = -1;
+        return;
+    }
+    free_current(m);
+}
+
 void gptq_model_layer_unload(gptq_model *m)
 {
     if (!m) return;
@@ -418,6 +471,7 @@ void gptq_model_layer_unload(gptq_model *m)
 void gptq_model_close(gptq_model *m)
 {
     if (!m) return;
+    if (m->be) gptq_model_kv_end(m);
     if (m->be) gptq_model_layer_unload(m);
     for (int L = 0; m->def && L < m->cfg.num_layers; L++) {
         free(m->def[L].lin);
@@ -507,11 +561,12 @@ static int check_batch(const gptq_model *m, int64_t nseq, int64_t S)
     if (nseq <= 0 || S <= 0)
         return gptq_error(GPTQ_ERR_INVALID, "empty batch (%lld sequences of %lld tokens)",
                           (long long)nseq, (long long)S);
-    if (m->a->positions && S > c->max_positions)
+    if (m->a->positions && m->pos0 + S > c->max_positions)
         return gptq_error(GPTQ_ERR_INVALID,
                           "%s: sequences of %lld tokens exceed %s's %lld learned positions "
                           "(max_position_embeddings)",
-                          m->dir, (long long)S, m->a->name, (long long)c->max_positions);
+                          m->dir, (long long)(m->pos0 + S), m->a->name,
+                          (long long)c->max_positions);
     return GPTQ_OK;
 }
 
@@ -551,16 +606,19 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
     gptq_buf *E = NULL, *idb = NULL, *P = NULL;
     int64_t shape[2] = {V, D};
     snprintf(name, sizeof name, "%s%s", m->root, m->a->embed);
-    int st = upload_tensor(m, name, 2, shape, &E);
+    /* the tables are uploaded for the call, or resident in generation */
+    int st = m->rE ? GPTQ_OK : upload_tensor(m, name, 2, shape, &E);
     if (!st) st = upload_ids(m, ids, T, &idb);
-    if (!st) st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, E, 0, V, D, X, 0, 0);
+    if (!st)
+        st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, m->rE ? m->rE : E, 0, V, D, X, 0, 0);
     if (!st && c->embed_scale != 0.0) st = scale_embeddings(m, name, X, T * D);
     if (!st && m->a->positions) {
-        /* learned positions: row position + pos_offset of the table */
+        /* learned positions: row pos0 + position + pos_offset of the table */
         free_buf(m, &E);
         int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
         if (!pos) st = GPTQ_ERR_NOMEM;
-        for (int64_t t = 0; !st && t < T; t++) pos[t] = (int32_t)(t % S + c->pos_offset);
+        for (int64_t t = 0; !st && t < T; t++)
+            pos[t] = (int32_t)(m->pos0 + t % S + c->pos_offset);
         if (!st) {
             free_buf(m, &idb);
             st = upload_ids(m, pos, T, &idb);
@@ -568,8 +626,10 @@ int gptq_model_embed(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
         free(pos);
         int64_t pshape[2] = {c->max_positions + c->pos_offset, D};
         snprintf(name, sizeof name, "%s%s", m->root, m->a->positions);
-        if (!st) st = upload_tensor(m, name, 2, pshape, &P);
-        if (!st) st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, P, 0, pshape[0], D, X, 0, 1);
+        if (!st && !m->rP) st = upload_tensor(m, name, 2, pshape, &P);
+        if (!st)
+            st = GPTQ_BE_OP(m->be, embedding, idb, 0, T, m->rP ? m->rP : P, 0, pshape[0], D, X,
+                            0, 1);
     }
     free_buf(m, &E);
     free_buf(m, &P);
@@ -612,6 +672,15 @@ int gptq_model_layer_load(gptq_model *m, int L)
         return gptq_error(GPTQ_ERR_INVALID, "%s: layer %d does not exist (%lld layers)", m->dir, L,
                           (long long)m->cfg.num_layers);
     free_layer(m); /* the previous layer's weights; the work buffers stay */
+    const int nn = m->a->nnorms, ml = m->maxlin;
+    if (m->rloaded && m->rloaded[L]) { /* resident (generation) */
+        memcpy(m->W, m->rW + (size_t)L * ml, (size_t)ml * sizeof *m->W);
+        memcpy(m->B, m->rB + (size_t)L * ml, (size_t)ml * sizeof *m->B);
+        memcpy(m->nw, m->rnw + (size_t)L * nn, (size_t)nn * sizeof *m->nw);
+        memcpy(m->nb, m->rnb + (size_t)L * nn, (size_t)nn * sizeof *m->nb);
+        m->loaded = L;
+        return GPTQ_OK;
+    }
 
     const layer_def *d = &m->def[L];
     char name[512];
@@ -627,10 +696,18 @@ int gptq_model_layer_load(gptq_model *m, int L)
     }
     if (st) {
         gptq_error_prefix(st, "loading layer %d", L);
+        free_current(m);
         gptq_model_layer_unload(m);
         return st;
     }
     m->loaded = L;
+    if (m->rloaded) { /* generation keeps it */
+        memcpy(m->rW + (size_t)L * ml, m->W, (size_t)ml * sizeof *m->W);
+        memcpy(m->rB + (size_t)L * ml, m->B, (size_t)ml * sizeof *m->B);
+        memcpy(m->rnw + (size_t)L * nn, m->nw, (size_t)nn * sizeof *m->nw);
+        memcpy(m->rnb + (size_t)L * nn, m->nb, (size_t)nn * sizeof *m->nb);
+        m->rloaded[L] = 1;
+    }
     return GPTQ_OK;
 }
 
@@ -672,7 +749,9 @@ static int ensure_workspace(gptq_model *m, const gptq_layer_ctx *x)
 {
     const gptq_arch *a = m->a;
     int64_t *have = m->work_n, *want = m->work_n + a->nwork;
-    a->work_counts(&m->cfg, x->T, x->S, want);
+    /* the RoPE table for the positions of this call, or of the whole KV
+     * cache in generation (grown once, not at every token) */
+    a->work_counts(&m->cfg, x->T, x->npos > m->kv_cap ? x->npos : m->kv_cap, want);
     int grew = 0;
     for (int i = 0; i < a->nwork; i++) {
         if (want[i] <= have[i]) continue;
@@ -685,10 +764,12 @@ static int ensure_workspace(gptq_model *m, const gptq_layer_ctx *x)
         have[i] = want[i];
         grew = 1;
     }
-    if (a->prepare && (grew || x->S != m->prep_S || x->T > m->prep_T)) {
+    if (a->prepare &&
+        (grew || x->S != m->prep_S || x->T > m->prep_T || x->pos0 != m->prep_p0)) {
         GPTQ_TRY(a->prepare(x));
         m->prep_T = x->T;
         m->prep_S = x->S;
+        m->prep_p0 = x->pos0;
     }
     return GPTQ_OK;
 }
@@ -720,8 +801,11 @@ int gptq_model_layer_forward(gptq_model *m, int L, const gptq_buf *X_in, gptq_bu
     GPTQ_TRY(check_batch(m, nseq, S));
     if (m->loaded != L) GPTQ_TRY(gptq_model_layer_load(m, L));
     const gptq_layer_ctx x = {.m = m, .be = m->be, .c = &m->cfg, .layer = L, .nseq = nseq,
-                              .S = S, .T = nseq * S, .nw = m->nw, .nb = m->nb,
-                              .work = m->work, .hook = hook, .user = user};
+                              .S = S, .T = nseq * S, .pos0 = m->pos0, .npos = m->pos0 + S,
+                              .kc = m->kv_on ? m->kc[L] : NULL,
+                              .vc = m->kv_on ? m->vc[L] : NULL,
+                              .nw = m->nw, .nb = m->nb, .work = m->work, .hook = hook,
+                              .user = user};
     GPTQ_TRY(ensure_workspace(m, &x));
     return m->a->forward(&x, X_in, X_out);
 }
@@ -741,6 +825,7 @@ typedef struct {
 
 static void head_free(gptq_model *m, head_ws *h)
 {
+    if (m->rhead) h->nw = h->nb = h->W = h->B = NULL; /* resident: kv_end frees them */
     free_buf(m, &h->nw);
     free_buf(m, &h->nb);
     free_buf(m, &h->W);
@@ -755,11 +840,18 @@ static int head_load(gptq_model *m, int64_t T, head_ws *h)
     const int64_t V = c->vocab_size, D = c->hidden_size;
     char name[256];
     memset(h, 0, sizeof *h);
-    if (c->final_norm) {
+    if (m->rhead) {
+        h->nw = m->rh_nw;
+        h->nb = m->rh_nb;
+        h->W = m->rh_W;
+        h->B = m->rh_B;
+    } else if (c->final_norm) {
         snprintf(name, sizeof name, "%s%s", m->root, m->a->final_norm);
         GPTQ_TRY(load_norm(m, name, D, &h->nw, &h->nb));
     }
-    if (c->tie_word_embeddings) {
+    if (m->rhead) {
+        /* resident: loaded by kv_begin */
+    } else if (c->tie_word_embeddings) {
         int64_t shape[2] = {V, D};
         snprintf(name, sizeof name, "%s%s", m->root, m->a->embed);
         GPTQ_TRY(upload_tensor(m, name, 2, shape, &h->W));
@@ -911,6 +1003,153 @@ int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t 
         if (!st && nll_sum) *nll_sum += s;
     }
     if (!st && logits) st = gptq_model_head_logits(m, X, 0, nseq * S, logits);
+    gptq_be_free(m->be, X);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* generation: resident weights and a KV cache                         */
+/* ------------------------------------------------------------------ */
+
+int gptq_model_kv_begin(gptq_model *m, int64_t cap)
+{
+    const gptq_model_config *c = &m->cfg;
+    if (cap <= 0 || cap > INT32_MAX / 64)
+        return gptq_error(GPTQ_ERR_INVALID, "KV cache of %lld positions: must be in [1, %d]",
+                          (long long)cap, INT32_MAX / 64);
+    const size_t kvbytes = (size_t)cap * (size_t)(c->num_kv_heads * c->head_dim) * sizeof(float);
+    if (m->rloaded) { /* the weights are there: an empty cache of at least cap positions */
+        m->kv_len = 0;
+        if (cap <= m->kv_cap) return GPTQ_OK;
+        int st = GPTQ_OK;
+        for (int L = 0; L < c->num_layers; L++) {
+            free_buf(m, &m->kc[L]);
+            free_buf(m, &m->vc[L]);
+            if (!st) st = gptq_be_alloc(m->be, kvbytes, &m->kc[L], "key cache");
+            if (!st) st = gptq_be_alloc(m->be, kvbytes, &m->vc[L], "value cache");
+        }
+        m->kv_cap = cap;
+        if (st) gptq_model_kv_end(m);
+        return st;
+    }
+    if (!gptq_be_supports(m->be, GPTQ_OP_ATTENTION_KV))
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "backend %s has no 'attention_kv' op (attention against a KV cache): "
+                          "it cannot generate",
+                          m->be->iface->name);
+    gptq_model_layer_unload(m);
+    const size_t NL = (size_t)c->num_layers, ml = (size_t)m->maxlin, nn = (size_t)m->a->nnorms;
+    m->rW = gptq_calloc(NL * ml, sizeof *m->rW, "resident weights");
+    m->rB = gptq_calloc(NL * ml, sizeof *m->rB, "resident weights");
+    m->rnw = gptq_calloc(NL * (nn ? nn : 1), sizeof *m->rnw, "resident norms");
+    m->rnb = gptq_calloc(NL * (nn ? nn : 1), sizeof *m->rnb, "resident norms");
+    m->rloaded = gptq_calloc(NL, 1, "resident layers");
+    m->kc = gptq_calloc(NL, sizeof *m->kc, "KV cache");
+    m->vc = gptq_calloc(NL, sizeof *m->vc, "KV cache");
+    int st = m->rW && m->rB && m->rnw && m->rnb && m->rloaded && m->kc && m->vc ? GPTQ_OK
+                                                                                 : GPTQ_ERR_NOMEM;
+    m->kv_cap = cap;
+    m->kv_len = 0;
+    for (size_t L = 0; !st && L < NL; L++) {
+        st = gptq_model_layer_load(m, (int)L);
+        if (!st) st = gptq_be_alloc(m->be, kvbytes, &m->kc[L], "key cache");
+        if (!st) st = gptq_be_alloc(m->be, kvbytes, &m->vc[L], "value cache");
+    }
+    free_layer(m);
+    /* the embedding tables and the head */
+    char name[256];
+    const int64_t V = c->vocab_size, D = c->hidden_size;
+    const int64_t shape[2] = {V, D}, pshape[2] = {c->max_positions + c->pos_offset, D};
+    snprintf(name, sizeof name, "%s%s", m->root, m->a->embed);
+    if (!st) st = upload_tensor(m, name, 2, shape, &m->rE);
+    snprintf(name, sizeof name, "%s%s", m->root, m->a->positions ? m->a->positions : "");
+    if (!st && m->a->positions) st = upload_tensor(m, name, 2, pshape, &m->rP);
+    snprintf(name, sizeof name, "%s%s", m->root, m->a->final_norm);
+    if (!st && c->final_norm) st = load_norm(m, name, D, &m->rh_nw, &m->rh_nb);
+    if (!st && c->tie_word_embeddings) m->rh_W = m->rE; /* the same table: freed once */
+    if (!st && !c->tie_word_embeddings)
+        st = load_linear(m, m->a->lm_head, V, D, 0, &m->rh_W, &m->rh_B);
+    if (!st) m->rhead = 1;
+    if (st) {
+        gptq_error_prefix(st, "%s: keeping the model on backend %s for generation", m->dir,
+                          m->be->iface->name);
+        gptq_model_kv_end(m);
+    }
+    return st;
+}
+
+int64_t gptq_model_kv_len(const gptq_model *m) { return m->kv_len; }
+
+void gptq_model_kv_reset(gptq_model *m) { m->kv_len = 0; }
+
+void gptq_model_kv_end(gptq_model *m)
+{
+    if (!m || !m->rloaded) return;
+    free_layer(m);
+    const size_t NL = (size_t)m->cfg.num_layers, ml = (size_t)m->maxlin;
+    const size_t nn = (size_t)m->a->nnorms;
+    for (size_t i = 0; m->rW && i < NL * ml; i++) {
+        free_buf(m, &m->rW[i]);
+        free_buf(m, &m->rB[i]);
+    }
+    for (size_t i = 0; m->rnw && i < NL * nn; i++) {
+        free_buf(m, &m->rnw[i]);
+        free_buf(m, &m->rnb[i]);
+    }
+    for (size_t L = 0; m->kc && L < NL; L++) {
+        free_buf(m, &m->kc[L]);
+        free_buf(m, &m->vc[L]);
+    }
+    if (m->rh_W == m->rE) m->rh_W = NULL;
+    free_buf(m, &m->rE);
+    free_buf(m, &m->rP);
+    free_buf(m, &m->rh_nw);
+    free_buf(m, &m->rh_nb);
+    free_buf(m, &m->rh_W);
+    free_buf(m, &m->rh_B);
+    free(m->rW);
+    free(m->rB);
+    free(m->rnw);
+    free(m->rnb);
+    free(m->rloaded);
+    free(m->kc);
+    free(m->vc);
+    m->rW = m->rB = m->rnw = m->rnb = m->kc = m->vc = NULL;
+    m->rloaded = NULL;
+    m->rhead = 0;
+    m->kv_cap = m->kv_len = 0;
+    free_workspace(m);
+}
+
+int gptq_model_kv_forward(gptq_model *m, const int32_t *ids, int64_t T, int64_t nlast,
+                          float *logits)
+{
+    if (!m->rloaded)
+        return gptq_error(GPTQ_ERR_INVALID, "%s: no KV cache open (gptq_model_kv_begin)",
+                          m->dir);
+    if (T <= 0 || nlast < 0 || nlast > T)
+        return gptq_error(GPTQ_ERR_INVALID, "KV forward of %lld tokens with %lld logit rows",
+                          (long long)T, (long long)nlast);
+    if (m->kv_len + T > m->kv_cap)
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "%s: %lld more tokens do not fit the KV cache (%lld of %lld positions "
+                          "used)",
+                          m->dir, (long long)T, (long long)m->kv_len, (long long)m->kv_cap);
+    gptq_buf *X = NULL;
+    m->pos0 = m->kv_len;
+    m->kv_on = 1;
+    int st = gptq_model_alloc_hidden(m, 1, T, &X);
+    if (!st) st = gptq_model_embed(m, ids, 1, T, X);
+    for (int L = 0; !st && L < m->cfg.num_layers; L++) {
+        st = gptq_model_layer_forward(m, L, X, X, 1, T, NULL, NULL);
+        if (st) gptq_error_prefix(st, "layer %d", L);
+    }
+    free_layer(m);
+    m->pos0 = 0;
+    m->kv_on = 0;
+    /* the cache holds the new positions only once every layer has them */
+    if (!st) m->kv_len += T;
+    if (!st && nlast > 0) st = gptq_model_head_logits(m, X, T - nlast, nlast, logits);
     gptq_be_free(m->be, X);
     return st;
 }

@@ -390,4 +390,24 @@ int gptq_model_final_norm(gptq_model *m, const gptq_buf *X, gptq_buf *Y, int64_t
 int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t S,
                        double *nll_sum, double *nll_tok, float *logits);
 
+/* Generation with a KV cache (one sequence). kv_begin uploads every
+ * layer's weights (dequantized when GPTQ), the embedding tables and the
+ * head, and keeps them with a key and a value cache of cap positions per
+ * layer until kv_end (or close); it needs the backend's attention_kv
+ * (GPTQ_ERR_UNSUPPORTED naming the backend otherwise). kv_forward runs T
+ * tokens ids at positions kv_len .. kv_len + T - 1 (all at once: a prompt;
+ * or one: a decoding step) through every layer, their keys and values
+ * joining the cache, and writes the logits (nlast, V) host f32 of the last
+ * nlast of them (0: none). Row t of it equals row kv_len + t of a
+ * gptq_model_forward over every token so far up to the rounding of the
+ * matrix products' shapes. kv_reset empties the cache (a new sequence); so does kv_begin on a
+ * model whose weights are already kept, growing the cache to cap when it
+ * is smaller. */
+int gptq_model_kv_begin(gptq_model *m, int64_t cap);
+int gptq_model_kv_forward(gptq_model *m, const int32_t *ids, int64_t T, int64_t nlast,
+                          float *logits);
+int64_t gptq_model_kv_len(const gptq_model *m);
+void gptq_model_kv_reset(gptq_model *m);
+void gptq_model_kv_end(gptq_model *m);
+
 #endif /* GPTQ_MODEL_H */

@@ -429,17 +429,19 @@ void gptq_rope_table_of(const gptq_rope *r, double rope_theta, int64_t max_posit
 
 int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos_buf, gptq_buf *tab_buf)
 {
-    const int64_t T = x->T, S = x->S, rot = x->c->rope.rot;
+    const int64_t T = x->T, S = x->S, P = x->npos, rot = x->c->rope.rot;
     int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
     if (!pos) return GPTQ_ERR_NOMEM;
-    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(t % S);
+    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(x->pos0 + t % S);
     int st = gptq_be_upload(x->be, pos_buf, 0, pos, (size_t)T * sizeof(int32_t));
     free(pos);
     if (st) return st;
-    float *tab = gptq_malloc((size_t)(S * rot) * sizeof(float), "rope table");
+    /* the table of P positions, as transformers makes it for a forward whose
+     * largest position is P - 1 (dynamic NTK and longrope depend on P) */
+    float *tab = gptq_malloc((size_t)(P * rot) * sizeof(float), "rope table");
     if (!tab) return GPTQ_ERR_NOMEM;
-    gptq_rope_table(x->c, S, tab);
-    st = gptq_be_upload(x->be, tab_buf, 0, tab, (size_t)(S * rot) * sizeof(float));
+    gptq_rope_table(x->c, P, tab);
+    st = gptq_be_upload(x->be, tab_buf, 0, tab, (size_t)(P * rot) * sizeof(float));
     free(tab);
     return st;
 }

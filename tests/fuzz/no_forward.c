@@ -53,3 +53,12 @@ int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int6
     (void)x, (void)g, (void)X, (void)cols;
     return not_here();
 }
+
+int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_buf *K,
+                         const gptq_buf *V, int64_t H, int64_t Hk, int64_t d, float scale,
+                         int64_t window, float softcap, gptq_buf *O)
+{
+    (void)x, (void)Q, (void)K, (void)V, (void)H, (void)Hk, (void)d, (void)scale, (void)window,
+        (void)softcap, (void)O;
+    return not_here();
+}
