@@ -233,6 +233,15 @@ typedef struct gptq_quant_config {
     /* checked before every damp retry and every block of the solve:
      * non-zero stops it with GPTQ_ERR_INVALID "interrupted" (NULL: never) */
     const volatile sig_atomic_t *interrupt;
+    /* group-aware act-order (GAR, GPTQModel's act_group_aware): groups of
+     * group_size columns solved in order of their largest diag(H), columns
+     * inside a group by diag(H) descending; g_idx stays k / group_size, so
+     * the checkpoint is a plain (non-act-order) one. -1 (the default):
+     * on when desc_act is off, group_size is not -1 and the method is GPTQ,
+     * as GPTQModel (5.0 on) defaults it; 1: on, refused with desc_act or
+     * group_size -1; 0: off (the paper's column order). Last, so the
+     * fields before keep their offsets (the Python bindings mirror them). */
+    int act_group_aware;
 } gptq_quant_config;
 
 /* At most this many damp retries per layer: the try at damp_percent, then
@@ -242,9 +251,13 @@ typedef struct gptq_quant_config {
 #define GPTQ_DAMP_MAX_RETRIES 100
 
 /* Defaults: bits 4, group 128, sym and no act-order (as GPTQModel and
- * transformers), damp 0.01 (the paper and AutoGPTQ), increment 0.01 (as
+ * transformers), act_group_aware -1 (GAR wherever it applies, as GPTQModel
+ * 5.0 on), damp 0.01 (the paper and AutoGPTQ), increment 0.01 (as
  * GPTQModel), block 128, min/max grid. */
 void gptq_quant_config_default(gptq_quant_config *c);
+/* 1 when the solve uses GAR's order: method GPTQ and act_group_aware 1,
+ * or -1 with desc_act off and group_size not -1; else 0. */
+int gptq_quant_config_act_group_aware(const gptq_quant_config *c);
 /* Validate; on failure the message names the option. */
 int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols);
 

@@ -181,6 +181,9 @@ Test(gptq, bit_exact_across_threads_every_option, .timeout = 600)
                 cfg.group_size = groups[gi];
                 cfg.sym = opt & 1;
                 cfg.desc_act = (opt >> 1) & 1;
+                /* without act-order: GAR (the default) on half of the combinations,
+                 * the paper's order on the other half */
+                cfg.act_group_aware = cfg.desc_act || gi == 0 ? 0 : (bi + gi) & 1;
                 cfg.static_groups = (opt >> 2) & 1;
                 cfg.mse = (opt >> 3) & 1;
                 cfg.method = (opt >> 4) & 1 ? GPTQ_METHOD_RTN : GPTQ_METHOD_GPTQ;
@@ -193,9 +196,10 @@ Test(gptq, bit_exact_across_threads_every_option, .timeout = 600)
                                  "%s", gptq_last_error());
                 }
                 cr_assert(same_result(&res[0], &res[1]) && same_result(&res[0], &res[2]),
-                          "bits %d group %d sym %d act %d static %d mse %d %s: results differ "
-                          "across thread counts",
-                          cfg.bits, cfg.group_size, cfg.sym, cfg.desc_act, cfg.static_groups,
+                          "bits %d group %d sym %d act %d gar %d static %d mse %d %s: results "
+                          "differ across thread counts",
+                          cfg.bits, cfg.group_size, cfg.sym, cfg.desc_act, cfg.act_group_aware,
+                          cfg.static_groups,
                           cfg.mse, cfg.method == GPTQ_METHOD_RTN ? "rtn" : "gptq");
                 for (int t = 0; t < 3; t++) gptq_layer_result_free(&res[t]);
                 combos++;
@@ -750,4 +754,176 @@ Test(gptq, fp16_subnormal_scales_reported)
     gptq_layer_result_free(&r);
     free(H);
     gptq_backend_close(be);
+}
+
+/* ------------------------------------------------------------------ */
+/* gar (issue 13): group-aware act-order (act_group_aware)             */
+/* ------------------------------------------------------------------ */
+
+/* GAR's order written out from its rules (src/gptq.h, README "Algorithm"):
+ * full groups by their largest d, descending, ties by group index; inside
+ * each, columns by d descending, ties by column index; the C % G tail
+ * last in column order. Selection by scans, not the library's sort. */
+static void gar_expected(const float *d, int C, int G, int32_t *perm)
+{
+    const int nfull = C / G;
+    int used_g[64] = {0}, n = 0;
+    for (int p = 0; p < nfull; p++) {
+        int best = -1;
+        float bmax = 0.0f;
+        for (int g = 0; g < nfull; g++) {
+            if (used_g[g]) continue;
+            float m = d[g * G];
+            for (int k = g * G; k < (g + 1) * G; k++) m = d[k] > m ? d[k] : m;
+            if (best < 0 || m > bmax) best = g, bmax = m;
+        }
+        used_g[best] = 1;
+        int used_k[64] = {0};
+        for (int i = 0; i < G; i++) {
+            int bk = -1;
+            for (int k = 0; k < G; k++)
+                if (!used_k[k] && (bk < 0 || d[best * G + k] > d[best * G + bk])) bk = k;
+            used_k[bk] = 1;
+            perm[n++] = best * G + bk;
+        }
+    }
+    for (int k = nfull * G; k < C; k++) perm[n++] = k;
+}
+
+/* A diagonal H with chosen values: group 1 and 2 tie at their largest
+ * diag(H) (9), group 1 holds a tie inside (5, 5), the tail of 8 columns
+ * has the largest values of all and still goes last. Then perm is GAR's
+ * order, g_idx = k / G, and with no error feedback (H diagonal) the codes,
+ * grids and dequantized weight are those of the paper's order: each grid
+ * is kept as its own group's. */
+Test(gptq, gar_order_and_grids)
+{
+    enum { R = 16, G = 16, C = 4 * G + 8 };
+    gptq_backend *be = open_cpu();
+    float *W = malloc(sizeof(float) * R * C), *X = malloc(sizeof(float) * 4 * C);
+    float *H = calloc((size_t)C * C, sizeof(float)), d[C];
+    make_layer(R, C, 4, 41, W, X);
+    g_rng = 43;
+    for (int k = 0; k < C; k++) d[k] = (float)(1.0 + urand());
+    d[0 * G + 11] = 3.0f;
+    d[1 * G + 2] = 9.0f;
+    d[1 * G + 5] = d[1 * G + 9] = 5.0f;
+    d[2 * G + 14] = 9.0f;
+    d[3 * G + 0] = 5.0f;
+    for (int k = 4 * G; k < C; k++) d[k] = 100.0f + (float)k;
+    for (int k = 0; k < C; k++) H[k * C + k] = d[k];
+    int32_t want[C];
+    gar_expected(d, C, G, want);
+    cr_assert_eq(want[0], 1 * G + 2, "the constructed order starts with group 1's 9");
+    cr_assert_eq(want[G], 2 * G + 14, "group 2 (tied at 9) second");
+
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.group_size = G;
+    cfg.block_size = G; /* blocks the groups tile, the tail a short last one */
+    cfg.sym = 0;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&cfg), 1, "GAR is the default");
+    gptq_layer_result a, p;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &a), GPTQ_OK, "%s", gptq_last_error());
+    for (int j = 0; j < C; j++)
+        cr_assert_eq(a.perm[j], want[j], "perm[%d] = %d, GAR's rules give %d", j, a.perm[j],
+                     want[j]);
+    for (int k = 0; k < C; k++) cr_assert_eq(a.g_idx[k], k / G, "g_idx[%d]", k);
+    cfg.act_group_aware = 0;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &p), GPTQ_OK, "%s", gptq_last_error());
+    for (int j = 0; j < C; j++) cr_assert_eq(p.perm[j], j, "paper order: the identity");
+    cr_assert_eq(memcmp(a.codes, p.codes, R * C), 0, "codes differ from the paper order's");
+    cr_assert_eq(memcmp(a.scales, p.scales, sizeof(float) * R * a.ngroups), 0,
+                 "a grid is kept in another group's slot");
+    cr_assert_eq(memcmp(a.zeros, p.zeros, sizeof(int32_t) * R * a.ngroups), 0);
+    cr_assert_eq(memcmp(a.dequant, p.dequant, sizeof(float) * R * C), 0);
+    gptq_layer_result_free(&a);
+    gptq_layer_result_free(&p);
+    free(W);
+    free(X);
+    free(H);
+    gptq_backend_close(be);
+}
+
+/* One group per layer (C = G): GAR's one group sorted by diag(H) is
+ * act-order, and both keep g_idx 0: the same bytes, on a correlated H
+ * (error feedback in full). With several groups the two differ. */
+Test(gptq, gar_single_group_is_act_order)
+{
+    enum { R = 32, C = 128, N = 256 };
+    gptq_backend *be = open_cpu();
+    float *W = malloc(sizeof(float) * R * C), *X = malloc(sizeof(float) * N * C);
+    make_layer(R, C, N, 47, W, X);
+    float *H = hessian_of(be, X, N, C);
+    gptq_quant_config cfg;
+    gptq_quant_config_default(&cfg);
+    cfg.group_size = C;
+    gptq_layer_result g, a;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &g), GPTQ_OK, "%s", gptq_last_error());
+    cfg.desc_act = 1;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &a), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(memcmp(g.perm, a.perm, sizeof(int32_t) * C), 0);
+    cr_assert(same_result(&g, &a), "GAR with one group differs from act-order");
+    gptq_layer_result_free(&g);
+    gptq_layer_result_free(&a);
+    cfg.group_size = 32;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &a), GPTQ_OK);
+    cfg.desc_act = 0;
+    cr_assert_eq(gptq_quantize_layer(be, W, R, C, H, &cfg, &g), GPTQ_OK);
+    cr_assert_neq(memcmp(g.perm, a.perm, sizeof(int32_t) * C), 0);
+    for (int k = 0; k < C; k++) cr_assert_eq(g.g_idx[k], k / 32);
+    gptq_layer_result_free(&g);
+    gptq_layer_result_free(&a);
+    free(W);
+    free(X);
+    free(H);
+    gptq_backend_close(be);
+}
+
+/* The default follows desc_act, group_size and method as GPTQModel's does;
+ * asked for explicitly, it is refused where it cannot apply. */
+Test(gptq, gar_default_and_refusals)
+{
+    enum { R = 8, C = 64 };
+    gptq_quant_config c;
+    gptq_quant_config_default(&c);
+    cr_assert_eq(c.act_group_aware, -1);
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 1);
+    c.desc_act = 1;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 0, "desc_act turns the default off");
+    c.desc_act = 0;
+    c.group_size = -1;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 0, "no groups: off");
+    c.group_size = 32;
+    c.method = GPTQ_METHOD_RTN;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 0, "RTN has no Hessian: off");
+    c.act_group_aware = 1;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 0, "RTN: off even when asked");
+    c.method = GPTQ_METHOD_GPTQ;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 1);
+    c.act_group_aware = 0;
+    cr_assert_eq(gptq_quant_config_act_group_aware(&c), 0);
+
+    gptq_quant_config_default(&c);
+    c.act_group_aware = 1;
+    c.desc_act = 1;
+    cr_assert_eq(gptq_quant_config_check(&c, R, C), GPTQ_ERR_INVALID);
+    cr_assert(strstr(gptq_last_error(), "--act-group-aware and --desc-act"), "%s",
+              gptq_last_error());
+    c.desc_act = 0;
+    c.group_size = -1;
+    cr_assert_eq(gptq_quant_config_check(&c, R, C), GPTQ_ERR_INVALID);
+    cr_assert(strstr(gptq_last_error(), "needs a --group-size"), "%s", gptq_last_error());
+    c.group_size = 32;
+    cr_assert_eq(gptq_quant_config_check(&c, R, C), GPTQ_OK);
+    c.act_group_aware = 2;
+    cr_assert_eq(gptq_quant_config_check(&c, R, C), GPTQ_ERR_INVALID);
+    cr_assert(strstr(gptq_last_error(), "act_group_aware 2"), "%s", gptq_last_error());
+    /* the default with desc_act or a row group is no conflict */
+    gptq_quant_config_default(&c);
+    c.desc_act = 1;
+    cr_assert_eq(gptq_quant_config_check(&c, R, C), GPTQ_OK);
+    c.desc_act = 0;
+    c.group_size = -1;
+    cr_assert_eq(gptq_quant_config_check(&c, R, C), GPTQ_OK);
 }

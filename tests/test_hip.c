@@ -361,23 +361,39 @@ Test(hip, quantize_layer_vs_cpu)
     float *W = xmalloc((size_t)(R * C) * 4), *H = xmalloc((size_t)(C * C) * 4);
     fill_uniform(W, (size_t)(R * C));
     make_spd(H, C);
-    gptq_quant_config cfg;
-    gptq_quant_config_default(&cfg);
-    cfg.sym = 0;
-    cfg.desc_act = 1;
-    gptq_layer_result rh, rc;
-    cr_assert_eq(gptq_quantize_layer(g_hip, W, R, C, H, &cfg, &rh), GPTQ_OK, "%s", gptq_last_error());
-    cr_assert_eq(gptq_quantize_layer(g_cpu, W, R, C, H, &cfg, &rc), GPTQ_OK, "%s", gptq_last_error());
-    int64_t same = 0;
-    for (int64_t i = 0; i < R * C; i++) same += rh.codes[i] == rc.codes[i];
-    double share = (double)same / (double)(R * C);
-    double lrel = fabs(rh.loss - rc.loss) / rc.loss;
-    cr_log_info("quantize_layer: codes identical %.6f, loss %.9g vs %.9g", share, rh.loss, rc.loss);
-    cr_assert(share >= MIN_SAME_CODES, "identical codes %.5f", share);
-    cr_assert(lrel < TOL_LOSS, "loss %.9g vs CPU %.9g", rh.loss, rc.loss);
-    cr_assert(memcmp(rh.perm, rc.perm, (size_t)C * 4) == 0, "act-order permutations differ");
-    gptq_layer_result_free(&rh);
-    gptq_layer_result_free(&rc);
+    /* act-order; gar (issue 13): GAR with groups of 32, and with static groups */
+    for (int variant = 0; variant < 3; variant++) {
+        gptq_quant_config cfg;
+        gptq_quant_config_default(&cfg);
+        cfg.sym = 0;
+        cfg.desc_act = variant == 0;
+        cfg.act_group_aware = variant == 0 ? 0 : 1;
+        cfg.group_size = variant == 0 ? 128 : 32;
+        cfg.static_groups = variant == 2;
+        gptq_layer_result rh, rc;
+        cr_assert_eq(gptq_quantize_layer(g_hip, W, R, C, H, &cfg, &rh), GPTQ_OK, "%s",
+                     gptq_last_error());
+        cr_assert_eq(gptq_quantize_layer(g_cpu, W, R, C, H, &cfg, &rc), GPTQ_OK, "%s",
+                     gptq_last_error());
+        int64_t same = 0;
+        for (int64_t i = 0; i < R * C; i++) same += rh.codes[i] == rc.codes[i];
+        double share = (double)same / (double)(R * C);
+        double lrel = fabs(rh.loss - rc.loss) / rc.loss;
+        cr_log_info("quantize_layer variant %d: codes identical %.6f, loss %.9g vs %.9g",
+                    variant, share, rh.loss, rc.loss);
+        cr_assert(share >= MIN_SAME_CODES, "variant %d: identical codes %.5f", variant, share);
+        cr_assert(lrel < TOL_LOSS, "variant %d: loss %.9g vs CPU %.9g", variant, rh.loss,
+                  rc.loss);
+        cr_assert(memcmp(rh.perm, rc.perm, (size_t)C * 4) == 0,
+                  "variant %d: permutations differ", variant);
+        cr_assert(memcmp(rh.g_idx, rc.g_idx, (size_t)C * 4) == 0, "variant %d: g_idx",
+                  variant);
+        int ident = 1;
+        for (int64_t j = 0; j < C; j++) ident &= rc.perm[j] == j;
+        cr_assert(!ident, "variant %d: the order did not move", variant);
+        gptq_layer_result_free(&rh);
+        gptq_layer_result_free(&rc);
+    }
     free(W);
     free(H);
     close_both();
@@ -385,9 +401,10 @@ Test(hip, quantize_layer_vs_cpu)
 
 /* The pipeline's layer solve with W on the GPU against the entry with W on
  * the host, on the same GPU (one solve: the same bits, output error
- * included): variants asym, sym, static groups, a dead column, act-order,
- * act-order with static groups, and weights ~5e-5 whose scales are fp16
- * subnormals (both then report the error of the fp16-scale weight). */
+ * included): variants asym, sym, static groups, a dead column (these four
+ * in GAR's order, the default: gar, issue 13), act-order, act-order with
+ * static groups, and weights ~5e-5 whose scales are fp16 subnormals (both
+ * then report the error of the fp16-scale weight). */
 Test(hip, quantize_layer_dev_is_the_host_path)
 {
     open_both();

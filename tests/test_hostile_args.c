@@ -262,6 +262,46 @@ static hostile_case args_table[] = {
               "--fast", NULL},
      .status = 1, .msg = "x.safetensors", .keep = {"@/q.safetensors", "@/x.safetensors"}},
 #undef FAST
+    /* -- gar (issue 13): --act-group-aware excludes --desc-act and --group-size -1, in
+     * either order and in every command that quantizes; refused before any work -- */
+    {.name = "gar_with_desc_act", .build = mk_model,
+     .argv = {Q, "--act-group-aware", "--desc-act", NULL}, .status = 2,
+     .msg = "--act-group-aware and --desc-act exclude each other", .keep = {"@/model"}},
+    {.name = "gar_after_desc_act", .build = mk_model,
+     .argv = {Q, "--desc-act", "--act-group-aware", NULL}, .status = 2,
+     .msg = "--act-group-aware and --desc-act exclude each other", .keep = {"@/model"}},
+    {.name = "gar_group_size_row", .build = mk_model,
+     .argv = {Q, "--group-size", "-1", "--act-group-aware", NULL}, .status = 2,
+     .msg = "--act-group-aware needs a --group-size", .keep = {"@/model"}},
+    {.name = "gar_layer_with_desc_act",
+     .argv = {"layer", "@/in.safetensors", "-o", "@/o.safetensors", "--desc-act",
+              "--act-group-aware", NULL},
+     .status = 2, .msg = "--act-group-aware and --desc-act exclude each other"},
+    {.name = "gar_diff_with_desc_act", .build = mk_model,
+     .argv = {D, "--act-group-aware", "--desc-act", NULL}, .status = 2,
+     .msg = "--act-group-aware and --desc-act exclude each other", .keep = {"@/model"}},
+    {.name = "gar_takes_no_value", .build = mk_model,
+     .argv = {Q, "--act-group-aware=1", NULL}, .status = 2, .msg = "act-group-aware",
+     .keep = {"@/model"}},
+    /* a rule's act_group_aware: a bool, never beside desc_act true or group_size -1; nor
+     * on a module whose desc_act is on */
+    {.name = "gar_dynamic_with_desc_act", .build = mk_model,
+     .argv = {Q, "--dynamic", "{\"+:.*mlp\": {\"desc_act\": true, \"act_group_aware\": true}}",
+              NULL},
+     .status = 1, .msg = "dynamic rule \"+:.*mlp\": act_group_aware true with desc_act true",
+     .keep = {"@/model"}},
+    {.name = "gar_dynamic_group_row", .build = mk_model,
+     .argv = {Q, "--dynamic",
+              "{\"+:.*mlp\": {\"group_size\": -1, \"act_group_aware\": true}}", NULL},
+     .status = 1, .msg = "act_group_aware true with group_size -1", .keep = {"@/model"}},
+    {.name = "gar_dynamic_not_bool", .build = mk_model,
+     .argv = {Q, "--dynamic", "{\"+:.*mlp\": {\"act_group_aware\": \"yes\"}}", NULL},
+     .status = 1, .msg = "act_group_aware", .keep = {"@/model"}},
+    {.name = "gar_dynamic_on_act_order_module", .build = mk_model,
+     .argv = {Q, "--desc-act", "--dynamic", "{\"+:.*mlp\": {\"act_group_aware\": true}}",
+              NULL},
+     .status = 1, .msg = "model.layers.0.mlp.gate_proj: --act-group-aware and --desc-act",
+     .keep = {"@/model"}},
 #undef Q
 #undef E
 #undef D

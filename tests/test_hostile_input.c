@@ -455,6 +455,31 @@ static void b_eco_group_over_in(const char *d)
     ed(d, "json ckpt/config.json 'set:quantization_config.group_size:512'");
 }
 
+/* -- gar (issue 13) -- */
+/* @/ckpt whose quantization_config says act_group_aware (top level, or in meta where
+ * GPTQModel writes it) true beside desc_act true, or a non-bool */
+static void b_ckpt_gar(const char *d, const char *edit)
+{
+    mk_ckpt(d);
+    ch_sh("cd '%s' && python3 -c \"import json; p='ckpt/config.json'; c=json.load(open(p)); "
+          "q=c['quantization_config']; %s; json.dump(c, open(p, 'w'))\"", d, edit);
+}
+static void b_ckpt_gar_desc(const char *d)
+{
+    b_ckpt_gar(d, "q['desc_act']=True; q['act_group_aware']=True");
+}
+static void b_ckpt_gar_meta_desc(const char *d)
+{
+    b_ckpt_gar(d, "q['desc_act']=True; q['meta']['act_group_aware']=True");
+}
+static void b_ckpt_gar_text(const char *d) { b_ckpt_gar(d, "q['act_group_aware']='yes'"); }
+/* GPTQModel's own spelling: meta.act_group_aware true, desc_act false: read as it is */
+static void b_ckpt_gar_meta_ok(const char *d)
+{
+    b_ckpt_gar(d, "q['desc_act']=False; q['meta']['act_group_aware']=True; "
+                  "q['dynamic']={'+:.*mlp': {'act_group_aware': False}}");
+}
+
 static hostile_case input_table[] = {
     /* FIFOs: each refused at once (limit 10 s; a blocking open would hang) */
     {.name = "fifo_layer_input", .build = b_fifo_plain,
@@ -747,6 +772,19 @@ static hostile_case input_table[] = {
     {.name = "dynamic_ckpt_bad_regex", .build = b_ckpt_dynamic_bad_regex,
      .argv = {EVAL(CK), NULL}, .status = 1,
      .msg = "config.json: dynamic rule \"+:model(\": bad regex", .keep = {CK}},
+    /* -- gar (issue 13) -- */
+    {.name = "gar_ckpt_with_desc_act", .build = b_ckpt_gar_desc, .argv = {EVAL(CK), NULL},
+     .status = 1,
+     .msg = "config.json: quantization_config: act_group_aware and desc_act are both true",
+     .keep = {CK}},
+    {.name = "gar_ckpt_meta_with_desc_act", .build = b_ckpt_gar_meta_desc,
+     .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "config.json: quantization_config.meta: act_group_aware and desc_act are both true",
+     .keep = {CK}},
+    {.name = "gar_ckpt_not_bool", .build = b_ckpt_gar_text, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "act_group_aware", .keep = {CK}},
+    {.name = "gar_ckpt_gptqmodel_spelling", .build = b_ckpt_gar_meta_ok,
+     .argv = {EVAL(CK), NULL}, .status = 0, .keep = {CK}},
 
     /* -- Phi-3 (issue 11): the fused qkv_proj checked as one linear of
      * (H + 2 Hk) * head_dim rows; a partial_rotary_factor giving 11.2 dims -- */

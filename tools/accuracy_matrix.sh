@@ -43,14 +43,16 @@ shard() {
     esac
 }
 
+# The GPTQ rows are the paper's column order (--no-act-group-aware), as the reference
+# figures and the table of bench/RESULTS.md; bench/gar_ppl.sh measures GAR, the default.
 flags() {
     case "$1" in
     rtn_w4_asym) echo "--method rtn --bits 4 --group-size 128 --asym" ;;
-    gptq_w4_asym) echo "--bits 4 --group-size 128 --asym" ;;
-    gptq_w4_sym) echo "--bits 4 --group-size 128 --sym" ;;
+    gptq_w4_asym) echo "--bits 4 --group-size 128 --asym --no-act-group-aware" ;;
+    gptq_w4_sym) echo "--bits 4 --group-size 128 --sym --no-act-group-aware" ;;
     gptq_w4_asym_act) echo "--bits 4 --group-size 128 --asym --desc-act" ;;
     rtn_w3_asym) echo "--method rtn --bits 3 --group-size 128 --asym" ;;
-    gptq_w3_asym) echo "--bits 3 --group-size 128 --asym" ;;
+    gptq_w3_asym) echo "--bits 3 --group-size 128 --asym --no-act-group-aware" ;;
     gptq_w3_asym_act) echo "--bits 3 --group-size 128 --asym --desc-act" ;;
     *) echo "unknown config $1" >&2; exit 2 ;;
     esac

@@ -38,6 +38,9 @@
 #   families  test_families' GPU rows: the Gemma 2 / Gemma 3 forward on hip against
 #             transformers' logits (tests/data/families), and `gptq diff --backends
 #             cpu,hip --feed ref` on both models, after build
+#   gar       GAR (act_group_aware) on hip against the CPU, after build: test_hip's
+#             quantize_layer rows and test_diff's hip/golden* and hip/tiny_llama*
+#             (in $OUT/gar.log)
 #   tf32acc   what --forward-math tf32 costs in accuracy, on data/tiny-llama:
 #             perplexity on data/text/eval.txt (seqlen 256) of the fp model
 #             and of GPTQ w4 g128 checkpoints quantized on the GPU with the
@@ -264,6 +267,21 @@ PY
                     tee -a "$OUT/tf32acc.log"
         done
         log "tf32acc done"
+        ;;
+    gar)
+        # GAR (act_group_aware, issue 13) on hip against the CPU: test_hip's
+        # layer rows (act-order, GAR, GAR + static groups; the device-resident
+        # solve, its first variants in GAR's order), and test_diff's (the
+        # gar_* goldens within the diff thresholds, tiny-llama cpu vs hip)
+        log "gar"
+        ninja -C "$B" tests/test_diff >>"$OUT/build.log" 2>&1 || { log "gar: build rc=$?"; exit 1; }
+        for t in "test_hip hip/quantize_layer*" "test_diff hip/golden*" "test_diff hip/tiny_llama*"; do
+            GPTQ_BUILD_ROOT=$root/$B GPTQ_SOURCE_ROOT=$root OPENBLAS_CORETYPE=Haswell \
+                GPTQ_BACKEND_PATH=$root/$B/backends/hip timeout 150 "$B/tests/${t%% *}" \
+                --verbose --jobs 1 --filter "${t#* }" >>"$OUT/gar.log" 2>&1
+            log "gar: ${t} rc=$?"
+        done
+        grep -E "\[(PASS|FAIL|SKIP)\]|identical|ref/|cpu vs hip|Synthesis" "$OUT/gar.log" | tail -40
         ;;
     *)
         echo "unknown step $step"

@@ -26,6 +26,12 @@ Algorithm (the points where implementations differ are marked *):
   1. H0 = H (kept for the output error). Dead inputs: H_ii == 0 -> H_ii = 1, W[:, i] = 0.
   2. * Static groups: every group's grid from the dead-zeroed, un-permuted W, before the solve.
   3. * Act-order: perm = stable sort of diag(H) descending (ties keep column order).
+     * GAR (--act-group-aware, GPTQModel's act_group_aware): the full groups of G columns
+       in order of their score, the largest diag(H) among their columns, descending (stable:
+       ties keep group order); inside each group its columns by diag(H) descending (stable);
+       a partial last group (cols % G columns) after them in column order. Every group
+       still gets its grid at its first position, from the current W, and keeps it as ITS
+       OWN group's grid (the group the columns came from), so g_idx = column // G.
   4. Damp: H += lambda I, lambda = damp * mean(diag H); on a failed Cholesky damp += 0.01,
      give up once damp > 1.0.
   5. U = upper Cholesky factor of H^-1 (H^-1 = U^T U).
@@ -41,6 +47,7 @@ Algorithm (the points where implementations differ are marked *):
      MSE: for i in 0..int(maxshrink*grid)-1, p = 1 - i/grid, grid of (p xmin, p xmax)
      (sym keeps z), err = sum |w_hat - w|^norm per row, keep a strictly smaller error.
   8. g_idx: column // G; with act-order and no static groups, position-in-order // G.
+     Static groups, GAR or both: column // G.
   9. out_rel_err = sqrt(tr(D H0 D^T) / tr(W H0 W^T)), D = W - W_hat, W the input W.
   RTN (--method rtn): grids per group of the input W in column order, no solve;
   loss = sum (w - w_hat)^2 / 2 (no Hessian weighting), damp_used = 0.
@@ -196,6 +203,24 @@ def upper_chol_of_inverse(H):
     return L2.transpose(0, 1).contiguous()
 
 
+def gar_perm(d, G):
+    """GAR's quantization order for the diagonal d (numpy, cols) and groups of G columns:
+    perm[position] = column (step 3 of the module docstring)."""
+    cols = d.shape[0]
+    nfull = cols // G
+    blocks = d[:nfull * G].reshape(nfull, G)
+    group_order = np.argsort(-blocks.max(axis=1), kind="stable")
+    parts = [g * G + np.argsort(-blocks[g], kind="stable") for g in group_order]
+    parts.append(np.arange(nfull * G, cols))
+    return np.concatenate(parts).astype(np.int64)
+
+
+def grid_slot(j, G, perm_list, o):
+    """Where the grid made at quantization position j (a group start) is kept: its position
+    group, or with GAR the group its columns came from."""
+    return perm_list[j] // G if o.act_group_aware else j // G
+
+
 def quantize_layer(W_in, H_in, o):
     """W_in (rows, cols), H_in (cols, cols) or None, both torch in the working dtype."""
     rows, cols = W_in.shape
@@ -241,10 +266,14 @@ def quantize_layer(W_in, H_in, o):
             c0, c1 = g * G, min(cols, (g + 1) * G)
             static.append(find_grid(W[:, c0:c1], maxq, o.sym, o.mse))
 
+    if o.desc_act and o.act_group_aware:
+        raise SystemExit("--desc-act and --act-group-aware exclude each other")
     if o.desc_act:
         d = torch.diagonal(H).detach().cpu().numpy()
         perm_np = np.argsort(-d, kind="stable")  # descending, ties in column order
         perm = torch.from_numpy(perm_np.astype(np.int64)).to(dev)
+    elif o.act_group_aware:
+        perm = torch.from_numpy(gar_perm(torch.diagonal(H).detach().cpu().numpy(), G)).to(dev)
     else:
         perm = torch.arange(cols, device=dev)
     W = W[:, perm].contiguous()
@@ -284,7 +313,8 @@ def quantize_layer(W_in, H_in, o):
                 s, z = static[perm_list[j] // G]
             elif j % G == 0:
                 s, z = find_grid(W[:, j:min(cols, j + G)], maxq, o.sym, o.mse)
-                scales[j // G], zeros[j // G] = s, z
+                g = grid_slot(j, G, perm_list, o)
+                scales[g], zeros[g] = s, z
             w = W[:, j].clone()
             q = quant_codes(w[:, None], s, z, maxq)[:, 0]
             wh = s * (q - z)
@@ -304,7 +334,7 @@ def quantize_layer(W_in, H_in, o):
             if static is not None:
                 s, z = static[perm_list[j] // G]
             elif j % G == 0:
-                g = j // G
+                g = grid_slot(j, G, perm_list, o)
                 end = min(cols, j + G)
                 if o.grid_from == "current":
                     # in-block columns come updated from Wb, later blocks from W
@@ -334,7 +364,7 @@ def quantize_layer(W_in, H_in, o):
     inv[perm] = torch.arange(cols, device=dev)
     codes = qpos[:, inv]
     res["w_at_quant"] = wpos[:, inv]
-    if o.static_groups or not o.desc_act:
+    if o.static_groups or o.act_group_aware or not o.desc_act:
         g_idx = torch.arange(cols, device=dev) // G
     else:
         g_idx = inv // G
@@ -354,6 +384,12 @@ def parse_args(argv):
     g.add_argument("--asym", dest="sym", action="store_false")
     ap.set_defaults(sym=False)
     ap.add_argument("--desc-act", action="store_true")
+    ga = ap.add_mutually_exclusive_group()
+    ga.add_argument("--act-group-aware", dest="act_group_aware", action="store_true",
+                    help="GAR: groups by their largest diag(H), columns inside by diag(H)")
+    ga.add_argument("--no-act-group-aware", dest="act_group_aware", action="store_false",
+                    help="the paper's column order (the oracle's default)")
+    ap.set_defaults(act_group_aware=False)
     ap.add_argument("--static-groups", action="store_true")
     ap.add_argument("--damp-percent", type=float, default=0.01)
     ap.add_argument("--damp-increment", type=float, default=0.01)

@@ -40,42 +40,68 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(ROOT, "ref")
 
 DAMP = ["--damp-percent", "0.01"]
+# The cases made before GAR existed (act_group_aware, on by default since) were made in the
+# paper's column order: their flags pin it, so their expected bytes stay as they were made.
+PAPER = ["--no-act-group-aware"]
+GAR = ["--act-group-aware"]
 
-# name, seed, (out, in, n), source of H ("X", "X-dead", "H-lowrank", "X-short"), flags, covers
+# name, seed, (out, in, n), source of H ("X", "X-dead", "X-deadgroups", "H-lowrank",
+# "X-short"), flags, covers
 CASES = [
     ("w4_g128_asym", 101, (128, 256, 256), "X",
-     ["--bits", "4", "--group-size", "128", "--asym"] + DAMP,
+     ["--bits", "4", "--group-size", "128", "--asym"] + DAMP + PAPER,
      "4-bit, groups of 128, asymmetric grid; two blocks of 128 (the block GEMM update)"),
     ("w4_g32_sym_b64", 102, (64, 128, 256), "X",
-     ["--bits", "4", "--group-size", "32", "--sym", "--block-size", "64"] + DAMP,
+     ["--bits", "4", "--group-size", "32", "--sym", "--block-size", "64"] + DAMP + PAPER,
      "4-bit, groups of 32 (several per block: grids from in-block updated W), symmetric"),
     ("w3_g128_asym_act", 103, (64, 256, 256), "X",
-     ["--bits", "3", "--group-size", "128", "--asym", "--desc-act"] + DAMP,
+     ["--bits", "3", "--group-size", "128", "--asym", "--desc-act"] + DAMP + PAPER,
      "3-bit (the 96-bit packing), act-order: g_idx = position // G"),
     ("w2_g64_asym_b32", 104, (64, 128, 256), "X",
-     ["--bits", "2", "--group-size", "64", "--asym", "--block-size", "32"] + DAMP,
+     ["--bits", "2", "--group-size", "64", "--asym", "--block-size", "32"] + DAMP + PAPER,
      "2-bit, groups of 64 wider than blocks of 32 (a group spans two blocks)"),
     ("w8_row_sym", 105, (64, 128, 256), "X",
-     ["--bits", "8", "--group-size", "-1", "--sym"] + DAMP,
+     ["--bits", "8", "--group-size", "-1", "--sym"] + DAMP + PAPER,
      "8-bit, one group per row (group size -1), symmetric"),
     ("w4_g32_act_static", 106, (64, 128, 256), "X",
      ["--bits", "4", "--group-size", "32", "--asym", "--desc-act", "--static-groups",
-      "--block-size", "64"] + DAMP,
+      "--block-size", "64"] + DAMP + PAPER,
      "act-order + static groups: grids from the original W, group perm[j] // G, g_idx = k // G"),
     ("dead_cols_act", 107, (64, 128, 256), "X-dead",
-     ["--bits", "4", "--group-size", "64", "--asym", "--desc-act"] + DAMP,
+     ["--bits", "4", "--group-size", "64", "--asym", "--desc-act"] + DAMP + PAPER,
      "two dead inputs (X columns 20 and 77 all zero: H_ii = 0 -> 1, W[:, i] = 0) with "
      "act-order: both tie at H_ii = 1 and keep column order"),
     ("damp_retry", 108, (64, 128, 16), "H-lowrank",
-     ["--bits", "4", "--group-size", "128", "--asym", "--damp-percent", "0"],
+     ["--bits", "4", "--group-size", "128", "--asym", "--damp-percent", "0"] + PAPER,
      "H given directly, rank 16 of 128 (16 tokens), damp 0 asked: the first Cholesky fails, "
      "the retry at damp 0.01 succeeds (damp_used 0.01, damp_retries 1)"),
     ("mse_w4_g32", 109, (64, 128, 256), "X",
-     ["--bits", "4", "--group-size", "32", "--asym", "--mse"] + DAMP,
+     ["--bits", "4", "--group-size", "32", "--asym", "--mse"] + DAMP + PAPER,
      "MSE grid search (100 steps, shrink to 0.8, norm 2.4), 4-bit groups of 32"),
     ("rtn_w4_g128", 110, (64, 256, 128), "X-short",
-     ["--method", "rtn", "--bits", "4", "--group-size", "128", "--asym"],
+     ["--method", "rtn", "--bits", "4", "--group-size", "128", "--asym"] + PAPER,
      "round-to-nearest baseline, 4-bit groups of 128 (X only for the output error)"),
+    # GAR (act_group_aware): groups by their largest diag(H), columns inside by diag(H)
+    ("gar_w4_g128_asym", 111, (128, 512, 256), "X",
+     ["--bits", "4", "--group-size", "128", "--asym"] + DAMP + GAR,
+     "GAR, 4-bit groups of 128, asymmetric: four groups solved by their largest diag(H), "
+     "columns inside by diag(H); grids stored as their own group's, g_idx = k // G"),
+    ("gar_w4_g128_sym", 112, (64, 512, 256), "X",
+     ["--bits", "4", "--group-size", "128", "--sym"] + DAMP + GAR,
+     "GAR, 4-bit groups of 128, symmetric grid"),
+    ("gar_dead_cols", 113, (64, 256, 256), "X-deadgroups",
+     ["--bits", "4", "--group-size", "32", "--sym", "--block-size", "64"] + DAMP + GAR,
+     "GAR with dead inputs: columns 20 and 77, and whole groups 3 and 6 (columns 96-127, "
+     "192-223; H_ii = 0 -> 1): the two dead groups tie at score 1 and keep group order, "
+     "and inside each the 32 columns tie at 1 and keep column order; symmetric"),
+    ("gar_w4_g32_tail", 114, (64, 200, 256), "X",
+     ["--bits", "4", "--group-size", "32", "--asym", "--block-size", "64"] + DAMP + GAR,
+     "GAR with a partial last group: 200 = 6 x 32 + 8, the 8 tail columns quantized last "
+     "in column order (as GPTQModel's extend_perm_with_tail)"),
+    ("gar_w4_g32_static", 115, (64, 256, 256), "X",
+     ["--bits", "4", "--group-size", "32", "--asym", "--static-groups", "--block-size", "64"]
+     + DAMP + GAR,
+     "GAR + static groups: grids from the original W, each column its own group's grid"),
 ]
 
 
@@ -99,10 +125,14 @@ def make_case(name, seed, shape, src, flags, covers):
     rng = np.random.default_rng(seed)
     W = make_w(rng, out, cin)
     tensors = [("W", W)]
-    if src in ("X", "X-dead", "X-short"):
+    if src in ("X", "X-dead", "X-deadgroups", "X-short"):
         X = make_x(rng, n, cin)
         if src == "X-dead":
             X[:, [20, 77]] = 0.0
+        if src == "X-deadgroups":
+            X[:, [20, 77]] = 0.0
+            X[:, 96:128] = 0.0
+            X[:, 192:224] = 0.0
         tensors.append(("X", X))
     elif src == "H-lowrank":
         # n = 16 tokens for 128 inputs: H = (2/n) X^T X has rank 16. Rounded to f32 its

@@ -55,7 +55,7 @@ class _QuantConfig(ctypes.Structure):  # gptq_quant_config (frozen)
                 ("mse_maxshrink", ctypes.c_float), ("damp_percent", ctypes.c_float),
                 ("damp_auto_increment", ctypes.c_float), ("damp_max", ctypes.c_float),
                 ("block_size", ctypes.c_int), ("method", ctypes.c_int),
-                ("interrupt", ctypes.c_void_p)]
+                ("interrupt", ctypes.c_void_p), ("act_group_aware", ctypes.c_int)]
 
 
 class _Progress(ctypes.Structure):  # gptq_progress
@@ -189,12 +189,14 @@ class QuantizeConfig:
     def __init__(self, bits=4, group_size=128, desc_act=False, sym=True, damp_percent=0.01,
                  damp_auto_increment=0.01, static_groups=False, mse=False, block_size=128,
                  true_sequential=True, lm_head=False, method="gptq", format="auto",
-                 dynamic=None):
+                 dynamic=None, act_group_aware=None):
         self.bits, self.group_size, self.desc_act, self.sym = bits, group_size, desc_act, sym
         self.damp_percent, self.damp_auto_increment = damp_percent, damp_auto_increment
         self.static_groups, self.mse, self.block_size = static_groups, mse, block_size
         self.true_sequential, self.lm_head, self.method = true_sequential, lm_head, method
         self.format, self.dynamic = format, dynamic
+        # GAR: None (the library's default: on without desc_act), True or False
+        self.act_group_aware = act_group_aware
 
     def _fill(self, q):
         if self.method not in ("gptq", "rtn"):
@@ -204,6 +206,8 @@ class QuantizeConfig:
         q.static_groups, q.mse = int(bool(self.static_groups)), int(bool(self.mse))
         q.damp_percent, q.damp_auto_increment = self.damp_percent, self.damp_auto_increment
         q.block_size, q.method = int(self.block_size), 0 if self.method == "gptq" else 1
+        if self.act_group_aware is not None:
+            q.act_group_aware = int(bool(self.act_group_aware))
 
     def _quant_config(self):
         q = _QuantConfig()

@@ -80,6 +80,9 @@ int cli_float_opt(const char *cmd, const char *opt, const char *arg, double lo, 
  * getopt_long value from CLI_QUANT_LONGOPTS) was consumed, -1 on a bad
  * value (message printed), 0 if not a quantization option. */
 int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_config *c);
+/* Options that exclude each other (--act-group-aware with --desc-act or
+ * --group-size -1): the message printed, 2 (usage); else 0. */
+int cli_quant_conflicts(const char *cmd, const gptq_quant_config *c);
 
 struct gptq_calib_options;
 
@@ -92,7 +95,7 @@ int cli_calib_option(const char *cmd, int opt, const char *arg, struct gptq_cali
 
 enum {
     OPT_BITS = 1000, OPT_GROUP, OPT_DESC_ACT, OPT_NO_DESC_ACT, OPT_SYM, OPT_ASYM,
-    OPT_STATIC, OPT_DAMP, OPT_DAMP_INC, OPT_BLOCK, OPT_MSE, OPT_METHOD,
+    OPT_STATIC, OPT_DAMP, OPT_DAMP_INC, OPT_BLOCK, OPT_MSE, OPT_METHOD, OPT_GAR, OPT_NO_GAR,
     OPT_CALIB, OPT_CALIB_BYTES, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED,
     OPT_THREADS,
     OPT_CLI_LAST
@@ -114,6 +117,8 @@ int cli_common_option(const char *cmd, int opt, const char *arg);
     {"group-size", required_argument, 0, OPT_GROUP},                         \
     {"desc-act", no_argument, 0, OPT_DESC_ACT},                              \
     {"no-desc-act", no_argument, 0, OPT_NO_DESC_ACT},                        \
+    {"act-group-aware", no_argument, 0, OPT_GAR},                            \
+    {"no-act-group-aware", no_argument, 0, OPT_NO_GAR},                      \
     {"sym", no_argument, 0, OPT_SYM},                                        \
     {"asym", no_argument, 0, OPT_ASYM},                                      \
     {"static-groups", no_argument, 0, OPT_STATIC},                           \
@@ -130,6 +135,10 @@ int cli_common_option(const char *cmd, int opt, const char *arg);
     "  --sym | --asym         symmetric grid, zero 2^(bits-1) (default --sym, as GPTQModel\n" \
     "                         and transformers)\n"                                          \
     "  --desc-act             act-order: columns by diag(H) descending (default off)\n"    \
+    "  --act-group-aware | --no-act-group-aware  GAR: groups solved by their largest\n"     \
+    "                         diag(H), columns in a group by diag(H); g_idx stays k / G, so\n" \
+    "                         loaders need no act-order reordering (default on without\n"  \
+    "                         --desc-act and with a --group-size, as GPTQModel 5.0 on)\n"  \
     "  --static-groups        grids from the original W before the solve\n"               \
     "  --damp-percent F       damp = F * mean(diag H), in (0, 1) (default 0.01, as the\n" \
     "                         paper and AutoGPTQ; GPTQModel uses 0.05, transformers 0.1;\n" \

@@ -122,6 +122,8 @@ int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_confi
     case OPT_SYM: c->sym = 1; return 1;
     case OPT_ASYM: c->sym = 0; return 1;
     case OPT_STATIC: c->static_groups = 1; return 1;
+    case OPT_GAR: c->act_group_aware = 1; return 1;
+    case OPT_NO_GAR: c->act_group_aware = 0; return 1;
     case OPT_MSE: c->mse = 1; return 1;
     case OPT_DAMP: {
         /* What a checkpoint's quantization_config may hold: transformers,
@@ -161,6 +163,21 @@ int cli_quant_option(const char *cmd, int opt, const char *arg, gptq_quant_confi
     default:
         return 0;
     }
+}
+
+int cli_quant_conflicts(const char *cmd, const gptq_quant_config *c)
+{
+    if (c->act_group_aware == 1 && c->desc_act) {
+        cli_err(cmd, "--act-group-aware and --desc-act exclude each other (GAR is act-order "
+                     "within groups, as GPTQModel refuses both): give one");
+        return 2;
+    }
+    if (c->act_group_aware == 1 && c->group_size == -1) {
+        cli_err(cmd, "--act-group-aware needs a --group-size: GAR orders groups, and "
+                     "--group-size -1 makes one group per row");
+        return 2;
+    }
+    return 0;
 }
 
 int cli_calib_option(const char *cmd, int opt, const char *arg, struct gptq_calib_options *co,

@@ -218,17 +218,21 @@ static void print_summary(const ui *u, const gptq_diff_summary *s, const char *n
                  cJSON_AddNumberToObject(t, "group_size", o->q.group_size) &&
                  cJSON_AddBoolToObject(t, "sym", o->q.sym) &&
                  cJSON_AddBoolToObject(t, "desc_act", o->q.desc_act) &&
+                 cJSON_AddBoolToObject(t, "act_group_aware",
+                                       gptq_quant_config_act_group_aware(&o->q)) &&
                  cJSON_AddNumberToObject(t, "nsamples", (double)o->nsamples) &&
                  cJSON_AddNumberToObject(t, "seqlen", (double)o->seqlen) &&
                  add_num(t, "fault_hessian", o->fault_hessian) && add_fail(t, s->fail);
         print_json(ok ? t : (cJSON_Delete(t), NULL));
         return;
     }
-    printf("\n%s vs %s, feed %s: %d layers, %d modules (%d-bit, group %d, %s%s, %lld x %lld "
+    printf("\n%s vs %s, feed %s: %d layers, %d modules (%d-bit, group %d, %s%s%s, %lld x %lld "
            "tokens)%s\n",
            na, nb, o->feed == GPTQ_DIFF_FEED_REF ? "ref" : "own", s->layers, s->modules,
            o->q.bits, o->q.group_size, o->q.sym ? "sym" : "asym",
-           o->q.desc_act ? ", act-order" : "", (long long)o->nsamples, (long long)o->seqlen,
+           o->q.desc_act ? ", act-order" : "",
+           gptq_quant_config_act_group_aware(&o->q) ? ", group-aware act-order" : "",
+           (long long)o->nsamples, (long long)o->seqlen,
            s->stopped ? ", stopped at the first divergence" : "");
     char out[64] = "- (no layer finished)";
     if (s->layers) snprintf(out, sizeof out, "%.3g (fed %.3g)", s->out_rel_max, s->out_rel_fed_max);
@@ -327,6 +331,7 @@ int cmd_diff(int argc, char **argv)
         default: help(stderr); return 2;
         }
     }
+    if (cli_quant_conflicts(CMD, &o.q)) return 2;
     if (optind != argc - 1) {
         cli_err(CMD, optind >= argc ? "no model folder" : "more than one model folder");
         help(stderr);

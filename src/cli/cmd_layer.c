@@ -93,6 +93,7 @@ int cmd_layer(int argc, char **argv)
         help(stderr);
         return 2;
     }
+    if (cli_quant_conflicts(CMD, &cfg)) return 2;
     if (strcmp(format, "auto") && !gptq_format_by_name(format)) {
         cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", format);
         return 2;
@@ -208,6 +209,9 @@ int cmd_layer(int argc, char **argv)
     cli_meta(meta, &nm, "group_size", "%d", cfg.group_size);
     cli_meta(meta, &nm, "sym", "%s", cfg.sym ? "true" : "false");
     cli_meta(meta, &nm, "desc_act", "%s", cfg.desc_act ? "true" : "false");
+    /* as the solve resolved it (the default follows desc_act and group_size) */
+    cli_meta(meta, &nm, "act_group_aware", "%s",
+             gptq_quant_config_act_group_aware(&cfg) ? "true" : "false");
     cli_meta(meta, &nm, "static_groups", "%s", cfg.static_groups ? "true" : "false");
     cli_meta(meta, &nm, "mse", "%s", cfg.mse ? "true" : "false");
     cli_meta(meta, &nm, "block_size", "%d", cfg.block_size);
@@ -226,10 +230,12 @@ int cmd_layer(int argc, char **argv)
         cli_warn_subnormal(CMD, in, res.scales_subnormal, res.scales_fp16_rel_err,
                            res.out_rel_err, res.out_rel_err_f32);
     if (!quiet)
-        printf("%s: %lld x %lld, %d-bit g%d %s%s%s: loss %.6g, output rel. error %.6g, damp %.4g"
-               " (%d retries), %d dead columns, hessian %.3f s, solve %.3f s -> %s (%s)\n",
+        printf("%s: %lld x %lld, %d-bit g%d %s%s%s%s: loss %.6g, output rel. error %.6g, damp "
+               "%.4g (%d retries), %d dead columns, hessian %.3f s, solve %.3f s -> %s (%s)\n",
                in, (long long)R, (long long)C, cfg.bits, cfg.group_size, cfg.sym ? "sym" : "asym",
-               cfg.desc_act ? " act-order" : "", cfg.method == GPTQ_METHOD_RTN ? " RTN" : "",
+               cfg.desc_act ? " act-order" : "",
+               gptq_quant_config_act_group_aware(&cfg) ? " group-aware act-order" : "",
+               cfg.method == GPTQ_METHOD_RTN ? " RTN" : "",
                res.loss, res.out_rel_err, (double)res.damp_used, res.damp_retries, res.dead_cols,
                t_h, res.seconds_solve, out, gptq_format_get(fmt)->name);
     rc = 0;

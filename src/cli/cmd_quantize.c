@@ -90,8 +90,10 @@ static void help(FILE *f)
             "  --dynamic FILE|JSON    GPTQModel's per-module rules, a JSON object (inline when it\n"
             "                         starts with '{', else a file) of regex -> {}: \"-:REGEX\"\n"
             "                         leaves the modules it matches unquantized; \"+:REGEX\" or\n"
-            "                         \"REGEX\" overrides bits, group_size, sym and desc_act for\n"
-            "                         them. As GPTQModel: the first rule whose regex matches\n"
+            "                         \"REGEX\" overrides bits, group_size, sym, desc_act and\n"
+            "                         act_group_aware for them (a rule's desc_act: true or\n"
+            "                         group_size -1 turns GAR off for its modules, as\n"
+            "                         GPTQModel). The first rule whose regex matches\n"
             "                         the start of a module's name (model.layers.0.mlp.up_proj;\n"
             "                         Python's re.match, here PCRE2) decides. Written into\n"
             "                         quantization_config \"dynamic\" as given\n"
@@ -311,10 +313,11 @@ static void print_summary(const gptq_quantize_summary *s, const gptq_model_confi
     const double T = s->seconds_total > 0 ? s->seconds_total : 1e-9;
     const double other =
         s->seconds_total - s->seconds_forward - s->seconds_hessian - s->seconds_solve - s->seconds_write;
-    printf("\nquantized %d linear modules (%d-bit, group %d, %s%s%s) in %.1f s -> %s\n",
+    printf("\nquantized %d linear modules (%d-bit, group %d, %s%s%s%s) in %.1f s -> %s\n",
            s->nmodules, q->bits, q->group_size, q->sym ? "sym" : "asym",
-           q->desc_act ? ", act-order" : "", q->method == GPTQ_METHOD_RTN ? ", RTN" : "",
-           s->seconds_total, out);
+           q->desc_act ? ", act-order" : "",
+           gptq_quant_config_act_group_aware(q) ? ", group-aware act-order" : "",
+           q->method == GPTQ_METHOD_RTN ? ", RTN" : "", s->seconds_total, out);
     if (s->format == GPTQ_FORMAT_V1)
         printf("  format:  gptq (v1): every zero point is >= 1\n");
     else if (s->zero0)
@@ -466,6 +469,7 @@ int cmd_quantize(int argc, char **argv)
         help(stderr);
         return 2;
     }
+    if (cli_quant_conflicts(CMD, &qo.q)) return 2;
     const char *model_dir = argv[optind];
     const int rtn = qo.q.method == GPTQ_METHOD_RTN;
     if (!rtn && !calib) {

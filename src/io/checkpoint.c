@@ -756,7 +756,8 @@ static double short_float(float f)
     return strtod(b, NULL);
 }
 
-cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int true_sequential)
+cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int true_sequential,
+                              int act_group_aware)
 {
     const gptq_format_traits *t = gptq_format_get(fmt);
     if (!t) return NULL;
@@ -794,6 +795,7 @@ cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int t
          cJSON_AddBoolToObject(meta, "static_groups", q->static_groups) &&
          cJSON_AddBoolToObject(meta, "true_sequential", true_sequential) &&
          cJSON_AddNumberToObject(meta, "mse", mse) &&
+         cJSON_AddBoolToObject(meta, "act_group_aware", act_group_aware) &&
          cJSON_AddStringToObject(meta, "method", q->method == GPTQ_METHOD_RTN ? "rtn" : "gptq");
     if (!ok) goto fail;
     cJSON_AddItemToObject(o, "meta", meta);

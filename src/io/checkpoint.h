@@ -89,7 +89,10 @@ void gptq_ckpt_abort(gptq_ckpt *c);
  * "int32", damp_percent, true_sequential, static_groups, and meta
  * {quantizer ["gptq-c:<version>"], damp_percent, damp_auto_increment,
  * static_groups, true_sequential, mse (the search norm, 0 when off, as
- * GPTQModel), method "gptq" | "rtn"}. Names as GPTQModel writes them. */
-cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int true_sequential);
+ * GPTQModel), method "gptq" | "rtn", act_group_aware (the resolved GAR
+ * setting, 0 or 1: GPTQModel 5.0 on writes it in meta only)}. Names as
+ * GPTQModel writes them. */
+cJSON *gptq_ckpt_quant_config(const gptq_quant_config *q, gptq_format fmt, int true_sequential,
+                              int act_group_aware);
 
 #endif /* GPTQ_IO_CHECKPOINT_H */

@@ -166,6 +166,20 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
         if (zp >= 0) r.sym = !zp;
     }
     GPTQ_TRY(gptq_json_get_bool(q, "lm_head", &r.lm_head, 0, file));
+    /* act_group_aware (GAR), where GPTQModel 5.0 on writes it (meta) or a
+     * user may (top level): g_idx stays k / G, so loading needs nothing
+     * from it; GPTQModel's config refuses it true beside desc_act true */
+    const cJSON *meta = NULL;
+    GPTQ_TRY(gptq_json_get_object(q, "meta", &meta, 0, file));
+    const cJSON *const gar_in[] = {q, meta};
+    for (int i = 0; i < 2; i++) {
+        int gar = -1;
+        if (gar_in[i]) GPTQ_TRY(gptq_json_get_bool(gar_in[i], "act_group_aware", &gar, 0, file));
+        if (gar == 1 && r.desc_act)
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: quantization_config%s: act_group_aware and "
+                              "desc_act are both true (GPTQModel refuses that pair)", file,
+                              i ? ".meta" : "");
+    }
     const cJSON *dyn = NULL;
     GPTQ_TRY(gptq_json_get_object(q, "dynamic", &dyn, 0, file));
     if (dyn) GPTQ_TRY(gptq_dynamic_parse(dyn, file, &r.dynamic));

@@ -2,7 +2,7 @@
  * dynamic.c — GPTQModel's per-module rules, quantization_config "dynamic"
  * (model.h): an object of regex -> {} in order. A key "-:<regex>" leaves
  * the modules it matches unquantized; "+:<regex>" or a bare "<regex>"
- * overrides bits / group_size / sym / desc_act for them. As GPTQModel and
+ * overrides bits / group_size / sym / desc_act / act_group_aware for them. As GPTQModel and
  * vLLM do: the first rule whose regex matches decides, and a regex matches
  * as Python's re.match does, at the start of the module name (not
  * necessarily to its end). PCRE2 reads the regexes.
@@ -42,7 +42,8 @@ int gptq_dynamic_parse(const cJSON *obj, const char *what, gptq_dynamic *out)
     if (!cJSON_IsObject(obj))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: \"dynamic\" must be an object of regex -> {}",
                           what);
-    static const char *const keys[] = {"bits", "group_size", "sym", "desc_act"};
+    static const char *const keys[] = {"bits", "group_size", "sym", "desc_act",
+                                       "act_group_aware"};
     for (const cJSON *it = obj->child; it; it = it->next) {
         if (out->n == GPTQ_DYNAMIC_MAX)
             return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: \"dynamic\" has more than %d rules",
@@ -53,18 +54,19 @@ int gptq_dynamic_parse(const cJSON *obj, const char *what, gptq_dynamic *out)
                               "%zu bytes", what, it->string, sizeof r->key - 1);
         snprintf(r->key, sizeof r->key, "%s", it->string);
         r->skip = strncmp(r->key, "-:", 2) == 0;
-        r->bits = r->sym = r->desc_act = -1;
+        r->bits = r->sym = r->desc_act = r->act_group_aware = -1;
         r->group_size = 0;
         if (!cJSON_IsObject(it))
             return gptq_error(GPTQ_ERR_FORMAT, "%s: dynamic rule \"%s\": its value must be an "
-                              "object ({} or overrides of bits, group_size, sym, desc_act)",
+                              "object ({} or overrides of bits, group_size, sym, desc_act, "
+                              "act_group_aware)",
                               what, r->key);
         for (const cJSON *k = it->child; k; k = k->next) {
             int known = 0;
             for (size_t j = 0; j < sizeof keys / sizeof *keys; j++) known |= !strcmp(k->string, keys[j]);
             if (!known)
                 return gptq_error(GPTQ_ERR_UNSUPPORTED, "%s: dynamic rule \"%s\": unknown key "
-                                  "\"%s\" (bits, group_size, sym, desc_act)",
+                                  "\"%s\" (bits, group_size, sym, desc_act, act_group_aware)",
                                   what, r->key, k->string);
         }
         char ctx[400];
@@ -87,6 +89,11 @@ int gptq_dynamic_parse(const cJSON *obj, const char *what, gptq_dynamic *out)
         }
         GPTQ_TRY(gptq_json_get_bool(it, "sym", &r->sym, 0, ctx));
         GPTQ_TRY(gptq_json_get_bool(it, "desc_act", &r->desc_act, 0, ctx));
+        GPTQ_TRY(gptq_json_get_bool(it, "act_group_aware", &r->act_group_aware, 0, ctx));
+        if (r->act_group_aware == 1 && (r->desc_act == 1 || r->group_size == -1))
+            return gptq_error(GPTQ_ERR_FORMAT, "%s: act_group_aware true with %s (GAR orders the "
+                              "groups of a non-act-order layer)", ctx,
+                              r->desc_act == 1 ? "desc_act true" : "group_size -1");
         pcre2_code *re = NULL;
         GPTQ_TRY(compile(what, r, &re));
         pcre2_code_free(re);

@@ -70,6 +70,7 @@ typedef struct gptq_dyn_rule {
     int bits;             /* -1: not overridden */
     int group_size;       /* 0: not overridden */
     int sym, desc_act;    /* -1: not overridden */
+    int act_group_aware;  /* -1: not overridden (GPTQModel 5.0's per-module GAR) */
 } gptq_dyn_rule;
 typedef struct gptq_dynamic {
     int n;
@@ -77,8 +78,10 @@ typedef struct gptq_dynamic {
 } gptq_dynamic;
 
 /* obj ("dynamic") into *out, every regex compiled and every value checked
- * (keys bits 2/3/4/8, group_size -1 or positive, sym, desc_act; anything
- * else refused); messages start with what (a file or option). */
+ * (keys bits 2/3/4/8, group_size -1 or positive, sym, desc_act,
+ * act_group_aware, which true refuses beside desc_act true or group_size
+ * -1, as GPTQModel; anything else refused); messages start with what (a
+ * file or option). */
 int gptq_dynamic_parse(const cJSON *obj, const char *what, gptq_dynamic *out);
 /* *out = the first rule matching module, or NULL. */
 int gptq_dynamic_match(const gptq_dynamic *d, const char *module, const gptq_dyn_rule **out);

@@ -13,6 +13,8 @@
  *     that many rows (a constant, so the arithmetic does not depend on the
  *     machine).
  *   - Act-order sorts columns by diag(H) descending, ties by column index.
+ *   - GAR (act_group_aware) orders whole groups, then columns inside each
+ *     group (quant_order below states the rules and their sources).
  *   - Damp: lambda = damp_percent * mean(diag H) (mean in double), retried
  *     with damp_percent + k * damp_auto_increment (k = 1, 2, ..., in
  *     double: a float sum stops growing once the increment falls below half
@@ -43,6 +45,7 @@ void gptq_quant_config_default(gptq_quant_config *c)
     c->group_size = 128;
     c->sym = 1;
     c->desc_act = 0;
+    c->act_group_aware = -1;
     c->static_groups = 0;
     c->mse = 0;
     c->mse_norm = 2.4f;
@@ -56,6 +59,13 @@ void gptq_quant_config_default(gptq_quant_config *c)
 }
 
 static int is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+
+int gptq_quant_config_act_group_aware(const gptq_quant_config *c)
+{
+    if (c->method != GPTQ_METHOD_GPTQ) return 0; /* RTN has no Hessian to order by */
+    if (c->act_group_aware != -1) return c->act_group_aware == 1;
+    return !c->desc_act && c->group_size != -1;
+}
 
 int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t cols)
 {
@@ -82,6 +92,17 @@ int gptq_quant_config_check(const gptq_quant_config *c, int64_t rows, int64_t co
         return gptq_error(GPTQ_ERR_INVALID, "bad --mse parameters");
     if (c->static_groups && c->group_size == -1)
         return gptq_error(GPTQ_ERR_INVALID, "--static-groups needs a --group-size");
+    if (c->act_group_aware < -1 || c->act_group_aware > 1)
+        return gptq_error(GPTQ_ERR_INVALID, "act_group_aware %d: must be -1 (auto), 0 or 1",
+                          c->act_group_aware);
+    /* as GPTQModel: both asked is an error (its QuantizeConfig raises), and
+     * GAR orders groups, which a one-group row does not have */
+    if (c->act_group_aware == 1 && c->desc_act)
+        return gptq_error(GPTQ_ERR_INVALID, "--act-group-aware and --desc-act exclude each other "
+                          "(GAR is act-order within groups; give one)");
+    if (c->act_group_aware == 1 && c->group_size == -1)
+        return gptq_error(GPTQ_ERR_INVALID, "--act-group-aware needs a --group-size (GAR orders "
+                          "groups; -1 makes one group per row)");
     if (c->method != GPTQ_METHOD_GPTQ && c->method != GPTQ_METHOD_RTN)
         return gptq_error(GPTQ_ERR_INVALID, "unknown method %d", (int)c->method);
     if (rows <= 0 || cols <= 0)
@@ -206,7 +227,8 @@ void gptq_layer_result_free(gptq_layer_result *r)
 
 /* Act-order: argsort of diag(H) descending, ties by column index (a total
  * order, so qsort's instability cannot show). C11 qsort has no context
- * argument: the diagonal is passed through a thread-local pointer. */
+ * argument: the diagonal is passed through a thread-local pointer (GAR's
+ * group scores go the same way). */
 static _Thread_local const float *tl_diag;
 static int cmp_desc(const void *pa, const void *pb)
 {
@@ -217,23 +239,77 @@ static int cmp_desc(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
-/* The quantization order and the groups: perm (act-order when diag is
- * given: diag descending, ties by column; else the identity), gidx[j] the
- * group whose grid position j uses, and res->perm, res->g_idx[k] (the
- * group of column k, as the checkpoint stores it). */
-static void quant_order(const gptq_quant_config *cfg, int64_t C, const float *diag, int32_t *perm,
-                        int32_t *gidx, gptq_layer_result *res)
+/* GAR (group aware reordering; Gafni, Karnieli, Hanani, "Dual Precision
+ * Quantization for Efficient and Accurate Deep Neural Networks Inference",
+ * CVPRW 2025), as GPTQModel implements it (its act_group_aware; read in
+ * ModelCloud/GPTQModel gptqmodel/quantization/gar.py, gptq.py quantize()
+ * and config.py, tags v5.0.0 to v7.3.4):
+ *   - diag(H) after the dead columns are set to 1 (gptq.py does that first);
+ *   - the G columns of each full group sorted by diag(H) descending
+ *     (compute_local_perms: torch.sort/topk, unstable, ties unspecified);
+ *   - the full groups ordered by their score, the largest diag(H) in the
+ *     group (compute_global_perm, metric "max" by default; "mean", "sum",
+ *     "median" exist but quantize() never asks for them), descending, by a
+ *     stable argsort since GPTQModel PR #1973 (ties keep group order);
+ *   - a last partial group (C % G columns) appended after them in column
+ *     order (extend_perm_with_tail, since PR #2762; before it 5.0 dropped
+ *     those columns);
+ *   - grids at every G-th position of that order from the current W, as
+ *     without GAR, each stored as its original group's grid, so g_idx =
+ *     k / G (gptq.py reorders its scale list by the inverse group order);
+ *   - config.py: act_group_aware None (unset) becomes True for GPTQ;
+ *     desc_act True with it unset turns it off (with a warning); both True
+ *     raises ValueError; a dynamic rule's desc_act: true turns it off for
+ *     its module; group_size <= 0 with it raises (gptq.py, PR #2761).
+ * Ours differs where GPTQModel leaves a choice open: ties inside a group
+ * go by column index (a total order, the same bytes on every machine); and
+ * with static groups each column uses its own group's grid (group
+ * perm[j] / G), where GPTQModel's static branch indexes its grids by the
+ * quantization position for GAR, i.e. by a grid computed on other columns.
+ * score and order: room for C / G entries each. */
+static void gar_order(int64_t C, int64_t G, const float *diag, float *score, int32_t *order,
+                      int32_t *perm)
+{
+    const int64_t nfull = C / G;
+    for (int64_t g = 0; g < nfull; g++) {
+        score[g] = diag[g * G];
+        for (int64_t k = g * G + 1; k < (g + 1) * G; k++)
+            if (diag[k] > score[g]) score[g] = diag[k];
+        order[g] = (int32_t)g;
+    }
+    tl_diag = score;
+    qsort(order, (size_t)nfull, sizeof *order, cmp_desc);
+    tl_diag = diag;
+    for (int64_t p = 0; p < nfull; p++) {
+        for (int64_t i = 0; i < G; i++) perm[p * G + i] = (int32_t)(order[p] * G + i);
+        qsort(perm + p * G, (size_t)G, sizeof *perm, cmp_desc);
+    }
+    for (int64_t k = nfull * G; k < C; k++) perm[k] = (int32_t)k;
+}
+
+/* The quantization order and the groups: perm (act-order: diag descending,
+ * ties by column; GAR: gar_order; else the identity), gidx[j] the group
+ * whose grid position j uses, and res->perm, res->g_idx[k] (the group of
+ * column k, as the checkpoint stores it). Act-order's groups are runs of G
+ * positions (g_idx = position / G); static groups and GAR keep each
+ * column's own group (g_idx = k / G). score, order: gar_order's room. */
+static void quant_order(const gptq_quant_config *cfg, int64_t C, const float *diag, int act,
+                        int gar, float *score, int32_t *order, int32_t *perm, int32_t *gidx,
+                        gptq_layer_result *res)
 {
     const int64_t G = cfg->group_size == -1 ? C : cfg->group_size;
+    const int own_group = cfg->static_groups || gar;
     for (int64_t j = 0; j < C; j++) perm[j] = (int32_t)j;
-    if (diag) {
+    if (act) {
         tl_diag = diag;
         qsort(perm, (size_t)C, sizeof *perm, cmp_desc);
+    } else if (gar) {
+        gar_order(C, G, diag, score, order, perm);
     }
     for (int64_t j = 0; j < C; j++) {
-        gidx[j] = (int32_t)((cfg->static_groups ? perm[j] : j) / G);
+        gidx[j] = (int32_t)((own_group ? perm[j] : j) / G);
         res->perm[j] = perm[j];
-        res->g_idx[perm[j]] = cfg->static_groups ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
+        res->g_idx[perm[j]] = own_group ? (int32_t)(perm[j] / G) : (int32_t)(j / G);
     }
 }
 
@@ -412,6 +488,8 @@ static int solve_layer(gptq_backend *be, const gptq_buf *W, int64_t R, int64_t C
     int32_t *perm = gptq_malloc((size_t)C * 4, "the permutation");
     int32_t *iperm = gptq_malloc((size_t)C * 4, "the permutation");
     int32_t *gidx = gptq_malloc((size_t)C * 4, "group indices");
+    float *gscore = gptq_malloc((size_t)ngroups * 4, "group scores");
+    int32_t *gorder = gptq_malloc((size_t)ngroups * 4, "the group order");
     double *loss = gptq_malloc((size_t)R * 8, "losses");
     float *zf = gptq_malloc((size_t)(ngroups * R) * 4, "zeros");
     res->scales = gptq_malloc((size_t)(ngroups * R) * 4, "scales");
@@ -419,7 +497,7 @@ static int solve_layer(gptq_backend *be, const gptq_buf *W, int64_t R, int64_t C
     res->g_idx = gptq_malloc((size_t)C * 4, "g_idx");
     res->perm = gptq_malloc((size_t)C * 4, "perm");
     int st = GPTQ_OK;
-    if (!diag || !dq || !perm || !iperm || !gidx || !loss || !zf || !res->scales || !res->zeros ||
+    if (!diag || !dq || !perm || !iperm || !gidx || !gscore || !gorder || !loss || !zf || !res->scales || !res->zeros ||
         !res->g_idx || !res->perm) {
         st = GPTQ_ERR_NOMEM;
         goto done;
@@ -456,8 +534,9 @@ static int solve_layer(gptq_backend *be, const gptq_buf *W, int64_t R, int64_t C
     }
     const gptq_buf *Wc = Wt ? Wt : W; /* W' in column order */
 
-    /* the quantization order (act-order: diag(H) descending) */
-    quant_order(cfg, C, cfg->desc_act && !rtn ? diag : NULL, perm, gidx, res);
+    /* the quantization order (act-order: diag(H) descending; GAR) */
+    quant_order(cfg, C, diag, cfg->desc_act && !rtn, gptq_quant_config_act_group_aware(cfg),
+                gscore, gorder, perm, gidx, res);
     int ident = 1;
     for (int64_t j = 0; j < C; j++) {
         ident &= perm[j] == j;
@@ -605,6 +684,8 @@ done:
     free(perm);
     free(iperm);
     free(gidx);
+    free(gscore);
+    free(gorder);
     free(loss);
     free(zf);
     if (st) gptq_layer_result_free(res);

@@ -128,6 +128,13 @@ static int module_config(pl *p, const char *prefix, int64_t zi)
     if (r->group_size) p->mq[zi].group_size = r->group_size;
     if (r->sym >= 0) p->mq[zi].sym = r->sym;
     if (r->desc_act >= 0) p->mq[zi].desc_act = r->desc_act;
+    /* GAR, as GPTQModel resolves it per module: a rule's desc_act: true
+     * turns it off (also an --act-group-aware of the command line), and so
+     * does a rule's group_size -1 (no groups to order); the rule's own
+     * act_group_aware decides over both, and the check below refuses it
+     * with desc_act or group_size -1 */
+    if (r->desc_act == 1 || r->group_size == -1) p->mq[zi].act_group_aware = 0;
+    if (r->act_group_aware >= 0) p->mq[zi].act_group_aware = r->act_group_aware;
     return GPTQ_OK;
 }
 
@@ -795,6 +802,9 @@ static int add_dynamic(const pl *p, cJSON *qc)
         if (r->group_size && !cJSON_AddNumberToObject(o, "group_size", r->group_size)) return -1;
         if (r->sym >= 0 && !cJSON_AddBoolToObject(o, "sym", r->sym)) return -1;
         if (r->desc_act >= 0 && !cJSON_AddBoolToObject(o, "desc_act", r->desc_act)) return -1;
+        if (r->act_group_aware >= 0 &&
+            !cJSON_AddBoolToObject(o, "act_group_aware", r->act_group_aware))
+            return -1;
     }
     return 0;
 }
@@ -916,7 +926,8 @@ int gptq_quantize_model(gptq_backend *be, const char *model_dir, const char *out
     progress(p, p->nlayers, "finish", 1.0);
     tw = gptq_now();
     if ((st = write_qzeros(p))) goto done;
-    cJSON *qc = gptq_ckpt_quant_config(&o->q, stats->format, o->true_sequential);
+    cJSON *qc = gptq_ckpt_quant_config(&o->q, stats->format, o->true_sequential,
+                                       gptq_quant_config_act_group_aware(&o->q));
     /* GPTQModel's lm_head=True */
     if (qc && p->head && !cJSON_ReplaceItemInObjectCaseSensitive(qc, "lm_head", cJSON_CreateTrue())) {
         cJSON_Delete(qc);
