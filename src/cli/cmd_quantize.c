@@ -28,7 +28,9 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "format/ctensors.h"
 #include "format/format.h"
+#include "io/ctensors_ckpt.h"
 #include "internal.h"
 #include "io/checkpoint.h"
 #include "io/io.h"
@@ -81,6 +83,10 @@ static void help(FILE *f)
             "                         refuses an asymmetric v1 checkpoint it did not make) or when\n"
             "                         a zero point is 0, else gptq (every loader reads it).\n"
             "                         gptq_v2 needs vLLM >= PR #26092 or GPTQModel\n"
+            "  --format compressed-tensors  the compressed-tensors library's pack-quantized\n"
+            "                         W4A16/W8A16 layout (vLLM's WNA16 kernels, also on ROCm):\n"
+            "                         4 or 8 bits, one setting for every module; --desc-act\n"
+            "                         without --static-groups is refused (act-order groups)\n"
             "  --max-shard-size SIZE  shard above this (default 4GB; 500MB, 2GiB, bytes)\n"
             "  --lm-head              quantize lm_head too (GPTQModel's lm_head=True), last,\n"
             "                         calibrated on the final norm's output; written as\n"
@@ -399,7 +405,7 @@ int cmd_quantize(int argc, char **argv)
     gptq_calib_options co;
     gptq_calib_options_default(&co);
     const char *out = NULL, *calib = NULL, *backend = "cpu", *log_path = NULL;
-    int seqlen_given = 0;
+    int seqlen_given = 0, ctensors = 0;
     ui u = {.last_layer = -1};
     long l;
     optind = 1;
@@ -415,10 +421,13 @@ int cmd_quantize(int argc, char **argv)
         case OPT_NO_TS: qo.true_sequential = 0; break;
         case OPT_TS: qo.true_sequential = 1; break;
         case OPT_FORMAT:
+            ctensors = !strcmp(optarg, "compressed-tensors");
             if (!strcmp(optarg, "auto")) qo.format = 0; /* auto: gptq_quantize_options */
+            /* quantized as gptq_v2 (any zero), then rewritten (ctensors_ckpt.h) */
+            else if (ctensors) qo.format = GPTQ_FORMAT_V2;
             else if (gptq_format_by_name(optarg)) qo.format = gptq_format_by_name(optarg)->id;
             else {
-                cli_err(CMD, "--format %s: must be auto, gptq or gptq_v2", optarg);
+                cli_err(CMD, "--format %s: must be auto, gptq, gptq_v2 or compressed-tensors", optarg);
                 return 2;
             }
             break;
@@ -470,6 +479,20 @@ int cmd_quantize(int argc, char **argv)
         return 2;
     }
     if (cli_quant_conflicts(CMD, &qo.q)) return 2;
+    if (ctensors && gptq_ct_check_bits(GPTQ_ERR_INVALID, qo.q.bits)) {
+        cli_err(CMD, "--format %s", gptq_last_error());
+        return 2;
+    }
+    /* act-order g_idx (columns' groups permuted) needs compressed-tensors'
+     * "actorder": "group" with weight_g_idx, which is not written here; GAR
+     * and static groups keep g_idx = k / G */
+    if (ctensors && qo.q.desc_act && !qo.q.static_groups) {
+        cli_err(CMD, "--format compressed-tensors with --desc-act: act-order groups (a permuted "
+                     "g_idx) are not written as pack-quantized; add --static-groups, or drop "
+                     "--desc-act (GAR, the default, keeps most of its gain), or use --format "
+                     "gptq_v2");
+        return 2;
+    }
     const char *model_dir = argv[optind];
     const int rtn = qo.q.method == GPTQ_METHOD_RTN;
     if (!rtn && !calib) {
@@ -521,10 +544,21 @@ int cmd_quantize(int argc, char **argv)
     st = gptq_quantize_model_dir(be, model_dir, out, &qo, &sum);
     clear_bar(&u);
     if (st) goto fail;
+    if (ctensors &&
+        (st = gptq_ct_convert_dir(out, out,
+                                  gptq_quant_config_act_group_aware(&qo.q) || qo.q.desc_act,
+                                  qo.max_shard_bytes))) {
+        cli_fail(CMD, st);
+        cli_err(CMD, "the gptq_v2 checkpoint stays in %s", out);
+        goto done;
+    }
     if (!u.quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         print_summary(&sum, &cfg, out, &qo.q, ru.ru_maxrss, be);
+        if (ctensors)
+            printf("  then rewritten as compressed-tensors pack-quantized (quant_method "
+                   "\"compressed-tensors\")\n");
     }
     rc = 0;
     goto done;

@@ -698,6 +698,12 @@ static void sweep_stale(const char *final_dir)
 
 int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant)
 {
+    return gptq_ckpt_finish2(c, src_dir, quant, quant);
+}
+
+int gptq_ckpt_finish2(gptq_ckpt *c, const char *src_dir, const cJSON *quant,
+                      const cJSON *quant_file)
+{
     int st = GPTQ_OK;
     char *qtext = NULL;
     if (!c->planned || c->next != c->n) {
@@ -707,7 +713,7 @@ int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant)
     }
     if (c->nshards > 1 && (st = write_index(c))) goto fail;
     if ((st = write_config(c, src_dir, quant))) goto fail;
-    qtext = print_json(quant, 0);
+    qtext = print_json(quant_file, 0);
     if (!qtext) {
         st = gptq_error(GPTQ_ERR_NOMEM, "quantize_config.json: out of memory");
         goto fail;

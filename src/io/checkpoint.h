@@ -80,6 +80,11 @@ int gptq_ckpt_write(gptq_ckpt *c, const char *name, const void *data, size_t nby
  * the tokenizer/generation files of src_dir that exist, then the rename
  * into out_dir. Frees c; on failure the temporary folder is removed. */
 int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant_config);
+/* The same with quant_file written as quantize_config.json (config.json
+ * gets quant): a format whose loaders read config.json strictly keeps
+ * gptq-c's "meta" out of it. */
+int gptq_ckpt_finish2(gptq_ckpt *c, const char *src_dir, const cJSON *quant,
+                      const cJSON *quant_file);
 /* Give up: remove the temporary folder, free c (NULL is fine). */
 void gptq_ckpt_abort(gptq_ckpt *c);
 
