@@ -129,10 +129,11 @@ static int parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out)
     const char *method = NULL;
     GPTQ_TRY(gptq_json_get_str(q, "quant_method", &method, 0, file));
     if (!method) GPTQ_TRY(gptq_json_get_str(q, "method", &method, 0, file));
+    if (method && !strcmp(method, "compressed-tensors")) return gptq_ct_parse_quant(q, file, out);
     if (method && strcmp(method, gptq_format_get(r.format)->quant_method) != 0)
         return gptq_error(GPTQ_ERR_UNSUPPORTED,
                           "%s: quantization_config: quant_method \"%s\" is not supported (only "
-                          "\"gptq\")",
+                          "\"gptq\" or \"compressed-tensors\")",
                           file, method);
     int64_t v = 0;
     const char *bits_keys[] = {"bits", "wbits", "w_bit"};

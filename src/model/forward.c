@@ -231,8 +231,7 @@ static int load_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t 
                        int has_bias, gptq_buf **W, gptq_buf **B)
 {
     char name[512];
-    snprintf(name, sizeof name, "%s.qweight", prefix);
-    if (gptq_weights_has(m->w, name)) {
+    if (gptq_weights_is_packed(m->w, prefix)) {
         GPTQ_TRY(dequant_linear(m, prefix, rows, cols, W));
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
@@ -262,8 +261,7 @@ static int check_linear_tensors(const gptq_model *m, const char *prefix, int64_t
                                 int64_t cols, int has_bias)
 {
     char name[600];
-    snprintf(name, sizeof name, "%s.qweight", prefix);
-    if (gptq_weights_has(m->w, name)) {
+    if (gptq_weights_is_packed(m->w, prefix)) {
         GPTQ_TRY(gptq_weights_check_packed(m->w, &m->cfg.quant, prefix, rows, cols));
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);

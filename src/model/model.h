@@ -97,6 +97,8 @@ typedef struct gptq_ckpt_quant {
     int lm_head;          /* lm_head quantized too (default 0) */
     gptq_format format;   /* checkpoint_format | format: "gptq" (v1, default) or "gptq_v2" */
     gptq_dynamic dynamic; /* "dynamic" (n = 0 without) */
+    int ctensors;         /* quant_method "compressed-tensors": pack-quantized tensors,
+                             read into v2 (format GPTQ_FORMAT_V2); "ignore" as "-:" rules */
 } gptq_ckpt_quant;
 
 /* *out = q with the overrides of the dynamic rule matching module (bits,
@@ -200,6 +202,12 @@ int gptq_model_config_load(const char *dir, gptq_model_config *c);
  * neither says anything (the rest of config.json is not looked at, so a
  * shard's folder need not hold a whole model's config). */
 int gptq_ckpt_quant_load(const char *dir, gptq_ckpt_quant *q);
+/* A compressed-tensors quantization_config (quant_method already
+ * "compressed-tensors"): format "pack-quantized", one config group
+ * targeting ["Linear"], weights int 4 or 8 bits, strategy group or
+ * channel, actorder null or "weight", no input activations; "ignore" as
+ * dynamic "-:" rules, lm_head quantized unless ignored (ctensors_config.c). */
+int gptq_ct_parse_quant(const cJSON *q, const char *file, gptq_ckpt_quant *out);
 
 /* ------------------------------------------------------------------ */
 /* Weights                                                             */
@@ -223,6 +231,16 @@ int gptq_weights_get(const gptq_weights *w, int i, gptq_st_info *info);
 /* Look a tensor up by name. Absent: GPTQ_ERR_FORMAT "tensor NAME not found
  * in DIR/...". gptq_weights_has returns 1/0 and sets no message. */
 int gptq_weights_find(const gptq_weights *w, const char *name, gptq_st_info *info);
+/* 1 when module `prefix` is stored packed: "<prefix>.qweight" (GPTQ) or
+ * "<prefix>.weight_packed" (compressed-tensors). */
+int gptq_weights_is_packed(const gptq_weights *w, const char *prefix);
+/* A compressed-tensors module (ctensors_weights.c): its weight_shape {N, K}
+ * against rows/cols (each when > 0), its tensors' dtypes and shapes; and
+ * read into a v2 gptq_packed (g_idx k / G). Messages start with dir. */
+int gptq_ct_check_tensors(const gptq_weights *w, const char *dir, const gptq_ckpt_quant *q,
+                          const char *prefix, int64_t rows, int64_t cols);
+int gptq_ct_read_packed(const gptq_weights *w, const char *dir, const gptq_ckpt_quant *q,
+                        const char *prefix, int64_t rows, int64_t cols, gptq_packed *p);
 int gptq_weights_has(const gptq_weights *w, const char *name);
 /* Copy an F32/F16/BF16 tensor into dst as f32, checking its shape against
  * (ndim, shape) (GPTQ_ERR_SHAPE naming the tensor and both shapes). */

@@ -335,9 +335,19 @@ static int expect_tensor(const gptq_weights *w, const char *name, gptq_dtype dty
                       name, gptq_dtype_name(info->dtype), got, gptq_dtype_name(dtype), want);
 }
 
+int gptq_weights_is_packed(const gptq_weights *w, const char *prefix)
+{
+    char name[700];
+    snprintf(name, sizeof name, "%s.qweight", prefix);
+    if (gptq_weights_has(w, name)) return 1;
+    snprintf(name, sizeof name, "%s.weight_packed", prefix);
+    return gptq_weights_has(w, name);
+}
+
 int gptq_weights_check_packed(const gptq_weights *w, const gptq_ckpt_quant *q, const char *prefix,
                               int64_t rows, int64_t cols)
 {
+    if (q->ctensors) return gptq_ct_check_tensors(w, w->dir, q, prefix ? prefix : "", rows, cols);
     const char *what = prefix && prefix[0] ? prefix : "the module";
     /* a dynamic rule may give this module other bits or groups */
     gptq_ckpt_quant mq;
@@ -382,6 +392,7 @@ int gptq_weights_read_packed(const gptq_weights *w, const gptq_ckpt_quant *q, co
                              int64_t rows, int64_t cols, gptq_packed *p)
 {
     memset(p, 0, sizeof *p);
+    if (q->ctensors) return gptq_ct_read_packed(w, w->dir, q, prefix ? prefix : "", rows, cols, p);
     char name[600];
     gptq_st_info info;
     gptq_ckpt_quant mq;
