@@ -1061,3 +1061,82 @@ static hostile_case famproof_table[] = {
      .msg = "saved the logits of 2 windows of 64 tokens to @/old.logits"},
 };
 CH_TABLE(hostile_input, famproof_table)
+
+/* ------------------------------------------------------------------ */
+/* -- ctensors (issue 13): compressed-tensors export and its reader --  */
+/* ------------------------------------------------------------------ */
+
+/* @/ckpt: tiny-llama's asymmetric 4-bit RTN checkpoint as compressed-tensors */
+static void mk_ct(const char *d)
+{
+    mk_model(d);
+    ch_sh("cd '%s' && '%s' quantize model -o ckpt --method rtn --asym --group-size 64 "
+          "--format compressed-tensors --quiet", d, ch_cli());
+}
+#define BUILD_CT(fn, ...)             \
+    static void fn(const char *d)     \
+    {                                 \
+        mk_ct(d);                     \
+        __VA_ARGS__;                  \
+    }
+#define QC "quantization_config.config_groups"
+#define CT_Q0 "model.layers.0.self_attn.q_proj"
+BUILD_CT(b_ct_two_groups, ed(d, "json ckpt/config.json set:" QC ".group_1:{}"))
+BUILD_CT(b_ct_groups_list, ed(d, "json ckpt/config.json set:quantization_config.config_groups:[]"))
+BUILD_CT(b_ct_actorder_group, ed(d, "json ckpt/config.json 'set:" QC ".group_0.weights.actorder:"
+                                 "\"group\"'"))
+BUILD_CT(b_ct_bits3, ed(d, "json ckpt/config.json set:" QC ".group_0.weights.num_bits:3"))
+BUILD_CT(b_ct_format, ed(d, "json ckpt/config.json 'set:quantization_config.format:"
+                         "\"marlin-24\"'"))
+BUILD_CT(b_ct_activations, ed(d, "json ckpt/config.json 'set:" QC ".group_0.input_activations:"
+                              "{\"num_bits\":8}'"))
+/* down_proj's weight_shape {256, 384} put in q_proj's place (256 x 256) */
+BUILD_CT(b_ct_weight_shape, ed(d, "st ckpt/model.safetensors copyprefix:model.layers.0.mlp."
+                               "down_proj.weight_shape:" CT_Q0 ".weight_shape"))
+/* weight_packed truncated: o_proj's zero points (I32 [32, 4]) in its place */
+BUILD_CT(b_ct_packed_short, ed(d, "st ckpt/model.safetensors drop:" CT_Q0 ".weight_packed");
+         ed(d, "st ckpt/model.safetensors copyprefix:model.layers.0.self_attn.o_proj."
+               "weight_zero_point:" CT_Q0 ".weight_packed"))
+BUILD_CT(b_ct_scale_bf16, ed(d, "st ckpt/model.safetensors dtype:" CT_Q0 ".weight_scale:BF16"))
+BUILD_CT(b_ct_no_zero_point, ed(d, "st ckpt/model.safetensors drop:" CT_Q0
+                                ".weight_zero_point"))
+
+static hostile_case ctensors_table[] = {
+    /* the writer: act-order groups and widths it cannot store, before any work */
+    {.name = "ct_desc_act", .build = mk_model,
+     .argv = {"quantize", M, "-o", "@/out", "--desc-act", "--format", "compressed-tensors", NULL},
+     .status = 2, .msg = "--format compressed-tensors with --desc-act: act-order groups",
+     .keep = {M}},
+    {.name = "ct_bits3", .build = mk_model,
+     .argv = {Q_RTN, "--bits", "3", "--format", "compressed-tensors", NULL}, .status = 2,
+     .msg = "compressed-tensors: 3 bits: pack-quantized is written for 4 or 8 bits",
+     .keep = {M}},
+    {.name = "ct_format_name", .build = mk_model,
+     .argv = {Q_RTN, "--format", "compressed_tensors", NULL}, .status = 2,
+     .msg = "must be auto, gptq, gptq_v2 or compressed-tensors", .keep = {M}},
+    /* the reader: broken quantization_config */
+    {.name = "ct_two_config_groups", .build = b_ct_two_groups, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "config_groups has 2 groups; one is read", .keep = {CK}},
+    {.name = "ct_config_groups_list", .build = b_ct_groups_list, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "config_groups", .keep = {CK}},
+    {.name = "ct_actorder_group", .build = b_ct_actorder_group, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "weights actorder \"group\": only null or \"weight\"", .keep = {CK}},
+    {.name = "ct_num_bits_3", .build = b_ct_bits3, .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "compressed-tensors: 3 bits", .keep = {CK}},
+    {.name = "ct_format_other", .build = b_ct_format, .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "compressed-tensors format \"marlin-24\" is not read", .keep = {CK}},
+    {.name = "ct_input_activations", .build = b_ct_activations, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = "quantizes activations; only weight-only", .keep = {CK}},
+    /* the reader: broken tensors */
+    {.name = "ct_wrong_weight_shape", .build = b_ct_weight_shape, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = CT_Q0 ".weight_shape' = {256, 384}, but the module is (256, 256)",
+     .keep = {CK}},
+    {.name = "ct_weight_packed_short", .build = b_ct_packed_short, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = CT_Q0 ".weight_packed' is I32 with 2 dims, expected I32 [256, 32]",
+     .keep = {CK}},
+    {.name = "ct_weight_scale_bf16", .build = b_ct_scale_bf16, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = CT_Q0 ".weight_scale' is BF16", .keep = {CK}},
+    {.name = "ct_no_zero_point", .build = b_ct_no_zero_point, .argv = {EVAL(CK), NULL},
+     .status = 1, .msg = CT_Q0 ".weight_zero_point", .keep = {CK}},
+};
+CH_TABLE(hostile_input, ctensors_table)
