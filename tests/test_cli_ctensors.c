@@ -7,7 +7,8 @@
  *     gptq-c's meta (the output policy recognizes the folder: a second
  *     run replaces it without --overwrite);
  *   - every quantized linear's tensors, their dtypes and shapes;
- *   - `gptq matmul` on both gives the same Y and W bytes;
+ *   - `gptq matmul` on both gives the same Y and W bytes, `gptq generate`
+ *     the same greedy text;
  *   - GPTQ with GAR (the default) writes "actorder": "weight";
  *   - tools/load_ctensors_torch.py (written from the format's description)
  *     dequantizes q_proj to the W gptq matmul gives (skips without torch).
@@ -87,6 +88,15 @@ static void pair(const char *tag, int bits, int sym, int group, const char *cons
     /* the same codes, zeros and fp16 scales: the same ppl, to the digit */
     const cc_ppl e1 = cc_eval(v2, text, 128, 4), e2 = cc_eval(ct, text, 128, 4);
     cr_assert_str_eq(e1.text, e2.text, "gptq_v2 %s, compressed-tensors %s", e1.text, e2.text);
+
+    /* generate: the same greedy continuation */
+    cli_result g1, g2;
+    cc_ok(&g1, "generate", v2, "--prompt", "Once upon a time", "-n", "12");
+    cc_ok(&g2, "generate", ct, "--prompt", "Once upon a time", "-n", "12");
+    cr_assert(g1.out[0] && !strcmp(g1.out, g2.out), "generate: \"%s\" vs \"%s\"", g1.out,
+              g2.out);
+    ch_result_free(&g1);
+    ch_result_free(&g2);
 
     char p[1024];
     cJSON *cfg = cc_json_file(ch_join(p, ct, "config.json"));

@@ -1138,5 +1138,9 @@ static hostile_case ctensors_table[] = {
      .status = 1, .msg = CT_Q0 ".weight_scale' is BF16", .keep = {CK}},
     {.name = "ct_no_zero_point", .build = b_ct_no_zero_point, .argv = {EVAL(CK), NULL},
      .status = 1, .msg = CT_Q0 ".weight_zero_point", .keep = {CK}},
+    /* inspect's engine table is GPTQ's: it says so instead of a wrong verdict */
+    {.name = "ct_inspect", .build = mk_ct, .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = "a compressed-tensors (pack-quantized) checkpoint: inspect reports on GPTQ "
+            "checkpoints only", .keep = {CK}},
 };
 CH_TABLE(hostile_input, ctensors_table)

@@ -578,6 +578,14 @@ int cmd_inspect(int argc, char **argv)
                      "and no quantize_config.json", I.dir);
         return 1;
     }
+    /* its engine table is GPTQ's (gptq_marlin, exllama, ...): a verdict for
+     * a compressed-tensors checkpoint would name kernels that never see it */
+    if (I.q.ctensors) {
+        cli_err(CMD, "%s: a compressed-tensors (pack-quantized) checkpoint: inspect reports on "
+                     "GPTQ checkpoints only (vLLM runs this one through its compressed-tensors "
+                     "WNA16 scheme); gptq eval, matmul and generate read it", I.dir);
+        return 1;
+    }
     read_config_facts(I.dir, I.dtype, sizeof I.dtype, &I.by_gptqmodel);
     gptq_weights *w = NULL;
     if ((st = gptq_weights_open(I.dir, &w))) return cli_fail(CMD, st);
