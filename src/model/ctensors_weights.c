@@ -50,7 +50,10 @@ static int module_shape(const gptq_weights *w, const char *dir, const gptq_ckpt_
             v[i] = x;
         }
     }
-    if (v[0] <= 0 || v[1] <= 0 || (rows > 0 && v[0] != rows) || (cols > 0 && v[1] != cols))
+    /* 2^40 bounds the arithmetic on them (a real weight is far smaller;
+     * its tensors' shapes are checked against these next) */
+    if (v[0] <= 0 || v[1] <= 0 || v[0] > (1ll << 40) || v[1] > (1ll << 40) ||
+        (rows > 0 && v[0] != rows) || (cols > 0 && v[1] != cols))
         return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' = {%lld, %lld}, but the module is "
                           "(%lld, %lld) (out x in)", dir, name, (long long)v[0], (long long)v[1],
                           (long long)rows, (long long)cols);
