@@ -17,6 +17,7 @@
 #include "cli_checks.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 static char g_dir[512];
 
@@ -159,7 +160,9 @@ static void pair(const char *tag, int bits, int sym, int group, const char *cons
     /* the independent loader: W as gptq matmul dequantizes it, exactly
      * (f32(fp16 scale) * small integer is exact in f32 both ways) */
     char cmd[4096], wt[1024];
-    snprintf(cmd, sizeof cmd, "python3 '%s/tools/load_ctensors_torch.py' '%s' %s '%s'",
+    /* Debian's interpreter, where python3-torch installs, before one on PATH */
+    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    snprintf(cmd, sizeof cmd, "%s '%s/tools/load_ctensors_torch.py' '%s' %s '%s'", py,
              ch_source_root(), ct, q0, at(wt, "wt.safetensors"));
     const int rc = system(cmd);
     if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77)
