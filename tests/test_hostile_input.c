@@ -1114,6 +1114,15 @@ static hostile_case ctensors_table[] = {
     {.name = "ct_format_name", .build = mk_model,
      .argv = {Q_RTN, "--format", "compressed_tensors", NULL}, .status = 2,
      .msg = "must be auto, gptq, gptq_v2 or compressed-tensors", .keep = {M}},
+    /* one config group: a --dynamic rule that changes bits is refused at
+     * the rewrite, which leaves the gptq_v2 checkpoint and says so */
+    {.name = "ct_dynamic_bits", .build = mk_model,
+     .argv = {Q_RTN, "--format", "compressed-tensors", "--dynamic",
+              "{\"model.layers.0.mlp.down_proj\": {\"bits\": 8}}", NULL},
+     .status = 1,
+     .msg = "model.layers.0.mlp.down_proj: --dynamic gives it 8 bits, group 128, sym; "
+            "compressed-tensors is written with one config group (4 bits, group 128, sym)",
+     .keep = {M}},
     /* the reader: broken quantization_config */
     {.name = "ct_two_config_groups", .build = b_ct_two_groups, .argv = {EVAL(CK), NULL},
      .status = 1, .msg = "config_groups has 2 groups; one is read", .keep = {CK}},
