@@ -82,7 +82,7 @@ int gptq_ckpt_write(gptq_ckpt *c, const char *name, const void *data, size_t nby
 int gptq_ckpt_finish(gptq_ckpt *c, const char *src_dir, const cJSON *quant_config);
 /* The same with quant_file written as quantize_config.json (config.json
  * gets quant): a format whose loaders read config.json strictly keeps
- * gptq-c's "meta" out of it. */
+ * gptq-c's "meta" out of it (only the library's own keys there). */
 int gptq_ckpt_finish2(gptq_ckpt *c, const char *src_dir, const cJSON *quant,
                       const cJSON *quant_file);
 /* Give up: remove the temporary folder, free c (NULL is fine). */
