@@ -6,7 +6,8 @@ set -euo pipefail
 want=(meson ninja-build pkg-config gcc libc6-dev
       libopenblas-dev liblapacke-dev libomp-dev libcjson-dev libpcre2-dev libutf8proc-dev)
 case "${1:-build}" in
-test) want+=(libcriterion-dev clang python3 python3-numpy) ;;
+# python3-torch: the independent PyTorch loaders (tools/load_ctensors_torch.py) the tests run
+test) want+=(libcriterion-dev clang python3 python3-numpy python3-torch) ;;
 hip) want+=(hipcc libamdhip64-dev rocm-device-libs clang-19 lld-19 llvm-19) ;;
 esac
 missing=()
