@@ -557,10 +557,35 @@ void gptq_sampling_init(gptq_sampling *s);
 /* GPTQ_ERR_INVALID naming the field for a value outside its range. */
 int gptq_sampling_check(const gptq_sampling *s);
 
+/* How generation runs a GPTQ-packed linear (a checkpoint's qweight, or a
+ * compressed-tensors weight_packed). */
+typedef enum gptq_linears {
+    /* the backend's fast A16 matmul when it has one (matmul_q_fast: the
+     * packed tensors stay on the backend, activations rounded to fp16 as
+     * they are read, products summed in the kernel's order), else F32 */
+    GPTQ_LINEARS_AUTO = 0,
+    /* matmul_q_fast; a backend without it, or a model without a packed
+     * linear, is refused (GPTQ_ERR_UNSUPPORTED) */
+    GPTQ_LINEARS_FAST = 1,
+    /* dequantized to f32 once and multiplied by the backend's gemm: the
+     * forward of gptq_evaluate, the same logits bit for bit */
+    GPTQ_LINEARS_F32 = 2,
+} gptq_linears;
+
+/* Versioned (the ABI rules above): gptq_generator_options_init first. */
+typedef struct gptq_generator_options {
+    size_t struct_size;   /* set by gptq_generator_options_init */
+    gptq_linears linears; /* default GPTQ_LINEARS_AUTO */
+} gptq_generator_options;
+void gptq_generator_options_init(gptq_generator_options *o);
+
 /* Open model_dir (config.json, weights, tokenizer.json, and the EOS ids of
  * generation_config.json or else config.json: eos_token_id, an int or a
- * list) on backend be (borrowed). */
+ * list) on backend be (borrowed). gptq_generator_open uses the defaults of
+ * gptq_generator_options; o NULL means the same. */
 int gptq_generator_open(const char *model_dir, gptq_backend *be, gptq_generator **out);
+int gptq_generator_open_with(const char *model_dir, gptq_backend *be,
+                             const gptq_generator_options *o, gptq_generator **out);
 void gptq_generator_close(gptq_generator *g);
 /* Encode text with the special tokens the tokenizer adds (as transformers'
  * tokenizer(text)); *ids malloc'd (free()). */
@@ -569,8 +594,8 @@ int gptq_generator_encode(gptq_generator *g, const char *text, size_t len, int32
 /* max_position_embeddings, the vocabulary size V. */
 int64_t gptq_generator_max_positions(const gptq_generator *g);
 int64_t gptq_generator_vocab(const gptq_generator *g);
-/* Upload the model (every layer, dequantized when GPTQ; the embedding and
- * the head) and a KV cache of cap positions (1 .. max_position_embeddings)
+/* Upload the model (every layer, its GPTQ linears as gptq_linears says;
+ * the embedding and the head) and a KV cache of cap positions (1 .. max_position_embeddings)
  * now, so that prefill times only the prompt; prefill does it when not
  * done (weights once per generator, the cache grown when too small). */
 int gptq_generator_reserve(gptq_generator *g, int64_t cap);
@@ -578,8 +603,16 @@ int gptq_generator_reserve(gptq_generator *g, int64_t cap);
  * max_position_embeddings), the n prompt ids (n >= 1) go through the model
  * in one batch. The sampler's PRNG is reseeded at the next sample. */
 int gptq_generator_prefill(gptq_generator *g, const int32_t *ids, int64_t n, int64_t cap);
-/* Append token id (as sampled, or forced) and compute the next logits. */
+/* Append token id (as sampled, or forced) and compute the next logits
+ * (with those of the tokens appended by gptq_generator_append before it,
+ * in one batch). */
 int gptq_generator_step(gptq_generator *g, int32_t id);
+/* Append token id without running the model: for the last token of a
+ * generation, whose logits nobody reads (the text and the stream include
+ * it). Its keys and values are computed by the next step, with that
+ * step's token; until then gptq_generator_sample refuses (the logits are
+ * those of the position before it). */
+int gptq_generator_append(gptq_generator *g, int32_t id);
 /* The next-token logits (V), valid until the next prefill/step; tokens in
  * the sequence so far (prompt + steps). */
 const float *gptq_generator_logits(const gptq_generator *g);
@@ -598,6 +631,22 @@ int gptq_generator_stream(gptq_generator *g, int flush, const char **text, size_
 /* The whole generated text: decode(prompt + generated) past
  * decode(prompt), special tokens skipped (malloc'd, NUL-terminated). */
 int gptq_generator_text(gptq_generator *g, char **text, size_t *len);
+
+/* What the model kept on the backend runs on, once it is there (after
+ * gptq_generator_reserve or the first prefill; zeros before).
+ * Versioned (the ABI rules above): gptq_generator_stats_init first. */
+typedef struct gptq_generator_stats {
+    size_t struct_size;     /* set by gptq_generator_stats_init */
+    int64_t fast_linears;   /* linears on the backend's matmul_q_fast (lm_head included) */
+    int64_t f32_linears;    /* linears as f32 weights through gemm (lm_head included) */
+    const char *fast_impl;  /* the code path the last matmul_q_fast call named
+                               ("avx512", static); NULL before one ran */
+    int64_t weight_bytes;   /* the model on the backend: linears as kept (packed or
+                               f32), biases, norms, embedding tables, head */
+    int64_t kv_bytes;       /* the key and value caches */
+} gptq_generator_stats;
+void gptq_generator_stats_init(gptq_generator_stats *s);
+int gptq_generator_get_stats(const gptq_generator *g, gptq_generator_stats *s);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -21,8 +21,8 @@ static void help(FILE *f)
     fprintf(f,
             "usage: gptq generate MODEL_DIR (--prompt TEXT | --prompt-file FILE) [options]\n\n"
             "Continue the prompt with MODEL_DIR (config.json, safetensors weights,\n"
-            "tokenizer.json; floating point or a GPTQ checkpoint, dequantized to f32). The\n"
-            "prompt is encoded with the tokenizer's special tokens (as transformers'\n"
+            "tokenizer.json; floating point or a GPTQ checkpoint: its packed linears on the\n"
+            "backend's fast A16 matmul when it has one, see --linears). The prompt is encoded with the tokenizer's special tokens (as transformers'\n"
             "tokenizer(text)) and run in one batch; then one token at a time against the\n"
             "cached keys and values, until an EOS id (generation_config.json, else\n"
             "config.json eos_token_id) or -n tokens. The new text goes to stdout as it\n"
@@ -41,11 +41,19 @@ static void help(FILE *f)
             "                       repetition_penalty (default 1: off)\n"
             "  --seed N             seed of the sampler's PRNG (xoshiro256**; default 0): the\n"
             "                       same seed gives the same tokens\n"
+            "  --linears MODE       how a GPTQ-packed linear runs: auto (default: fast when\n"
+            "                       the backend has the fast A16 matmul, else f32), fast\n"
+            "                       (kept packed; activations rounded to fp16 as the kernel\n"
+            "                       reads them; refused without the op or without packed\n"
+            "                       linears), f32 (dequantized to f32 once: eval's forward,\n"
+            "                       the same logits bit for bit)\n"
             "  --backend NAME       cpu (default), or a plugin name/path\n"
             CLI_COMMON_HELP
             "  -h, --help           this text\n\n"
             "stderr at the end: prompt tokens and tokens/s of the prompt pass, new tokens\n"
-            "and tokens/s of the decoding, and why it stopped (eos, -n, positions)\n");
+            "and tokens/s of the decoding, why it stopped (eos, -n, positions), the linears'\n"
+            "paths (fast and its kernel, f32 gemm) and the bytes of the weights and the KV\n"
+            "cache on the backend\n");
 }
 
 /* Print a piece of text at once (stdout may be a pipe). */
@@ -55,9 +63,22 @@ static int put(const char *s, size_t n)
     return fflush(stdout);
 }
 
+/* "fast avx512 (21), f32 gemm (1)": each path that runs and its linears. */
+static void describe_linears(const gptq_generator_stats *gs, char *buf, size_t size)
+{
+    int k = 0;
+    buf[0] = 0;
+    if (gs->fast_linears)
+        k = snprintf(buf, size, "fast %s (%lld)", gs->fast_impl ? gs->fast_impl : "(not run)",
+                     (long long)gs->fast_linears);
+    if (gs->f32_linears && k >= 0 && (size_t)k < size)
+        snprintf(buf + k, size - (size_t)k, "%sf32 gemm (%lld)", k ? ", " : "",
+                 (long long)gs->f32_linears);
+}
+
 int cmd_generate(int argc, char **argv)
 {
-    enum { O_PROMPT = 1, O_FILE, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_BACKEND };
+    enum { O_PROMPT = 1, O_FILE, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_BACKEND, O_LINEARS };
     static const struct option longopts[] = {
         {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-file", required_argument, 0, O_FILE},
@@ -67,6 +88,7 @@ int cmd_generate(int argc, char **argv)
         {"repeat-penalty", required_argument, 0, O_PEN},
         {"seed", required_argument, 0, O_SEED},
         {"backend", required_argument, 0, O_BACKEND},
+        {"linears", required_argument, 0, O_LINEARS},
         CLI_COMMON_LONGOPTS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -76,6 +98,8 @@ int cmd_generate(int argc, char **argv)
     double v;
     gptq_sampling s;
     gptq_sampling_init(&s);
+    gptq_generator_options go;
+    gptq_generator_options_init(&go);
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1;) {
         const int r = cli_common_option(CMD, c, optarg);
@@ -115,6 +139,15 @@ int cmd_generate(int argc, char **argv)
             s.seed = (uint64_t)seed;
             break;
         case O_BACKEND: backend = optarg; break;
+        case O_LINEARS:
+            if (!strcmp(optarg, "auto")) go.linears = GPTQ_LINEARS_AUTO;
+            else if (!strcmp(optarg, "fast")) go.linears = GPTQ_LINEARS_FAST;
+            else if (!strcmp(optarg, "f32")) go.linears = GPTQ_LINEARS_F32;
+            else {
+                cli_err(CMD, "--linears %s: must be auto, fast or f32", optarg);
+                return 2;
+            }
+            break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
@@ -153,7 +186,7 @@ int cmd_generate(int argc, char **argv)
         cli_err(CMD, "%s: the prompt is empty", pfile ? pfile : "--prompt");
         goto done;
     }
-    if ((st = gptq_backend_open(backend, &be)) || (st = gptq_generator_open(dir, be, &g))) {
+    if ((st = gptq_backend_open(backend, &be)) || (st = gptq_generator_open_with(dir, be, &go, &g))) {
         rc = cli_fail(CMD, st);
         goto done;
     }
@@ -202,7 +235,8 @@ int cmd_generate(int argc, char **argv)
             why = "eos";
             break;
         }
-        if ((st = gptq_generator_step(g, id)) ||
+        /* the last token's logits would go unread: append it without a forward */
+        if ((st = made + 1 < want ? gptq_generator_step(g, id) : gptq_generator_append(g, id)) ||
             (st = gptq_generator_stream(g, 0, &piece, &plen))) {
             rc = cli_fail(CMD, st);
             goto done;
@@ -222,12 +256,22 @@ int cmd_generate(int argc, char **argv)
         cli_err(CMD, "writing to stdout failed");
         goto done;
     }
+    gptq_generator_stats gs;
+    gptq_generator_stats_init(&gs);
+    if ((st = gptq_generator_get_stats(g, &gs))) {
+        rc = cli_fail(CMD, st);
+        goto done;
+    }
+    char paths[160];
+    describe_linears(&gs, paths, sizeof paths);
     cli_note(CMD,
              "model on %s in %.3f s; prompt %lld tokens in %.3f s (%.1f tokens/s); generated "
-             "%lld tokens in %.3f s (%.1f tokens/s); stopped: %s",
+             "%lld tokens in %.3f s (%.1f tokens/s); stopped: %s; linears: %s; weights %.2f MiB, "
+             "KV cache %.2f MiB",
              backend, t_load, (long long)n, t_prompt,
              t_prompt > 0 ? (double)n / t_prompt : 0.0, (long long)made,
-             t_gen, t_gen > 0 ? (double)made / t_gen : 0.0, why);
+             t_gen, t_gen > 0 ? (double)made / t_gen : 0.0, why, paths,
+             (double)gs.weight_bytes / 1048576.0, (double)gs.kv_bytes / 1048576.0);
     rc = 0;
 done:
     free(buf);

@@ -106,14 +106,42 @@ static int read_eos(gptq_generator *g, const char *file)
     return st;
 }
 
+void gptq_generator_options_init(gptq_generator_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->linears = GPTQ_LINEARS_AUTO;
+}
+
 int gptq_generator_open(const char *model_dir, gptq_backend *be, gptq_generator **out)
+{
+    return gptq_generator_open_with(model_dir, be, NULL, out);
+}
+
+int gptq_generator_open_with(const char *model_dir, gptq_backend *be,
+                             const gptq_generator_options *o, gptq_generator **out)
 {
     *out = NULL;
     if (!model_dir || !be) return gptq_error(GPTQ_ERR_INVALID, "gptq_generator_open: bad argument");
+    gptq_generator_options opt;
+    gptq_generator_options_init(&opt);
+    if (o && o->struct_size < sizeof opt) /* the first version's size */
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "gptq_generator_options: struct_size %zu, the first version has %zu "
+                          "(call gptq_generator_options_init)",
+                          o->struct_size, sizeof opt);
+    if (o) opt.linears = o->linears;
+    if (opt.linears != GPTQ_LINEARS_AUTO && opt.linears != GPTQ_LINEARS_FAST &&
+        opt.linears != GPTQ_LINEARS_F32)
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "gptq_generator_options: linears %d is none of GPTQ_LINEARS_AUTO, "
+                          "_FAST, _F32",
+                          (int)opt.linears);
     gptq_generator *g = gptq_calloc(1, sizeof *g, "generator");
     if (!g) return GPTQ_ERR_NOMEM;
     snprintf(g->dir, sizeof g->dir, "%s", model_dir);
     int st = gptq_model_open(model_dir, be, &g->m);
+    if (!st) gptq_model_kv_set_linears(g->m, opt.linears);
     if (!st && !gptq_be_supports(be, GPTQ_OP_ATTENTION_KV))
         st = gptq_error(GPTQ_ERR_UNSUPPORTED,
                         "backend %s has no 'attention_kv' op (attention against a KV cache): "
@@ -237,7 +265,8 @@ int gptq_generator_prefill(gptq_generator *g, const int32_t *ids, int64_t n, int
     return decode_ids(g, 0, n, &g->prefix, &g->prefix_len);
 }
 
-int gptq_generator_step(gptq_generator *g, int32_t id)
+/* The checks of step and append: a sequence, id a token, room for it. */
+static int check_next(const gptq_generator *g, int32_t id)
 {
     if (g->len == 0) return gptq_error(GPTQ_ERR_INVALID, "no sequence started (prefill first)");
     if (id < 0 || id >= g->V)
@@ -247,7 +276,23 @@ int gptq_generator_step(gptq_generator *g, int32_t id)
         return gptq_error(GPTQ_ERR_INVALID,
                           "the sequence has reached its %lld positions (the KV cache)",
                           (long long)g->cap);
-    GPTQ_TRY(gptq_model_kv_forward(g->m, &id, 1, 1, g->logits));
+    return GPTQ_OK;
+}
+
+int gptq_generator_step(gptq_generator *g, int32_t id)
+{
+    GPTQ_TRY(check_next(g, id));
+    /* the appended tokens not yet in the cache, then id, in one batch */
+    const int64_t k0 = gptq_model_kv_len(g->m);
+    g->ids[g->len] = id;
+    GPTQ_TRY(gptq_model_kv_forward(g->m, g->ids + k0, g->len + 1 - k0, 1, g->logits));
+    g->len++;
+    return GPTQ_OK;
+}
+
+int gptq_generator_append(gptq_generator *g, int32_t id)
+{
+    GPTQ_TRY(check_next(g, id));
     g->ids[g->len++] = id;
     return GPTQ_OK;
 }
@@ -310,6 +355,11 @@ int gptq_generator_sample(gptq_generator *g, const gptq_sampling *s, int32_t *id
 {
     GPTQ_TRY(gptq_sampling_check(s));
     if (g->len == 0) return gptq_error(GPTQ_ERR_INVALID, "no sequence started (prefill first)");
+    if (gptq_model_kv_len(g->m) < g->len)
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "token %lld was appended without running the model: its logits are "
+                          "not computed (step computes them)",
+                          (long long)g->len - 1);
     const int64_t V = g->V;
     float *l = g->work;
     memcpy(l, g->logits, (size_t)V * sizeof *l);
@@ -459,4 +509,26 @@ int gptq_generator_stream(gptq_generator *g, int flush, const char **text, size_
     }
     free(s);
     return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* what runs                                                           */
+/* ------------------------------------------------------------------ */
+
+void gptq_generator_stats_init(gptq_generator_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->struct_size = sizeof *s;
+}
+
+int gptq_generator_get_stats(const gptq_generator *g, gptq_generator_stats *s)
+{
+    if (!g || !s || s->struct_size < sizeof *s) /* the first version's size */
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "gptq_generator_stats: struct_size %zu, the first version has %zu "
+                          "(call gptq_generator_stats_init)",
+                          s ? s->struct_size : 0, sizeof *s);
+    gptq_model_kv_stats(g->m, &s->fast_linears, &s->f32_linears, &s->fast_impl,
+                        &s->weight_bytes, &s->kv_bytes);
+    return GPTQ_OK;
 }

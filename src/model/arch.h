@@ -65,6 +65,8 @@ typedef struct gptq_layer_ctx {
     gptq_buf *const *nw;     /* the layer's norms in gptq_arch.norms order: weight (or NULL) */
     gptq_buf *const *nb;     /*   and bias (or NULL) */
     gptq_buf *const *work;   /* the work buffers in gptq_arch.work order */
+    int64_t prep_npos;       /* for prepare: the npos of the last prepare whose work
+                              * buffers are still there (0: none; they hold nothing) */
     gptq_layer_hook hook;    /* may be NULL */
     void *user;
 } gptq_layer_ctx;
@@ -165,9 +167,22 @@ void gptq_rope_table_of(const gptq_rope *r, double theta, int64_t max_positions,
  * rope_type means default (transformers 5), else it is refused (4). */
 int gptq_rope_parse_object(const cJSON *root, const cJSON *o, const char *obj, int v5,
                            const char *file, gptq_model_config *c);
+/* Rows [p0, S) of the table of S positions into tab ((S - p0) rows of
+ * r->rot): row p the same bits as row p of gptq_rope_table_of's. */
+void gptq_rope_rows_of(const gptq_rope *r, double theta, int64_t max_positions, int64_t S,
+                       int64_t p0, float *tab);
+/* 1 when the tables of P0 and of P1 positions agree on their common rows
+ * (not so for dynamic NTK beyond max_positions, or longrope across
+ * original_max_position_embeddings). */
+int gptq_rope_same_rows(const gptq_rope *r, int64_t max_positions, int64_t P0, int64_t P1);
 /* Upload the positions pos0 + t % S of the T rows (i32) and the table of
  * npos = pos0 + S positions to pos and tab (the layer forwards' prepare). */
 int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos, gptq_buf *tab);
+/* The table of RoPE r (base theta) for x->npos positions to tab: only the
+ * rows past those of x->prep_npos's table when that one's rows are this
+ * one's (gptq_rope_same_rows), else all of them. */
+int gptq_rope_upload_table(const gptq_layer_ctx *x, const gptq_rope *r, double theta,
+                           gptq_buf *tab);
 
 /* forward.c, for the layer forwards. */
 /* Y (T, rows) = X (T, cols) W_i^T (+ bias) with linear i of the loaded layer. */

@@ -326,13 +326,8 @@ static int prepare(const gptq_layer_ctx *x)
 {
     GPTQ_TRY(gptq_rope_upload(x, x->work[WPOS], x->work[WROPE]));
     if (!is_gemma3(x->c)) return GPTQ_OK;
-    const int64_t S = x->npos, d = x->c->head_dim; /* the table covers pos0 + S positions */
-    float *tab = gptq_malloc((size_t)(S * d) * sizeof(float), "local rope table");
-    if (!tab) return GPTQ_ERR_NOMEM;
-    gptq_rope_table_of(&x->c->rope_local, x->c->rope_local_theta, x->c->max_positions, S, tab);
-    int st = gptq_be_upload(x->be, x->work[WROPE_LOCAL], 0, tab, (size_t)(S * d) * sizeof(float));
-    free(tab);
-    return st;
+    return gptq_rope_upload_table(x, &x->c->rope_local, x->c->rope_local_theta,
+                                  x->work[WROPE_LOCAL]);
 }
 
 /* The per-layer norms: four around attention and MLP, Gemma 3's q/k norms. */

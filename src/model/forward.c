@@ -52,6 +52,7 @@ struct gptq_model {
     gptq_buf **work;
     int64_t *work_n;
     int64_t prep_T, prep_S, prep_p0; /* what a->prepare last filled them for */
+    int64_t prep_npos;               /* and its npos (0: the buffers hold nothing) */
 
     /* host scratch for one tensor */
     float *host;
@@ -71,6 +72,18 @@ struct gptq_model {
     int64_t kv_cap, kv_len;
     int64_t pos0;                         /* of the forward in progress */
     int kv_on;                            /* a kv_forward is in progress */
+
+    /* generation's GPTQ linears (gptq_model_kv_set_linears). With the fast
+     * path a packed linear stays packed: rQ (num_layers, maxlin) holds its
+     * tensors for matmul_q_fast (qweight NULL: the linear is rW's f32), Q
+     * is the loaded layer's row of rQ (NULL: none), rh_Q the head's. */
+    gptq_linears linears;
+    int fast_ok;                          /* kv_begin keeps packed linears packed */
+    gptq_qdev *rQ, *Q;
+    gptq_qdev rh_Q;
+    int64_t n_fast, n_f32;                /* resident linears by path, head included */
+    int64_t rbytes;                       /* resident weight bytes */
+    const char *fast_impl;                /* what the last matmul_q_fast named */
 };
 
 /* ------------------------------------------------------------------ */
@@ -91,7 +104,17 @@ int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_bu
     gptq_backend *be = m->be;
     const int64_t T = x->T;
     if (T == 0) return GPTQ_OK;
-    if (m->math == GPTQ_MATH_TF32 && gptq_be_supports(be, GPTQ_OP_LINEAR_FAST))
+    const gptq_qdev *q = m->Q ? &m->Q[i] : NULL;
+    if (q && q->qweight) {
+        /* kept packed (generation): the bias, if any, is added below in
+         * f32, as on the gemm path (the op's own would round it to fp16) */
+        const char *impl = NULL;
+        GPTQ_TRY(gptq_be_check(be,
+                               be->iface->matmul_q_fast(be->ctx, &q->t, X, 0, T, NULL, Y, 0,
+                                                        &impl),
+                               "matmul_q_fast"));
+        if (impl) m->fast_impl = impl;
+    } else if (m->math == GPTQ_MATH_TF32 && gptq_be_supports(be, GPTQ_OP_LINEAR_FAST))
         GPTQ_TRY(gptq_be_check(be,
                           be->iface->linear_fast(be->ctx, T, li->rows, li->cols, X, 0, m->W[i], 0,
                                                  Y, 0),
@@ -226,12 +249,30 @@ done:
     return st;
 }
 
-/* Linear `prefix` (W (rows, cols), bias (rows) when has_bias) -> backend. */
+/* Q = the packed tensors of linear `prefix` on the backend, as the
+ * checkpoint has them (generation's fast linears: matmul_q_fast reads
+ * them). */
+static int load_packed(gptq_model *m, const char *prefix, int64_t rows, int64_t cols,
+                       gptq_qdev *Q)
+{
+    gptq_packed p = {0};
+    int st = gptq_weights_read_packed(m->w, &m->cfg.quant, prefix, rows, cols, &p);
+    if (!st && (st = gptq_qdev_upload(m->be, &p, m->cfg.quant.format, 1, Q)))
+        gptq_error_prefix(st, "%s: %s", m->dir, prefix);
+    gptq_packed_free(&p);
+    return st;
+}
+
+/* Linear `prefix` (W (rows, cols), bias (rows) when has_bias) -> backend;
+ * a packed one into Q instead of W (left NULL) when Q is given and
+ * generation keeps packed linears packed. */
 static int load_linear(gptq_model *m, const char *prefix, int64_t rows, int64_t cols,
-                       int has_bias, gptq_buf **W, gptq_buf **B)
+                       int has_bias, gptq_buf **W, gptq_buf **B, gptq_qdev *Q)
 {
     char name[512];
-    if (gptq_weights_is_packed(m->w, prefix)) {
+    if (Q && m->fast_ok && gptq_weights_is_packed(m->w, prefix)) {
+        GPTQ_TRY(load_packed(m, prefix, rows, cols, Q));
+    } else if (gptq_weights_is_packed(m->w, prefix)) {
         GPTQ_TRY(dequant_linear(m, prefix, rows, cols, W));
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
@@ -426,7 +467,7 @@ static void free_workspace(gptq_model *m)
         free_buf(m, &m->work[i]);
         m->work_n[i] = 0;
     }
-    m->prep_T = m->prep_S = m->prep_p0 = 0;
+    m->prep_T = m->prep_S = m->prep_p0 = m->prep_npos = 0;
 }
 
 /* Free the loaded layer's weights (resident ones too: a load that failed
@@ -441,6 +482,7 @@ static void free_current(gptq_model *m)
         free_buf(m, &m->nw[j]);
         free_buf(m, &m->nb[j]);
     }
+    m->Q = NULL; /* rQ's tensors: kv_end frees them */
     m->loaded = -1;
 }
 
@@ -453,6 +495,7 @@ static void free_layer(gptq_model *m)
         memset(m->B, 0, (size_t)m->maxlin * sizeof *m->B);
         memset(m->nw, 0, (size_t)m->a->nnorms * sizeof *m->nw);
         memset(m->nb, 0, (size_t)m->a->nnorms * sizeof *m->nb);
+        m->Q = NULL;
         m->loaded = -1;
         return;
     }
@@ -676,6 +719,7 @@ int gptq_model_layer_load(gptq_model *m, int L)
         memcpy(m->B, m->rB + (size_t)L * ml, (size_t)ml * sizeof *m->B);
         memcpy(m->nw, m->rnw + (size_t)L * nn, (size_t)nn * sizeof *m->nw);
         memcpy(m->nb, m->rnb + (size_t)L * nn, (size_t)nn * sizeof *m->nb);
+        m->Q = m->rQ + (size_t)L * ml;
         m->loaded = L;
         return GPTQ_OK;
     }
@@ -686,7 +730,7 @@ int gptq_model_layer_load(gptq_model *m, int L)
     for (int i = 0; i < d->nlin && !st; i++) {
         snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, d->lin[i].name);
         st = load_linear(m, name, d->lin[i].rows, d->lin[i].cols, d->lin[i].has_bias, &m->W[i],
-                         &m->B[i]);
+                         &m->B[i], m->rloaded ? &m->rQ[(size_t)L * ml + i] : NULL);
     }
     for (int j = 0; j < m->a->nnorms && !st; j++) {
         snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->a->norms[j].name);
@@ -704,6 +748,7 @@ int gptq_model_layer_load(gptq_model *m, int L)
         memcpy(m->rB + (size_t)L * ml, m->B, (size_t)ml * sizeof *m->B);
         memcpy(m->rnw + (size_t)L * nn, m->nw, (size_t)nn * sizeof *m->nw);
         memcpy(m->rnb + (size_t)L * nn, m->nb, (size_t)nn * sizeof *m->nb);
+        m->Q = m->rQ + (size_t)L * ml;
         m->rloaded[L] = 1;
     }
     return GPTQ_OK;
@@ -716,6 +761,11 @@ static int check_linear(const gptq_model *m, int L, int i)
     if (i < 0 || i >= m->def[L].nlin)
         return gptq_error(GPTQ_ERR_INVALID, "linear %d does not exist (%d in layer %d)", i,
                           m->def[L].nlin, L);
+    if (!m->W[i])
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "linear %d of layer %d is kept packed for generation: it has no f32 "
+                          "weight",
+                          i, L);
     return GPTQ_OK;
 }
 
@@ -764,10 +814,17 @@ static int ensure_workspace(gptq_model *m, const gptq_layer_ctx *x)
     }
     if (a->prepare &&
         (grew || x->S != m->prep_S || x->T > m->prep_T || x->pos0 != m->prep_p0)) {
-        GPTQ_TRY(a->prepare(x));
+        /* what the buffers hold from the last prepare, unless one was
+         * reallocated (a generation step extends the RoPE table by its
+         * new rows instead of making it again) */
+        gptq_layer_ctx px = *x;
+        px.prep_npos = grew ? 0 : m->prep_npos;
+        m->prep_npos = 0; /* until this one has filled them */
+        GPTQ_TRY(a->prepare(&px));
         m->prep_T = x->T;
         m->prep_S = x->S;
         m->prep_p0 = x->pos0;
+        m->prep_npos = x->npos;
     }
     return GPTQ_OK;
 }
@@ -854,7 +911,7 @@ static int head_load(gptq_model *m, int64_t T, head_ws *h)
         snprintf(name, sizeof name, "%s%s", m->root, m->a->embed);
         GPTQ_TRY(upload_tensor(m, name, 2, shape, &h->W));
     } else {
-        GPTQ_TRY(load_linear(m, m->a->lm_head, V, D, 0, &h->W, &h->B));
+        GPTQ_TRY(load_linear(m, m->a->lm_head, V, D, 0, &h->W, &h->B, NULL));
     }
     h->CH = HEAD_CHUNK_FLOATS / V;
     if (h->CH < 1) h->CH = 1;
@@ -877,10 +934,19 @@ static int head_chunk(gptq_model *m, head_ws *h, const gptq_buf *X, int64_t r0, 
         src = h->xn;
         off = 0;
     }
-    GPTQ_TRY(gptq_be_check(be,
-                      be->iface->gemm(be->ctx, 0, 1, n, V, D, 1.0f, src, off, D, h->W, 0, D, 0.0f,
-                                      h->lg, 0, V),
-                      "gemm"));
+    if (m->rhead && m->rh_Q.qweight) { /* a packed head kept packed (generation) */
+        const char *impl = NULL;
+        GPTQ_TRY(gptq_be_check(be,
+                               be->iface->matmul_q_fast(be->ctx, &m->rh_Q.t, src, off, n, NULL,
+                                                        h->lg, 0, &impl),
+                               "matmul_q_fast"));
+        if (impl) m->fast_impl = impl;
+    } else {
+        GPTQ_TRY(gptq_be_check(be,
+                               be->iface->gemm(be->ctx, 0, 1, n, V, D, 1.0f, src, off, D, h->W,
+                                               0, D, 0.0f, h->lg, 0, V),
+                               "gemm"));
+    }
     if (h->B) GPTQ_TRY(GPTQ_BE_OP(be, bias_add, h->lg, 0, h->B, 0, n, V));
     /* final logit soft-capping (Gemma 2): the logits every caller sees,
      * perplexity's included */
@@ -1009,6 +1075,80 @@ int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t 
 /* generation: resident weights and a KV cache                         */
 /* ------------------------------------------------------------------ */
 
+void gptq_model_kv_set_linears(gptq_model *m, gptq_linears linears) { m->linears = linears; }
+
+/* 1 when some linear of the model (the head included) is GPTQ-packed. */
+static int any_packed(const gptq_model *m)
+{
+    char name[512];
+    for (int L = 0; L < m->cfg.num_layers; L++)
+        for (int i = 0; i < m->def[L].nlin; i++) {
+            snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, m->def[L].lin[i].name);
+            if (gptq_weights_is_packed(m->w, name)) return 1;
+        }
+    return !m->cfg.tie_word_embeddings && gptq_weights_is_packed(m->w, m->a->lm_head);
+}
+
+/* Bytes of a packed linear's four tensors on the backend. */
+static int64_t qdev_bytes(const gptq_qtensor *t)
+{
+    const int64_t b = t->bits;
+    return t->K * b / 32 * t->N * 4 + t->ngroups * (t->N * b / 32) * 4 + t->ngroups * t->N * 2 +
+           t->K * 4;
+}
+
+/* One resident linear (W f32 or Q packed, bias B) in the counts. */
+static void account_linear(gptq_model *m, int64_t rows, int64_t cols, const gptq_buf *W,
+                           const gptq_buf *B, const gptq_qdev *Q)
+{
+    if (Q && Q->qweight) {
+        m->n_fast++;
+        m->rbytes += qdev_bytes(&Q->t);
+    } else if (W) {
+        m->n_f32++;
+        m->rbytes += rows * cols * 4;
+    }
+    if (B) m->rbytes += rows * 4;
+}
+
+/* The counts of what kv_begin kept: linears by path, weight bytes. */
+static void resident_account(gptq_model *m)
+{
+    const gptq_model_config *c = &m->cfg;
+    const int64_t V = c->vocab_size, D = c->hidden_size;
+    const int ml = m->maxlin, nn = m->a->nnorms;
+    m->n_fast = m->n_f32 = m->rbytes = 0;
+    for (int L = 0; L < c->num_layers; L++) {
+        const layer_def *d = &m->def[L];
+        const size_t r = (size_t)L * (size_t)ml;
+        for (int i = 0; i < d->nlin; i++)
+            account_linear(m, d->lin[i].rows, d->lin[i].cols, m->rW[r + i], m->rB[r + i],
+                           &m->rQ[r + i]);
+        for (int j = 0; j < nn; j++) {
+            const int64_t n = norm_len(c, &m->a->norms[j]);
+            m->rbytes += (m->rnw[(size_t)L * nn + j] ? n * 4 : 0) +
+                         (m->rnb[(size_t)L * nn + j] ? n * 4 : 0);
+        }
+    }
+    m->rbytes += V * D * 4; /* embed_tokens (the head too when tied) */
+    if (m->rP) m->rbytes += (c->max_positions + c->pos_offset) * D * 4;
+    m->rbytes += (m->rh_nw ? D * 4 : 0) + (m->rh_nb ? D * 4 : 0);
+    if (c->tie_word_embeddings) m->n_f32++;
+    else account_linear(m, V, D, m->rh_W, m->rh_B, &m->rh_Q);
+}
+
+void gptq_model_kv_stats(const gptq_model *m, int64_t *fast_linears, int64_t *f32_linears,
+                         const char **fast_impl, int64_t *weight_bytes, int64_t *kv_bytes)
+{
+    const gptq_model_config *c = &m->cfg;
+    *fast_linears = m->n_fast;
+    *f32_linears = m->n_f32;
+    *fast_impl = m->fast_impl;
+    *weight_bytes = m->rbytes;
+    *kv_bytes = m->rloaded ? 2 * c->num_layers * m->kv_cap * c->num_kv_heads * c->head_dim * 4
+                           : 0;
+}
+
 int gptq_model_kv_begin(gptq_model *m, int64_t cap)
 {
     const gptq_model_config *c = &m->cfg;
@@ -1035,8 +1175,21 @@ int gptq_model_kv_begin(gptq_model *m, int64_t cap)
                           "backend %s has no 'attention_kv' op (attention against a KV cache): "
                           "it cannot generate",
                           m->be->iface->name);
+    const int has_fast = gptq_be_supports(m->be, GPTQ_OP_MATMUL_Q_FAST);
+    if (m->linears == GPTQ_LINEARS_FAST && !has_fast)
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "backend %s has no fast A16 matmul (matmul_q_fast): the fast linears "
+                          "cannot run on it (the f32 linears can)",
+                          m->be->iface->name);
+    if (m->linears == GPTQ_LINEARS_FAST && !any_packed(m))
+        return gptq_error(GPTQ_ERR_UNSUPPORTED,
+                          "%s has no GPTQ-packed linear: the fast linears have nothing to run "
+                          "(a floating-point model runs on f32 linears)",
+                          m->dir);
+    m->fast_ok = has_fast && m->linears != GPTQ_LINEARS_F32;
     gptq_model_layer_unload(m);
     const size_t NL = (size_t)c->num_layers, ml = (size_t)m->maxlin, nn = (size_t)m->a->nnorms;
+    m->rQ = gptq_calloc(NL * ml, sizeof *m->rQ, "resident packed weights");
     m->rW = gptq_calloc(NL * ml, sizeof *m->rW, "resident weights");
     m->rB = gptq_calloc(NL * ml, sizeof *m->rB, "resident weights");
     m->rnw = gptq_calloc(NL * (nn ? nn : 1), sizeof *m->rnw, "resident norms");
@@ -1044,8 +1197,9 @@ int gptq_model_kv_begin(gptq_model *m, int64_t cap)
     m->rloaded = gptq_calloc(NL, 1, "resident layers");
     m->kc = gptq_calloc(NL, sizeof *m->kc, "KV cache");
     m->vc = gptq_calloc(NL, sizeof *m->vc, "KV cache");
-    int st = m->rW && m->rB && m->rnw && m->rnb && m->rloaded && m->kc && m->vc ? GPTQ_OK
-                                                                                 : GPTQ_ERR_NOMEM;
+    int st = m->rQ && m->rW && m->rB && m->rnw && m->rnb && m->rloaded && m->kc && m->vc
+                 ? GPTQ_OK
+                 : GPTQ_ERR_NOMEM;
     m->kv_cap = cap;
     m->kv_len = 0;
     for (size_t L = 0; !st && L < NL; L++) {
@@ -1066,8 +1220,9 @@ int gptq_model_kv_begin(gptq_model *m, int64_t cap)
     if (!st && c->final_norm) st = load_norm(m, name, D, &m->rh_nw, &m->rh_nb);
     if (!st && c->tie_word_embeddings) m->rh_W = m->rE; /* the same table: freed once */
     if (!st && !c->tie_word_embeddings)
-        st = load_linear(m, m->a->lm_head, V, D, 0, &m->rh_W, &m->rh_B);
+        st = load_linear(m, m->a->lm_head, V, D, 0, &m->rh_W, &m->rh_B, &m->rh_Q);
     if (!st) m->rhead = 1;
+    if (!st) resident_account(m);
     if (st) {
         gptq_error_prefix(st, "%s: keeping the model on backend %s for generation", m->dir,
                           m->be->iface->name);
@@ -1090,6 +1245,8 @@ void gptq_model_kv_end(gptq_model *m)
         free_buf(m, &m->rW[i]);
         free_buf(m, &m->rB[i]);
     }
+    for (size_t i = 0; m->rQ && i < NL * ml; i++) gptq_qdev_free(m->be, &m->rQ[i]);
+    gptq_qdev_free(m->be, &m->rh_Q);
     for (size_t i = 0; m->rnw && i < NL * nn; i++) {
         free_buf(m, &m->rnw[i]);
         free_buf(m, &m->rnb[i]);
@@ -1105,6 +1262,7 @@ void gptq_model_kv_end(gptq_model *m)
     free_buf(m, &m->rh_nb);
     free_buf(m, &m->rh_W);
     free_buf(m, &m->rh_B);
+    free(m->rQ);
     free(m->rW);
     free(m->rB);
     free(m->rnw);
@@ -1113,9 +1271,12 @@ void gptq_model_kv_end(gptq_model *m)
     free(m->kc);
     free(m->vc);
     m->rW = m->rB = m->rnw = m->rnb = m->kc = m->vc = NULL;
+    m->rQ = m->Q = NULL;
     m->rloaded = NULL;
-    m->rhead = 0;
+    m->rhead = m->fast_ok = 0;
     m->kv_cap = m->kv_len = 0;
+    m->n_fast = m->n_f32 = m->rbytes = 0;
+    m->fast_impl = NULL;
     free_workspace(m);
 }
 

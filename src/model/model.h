@@ -409,7 +409,8 @@ int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t 
                        double *nll_sum, double *nll_tok, float *logits);
 
 /* Generation with a KV cache (one sequence). kv_begin uploads every
- * layer's weights (dequantized when GPTQ), the embedding tables and the
+ * layer's weights (dequantized when GPTQ, or kept packed for the fast A16
+ * matmul: gptq_model_kv_set_linears), the embedding tables and the
  * head, and keeps them with a key and a value cache of cap positions per
  * layer until kv_end (or close); it needs the backend's attention_kv
  * (GPTQ_ERR_UNSUPPORTED naming the backend otherwise). kv_forward runs T
@@ -422,6 +423,17 @@ int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t 
  * model whose weights are already kept, growing the cache to cap when it
  * is smaller. */
 int gptq_model_kv_begin(gptq_model *m, int64_t cap);
+/* How kv_begin keeps the GPTQ-packed linears (gptq.h, gptq_linears):
+ * set before the first kv_begin, which applies it (GPTQ_LINEARS_FAST on a
+ * backend without matmul_q_fast, or on a model without a packed linear:
+ * GPTQ_ERR_UNSUPPORTED). Forward passes outside generation always
+ * dequantize to f32. */
+void gptq_model_kv_set_linears(gptq_model *m, gptq_linears linears);
+/* What kv_begin kept (zeros before it): linears by path, the code path
+ * the last matmul_q_fast named (NULL: none ran), the weights' and the KV
+ * caches' bytes on the backend. */
+void gptq_model_kv_stats(const gptq_model *m, int64_t *fast_linears, int64_t *f32_linears,
+                         const char **fast_impl, int64_t *weight_bytes, int64_t *kv_bytes);
 int gptq_model_kv_forward(gptq_model *m, const int32_t *ids, int64_t T, int64_t nlast,
                           float *logits);
 int64_t gptq_model_kv_len(const gptq_model *m);

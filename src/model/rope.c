@@ -367,6 +367,21 @@ void gptq_rope_table(const gptq_model_config *c, int64_t S, float *tab)
 void gptq_rope_table_of(const gptq_rope *r, double rope_theta, int64_t max_positions, int64_t S,
                         float *tab)
 {
+    gptq_rope_rows_of(r, rope_theta, max_positions, S, 0, tab);
+}
+
+int gptq_rope_same_rows(const gptq_rope *r, int64_t max_positions, int64_t P0, int64_t P1)
+{
+    /* the frequencies depend on the table's length only through these two
+     * tests of gptq_rope_rows_of (dynamic NTK's base, longrope's factors) */
+    if (r->type == GPTQ_ROPE_DYNAMIC) return P0 == P1 || (P0 <= max_positions && P1 <= max_positions);
+    if (r->type == GPTQ_ROPE_LONGROPE) return (P0 > r->original_max) == (P1 > r->original_max);
+    return 1;
+}
+
+void gptq_rope_rows_of(const gptq_rope *r, double rope_theta, int64_t max_positions, int64_t S,
+                       int64_t p0, float *tab)
+{
     const int64_t d = r->rot, half = d / 2;
     float theta = (float)rope_theta;
     const float f = (float)r->factor;
@@ -419,29 +434,43 @@ void gptq_rope_table_of(const gptq_rope *r, double rope_theta, int64_t max_posit
             /* 1 / (ext * theta ^ (2i / rot)): the product in fp32, then reciprocal */
             inv = 1.0f / ((float)ext[i] * powf(theta, (float)(2 * i) / (float)d));
         }
-        for (int64_t p = 0; p < S; p++) {
+        for (int64_t p = p0; p < S; p++) {
             const float ang = (float)p * inv;
-            tab[p * d + i] = (float)cos((double)ang) * att;
-            tab[p * d + half + i] = (float)sin((double)ang) * att;
+            tab[(p - p0) * d + i] = (float)cos((double)ang) * att;
+            tab[(p - p0) * d + half + i] = (float)sin((double)ang) * att;
         }
     }
 }
 
 int gptq_rope_upload(const gptq_layer_ctx *x, gptq_buf *pos_buf, gptq_buf *tab_buf)
 {
-    const int64_t T = x->T, S = x->S, P = x->npos, rot = x->c->rope.rot;
+    const int64_t T = x->T, S = x->S;
     int32_t *pos = gptq_malloc((size_t)T * sizeof(int32_t), "positions");
     if (!pos) return GPTQ_ERR_NOMEM;
     for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(x->pos0 + t % S);
     int st = gptq_be_upload(x->be, pos_buf, 0, pos, (size_t)T * sizeof(int32_t));
     free(pos);
     if (st) return st;
+    return gptq_rope_upload_table(x, &x->c->rope, x->c->rope_theta, tab_buf);
+}
+
+int gptq_rope_upload_table(const gptq_layer_ctx *x, const gptq_rope *r, double theta,
+                           gptq_buf *tab_buf)
+{
     /* the table of P positions, as transformers makes it for a forward whose
-     * largest position is P - 1 (dynamic NTK and longrope depend on P) */
-    float *tab = gptq_malloc((size_t)(P * rot) * sizeof(float), "rope table");
+     * largest position is P - 1 (dynamic NTK and longrope depend on P); the
+     * rows the buffer holds from the last prepare's table stay when they
+     * are this one's (a generation step adds one row) */
+    const int64_t P = x->npos, rot = r->rot, have = x->prep_npos;
+    int64_t from = 0;
+    if (have > 0 && gptq_rope_same_rows(r, x->c->max_positions, have, P))
+        from = have < P ? have : P;
+    if (from == P) return GPTQ_OK;
+    float *tab = gptq_malloc((size_t)((P - from) * rot) * sizeof(float), "rope table");
     if (!tab) return GPTQ_ERR_NOMEM;
-    gptq_rope_table(x->c, P, tab);
-    st = gptq_be_upload(x->be, tab_buf, 0, tab, (size_t)(P * rot) * sizeof(float));
+    gptq_rope_rows_of(r, theta, x->c->max_positions, P, from, tab);
+    int st = gptq_be_upload(x->be, tab_buf, (size_t)(from * rot) * sizeof(float), tab,
+                            (size_t)((P - from) * rot) * sizeof(float));
     free(tab);
     return st;
 }
