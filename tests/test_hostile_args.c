@@ -35,6 +35,17 @@ static void mk_fast(const char *dir)
     ch_sh("ln -s '%s/libgptq-testdeclines.so' '%s/declines.so'", pd, dir);
 }
 
+/* -- genfast (issue 12): a 4-bit RTN checkpoint of tiny-llama, and the
+ * nofast plugin (generates, but has no matmul_q_fast) -- */
+static void mk_ckpt(const char *dir)
+{
+    ch_sh("'%s' quantize '%s/data/tiny-llama' -o '%s/ck' --method rtn --quiet", ch_cli(),
+          ch_source_root(), dir);
+    const char *pd = getenv("GPTQ_TEST_PLUGIN_DIR");
+    cr_assert(pd && *pd, "GPTQ_TEST_PLUGIN_DIR is not set (run through meson test)");
+    ch_sh("ln -s '%s/libgptq-testnofast.so' '%s/nofast.so'", pd, dir);
+}
+
 static hostile_case args_table[] = {
     {.name = "no_command", .argv = {NULL}, .status = 2, .msg = "usage"},
     {.name = "unknown_command", .argv = {"frobnicate", NULL}, .status = 2, .msg = "frobnicate"},
@@ -179,6 +190,26 @@ static hostile_case args_table[] = {
      .status = 2, .msg = "beam", .keep = {"@/model"}},
     {.name = "generate_threads_zero", .build = mk_model, .argv = {G, "--threads", "0", NULL},
      .status = 2, .msg = "gptq generate: error: --threads 0", .keep = {"@/model"}},
+    /* -- genfast (issue 12): --linears auto|fast|f32 -- */
+    {.name = "generate_linears_unknown", .build = mk_model,
+     .argv = {G, "--linears", "exact", NULL}, .status = 2,
+     .msg = "--linears exact: must be auto, fast or f32", .keep = {"@/model"}},
+    {.name = "generate_linears_upper_case", .build = mk_model,
+     .argv = {G, "--linears", "FAST", NULL}, .status = 2, .msg = "--linears FAST",
+     .keep = {"@/model"}},
+    {.name = "generate_linears_empty", .build = mk_model, .argv = {G, "--linears", "", NULL},
+     .status = 2, .msg = "--linears : must be auto, fast or f32", .keep = {"@/model"}},
+    {.name = "generate_linears_missing", .build = mk_model, .argv = {G, "--linears", NULL},
+     .status = 2, .msg = "requires an argument", .keep = {"@/model"}},
+    {.name = "generate_linears_fast_fp_model", .build = mk_model,
+     .argv = {G, "--linears", "fast", NULL}, .status = 1,
+     .msg = "has no GPTQ-packed linear: the fast linears have nothing to run",
+     .keep = {"@/model"}},
+    {.name = "generate_linears_fast_backend_without_it", .build = mk_ckpt,
+     .argv = {"generate", "@/ck", "--prompt", "The kernel", "--linears", "fast", "--backend",
+              "@/nofast.so", NULL},
+     .status = 1, .msg = "backend nofast has no fast A16 matmul (matmul_q_fast)",
+     .keep = {"@/ck"}},
 #undef G
     /* -- api (issue 13) -- */
     /* --threads N on every command: [1, 1024], a whole integer */
