@@ -528,7 +528,8 @@ int gptq_evaluate(gptq_model *m, const char *text, size_t len, const gptq_eval_o
  *                                                     as tokenizer(text))
  *   gptq_generator_prefill(g, ids, n, n + max_new);
  *   loop: gptq_generator_sample(g, &s, &id); stop at gptq_generator_is_eos;
- *         gptq_generator_step(g, id); gptq_generator_stream(g, &txt, &len);
+ *         gptq_generator_step(g, id) (the last token: gptq_generator_append);
+ *         gptq_generator_stream(g, &txt, &len);
  * The model needs the backend's attention_kv op; a backend without it is
  * refused by open with GPTQ_ERR_UNSUPPORTED naming it. */
 typedef struct gptq_generator gptq_generator;
