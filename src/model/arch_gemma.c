@@ -350,30 +350,21 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
     const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim;
     const int64_t window = c->layer_window[x->layer];
-    const int g3 = is_gemma3(c);
-    /* Gemma 3's sliding layers rotate with their own table */
-    const gptq_buf *tab = g3 && window > 0 ? w[WROPE_LOCAL] : w[WROPE];
 
-    /* attention block */
-    GPTQ_TRY(norm(x, NIN, X_in, T, D, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
-    GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
-    GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
-    if (g3) {
-        GPTQ_TRY(norm(x, NQ, w[WQ], T * H, d, w[WQ]));
-        GPTQ_TRY(norm(x, NK, w[WK], T * Hk, d, w[WK]));
-    }
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, d, w[WPOS], 0, tab, x->npos));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, d, w[WPOS], 0, tab, x->npos));
-    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, Hk, d, (float)c->attn_scale, window,
-                                  (float)c->attn_softcap, w[WATT]));
-    GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
-    GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
-    GPTQ_TRY(norm(x, NPOST_ATTN, w[WTMP], T, D, w[WTMP]));
-    GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
+    const gptq_attn_block attn = {
+        .in_w = x->nw[NIN],
+        .lq = LQ, .lk = LK, .lv = LV, .lo = LO,
+        .q_norm = gptq_layer_norm_w(x, NQ), /* Gemma 3 */
+        .k_norm = gptq_layer_norm_w(x, NK),
+        /* Gemma 3's sliding layers rotate with their own table */
+        .pos = w[WPOS], .rope = is_gemma3(c) && window > 0 ? w[WROPE_LOCAL] : w[WROPE],
+        .rot = c->head_dim,
+        .scale = (float)c->attn_scale, .window = window, .softcap = (float)c->attn_softcap,
+        .post_norm = x->nw[NPOST_ATTN],
+        .xn = w[WXN], .Q = w[WQ], .K = w[WK], .V = w[WV], .O = w[WATT], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
     /* MLP block */
     GPTQ_TRY(norm(x, NPRE_FF, X_out, T, D, w[WXN]));
