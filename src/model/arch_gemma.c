@@ -338,18 +338,10 @@ static int prepare(const gptq_layer_ctx *x)
 /* The per-layer norms: four around attention and MLP, Gemma 3's q/k norms. */
 enum { NIN, NPOST_ATTN, NPRE_FF, NPOST_FF, NQ, NK };
 
-static int norm(const gptq_layer_ctx *x, int j, const gptq_buf *X, int64_t rows, int64_t D,
-                gptq_buf *Y)
-{
-    return gptq_llama_rmsnorm(x->be, X, 0, x->nw[j], NULL, rows, D, (float)x->c->norm_eps, Y);
-}
-
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
     const int64_t window = c->layer_window[x->layer];
 
     const gptq_attn_block attn = {
@@ -366,16 +358,14 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     };
     GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block */
-    GPTQ_TRY(norm(x, NPRE_FF, X_out, T, D, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
-    GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
-    GPTQ_TRY(GPTQ_BE_OP(be, gelu_tanh_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
-    GPTQ_TRY(norm(x, NPOST_FF, w[WTMP], T, D, w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[NPRE_FF],
+        .lgate = LGATE, .lup = LUP, .ldown = LDOWN, .act = GPTQ_MLP_GELU_TANH,
+        .post_norm = x->nw[NPOST_FF],
+        .xn = w[WXN], .G = w[WG], .U = w[WU], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 static const char *const k_roots[] = {"model.", NULL};

@@ -257,10 +257,8 @@ enum { NIN, NPOST, NQ, NK };
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size, d = c->head_dim;
-    const float eps = (float)c->norm_eps;
+    const int64_t d = c->head_dim;
 
     const gptq_attn_block attn = {
         .in_w = x->nw[NIN],
@@ -274,15 +272,13 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     };
     GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block */
-    GPTQ_TRY(gptq_llama_rmsnorm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
-    GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
-    GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[NPOST],
+        .lgate = LGATE, .lup = LUP, .ldown = LDOWN, .act = GPTQ_MLP_SILU,
+        .xn = w[WXN], .G = w[WG], .U = w[WU], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 static const char *const k_roots[] = {"model.", NULL};

@@ -126,10 +126,7 @@ static int norm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf 
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const float eps = (float)c->norm_eps;
 
     /* no RoPE: the learned positions were added to the embedding */
     const gptq_attn_block attn = {
@@ -140,14 +137,13 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     };
     GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block */
-    GPTQ_TRY(norm(be, X_out, 0, x->nw[1], x->nb[1], T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LFC1, w[WXN], w[WG]));
-    GPTQ_TRY(GPTQ_BE_OP(be, relu, w[WG], 0, T * F));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LFC2, w[WG], w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[1], .in_b = x->nb[1],
+        .lgate = LFC1, .ldown = LFC2, .act = GPTQ_MLP_RELU,
+        .xn = w[WXN], .G = w[WG], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 /* "decoder." alone: checkpoints saved from OPTModel */

@@ -124,22 +124,12 @@ static int prepare(const gptq_layer_ctx *x)
     return upload_cols(x, x->work[IU], F, F);
 }
 
-/* dst (T, n) = the columns idx (n of them) of src (T, cols) */
-static int split(const gptq_layer_ctx *x, gptq_buf *dst, const gptq_buf *src, int64_t n,
-                 int64_t cols, const gptq_buf *idx)
-{
-    return GPTQ_BE_OP(x->be, gather, dst, src, x->T, n, x->T, cols, NULL, idx, 4);
-}
-
 enum { NIN, NPOST };
 
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const float eps = (float)c->norm_eps;
 
     const gptq_attn_block attn = {
         .in_w = x->nw[NIN],
@@ -152,16 +142,14 @@ static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_ou
     };
     GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block: gate first, then up (Phi3MLP's chunk) */
-    GPTQ_TRY(gptq_llama_rmsnorm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LGU, w[WXN], w[WGU]));
-    GPTQ_TRY(split(x, w[WG], w[WGU], F, 2 * F, w[IG]));
-    GPTQ_TRY(split(x, w[WU], w[WGU], F, 2 * F, w[IU]));
-    GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[NPOST],
+        .lgu = LGU, .ldown = LDOWN, .act = GPTQ_MLP_SILU,
+        .fused = w[WGU], .ig = w[IG], .iu = w[IU],
+        .xn = w[WXN], .G = w[WG], .U = w[WU], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 static const char *const k_roots[] = {"model.", NULL};
