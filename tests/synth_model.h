@@ -325,6 +325,15 @@ static inline float *syn_read_f32(gptq_weights *w, const char *name, int64_t r, 
     return p;
 }
 
+/* Tensor "model.layers.<L>.<name>" of w, as syn_read_f32. */
+static inline float *syn_read_layer_f32(gptq_weights *w, int L, const char *name, int64_t r,
+                                        int64_t c)
+{
+    char n[256];
+    snprintf(n, sizeof n, "model.layers.%d.%s", L, name);
+    return syn_read_f32(w, n, r, c);
+}
+
 /* Our logits (nseq * S, V) of the model folder dir on ids (nseq, S), on
  * the CPU backend; free() them. arch: the family dir must open as (NULL:
  * any); *V (may be NULL) gets the vocabulary size. */
@@ -365,6 +374,28 @@ static inline void syn_ref_lin(const float *W, const double *x, int rows, int co
         double s = 0.0;
         for (int c = 0; c < cols; c++) s += (double)W[r * cols + c] * x[c];
         y[r] = s;
+    }
+}
+
+/* One query head's softmax attention over key rows t0 .. t (causal, a
+ * window already applied to t0), scale 1/sqrt(d): q (d); k and v the head's
+ * vector of row 0, rows `stride` doubles apart; sc (t - t0 + 1) scratch;
+ * out (d). */
+static inline void syn_ref_attend(const double *q, const double *k, const double *v,
+                                  int stride, int t0, int t, int d, double *sc, double *out)
+{
+    double mx = -INFINITY, z = 0.0;
+    for (int j = t0; j <= t; j++) {
+        double s = 0.0;
+        for (int i = 0; i < d; i++) s += q[i] * k[j * stride + i];
+        sc[j - t0] = s / sqrt((double)d);
+        if (sc[j - t0] > mx) mx = sc[j - t0];
+    }
+    for (int j = t0; j <= t; j++) z += sc[j - t0] = exp(sc[j - t0] - mx);
+    for (int i = 0; i < d; i++) {
+        double s = 0.0;
+        for (int j = t0; j <= t; j++) s += sc[j - t0] * v[j * stride + i];
+        out[i] = s / z;
     }
 }
 

@@ -248,21 +248,16 @@ static void ref_load(const char *dir, ref_weights *rw)
 {
     gptq_weights *w = NULL;
     cr_assert_eq(gptq_weights_open(dir, &w), GPTQ_OK, "%s", gptq_last_error());
-    static const char *lin[4] = {"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj",
-                                 "mlp.down_proj"};
+    static const char *lin[4] = {"self_attn.qkv_proj.weight", "self_attn.o_proj.weight",
+                                 "mlp.gate_up_proj.weight", "mlp.down_proj.weight"};
     const int64_t rc[4][2] = {{(RH + 2 * RHK) * RHD, RD}, {RD, RH * RHD}, {2 * RF, RD}, {RD, RF}};
-    char n[256];
     rw->E = syn_read_f32(w, "model.embed_tokens.weight", RV, RD);
     rw->fn = syn_read_f32(w, "model.norm.weight", RD, 0);
     for (int L = 0; L < RL; L++) {
-        snprintf(n, sizeof n, "model.layers.%d.input_layernorm.weight", L);
-        rw->in[L] = syn_read_f32(w, n, RD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", L);
-        rw->post[L] = syn_read_f32(w, n, RD, 0);
-        for (int i = 0; i < 4; i++) {
-            snprintf(n, sizeof n, "model.layers.%d.%s.weight", L, lin[i]);
-            rw->W[L][i] = syn_read_f32(w, n, rc[i][0], rc[i][1]);
-        }
+        rw->in[L] = syn_read_layer_f32(w, L, "input_layernorm.weight", RD, 0);
+        rw->post[L] = syn_read_layer_f32(w, L, "post_attention_layernorm.weight", RD, 0);
+        for (int i = 0; i < 4; i++)
+            rw->W[L][i] = syn_read_layer_f32(w, L, lin[i], rc[i][0], rc[i][1]);
     }
     gptq_weights_close(w);
 }
@@ -321,22 +316,8 @@ static void ref_forward(const ref_weights *w, const int32_t *ids, int nseq, int 
             const int t0 = t - t % S;
             for (int hq = 0; hq < RH; hq++) {
                 const int kh = hq / (RH / RHK);
-                const double *q = qkv + t * QKV + hq * RHD;
-                double mx = -INFINITY, z = 0.0;
-                for (int j = t0; j <= t; j++) {
-                    const double *k = qkv + j * QKV + QW + kh * RHD;
-                    double s = 0.0;
-                    for (int i = 0; i < RHD; i++) s += q[i] * k[i];
-                    sc[j - t0] = s / sqrt((double)RHD);
-                    if (sc[j - t0] > mx) mx = sc[j - t0];
-                }
-                for (int j = t0; j <= t; j++) z += sc[j - t0] = exp(sc[j - t0] - mx);
-                for (int i = 0; i < RHD; i++) {
-                    double s = 0.0;
-                    for (int j = t0; j <= t; j++)
-                        s += sc[j - t0] * qkv[j * QKV + QW + KW + kh * RHD + i];
-                    att[hq * RHD + i] = s / z;
-                }
+                syn_ref_attend(qkv + t * QKV + hq * RHD, qkv + QW + kh * RHD,
+                               qkv + QW + KW + kh * RHD, QKV, t0, t, RHD, sc, att + hq * RHD);
             }
             double *xt = x + t * RD;
             syn_ref_lin(w->W[L][1], att, RD, QW, o);

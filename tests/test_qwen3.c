@@ -212,27 +212,21 @@ static void ref_load(const char *dir, ref_weights *rw)
 {
     gptq_weights *w = NULL;
     cr_assert_eq(gptq_weights_open(dir, &w), GPTQ_OK, "%s", gptq_last_error());
-    static const char *lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                 "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                 "mlp.down_proj"};
+    static const char *lin[7] = {
+        "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+        "mlp.down_proj.weight"};
     const int64_t rc[7][2] = {{RH * RHD, RD}, {RHK * RHD, RD}, {RHK * RHD, RD}, {RD, RH * RHD},
                               {RF, RD},       {RF, RD},        {RD, RF}};
-    char n[256];
     rw->E = syn_read_f32(w, "model.embed_tokens.weight", RV, RD);
     rw->fn = syn_read_f32(w, "model.norm.weight", RD, 0);
     for (int L = 0; L < RL; L++) {
-        snprintf(n, sizeof n, "model.layers.%d.input_layernorm.weight", L);
-        rw->in[L] = syn_read_f32(w, n, RD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", L);
-        rw->post[L] = syn_read_f32(w, n, RD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.q_norm.weight", L);
-        rw->qn[L] = syn_read_f32(w, n, RHD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.k_norm.weight", L);
-        rw->kn[L] = syn_read_f32(w, n, RHD, 0);
-        for (int i = 0; i < 7; i++) {
-            snprintf(n, sizeof n, "model.layers.%d.%s.weight", L, lin[i]);
-            rw->W[L][i] = syn_read_f32(w, n, rc[i][0], rc[i][1]);
-        }
+        rw->in[L] = syn_read_layer_f32(w, L, "input_layernorm.weight", RD, 0);
+        rw->post[L] = syn_read_layer_f32(w, L, "post_attention_layernorm.weight", RD, 0);
+        rw->qn[L] = syn_read_layer_f32(w, L, "self_attn.q_norm.weight", RHD, 0);
+        rw->kn[L] = syn_read_layer_f32(w, L, "self_attn.k_norm.weight", RHD, 0);
+        for (int i = 0; i < 7; i++)
+            rw->W[L][i] = syn_read_layer_f32(w, L, lin[i], rc[i][0], rc[i][1]);
     }
     gptq_weights_close(w);
 }
@@ -298,20 +292,8 @@ static void ref_forward(const ref_weights *w, const int32_t *ids, int nseq, int 
             if (win && win[L] > 0 && t - win[L] + 1 > t0) t0 = t - win[L] + 1;
             for (int h = 0; h < RH; h++) {
                 const int kh = h / (RH / RHK);
-                const double *qh = q + t * QW + h * RHD;
-                double mx = -INFINITY, z = 0.0;
-                for (int j = t0; j <= t; j++) {
-                    double s = 0.0;
-                    for (int i = 0; i < RHD; i++) s += qh[i] * k[j * KW + kh * RHD + i];
-                    sc[j - t0] = s / sqrt((double)RHD);
-                    if (sc[j - t0] > mx) mx = sc[j - t0];
-                }
-                for (int j = t0; j <= t; j++) z += sc[j - t0] = exp(sc[j - t0] - mx);
-                for (int i = 0; i < RHD; i++) {
-                    double s = 0.0;
-                    for (int j = t0; j <= t; j++) s += sc[j - t0] * v[j * KW + kh * RHD + i];
-                    att[h * RHD + i] = s / z;
-                }
+                syn_ref_attend(q + t * QW + h * RHD, k + kh * RHD, v + kh * RHD, KW, t0, t, RHD,
+                               sc, att + h * RHD);
             }
             /* attention then MLP for row t: later rows read only k and v */
             double *xt = x + t * RD;
