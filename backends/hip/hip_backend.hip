@@ -350,6 +350,7 @@ static const gptq_backend_iface k_hip_iface = {
     .gelu_tanh_mul = hip_gelu_tanh_mul,
     .scale = hip_scale,
     .softcap = hip_softcap,
+    .matmul_q_fast = hip_matmul_q_fast,
     .attention_kv = hip_attention_kv,
 };
 
