@@ -5,12 +5,14 @@
  * Three code paths (*impl names the one that ran):
  *
  *   gemv       M <= 8, 4 and 8 bits (every device). One block per 4 QB
- *              output columns; each thread reads (word row, 4 columns) as one
- *              16-byte load of qweight, 4 such loads in flight, dequantizes in
- *              registers and keeps (M, 4) f32 sums; the block's 256 / QB
- *              k-slices are summed through shared memory in slice order.
- *              Every weight byte is read once, coalesced (QB quads = 16 QB
- *              contiguous bytes of a word row per warp row).
+ *              output columns (QB = 4, or 8 for wide N); 256 / QB k-slices,
+ *              each a contiguous chunk of word rows; a thread reads (word
+ *              row, 4 columns) as one 16-byte load of qweight, 4 loads in
+ *              flight while the previous 4 are dequantized in registers, keeps
+ *              (M, 4) f32 sums and its group's scales and zeros (loaded once
+ *              per group); the slices are summed by a fixed tree in shared
+ *              memory. Every weight byte is read once, coalesced (16 QB
+ *              contiguous bytes of a word row per QB threads).
  *   gemm-mma   M > 8 (or GPTQ_HIP_W4A16=gemm), 4 and 8 bits, NVIDIA only:
  *              (64, 128) outputs per block, k-steps of 64. X is rounded to
  *              fp16 into shared memory, the weight tile is read once from
@@ -38,14 +40,15 @@
  *     so is f32(scale) (q - z) (dequantize's own product).
  *   - gemv, a word whose k share one group: p = its KPW <= 8 exact products
  *     summed by FMAs (KPW - 1 roundings), acc = fma(s, p, acc) (one per word
- *     of the slice, the scale exact inside the FMA), then the slices summed
- *     in order (one per non-empty slice) and the bias (one). Depth
- *     <= KPW + ceil(KW / S) + min(S, KW) with KW = K / KPW words and S slices
- *     (32 or 64): <= K + 2 for every K (KW <= S gives KPW + KW; else
- *     K > 128 and 8 + K/128 + 1 + 64 <= K). A word of mixed groups
- *     (act-order): each exact product scaled by its own s in one FMA; with
- *     such words in a slice the depth is <= ceil(KW / S) KPW + min(S, KW),
- *     <= K + 2 the same way (KW > S: K/32 + 8 + 64 <= K + 2).
+ *     of the slice's chunk of ch = ceil(KW / S) words, the scale exact
+ *     inside the FMA), then the slices summed by a tree (ceil(log2 min(S,
+ *     KW)) levels that add non-zero terms) and the bias (one). With KW =
+ *     K / KPW words and S (32 or 64) slices the depth is <= KPW + ch +
+ *     ceil(log2 min(S, KW)) <= K + 2 for every K (KW <= S: KPW + 1 +
+ *     log2 KW <= KPW KW + 2; else K > 128 and 8 + K/128 + 1 + 6 <= K). A
+ *     word of mixed groups (act-order): each exact product scaled by its own
+ *     s in one FMA: depth <= ch KPW + ceil(log2 min(S, KW)) + 1, <= K + 2 the
+ *     same way (KW > S: K/32 + 8 + 7 <= K + 2).
  *   - gemm-simt: FMAs of xh and the exact s (q - z), k in order, then the
  *     bias: depth K + 1, matmul_q's own.
  *   - gemm-mma: each 16-k piece is one mma with a zero accumulator: its 16
@@ -130,7 +133,17 @@ __device__ static inline int64_t w4_group(const w4_view &q, int64_t k, int64_t g
  * ---------------------------------------------------------------------- */
 
 #define GV_THREADS 256
-#define GV_UNROLL 4 /* 16-byte loads in flight per thread */
+#define GV_UNROLL 4 /* 16-byte loads a thread keeps in flight, twice (double buffer) */
+
+/* U words of a thread's chunk (word rows w0.., its 4 columns); past we: 0 */
+template <int U>
+__device__ static inline void gv_load(uint4 v[U], const uint32_t *__restrict__ wp, int64_t N,
+                                      int64_t w0, int64_t we)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++)
+        v[u] = w0 + u < we ? *(const uint4 *)(wp + (w0 + u) * N) : make_uint4(0, 0, 0, 0);
+}
 
 template <int BITS, int MT, int QB>
 __global__ __launch_bounds__(GV_THREADS) void w4_gemv_kernel(w4_view q,
@@ -140,32 +153,37 @@ __global__ __launch_bounds__(GV_THREADS) void w4_gemv_kernel(w4_view q,
                                                              float *__restrict__ Y,
                                                              hip_flag_t *flags)
 {
-    constexpr int S = GV_THREADS / QB; /* k slices */
+    constexpr int S = GV_THREADS / QB; /* k slices (a power of 2) */
     constexpr int KPW = 32 / BITS;     /* k values per word */
+    constexpr int OUT = MT * 4 * QB;   /* outputs of the block */
     constexpr uint32_t MASK = (1u << BITS) - 1u;
-    __shared__ float red[S][MT][4 * QB];
+    __shared__ float red[S][OUT];
     const int quad = (int)threadIdx.x % QB, slice = (int)threadIdx.x / QB;
     const int64_t N = q.N, K = q.K, KW = K / KPW, zrow = N * BITS / 32;
     const int64_t n = ((int64_t)blockIdx.x * QB + quad) * 4;
+    /* the slice's words: one contiguous chunk, so that its words share their
+     * group's scales and zeros (loaded once per group, not once per word) */
+    const int64_t ch = (KW + S - 1) / S, wb = slice * ch, we = wb + ch < KW ? wb + ch : KW;
     float acc[MT][4];
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
         for (int c = 0; c < 4; c++) acc[m][c] = 0.0f;
 
-    if (n < N) {
-        for (int64_t w0 = slice; w0 < KW; w0 += (int64_t)S * GV_UNROLL) {
-            uint4 wv[GV_UNROLL];
+    if (n < N && wb < we) {
+        const uint32_t *wp = q.qw + n;
+        int64_t gcur = -1; /* the group whose s and zf are held */
+        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, zf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        uint4 cur[GV_UNROLL], nxt[GV_UNROLL];
+        gv_load<GV_UNROLL>(cur, wp, N, wb, we);
+        for (int64_t w0 = wb; w0 < we; w0 += GV_UNROLL) {
+            /* the next U words in flight while these are dequantized */
+            gv_load<GV_UNROLL>(nxt, wp, N, w0 + GV_UNROLL, we);
 #pragma unroll
             for (int u = 0; u < GV_UNROLL; u++) {
-                const int64_t w = w0 + (int64_t)u * S;
-                wv[u] = w < KW ? *(const uint4 *)(q.qw + w * N + n) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-            for (int u = 0; u < GV_UNROLL; u++) {
-                const int64_t w = w0 + (int64_t)u * S, k0 = w * KPW;
-                if (w >= KW) break;
-                const uint32_t words[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+                const int64_t w = w0 + u, k0 = w * KPW;
+                if (w >= we) break;
+                const uint32_t words[4] = {cur[u].x, cur[u].y, cur[u].z, cur[u].w};
                 int g[KPW];
                 {
                     const int4 a = *(const int4 *)(q.gi + k0);
@@ -199,27 +217,31 @@ __global__ __launch_bounds__(GV_THREADS) void w4_gemv_kernel(w4_view q,
                 for (int j = 1; j < KPW; j++) same &= g[j] == g[0];
                 if (same) {
                     /* one group: s * (sum of exact products xh (q - z)) */
-                    const int64_t gg = w4_group(q, k0, g[0], flags);
-                    if (gg < 0) continue;
-                    const uint2 sv = *(const uint2 *)(q.sc + gg * N + n);
-                    const float s[4] = {__half2float(__ushort_as_half((unsigned short)(sv.x & 0xffffu))),
-                                        __half2float(__ushort_as_half((unsigned short)(sv.x >> 16))),
-                                        __half2float(__ushort_as_half((unsigned short)(sv.y & 0xffffu))),
-                                        __half2float(__ushort_as_half((unsigned short)(sv.y >> 16)))};
-                    const uint32_t zw = BITS == 4
-                                            ? q.qz[gg * zrow + n / 8] >> (4 * (n % 8))
-                                            : q.qz[gg * zrow + n / 4];
+                    if (g[0] != gcur) {
+                        const int64_t gg = w4_group(q, k0, g[0], flags);
+                        gcur = gg;
+                        if (gg < 0) continue;
+                        const uint2 sv = *(const uint2 *)(q.sc + gg * N + n);
+                        s[0] = __half2float(__ushort_as_half((unsigned short)(sv.x & 0xffffu)));
+                        s[1] = __half2float(__ushort_as_half((unsigned short)(sv.x >> 16)));
+                        s[2] = __half2float(__ushort_as_half((unsigned short)(sv.y & 0xffffu)));
+                        s[3] = __half2float(__ushort_as_half((unsigned short)(sv.y >> 16)));
+                        const uint32_t zw = BITS == 4 ? q.qz[gg * zrow + n / 8] >> (4 * (n % 8))
+                                                      : q.qz[gg * zrow + n / 4];
+                        /* 2^23 + z: then 2^23 + q - (2^23 + z) is exact, no int-to-float */
+#pragma unroll
+                        for (int c = 0; c < 4; c++)
+                            zf[c] = 8388608.0f + (float)((int)((zw >> (BITS * c)) & MASK) + q.zero_add);
+                    }
 #pragma unroll
                     for (int c = 0; c < 4; c++) {
-                        /* 2^23 + q - (2^23 + z): exact, no int-to-float conversion */
-                        const float zf = 8388608.0f + (float)((int)((zw >> (BITS * c)) & MASK) + q.zero_add);
                         float p[MT];
 #pragma unroll
                         for (int m = 0; m < MT; m++) p[m] = 0.0f;
 #pragma unroll
                         for (int j = 0; j < KPW; j++) {
                             const float d =
-                                __uint_as_float(0x4B000000u | ((words[c] >> (BITS * j)) & MASK)) - zf;
+                                __uint_as_float(0x4B000000u | ((words[c] >> (BITS * j)) & MASK)) - zf[c];
 #pragma unroll
                             for (int m = 0; m < MT; m++) p[m] = fmaf(xh[m][j], d, p[m]);
                         }
@@ -234,31 +256,36 @@ __global__ __launch_bounds__(GV_THREADS) void w4_gemv_kernel(w4_view q,
                         if (gg < 0) continue;
 #pragma unroll
                         for (int c = 0; c < 4; c++) {
-                            const float s = w4_scale(q, gg, n + c);
+                            const float sj = w4_scale(q, gg, n + c);
                             const float d = (float)((int)((words[c] >> (BITS * j)) & MASK) -
                                                     w4_zero(q, gg, n + c));
 #pragma unroll
                             for (int m = 0; m < MT; m++)
-                                acc[m][c] = fmaf(s, xh[m][j] * d, acc[m][c]);
+                                acc[m][c] = fmaf(sj, xh[m][j] * d, acc[m][c]);
                         }
                     }
                 }
             }
+#pragma unroll
+            for (int u = 0; u < GV_UNROLL; u++) cur[u] = nxt[u];
         }
     }
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
-        for (int c = 0; c < 4; c++) red[slice][m][quad * 4 + c] = acc[m][c];
+        for (int c = 0; c < 4; c++) red[slice][m * 4 * QB + quad * 4 + c] = acc[m][c];
     __syncthreads();
-    /* the slices summed in slice order: the same order on every run */
-    for (int o = (int)threadIdx.x; o < MT * 4 * QB; o += GV_THREADS) {
+    /* the slices summed as a fixed tree (slice i + slice i + h, h = S/2, ..., 1):
+     * the same order on every run */
+    for (int h = S / 2; h > 0; h /= 2) {
+        for (int o = (int)threadIdx.x; o < h * OUT; o += GV_THREADS)
+            red[o / OUT][o % OUT] += red[o / OUT + h][o % OUT];
+        __syncthreads();
+    }
+    for (int o = (int)threadIdx.x; o < OUT; o += GV_THREADS) {
         const int m = o / (4 * QB), col = o % (4 * QB);
         const int64_t nn = (int64_t)blockIdx.x * 4 * QB + col;
-        if (m >= M || nn >= N) continue;
-        float s = 0.0f;
-        for (int sl = 0; sl < S; sl++) s += red[sl][m][col];
-        Y[m * N + nn] = bias ? s + w4_f16(bias[nn]) : s;
+        if (m < M && nn < N) Y[m * N + nn] = bias ? red[0][o] + w4_f16(bias[nn]) : red[0][o];
     }
 }
 
@@ -489,8 +516,9 @@ static void launch_gemv_m(hip_ctx *c, const w4_view &v, const float *x, int64_t 
                           const float *b, float *y)
 {
     /* 32 columns a block (128 contiguous bytes a word row) when that still
-     * gives two blocks per multiprocessor, else 16 */
-    if (v.N / 32 >= 2 * (int64_t)c->sm_count) launch_gemv_q<BITS, MT, 8>(c, v, x, M, xvec, b, y);
+     * gives four blocks per multiprocessor (latency is hidden by warps in
+     * flight), else 16 */
+    if (v.N / 32 >= 4 * (int64_t)c->sm_count) launch_gemv_q<BITS, MT, 8>(c, v, x, M, xvec, b, y);
     else launch_gemv_q<BITS, MT, 4>(c, v, x, M, xvec, b, y);
 }
 
