@@ -279,7 +279,7 @@ PY
                 log "w4a16: quantize $name failed"
             for mod in model.layers.0.self_attn.q_proj:256 model.layers.2.mlp.down_proj:384; do
                 m=${mod%%:*} k=${mod##*:}
-                for M in 1 5 40; do
+                for M in 1 40; do
                     python3 - "$M" "$k" /tmp/x.safetensors <<'PY'
 import sys, torch
 from safetensors.torch import save_file
