@@ -12,7 +12,7 @@
 #define W4_ATTR __attribute__((target("avx2,fma,f16c")))
 #define W4_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define W4_SPLAT(x) _mm256_set1_ps(x)
-#define W4_ENTRY cpu_w4_tiles_avx2
+#define W4_ENTRY cpu_w4_unit_avx2
 #include "cpu_w4a16_kernel.h"
 #else
 typedef int cpu_w4a16_avx2_not_x86; /* ISO C wants a declaration in every file */

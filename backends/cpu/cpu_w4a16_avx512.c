@@ -11,7 +11,7 @@
 #define W4_ATTR __attribute__((target("avx512f,fma,f16c")))
 #define W4_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define W4_SPLAT(x) _mm512_set1_ps(x)
-#define W4_ENTRY cpu_w4_tiles_avx512
+#define W4_ENTRY cpu_w4_unit_avx512
 #include "cpu_w4a16_kernel.h"
 #else
 typedef int cpu_w4a16_avx512_not_x86; /* ISO C wants a declaration in every file */
