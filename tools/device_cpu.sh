@@ -17,7 +17,8 @@
 #   kernels   bench_w4a16 (the fast W4A16 matmul, 7B shapes, w4 g128, against
 #             the read/triad bandwidth it measures): every ISA the CPU runs at
 #             all threads, the best one with a sweep of 1, 2, 4, 8 and all
-#             threads (tools/device_cpu_kernels.sh runs build + kernels)
+#             threads (tools/device_cpu_kernels.sh runs build + kernels;
+#             ISAS="avx512 ..." picks the ISAs)
 # OpenBLAS 0.3.21 does not recognise this (virtualised Sapphire Rapids) CPU
 # and falls back to its slowest kernels ("Prescott"): the kernel family is
 # pinned to SkylakeX (AVX-512) or Haswell (AVX2) unless OPENBLAS_CORETYPE is
@@ -102,7 +103,7 @@ kernels)
   # OMP_PROC_BIND=close: one thread per core, kept there (the figures of
   # bench/RESULTS.md); the best ISA also sweeps the thread count
   export OMP_PROC_BIND=${OMP_PROC_BIND:-close}
-  for isa in avx512 avx2 generic; do
+  for isa in ${ISAS:-avx512 avx2 generic}; do
     if [ "$isa" = avx512 ] && ! grep -qw avx512f /proc/cpuinfo; then
       echo "no AVX-512 on this CPU: avx512 not run" | tee "$OUT/w4a16_avx512.txt"; continue
     fi
