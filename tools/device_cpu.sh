@@ -28,7 +28,7 @@ steps=${*:-build bench}
 OUT=${OUT:-/tmp/out}
 mkdir -p /tmp/deps "$OUT" /tmp/gptq-bin
 DEBS=.debs-cpu
-[ -d "$DEBS" ] || DEBS=.debs
+ls "$DEBS"/*.deb >/dev/null 2>&1 || DEBS=.debs
 for f in "$DEBS"/*.deb; do dpkg -x "$f" /tmp/deps; done
 # the OpenBLAS headers may travel as a tar (the -dev .deb is mostly a static library)
 for f in "$DEBS"/*.tar; do [ -f "$f" ] && tar xf "$f" -C /tmp/deps; done
@@ -36,7 +36,7 @@ D=/tmp/deps/usr
 LIB=$D/lib/x86_64-linux-gnu
 # the system compiler's own OpenMP runtime must win over bookworm's (.debs
 # carries libgomp1): drop ours when the system has one
-if ldconfig -p | grep -q 'libgomp.so.1 '; then rm -f "$LIB"/libgomp.so*; fi
+if ldconfig -p | grep 'libgomp.so.1 ' >/dev/null; then rm -f "$LIB"/libgomp.so*; fi
 export LD_LIBRARY_PATH=$LIB:$LIB/openblas-pthread
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
