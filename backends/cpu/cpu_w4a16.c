@@ -51,15 +51,16 @@
 typedef struct w4_isa {
     const char *name;
     w4_unit_fn unit;
-    int64_t nt; /* columns per tile */
+    w4_round_fn round; /* X and the bias to fp16 (F16C on the SIMD paths) */
+    int64_t nt;        /* columns per tile */
 } w4_isa;
 
 /* In order of preference: auto takes the last one the CPU runs. */
 static const w4_isa k_isas[] = {
-    {"generic", cpu_w4_unit_generic, W4_NT_GENERIC},
+    {"generic", cpu_w4_unit_generic, cpu_w4_round_generic, W4_NT_GENERIC},
 #if defined(__x86_64__)
-    {"avx2", cpu_w4_unit_avx2, W4_NT_AVX2},
-    {"avx512", cpu_w4_unit_avx512, W4_NT_AVX512},
+    {"avx2", cpu_w4_unit_avx2, cpu_w4_round_avx2, W4_NT_AVX2},
+    {"avx512", cpu_w4_unit_avx512, cpu_w4_round_avx512, W4_NT_AVX512},
 #endif
 };
 enum { W4_NISA = sizeof k_isas / sizeof *k_isas };
@@ -102,29 +103,27 @@ static int pick_isa(cpu_ctx *c, const char *op, const w4_isa **out)
                     "avx512 (this build and CPU run: %s)", op, want, runs);
 }
 
-static float round_f16(float x) { return (float)(_Float16)x; }
-
 enum {
     W4_SLAB = 8,       /* decode: blocks per slab (256 k; two groups of 128) */
     W4_SLAB_MAXG = 16, /* decode: most groups a slab may use (else one slab) */
     W4_CW = 1024       /* decode: columns per unit (4 KiB of words per qweight row) */
 };
 
-/* Groups [span[2s], span[2s + 1]) used by slab s (blocks [s*slab, (s+1)*slab)
- * of 32 k); returns the widest span. */
-static int64_t slab_spans(const int32_t *gi, int64_t K, int64_t slab, int32_t *span)
+/* Groups [span[2s], span[2s + 1]) used by slab s (blocks [s*slab, (s+1)*slab),
+ * from the blocks' own spans bspan); returns the widest. */
+static int64_t slab_spans(const int32_t *bspan, int64_t nblk, int64_t slab, int32_t *span)
 {
     int64_t widest = 0;
-    for (int64_t s = 0; s * slab * 32 < K; s++) {
-        const int64_t k1 = (s + 1) * slab * 32 < K ? (s + 1) * slab * 32 : K;
-        int32_t lo = gi[s * slab * 32], hi = lo;
-        for (int64_t k = s * slab * 32; k < k1; k++) {
-            lo = gi[k] < lo ? gi[k] : lo;
-            hi = gi[k] > hi ? gi[k] : hi;
+    for (int64_t s = 0; s * slab < nblk; s++) {
+        const int64_t b1 = (s + 1) * slab < nblk ? (s + 1) * slab : nblk;
+        int32_t lo = bspan[2 * s * slab], hi = bspan[2 * s * slab + 1];
+        for (int64_t b = s * slab; b < b1; b++) {
+            lo = bspan[2 * b] < lo ? bspan[2 * b] : lo;
+            hi = bspan[2 * b + 1] > hi ? bspan[2 * b + 1] : hi;
         }
         span[2 * s] = lo;
-        span[2 * s + 1] = hi + 1;
-        widest = hi + 1 - lo > widest ? hi + 1 - lo : widest;
+        span[2 * s + 1] = hi;
+        widest = hi - lo > widest ? hi - lo : widest;
     }
     return widest;
 }
@@ -164,46 +163,51 @@ int cpu_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
 #ifdef _OPENMP
     nth = omp_get_max_threads();
 #endif
+    /* Per block: its groups [bspan[2b], bspan[2b + 1]) and bgroup[b], the
+     * group all of its 32 k share or -1 (one pass over g_idx); then per
+     * slab: span. */
+    int32_t *ints = malloc((size_t)(5 * nblk) * sizeof(int32_t));
+    if (!ints) return cpu_fail(c, GPTQ_ERR_NOMEM, "%s: no memory for the block tables", op);
+    int32_t *bspan = ints, *span = ints + 2 * nblk, *bgroup = ints + 4 * nblk;
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        const int64_t k0 = 32 * blk, k1 = k0 + 32 < K ? k0 + 32 : K;
+        int32_t lo = gi[k0], hi = gi[k0];
+        for (int64_t k = k0 + 1; k < k1; k++) {
+            lo = gi[k] < lo ? gi[k] : lo;
+            hi = gi[k] > hi ? gi[k] : hi;
+        }
+        bspan[2 * blk] = lo;
+        bspan[2 * blk + 1] = hi + 1;
+        bgroup[blk] = lo == hi && k1 - k0 == 32 ? lo : -1;
+    }
     /* The units: slabs of W4_SLAB blocks by W4_CW columns (decode, narrow
      * spans), else one slab of every block by a thread's share of the tiles. */
     const int64_t ntiles = N / nt, nmain = ntiles * nt;
-    int64_t slab = nblk, cw = (ntiles + nth - 1) / nth * nt;
-    int32_t *span = malloc((size_t)(2 * nblk) * sizeof(int32_t));
-    if (!span) return cpu_fail(c, GPTQ_ERR_NOMEM, "%s: no memory for the slab table", op);
-    int64_t widest = 0;
+    int64_t slab = nblk, cw = (ntiles + nth - 1) / nth * nt, widest = 0;
     if (M == 1 && nblk > W4_SLAB && nmain > 0) {
-        widest = slab_spans(gi, K, W4_SLAB, span);
+        widest = slab_spans(bspan, nblk, W4_SLAB, span);
         if (widest <= W4_SLAB_MAXG) {
             slab = W4_SLAB;
             cw = W4_CW;
         }
     }
-    if (slab == nblk) widest = slab_spans(gi, K, nblk, span);
+    if (slab == nblk) widest = slab_spans(bspan, nblk, nblk, span);
     const int64_t nslab = (nblk + slab - 1) / slab, nchunk = cw > 0 ? (nmain + cw - 1) / cw : 0,
                   nunit = nslab * nchunk;
 
-    /* Scratch: xh (M, K); P (nslab, N) when nslab > 1; bgroup (nblk); per
-     * thread zt and st (widest, cw); wrow (K) for the tail columns. */
+    /* Scratch: xh (M, K); P (nslab, N) when nslab > 1; bh (N) the bias in
+     * fp16; per thread zt and st (widest, cw); wrow (K) for the tail columns. */
     const size_t tsz = (size_t)(widest * cw), np = nslab > 1 ? (size_t)(nslab * N) : 0;
-    float *mem = scratch(c, (size_t)(M * K) + np + (size_t)nblk + 2 * tsz * (size_t)nth +
+    float *mem = scratch(c, (size_t)(M * K) + np + (size_t)N + 2 * tsz * (size_t)nth +
                                 (size_t)K);
     if (!mem) {
-        free(span);
+        free(ints);
         return cpu_fail(c, GPTQ_ERR_NOMEM, "%s: no memory for X in fp16 and the partial sums "
                         "(%lld floats)", op, (long long)(M * K + (int64_t)np));
     }
-    float *xh = mem, *P = xh + M * K;
-    int32_t *bgroup = (int32_t *)(void *)(P + np);
-    float *tables = (float *)(void *)(bgroup + nblk), *wrow = tables + 2 * tsz * (size_t)nth;
-    const float *x = CPU_CF32(X, x_off);
-    for (int64_t i = 0; i < M * K; i++) xh[i] = round_f16(x[i]);
-    for (int64_t blk = 0; blk < nblk; blk++) {
-        const int64_t k0 = 32 * blk;
-        int32_t g = k0 + 32 <= K ? gi[k0] : -1;
-        for (int64_t k = k0 + 1; g >= 0 && k < k0 + 32; k++)
-            if (gi[k] != g) g = -1;
-        bgroup[blk] = g;
-    }
+    float *xh = mem, *P = xh + M * K, *bh = P + np, *tables = bh + N,
+          *wrow = tables + 2 * tsz * (size_t)nth;
+    isa->round(CPU_CF32(X, x_off), xh, M * K);
     const w4_job job = {.bits = q->bits, .zero_add = q->zero_add, .K = K, .N = N, .M = M,
                         .ngroups = q->ngroups,
                         .qw = (const uint32_t *)(const void *)q->qweight->data,
@@ -238,7 +242,7 @@ int cpu_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
             }
         }
     }
-    free(span);
+    free(ints);
     /* The last N % nt columns: matmul_q's arithmetic (k order, no FMA). */
     for (int64_t n = nmain; n < N; n++) {
         cpu_dequant_row(q, n, wrow);
@@ -250,9 +254,9 @@ int cpu_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
         }
     }
     if (bias) {
-        const float *bs = CPU_CF32(bias, 0);
+        isa->round(CPU_CF32(bias, 0), bh, N);
         for (int64_t m = 0; m < M; m++)
-            for (int64_t n = 0; n < N; n++) y[m * N + n] += round_f16(bs[n]);
+            for (int64_t n = 0; n < N; n++) y[m * N + n] += bh[n];
     }
     return GPTQ_OK;
 }

@@ -49,6 +49,13 @@ void cpu_w4_unit_avx2(const w4_job *j, const w4_unit *u, float *zt, float *st, f
 void cpu_w4_unit_avx512(const w4_job *j, const w4_unit *u, float *zt, float *st, float *Y,
                         int64_t ldy);
 
+/* xh[i] = x[i] rounded to fp16 (nearest even), as f32, i < n. */
+typedef void (*w4_round_fn)(const float *x, float *xh, int64_t n);
+
+void cpu_w4_round_generic(const float *x, float *xh, int64_t n);
+void cpu_w4_round_avx2(const float *x, float *xh, int64_t n);
+void cpu_w4_round_avx512(const float *x, float *xh, int64_t n);
+
 /* Columns per tile: 2 vectors of 4 (generic), 8 (AVX2) or 16 (AVX-512) lanes. */
 enum { W4_NT_GENERIC = 8, W4_NT_AVX2 = 16, W4_NT_AVX512 = 32 };
 
