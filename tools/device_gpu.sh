@@ -106,7 +106,7 @@ for step in $steps; do
         rm -rf "$B"
         # GPTQ_TESTS=disabled: no Criterion needed (the plugin, the CLI, the benches)
         tests=${GPTQ_TESTS:-enabled}
-        targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq"
+        targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops bench/bench_w4a16 src/cli/gptq"
         [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq tests/test_backend_ops
             tests/libgptq-testgood.so tests/libgptq-testdeclines.so"
         # shellcheck disable=SC2086
