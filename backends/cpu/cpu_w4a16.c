@@ -30,13 +30,15 @@
  *     short pieces of many rows a split of N alone gives at 16 threads (a
  *     7B layer's 4096 columns are 1 KiB of words per thread), which the
  *     hardware prefetchers barely follow.
- *   anything else (prefill, act-order decode): units are runs of whole
- *     tiles, one per thread, over every block.
- * Units depend on K, N, M and the ISA only, and each output's order on its
- * column, its unit's blocks, M and the ISA, never on the thread count: the
- * bytes are the same for any OMP_NUM_THREADS. The scratch (X in fp16,
- * partial sums, each thread's zero/scale tables) is the context's, kept
- * from call to call (a decode step makes hundreds of calls).
+ *   anything else (prefill, act-order decode): one slab of every block;
+ *     units are runs of whole tiles, one per thread.
+ * The slabs depend on K, M and g_idx only (the column split may follow the
+ * thread count), so each output's order depends on its column, its slab's
+ * blocks, M and the ISA, never on the thread count: the bytes are the same
+ * for any OMP_NUM_THREADS. X and the bias are rounded to fp16 by the ISA's
+ * own conversions (F16C on the SIMD paths). The scratch (X in fp16, partial
+ * sums, each thread's zero/scale tables) is the context's, kept from call to
+ * call (a decode step makes hundreds of calls).
  */
 #include <stdlib.h>
 #include <string.h>

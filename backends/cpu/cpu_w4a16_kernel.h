@@ -44,8 +44,10 @@
 #define NV 2                /* vectors per tile */
 #define NT (NV * W4_VW)     /* columns per tile */
 #define W4_KC 4             /* prefill: blocks per dequantized chunk (128 k) */
+/* decode: prefetch distance in words along the unit's walk (-DW4_PF=N tries
+ * another: on device-cpu 0 and 2048 were slower than 512, bench/RESULTS.md) */
 #ifndef W4_PF
-#define W4_PF 512           /* decode: prefetch distance in words along the unit's walk */
+#define W4_PF 512
 #endif
 #define W4_INLINE static inline __attribute__((always_inline)) W4_ATTR
 
