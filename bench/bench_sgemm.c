@@ -92,7 +92,7 @@ int main(int argc, char **argv)
     nthr = omp_get_max_threads();
 #endif
     printf("bench_sgemm: C=%lld, %d OpenMP threads, best of %d\n", (long long)C, nthr, reps);
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     int64_t nmax = 0;
     for (int i = 0; i < nn; i++) nmax = ns[i] > nmax ? ns[i] : nmax;
 

@@ -174,7 +174,7 @@ static void dinverse(const float *h, double *inv, int64_t n)
 /* One gemm case with padded leading dimensions and element offsets. */
 static void check_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, float beta)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     int64_t ar = ta ? K : M, ac = ta ? M : K; /* A as stored */
     int64_t br = tb ? N : K, bc = tb ? K : N;
     int64_t lda = ac + 3, ldb = bc + 5, ldc = N + 2;
@@ -243,7 +243,7 @@ Test(gemm, beta_zero_ignores_nan_and_k_zero_scales)
 
 Test(gemm, rejects_bad_arguments)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     gptq_buf *A = buf_new(100), *B = buf_new(100), *C = buf_new(100);
     /* negative dimension */
     cr_expect_eq(cpu_gemm(&ctx, 0, 0, -1, 10, 10, 1, A, 0, 10, B, 0, 10, 0, C, 0, 10),
@@ -278,7 +278,7 @@ Test(gemm, rejects_bad_arguments)
 /* S0 arbitrary (not symmetric), then S = S0 + X^T X over both triangles. */
 static void check_hessian(int64_t n, int64_t C)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     size_t xoff = 13;
     gptq_buf *S = buf_new((size_t)(C * C));
     gptq_buf *X = buf_new(xoff + (size_t)(n * C));
@@ -316,7 +316,7 @@ Test(hessian, matches_double_reference_awkward_sizes)
 Test(hessian, symmetric_input_stays_exactly_symmetric)
 {
     rng_seed(4);
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     int64_t n = 100, C = 513; /* C spans a partial third tile */
     gptq_buf *S = buf_new((size_t)(C * C)), *X = buf_new((size_t)(n * C));
     fill_uniform(CPU_F32(X, 0), (size_t)(n * C));
@@ -334,7 +334,7 @@ Test(hessian, symmetric_input_stays_exactly_symmetric)
 
 Test(hessian, rejects_bad_arguments)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     gptq_buf *S = buf_new(100), *X = buf_new(100);
     cr_expect_eq(cpu_hessian_accumulate(&ctx, S, X, 0, -1, 10), GPTQ_ERR_INVALID);
     /* S (11, 11) does not fit 100 floats */
@@ -354,7 +354,7 @@ Test(hessian, rejects_bad_arguments)
 
 static void check_cholinv(int64_t C)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     gptq_buf *H = buf_new((size_t)(C * C));
     float *h0 = malloc((size_t)(C * C) * sizeof(float));
     cr_assert(h0);
@@ -422,7 +422,7 @@ Test(cholinv, matches_double_reference_awkward_sizes)
  * it must fail exactly at column k. */
 static void check_not_pd_at(int64_t C, int64_t k)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     gptq_buf *H = buf_new((size_t)(C * C));
     float *h = CPU_F32(H, 0);
     for (int64_t i = 0; i < C; i++)
@@ -458,7 +458,7 @@ Test(cholinv, not_positive_definite_reports_column)
 Test(cholinv, dense_negative_eigenvalue)
 {
     rng_seed(7);
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     int64_t C = 300;
     gptq_buf *H = buf_new((size_t)(C * C));
     float *h0 = malloc((size_t)(C * C) * sizeof(float));
@@ -490,7 +490,7 @@ Test(cholinv, dense_negative_eigenvalue)
 
 Test(cholinv, rejects_nan_and_bad_arguments)
 {
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     int64_t C = 20, bad = -7;
     gptq_buf *H = buf_new((size_t)(C * C));
     float *h = CPU_F32(H, 0);
@@ -524,7 +524,7 @@ Test(cholinv, rejects_nan_and_bad_arguments)
 Test(determinism, same_bytes_for_1_2_8_threads)
 {
     rng_seed(8);
-    cpu_ctx ctx = {{0}};
+    cpu_ctx ctx = {.err = ""};
     const int threads[] = {1, 2, 8};
     const int64_t M = 700, N = 600, K = 300, n = 1000, C = 700;
     const int64_t CH = 1100, n2 = n * C / CH; /* the factorization's size */

@@ -4,7 +4,9 @@
  * element by element, on every layout we write and read: 2, 3, 4 and 8 bits;
  * v1 and v2 zeros (a v2 zero of 0 included), sym and asym; groups of 16,
  * 32, 64, 128 and -1; g_idx = k / G and act-order; M in {1, 3, 17, 64};
- * in/out features that are not multiples of any tile width or of 32; each
+ * in/out features that are not multiples of any tile width or of 32; K
+ * long enough for decode's slabs (several slabs of 256 k, a short last
+ * one) and N wide enough for several 1024-column units; each
  * code path the CPU runs (GPTQ_CPU_ISA=generic, avx2, avx512 in turn; the
  * test names the ones it ran and the ones this CPU cannot run); and the
  * same through the CLI (`gptq matmul --fast` against `gptq matmul`).
@@ -19,17 +21,26 @@
  * the roundings a term sees (an addition into an exact 0 is exact):
  *   reference: its product (1), the K - 1 later sums at most, the bias (1):
  *              n <= K + 1;
- *   fast, a block of 32 k sharing a group (products exact: an fp16 times
- *              an integer below 2^9 needs at most 20 bits): at most 31 sums
- *              in its chain (or 15 and 1 combining two chains), 2 for
- *              s * sum + y (1 with FMA): <= 33;
- *   fast, any other block (nv <= 32 terms, each (q - z) times its exact
- *              scale): its product and its own sum (1 with FMA; an add into
- *              0 is exact) and the later ones of the block: <= nv <= 32, and
- *              1 into y: <= 33;
- *              then at most nblk - 1 later block sums into y and the bias:
- *              n <= 33 + ceil(K / 32) <= K + 2 once K >= 32; for K < 32 (one
- *              short block into a y of 0, exact) n <= K + 1;
+ *   fast decode (M = 1), a block of 32 k sharing a group (products exact:
+ *              an fp16 times an integer below 2^9 needs at most 20 bits): at
+ *              most 31 sums in its chain (or 15 and 1 combining two chains),
+ *              2 for s * sum + y (1 with FMA): <= 33;
+ *   fast decode, any other block (nv <= 32 terms, each (q - z) times its
+ *              exact scale): its product and its own sum (1 with FMA; an add
+ *              into 0 is exact) and the later ones of the block: <= nv <= 32,
+ *              and 1 into y: <= 33;
+ *              then the later block sums of its slab (a slab: 8 blocks, or
+ *              all of them) and, with several slabs, the later slab sums
+ *              (P[0] + P[1] + ... in order): with B blocks in nslab slabs at
+ *              most 33 + (B/nslab - 1) + (nslab - 1) <= 33 + B - 1 more, and
+ *              the bias: n <= 33 + ceil(K / 32) <= K + 2 once K >= 32; for
+ *              K < 32 (one short block into a y of 0, exact) n <= K + 1;
+ *   fast prefill (M > 1): w = s (q - z) is exact (11 bits times 9); each
+ *              chunk of c <= 128 k is one chain of x * w products (FMA: one
+ *              rounding each, the first into 0; without FMA the product and
+ *              the sum, the first sum exact): <= c; its sum into y (1, the
+ *              first exact) and the later chunks' sums (ceil(K / 128) - 1)
+ *              and the bias: n <= c + ceil(K / 128) + 1 <= K + 2 (K >= 1);
  * So both lie within gamma(K + 2) S of the exact sum, S = sum_k |t_k| + |bh|
  * (computed here in double, exactly: t_k has at most 31 significant bits),
  * and
@@ -183,11 +194,11 @@ static int run_fast(gptq_backend *be, const char *isa, const gptq_packed *p, gpt
     return st;
 }
 
-/* One shape over every zero mode, group, act-order and M, on every ISA. */
-static void sweep(int b, int64_t K, int64_t N)
+/* One shape over every zero mode, group, act-order and M of Ms (nm of
+ * them), on every ISA. */
+static void sweep_m(int b, int64_t K, int64_t N, const int64_t *Ms, size_t nm)
 {
     static const int groups[] = {16, 32, 64, 128, -1};
-    static const int64_t Ms[] = {1, 3, 17, 64};
     gptq_backend *be;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
     int ran[NISA] = {0}, cases = 0;
@@ -198,7 +209,7 @@ static void sweep(int b, int64_t K, int64_t N)
                 if (groups[gi] > K) continue;
                 gptq_packed p;
                 const gptq_format fmt = make_layer(b, N, K, groups[gi], act, zm, &p);
-                for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++) {
+                for (size_t mi = 0; mi < nm; mi++) {
                     const int64_t M = Ms[mi];
                     float *X = malloc((size_t)(M * K) * sizeof(float));
                     float *bias = malloc((size_t)N * sizeof(float));
@@ -245,6 +256,12 @@ static void sweep(int b, int64_t K, int64_t N)
     gptq_backend_close(be);
 }
 
+static void sweep(int b, int64_t K, int64_t N)
+{
+    static const int64_t Ms[] = {1, 3, 17, 64};
+    sweep_m(b, K, N, Ms, sizeof Ms / sizeof *Ms);
+}
+
 /* in/out features off every tile width (8, 16, 32 columns) and off 32 in K
  * (a short last block) where the bit width allows it */
 Test(w4a16, bits4_odd) { sweep(4, 200, 40); }
@@ -254,15 +271,27 @@ Test(w4a16, bits2_odd) { sweep(2, 208, 48); }
 Test(w4a16, bits3) { sweep(3, 224, 96); } /* 3 bits: K, N multiples of 32 */
 Test(w4a16, tiny_k) { sweep(4, 8, 8); }    /* one short block, only tail columns on AVX */
 
-/* The same bytes for 1, 2 and 3 threads (tiles are spread whole). */
+/* Decode's slabs and units: K of 3 slabs (the last one short, with a short
+ * last block), N of 2 units of 1024 columns plus tail columns; groups of 16
+ * (16 per slab: still slabs), 128 and -1; act-order (one slab); and a small
+ * M (prefill) on the same layer. */
+static const int64_t k_decode_ms[] = {1, 2};
+Test(w4a16, bits4_slabs, .timeout = 120) { sweep_m(4, 712, 1064, k_decode_ms, 2); }
+Test(w4a16, bits3_slabs, .timeout = 120) { sweep_m(3, 544, 1056, k_decode_ms, 2); }
+Test(w4a16, bits8_slabs, .timeout = 120) { sweep_m(8, 620, 1100, k_decode_ms, 2); }
+
+/* The same bytes for 1, 2, 3 and 5 threads: decode (M = 1, slabs of 256 k by
+ * units of 1024 columns, summed after a barrier; act-order: one slab) and
+ * prefill (M = 5, runs of tiles). */
 Test(w4a16, thread_count_does_not_change_bytes)
 {
 #ifdef _OPENMP
     gptq_backend *be;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
-    for (int act = 0; act < 2; act++) {
+    for (int c = 0; c < 4; c++) {
+        const int act = c & 1;
         gptq_packed p;
-        const int64_t K = 512, N = 1032, M = 5;
+        const int64_t K = 1000, N = 2088, M = c < 2 ? 1 : 5;
         const gptq_format fmt = make_layer(4, N, K, 128, act, Z_V1_ASYM, &p);
         float *X = malloc((size_t)(M * K) * sizeof(float));
         float *Y1 = malloc((size_t)(M * N) * sizeof(float)), *Yt = malloc((size_t)(M * N) * 4);
@@ -272,11 +301,11 @@ Test(w4a16, thread_count_does_not_change_bytes)
         for (int i = 0; i < NISA; i++) {
             omp_set_num_threads(1);
             if (run_fast(be, k_isas[i], &p, fmt, X, M, NULL, Y1)) continue;
-            for (int t = 2; t <= 3; t++) {
+            for (int t = 2; t <= 5; t += 1 + (t == 3)) {
                 omp_set_num_threads(t);
                 run_fast(be, k_isas[i], &p, fmt, X, M, NULL, Yt);
-                cr_assert(!memcmp(Y1, Yt, (size_t)(M * N) * 4), "%s: %d threads differ from 1",
-                          k_isas[i], t);
+                cr_assert(!memcmp(Y1, Yt, (size_t)(M * N) * 4), "%s M=%lld%s: %d threads "
+                          "differ from 1", k_isas[i], (long long)M, act ? " act-order" : "", t);
             }
         }
         omp_set_num_threads(saved);

@@ -3,10 +3,12 @@
 # There are no Debian packages there: the .deb files carried in .debs-cpu
 # (made here with ../shared/tools/device-debs.sh .debs-cpu libcjson1
 # libcjson-dev libpcre2-8-0 libpcre2-dev libutf8proc2 libutf8proc-dev, minus
-# libopenblas-pthread-dev whose headers travel as openblas-headers.tar) are
-# unpacked into /tmp/deps and the sources compiled with gcc directly.
+# libopenblas-pthread-dev whose headers travel as openblas-headers.tar) or,
+# when there is no .debs-cpu, in .debs (the set tools/device_gpu.sh uses:
+# copy /work/main/.debs) are unpacked into /tmp/deps and the sources
+# compiled with gcc directly (no meson, no Criterion).
 #
-#   device run: bash tools/device_cpu.sh [STEPS]      carry: .debs-cpu [.dev/acc]
+#   device run: bash tools/device_cpu.sh [STEPS]      carry: .debs-cpu or .debs [.dev/acc]
 # STEPS (default "build bench"):
 #   build     the gptq CLI and bench_layer into /tmp/gptq-bin
 #   bench     bench_layer at Llama-2-7B layer shapes, 16 threads, 16,384 tokens
@@ -14,8 +16,9 @@
 #             (MODELS env), with .dev/acc/text/{calib,eval}.txt
 #   kernels   bench_w4a16 (the fast W4A16 matmul, 7B shapes, w4 g128, against
 #             the read/triad bandwidth it measures): every ISA the CPU runs at
-#             all threads, then the best ISA at 1 and 8 threads
-#             (tools/device_cpu_kernels.sh runs build + kernels)
+#             all threads, the best one with a sweep of 1, 2, 4, 8 and all
+#             threads (tools/device_cpu_kernels.sh runs build + kernels;
+#             ISAS="avx512 ..." picks the ISAs)
 # OpenBLAS 0.3.21 does not recognise this (virtualised Sapphire Rapids) CPU
 # and falls back to its slowest kernels ("Prescott"): the kernel family is
 # pinned to SkylakeX (AVX-512) or Haswell (AVX2) unless OPENBLAS_CORETYPE is
@@ -24,11 +27,16 @@ set -euo pipefail
 steps=${*:-build bench}
 OUT=${OUT:-/tmp/out}
 mkdir -p /tmp/deps "$OUT" /tmp/gptq-bin
-for f in .debs-cpu/*.deb; do dpkg -x "$f" /tmp/deps; done
-# the OpenBLAS headers travel as a tar (the -dev .deb is mostly a static library)
-for f in .debs-cpu/*.tar; do tar xf "$f" -C /tmp/deps; done
+DEBS=.debs-cpu
+ls "$DEBS"/*.deb >/dev/null 2>&1 || DEBS=.debs
+for f in "$DEBS"/*.deb; do dpkg -x "$f" /tmp/deps; done
+# the OpenBLAS headers may travel as a tar (the -dev .deb is mostly a static library)
+for f in "$DEBS"/*.tar; do [ -f "$f" ] && tar xf "$f" -C /tmp/deps; done
 D=/tmp/deps/usr
 LIB=$D/lib/x86_64-linux-gnu
+# the system compiler's own OpenMP runtime must win over bookworm's (.debs
+# carries libgomp1): drop ours when the system has one
+if ldconfig -p | grep 'libgomp.so.1 ' >/dev/null; then rm -f "$LIB"/libgomp.so*; fi
 export LD_LIBRARY_PATH=$LIB:$LIB/openblas-pthread
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
@@ -52,8 +60,8 @@ build)
   LIBS="-L/tmp/deps -lopenblas -llapacke -lcjson -lpcre2-8 -lutf8proc -lm -ldl -lpthread"
   mkdir -p /tmp/obj
   objs=()
-  for s in src/*.c src/core/*.c src/io/*.c src/format/*.c src/quant/*.c src/model/*.c src/text/*.c \
-           src/eval/*.c backends/cpu/*.c; do
+  # every library source: src/ but the CLI, and the CPU backend
+  for s in $(find src backends/cpu -name '*.c' -not -path 'src/cli/*' | sort); do
     o=/tmp/obj/$(echo "$s" | tr / _).o
     gcc $CFLAGS -c "$s" -o "$o" &
     objs+=("$o")
@@ -92,15 +100,18 @@ PY
 kernels)
   # each run validates against gptq_matmul_ref first and exits 1 on a mismatch
   lscpu > "$OUT/lscpu.txt" || true
-  for isa in avx512 avx2 generic; do
+  # OMP_PROC_BIND=close: one thread per core, kept there (the figures of
+  # bench/RESULTS.md); the best ISA also sweeps the thread count
+  export OMP_PROC_BIND=${OMP_PROC_BIND:-close}
+  for isa in ${ISAS:-avx512 avx2 generic}; do
     if [ "$isa" = avx512 ] && ! grep -qw avx512f /proc/cpuinfo; then
       echo "no AVX-512 on this CPU: avx512 not run" | tee "$OUT/w4a16_avx512.txt"; continue
     fi
-    layers=32; [ "$isa" = generic ] && layers=8
-    GPTQ_CPU_ISA=$isa /tmp/gptq-bin/bench_w4a16 --layers $layers 2>&1 | tee "$OUT/w4a16_$isa.txt"
-  done
-  for t in 1 8; do
-    OMP_NUM_THREADS=$t /tmp/gptq-bin/bench_w4a16 --layers 8 2>&1 | tee "$OUT/w4a16_t$t.txt"
+    args="--layers 32"
+    [ "$isa" = avx512 ] && args="$args --threads 1,2,4,8,$OMP_NUM_THREADS"
+    [ "$isa" = generic ] && args="--layers 8"
+    # shellcheck disable=SC2086
+    GPTQ_CPU_ISA=$isa /tmp/gptq-bin/bench_w4a16 $args 2>&1 | tee "$OUT/w4a16_$isa.txt"
   done
   ;;
 *) echo "unknown step $step" >&2; exit 2 ;;

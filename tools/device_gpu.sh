@@ -113,7 +113,7 @@ for step in $steps; do
         # GPTQ_TESTS=disabled: no Criterion needed (the plugin, the CLI, the benches)
         tests=${GPTQ_TESTS:-enabled}
         targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq
-            bench/bench_hip_w4a16"
+            bench/bench_hip_w4a16 bench/bench_w4a16"
         [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq tests/test_backend_ops
             tests/libgptq-testgood.so tests/libgptq-testdeclines.so"
         # shellcheck disable=SC2086

@@ -49,7 +49,11 @@ static int cpu_create(void **ctx)
     return GPTQ_OK;
 }
 
-static void cpu_destroy(void *ctx) { free(ctx); }
+static void cpu_destroy(void *ctx)
+{
+    if (ctx) free(((cpu_ctx *)ctx)->w4_scratch);
+    free(ctx);
+}
 
 static const char *cpu_error(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->err : ""; }
 

@@ -29,6 +29,8 @@ struct gptq_buf {
 
 typedef struct cpu_ctx {
     char err[1024];
+    float *w4_scratch; /* matmul_q_fast's scratch (cpu_w4a16.c), kept between calls */
+    size_t w4_n;       /* its size in floats */
 } cpu_ctx;
 
 /* Record a message in the context and return status. */

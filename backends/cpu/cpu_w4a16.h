@@ -27,18 +27,34 @@ typedef struct w4_job {
     int64_t nblk;            /* ceil(K / 32) */
 } w4_job;
 
-/* Columns [c0, c1) of Y (M, N) f32, every m, without the bias:
- *   Y[m][n] = sum over k of xh[m][k] * s[g][n] * (q[k][n] - z[g][n]), g = g_idx[k],
- * summed block by block (each output's order fixed by n, M and the ISA, never
- * by the thread count). c0 and c1 are multiples of the ISA's tile width
- * (W4_NT_*). zt and st (ngroups, c1 - c0) f32 are scratch for the zero
- * points and scales of these columns. */
-typedef void (*w4_tiles_fn)(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st,
-                            float *Y);
+/* One piece of work: columns [n0, n1) (multiples of the ISA's tile width,
+ * W4_NT_*) over blocks [blk0, blk1), whose k use groups [g0, g1) only. */
+typedef struct w4_unit {
+    int64_t n0, n1, blk0, blk1, g0, g1;
+} w4_unit;
 
-void cpu_w4_tiles_generic(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y);
-void cpu_w4_tiles_avx2(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y);
-void cpu_w4_tiles_avx512(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y);
+/* Sets Y[m * ldy + n] for n in [n0, n1), every m < M, to the unit's part of
+ * the product, without the bias:
+ *   sum over k of the unit's blocks of xh[m][k] * s[g][n] * (q[k][n] - z[g][n]), g = g_idx[k],
+ * summed in an order fixed by n, the unit's blocks, M and the ISA (never by
+ * the thread that runs it). zt and st ((g1 - g0) * (n1 - n0) f32 each) are
+ * scratch for the zero points and scales of the unit. */
+typedef void (*w4_unit_fn)(const w4_job *j, const w4_unit *u, float *zt, float *st, float *Y,
+                           int64_t ldy);
+
+void cpu_w4_unit_generic(const w4_job *j, const w4_unit *u, float *zt, float *st, float *Y,
+                         int64_t ldy);
+void cpu_w4_unit_avx2(const w4_job *j, const w4_unit *u, float *zt, float *st, float *Y,
+                      int64_t ldy);
+void cpu_w4_unit_avx512(const w4_job *j, const w4_unit *u, float *zt, float *st, float *Y,
+                        int64_t ldy);
+
+/* xh[i] = x[i] rounded to fp16 (nearest even), as f32, i < n. */
+typedef void (*w4_round_fn)(const float *x, float *xh, int64_t n);
+
+void cpu_w4_round_generic(const float *x, float *xh, int64_t n);
+void cpu_w4_round_avx2(const float *x, float *xh, int64_t n);
+void cpu_w4_round_avx512(const float *x, float *xh, int64_t n);
 
 /* Columns per tile: 2 vectors of 4 (generic), 8 (AVX2) or 16 (AVX-512) lanes. */
 enum { W4_NT_GENERIC = 8, W4_NT_AVX2 = 16, W4_NT_AVX512 = 32 };

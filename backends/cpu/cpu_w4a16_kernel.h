@@ -1,5 +1,5 @@
 /*
- * cpu_w4a16_kernel.h — the tile loop of the fast A16 matmul, written once
+ * cpu_w4a16_kernel.h — the unit loop of the fast A16 matmul, written once
  * with GCC/Clang vector extensions and compiled once per ISA. The file that
  * includes it defines:
  *   W4_VW       lanes per vector (4 generic, 8 AVX2, 16 AVX-512)
@@ -14,19 +14,27 @@
  * is, in every lane, (word[i*b / 32] >> (i*b % 32)) & (2^b - 1) (3-bit
  * values 10 and 21 take their high bits from the next word): one shift and
  * one mask per 32-bit lane, the words loaded straight from qweight. q - z is
- * formed exactly in f32 (q_minus_z); xh * (q - z) is exact in f32
- * (an fp16 significand of 11 bits times an integer of at most 9 bits), so
- * the only roundings are the sums: a block whose 32 k share one group
- * (every block when g_idx is k / G with G a multiple of 32) sums
- * xh * (q - z) in registers (two chains for one row of X, to hide the FMA
+ * formed exactly in f32 (q_minus_z), and so is s * (q - z) (an fp16
+ * significand of 11 bits times an integer of at most 9 bits).
+ *
+ * Decode (M = 1) reads every weight once and does 4 vector operations per
+ * weight vector, so it must stream memory well: the unit's blocks are
+ * walked one at a time across all of the unit's columns, i.e. b qweight
+ * rows read side by side, each a contiguous run of n1 - n0 words (the
+ * caller makes units 1024 columns wide: 4 KiB runs the hardware prefetchers
+ * follow), and each tile prefetches the lines W4_PF words further along
+ * that walk. xh * (q - z) is exact in f32, so a block whose 32 k share one
+ * group (every block when g_idx is k / G with G a multiple of 32) sums
+ * xh * (q - z) in registers (two chains per vector, to hide the FMA
  * latency) and adds s * sum to Y in one FMA; any other block (act-order,
  * G = 16, the short last block) multiplies each (q - z) by its own group's
  * scale (exact) before its FMA.
  *
- * Loop order, for memory: a thread owns columns [c0, c1); for each chunk of
- * W4_KB blocks it sweeps its tiles, so each qweight row it reads is one
- * contiguous run of (c1 - c0) words (hardware prefetchers follow it, few
- * pages in flight), and Y's (M, c1 - c0) running sums stay in cache.
+ * Prefill (M > 1) is compute-bound: for each chunk of W4_KC blocks and each
+ * tile the weights are dequantized once to s * (q - z) in f32 (exact) into
+ * wq (L1), then a microkernel of MR rows of X (6, 4, 2 or 1) x NV vectors
+ * runs the chunk's k in one FMA chain per output, accumulators in
+ * registers, and adds each chain's sum to Y.
  */
 #include <stdint.h>
 #include <string.h>
@@ -35,7 +43,12 @@
 
 #define NV 2                /* vectors per tile */
 #define NT (NV * W4_VW)     /* columns per tile */
-#define W4_KB 4             /* blocks per chunk: 128 k */
+#define W4_KC 4             /* prefill: blocks per dequantized chunk (128 k) */
+/* decode: prefetch distance in words along the unit's walk (-DW4_PF=N tries
+ * another: on device-cpu 0 and 2048 were slower than 512, bench/RESULTS.md) */
+#ifndef W4_PF
+#define W4_PF 512
+#endif
 #define W4_INLINE static inline __attribute__((always_inline)) W4_ATTR
 
 typedef W4_VF vf;
@@ -74,24 +87,24 @@ W4_INLINE vu value(const uint32_t *p, int64_t N, int i, int b)
 W4_INLINE vf q_minus_z(vu q, vf zf) { return (vf)(q | 0x4B000000u) - zf; }
 
 /* Zero points as 2^23 + z (zero_add included; q_minus_z) and f32 scales of
- * columns [c0, c1) for every group: zt, st (ngroups, c1 - c0). */
-static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st)
+ * the unit's columns for its groups: zt, st ((g1 - g0), n1 - n0). */
+static W4_ATTR void prep(const w4_job *j, const w4_unit *u, float *zt, float *st)
 {
     const int b = j->bits;
-    const int64_t N = j->N, ld = c1 - c0, zw = N * b / 32;
+    const int64_t N = j->N, ld = u->n1 - u->n0, zw = N * b / 32;
     const uint32_t mask = (1u << b) - 1u;
-    for (int64_t g = 0; g < j->ngroups; g++) {
+    for (int64_t g = u->g0; g < u->g1; g++) {
         const uint32_t *row = j->qz + g * zw; // (N*b/32) one stream of N zeros
-        float *z = zt + g * ld;
-        for (int64_t n = c0; n < c1; n++) {
+        float *z = zt + (g - u->g0) * ld;
+        for (int64_t n = u->n0; n < u->n1; n++) {
             const int64_t t = n * b;
             const int sh = (int)(t & 31);
             uint64_t v = row[t >> 5] >> sh;
             if (sh + b > 32) v |= (uint64_t)row[(t >> 5) + 1] << (32 - sh);
-            z[n - c0] = 0x1p23f + (float)((int32_t)(v & mask) + j->zero_add);
+            z[n - u->n0] = 0x1p23f + (float)((int32_t)(v & mask) + j->zero_add);
         }
-        const uint16_t *s16 = j->sc + g * N + c0;
-        float *s = st + g * ld;
+        const uint16_t *s16 = j->sc + g * N + u->n0;
+        float *s = st + (g - u->g0) * ld;
         for (int64_t n = 0; n < ld; n++) {
             _Float16 h;
             memcpy(&h, &s16[n], sizeof h);
@@ -100,10 +113,11 @@ static W4_ATTR void prep(const w4_job *j, int64_t c0, int64_t c1, float *zt, flo
     }
 }
 
-/* Decode (M = 1): the block's weights go from qweight straight into the
- * FMAs. A block whose 32 k share one group: sum[v] = sum_i xh[i] (q_i - z)
- * for vector v of the tile, z the group's zero points of the tile's
- * columns; two chains per vector hide the FMA latency. */
+/* Decode, a block whose 32 k share one group: sum[v] = sum_i xh[i] (q_i - z)
+ * for vector v of the tile, z the group's zero points of the tile's columns;
+ * two chains per vector hide the FMA latency. When b divides 32 each word of
+ * the block is loaded once and its 32 / b values taken from it in turn
+ * (short live ranges: no register spills). */
 W4_INLINE void dot_uniform(const uint32_t *p, int64_t N, const int b, const float *x,
                            const float *z, vf sum[NV])
 {
@@ -112,27 +126,44 @@ W4_INLINE void dot_uniform(const uint32_t *p, int64_t N, const int b, const floa
         zv[v] = ld_f(z + v * W4_VW);
         acc[v][0] = acc[v][1] = (vf){0};
     }
+    if (32 % b == 0) {
+        const int per = 32 / b;
+        const uint32_t mask = (1u << b) - 1u;
+        for (int r = 0; r < b; r++) {
+            vu wv[NV];
+            for (int v = 0; v < NV; v++) wv[v] = ld_u(p + r * N + v * W4_VW);
+#pragma GCC unroll 16
+            for (int i = 0; i < per; i++) {
+                const vf xi = W4_SPLAT(x[r * per + i]);
+                for (int v = 0; v < NV; v++) {
+                    const vf w = q_minus_z((wv[v] >> (i * b)) & mask, zv[v]);
+                    acc[v][i & 1] = W4_FMA(xi, w, acc[v][i & 1]);
+                }
+            }
+        }
+    } else {
 #pragma GCC unroll 32
-    for (int i = 0; i < 32; i++) {
-        const vf xi = W4_SPLAT(x[i]);
-        for (int v = 0; v < NV; v++) {
-            const vf w = q_minus_z(value(p + v * W4_VW, N, i, b), zv[v]);
-            acc[v][i & 1] = W4_FMA(xi, w, acc[v][i & 1]);
+        for (int i = 0; i < 32; i++) {
+            const vf xi = W4_SPLAT(x[i]);
+            for (int v = 0; v < NV; v++) {
+                const vf w = q_minus_z(value(p + v * W4_VW, N, i, b), zv[v]);
+                acc[v][i & 1] = W4_FMA(xi, w, acc[v][i & 1]);
+            }
         }
     }
     for (int v = 0; v < NV; v++) sum[v] = acc[v][0] + acc[v][1];
 }
 
-/* Any other block (nv <= 32 values): sum[v] = sum_i xh[i] s_g (q_i - z_g),
- * g = gi[i], each (q - z) times its scale (exact) before the FMA. zt, st:
- * the tile's first column in the (ngroups, ld) tables. */
+/* Decode, any other block (nv <= 32 values): sum[v] = sum_i xh[i] s_g (q_i -
+ * z_g), g = gi[i] - g0, each (q - z) times its scale (exact) before the FMA.
+ * zt, st: the tile's first column in the (g1 - g0, ld) tables. */
 W4_INLINE void dot_scattered(const uint32_t *p, int64_t N, const int b, const float *x, int nv,
-                             const int32_t *gi, const float *zt, const float *st, int64_t ld,
-                             vf sum[NV])
+                             const int32_t *gi, int64_t g0, const float *zt, const float *st,
+                             int64_t ld, vf sum[NV])
 {
     for (int v = 0; v < NV; v++) sum[v] = (vf){0};
     for (int i = 0; i < nv; i++) {
-        const int64_t g = gi[i];
+        const int64_t g = gi[i] - g0;
         const vf xi = W4_SPLAT(x[i]);
         for (int v = 0; v < NV; v++) {
             const vf w = q_minus_z(value(p + v * W4_VW, N, i, b), ld_f(zt + g * ld + v * W4_VW)) *
@@ -142,111 +173,146 @@ W4_INLINE void dot_scattered(const uint32_t *p, int64_t N, const int b, const fl
     }
 }
 
-/* Prefill (M > 1): the block is decoded once into wq (32, NT) f32, then
- * every row of X reads it from L1. A block sharing group g holds q - z
- * (exact integers; s is applied to each row's sum), any other block
- * s_g (q - z_g) (exact). */
-W4_INLINE void decode_block(const uint32_t *p, int64_t N, const int b, int nv, int64_t g,
-                            const int32_t *gi, const float *zt, const float *st, int64_t ld,
-                            float *wq)
+/* Decode: the unit's blocks one after the other, each across all of the
+ * unit's tiles; Y (one row) holds the running sums. */
+W4_INLINE void unit_decode(const w4_job *j, const int b, const w4_unit *u, const float *zt,
+                           const float *st, float *Y)
 {
-    if (g >= 0) {
-        vf zv[NV];
-        for (int v = 0; v < NV; v++) zv[v] = ld_f(zt + g * ld + v * W4_VW);
-#pragma GCC unroll 32
-        for (int i = 0; i < 32; i++)
-            for (int v = 0; v < NV; v++)
-                st_f(wq + i * NT + v * W4_VW, q_minus_z(value(p + v * W4_VW, N, i, b), zv[v]));
-        return;
-    }
-    for (int i = 0; i < nv; i++) {
-        const int64_t gg = gi[i];
-        for (int v = 0; v < NV; v++)
-            st_f(wq + i * NT + v * W4_VW,
-                 q_minus_z(value(p + v * W4_VW, N, i, b), ld_f(zt + gg * ld + v * W4_VW)) *
-                     ld_f(st + gg * ld + v * W4_VW));
-    }
-}
-
-/* sum[m][v] = sum_i xh[m][i] wq[i][v] for MT rows of X (x, rows K apart):
- * one chain per output, MT * NV of them. */
-W4_INLINE void dot_rows(const float *wq, int nv, const int MT, const float *x, int64_t K,
-                        vf sum[4][NV])
-{
-    for (int m = 0; m < MT; m++)
-        for (int v = 0; v < NV; v++) sum[m][v] = (vf){0};
-#pragma GCC unroll 4
-    for (int i = 0; i < nv; i++) {
-        vf w[NV];
-        for (int v = 0; v < NV; v++) w[v] = ld_f(wq + i * NT + v * W4_VW);
-        for (int m = 0; m < MT; m++) {
-            const vf xi = W4_SPLAT(x[m * K + i]);
-            for (int v = 0; v < NV; v++) sum[m][v] = W4_FMA(xi, w[v], sum[m][v]);
-        }
-    }
-}
-
-/* Y[m][tile] += s_g sum[m] (a block of one group g: st_g the group's scales
- * of the tile) or += sum[m] (any other block: st_g NULL). */
-W4_INLINE void add_rows(float *y, int64_t N, const int MT, const float *st_g, vf sum[4][NV])
-{
-    for (int m = 0; m < MT; m++)
-        for (int v = 0; v < NV; v++) {
-            float *yv = y + m * N + v * W4_VW;
-            if (st_g) st_f(yv, W4_FMA(ld_f(st_g + v * W4_VW), sum[m][v], ld_f(yv)));
-            else st_f(yv, ld_f(yv) + sum[m][v]);
-        }
-}
-
-/* Columns [c0, c1) of every row of Y. */
-W4_INLINE void tiles(const w4_job *j, const int b, int64_t c0, int64_t c1, const float *zt,
-                     const float *st, float *Y)
-{
-    const int64_t N = j->N, K = j->K, M = j->M, ld = c1 - c0;
-    float wq[32 * NT]; // (32, NT) one decoded block (prefill)
-    for (int64_t m = 0; m < M; m++) memset(Y + m * N + c0, 0, (size_t)ld * sizeof(float));
-    for (int64_t blk0 = 0; blk0 < j->nblk; blk0 += W4_KB) {
-        const int64_t blk1 = blk0 + W4_KB < j->nblk ? blk0 + W4_KB : j->nblk;
-        for (int64_t n0 = c0; n0 < c1; n0 += NT) {
-            const int64_t col = n0 - c0;
-            for (int64_t blk = blk0; blk < blk1; blk++) {
-                const uint32_t *p = j->qw + blk * b * N + n0; // the block's first word row
-                const float *x = j->xh + blk * 32;             // (M, K) from k = 32 blk
-                const int64_t g = j->bgroup[blk];
-                const int nv = (int)(K - blk * 32 < 32 ? K - blk * 32 : 32);
-                const float *st_g = g >= 0 ? st + g * ld + col : NULL;
-                if (M == 1) {
-                    vf sum[4][NV];
-                    if (g >= 0) dot_uniform(p, N, b, x, zt + g * ld + col, sum[0]);
-                    else dot_scattered(p, N, b, x, nv, j->g_idx + blk * 32, zt + col, st + col,
-                                       ld, sum[0]);
-                    add_rows(Y + n0, N, 1, st_g, sum);
-                    continue;
-                }
-                decode_block(p, N, b, nv, g, j->g_idx + blk * 32, zt + col, st + col, ld, wq);
-                for (int64_t m0 = 0; m0 < M;) {
-                    vf sum[4][NV];
-                    const int64_t left = M - m0;
-                    const int MT = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-                    if (MT == 4) dot_rows(wq, nv, 4, x + m0 * K, K, sum);
-                    else if (MT == 2) dot_rows(wq, nv, 2, x + m0 * K, K, sum);
-                    else dot_rows(wq, nv, 1, x + m0 * K, K, sum);
-                    add_rows(Y + m0 * N + n0, N, MT, st_g, sum);
-                    m0 += MT;
-                }
+    const int64_t N = j->N, K = j->K, ld = u->n1 - u->n0;
+    for (int64_t blk = u->blk0; blk < u->blk1; blk++) {
+        const uint32_t *row = j->qw + blk * b * N; // the block's first word row
+        const float *x = j->xh + blk * 32;
+        const int64_t g = j->bgroup[blk];
+        const int nv = (int)(K - blk * 32 < 32 ? K - blk * 32 : 32);
+        for (int64_t n = u->n0; n < u->n1; n += NT) {
+            /* the lines W4_PF words further along the walk (this block's rows,
+             * then the next block's from the unit's first column) */
+            const int64_t ahead = (blk - u->blk0) * ld + (n - u->n0) + W4_PF;
+            const int64_t pb = u->blk0 + ahead / ld, pn = u->n0 + ahead % ld;
+            if (pb < u->blk1)
+                for (int r = 0; r < b; r++)
+                    for (int o = 0; o < NT; o += 16)
+                        __builtin_prefetch(j->qw + (pb * b + r) * N + pn + o, 0, 3);
+            const int64_t col = n - u->n0;
+            vf sum[NV];
+            if (g >= 0) {
+                dot_uniform(row + n, N, b, x, zt + (g - u->g0) * ld + col, sum);
+                const float *sg = st + (g - u->g0) * ld + col;
+                for (int v = 0; v < NV; v++)
+                    st_f(Y + n + v * W4_VW,
+                         W4_FMA(ld_f(sg + v * W4_VW), sum[v], ld_f(Y + n + v * W4_VW)));
+            } else {
+                dot_scattered(row + n, N, b, x, nv, j->g_idx + blk * 32, u->g0, zt + col,
+                              st + col, ld, sum);
+                for (int v = 0; v < NV; v++)
+                    st_f(Y + n + v * W4_VW, ld_f(Y + n + v * W4_VW) + sum[v]);
             }
         }
     }
 }
 
-W4_ATTR void W4_ENTRY(const w4_job *j, int64_t c0, int64_t c1, float *zt, float *st, float *Y)
+/* Prefill: wq (nk, NT) = s * (q - z) of one tile over the chunk's blocks
+ * [c0, c1), exact in f32. */
+W4_INLINE void dequant_chunk(const w4_job *j, const int b, const w4_unit *u, int64_t c0,
+                             int64_t c1, int64_t n, const float *zt, const float *st, float *wq)
 {
-    prep(j, c0, c1, zt, st);
+    const int64_t N = j->N, K = j->K, ld = u->n1 - u->n0, col = n - u->n0;
+    for (int64_t blk = c0; blk < c1; blk++) {
+        const uint32_t *p = j->qw + blk * b * N + n;
+        float *w = wq + (blk - c0) * 32 * NT;
+        const int64_t g = j->bgroup[blk];
+        if (g >= 0) {
+            vf zv[NV], sv[NV];
+            for (int v = 0; v < NV; v++) {
+                zv[v] = ld_f(zt + (g - u->g0) * ld + col + v * W4_VW);
+                sv[v] = ld_f(st + (g - u->g0) * ld + col + v * W4_VW);
+            }
+#pragma GCC unroll 32
+            for (int i = 0; i < 32; i++)
+                for (int v = 0; v < NV; v++)
+                    st_f(w + i * NT + v * W4_VW,
+                         q_minus_z(value(p + v * W4_VW, N, i, b), zv[v]) * sv[v]);
+            continue;
+        }
+        const int nv = (int)(K - blk * 32 < 32 ? K - blk * 32 : 32);
+        for (int i = 0; i < nv; i++) {
+            const int64_t gg = j->g_idx[blk * 32 + i] - u->g0;
+            for (int v = 0; v < NV; v++)
+                st_f(w + i * NT + v * W4_VW,
+                     q_minus_z(value(p + v * W4_VW, N, i, b), ld_f(zt + gg * ld + col + v * W4_VW)) *
+                         ld_f(st + gg * ld + col + v * W4_VW));
+        }
+    }
+}
+
+/* Prefill microkernel: Y[m][tile] += sum_i x[m][i] wq[i] for MR rows of X
+ * (rows K apart) over nk k, one FMA chain per output (MR * NV chains in
+ * registers). */
+W4_INLINE void micro(const float *wq, int64_t nk, const int MR, const float *x, int64_t K,
+                     float *Y, int64_t ldy)
+{
+    vf acc[6][NV];
+    for (int m = 0; m < MR; m++)
+        for (int v = 0; v < NV; v++) acc[m][v] = (vf){0};
+#pragma GCC unroll 2
+    for (int64_t i = 0; i < nk; i++) {
+        vf w[NV];
+        for (int v = 0; v < NV; v++) w[v] = ld_f(wq + i * NT + v * W4_VW);
+        for (int m = 0; m < MR; m++) {
+            const vf xi = W4_SPLAT(x[m * K + i]);
+            for (int v = 0; v < NV; v++) acc[m][v] = W4_FMA(xi, w[v], acc[m][v]);
+        }
+    }
+    for (int m = 0; m < MR; m++)
+        for (int v = 0; v < NV; v++) {
+            float *y = Y + m * ldy + v * W4_VW;
+            st_f(y, ld_f(y) + acc[m][v]);
+        }
+}
+
+W4_INLINE void unit_prefill(const w4_job *j, const int b, const w4_unit *u, const float *zt,
+                            const float *st, float *Y, int64_t ldy)
+{
+    const int64_t K = j->K, M = j->M;
+    float wq[W4_KC * 32 * NT]; // (W4_KC * 32, NT) one dequantized chunk of a tile
+    for (int64_t c0 = u->blk0; c0 < u->blk1; c0 += W4_KC) {
+        const int64_t c1 = c0 + W4_KC < u->blk1 ? c0 + W4_KC : u->blk1;
+        const int64_t nk = (c1 * 32 < K ? c1 * 32 : K) - c0 * 32;
+        const float *x = j->xh + c0 * 32;
+        for (int64_t n = u->n0; n < u->n1; n += NT) {
+            dequant_chunk(j, b, u, c0, c1, n, zt, st, wq);
+            for (int64_t m = 0; m < M;) {
+                const int64_t left = M - m;
+                const int MR = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                float *y = Y + m * ldy + n;
+                if (MR == 6) micro(wq, nk, 6, x + m * K, K, y, ldy);
+                else if (MR == 4) micro(wq, nk, 4, x + m * K, K, y, ldy);
+                else if (MR == 2) micro(wq, nk, 2, x + m * K, K, y, ldy);
+                else micro(wq, nk, 1, x + m * K, K, y, ldy);
+                m += MR;
+            }
+        }
+    }
+}
+
+W4_INLINE void unit(const w4_job *j, const int b, const w4_unit *u, const float *zt,
+                    const float *st, float *Y, int64_t ldy)
+{
+    if (j->M == 1) unit_decode(j, b, u, zt, st, Y);
+    else unit_prefill(j, b, u, zt, st, Y, ldy);
+}
+
+W4_ATTR void W4_ENTRY(const w4_job *j, const w4_unit *u, float *zt, float *st, float *Y,
+                      int64_t ldy)
+{
+    for (int64_t m = 0; m < j->M; m++)
+        memset(Y + m * ldy + u->n0, 0, (size_t)(u->n1 - u->n0) * sizeof(float));
+    prep(j, u, zt, st);
     switch (j->bits) {
-    case 2: tiles(j, 2, c0, c1, zt, st, Y); break;
-    case 3: tiles(j, 3, c0, c1, zt, st, Y); break;
-    case 4: tiles(j, 4, c0, c1, zt, st, Y); break;
-    case 8: tiles(j, 8, c0, c1, zt, st, Y); break;
+    case 2: unit(j, 2, u, zt, st, Y, ldy); break;
+    case 3: unit(j, 3, u, zt, st, Y, ldy); break;
+    case 4: unit(j, 4, u, zt, st, Y, ldy); break;
+    case 8: unit(j, 8, u, zt, st, Y, ldy); break;
     default: break; /* the caller checked bits */
     }
 }
