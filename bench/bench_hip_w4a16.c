@@ -8,7 +8,7 @@
  * 1. Copy bandwidth: the backend's `copy` of G GB (default 1) from one
  *    device buffer to another (hipMemcpyAsync device to device on the HIP
  *    plugin), best of reps; bytes = read + write = 2 G GB.
- * 2. Validation: a 4096 x 4096 layer at M = 1 (gemv) and M = 17 (the GEMM)
+ * 2. Validation: a 4096 x 4096 layer at M = 1 and 16 (the GEMV) and M = 17 (the GEMM)
  *    against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
  *    (backend.h's bound); a failure ends the program (exit 1).
  * 3. Each shape (in x out: 4096x4096 q/k/v/o, 4096x11008 gate/up, 11008x4096
@@ -20,7 +20,9 @@
  * 4. A whole decode step: every linear of --layers decoder layers (default
  *    32 x 7 linears, all distinct and resident: 3.4 GB), M = 1, back to back
  *    on the backend's stream, one sync at the end: seconds (best, median),
- *    GB/s, fraction of copy, tokens/s if the linears were the whole step.
+ *    GB/s, fraction of copy, steps/s if the linears were the whole step;
+ *    again at M = 16 (a batch of 16 sequences), and at M = 1 with
+ *    GPTQ_HIP_W4A16=gemv (the HIP plugin's SIMT gemv, for comparison).
  * 5. Prefill M = 64, 512, 2048 at each shape: TFLOP/s (2 M K N flops).
  * Times are host clock around the queued calls and the backend's sync
  * (launch gaps included, as a decode loop sees them). hipEvents and a
@@ -247,6 +249,7 @@ int main(int argc, char **argv)
     printf("backend %s; copy bandwidth (device to device, %.2f GB, read + write): %.1f GB/s\n",
            bname, gb, cp);
     validate(1);
+    validate(16);
     validate(17);
 
     static const int64_t shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
@@ -291,12 +294,22 @@ int main(int argc, char **argv)
         bytes += Ls[i].bytes;
     }
     io bx;
-    make_io(1, 11008, 11008, &bx, NULL); /* large enough for every shape */
-    for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, 1, &bx);
-    stats(t + 1, reps, &best, &med);
-    printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = 1: "
-           "best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f tokens/s\n", nlayers,
-           bytes / 1e9, best, med, bytes / best / 1e9, 100 * bytes / best / 1e9 / cp, 1.0 / best);
+    make_io(16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
+    /* the default path at M = 1 and 16, then the SIMT gemv the plugin
+     * falls back to (GPTQ_HIP_W4A16=gemv; the same as auto off NVIDIA) */
+    static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {16, NULL}, {1, "gemv"}};
+    for (int ri = 0; ri < 3; ri++) {
+        if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
+        const int64_t M = runs[ri].M;
+        const char *impl = call(&Ls[0], M, &bx);
+        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, M, &bx);
+        stats(t + 1, reps, &best, &med);
+        printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = %lld "
+               "(%s): best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f steps/s\n",
+               nlayers, bytes / 1e9, (long long)M, impl, best, med, bytes / best / 1e9,
+               100 * bytes / best / 1e9 / cp, 1.0 / best);
+        if (runs[ri].mode) unsetenv("GPTQ_HIP_W4A16");
+    }
     for (int i = 0; i < nl; i++) gptq_qdev_free(g_be, &Ls[i].q);
     free(Ls);
     free_io(&bx);

@@ -657,7 +657,7 @@ __global__ __launch_bounds__(GVM_WARPS * 32) void w4_gemv_mma_kernel(
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mb][j][r] = 0.0f;
     const uint32_t all[4] = {~0u, ~0u, ~0u, ~0u};
-    int64_t gcur = -1; /* the group whose scales and zeros are held */
+    int64_t gcur = INT64_MIN; /* the group whose scales and zeros are held (none: no g_idx value) */
     float sA[4], sB[4];
     uint32_t zA[4], zB[4];
 #pragma unroll
@@ -688,7 +688,7 @@ __global__ __launch_bounds__(GVM_WARPS * 32) void w4_gemv_mma_kernel(
         /* k of several groups (act-order, or groups not a multiple of 32):
          * one pass per group present, in the order of their first k, the
          * x of the other k masked to 0 */
-        gcur = -1;
+        gcur = INT64_MIN;
         unsigned todo = __ballot_sync(0xffffffffu, k < K);
         while (todo) {
             const int l0 = __ffs(todo) - 1;
