@@ -19,6 +19,14 @@
  *              global memory and dequantized to (q - z) in fp16 in shared
  *              memory, then mma.sync m16n8k16 (f16 inputs, f32 accumulator)
  *              per 16 k, and each 16-k result scaled into the f32 output.
+ *   gemv-mma   GPTQ_HIP_W4A16=mma, M <= 16, 4 bits, K >= 32, NVIDIA only
+ *              (opt-in: correct on the H200 but slower than gemv there,
+ *              bench/HIP_NOTES.md): tensor cores, the weight read from
+ *              qweight straight into mma.sync fragments (the map is in the
+ *              comment above the kernel); blocks of 4 warps x 64 columns, each
+ *              warp 8 k-steps of 32 k with all their loads in flight at once;
+ *              K split over blocks beyond 1024 k, the partials summed in
+ *              block order by the column tile's last block.
  *   gemm-simt  everything else: (64, 64) outputs per block, 4 x 4 per thread,
  *              X (fp16 values) and the dequantized weight s (q - z) in f32
  *              staged 32 k at a time, f32 FMAs. The AMD path for M > 8, and
@@ -26,7 +34,8 @@
  *
  * GPTQ_HIP_W4A16 picks: auto (or unset): gemv for M <= 8, gemm-mma where
  * it exists, else gemm-simt; simt: never gemm-mma (the AMD paths, run and
- * tested on NVIDIA); gemm: never gemv (the GEMMs tested at small M).
+ * tested on NVIDIA); gemm: never gemv (the GEMMs tested at small M); mma:
+ * gemv-mma where it applies, else as auto.
  *
  * Why this meets backend.h's bound |Y - Y_matmul_q| <= 2 gamma(K+2) S,
  * S = sum_k |xh w| + |bh|. matmul_q's output has depth K + 1 (each term
@@ -64,9 +73,24 @@
  *     scaled partials per piece, depth <= 30 + K + 1 in the worst case,
  *     beyond K + 2: for act-order checkpoints the bound holds to within that
  *     first-order slack (the op table measures it), not by this argument.
+ *   - gemv-mma: the same pieces as gemm-mma, two per 32-k step (its nibbles
+ *     0-3 and 4-7): each mma has a zero accumulator and 16 exact products
+ *     (x rounded to fp16 times q - z in fp16: 1024 + q and 1024 + z are
+ *     exact in fp16, so is their difference), then out = fma(s, D, out) in
+ *     k order inside a warp, the 4 warps' sums by a fixed tree (2 levels),
+ *     the S = ceil(K / 1024) blocks' partials added in block order (S - 1
+ *     additions) and the bias: depth <= 30 + K/16 + 2 + (S - 1) + 1 <= K + 2
+ *     for K >= 64; K = 32 is one step of one warp (30 + 2 + 1 = 33). The
+ *     accumulator is not carried from mma to mma over a group (which would
+ *     save the 8 FMAs a step): under the same truncation model a group of G
+ *     k chained in the accumulator counts 2 (G - 1) roundings, beyond K + 2
+ *     for one group (G = K). A step whose 32 k are not of one group (act-
+ *     order, groups not a multiple of 32) runs one pass per group present,
+ *     the x of the other k masked to 0: the act-order caveat of gemm-mma.
  * Every output is summed in an order fixed by its position, K, N, M and the
  * path (gemv's block width also by the device's multiprocessor count),
- * never by the scheduling of blocks: the same bytes on every run.
+ * never by the scheduling of blocks (gemv-mma's last block to arrive sums
+ * the partials in block order, whichever it is): the same bytes on every run.
  *
  * X is read as f32 and rounded to fp16 as it is read (matmul_q's rounding);
  * the bias, rounded to fp16, is added last in one f32 sum. A g_idx outside
