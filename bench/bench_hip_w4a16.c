@@ -8,7 +8,8 @@
  * 1. Copy bandwidth: the backend's `copy` of G GB (default 1) from one
  *    device buffer to another (hipMemcpyAsync device to device on the HIP
  *    plugin), best of reps; bytes = read + write = 2 G GB.
- * 2. Validation: a 4096 x 4096 layer at M = 1 (gemv) and M = 17 (the GEMM)
+ * 2. Validation: a 4096 x 4096 layer at M = 1 (gemv) and M = 17 (the GEMM),
+ *    then under GPTQ_HIP_W4A16=mma at M = 1 and 16 (gemv-mma on NVIDIA)
  *    against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
  *    (backend.h's bound); a failure ends the program (exit 1).
  * 3. Each shape (in x out: 4096x4096 q/k/v/o, 4096x11008 gate/up, 11008x4096
@@ -16,11 +17,14 @@
  *    layer (>= 512 MB in all, ten times the 50 MB L2 of an H100/H200, so no
  *    call finds its weight cached), seconds per call (best and median of
  *    reps; each timed pass is 4 rounds over the copies), GB/s of weight
- *    bytes (qweight + qzeros + scales + g_idx, read once per call) and that rate as a fraction of the copy bandwidth.
+ *    bytes (qweight + qzeros + scales + g_idx, read once per call) and that rate as a fraction of the copy bandwidth;
+ *    on the default path, then under GPTQ_HIP_W4A16=mma.
  * 4. A whole decode step: every linear of --layers decoder layers (default
  *    32 x 7 linears, all distinct and resident: 3.4 GB), M = 1, back to back
  *    on the backend's stream, one sync at the end: seconds (best, median),
- *    GB/s, fraction of copy, tokens/s if the linears were the whole step.
+ *    GB/s, fraction of copy, steps/s if the linears were the whole step;
+ *    then under GPTQ_HIP_W4A16=mma (the HIP plugin's opt-in tensor-core
+ *    GEMV) at M = 1 and at M = 16 (a batch of 16 sequences).
  * 5. Prefill M = 64, 512, 2048 at each shape: TFLOP/s (2 M K N flops).
  * Times are host clock around the queued calls and the backend's sync
  * (launch gaps included, as a decode loop sees them). hipEvents and a
@@ -248,6 +252,10 @@ int main(int argc, char **argv)
            bname, gb, cp);
     validate(1);
     validate(17);
+    setenv("GPTQ_HIP_W4A16", "mma", 1); /* the opt-in tensor-core GEMV (NVIDIA) */
+    validate(1);
+    validate(16);
+    unsetenv("GPTQ_HIP_W4A16");
 
     static const int64_t shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     gptq_packed hp[3];
@@ -257,7 +265,9 @@ int main(int argc, char **argv)
     /* 3. one shape at M = 1, over distinct copies */
     printf("%-12s %5s %11s %11s %9s %7s  %s\n", "K x N", "M", "best s", "median s", "GB/s",
            "%copy", "path");
-    for (int s = 0; s < 3; s++) {
+    for (int si = 0; si < 6; si++) {
+        const int s = si % 3; /* each shape on the default path, then GPTQ_HIP_W4A16=mma */
+        if (si == 3) setenv("GPTQ_HIP_W4A16", "mma", 1);
         layer L0;
         upload_layer(&hp[s], &L0);
         const int nc = (int)ceil(512e6 / L0.bytes);
@@ -279,6 +289,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < nc; i++) gptq_qdev_free(g_be, &Ls[i].q);
         free(Ls);
     }
+    unsetenv("GPTQ_HIP_W4A16");
 
     /* 4. the decode step: q, k, v, o, gate, up, down of every layer, resident */
     const int order[7] = {0, 0, 0, 0, 1, 1, 2};
@@ -291,12 +302,22 @@ int main(int argc, char **argv)
         bytes += Ls[i].bytes;
     }
     io bx;
-    make_io(1, 11008, 11008, &bx, NULL); /* large enough for every shape */
-    for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, 1, &bx);
-    stats(t + 1, reps, &best, &med);
-    printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = 1: "
-           "best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f tokens/s\n", nlayers,
-           bytes / 1e9, best, med, bytes / best / 1e9, 100 * bytes / best / 1e9 / cp, 1.0 / best);
+    make_io(16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
+    /* the default path at M = 1, then the opt-in tensor-core GEMV
+     * (GPTQ_HIP_W4A16=mma; the default paths off NVIDIA) at M = 1 and 16 */
+    static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {1, "mma"}, {16, "mma"}};
+    for (int ri = 0; ri < 3; ri++) {
+        if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
+        const int64_t M = runs[ri].M;
+        const char *impl = call(&Ls[0], M, &bx);
+        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, M, &bx);
+        stats(t + 1, reps, &best, &med);
+        printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = %lld "
+               "(%s): best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f steps/s\n",
+               nlayers, bytes / 1e9, (long long)M, impl, best, med, bytes / best / 1e9,
+               100 * bytes / best / 1e9 / cp, 1.0 / best);
+        if (runs[ri].mode) unsetenv("GPTQ_HIP_W4A16");
+    }
     for (int i = 0; i < nl; i++) gptq_qdev_free(g_be, &Ls[i].q);
     free(Ls);
     free_io(&bx);

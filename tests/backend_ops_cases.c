@@ -1919,6 +1919,28 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
         HIPQ4("simt", b, 1, 200, 328, 128, 1, 17, 1, "GPTQ_HIP_W4A16=simt"),                     \
         HIPQ4("simt act-order", b, 2, 200, 328, 32, 0, 64, 0, "GPTQ_HIP_W4A16=simt"),            \
         HIPQ4("simt gemv", b, 2, 200, 328, 328, 1, 8, 1, "GPTQ_HIP_W4A16=simt")
+/* hipgemv: the NVIDIA tensor-core GEMV (gemv-mma: 4 bits, M <= 16, opt-in
+ * under GPTQ_HIP_W4A16=mma; the same HIPQ4 row shape, tolerance and
+ * reference). M = 1, 5 (one block of 8 tokens), 16 (two); N = 200 ends in a
+ * partial 64-column tile (one quad in, one out); K = 328 ends in a partial
+ * 32-k step; K = 4096 is split over 4 blocks (the workspace and the last
+ * block's ordered sum); groups 128 and 32 (every k-step in one group), 40
+ * (k-steps of two groups in order), one group of 328 and act-order (mixed
+ * k-steps: one masked pass per group); K = 32 is the smallest K it takes.
+ * Off NVIDIA (and at 8 bits) the mode runs the default paths. */
+#define GVMMA(name, fmt, N, K, G, bias, M, inorder)                                              \
+    HIPQ4("gemv-mma " name, 4, fmt, N, K, G, bias, M, inorder, "GPTQ_HIP_W4A16=mma")
+#define HIPGEMVROWS                                                                              \
+    GVMMA("M 1", 1, 200, 328, 128, 0, 1, 1), GVMMA("M 5 bias g32", 2, 200, 328, 32, 1, 5, 1),     \
+        GVMMA("M 16 g40", 1, 200, 328, 40, 0, 16, 1),                                            \
+        GVMMA("M 16 one group bias", 2, 200, 328, 328, 1, 16, 1),                                \
+        GVMMA("M 1 act-order bias", 2, 200, 328, 32, 1, 1, 0),                                   \
+        GVMMA("M 5 act-order", 1, 200, 328, 128, 0, 5, 0),                                       \
+        GVMMA("K 4096 M 1", 2, 200, 4096, 128, 0, 1, 1),                                         \
+        GVMMA("K 4096 M 16 bias", 1, 264, 4096, 128, 1, 16, 1),                                  \
+        GVMMA("K 4096 M 9 act-order", 2, 200, 4096, 128, 0, 9, 0),                               \
+        GVMMA("K 32", 1, 200, 32, 32, 1, 3, 1),                                                  \
+        HIPQ4("gemm M 16 K 4096", 4, 1, 200, 4096, 128, 0, 16, 1, NULL)
 #define TOL_FAIL {OC_BYTES, {0}, "a failing call: its status and a message naming the problem"}
 
 #define TOL_DOT(size)                                                                            \
@@ -2101,6 +2123,8 @@ const op_case oc_cases[] = {
     HIPQ4ROWS(4), HIPQ4ROWS(8),
     HIPQ4("simple 2 bits act-order", 2, 1, 224, 352, 32, 1, 5, 0, NULL),
     HIPQ4("simple 3 bits", 3, 2, 224, 352, 128, 0, 70, 1, NULL),
+    /* hipgemv: the tensor-core GEMV's paths and edges */
+    HIPGEMVROWS,
     {"pack_codes code too wide", GPTQ_OP_PACK_CODES, {2, 96, 224, 1}, .msg = "77",
      .tol = TOL_FAIL, .ref = TOL_FAIL},
     {"pack_codes code too wide", GPTQ_OP_PACK_CODES, {3, 96, 224, 1}, .msg = "77",

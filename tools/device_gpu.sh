@@ -43,7 +43,7 @@
 #             (in $OUT/gar.log)
 #   w4a16     the HIP matmul_q_fast (backends/hip/hip_w4a16.hip), after build: the
 #             op table's matmul_q_fast rows on hip against the CPU (w4a16_ops.log),
-#             `gptq matmul --fast` on hip vs cpu vs the reference on RTN
+#             `gptq matmul --fast` on hip (auto, simt, mma) vs cpu vs the reference on RTN
 #             checkpoints of data/tiny-llama (w4 g32, w4 one group, w8 g128), and
 #             bench_hip_w4a16 (copy bandwidth, 7B shapes at M = 1, a whole decode
 #             step, prefill; w4a16_bench.log)
@@ -287,9 +287,9 @@ g = torch.Generator().manual_seed(int(sys.argv[1]))
 save_file({"X": torch.randn(int(sys.argv[1]), int(sys.argv[2]), generator=g)}, sys.argv[3])
 PY
                     for run in "ref:--backend cpu" "cpu:--backend cpu --fast" "hip:--backend hip --fast" \
-                        "simt:--backend hip --fast"; do
+                        "simt:--backend hip --fast" "mma:--backend hip --fast"; do
                         # shellcheck disable=SC2086
-                        if [ "${run%%:*}" = simt ]; then export GPTQ_HIP_W4A16=simt; fi
+                        case ${run%%:*} in simt | mma) export GPTQ_HIP_W4A16=${run%%:*} ;; esac
                         "$B/src/cli/gptq" matmul /tmp/tiny-rtn-$name --module "$m" -x /tmp/x.safetensors \
                             -o /tmp/y_${run%%:*}.safetensors ${run#*:} >>"$OUT/w4a16_matmul.log" 2>&1 ||
                             log "w4a16: gptq matmul ${run#*:} failed ($name $m M=$M)"
@@ -300,7 +300,7 @@ import sys
 from safetensors.torch import load_file
 r = load_file("/tmp/y_ref.safetensors")["Y"].double()
 out = []
-for n in ("cpu", "hip", "simt"):
+for n in ("cpu", "hip", "simt", "mma"):
     y = load_file(f"/tmp/y_{n}.safetensors")["Y"].double()
     out.append(f"{n} max|d|/max|ref| {((y - r).abs().max() / r.abs().max()).item():.2e}")
 print(f"  {sys.argv[1]}: fast vs reference: " + ", ".join(out))

@@ -164,6 +164,8 @@ static void hip_destroy(void *ctx)
     if (c->stream) (void)hipStreamSynchronize(c->stream);
     if (c->flags) (void)hipFree(c->flags);
     if (c->dot_part) (void)hipFree(c->dot_part);
+    if (c->gvm_ws) (void)hipFree(c->gvm_ws);
+    if (c->gvm_cnt) (void)hipFree(c->gvm_cnt);
     if (c->stream) (void)hipStreamDestroy(c->stream);
     (void)hipGetLastError();
     free(c);

@@ -86,6 +86,10 @@ typedef struct hip_ctx {
     char device_name[256];
     hip_flag_t *flags;       /* (HIP_FLAG_COUNT) device words, see above */
     double *dot_part;        /* (HIP_DOT_BLOCKS) partial sums of dot, made at create */
+    float *gvm_ws;           /* matmul_q_fast gemv-mma's split-K partials (gvm_ws_n floats) */
+    size_t gvm_ws_n;
+    unsigned *gvm_cnt;       /* its per-column-tile arrival counters, 0 between calls */
+    size_t gvm_cnt_n;
     char err[1024];
 } hip_ctx;
 

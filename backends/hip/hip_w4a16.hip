@@ -19,6 +19,14 @@
  *              global memory and dequantized to (q - z) in fp16 in shared
  *              memory, then mma.sync m16n8k16 (f16 inputs, f32 accumulator)
  *              per 16 k, and each 16-k result scaled into the f32 output.
+ *   gemv-mma   GPTQ_HIP_W4A16=mma, M <= 16, 4 bits, K >= 32, NVIDIA only
+ *              (opt-in: correct on the H200 but slower than gemv there,
+ *              bench/HIP_NOTES.md): tensor cores, the weight read from
+ *              qweight straight into mma.sync fragments (the map is in the
+ *              comment above the kernel); blocks of 4 warps x 64 columns, each
+ *              warp 8 k-steps of 32 k with all their loads in flight at once;
+ *              K split over blocks beyond 1024 k, the partials summed in
+ *              block order by the column tile's last block.
  *   gemm-simt  everything else: (64, 64) outputs per block, 4 x 4 per thread,
  *              X (fp16 values) and the dequantized weight s (q - z) in f32
  *              staged 32 k at a time, f32 FMAs. The AMD path for M > 8, and
@@ -26,7 +34,8 @@
  *
  * GPTQ_HIP_W4A16 picks: auto (or unset): gemv for M <= 8, gemm-mma where
  * it exists, else gemm-simt; simt: never gemm-mma (the AMD paths, run and
- * tested on NVIDIA); gemm: never gemv (the GEMMs tested at small M).
+ * tested on NVIDIA); gemm: never gemv (the GEMMs tested at small M); mma:
+ * gemv-mma where it applies, else as auto.
  *
  * Why this meets backend.h's bound |Y - Y_matmul_q| <= 2 gamma(K+2) S,
  * S = sum_k |xh w| + |bh|. matmul_q's output has depth K + 1 (each term
@@ -64,9 +73,24 @@
  *     scaled partials per piece, depth <= 30 + K + 1 in the worst case,
  *     beyond K + 2: for act-order checkpoints the bound holds to within that
  *     first-order slack (the op table measures it), not by this argument.
+ *   - gemv-mma: the same pieces as gemm-mma, two per 32-k step (its nibbles
+ *     0-3 and 4-7): each mma has a zero accumulator and 16 exact products
+ *     (x rounded to fp16 times q - z in fp16: 1024 + q and 1024 + z are
+ *     exact in fp16, so is their difference), then out = fma(s, D, out) in
+ *     k order inside a warp, the 4 warps' sums by a fixed tree (2 levels),
+ *     the S = ceil(K / 1024) blocks' partials added in block order (S - 1
+ *     additions) and the bias: depth <= 30 + K/16 + 2 + (S - 1) + 1 <= K + 2
+ *     for K >= 64; K = 32 is one step of one warp (30 + 2 + 1 = 33). The
+ *     accumulator is not carried from mma to mma over a group (which would
+ *     save the 8 FMAs a step): under the same truncation model a group of G
+ *     k chained in the accumulator counts 2 (G - 1) roundings, beyond K + 2
+ *     for one group (G = K). A step whose 32 k are not of one group (act-
+ *     order, groups not a multiple of 32) runs one pass per group present,
+ *     the x of the other k masked to 0: the act-order caveat of gemm-mma.
  * Every output is summed in an order fixed by its position, K, N, M and the
  * path (gemv's block width also by the device's multiprocessor count),
- * never by the scheduling of blocks: the same bytes on every run.
+ * never by the scheduling of blocks (gemv-mma's last block to arrive sums
+ * the partials in block order, whichever it is): the same bytes on every run.
  *
  * X is read as f32 and rounded to fp16 as it is read (matmul_q's rounding);
  * the bias, rounded to fp16, is added last in one f32 sum. A g_idx outside
@@ -497,6 +521,272 @@ __global__ __launch_bounds__(256) void w4_gemm_mma_kernel(w4_view q, const float
                     Y[m * N + n] = bias ? out[i][j][r] + w4_f16(bias[n]) : out[i][j][r];
             }
 }
+
+/* ------------------------------------------------------------------------
+ * gemv-mma (NVIDIA): M <= 16, 4 bits, tensor cores
+ *
+ * D (16 x 8) = A (16 x 16) B (16 x 8): A is the weight, its rows 16 output
+ * columns, B the X rows (8 tokens, zeros past M), D's rows outputs. The 16
+ * k of one mma need not be 16 consecutive k: any bijection onto the mma's
+ * positions works if A and B use the same one. Lane (g = lane / 4, t =
+ * lane % 4) of a warp holds A's k positions {2t, 2t+1, 2t+8, 2t+9}; they
+ * are mapped to nibbles {0, 4, 1, 5} (mma "lo") and {2, 6, 3, 7} (mma "hi")
+ * of the word at word row 4 ks + t (k-step ks = 32 k), so that a lane's A
+ * fragment comes from one 32-bit qweight word per column with one
+ * shift-and-or per nibble pair ((w >> s) & 0x000f000f | 0x64006400 is the
+ * fp16 pair 1024 + q, 1024 + q'; minus 1024 + z: q - z, exact). A lane loads
+ * 4 adjacent columns as one 16-byte word (quad A: n0 + 4g, rows g of mma j
+ * = 0..3 take its component j) and 4 more 32 columns further (quad B, rows
+ * g + 8): a warp reads 4 word rows x 64 columns, 128 contiguous bytes per
+ * word row and quad. B holds the same physical k of X: the lane's b0 is
+ * (x[8w], x[8w+4]) for lo, staged in shared memory as fp16 in that order.
+ * ---------------------------------------------------------------------- */
+
+#define GVM_WARPS 4 /* warps of a block, each its own chunk of k-steps */
+#define GVM_CS 8    /* k-steps (32 k) of a warp: all its loads in flight at once */
+#define GVM_BR (GVM_WARPS * GVM_CS) /* k-steps of a block */
+#define GVM_COLS 64                 /* output columns of a block (and of each warp) */
+
+/* (w >> S) & 0x000f000f | 0x64006400 minus zh (the pair 1024 + z): q - z in fp16 */
+template <int S>
+__device__ static inline uint32_t gvm_dq(uint32_t w, uint32_t zh)
+{
+    const uint32_t h = ((w >> S) & 0x000f000fu) | 0x64006400u;
+    uint32_t d;
+    asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(d) : "r"(h), "r"(zh));
+    return d;
+}
+
+/* A group's scales (f32) and zero pairs (fp16 1024 + z, twice) of the
+ * lane's 4 columns from n (0 and an unused zero past N) */
+__device__ static inline void gvm_group(const w4_view &q, int64_t g, int64_t n, float s[4],
+                                        uint32_t zh[4])
+{
+    if (n >= q.N) {
+        for (int c = 0; c < 4; c++) s[c] = 0.0f, zh[c] = 0x64006400u;
+        return;
+    }
+    const uint2 sv = *(const uint2 *)(q.sc + g * q.N + n);
+    s[0] = __half2float(__ushort_as_half((unsigned short)(sv.x & 0xffffu)));
+    s[1] = __half2float(__ushort_as_half((unsigned short)(sv.x >> 16)));
+    s[2] = __half2float(__ushort_as_half((unsigned short)(sv.y & 0xffffu)));
+    s[3] = __half2float(__ushort_as_half((unsigned short)(sv.y >> 16)));
+    const uint32_t zw = q.qz[g * (q.N / 8) + n / 8] >> (4 * (n % 8));
+    for (int c = 0; c < 4; c++) {
+        /* 1024 + z is exact in fp16 (spacing 1 in [1024, 2048)): bits 0x6400 + z */
+        const uint32_t z = 0x6400u + (uint32_t)((int)((zw >> (4 * c)) & 15u) + q.zero_add);
+        zh[c] = z | (z << 16);
+    }
+}
+
+/* One k-step of the lane's 8 columns against MB blocks of 8 tokens: 8 mmas
+ * per token block, each with a zero accumulator, each result scaled into
+ * acc by its column's scale (one rounding per 16-k piece). m masks B: the
+ * lane's 4 x-pairs with the k of another group set to 0 (all ones: none). */
+template <int MB>
+__device__ static inline void gvm_step(float acc[MB][4][4], uint4 wa, uint4 wb, const uint4 xb[MB],
+                                       const uint32_t m[4], const float sA[4], const float sB[4],
+                                       const uint32_t zA[4], const uint32_t zB[4])
+{
+    const uint32_t a4[4] = {wa.x, wa.y, wa.z, wa.w}, b4[4] = {wb.x, wb.y, wb.z, wb.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        /* a0: row g (quad A) k 2t, 2t+1; a1: row g + 8 (quad B); a2, a3: k 2t+8, 2t+9 */
+        const uint32_t lo[4] = {gvm_dq<0>(a4[j], zA[j]), gvm_dq<0>(b4[j], zB[j]),
+                                gvm_dq<4>(a4[j], zA[j]), gvm_dq<4>(b4[j], zB[j])};
+        const uint32_t hi[4] = {gvm_dq<8>(a4[j], zA[j]), gvm_dq<8>(b4[j], zB[j]),
+                                gvm_dq<12>(a4[j], zA[j]), gvm_dq<12>(b4[j], zB[j])};
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++) {
+            float d[4], e[4];
+            w4_mma(d, lo, xb[mb].x & m[0], xb[mb].y & m[1]);
+            w4_mma(e, hi, xb[mb].z & m[2], xb[mb].w & m[3]);
+            /* d0, d1: column of quad A, tokens 2t, 2t+1; d2, d3: quad B */
+            acc[mb][j][0] = fmaf(sA[j], d[0], acc[mb][j][0]);
+            acc[mb][j][1] = fmaf(sA[j], d[1], acc[mb][j][1]);
+            acc[mb][j][2] = fmaf(sB[j], d[2], acc[mb][j][2]);
+            acc[mb][j][3] = fmaf(sB[j], d[3], acc[mb][j][3]);
+            acc[mb][j][0] = fmaf(sA[j], e[0], acc[mb][j][0]);
+            acc[mb][j][1] = fmaf(sA[j], e[1], acc[mb][j][1]);
+            acc[mb][j][2] = fmaf(sB[j], e[2], acc[mb][j][2]);
+            acc[mb][j][3] = fmaf(sB[j], e[3], acc[mb][j][3]);
+        }
+    }
+}
+
+/* grid (ceil(N / 64), S): block (x, y) computes columns 64 x .. of k-steps
+ * GVM_BR y ..; with S > 1 each block leaves its partial in ws[y] and the
+ * last of the column tile's S blocks to finish sums ws[0..S-1] in order. */
+template <int MB>
+__global__ __launch_bounds__(GVM_WARPS * 32) void w4_gemv_mma_kernel(
+    w4_view q, const float *__restrict__ X, int64_t M, int xvec, const float *__restrict__ bias,
+    float *__restrict__ Y, float *__restrict__ ws, unsigned *__restrict__ cnt, hip_flag_t *flags)
+{
+    constexpr int TOK = 8 * MB;
+    /* X of the block's k-steps as B fragments: xs[k-step][token][t] =
+     * (x[8w], x[8w+4]), (x[8w+1], x[8w+5]), (x[8w+2], x[8w+6]), (x[8w+3],
+     * x[8w+7]) in fp16, w = 4 ks + t; reused for the warps' sums at the end */
+    __shared__ __align__(16) uint4 xs[GVM_BR][TOK][4];
+    static_assert(sizeof(xs) >= sizeof(float) * GVM_WARPS * TOK * GVM_COLS, "red fits in xs");
+    __shared__ int last;
+    const int tid = (int)threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int64_t N = q.N, K = q.K, KW = K / 8, KS = (KW + 3) / 4;
+    const int64_t n0 = (int64_t)blockIdx.x * GVM_COLS, nA = n0 + 4 * g, nB = nA + 32;
+    const int64_t kb = (int64_t)blockIdx.y * GVM_BR, ksw = kb + warp * GVM_CS;
+
+    /* every weight load of the warp's chunk first (16 x 16 bytes a lane) */
+    uint4 wa[GVM_CS], wb[GVM_CS];
+    int gl[GVM_CS];
+#pragma unroll
+    for (int i = 0; i < GVM_CS; i++) {
+        const int64_t w = 4 * (ksw + i) + t;
+        const uint4 z4 = make_uint4(0, 0, 0, 0);
+        wa[i] = w < KW && nA < N ? __ldg((const uint4 *)(q.qw + w * N + nA)) : z4;
+        wb[i] = w < KW && nB < N ? __ldg((const uint4 *)(q.qw + w * N + nB)) : z4;
+    }
+#pragma unroll
+    for (int i = 0; i < GVM_CS; i++) {
+        const int64_t k = 32 * (ksw + i) + lane;
+        gl[i] = k < K ? __ldg(q.gi + k) : 0;
+    }
+    /* X as fp16 B fragments (zeros past M and past K: those products are 0) */
+    for (int e = tid; e < GVM_BR * TOK * 4; e += GVM_WARPS * 32) {
+        const int ks = e / (TOK * 4), m = (e / 4) % TOK, tt = e % 4;
+        const int64_t w = 4 * (kb + ks) + tt;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (m < M && w < KW) {
+            const float *xr = X + (int64_t)m * K + 8 * w;
+            float x[8];
+            if (xvec) {
+                const float4 p = *(const float4 *)xr, r = *(const float4 *)(xr + 4);
+                x[0] = p.x, x[1] = p.y, x[2] = p.z, x[3] = p.w;
+                x[4] = r.x, x[5] = r.y, x[6] = r.z, x[7] = r.w;
+            } else {
+                for (int j = 0; j < 8; j++) x[j] = xr[j];
+            }
+            uint32_t h[8];
+            for (int j = 0; j < 8; j++) h[j] = __half_as_ushort(__float2half_rn(x[j]));
+            v = make_uint4(h[0] | h[4] << 16, h[1] | h[5] << 16, h[2] | h[6] << 16,
+                           h[3] | h[7] << 16);
+        }
+        xs[ks][m][tt] = v;
+    }
+    __syncthreads();
+
+    float acc[MB][4][4];
+#pragma unroll
+    for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mb][j][r] = 0.0f;
+    const uint32_t all[4] = {~0u, ~0u, ~0u, ~0u};
+    int64_t gcur = INT64_MIN; /* the group whose scales and zeros are held (none: no g_idx value) */
+    float sA[4], sB[4];
+    uint32_t zA[4], zB[4];
+#pragma unroll
+    for (int i = 0; i < GVM_CS; i++) {
+        const int64_t ks = ksw + i;
+        if (ks >= KS) break; /* the same for the whole warp */
+        const int64_t k = 32 * ks + lane;
+        const int lk = warp * GVM_CS + i;
+        uint4 xb[MB];
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++) xb[mb] = xs[lk][8 * mb + g][t];
+        const int g0 = __shfl_sync(0xffffffffu, gl[i], 0);
+        if (__all_sync(0xffffffffu, k >= K || gl[i] == g0)) {
+            /* the k-step's 32 k in one group (in-order groups of a multiple of 32) */
+            if (g0 != gcur) {
+                gcur = g0;
+                if (g0 < 0 || g0 >= q.ngroups) {
+                    if (lane == 0) hip_defer(flags, HIP_DEFER_QGIDX, 32 * ks, g0);
+                } else {
+                    gvm_group(q, g0, nA, sA, zA);
+                    gvm_group(q, g0, nB, sB, zB);
+                }
+            }
+            if (g0 < 0 || g0 >= q.ngroups) continue;
+            gvm_step<MB>(acc, wa[i], wb[i], xb, all, sA, sB, zA, zB);
+            continue;
+        }
+        /* k of several groups (act-order, or groups not a multiple of 32):
+         * one pass per group present, in the order of their first k, the
+         * x of the other k masked to 0 */
+        gcur = INT64_MIN;
+        unsigned todo = __ballot_sync(0xffffffffu, k < K);
+        while (todo) {
+            const int l0 = __ffs(todo) - 1;
+            const int gu = __shfl_sync(0xffffffffu, gl[i], l0);
+            const unsigned in = __ballot_sync(0xffffffffu, k < K && gl[i] == gu);
+            todo &= ~in;
+            if (gu < 0 || gu >= q.ngroups) {
+                if (lane == l0) hip_defer(flags, HIP_DEFER_QGIDX, k, gu);
+                continue;
+            }
+            float s1[4], s2[4];
+            uint32_t z1[4], z2[4];
+            gvm_group(q, gu, nA, s1, z1);
+            gvm_group(q, gu, nB, s2, z2);
+            /* the lane's k: 32 ks + 8 t + nibble; pairs (0, 4), (1, 5), (2, 6), (3, 7) */
+            const unsigned b = (in >> (8 * t)) & 0xffu;
+            uint32_t mk[4];
+#pragma unroll
+            for (int p = 0; p < 4; p++)
+                mk[p] = ((b >> p) & 1u ? 0x0000ffffu : 0u) | ((b >> (p + 4)) & 1u ? 0xffff0000u : 0u);
+            gvm_step<MB>(acc, wa[i], wb[i], xb, mk, s1, s2, z1, z2);
+        }
+    }
+
+    /* the warps' sums: a fixed tree in shared memory (xs is free now) */
+    __syncthreads();
+    float(*red)[TOK][GVM_COLS] = (float(*)[TOK][GVM_COLS])(void *)xs;
+#pragma unroll
+    for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+                red[warp][8 * mb + 2 * t + (r & 1)][(r < 2 ? 0 : 32) + 4 * g + j] = acc[mb][j][r];
+    __syncthreads();
+    for (int h = GVM_WARPS / 2; h > 0; h /= 2) {
+        for (int o = tid; o < h * TOK * GVM_COLS; o += GVM_WARPS * 32) {
+            const int wv = o / (TOK * GVM_COLS), m = (o / GVM_COLS) % TOK, col = o % GVM_COLS;
+            red[wv][m][col] += red[wv + h][m][col];
+        }
+        __syncthreads();
+    }
+    const int S = (int)gridDim.y;
+    if (S == 1) {
+        for (int o = tid; o < TOK * GVM_COLS; o += GVM_WARPS * 32) {
+            const int m = o / GVM_COLS, col = o % GVM_COLS;
+            const int64_t n = n0 + col;
+            if (m < M && n < N) Y[m * N + n] = bias ? red[0][m][col] + w4_f16(bias[n]) : red[0][m][col];
+        }
+        return;
+    }
+    /* split K: the partial to ws[y], then the tile's last block sums them in
+     * the order y = 0, 1, ..: the same sum whichever block finishes last */
+    for (int o = tid; o < TOK * GVM_COLS; o += GVM_WARPS * 32) {
+        const int m = o / GVM_COLS, col = o % GVM_COLS;
+        const int64_t n = n0 + col;
+        if (m < M && n < N) ws[((int64_t)blockIdx.y * M + m) * N + n] = red[0][m][col];
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(&cnt[blockIdx.x], 1u) == (unsigned)S - 1u;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int o = tid; o < TOK * GVM_COLS; o += GVM_WARPS * 32) {
+        const int m = o / GVM_COLS, col = o % GVM_COLS;
+        const int64_t n = n0 + col;
+        if (m >= M || n >= N) continue;
+        float v = __ldcg(ws + (int64_t)m * N + n);
+        for (int y = 1; y < S; y++) v += __ldcg(ws + ((int64_t)y * M + m) * N + n);
+        Y[m * N + n] = bias ? v + w4_f16(bias[n]) : v;
+    }
+    if (tid == 0) cnt[blockIdx.x] = 0u; /* ready for the next call on the stream */
+}
 #endif /* GPTQ_HIP_ON_NVIDIA */
 
 /* ------------------------------------------------------------------------
@@ -532,6 +822,57 @@ static void launch_gemv(hip_ctx *c, const w4_view &v, const float *x, int64_t M,
     else launch_gemv_m<BITS, 8>(c, v, x, M, xvec, b, y);
 }
 
+#ifdef GPTQ_HIP_ON_NVIDIA
+/* gemv-mma: the split-K workspace grown to nws floats and nct counters
+ * (zeroed) on first need, kept in the context for the later calls */
+static int gvm_workspace(hip_ctx *c, size_t nws, size_t nct)
+{
+    if (c->gvm_ws_n < nws || c->gvm_cnt_n < nct) {
+        /* the stream may still use the old buffers */
+        HIP_TRY(c, hipStreamSynchronize(c->stream), "hipStreamSynchronize");
+    }
+    if (c->gvm_ws_n < nws) {
+        if (c->gvm_ws) (void)hipFree(c->gvm_ws);
+        c->gvm_ws = NULL, c->gvm_ws_n = 0;
+        void *p = NULL;
+        HIP_TRY(c, hipMalloc(&p, nws * sizeof(float)), "hipMalloc(gemv-mma partials)");
+        c->gvm_ws = (float *)p, c->gvm_ws_n = nws;
+    }
+    if (c->gvm_cnt_n < nct) {
+        if (c->gvm_cnt) (void)hipFree(c->gvm_cnt);
+        c->gvm_cnt = NULL, c->gvm_cnt_n = 0;
+        void *p = NULL;
+        HIP_TRY(c, hipMalloc(&p, nct * sizeof(unsigned)), "hipMalloc(gemv-mma counters)");
+        HIP_TRY(c, hipMemsetAsync(p, 0, nct * sizeof(unsigned), c->stream),
+                "hipMemset(gemv-mma counters)");
+        c->gvm_cnt = (unsigned *)p, c->gvm_cnt_n = nct;
+    }
+    return GPTQ_OK;
+}
+
+static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t M, int xvec,
+                           const float *b, float *y)
+{
+    const int64_t KS = (v.K / 8 + 3) / 4, S = (KS + GVM_BR - 1) / GVM_BR;
+    const int64_t tiles = (v.N + GVM_COLS - 1) / GVM_COLS;
+    if (S > 65535 || tiles > 0x7fffffff)
+        return hip_fail(c, GPTQ_ERR_SHAPE, "matmul_q_fast: K = %lld, N = %lld exceed one gemv-mma "
+                        "launch", (long long)v.K, (long long)v.N);
+    if (S > 1) {
+        const int st = gvm_workspace(c, (size_t)(S * M * v.N), (size_t)tiles);
+        if (st) return st;
+    }
+    const dim3 grid((unsigned)tiles, (unsigned)S);
+    if (M <= 8)
+        w4_gemv_mma_kernel<1><<<grid, GVM_WARPS * 32, 0, c->stream>>>(v, x, M, xvec, b, y, c->gvm_ws,
+                                                                      c->gvm_cnt, c->flags);
+    else
+        w4_gemv_mma_kernel<2><<<grid, GVM_WARPS * 32, 0, c->stream>>>(v, x, M, xvec, b, y, c->gvm_ws,
+                                                                      c->gvm_cnt, c->flags);
+    return hip_check_launch(c, "matmul_q_fast (gemv-mma)");
+}
+#endif
+
 int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
                       int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
                       const char **impl)
@@ -540,9 +881,9 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     static const char op[] = "matmul_q_fast";
     const char *mode = getenv("GPTQ_HIP_W4A16");
     if (!mode || !mode[0]) mode = "auto";
-    if (strcmp(mode, "auto") && strcmp(mode, "simt") && strcmp(mode, "gemm"))
-        return hip_fail(c, GPTQ_ERR_INVALID, "%s: GPTQ_HIP_W4A16=%s is none of auto, simt, gemm",
-                        op, mode);
+    if (strcmp(mode, "auto") && strcmp(mode, "simt") && strcmp(mode, "gemm") && strcmp(mode, "mma"))
+        return hip_fail(c, GPTQ_ERR_INVALID,
+                        "%s: GPTQ_HIP_W4A16=%s is none of auto, simt, gemm, mma", op, mode);
     int st = hip_check_qtensor(c, q, op);
     if (st) return st;
     if (M < 0) return hip_fail(c, GPTQ_ERR_SHAPE, "%s: M = %lld is negative", op, (long long)M);
@@ -556,6 +897,9 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     if (fast_bits && M <= 8 && strcmp(mode, "gemm")) path = "gemv";
 #ifdef GPTQ_HIP_ON_NVIDIA
     else if (fast_bits && q->K >= 32 && strcmp(mode, "simt")) path = "gemm-mma";
+    /* 4 bits, M <= 16: the tensor-core GEMV, opt-in (slower than gemv on the H200 so far:
+     * bench/HIP_NOTES.md) */
+    if (q->bits == 4 && M <= 16 && q->K >= 32 && !strcmp(mode, "mma")) path = "gemv-mma";
 #endif
     if (impl) *impl = path;
     if (M == 0) return GPTQ_OK;
@@ -565,8 +909,11 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
                        q->bits, q->zero_add, q->K, q->N, q->ngroups};
     const float *x = HIP_CF32(X, x_off), *b = bias ? HIP_CF32(bias, 0) : NULL;
     float *y = HIP_F32(Y, y_off);
+    const int xvec = q->K % 4 == 0 && (uintptr_t)x % 16 == 0;
+#ifdef GPTQ_HIP_ON_NVIDIA
+    if (!strcmp(path, "gemv-mma")) return launch_gemv_mma(c, v, x, M, xvec, b, y);
+#endif
     if (!strcmp(path, "gemv")) {
-        const int xvec = q->K % 4 == 0 && (uintptr_t)x % 16 == 0;
         if (q->bits == 4) launch_gemv<4>(c, v, x, M, xvec, b, y);
         else launch_gemv<8>(c, v, x, M, xvec, b, y);
         return hip_check_launch(c, "matmul_q_fast (gemv)");
