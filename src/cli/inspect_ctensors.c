@@ -260,7 +260,8 @@ static int ct_check(const ct_engine *e, const ct_inspect *I, const ct_shape *s, 
                  (long long)s->out, 32 / s->bits);
         return 0;
     }
-    if (e->fp16_only && strcmp(I->dtype, "float16") && strcmp(I->dtype, "unknown")) {
+    /* vLLM's --dtype auto runs a bfloat16 model in bfloat16 */
+    if (e->fp16_only && !strcmp(I->dtype, "bfloat16")) {
         snprintf(why, size, "float16 activations only, and the model is %s (vLLM's --dtype "
                  "float16 would run it)", I->dtype);
         return 0;
@@ -395,8 +396,10 @@ static void print_text(const ct_inspect *I)
     printf("  ignore:      ");
     const cJSON *e;
     int n = 0;
+    /* the first few; --json gives them all */
     if (I->ignore) cJSON_ArrayForEach(e, I->ignore)
-            if (cJSON_IsString(e)) printf("%s%s", n++ ? ", " : "", e->valuestring);
+            if (cJSON_IsString(e) && n++ < 4) printf("%s%s", n > 1 ? ", " : "", e->valuestring);
+    if (n > 4) printf(", ... (%d entries)", n);
     printf("%s\n", n ? "" : "(none)");
     printf("  modules:     %d quantized, %d left unquantized by ignore", I->nquant, I->nskip);
     for (int i = 0; i < I->nskip && i < 4; i++) printf("%s%s", i ? ", " : " (", I->skipped[i]);
