@@ -5,7 +5,10 @@
 # a whole text (every window of SEQLEN tokens; the protocol of shared/README.md).
 # Calibration as tools/accuracy_matrix.sh (and shared/README.md's reference figures):
 # 128 windows of SEQLEN tokens from the first 1,000,000 bytes of calib.txt, seed 0,
-# damp 0.01, block 128, group 128, asymmetric, true-sequential.
+# damp 0.01, block 128, group 128 (--group-size), asymmetric, true-sequential. GAR
+# orders whole groups only (a last partial group stays in column order, as in
+# GPTQModel): a model whose in_features are all below the group size gets the
+# paper's order from it.
 #
 # usage: bench/gar_ppl.sh [options] [OUT_DIR]
 #   --build DIR        the build folder whose src/cli/gptq runs (default: build; copy the
@@ -18,6 +21,7 @@
 #   --bits "B ..."     default "4 3"
 #   --orders "O ..."   of gar (--act-group-aware), paper (--no-act-group-aware), act
 #                      (--desc-act); default all three
+#   --group-size G     default 128
 #   --seqlen N         tokens per window (default 512; a model with fewer positions uses
 #                      its max_position_embeddings)
 #   --max-windows N    evaluate only the first N windows (default: all)
@@ -34,6 +38,7 @@ MODELS="llama-27m opt-18m"
 BITS="4 3"
 ORDERS="gar paper act"
 SEQLEN=512
+GROUP=128
 MAX_WINDOWS=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,8 +49,9 @@ while [ $# -gt 0 ]; do
     --bits) BITS=$2; shift 2 ;;
     --orders) ORDERS=$2; shift 2 ;;
     --seqlen) SEQLEN=$2; shift 2 ;;
+    --group-size) GROUP=$2; shift 2 ;;
     --max-windows) MAX_WINDOWS=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     -*) echo "gar_ppl.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
     *) break ;;
     esac
@@ -63,7 +69,7 @@ esac
 mkdir -p "$OUT"
 RES="$OUT/results.tsv"
 [ -f "$RES" ] ||
-    printf 'model\tbits\torder\ttext\tbackend\tppl\twindows\tquant_s\teval_s\n' > "$RES"
+    printf 'model\tbits\tgroup\torder\ttext\tbackend\tppl\twindows\tquant_s\teval_s\n' > "$RES"
 
 order_flags() {
     case "$1" in
@@ -83,16 +89,16 @@ for bits in $BITS; do
 print(min(int(sys.argv[2]), c.get('max_position_embeddings', 1 << 30)))" \
             "$dir/config.json" "$SEQLEN")
         for order in $ORDERS; do
-            key="$name	$bits	$order	$TEXT	$BACKEND	"
+            key="$name	$bits	$GROUP	$order	$TEXT	$BACKEND	"
             if grep -q "^$key" "$RES"; then continue; fi
-            tag="$name-w$bits-$order-$BACKEND"
+            tag="$name-w$bits-g$GROUP-$order-$BACKEND"
             echo "== $tag on $TEXT ($(date +%H:%M:%S))"
             t0=$(date +%s)
             # shellcheck disable=SC2046
             "$GPTQ" quantize "$dir" -o "$OUT/$tag" --overwrite --quiet --backend "$BACKEND" \
                 --calib "$SHARED/text/calib.txt" --calib-bytes 1000000 --nsamples 128 \
                 --seqlen "$seq" --seed 0 --damp-percent 0.01 --block-size 128 \
-                --bits "$bits" --group-size 128 --asym $(order_flags "$order") \
+                --bits "$bits" --group-size "$GROUP" --asym $(order_flags "$order") \
                 > "$OUT/$tag.quant.log" 2>&1
             t1=$(date +%s)
             set -- --text "$TEXT_FILE" --seqlen "$seq" --backend "$BACKEND"
@@ -101,8 +107,8 @@ print(min(int(sys.argv[2]), c.get('max_position_embeddings', 1 << 30)))" \
             t2=$(date +%s)
             ppl=$(sed -n 's/^ppl \([0-9.]*\).*/\1/p' "$OUT/$tag.eval.log")
             win=$(sed -n 's/^ppl .* windows \([0-9]*\) .*/\1/p' "$OUT/$tag.eval.log")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$bits" "$order" "$TEXT" \
-                "$BACKEND" "$ppl" "${win:-?}" "$((t1 - t0))" "$((t2 - t1))" >> "$RES"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$bits" "$GROUP" \
+                "$order" "$TEXT" "$BACKEND" "$ppl" "${win:-?}" "$((t1 - t0))" "$((t2 - t1))" >> "$RES"
             echo "   ppl $ppl"
             rm -rf "${OUT:?}/$tag" # the checkpoint is not needed once evaluated
         done
@@ -110,15 +116,15 @@ print(min(int(sys.argv[2]), c.get('max_position_embeddings', 1 << 30)))" \
 done
 column -t -s '	' "$RES"
 echo
-# one line per (model, bits, text, backend): paper, gar, act and GAR against paper
+# one line per (model, bits, group, text, backend): paper, gar, act and GAR against paper
 awk -F '\t' 'NR > 1 {
-    k = $1 "\t" $2 "\t" $4 "\t" $5
+    k = $1 "\t" $2 "\t" $3 "\t" $5 "\t" $6
     if (!(k in seen)) { seen[k] = 1; keys[n++] = k }
-    p[k, $3] = $6; w[k] = $7
+    p[k, $4] = $7; w[k] = $8
 }
 END {
-    printf "%-14s %4s %-10s %-8s %7s %10s %10s %10s %9s\n", "model", "bits", "text",
-        "backend", "windows", "paper", "gar", "act", "gar/paper"
+    printf "%-14s %4s %5s %-10s %-8s %7s %10s %10s %10s %9s\n", "model", "bits", "group",
+        "text", "backend", "windows", "paper", "gar", "act", "gar/paper"
     for (i = 0; i < n; i++) {
         k = keys[i]; split(k, f, "\t")
         d = "-"
@@ -128,7 +134,7 @@ END {
             o = j == 0 ? "paper" : j == 1 ? "gar" : "act"
             v[j] = p[k, o] != "" ? p[k, o] : "-"
         }
-        printf "%-14s %4s %-10s %-8s %7s %10s %10s %10s %9s\n", f[1], f[2], f[3], f[4], w[k],
-            v[0], v[1], v[2], d
+        printf "%-14s %4s %5s %-10s %-8s %7s %10s %10s %10s %9s\n", f[1], f[2], f[3], f[4],
+            f[5], w[k], v[0], v[1], v[2], d
     }
 }' "$RES"
