@@ -44,9 +44,6 @@
 
 static const char *CMD = "inspect";
 
-/* Where vLLM's kernel chooser tries a kernel (bit set), for the picks. */
-enum { P_SM90 = 1, P_SM80 = 2, P_SM75 = 4, P_ROCM = 8 };
-
 enum {
     E_MACHETE, E_MARLIN, E_CONCH, E_EXLLAMA, E_TRITON, E_LLAMACPP, E_VLLM_GPTQ, E_EXLLAMAV2,
     NENG
@@ -66,7 +63,6 @@ typedef struct ct_engine {
     int out_mult_pack;            /* out_features a multiple of 32 / bits */
     int fp16_only;                /* float16 activations only */
     int optional_pkg;             /* needs a package vLLM does not install */
-    unsigned platforms;           /* vLLM's chooser tries it there; 0: not a vLLM kernel */
     const char *not_format;       /* a GPTQ-only loader: why it does not read this */
     const char *platform;
     const char *note;
@@ -83,7 +79,7 @@ static const ct_engine k_ct[NENG] = {
     [E_MACHETE] = {.name = "vLLM WNA16 Machete", .kernel = "Machete",
                    .sym_bits = 1u << 4 | 1u << 8, .asym_bits = 1u << 4 | 1u << 8,
                    .groups = {-1, 64, 128}, .ngroups = 3,
-                   .in_div_group = 1, .in_mult = 64, .out_mult = 128, .platforms = P_SM90,
+                   .in_div_group = 1, .in_mult = 64, .out_mult = 128,
                    .platform = "CUDA, compute capability 9.0 (H100, H200); float16 or bfloat16"},
     /* kernels/linear/mixed_precision/marlin.py (get_min_capability 75;
      * can_implement) and layers/quantization/utils/marlin_utils.py
@@ -98,7 +94,6 @@ static const ct_engine k_ct[NENG] = {
                   .sym_bits = 1u << 4 | 1u << 8, .asym_bits = 1u << 4,
                   .groups = {-1, 32, 64, 128}, .ngroups = 4,
                   .in_div_group = 1, .in_mult = 128, .out_mult = 64, .pads_tiles = 1,
-                  .platforms = P_SM90 | P_SM80 | P_SM75,
                   .platform = "CUDA, compute capability >= 7.5; float16 or bfloat16"},
     /* kernels/linear/mixed_precision/conch.py (get_min_capability 80;
      * _CONCH_SUPPORTED_WEIGHT_TYPES uint4, uint8, uint4b8, uint8b128;
@@ -108,7 +103,6 @@ static const ct_engine k_ct[NENG] = {
                  .sym_bits = 1u << 4 | 1u << 8, .asym_bits = 1u << 4 | 1u << 8,
                  .groups = {-1, 128}, .ngroups = 2,
                  .in_div_group = 1, .in_mult = 1, .out_mult = 1, .optional_pkg = 1,
-                 .platforms = P_SM90 | P_SM80 | P_ROCM,
                  .platform = "CUDA >= 8.0 or ROCm, with pip's conch-triton-kernels installed"},
     /* kernels/linear/mixed_precision/exllama.py (get_min_capability 60;
      * is_cuda_alike; SUPPORTED_QUANT_TYPES uint4b8, uint8b128: no zero-point
@@ -118,7 +112,6 @@ static const ct_engine k_ct[NENG] = {
                    .sym_bits = 1u << 4 | 1u << 8, .group_any = 1, .in_div_group = 1,
                    .in_mult = 1, .out_mult = 1,
                    .out_mult_pack = 1, .fp16_only = 1,
-                   .platforms = P_SM90 | P_SM80 | P_SM75 | P_ROCM,
                    .platform = "CUDA >= 6.0 or ROCm; float16 only"},
     /* kernels/linear/mixed_precision/triton_w4a16.py
      * (TRITON_W4A16_SUPPORTED_QUANT_TYPES uint4b8, uint4;
@@ -129,7 +122,6 @@ static const ct_engine k_ct[NENG] = {
                   .sym_bits = 1u << 4, .asym_bits = 1u << 4,
                   .groups = {-1, 32, 64, 128, 256}, .ngroups = 5, .group_whole_row_ok = 1,
                   .in_div_group = 1, .in_mult = 1, .out_mult = 8,
-                  .platforms = P_SM90 | P_SM80 | P_SM75 | P_ROCM,
                   .platform = "ROCm (MI300: vLLM's first choice there), or CUDA last"},
     /* ggml-org/llama.cpp convert_hf_to_gguf.py (ModelBase.dequant_model,
      * quant_method "compressed-tensors": one config group; format
@@ -156,16 +148,16 @@ static const ct_engine k_ct[NENG] = {
                      .platform = "CUDA; float16"},
 };
 
-/* vLLM's chooser order per platform (kernels/linear/__init__.py). */
+/* vLLM's chooser order per platform (kernels/linear/__init__.py; the
+ * kernels' minimum capabilities: Machete 9.0, Conch 8.0, Marlin 7.5). */
 static const struct {
     const char *name;
-    unsigned bit;
     int order[5], n;
 } k_plat[] = {
-    {"CUDA sm90 (H100, H200)", P_SM90, {E_MACHETE, E_MARLIN, E_CONCH, E_EXLLAMA, E_TRITON}, 5},
-    {"CUDA sm80-sm89 (A100, L40S)", P_SM80, {E_MARLIN, E_CONCH, E_EXLLAMA, E_TRITON}, 4},
-    {"CUDA sm75 (T4)", P_SM75, {E_MARLIN, E_EXLLAMA, E_TRITON}, 3},
-    {"ROCm (MI300)", P_ROCM, {E_TRITON, E_CONCH, E_EXLLAMA}, 3},
+    {"CUDA sm90 (H100, H200)", {E_MACHETE, E_MARLIN, E_CONCH, E_EXLLAMA, E_TRITON}, 5},
+    {"CUDA sm80-sm89 (A100, L40S)", {E_MARLIN, E_CONCH, E_EXLLAMA, E_TRITON}, 4},
+    {"CUDA sm75 (T4)", {E_MARLIN, E_EXLLAMA, E_TRITON}, 3},
+    {"ROCm (MI300)", {E_TRITON, E_CONCH, E_EXLLAMA}, 3},
 };
 #define NPLAT ((int)(sizeof k_plat / sizeof *k_plat))
 
