@@ -1354,9 +1354,10 @@ static void pack_naive(const op_case *c, oc_data *d)
 }
 
 /* dequantize / matmul_q: p = {bits, format (1 v1: zero + 1, 2 v2), N, K, G,
- * bad g_idx (dequantize) or bias (matmul_q), M}. Random words are valid
- * code streams; scales random positive normal fp16; g_idx (7k % K) / G (an
- * act-order-like order); X uniform with the edge values of fp16 (overflow
+ * bad g_idx (dequantize) or bias (matmul_q), M, in order}. Random words are
+ * valid code streams; scales random positive normal fp16; g_idx (7k % K) / G
+ * (an act-order-like order), or k / G with `in order` (a checkpoint without
+ * act-order); X uniform with the edge values of fp16 (overflow
  * to inf, the largest finite, ties, subnormals) at every 101st element. */
 enum { QI_QW, QI_QZ, QI_SC, QI_GI, QI_OUT, QI_X, QI_BIAS };
 
@@ -1371,7 +1372,7 @@ static void q_gen(const op_case *c, oc_data *d)
     uint16_t *sc = add_in(d, OC_U16, (size_t)(ng * N));
     for (size_t i = 0; i < d->in[2].n; i++) sc[i] = (uint16_t)(0x1000 + (rng_word() >> 20)); /* 2^-11 .. 2^-7 */
     int32_t *gi = add_in(d, OC_I32, (size_t)K);
-    for (int64_t k = 0; k < K; k++) gi[k] = (int32_t)((k * 7) % K / G);
+    for (int64_t k = 0; k < K; k++) gi[k] = (int32_t)((c->p[7] ? k : (k * 7) % K) / G);
     if (c->op == GPTQ_OP_DEQUANTIZE) {
         if (c->p[5]) gi[5] = (int32_t)ng + 3;
         add_in(d, OC_F32, (size_t)(N * K));
@@ -1884,6 +1885,40 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
          .tol = TOL_FASTMM, .ref = TOL_FASTMM},                                                  \
         {"matmul_q_fast v1 decode", GPTQ_OP_MATMUL_Q_FAST, {bits, 1, 96, 224, 32, 0, 1},         \
          .tol = TOL_FASTMM, .ref = TOL_FASTMM}
+/* hipq4: the HIP backend's matmul_q_fast paths (backends/hip/hip_w4a16.hip):
+ * gemv (M <= 8), gemm-mma (NVIDIA, M > 8), gemm-simt (GPTQ_HIP_W4A16=simt,
+ * the AMD path; and 2/3 bits). p = {bits, format, N, K, G, bias, M, in order}:
+ * N = 200 and K = 328 are multiples of no tile (gemv 16/32 columns, mma
+ * (64, 128) outputs and k-steps of 64, simt 64); K = 4096 runs several rounds
+ * of gemv's loads; G = K is one group (group size -1), G = 40 splits the
+ * mma's 16-k pieces between groups even in order; `in order` 0 is act-order. */
+#define TOL_HIPQ4                                                                                \
+    {OC_FROB, {1e-5}, "sums in the kernel's order (gemv: 8-k words, then k-slices; mma: 16-k "  \
+                      "pieces scaled into f32): each output within 2 gamma(K+2) sum|x w| of "   \
+                      "the k-order sum (hip_w4a16.hip counts the roundings); in norm, random "  \
+                      "roundings give ~sqrt(depth) 2^-24 < 1e-6 for K <= 4096"}
+#define REF_HIPQ4                                                                                \
+    {OC_FROB, {1e-5}, "the CPU backend's fast kernel (its own order, FMA) against double sums: " \
+                      "each output within gamma(K+2) sum|x w|; in norm ~sqrt(K) 2^-24 < 1e-6"}
+#define HIPQ4(name, bits, fmt, N, K, G, bias, M, inorder, env_)                                   \
+    {"matmul_q_fast hipq4 " name, GPTQ_OP_MATMUL_Q_FAST, {bits, fmt, N, K, G, bias, M, inorder}, \
+     env_, .tol = TOL_HIPQ4, .ref = REF_HIPQ4}
+#define HIPQ4ROWS(b)                                                                             \
+    HIPQ4("gemv", b, 1, 200, 328, 128, 0, 1, 1, NULL),                                           \
+        HIPQ4("gemv act-order bias", b, 2, 200, 328, 32, 1, 1, 0, NULL),                         \
+        HIPQ4("gemv one group bias", b, 2, 200, 328, 328, 1, 3, 1, NULL),                        \
+        HIPQ4("gemv act-order", b, 1, 200, 328, 128, 0, 8, 0, NULL),                             \
+        HIPQ4("gemv K 4096", b, 1, 256, 4096, 128, 0, 1, 1, NULL),                               \
+        HIPQ4("gemv K 4096 act-order", b, 2, 256, 4096, 128, 1, 2, 0, NULL),                     \
+        HIPQ4("gemm", b, 1, 200, 328, 32, 1, 17, 1, NULL),                                       \
+        HIPQ4("gemm mixed pieces", b, 2, 200, 328, 40, 0, 64, 1, NULL),                          \
+        HIPQ4("gemm act-order bias", b, 1, 200, 328, 32, 1, 300, 0, NULL),                       \
+        HIPQ4("gemm one group", b, 2, 200, 328, 328, 0, 300, 1, NULL),                           \
+        HIPQ4("gemm small M", b, 2, 200, 328, 128, 1, 1, 1, "GPTQ_HIP_W4A16=gemm"),              \
+        HIPQ4("gemm small M act-order", b, 1, 200, 328, 32, 0, 3, 0, "GPTQ_HIP_W4A16=gemm"),     \
+        HIPQ4("simt", b, 1, 200, 328, 128, 1, 17, 1, "GPTQ_HIP_W4A16=simt"),                     \
+        HIPQ4("simt act-order", b, 2, 200, 328, 32, 0, 64, 0, "GPTQ_HIP_W4A16=simt"),            \
+        HIPQ4("simt gemv", b, 2, 200, 328, 328, 1, 8, 1, "GPTQ_HIP_W4A16=simt")
 #define TOL_FAIL {OC_BYTES, {0}, "a failing call: its status and a message naming the problem"}
 
 #define TOL_DOT(size)                                                                            \
@@ -2062,6 +2097,10 @@ const op_case oc_cases[] = {
 
     QROWS(2), QROWS(3), QROWS(4), QROWS(8),
     FASTROWS(2), FASTROWS(3), FASTROWS(4), FASTROWS(8),
+    /* hipq4: the HIP kernels' paths and edges (2 and 3 bits: gemm-simt) */
+    HIPQ4ROWS(4), HIPQ4ROWS(8),
+    HIPQ4("simple 2 bits act-order", 2, 1, 224, 352, 32, 1, 5, 0, NULL),
+    HIPQ4("simple 3 bits", 3, 2, 224, 352, 128, 0, 70, 1, NULL),
     {"pack_codes code too wide", GPTQ_OP_PACK_CODES, {2, 96, 224, 1}, .msg = "77",
      .tol = TOL_FAIL, .ref = TOL_FAIL},
     {"pack_codes code too wide", GPTQ_OP_PACK_CODES, {3, 96, 224, 1}, .msg = "77",

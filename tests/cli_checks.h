@@ -91,6 +91,55 @@ static inline cc_ppl cc_eval(const char *dir, const char *text, int seqlen, int 
     return p;
 }
 
+/* stories-260k's tokenizer (512 tokens) into the model folder dir: a
+ * synthetic model with that vocabulary then calibrates and evaluates on
+ * text. */
+static inline void cc_add_tokenizer(const char *dir)
+{
+    ch_sh("cp '%s/tests/data/model/stories-260k/tokenizer.json' "
+          "'%s/tests/data/model/stories-260k/tokenizer_config.json' '%s/'",
+          ch_source_root(), ch_source_root(), dir);
+}
+
+/* `gptq quantize model -o out` to 8 bits in groups of 32, calibrated on 8
+ * windows of seqlen tokens of data/text/calib.txt; with --method method
+ * and one more option extra when they are not NULL. Must succeed. */
+static inline void cc_quantize_8bit(const char *model, const char *out, const char *method,
+                                    int seqlen, const char *extra)
+{
+    char calib[1024], sl[16];
+    cc_data(calib, "text/calib.txt");
+    snprintf(sl, sizeof sl, "%d", seqlen);
+    const char *argv[20] = {"quantize", model, "-o", out, "--calib", calib, "--nsamples", "8",
+                            "--seqlen", sl, "--bits", "8", "--group-size", "32"};
+    int n = 14;
+    if (method) {
+        argv[n++] = "--method";
+        argv[n++] = method;
+    }
+    if (extra) argv[n++] = extra;
+    argv[n] = NULL;
+    cli_result r;
+    const ch_opts o = {.timeout = 120.0};
+    ch_run_opts(&r, &o, argv);
+    ch_expect(&r, 0, "");
+    ch_result_free(&r);
+}
+
+/* The checkpoint out's perplexity within a factor exp(tol) of the model's
+ * (|log(q / fp)| < tol), `gptq eval` on 4 windows of seqlen tokens of
+ * data/text/eval.txt each; what names the case in the log. The caller's
+ * tol comes with its reason. */
+static inline void cc_expect_ppl_near(const char *model, const char *out, int seqlen, double tol,
+                                      const char *what)
+{
+    char text[1024];
+    cc_data(text, "text/eval.txt");
+    const cc_ppl fp = cc_eval(model, text, seqlen, 4), q = cc_eval(out, text, seqlen, 4);
+    cr_log_info("%s: ppl fp %s, quantized %s", what, fp.text, q.text);
+    cr_expect_lt(fabs(log(q.ppl / fp.ppl)), tol, "%s: ppl %s vs fp %s", what, q.text, fp.text);
+}
+
 /* Parse JSON lines of text into items[0..max); returns the count (every
  * non-empty line must parse). Free each with cJSON_Delete. */
 static inline int cc_json_lines(const char *text, cJSON **items, int max)

@@ -22,16 +22,26 @@
  *
  * `mutate` (may be NULL) sees each tensor as f32 before it is stored, so a
  * test can shape a weight (e.g. a group whose zero point must be 0).
+ *
+ * Below the builders: what the family tests (test_qwen3.c, test_phi3.c,
+ * test_gemma.c, test_model.c, test_rope.c) share to check a config and a
+ * forward: a config parsed from text, a tensor read as f32, our logits of a
+ * folder, and the double-precision pieces of their plain-C references.
  */
 #ifndef GPTQ_TEST_SYNTH_MODEL_H
 #define GPTQ_TEST_SYNTH_MODEL_H
 
+#include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "gptq.h"
+#include "internal.h" /* gptq_error */
+#include "io/io.h"
+#include "model/model.h"
 
 #define SYN_D 64
 #define SYN_F 128
@@ -286,6 +296,118 @@ static inline int syn_model_dir(char *root, char *model, char *out, int family,
     if (out) snprintf(out, 300, "%s/out", root);
     if (mkdir(model, 0755) != 0) return gptq_error(GPTQ_ERR_IO, "mkdir %s failed", model);
     return syn_write_model(model, family, mutate);
+}
+
+/* ------------------------------------------------------------------ */
+/* checks of a config and a forward                                    */
+/* ------------------------------------------------------------------ */
+
+/* c from the config.json text json: gptq_model_config_parse's status (the
+ * text itself must be JSON). */
+static inline int syn_parse(const char *json, gptq_model_config *c)
+{
+    cJSON *root = NULL;
+    int st = gptq_json_parse(json, strlen(json), "config.json", &root);
+    cr_assert_eq(st, GPTQ_OK, "test JSON does not parse: %s", gptq_last_error());
+    st = gptq_model_config_parse(root, "config.json", c);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* Tensor `name` of w as f32 (r, c), or (r) when c is 0; free() it. */
+static inline float *syn_read_f32(gptq_weights *w, const char *name, int64_t r, int64_t c)
+{
+    const int64_t shape[2] = {r, c};
+    float *p = malloc((size_t)(r * (c ? c : 1)) * sizeof(float));
+    cr_assert(p);
+    cr_assert_eq(gptq_weights_read_f32(w, name, c ? 2 : 1, shape, p), GPTQ_OK, "%s",
+                 gptq_last_error());
+    return p;
+}
+
+/* Tensor "model.layers.<L>.<name>" of w, as syn_read_f32. */
+static inline float *syn_read_layer_f32(gptq_weights *w, int L, const char *name, int64_t r,
+                                        int64_t c)
+{
+    char n[256];
+    snprintf(n, sizeof n, "model.layers.%d.%s", L, name);
+    return syn_read_f32(w, n, r, c);
+}
+
+/* Our logits (nseq * S, V) of the model folder dir on ids (nseq, S), on
+ * the CPU backend; free() them. arch: the family dir must open as (NULL:
+ * any); *V (may be NULL) gets the vocabulary size. */
+static inline float *syn_logits(const char *dir, const gptq_arch *arch, const int32_t *ids,
+                                int64_t nseq, int64_t S, int64_t *V)
+{
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
+    gptq_model *m = NULL;
+    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s: %s", dir, gptq_last_error());
+    const gptq_model_config *c = gptq_model_config_of(m);
+    if (arch) cr_assert_eq(c->arch, arch, "%s opened as %s", dir, c->architecture);
+    if (V) *V = c->vocab_size;
+    float *lg = malloc((size_t)(nseq * S * c->vocab_size) * sizeof *lg);
+    cr_assert(lg);
+    cr_assert_eq(gptq_model_forward(m, ids, nseq, S, NULL, NULL, lg), GPTQ_OK, "%s",
+                 gptq_last_error());
+    gptq_model_close(m);
+    gptq_backend_close(be);
+    return lg;
+}
+
+/* The plain-C references compute in double. */
+
+/* y (n) = RMSNorm(x) * w with eps, in place allowed */
+static inline void syn_ref_rms(const double *x, const float *w, int n, double eps, double *y)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    const double r = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = (double)w[i] * (x[i] * r);
+}
+
+/* y (rows) = W (rows, cols) x */
+static inline void syn_ref_lin(const float *W, const double *x, int rows, int cols, double *y)
+{
+    for (int r = 0; r < rows; r++) {
+        double s = 0.0;
+        for (int c = 0; c < cols; c++) s += (double)W[r * cols + c] * x[c];
+        y[r] = s;
+    }
+}
+
+/* One query head's softmax attention over key rows t0 .. t (causal, a
+ * window already applied to t0), scale 1/sqrt(d): q (d); k and v the head's
+ * vector of row 0, rows `stride` doubles apart; sc (t - t0 + 1) scratch;
+ * out (d). */
+static inline void syn_ref_attend(const double *q, const double *k, const double *v,
+                                  int stride, int t0, int t, int d, double *sc, double *out)
+{
+    double mx = -INFINITY, z = 0.0;
+    for (int j = t0; j <= t; j++) {
+        double s = 0.0;
+        for (int i = 0; i < d; i++) s += q[i] * k[j * stride + i];
+        sc[j - t0] = s / sqrt((double)d);
+        if (sc[j - t0] > mx) mx = sc[j - t0];
+    }
+    for (int j = t0; j <= t; j++) z += sc[j - t0] = exp(sc[j - t0] - mx);
+    for (int i = 0; i < d; i++) {
+        double s = 0.0;
+        for (int j = t0; j <= t; j++) s += sc[j - t0] * v[j * stride + i];
+        out[i] = s / z;
+    }
+}
+
+/* max |ours - ref| over n logits, every one of ours finite */
+static inline double syn_max_abs_diff(const float *ours, const double *ref, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(isfinite(ours[i]), "logit %zu is %g", i, (double)ours[i]);
+        m = fmax(m, fabs((double)ours[i] - ref[i]));
+    }
+    return m;
 }
 
 #endif /* GPTQ_TEST_SYNTH_MODEL_H */

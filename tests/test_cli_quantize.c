@@ -11,7 +11,6 @@
  * within CI time on two cores.
  */
 #include "cli_checks.h"
-#include "internal.h" /* synth_model.h reports with gptq_error */
 #include "synth_model.h"
 
 static char g_dir[512];

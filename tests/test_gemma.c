@@ -15,20 +15,11 @@
 #include "io/io.h"
 #include "model/arch.h"
 #include "model/model.h"
+#include "synth_model.h"
 
 /* ------------------------------------------------------------------ */
 /* config                                                              */
 /* ------------------------------------------------------------------ */
-
-static int parse_str(const char *json, gptq_model_config *c)
-{
-    cJSON *root = NULL;
-    cr_assert_eq(gptq_json_parse(json, strlen(json), "config.json", &root), GPTQ_OK, "%s",
-                 gptq_last_error());
-    int st = gptq_model_config_parse(root, "config.json", c);
-    cJSON_Delete(root);
-    return st;
-}
 
 /* google/gemma-2-9b's config.json (transformers 4: rope_theta, no layer_types) */
 #define GEMMA2_9B                                                                               \
@@ -44,7 +35,7 @@ static int parse_str(const char *json, gptq_model_config *c)
 Test(config, gemma2_transformers4_spelling)
 {
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" GEMMA2_9B "}", &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_parse("{" GEMMA2_9B "}", &c), GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.arch, &gptq_arch_gemma2);
     cr_expect_eq(c.head_dim, 256);
     cr_expect_eq(c.num_kv_heads, 8);
@@ -67,7 +58,7 @@ Test(config, gemma2_defaults)
      * softcaps 50 / 30, sliding_window 4096, intermediate 9216, 8192
      * positions, rope_theta 1e4 */
     gptq_model_config c;
-    cr_assert_eq(parse_str("{\"architectures\": [\"Gemma2ForCausalLM\"], \"vocab_size\": 1000,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Gemma2ForCausalLM\"], \"vocab_size\": 1000,"
                            " \"hidden_size\": 256, \"num_hidden_layers\": 3,"
                            " \"num_attention_heads\": 8}",
                            &c),
@@ -115,7 +106,7 @@ static void expect_gemma3_4b(const gptq_model_config *c)
 Test(config, gemma3_transformers4_spelling)
 {
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" GEMMA3_4B_COMMON ", \"rope_theta\": 1000000.0, "
+    cr_assert_eq(syn_parse("{" GEMMA3_4B_COMMON ", \"rope_theta\": 1000000.0, "
                            "\"rope_local_base_freq\": 10000.0, \"rope_scaling\": {\"factor\": 8.0,"
                            " \"rope_type\": \"linear\"}, \"sliding_window_pattern\": 6}",
                            &c),
@@ -137,7 +128,7 @@ Test(config, gemma3_transformers5_spelling)
              "\"default\"}}, \"_sliding_window_pattern\": 6}",
              types);
     gptq_model_config c;
-    cr_assert_eq(parse_str(json, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_parse(json, &c), GPTQ_OK, "%s", gptq_last_error());
     expect_gemma3_4b(&c);
 }
 
@@ -148,7 +139,7 @@ Test(config, gemma3_defaults)
      * rope_parameters without its sliding_attention object takes the
      * local base */
     gptq_model_config c;
-    cr_assert_eq(parse_str("{\"architectures\": [\"Gemma3ForCausalLM\"], \"vocab_size\": 1000,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Gemma3ForCausalLM\"], \"vocab_size\": 1000,"
                            " \"hidden_size\": 256, \"num_hidden_layers\": 7,"
                            " \"num_attention_heads\": 8, \"rope_local_base_freq\": 20000,"
                            " \"rope_parameters\": {\"full_attention\": {\"rope_type\": "
@@ -204,7 +195,7 @@ Test(config, gemma_refusals_name_key_and_value)
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         gptq_model_config c;
-        cr_expect_neq(parse_str(rows[i].json, &c), GPTQ_OK, "row %zu accepted", i);
+        cr_expect_neq(syn_parse(rows[i].json, &c), GPTQ_OK, "row %zu accepted", i);
         cr_expect(strstr(gptq_last_error(), rows[i].msg), "row %zu: %s", i, gptq_last_error());
     }
 }
@@ -364,28 +355,26 @@ static void write_mm(const char *dir, const char *root)
     gptq_st_close(in);
 }
 
-/* logits (2, 96, V) of the model in dir on the ids of the family's refs */
-static float *ref_logits(const char *dir, const char *family, int64_t *n)
+/* The models in folders a and b compute the same logits, to the byte, on
+ * the ids of the family's refs (2 sequences of 96); what says how b was
+ * made. */
+static void expect_same_logits(const char *a, const char *b, const char *family,
+                               const char *what)
 {
     char refs[1024];
     snprintf(refs, sizeof refs, "%s/tests/data/families/%s/refs.safetensors", ch_source_root(),
              family);
     gptq_st_file *rf = cc_open_st(refs);
     gptq_st_info ids = cc_tensor(rf, "ids");
-    gptq_backend *be = NULL;
-    gptq_model *m = NULL;
-    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
-    cr_assert_eq(gptq_model_open(dir, be, &m), GPTQ_OK, "%s: %s", dir, gptq_last_error());
     const int64_t nseq = ids.shape[0], S = ids.shape[1];
-    *n = nseq * S * gptq_model_config_of(m)->vocab_size;
-    float *lg = malloc((size_t)*n * sizeof *lg);
-    cr_assert(lg);
-    cr_assert_eq(gptq_model_forward(m, ids.data, nseq, S, NULL, NULL, lg), GPTQ_OK, "%s",
-                 gptq_last_error());
-    gptq_model_close(m);
-    gptq_backend_close(be);
+    int64_t Va = 0, Vb = 0;
+    float *la = syn_logits(a, NULL, ids.data, nseq, S, &Va);
+    float *lb = syn_logits(b, NULL, ids.data, nseq, S, &Vb);
+    cr_assert_eq(Va, Vb);
+    cr_expect(!memcmp(la, lb, (size_t)(nseq * S * Va) * sizeof *la), "%s: %s", family, what);
+    free(la);
+    free(lb);
     gptq_st_close(rf);
-    return lg;
 }
 
 /* The wrapper's text model, in both tensor layouts, computes what
@@ -397,13 +386,9 @@ static void mm_case(const char *root)
     cr_assert(mkdtemp(dir));
     write_mm(dir, root);
     snprintf(text, sizeof text, "%s/tests/data/families/gemma3", ch_source_root());
-    int64_t n1 = 0, n2 = 0;
-    float *a = ref_logits(text, "gemma3", &n1), *b = ref_logits(dir, "gemma3", &n2);
-    cr_assert_eq(n1, n2);
-    cr_expect(!memcmp(a, b, (size_t)n1 * sizeof *a), "%s: logits differ from the text model's",
-              root);
-    free(a);
-    free(b);
+    char what[256];
+    snprintf(what, sizeof what, "%s: logits differ from the text model's", root);
+    expect_same_logits(text, dir, "gemma3", what);
     ch_rm_tree(dir);
 }
 
@@ -414,19 +399,13 @@ Test(multimodal, gemma3_text_model_v4_names) { mm_case("language_model.model.");
  * their names, the vision tower copied as it is, eval reads it back. */
 Test(multimodal, gemma3_quantize_and_eval, .timeout = 120)
 {
-    char root[] = "/tmp/gptq_test_gemma_XXXXXX", model[300], out[300], calib[1024],
-         text[1024];
+    char root[] = "/tmp/gptq_test_gemma_XXXXXX", model[300], out[300];
     cr_assert(mkdtemp(root));
     snprintf(model, sizeof model, "%s/model", root);
     snprintf(out, sizeof out, "%s/out", root);
     cr_assert_eq(mkdir(model, 0755), 0);
     write_mm(model, "model.language_model.");
-    cc_data(calib, "text/calib.txt");
-    cc_data(text, "text/eval.txt");
-    cli_result r;
-    cc_ok(&r, "quantize", model, "-o", out, "--calib", calib, "--nsamples", "8", "--seqlen",
-          "64", "--bits", "8", "--group-size", "32");
-    ch_result_free(&r);
+    cc_quantize_8bit(model, out, NULL, 64, NULL);
     gptq_st_file *f = cc_open_st(out), *fin = cc_open_st(model);
     gptq_st_info q = cc_tensor(f, "model.language_model.layers.1.mlp.down_proj.qweight");
     cr_expect(q.shape[0] == 128 * 8 / 32 && q.shape[1] == 64);
@@ -435,10 +414,8 @@ Test(multimodal, gemma3_quantize_and_eval, .timeout = 120)
               "the vision tower is copied as it is");
     gptq_st_close(f);
     gptq_st_close(fin);
-    /* 8 bits on the text model: within 2% of the fp model, as above */
-    cc_ppl fp = cc_eval(model, text, 64, 4), qp = cc_eval(out, text, 64, 4);
-    cr_log_info("gemma3 multimodal gptq: ppl fp %s, 8-bit %s", fp.text, qp.text);
-    cr_expect_lt(fabs(log(qp.ppl / fp.ppl)), 0.02, "ppl %s vs fp %s", qp.text, fp.text);
+    /* 8 bits on the text model: within 2% of the fp model, as below */
+    cc_expect_ppl_near(model, out, 64, 0.02, "gemma3 multimodal gptq 8-bit");
     ch_rm_tree(root);
 }
 
@@ -473,13 +450,7 @@ static void v4_case(const char *family)
     ch_write_str(ch_join(path, dir, "config.json"), json);
     free(json);
     cJSON_Delete(c);
-    int64_t n1 = 0, n2 = 0;
-    float *a = ref_logits(src, family, &n1), *b = ref_logits(dir, family, &n2);
-    cr_assert_eq(n1, n2);
-    cr_expect(!memcmp(a, b, (size_t)n1 * sizeof *a), "%s: the transformers 4 spelling differs",
-              family);
-    free(a);
-    free(b);
+    expect_same_logits(src, dir, family, "the transformers 4 spelling differs");
     ch_rm_tree(dir);
 }
 
@@ -495,19 +466,13 @@ Test(config, gemma3_transformers4_spelling_same_logits) { v4_case("gemma3"); }
  * read back by eval. */
 static void quantize_case(const char *family, const char *method)
 {
-    char root[] = "/tmp/gptq_test_gemma_XXXXXX", model[300], out[300], calib[1024], text[1024],
-         p[1024];
+    char root[] = "/tmp/gptq_test_gemma_XXXXXX", model[300], out[300], p[1024], what[64];
     cr_assert(mkdtemp(root));
     snprintf(model, sizeof model, "%s/model", root);
     snprintf(out, sizeof out, "%s/out", root);
     ch_sh("cp -rL '%s/tests/data/families/%s' '%s' && rm '%s/refs.safetensors'",
           ch_source_root(), family, model, model);
-    cc_data(calib, "text/calib.txt");
-    cc_data(text, "text/eval.txt");
-    cli_result r;
-    cc_ok(&r, "quantize", model, "-o", out, "--method", method, "--calib", calib, "--nsamples",
-          "8", "--seqlen", "64", "--bits", "8", "--group-size", "32");
-    ch_result_free(&r);
+    cc_quantize_8bit(model, out, method, 64, NULL);
     gptq_st_file *f = cc_open_st(out), *fin = cc_open_st(model);
     static const char *const lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                       "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
@@ -545,10 +510,8 @@ static void quantize_case(const char *family, const char *method)
      * 2202.82 gemma3), and 8-bit weights move it by well under 1%
      * (measured +0.02% gemma2 GPTQ, +0.055% gemma3 GPTQ, +0.023% gemma3
      * RTN); 2% as the other families' bound */
-    cc_ppl fp = cc_eval(model, text, 64, 4), q = cc_eval(out, text, 64, 4);
-    cr_log_info("%s %s: ppl fp %s, 8-bit %s", family, method, fp.text, q.text);
-    cr_expect(isfinite(q.ppl) && q.ppl > 1, "%s", q.text);
-    cr_expect_lt(fabs(log(q.ppl / fp.ppl)), 0.02, "ppl %s vs fp %s", q.text, fp.text);
+    snprintf(what, sizeof what, "%s %s 8-bit", family, method);
+    cc_expect_ppl_near(model, out, 64, 0.02, what);
     ch_rm_tree(root);
 }
 

@@ -16,7 +16,6 @@
  */
 #include "cli_harness.h"
 
-#include "internal.h" /* synth_model.h reports with gptq_error */
 #include "synth_model.h"
 
 static const char k_edit_py[] =

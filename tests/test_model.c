@@ -22,6 +22,7 @@
 #include "io/io.h"
 #include "model/arch.h"
 #include "model/model.h"
+#include "synth_model.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -38,20 +39,10 @@ static void stories_dir(char *buf, size_t n)
     snprintf(buf, n, "%s/tests/data/model/stories-260k", src_root());
 }
 
-static int parse_str(const char *json, gptq_model_config *c)
-{
-    cJSON *root = NULL;
-    int st = gptq_json_parse(json, strlen(json), "config.json", &root);
-    cr_assert_eq(st, GPTQ_OK, "test JSON does not parse: %s", gptq_last_error());
-    st = gptq_model_config_parse(root, "config.json", c);
-    cJSON_Delete(root);
-    return st;
-}
-
 static void expect_error(const char *json, int status, const char *needle1, const char *needle2)
 {
     gptq_model_config c;
-    int st = parse_str(json, &c);
+    int st = syn_parse(json, &c);
     cr_assert_eq(st, status, "status %d (%s), expected %d; message: %s", st, gptq_status_str(st),
                  status, gptq_last_error());
     cr_assert(strstr(gptq_last_error(), needle1), "message lacks \"%s\": %s", needle1,
@@ -144,7 +135,7 @@ Test(config, transformers4_style_llama)
         " \"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": false, \"vocab_size\": 8192,"
         " \"rope_theta\": 10000.0, \"torch_dtype\": \"bfloat16\"}";
     gptq_model_config c;
-    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_parse(j, &c), GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.arch, &gptq_arch_llama);
     cr_expect_str_eq(c.architecture, "LlamaForCausalLM");
     cr_expect_eq(c.hidden_size, 512);
@@ -173,7 +164,7 @@ Test(config, transformers5_style_rope_parameters)
         " \"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"},"
         " \"dtype\": \"float16\", \"attention_bias\": true}";
     gptq_model_config c;
-    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_parse(j, &c), GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.arch, &gptq_arch_llama);
     cr_expect_eq(c.head_dim, 64);
     cr_expect_eq(c.num_kv_heads, 4);
@@ -193,7 +184,7 @@ Test(config, qwen2_biases_and_tied)
         " \"rope_scaling\": null, \"tie_word_embeddings\": true, \"use_sliding_window\": false,"
         " \"sliding_window\": 32}";
     gptq_model_config c;
-    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_parse(j, &c), GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.qkv_bias, 1, "Qwen2 always has q/k/v biases");
     cr_expect_eq(c.o_bias, 0, "Qwen2 has no o_proj bias");
     cr_expect_eq(c.tie_word_embeddings, 1);
@@ -212,7 +203,7 @@ Test(config, opt_v5_style)
         " \"model_type\": \"opt\", \"num_attention_heads\": 8, \"num_hidden_layers\": 4,"
         " \"tie_word_embeddings\": true, \"vocab_size\": 8192, \"word_embed_proj_dim\": 512}";
     gptq_model_config c;
-    cr_assert_eq(parse_str(j, &c), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(syn_parse(j, &c), GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.arch, &gptq_arch_opt);
     cr_expect_eq(c.intermediate_size, 2048);
     cr_expect_eq(c.head_dim, 64);
@@ -265,9 +256,9 @@ Test(config, rope_scaling_unsupported)
                  GPTQ_ERR_UNSUPPORTED, "mrope", "rope_parameters");
     /* default is fine in both styles */
     gptq_model_config c;
-    cr_expect_eq(parse_str("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"default\"}}", &c),
+    cr_expect_eq(syn_parse("{" LLAMA_BASE ", \"rope_scaling\": {\"rope_type\": \"default\"}}", &c),
                  GPTQ_OK, "%s", gptq_last_error());
-    cr_expect_eq(parse_str("{" LLAMA_BASE ", \"rope_scaling\": null}", &c), GPTQ_OK);
+    cr_expect_eq(syn_parse("{" LLAMA_BASE ", \"rope_scaling\": null}", &c), GPTQ_OK);
     expect_error("{" LLAMA_BASE ", \"hidden_act\": \"gelu\"}", GPTQ_ERR_UNSUPPORTED, "gelu",
                  NULL);
     expect_error("{" LLAMA_BASE ", \"num_key_value_heads\": 3}", GPTQ_ERR_FORMAT,
@@ -287,14 +278,14 @@ Test(config, opt_variants_refused)
     expect_error("{" OPT_BASE ", \"activation_function\": \"gelu\"}", GPTQ_ERR_UNSUPPORTED,
                  "gelu", NULL);
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" OPT_BASE ", \"enable_bias\": false}", &c), GPTQ_OK);
+    cr_assert_eq(syn_parse("{" OPT_BASE ", \"enable_bias\": false}", &c), GPTQ_OK);
     cr_expect_eq(c.qkv_bias + c.o_bias + c.mlp_bias, 0);
 }
 
 Test(config, gptq_quantization_config_and_synonyms)
 {
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\","
+    cr_assert_eq(syn_parse("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\","
                            " \"bits\": 3, \"group_size\": 128, \"desc_act\": true, \"sym\": false,"
                            " \"checkpoint_format\": \"gptq\"}}",
                            &c),
@@ -306,7 +297,7 @@ Test(config, gptq_quantization_config_and_synonyms)
     cr_expect_eq(c.quant.sym, 0);
     cr_expect_eq(c.quant.format, GPTQ_FORMAT_V1);
 
-    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\","
+    cr_assert_eq(syn_parse("{" LLAMA_BASE ", \"quantization_config\": {\"quant_method\": \"gptq\","
                            " \"wbits\": 4, \"q_group_size\": 64, \"zero_point\": true,"
                            " \"format\": \"gptq_v2\"}}",
                            &c),
@@ -316,7 +307,7 @@ Test(config, gptq_quantization_config_and_synonyms)
     cr_expect_eq(c.quant.sym, 0, "zero_point true means asymmetric");
     cr_expect_eq(c.quant.format, GPTQ_FORMAT_V2);
 
-    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"quantization_config\": {\"w_bit\": 8,"
+    cr_assert_eq(syn_parse("{" LLAMA_BASE ", \"quantization_config\": {\"w_bit\": 8,"
                            " \"group_size\": -1}}", &c),
                  GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.quant.bits, 8);
@@ -951,7 +942,7 @@ Test(config, sizes_bounded_by_key_and_product)
                  GPTQ_ERR_FORMAT, "(max_position_embeddings + 2) x hidden_size", NULL);
     /* Llama 3 405B's sizes parse */
     gptq_model_config c;
-    cr_assert_eq(parse_str("{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 128256,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 128256,"
                            " \"hidden_size\": 16384, \"num_hidden_layers\": 126,"
                            " \"num_attention_heads\": 128, \"num_key_value_heads\": 8,"
                            " \"intermediate_size\": 53248, \"max_position_embeddings\": 131072}",
@@ -1068,7 +1059,7 @@ Test(config, fuzz_head_dim_bounded)
     expect_error("{" LLAMA_BASE ", \"head_dim\": 4294967296}", GPTQ_ERR_FORMAT, "head_dim",
                  "1 .. 4096");
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" LLAMA_BASE ", \"head_dim\": 4096}", &c), GPTQ_OK, "%s",
+    cr_assert_eq(syn_parse("{" LLAMA_BASE ", \"head_dim\": 4096}", &c), GPTQ_OK, "%s",
                  gptq_last_error());
     cr_expect_eq(c.head_dim, 4096);
 }

@@ -9,7 +9,6 @@
  */
 #include "cli_checks.h" /* first: it sets _GNU_SOURCE */
 
-#include "internal.h" /* synth_model.h reports with gptq_error */
 #include "io/io.h"
 #include "model/arch.h"
 #include "model/model.h"
@@ -18,16 +17,6 @@
 /* ------------------------------------------------------------------ */
 /* config                                                              */
 /* ------------------------------------------------------------------ */
-
-static int parse_str(const char *json, gptq_model_config *c)
-{
-    cJSON *root = NULL;
-    cr_assert_eq(gptq_json_parse(json, strlen(json), "config.json", &root), GPTQ_OK, "%s",
-                 gptq_last_error());
-    int st = gptq_model_config_parse(root, "config.json", c);
-    cJSON_Delete(root);
-    return st;
-}
 
 /* Qwen3-0.6B's shape: head_dim 128 where hidden_size / heads is 64. */
 #define QWEN3_06B_KEYS                                                                          \
@@ -63,7 +52,7 @@ static void expect_qwen3_06b(const gptq_model_config *c)
 Test(config, qwen3_transformers4_spelling)
 {
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" QWEN3_06B_KEYS ", \"rope_scaling\": null, \"rope_theta\": 1000000,"
+    cr_assert_eq(syn_parse("{" QWEN3_06B_KEYS ", \"rope_scaling\": null, \"rope_theta\": 1000000,"
                            " \"torch_dtype\": \"bfloat16\", \"transformers_version\": \"4.51.0\"}",
                            &c),
                  GPTQ_OK, "%s", gptq_last_error());
@@ -73,7 +62,7 @@ Test(config, qwen3_transformers4_spelling)
 Test(config, qwen3_transformers5_spelling)
 {
     gptq_model_config c;
-    cr_assert_eq(parse_str("{" QWEN3_06B_KEYS ", \"rope_parameters\": {\"rope_theta\": 1000000,"
+    cr_assert_eq(syn_parse("{" QWEN3_06B_KEYS ", \"rope_parameters\": {\"rope_theta\": 1000000,"
                            " \"rope_type\": \"default\"}, \"dtype\": \"bfloat16\","
                            " \"transformers_version\": \"5.0.0\"}",
                            &c),
@@ -89,7 +78,7 @@ Test(config, qwen3_transformers5_spelling)
 Test(config, qwen3_defaults_and_fallbacks)
 {
     gptq_model_config c;
-    cr_assert_eq(parse_str("{\"model_type\": \"qwen3\", \"hidden_size\": 2048,"
+    cr_assert_eq(syn_parse("{\"model_type\": \"qwen3\", \"hidden_size\": 2048,"
                            " \"intermediate_size\": 4096, \"num_hidden_layers\": 2,"
                            " \"num_attention_heads\": 32, \"vocab_size\": 1000}",
                            &c),
@@ -102,7 +91,7 @@ Test(config, qwen3_defaults_and_fallbacks)
     cr_expect_eq(c.tie_word_embeddings, 0);
     cr_expect_eq(c.sliding_window, 0);
 
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 2048,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 2048,"
                            " \"intermediate_size\": 4096, \"num_hidden_layers\": 2,"
                            " \"num_attention_heads\": 16, \"num_key_value_heads\": null,"
                            " \"head_dim\": null, \"vocab_size\": 1000,"
@@ -114,7 +103,7 @@ Test(config, qwen3_defaults_and_fallbacks)
     cr_expect_eq(c.sliding_window, 4096, "use_sliding_window with the window left out");
 
     /* a window written null is none; one written is kept */
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64,"
                            " \"intermediate_size\": 64, \"num_hidden_layers\": 1,"
                            " \"num_attention_heads\": 2, \"num_key_value_heads\": 2,"
                            " \"head_dim\": 48, \"vocab_size\": 10,"
@@ -123,7 +112,7 @@ Test(config, qwen3_defaults_and_fallbacks)
                  GPTQ_OK, "%s", gptq_last_error());
     cr_expect_eq(c.sliding_window, 0);
     cr_expect_eq(c.head_dim, 48);
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64,"
                            " \"intermediate_size\": 64, \"num_hidden_layers\": 1,"
                            " \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
                            " \"vocab_size\": 10, \"use_sliding_window\": true,"
@@ -141,7 +130,7 @@ Test(config, qwen3_errors)
 {
     gptq_model_config c;
     /* 32 KV heads by default do not divide 16 heads: said, not guessed */
-    cr_assert_eq(parse_str("{\"model_type\": \"qwen3\", \"hidden_size\": 64,"
+    cr_assert_eq(syn_parse("{\"model_type\": \"qwen3\", \"hidden_size\": 64,"
                            " \"intermediate_size\": 64, \"num_hidden_layers\": 1,"
                            " \"num_attention_heads\": 16, \"vocab_size\": 10}",
                            &c),
@@ -149,14 +138,14 @@ Test(config, qwen3_errors)
     cr_expect(strstr(gptq_last_error(), "num_attention_heads 16 is not a multiple of "
                                         "num_key_value_heads 32"),
               "%s", gptq_last_error());
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64,"
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64,"
                            " \"intermediate_size\": 64, \"num_hidden_layers\": 1,"
                            " \"num_attention_heads\": 2, \"head_dim\": 33, \"vocab_size\": 10}",
                            &c),
                  GPTQ_ERR_FORMAT);
     cr_expect(strstr(gptq_last_error(), "head_dim 33 must be positive, even"), "%s",
               gptq_last_error());
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen4ForCausalLM\"], \"vocab_size\": 10}", &c),
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen4ForCausalLM\"], \"vocab_size\": 10}", &c),
                  GPTQ_ERR_UNSUPPORTED);
     cr_expect(strstr(gptq_last_error(), "Qwen3ForCausalLM"), "the supported list: %s",
               gptq_last_error());
@@ -172,26 +161,26 @@ Test(config, sliding_window_layers)
 #define SHAPE                                                                                 \
     "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 30,"              \
     " \"num_attention_heads\": 4, \"num_key_value_heads\": 4, \"vocab_size\": 100"
-    cr_assert_eq(parse_str("{\"architectures\": [\"MistralForCausalLM\"], " SHAPE "}", &c),
+    cr_assert_eq(syn_parse("{\"architectures\": [\"MistralForCausalLM\"], " SHAPE "}", &c),
                  GPTQ_OK, "%s", gptq_last_error());
     for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 4096, "layer %d", L);
-    cr_assert_eq(parse_str("{\"architectures\": [\"MistralForCausalLM\"], "
+    cr_assert_eq(syn_parse("{\"architectures\": [\"MistralForCausalLM\"], "
                            "\"sliding_window\": null, " SHAPE "}",
                            &c),
                  GPTQ_OK, "%s", gptq_last_error());
     for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 0, "layer %d", L);
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen2ForCausalLM\"], "
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen2ForCausalLM\"], "
                            "\"use_sliding_window\": true, " SHAPE "}",
                            &c),
                  GPTQ_OK, "%s", gptq_last_error());
     for (int L = 0; L < 30; L++)
         cr_expect_eq(c.layer_window[L], L >= 28 ? 4096 : 0, "layer %d", L);
-    cr_assert_eq(parse_str("{\"architectures\": [\"Qwen2ForCausalLM\"], "
+    cr_assert_eq(syn_parse("{\"architectures\": [\"Qwen2ForCausalLM\"], "
                            "\"use_sliding_window\": false, \"sliding_window\": 64, " SHAPE "}",
                            &c),
                  GPTQ_OK, "%s", gptq_last_error());
     for (int L = 0; L < 30; L++) cr_expect_eq(c.layer_window[L], 0, "layer %d", L);
-    cr_assert_eq(parse_str("{\"model_type\": \"qwen3\", \"use_sliding_window\": true, "
+    cr_assert_eq(syn_parse("{\"model_type\": \"qwen3\", \"use_sliding_window\": true, "
                            "\"sliding_window\": 64, \"max_window_layers\": 0, " SHAPE "}",
                            &c),
                  GPTQ_OK, "%s", gptq_last_error());
@@ -219,41 +208,25 @@ typedef struct {
     float *W[RL][7]; /* q, k, v, o, gate, up, down: (out, in) */
 } ref_weights;
 
-static float *ref_read(gptq_weights *w, const char *name, int64_t r, int64_t c)
-{
-    const int64_t shape[2] = {r, c};
-    float *p = malloc((size_t)(r * (c ? c : 1)) * sizeof(float));
-    cr_assert(p);
-    cr_assert_eq(gptq_weights_read_f32(w, name, c ? 2 : 1, shape, p), GPTQ_OK, "%s",
-                 gptq_last_error());
-    return p;
-}
-
 static void ref_load(const char *dir, ref_weights *rw)
 {
     gptq_weights *w = NULL;
     cr_assert_eq(gptq_weights_open(dir, &w), GPTQ_OK, "%s", gptq_last_error());
-    static const char *lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                 "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                 "mlp.down_proj"};
+    static const char *lin[7] = {
+        "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+        "mlp.down_proj.weight"};
     const int64_t rc[7][2] = {{RH * RHD, RD}, {RHK * RHD, RD}, {RHK * RHD, RD}, {RD, RH * RHD},
                               {RF, RD},       {RF, RD},        {RD, RF}};
-    char n[256];
-    rw->E = ref_read(w, "model.embed_tokens.weight", RV, RD);
-    rw->fn = ref_read(w, "model.norm.weight", RD, 0);
+    rw->E = syn_read_f32(w, "model.embed_tokens.weight", RV, RD);
+    rw->fn = syn_read_f32(w, "model.norm.weight", RD, 0);
     for (int L = 0; L < RL; L++) {
-        snprintf(n, sizeof n, "model.layers.%d.input_layernorm.weight", L);
-        rw->in[L] = ref_read(w, n, RD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", L);
-        rw->post[L] = ref_read(w, n, RD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.q_norm.weight", L);
-        rw->qn[L] = ref_read(w, n, RHD, 0);
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.k_norm.weight", L);
-        rw->kn[L] = ref_read(w, n, RHD, 0);
-        for (int i = 0; i < 7; i++) {
-            snprintf(n, sizeof n, "model.layers.%d.%s.weight", L, lin[i]);
-            rw->W[L][i] = ref_read(w, n, rc[i][0], rc[i][1]);
-        }
+        rw->in[L] = syn_read_layer_f32(w, L, "input_layernorm.weight", RD, 0);
+        rw->post[L] = syn_read_layer_f32(w, L, "post_attention_layernorm.weight", RD, 0);
+        rw->qn[L] = syn_read_layer_f32(w, L, "self_attn.q_norm.weight", RHD, 0);
+        rw->kn[L] = syn_read_layer_f32(w, L, "self_attn.k_norm.weight", RHD, 0);
+        for (int i = 0; i < 7; i++)
+            rw->W[L][i] = syn_read_layer_f32(w, L, lin[i], rc[i][0], rc[i][1]);
     }
     gptq_weights_close(w);
 }
@@ -268,25 +241,6 @@ static void ref_free(ref_weights *rw)
         free(rw->qn[L]);
         free(rw->kn[L]);
         for (int i = 0; i < 7; i++) free(rw->W[L][i]);
-    }
-}
-
-/* y (n) = RMSNorm(x) * w, in place allowed */
-static void ref_rms(const double *x, const float *w, int n, double *y)
-{
-    double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    const double r = 1.0 / sqrt(ss / n + R_EPS);
-    for (int i = 0; i < n; i++) y[i] = (double)w[i] * (x[i] * r);
-}
-
-/* y (rows) = W (rows, cols) x */
-static void ref_lin(const float *W, const double *x, int rows, int cols, double *y)
-{
-    for (int r = 0; r < rows; r++) {
-        double s = 0.0;
-        for (int c = 0; c < cols; c++) s += (double)W[r * cols + c] * x[c];
-        y[r] = s;
     }
 }
 
@@ -316,21 +270,21 @@ static void ref_forward(const ref_weights *w, const int32_t *ids, int nseq, int 
         for (int i = 0; i < RD; i++) x[t * RD + i] = w->E[ids[t] * RD + i];
     for (int L = 0; L < RL; L++) {
         for (int t = 0; t < T; t++) {
-            ref_rms(x + t * RD, w->in[L], RD, n);
-            ref_lin(w->W[L][0], n, QW, RD, q + t * QW);
-            ref_lin(w->W[L][1], n, KW, RD, k + t * KW);
-            ref_lin(w->W[L][2], n, KW, RD, v + t * KW);
+            syn_ref_rms(x + t * RD, w->in[L], RD, R_EPS, n);
+            syn_ref_lin(w->W[L][0], n, QW, RD, q + t * QW);
+            syn_ref_lin(w->W[L][1], n, KW, RD, k + t * KW);
+            syn_ref_lin(w->W[L][2], n, KW, RD, v + t * KW);
             for (int h = 0; h < RH; h++) {
                 double *qh = q + t * QW + h * RHD;
-                if (qk == QK_BEFORE_ROPE) ref_rms(qh, w->qn[L], RHD, qh);
+                if (qk == QK_BEFORE_ROPE) syn_ref_rms(qh, w->qn[L], RHD, R_EPS, qh);
                 ref_rope(qh, t % S);
-                if (qk == QK_AFTER_ROPE) ref_rms(qh, w->qn[L], RHD, qh);
+                if (qk == QK_AFTER_ROPE) syn_ref_rms(qh, w->qn[L], RHD, R_EPS, qh);
             }
             for (int h = 0; h < RHK; h++) {
                 double *kh = k + t * KW + h * RHD;
-                if (qk == QK_BEFORE_ROPE) ref_rms(kh, w->kn[L], RHD, kh);
+                if (qk == QK_BEFORE_ROPE) syn_ref_rms(kh, w->kn[L], RHD, R_EPS, kh);
                 ref_rope(kh, t % S);
-                if (qk == QK_AFTER_ROPE) ref_rms(kh, w->kn[L], RHD, kh);
+                if (qk == QK_AFTER_ROPE) syn_ref_rms(kh, w->kn[L], RHD, R_EPS, kh);
             }
         }
         for (int t = 0; t < T; t++) {
@@ -338,51 +292,29 @@ static void ref_forward(const ref_weights *w, const int32_t *ids, int nseq, int 
             if (win && win[L] > 0 && t - win[L] + 1 > t0) t0 = t - win[L] + 1;
             for (int h = 0; h < RH; h++) {
                 const int kh = h / (RH / RHK);
-                const double *qh = q + t * QW + h * RHD;
-                double mx = -INFINITY, z = 0.0;
-                for (int j = t0; j <= t; j++) {
-                    double s = 0.0;
-                    for (int i = 0; i < RHD; i++) s += qh[i] * k[j * KW + kh * RHD + i];
-                    sc[j - t0] = s / sqrt((double)RHD);
-                    if (sc[j - t0] > mx) mx = sc[j - t0];
-                }
-                for (int j = t0; j <= t; j++) z += sc[j - t0] = exp(sc[j - t0] - mx);
-                for (int i = 0; i < RHD; i++) {
-                    double s = 0.0;
-                    for (int j = t0; j <= t; j++) s += sc[j - t0] * v[j * KW + kh * RHD + i];
-                    att[h * RHD + i] = s / z;
-                }
+                syn_ref_attend(q + t * QW + h * RHD, k + kh * RHD, v + kh * RHD, KW, t0, t, RHD,
+                               sc, att + h * RHD);
             }
             /* attention then MLP for row t: later rows read only k and v */
             double *xt = x + t * RD;
-            ref_lin(w->W[L][3], att, RD, QW, o);
+            syn_ref_lin(w->W[L][3], att, RD, QW, o);
             for (int i = 0; i < RD; i++) xt[i] += o[i];
-            ref_rms(xt, w->post[L], RD, n);
-            ref_lin(w->W[L][4], n, RF, RD, g);
-            ref_lin(w->W[L][5], n, RF, RD, u);
+            syn_ref_rms(xt, w->post[L], RD, R_EPS, n);
+            syn_ref_lin(w->W[L][4], n, RF, RD, g);
+            syn_ref_lin(w->W[L][5], n, RF, RD, u);
             for (int i = 0; i < RF; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            ref_lin(w->W[L][6], g, RD, RF, o);
+            syn_ref_lin(w->W[L][6], g, RD, RF, o);
             for (int i = 0; i < RD; i++) xt[i] += o[i];
         }
     }
     for (int t = 0; t < T; t++) { /* final norm, tied lm_head */
-        ref_rms(x + t * RD, w->fn, RD, n);
-        ref_lin(w->E, n, RV, RD, logits + (size_t)t * RV);
+        syn_ref_rms(x + t * RD, w->fn, RD, R_EPS, n);
+        syn_ref_lin(w->E, n, RV, RD, logits + (size_t)t * RV);
     }
     free(x);
     free(q);
     free(k);
     free(v);
-}
-
-static double max_abs_diff(const float *a, const double *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        cr_assert(isfinite(a[i]), "logit %zu is %g", i, (double)a[i]);
-        m = fmax(m, fabs((double)a[i] - b[i]));
-    }
-    return m;
 }
 
 /* Our forward (f32, the CPU backend) against the reference (double): the
@@ -404,22 +336,15 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
     uint32_t seed = 99u;
     for (int i = 0; i < NSEQ * S; i++) ids[i] = (int32_t)(syn_lcg(&seed) % RV);
 
-    gptq_backend *be = NULL;
-    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
-    gptq_model *m = NULL;
-    cr_assert_eq(gptq_model_open(model, be, &m), GPTQ_OK, "%s", gptq_last_error());
-    cr_assert_eq(gptq_model_config_of(m)->arch, &gptq_arch_qwen3);
     const size_t n = (size_t)NSEQ * S * RV;
-    float *ours = malloc(n * sizeof(float));
+    float *ours = syn_logits(model, &gptq_arch_qwen3, ids, NSEQ, S, NULL);
     double *ref = malloc(n * sizeof(double));
-    cr_assert(ours && ref);
-    cr_assert_eq(gptq_model_forward(m, ids, NSEQ, S, NULL, NULL, ours), GPTQ_OK, "%s",
-                 gptq_last_error());
+    cr_assert(ref);
 
     ref_weights w;
     ref_load(model, &w);
     ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, NULL, ref);
-    const double d = max_abs_diff(ours, ref, n);
+    const double d = syn_max_abs_diff(ours, ref, n);
     double scale = 0.0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
     cr_log_info("qwen3: %zu logits (max |logit| %.3g), max |diff| vs the reference %.3g", n,
@@ -428,7 +353,7 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
     static const char *what[] = {"", "without q/k norms", "with the norms after RoPE"};
     for (int qk = QK_NONE; qk <= QK_AFTER_ROPE; qk++) {
         ref_forward(&w, ids, NSEQ, S, qk, NULL, ref);
-        const double dv = max_abs_diff(ours, ref, n);
+        const double dv = syn_max_abs_diff(ours, ref, n);
         cr_log_info("qwen3: the reference %s differs by %.3g", what[qk], dv);
         cr_expect_gt(dv, 100 * QWEN3_LOGIT_TOL, "the reference %s is as close (%.3g)", what[qk],
                      dv);
@@ -436,8 +361,6 @@ Test(forward, qwen3_matches_plain_c_reference, .timeout = 60)
     ref_free(&w);
     free(ours);
     free(ref);
-    gptq_model_close(m);
-    gptq_backend_close(be);
     ch_rm_tree(root);
 }
 
@@ -461,22 +384,6 @@ static void set_window(const char *model, int W, int M, const char *layer_types)
     ch_write_str(path, out);
     free(out);
     cJSON_Delete(cfg);
-}
-
-/* Our logits (nseq * S, V) of the synthetic Qwen3 at `model` */
-static float *our_logits(const char *model, const int32_t *ids, int nseq, int S)
-{
-    gptq_backend *be = NULL;
-    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
-    gptq_model *m = NULL;
-    cr_assert_eq(gptq_model_open(model, be, &m), GPTQ_OK, "%s", gptq_last_error());
-    float *ours = malloc((size_t)nseq * S * RV * sizeof(float));
-    cr_assert(ours);
-    cr_assert_eq(gptq_model_forward(m, ids, nseq, S, NULL, NULL, ours), GPTQ_OK, "%s",
-                 gptq_last_error());
-    gptq_model_close(m);
-    gptq_backend_close(be);
-    return ours;
 }
 
 /* Sliding windows shorter than the sequence (13 tokens; window 5), on the
@@ -503,16 +410,16 @@ Test(forward, qwen3_sliding_window_matches_plain_c_reference, .timeout = 60)
     cr_assert(ref);
 
     set_window(model, W, 1, NULL);
-    float *ours = our_logits(model, ids, NSEQ, S);
+    float *ours = syn_logits(model, &gptq_arch_qwen3, ids, NSEQ, S, NULL);
     const int right[RL] = {0, W};
     ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, right, ref);
-    double d = max_abs_diff(ours, ref, n);
+    double d = syn_max_abs_diff(ours, ref, n);
     cr_log_info("qwen3 window %d on layer 1: max |diff| vs the reference %.3g", W, d);
     cr_expect_leq(d, QWEN3_LOGIT_TOL, "max |diff| %.3g", d);
     static const int wrong[][RL] = {{0, 0}, {W, W}, {0, W + 1}, {0, W - 1}};
     for (size_t k = 0; k < sizeof wrong / sizeof *wrong; k++) {
         ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, wrong[k], ref);
-        const double dv = max_abs_diff(ours, ref, n);
+        const double dv = syn_max_abs_diff(ours, ref, n);
         cr_log_info("qwen3: the reference with windows {%d, %d} differs by %.3g", wrong[k][0],
                     wrong[k][1], dv);
         cr_expect_gt(dv, 100 * QWEN3_LOGIT_TOL, "windows {%d, %d} are as close (%.3g)",
@@ -522,14 +429,14 @@ Test(forward, qwen3_sliding_window_matches_plain_c_reference, .timeout = 60)
 
     /* layer_types over max_window_layers: layer 0 slides, layer 1 does not */
     set_window(model, W, 1, "[\"sliding_attention\", \"full_attention\"]");
-    ours = our_logits(model, ids, NSEQ, S);
+    ours = syn_logits(model, &gptq_arch_qwen3, ids, NSEQ, S, NULL);
     const int typed[RL] = {W, 0};
     ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, typed, ref);
-    d = max_abs_diff(ours, ref, n);
+    d = syn_max_abs_diff(ours, ref, n);
     cr_log_info("qwen3 layer_types window on layer 0: max |diff| %.3g", d);
     cr_expect_leq(d, QWEN3_LOGIT_TOL, "max |diff| %.3g", d);
     ref_forward(&w, ids, NSEQ, S, QK_BEFORE_ROPE, right, ref);
-    cr_expect_gt(max_abs_diff(ours, ref, n), 100 * QWEN3_LOGIT_TOL,
+    cr_expect_gt(syn_max_abs_diff(ours, ref, n), 100 * QWEN3_LOGIT_TOL,
                  "layer_types made no difference");
 
     free(ours);
@@ -548,9 +455,7 @@ static void qwen3_with_tokenizer(char *root, char *model)
 {
     cr_assert_eq(syn_model_dir(root, model, NULL, SYN_QWEN3, NULL), GPTQ_OK, "%s",
                  gptq_last_error());
-    ch_sh("cp '%s/tests/data/model/stories-260k/tokenizer.json' "
-          "'%s/tests/data/model/stories-260k/tokenizer_config.json' '%s/'",
-          ch_source_root(), ch_source_root(), model);
+    cc_add_tokenizer(model);
 }
 
 /* OUT's tensor `name` has the dtype, shape and bytes it has in MODEL. */
@@ -567,15 +472,10 @@ static void expect_copied(const char *model, const char *out, const char *name)
 
 static void quantize_case(const char *method)
 {
-    char root[256], model[300], out[1024], calib[1024], text[1024];
+    char root[256], model[300], out[1024], p[1024], what[64];
     qwen3_with_tokenizer(root, model);
     ch_join(out, root, "out");
-    cc_data(calib, "text/calib.txt");
-    cc_data(text, "text/eval.txt");
-    cli_result r;
-    cc_ok(&r, "quantize", model, "-o", out, "--method", method, "--calib", calib, "--nsamples",
-          "8", "--seqlen", "32", "--bits", "8", "--group-size", "32");
-    ch_result_free(&r);
+    cc_quantize_8bit(model, out, method, 32, NULL);
     gptq_st_file *f = cc_open_st(out);
     for (int L = 0; L < SYN_LAYERS; L++) {
         char n[256];
@@ -597,7 +497,7 @@ static void quantize_case(const char *method)
         snprintf(n, sizeof n, "model.layers.%d.self_attn.k_norm.weight", L);
         expect_copied(model, out, n);
     }
-    cJSON *cfg = cc_json_file(ch_join(calib, out, "config.json"));
+    cJSON *cfg = cc_json_file(ch_join(p, out, "config.json"));
     cr_expect_str_eq(cc_str(cfg, "model_type"), "qwen3");
     cr_expect_eq(cc_num(cfg, "head_dim"), SYN_QWEN3_HD);
     cJSON_Delete(cfg);
@@ -605,9 +505,8 @@ static void quantize_case(const char *method)
      * rounding: 4 windows of 32 tokens, measured ppl 759.30 fp, 759.62 GPTQ
      * (+0.04%), 756.09 RTN (-0.4%); bound 2%. (At 4 bits a random model's
      * ppl on 124 tokens moves by up to 10%: too loose to check anything.) */
-    cc_ppl fp = cc_eval(model, text, 32, 4), q = cc_eval(out, text, 32, 4);
-    cr_log_info("qwen3 %s: ppl fp %s, 8-bit %s", method, fp.text, q.text);
-    cr_expect_lt(fabs(log(q.ppl / fp.ppl)), 0.02, "ppl %s vs fp %s", q.text, fp.text);
+    snprintf(what, sizeof what, "qwen3 %s 8-bit", method);
+    cc_expect_ppl_near(model, out, 32, 0.02, what);
     ch_rm_tree(root);
 }
 

@@ -24,6 +24,7 @@
 #include "io/io.h"
 #include "model/arch.h"
 #include "model/model.h"
+#include "synth_model.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -33,26 +34,16 @@
     "\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 10, \"hidden_size\": 256," \
     " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"intermediate_size\": 8"
 
-static int parse_str(const char *json, gptq_model_config *c)
-{
-    cJSON *root = NULL;
-    int st = gptq_json_parse(json, strlen(json), "config.json", &root);
-    cr_assert_eq(st, GPTQ_OK, "test JSON does not parse: %s", gptq_last_error());
-    st = gptq_model_config_parse(root, "config.json", c);
-    cJSON_Delete(root);
-    return st;
-}
-
 static void parse_ok(const char *json, gptq_model_config *c)
 {
-    int st = parse_str(json, c);
+    int st = syn_parse(json, c);
     cr_assert_eq(st, GPTQ_OK, "%s: %s", json, gptq_last_error());
 }
 
 static void parse_fails(const char *json, int status, const char *needle)
 {
     gptq_model_config c;
-    int st = parse_str(json, &c);
+    int st = syn_parse(json, &c);
     cr_assert_eq(st, status, "status %d, want %d for %s; message: %s", st, status, json,
                  gptq_last_error());
     cr_assert(strstr(gptq_last_error(), needle), "message lacks \"%s\": %s", needle,

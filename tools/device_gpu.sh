@@ -41,6 +41,12 @@
 #   gar       GAR (act_group_aware) on hip against the CPU, after build: test_hip's
 #             quantize_layer rows and test_diff's hip/golden* and hip/tiny_llama*
 #             (in $OUT/gar.log)
+#   w4a16     the HIP matmul_q_fast (backends/hip/hip_w4a16.hip), after build: the
+#             op table's matmul_q_fast rows on hip against the CPU (w4a16_ops.log),
+#             `gptq matmul --fast` on hip vs cpu vs the reference on RTN
+#             checkpoints of data/tiny-llama (w4 g32, w4 one group, w8 g128), and
+#             bench_hip_w4a16 (copy bandwidth, 7B shapes at M = 1, a whole decode
+#             step, prefill; w4a16_bench.log)
 #   tf32acc   what --forward-math tf32 costs in accuracy, on data/tiny-llama:
 #             perplexity on data/text/eval.txt (seqlen 256) of the fp model
 #             and of GPTQ w4 g128 checkpoints quantized on the GPU with the
@@ -106,13 +112,16 @@ for step in $steps; do
         rm -rf "$B"
         # GPTQ_TESTS=disabled: no Criterion needed (the plugin, the CLI, the benches)
         tests=${GPTQ_TESTS:-enabled}
-        targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq"
+        targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq
+            bench/bench_hip_w4a16"
         [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq tests/test_backend_ops
             tests/libgptq-testgood.so tests/libgptq-testdeclines.so"
         # shellcheck disable=SC2086
         $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=$tests >"$OUT/build.log" 2>&1 &&
             ninja -C "$B" $targets >>"$OUT/build.log" 2>&1
         rc=$?
+        # the first errors (a compile error of the plugin is otherwise buried)
+        grep -m 20 -E "error|FAILED" "$OUT/build.log"
         tail -25 "$OUT/build.log"
         log "build rc=$rc"
         [ $rc -eq 0 ] || exit 1
@@ -252,6 +261,57 @@ for t in ("Y", "W"):
 PY
         done
         log "matmul done"
+        ;;
+    w4a16)
+        log "w4a16: the HIP matmul_q_fast"
+        GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 150 "$B/tests/test_backend_ops" \
+            --verbose --jobs 1 --filter 'backend_ops/matmul_q_fast' >"$OUT/w4a16_ops.log" 2>&1
+        rc=$?
+        grep ' hip vs ' "$OUT/w4a16_ops.log" | sed 's/ (.*//' | tail -60
+        grep -E "\[(FAIL|SKIP)|skip\]" "$OUT/w4a16_ops.log" | head
+        log "w4a16: op table rows on hip: $(grep -c ' hip vs ' "$OUT/w4a16_ops.log"), rc=$rc"
+        export GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=Haswell
+        for v in "g32:--bits 4 --group-size 32" "g-1:--bits 4 --group-size -1" "b8:--bits 8"; do
+            name=${v%%:*}
+            # shellcheck disable=SC2086
+            "$B/src/cli/gptq" quantize data/tiny-llama -o /tmp/tiny-rtn-$name --method rtn \
+                ${v#*:} --quiet >>"$OUT/w4a16_matmul.log" 2>&1 ||
+                log "w4a16: quantize $name failed"
+            for mod in model.layers.0.self_attn.q_proj:256 model.layers.2.mlp.down_proj:384; do
+                m=${mod%%:*} k=${mod##*:}
+                for M in 1 40; do
+                    python3 - "$M" "$k" /tmp/x.safetensors <<'PY'
+import sys, torch
+from safetensors.torch import save_file
+g = torch.Generator().manual_seed(int(sys.argv[1]))
+save_file({"X": torch.randn(int(sys.argv[1]), int(sys.argv[2]), generator=g)}, sys.argv[3])
+PY
+                    for run in "ref:--backend cpu" "cpu:--backend cpu --fast" "hip:--backend hip --fast" \
+                        "simt:--backend hip --fast"; do
+                        # shellcheck disable=SC2086
+                        if [ "${run%%:*}" = simt ]; then export GPTQ_HIP_W4A16=simt; fi
+                        "$B/src/cli/gptq" matmul /tmp/tiny-rtn-$name --module "$m" -x /tmp/x.safetensors \
+                            -o /tmp/y_${run%%:*}.safetensors ${run#*:} >>"$OUT/w4a16_matmul.log" 2>&1 ||
+                            log "w4a16: gptq matmul ${run#*:} failed ($name $m M=$M)"
+                        unset GPTQ_HIP_W4A16
+                    done
+                    python3 - "$name $m M=$M" <<'PY' 2>&1 | tee -a "$OUT/w4a16_matmul.log"
+import sys
+from safetensors.torch import load_file
+r = load_file("/tmp/y_ref.safetensors")["Y"].double()
+out = []
+for n in ("cpu", "hip", "simt"):
+    y = load_file(f"/tmp/y_{n}.safetensors")["Y"].double()
+    out.append(f"{n} max|d|/max|ref| {((y - r).abs().max() / r.abs().max()).item():.2e}")
+print(f"  {sys.argv[1]}: fast vs reference: " + ", ".join(out))
+PY
+                done
+            done
+        done
+        grep -E "fast kernel" "$OUT/w4a16_matmul.log" | sort | uniq -c | head
+        unset GPTQ_BACKEND_PATH
+        timeout 300 "$B/bench/bench_hip_w4a16" 2>&1 | tee "$OUT/w4a16_bench.log"
+        log "w4a16: bench rc=$?"
         ;;
     tf32acc)
         log "tf32acc: --forward-math f32 vs tf32 on data/tiny-llama"

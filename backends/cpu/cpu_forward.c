@@ -338,39 +338,30 @@ int cpu_attention_kv(void *ctx, const gptq_buf *Q, size_t q_off, // (T, H*d)
 /* elementwise                                                         */
 /* ------------------------------------------------------------------ */
 
-int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
-                 const gptq_buf *U, size_t u_off,            // (n)
-                 int64_t n, gptq_buf *Y, size_t y_off)       // (n)
-{
-    cpu_ctx *c = ctx;
-    static const char op[] = "silu_mul";
-    FW_CHECK(cpu_range(c, G, g_off, n, 4, op, "G"));
-    FW_CHECK(cpu_range(c, U, u_off, n, 4, op, "U"));
-    FW_CHECK(cpu_range(c, Y, y_off, n, 4, op, "Y"));
-    const float *g = CPU_CF32(G, g_off), *u = CPU_CF32(U, u_off);
-    float *y = CPU_F32(Y, y_off);
-#pragma omp parallel for schedule(static)
-    for (int64_t i0 = 0; i0 < n; i0 += FW_CHUNK) {
-        const int64_t i1 = i0 + FW_CHUNK < n ? i0 + FW_CHUNK : n;
-        for (int64_t i = i0; i < i1; i++) {
-            float a = g[i];
-            y[i] = (a / (1.0f + expf(-a))) * u[i];
-        }
-    }
-    return GPTQ_OK;
-}
-
 /* PyTorch's gelu(approximate="tanh") constants, as its kernels round them
  * to f32: kBeta = sqrt(2) * (2 / sqrt(pi)) * 0.5 = sqrt(2 / pi). */
 #define GELU_BETA ((float)0.7978845608028654) /* the double M_SQRT2 * M_2_SQRTPI * 0.5 */
 #define GELU_KAPPA 0.044715f
 
-int cpu_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
-                      const gptq_buf *U, size_t u_off,            // (n)
-                      int64_t n, gptq_buf *Y, size_t y_off)       // (n)
+/* The activations of the gated ops. */
+typedef enum { ACT_SILU, ACT_GELU_TANH } fw_act;
+
+static inline float act(fw_act kind, float a)
 {
-    cpu_ctx *c = ctx;
-    static const char op[] = "gelu_tanh_mul";
+    if (kind == ACT_SILU) return a / (1.0f + expf(-a)); /* silu(a) = a / (1 + exp(-a)) */
+    /* gelu_tanh(a) = 0.5 a (1 + tanh(beta (a + kappa a^3))) */
+    const float inner = GELU_BETA * (a + GELU_KAPPA * (a * a * a));
+    return (0.5f * a) * (1.0f + tanhf(inner));
+}
+
+/* The gated ops: Y = act(G) * U elementwise, n elements. The activation is
+ * an enum, not a function pointer, so that it stays inlined in the OpenMP
+ * loop (GCC outlines the loop before it could fold a constant pointer). */
+static int gated_mul(cpu_ctx *c, const char *op, fw_act kind,
+                     const gptq_buf *G, size_t g_off,      // (n)
+                     const gptq_buf *U, size_t u_off,      // (n)
+                     int64_t n, gptq_buf *Y, size_t y_off) // (n)
+{
     FW_CHECK(cpu_range(c, G, g_off, n, 4, op, "G"));
     FW_CHECK(cpu_range(c, U, u_off, n, 4, op, "U"));
     FW_CHECK(cpu_range(c, Y, y_off, n, 4, op, "Y"));
@@ -379,13 +370,23 @@ int cpu_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
 #pragma omp parallel for schedule(static)
     for (int64_t i0 = 0; i0 < n; i0 += FW_CHUNK) {
         const int64_t i1 = i0 + FW_CHUNK < n ? i0 + FW_CHUNK : n;
-        for (int64_t i = i0; i < i1; i++) {
-            const float a = g[i];
-            const float inner = GELU_BETA * (a + GELU_KAPPA * (a * a * a));
-            y[i] = ((0.5f * a) * (1.0f + tanhf(inner))) * u[i];
-        }
+        for (int64_t i = i0; i < i1; i++) y[i] = act(kind, g[i]) * u[i];
     }
     return GPTQ_OK;
+}
+
+int cpu_silu_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
+                 const gptq_buf *U, size_t u_off,            // (n)
+                 int64_t n, gptq_buf *Y, size_t y_off)       // (n)
+{
+    return gated_mul(ctx, "silu_mul", ACT_SILU, G, g_off, U, u_off, n, Y, y_off);
+}
+
+int cpu_gelu_tanh_mul(void *ctx, const gptq_buf *G, size_t g_off, // (n)
+                      const gptq_buf *U, size_t u_off,            // (n)
+                      int64_t n, gptq_buf *Y, size_t y_off)       // (n)
+{
+    return gated_mul(ctx, "gelu_tanh_mul", ACT_GELU_TANH, G, g_off, U, u_off, n, Y, y_off);
 }
 
 int cpu_scale(void *ctx, gptq_buf *X, size_t x_off, int64_t n, float s) // (n)

@@ -2,7 +2,8 @@
  * hip_backend.hip — the HIP backend plugin (libgptq-hip.so): its table, its
  * context, device memory and error reporting. The arithmetic lives in
  * hip_linalg.hip (GEMM, Hessian, Cholesky inverse), hip_quant.hip (grids,
- * the fused GPTQ block) and hip_forward.hip (the model's forward ops). The plugin exports one symbol, gptq_backend_entry.
+ * the fused GPTQ block), hip_forward.hip (the model's forward ops) and
+ * hip_w4a16.hip (matmul_q_fast). The plugin exports one symbol, gptq_backend_entry.
  *
  * Memory: one hipMalloc per buffer, zero-filled on the backend's stream.
  * upload/download are synchronous for the caller (the host memory may be
@@ -307,10 +308,11 @@ static const gptq_backend_iface k_hip_iface = {
     .name = "hip",
 #if defined(GPTQ_HIP_ON_NVIDIA)
     .description = "HIP kernels built for NVIDIA with nvcc (hip_compat_nvidia.h): tiled f32 GEMM, "
-                   "SYRK Hessian, blocked Cholesky inverse, fused GPTQ blocks",
+                   "SYRK Hessian, blocked Cholesky inverse, fused GPTQ blocks, W4A16 GEMV and "
+                   "tensor-core GEMM",
 #else
     .description = "HIP kernels for AMD GPUs: tiled f32 GEMM, SYRK Hessian, blocked Cholesky "
-                   "inverse, fused GPTQ blocks",
+                   "inverse, fused GPTQ blocks, W4A16 GEMV and GEMM",
 #endif
     .create = hip_create,
     .destroy = hip_destroy,
@@ -350,6 +352,7 @@ static const gptq_backend_iface k_hip_iface = {
     .gelu_tanh_mul = hip_gelu_tanh_mul,
     .scale = hip_scale,
     .softcap = hip_softcap,
+    .matmul_q_fast = hip_matmul_q_fast,
     .attention_kv = hip_attention_kv,
 };
 

@@ -189,8 +189,16 @@ int hip_pack_codes(void *ctx, const gptq_buf *codes, int64_t R, int64_t C, int b
 int hip_dequantize(void *ctx, const gptq_qtensor *q, gptq_buf *W, size_t w_off);
 int hip_matmul_q(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off, int64_t M,
                  const gptq_buf *bias, gptq_buf *Y, size_t y_off);
+/* The checks every packed-tensor op makes (bits, shapes, buffer sizes), its
+ * message naming op. */
+int hip_check_qtensor(hip_ctx *c, const gptq_qtensor *q, const char *op);
 int hip_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t C, int64_t Rs,
                int64_t Cs, const gptq_buf *rows, const gptq_buf *cols, int esize);
 int hip_to_f32(void *ctx, gptq_buf *dst, size_t dst_off, const gptq_buf *src, int64_t n, int dtype);
+
+/* hip_w4a16.hip: matmul_q_fast (the GEMV for decode, the GEMMs for prefill) */
+int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_t x_off,
+                      int64_t M, const gptq_buf *bias, gptq_buf *Y, size_t y_off,
+                      const char **impl);
 
 #endif /* GPTQ_HIP_IMPL_H */

@@ -213,7 +213,7 @@ static int check_bytes(hip_ctx *c, const char *op, const char *what, const gptq_
     return GPTQ_OK;
 }
 
-static int check_q(hip_ctx *c, const gptq_qtensor *q, const char *op, qview *v)
+int hip_check_qtensor(hip_ctx *c, const gptq_qtensor *q, const char *op)
 {
     if (!q) return hip_fail(c, GPTQ_ERR_INVALID, "%s: no packed tensor", op);
     const int b = q->bits;
@@ -232,7 +232,14 @@ static int check_q(hip_ctx *c, const gptq_qtensor *q, const char *op, qview *v)
         st = check_bytes(c, op, "qzeros", q->qzeros, 0, (uint64_t)(q->ngroups * (q->N * b / 32)) * 4);
     if (!st) st = check_bytes(c, op, "scales", q->scales, 0, (uint64_t)(q->ngroups * q->N) * 2);
     if (!st) st = check_bytes(c, op, "g_idx", q->g_idx, 0, (uint64_t)q->K * 4);
+    return st;
+}
+
+static int check_q(hip_ctx *c, const gptq_qtensor *q, const char *op, qview *v)
+{
+    const int st = hip_check_qtensor(c, q, op);
     if (st) return st;
+    const int b = q->bits;
     *v = qview{(const uint32_t *)q->qweight->ptr, (const uint32_t *)q->qzeros->ptr,
                (const uint16_t *)q->scales->ptr, (const int32_t *)q->g_idx->ptr, b, q->zero_add,
                q->K, q->N, q->ngroups};

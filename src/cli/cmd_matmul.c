@@ -8,7 +8,8 @@
  * g_idx, bits and format in its metadata) or a checkpoint shard with
  * --module. The arithmetic is gptq_matmul_ref's, through the chosen
  * backend's matmul_q: every backend gives the same bytes. --fast runs the
- * backend's fast kernel instead (matmul_q_fast: the CPU's SIMD paths), whose
+ * backend's fast kernel instead (matmul_q_fast: the CPU's SIMD paths, the HIP
+ * plugin's GEMV and GEMMs), whose
  * outputs lie within 2 gamma(K + 2) sum_k |x_k w_k| of the reference's.
  */
 #include <getopt.h>
@@ -46,7 +47,9 @@ static void help(FILE *f)
             "  --fast                 the backend's fast kernel instead of the reference (cpu:\n"
             "                         the packed weight read directly by SIMD code; the\n"
             "                         environment variable GPTQ_CPU_ISA=generic|avx2|avx512\n"
-            "                         forces a path): X and bias rounded as above, the sums in\n"
+            "                         forces a path; hip: gemv for M <= 8, else gemm-mma on\n"
+            "                         NVIDIA or gemm-simt, GPTQ_HIP_W4A16=simt|gemm forces\n"
+            "                         one): X and bias rounded as above, the sums in\n"
             "                         the kernel's order, so each output lies within\n"
             "                         2 gamma(K+2) sum_k |x_k w_k| of the reference's,\n"
             "                         gamma(j) = j 2^-24 / (1 - j 2^-24)\n"

@@ -3,7 +3,9 @@
  * not installed). Each family file (arch_llama.c, arch_opt.c) exports one
  * const gptq_arch: the config.json names it accepts, the keys it reads, its
  * tensor names, the linears and true-sequential groups of a decoder layer,
- * its work buffers, and its layer forward built from backend ops.
+ * its work buffers, and its layer forward built from backend ops, whose
+ * halves are the shared gptq_layer_attention_block and gptq_layer_mlp_block
+ * (decoder.c).
  * config.c (the architecture lookup over k_archs) and forward.c (loading,
  * buffers, hooks, embed, head) run every family from it and branch on none:
  * a new family is its file, its extern below, and its entry in k_archs.
@@ -182,6 +184,81 @@ int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_
                          int64_t window, float softcap, gptq_buf *O);
 /* The hook for group g with input X (T, cols): GPTQ_OK, GPTQ_HOOK_STOP or an error. */
 int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int64_t cols);
+
+/* The attention half of a decoder layer, for gptq_layer_attention_block:
+ * what differs between families. The layer forward fills one from its
+ * norms, work buffers and layer; a NULL step is left out. Shapes: T rows,
+ * D = hidden_size, H / Hk heads of d = head_dim (the config's). */
+typedef struct gptq_attn_block {
+    /* the input norm (the family's norm; its weight and bias as it takes them) */
+    const gptq_buf *in_w, *in_b;
+    /* the projections, linears of the layer: q, k, v, or one fused linear
+     * lqkv into fused (T, (H + 2 Hk) d), whose rows [q | k | v] are split by
+     * the i32 column indices iq (H d), ik, iv (Hk d) (Phi-3); and o */
+    int lq, lk, lv, lqkv, lo;
+    gptq_buf *fused;                 /* NULL: q, k, v apart */
+    const gptq_buf *iq, *ik, *iv;
+    /* the norm of each head's vector after the projection, before RoPE: its
+     * (d) weight (Qwen3, Gemma 3) */
+    const gptq_buf *q_norm, *k_norm;
+    /* RoPE of the first rot dims of each head: positions (T) and table
+     * (npos, rot); rope NULL: none (OPT's positions are in the embedding) */
+    const gptq_buf *pos, *rope;
+    int64_t rot;
+    float scale;                     /* gptq_layer_attention's */
+    int64_t window;
+    float softcap;
+    /* the norm of o's output before the residual: its (D) weight (Gemma) */
+    const gptq_buf *post_norm;
+    /* work: xn (T, D) the normed input, Q (T, H d), K and V (T, Hk d), O the
+     * attention output (T, H d), Y o's output (T, D) */
+    gptq_buf *xn, *Q, *K, *V, *O, *Y;
+} gptq_attn_block;
+
+/* decoder.c: X_out = X_in + attention(norm(X_in)) as b describes it
+ * (X_out may be X_in), calling the hooks of group 0 (on the normed input)
+ * and group 1 (on o's input). GPTQ_OK, GPTQ_HOOK_STOP (a hook stopped: the
+ * rest of the layer is not needed) or an error; a layer forward calls it
+ * with GPTQ_LAYER_PART. */
+int gptq_layer_attention_block(const gptq_layer_ctx *x, const gptq_attn_block *b,
+                               const gptq_buf *X_in, gptq_buf *X_out);
+
+/* The activation of an MLP half. */
+typedef enum gptq_mlp_act {
+    GPTQ_MLP_SILU,      /* gated: silu(gate) * up (the silu_mul op) */
+    GPTQ_MLP_GELU_TANH, /* gated: gelu_tanh(gate) * up (gelu_tanh_mul) */
+    GPTQ_MLP_RELU,      /* relu(gate), no up (OPT's fc1) */
+} gptq_mlp_act;
+
+/* The MLP half of a decoder layer, for gptq_layer_mlp_block, as
+ * gptq_attn_block for the attention half. F = intermediate_size. */
+typedef struct gptq_mlp_block {
+    const gptq_buf *in_w, *in_b;     /* the norm before the MLP */
+    /* the linears of the layer: gate and up (gate alone for relu), or one
+     * fused linear lgu into fused (T, 2F), whose rows [gate | up] are split
+     * by the i32 column indices ig, iu (F) (Phi-3); and down */
+    int lgate, lup, lgu, ldown;
+    gptq_buf *fused;                 /* NULL: gate and up apart */
+    const gptq_buf *ig, *iu;
+    gptq_mlp_act act;
+    const gptq_buf *post_norm;       /* the norm of down's output before the residual:
+                                      * its (D) weight (Gemma); NULL: none */
+    /* work: xn (T, D) the normed input, G (T, F) the gate and the
+     * activation, U (T, F) the up projection, Y (T, D) down's output */
+    gptq_buf *xn, *G, *U, *Y;
+} gptq_mlp_block;
+
+/* decoder.c: X_out = X_in + mlp(norm(X_in)) as b describes it (X_out may
+ * be X_in), calling the hooks of group 2 (on the normed input) and group 3
+ * (on down's input); returns as gptq_layer_attention_block. */
+int gptq_layer_mlp_block(const gptq_layer_ctx *x, const gptq_mlp_block *b, const gptq_buf *X_in,
+                         gptq_buf *X_out);
+/* The layer's norm j (x->nw), or NULL where the family has fewer norms
+ * (Llama beside Qwen3's q/k norms, Gemma 2 beside Gemma 3). */
+static inline const gptq_buf *gptq_layer_norm_w(const gptq_layer_ctx *x, int j)
+{
+    return j < x->c->arch->nnorms ? x->nw[j] : NULL;
+}
 /* The error for a backend that lacks a forward op. */
 int gptq_be_missing_op(gptq_backend *be, gptq_op op);
 
@@ -192,11 +269,16 @@ int gptq_be_missing_op(gptq_backend *be, gptq_op op);
          ? gptq_be_check((be), (be)->iface->op((be)->ctx, __VA_ARGS__), #op)                 \
          : gptq_be_missing_op((be), gptq_op_of_slot(offsetof(gptq_backend_iface, op))))
 
-/* In a layer forward: the hook of group g; a stop ends the layer (GPTQ_OK). */
-#define GPTQ_LAYER_HOOK(x, g, X, cols)                                      \
+/* In a layer forward: a part that calls hooks (gptq_layer_attention_block,
+ * gptq_layer_mlp_block);
+ * a hook's stop ends the layer (GPTQ_OK), an error returns it. */
+#define GPTQ_LAYER_PART(call)                                               \
     do {                                                                    \
-        int h_ = gptq_layer_call_hook((x), (g), (X), (cols));               \
+        int h_ = (call);                                                    \
         if (h_) return h_ == GPTQ_HOOK_STOP ? GPTQ_OK : h_;                 \
     } while (0)
+
+/* In a layer forward: the hook of group g; a stop ends the layer (GPTQ_OK). */
+#define GPTQ_LAYER_HOOK(x, g, X, cols) GPTQ_LAYER_PART(gptq_layer_call_hook((x), (g), (X), (cols)))
 
 #endif /* GPTQ_ARCH_H */

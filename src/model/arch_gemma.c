@@ -338,53 +338,34 @@ static int prepare(const gptq_layer_ctx *x)
 /* The per-layer norms: four around attention and MLP, Gemma 3's q/k norms. */
 enum { NIN, NPOST_ATTN, NPRE_FF, NPOST_FF, NQ, NK };
 
-static int norm(const gptq_layer_ctx *x, int j, const gptq_buf *X, int64_t rows, int64_t D,
-                gptq_buf *Y)
-{
-    return gptq_llama_rmsnorm(x->be, X, 0, x->nw[j], NULL, rows, D, (float)x->c->norm_eps, Y);
-}
-
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim;
     const int64_t window = c->layer_window[x->layer];
-    const int g3 = is_gemma3(c);
-    /* Gemma 3's sliding layers rotate with their own table */
-    const gptq_buf *tab = g3 && window > 0 ? w[WROPE_LOCAL] : w[WROPE];
 
-    /* attention block */
-    GPTQ_TRY(norm(x, NIN, X_in, T, D, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
-    GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
-    GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
-    if (g3) {
-        GPTQ_TRY(norm(x, NQ, w[WQ], T * H, d, w[WQ]));
-        GPTQ_TRY(norm(x, NK, w[WK], T * Hk, d, w[WK]));
-    }
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, d, w[WPOS], 0, tab, x->npos));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, d, w[WPOS], 0, tab, x->npos));
-    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, Hk, d, (float)c->attn_scale, window,
-                                  (float)c->attn_softcap, w[WATT]));
-    GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
-    GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
-    GPTQ_TRY(norm(x, NPOST_ATTN, w[WTMP], T, D, w[WTMP]));
-    GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
+    const gptq_attn_block attn = {
+        .in_w = x->nw[NIN],
+        .lq = LQ, .lk = LK, .lv = LV, .lo = LO,
+        .q_norm = gptq_layer_norm_w(x, NQ), /* Gemma 3 */
+        .k_norm = gptq_layer_norm_w(x, NK),
+        /* Gemma 3's sliding layers rotate with their own table */
+        .pos = w[WPOS], .rope = is_gemma3(c) && window > 0 ? w[WROPE_LOCAL] : w[WROPE],
+        .rot = c->head_dim,
+        .scale = (float)c->attn_scale, .window = window, .softcap = (float)c->attn_softcap,
+        .post_norm = x->nw[NPOST_ATTN],
+        .xn = w[WXN], .Q = w[WQ], .K = w[WK], .V = w[WV], .O = w[WATT], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block */
-    GPTQ_TRY(norm(x, NPRE_FF, X_out, T, D, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
-    GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
-    GPTQ_TRY(GPTQ_BE_OP(be, gelu_tanh_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
-    GPTQ_TRY(norm(x, NPOST_FF, w[WTMP], T, D, w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[NPRE_FF],
+        .lgate = LGATE, .lup = LUP, .ldown = LDOWN, .act = GPTQ_MLP_GELU_TANH,
+        .post_norm = x->nw[NPOST_FF],
+        .xn = w[WXN], .G = w[WG], .U = w[WU], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 static const char *const k_roots[] = {"model.", NULL};

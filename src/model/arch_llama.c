@@ -254,51 +254,31 @@ int gptq_llama_rmsnorm(gptq_backend *be, const gptq_buf *X, size_t off, const gp
 /* The per-layer norms: Llama's two, Qwen3's two more. */
 enum { NIN, NPOST, NQ, NK };
 
-/* Qwen3's q_norm / k_norm (per-layer norm j), in place on Y (T, heads * d)
- * = (T * heads, d) rows, one per head: after the projection, before RoPE.
- * Nothing for a family without them. */
-static int qk_norm(const gptq_layer_ctx *x, int j, gptq_buf *Y, int64_t rows)
-{
-    if (x->c->arch->nnorms <= j) return GPTQ_OK;
-    return gptq_llama_rmsnorm(x->be, Y, 0, x->nw[j], NULL, rows, x->c->head_dim,
-                              (float)x->c->norm_eps, Y);
-}
-
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim;
-    const float eps = (float)c->norm_eps;
-    const float scale = (float)(1.0 / sqrt((double)d));
+    const int64_t d = c->head_dim;
 
-    /* attention block */
-    GPTQ_TRY(gptq_llama_rmsnorm(be, X_in, 0, x->nw[NIN], NULL, T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
-    GPTQ_TRY(qk_norm(x, NQ, w[WQ], T * H));
-    GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
-    GPTQ_TRY(qk_norm(x, NK, w[WK], T * Hk));
-    GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, d, w[WPOS], 0, w[WROPE], x->npos));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, d, w[WPOS], 0, w[WROPE], x->npos));
-    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, Hk, d, scale,
-                                  c->layer_window[x->layer], 0.0f, w[WATT]));
-    GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
-    GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
-    GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
+    const gptq_attn_block attn = {
+        .in_w = x->nw[NIN],
+        .lq = LQ, .lk = LK, .lv = LV, .lo = LO,
+        .q_norm = gptq_layer_norm_w(x, NQ), /* Qwen3 */
+        .k_norm = gptq_layer_norm_w(x, NK),
+        .pos = w[WPOS], .rope = w[WROPE], .rot = d,
+        .scale = (float)(1.0 / sqrt((double)d)),
+        .window = c->layer_window[x->layer],
+        .xn = w[WXN], .Q = w[WQ], .K = w[WK], .V = w[WV], .O = w[WATT], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block */
-    GPTQ_TRY(gptq_llama_rmsnorm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LGATE, w[WXN], w[WG]));
-    GPTQ_TRY(gptq_layer_linear(x, LUP, w[WXN], w[WU]));
-    GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[NPOST],
+        .lgate = LGATE, .lup = LUP, .ldown = LDOWN, .act = GPTQ_MLP_SILU,
+        .xn = w[WXN], .G = w[WG], .U = w[WU], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 static const char *const k_roots[] = {"model.", NULL};

@@ -126,33 +126,24 @@ static int norm(gptq_backend *be, const gptq_buf *X, size_t off, const gptq_buf 
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const int64_t H = c->num_heads, d = c->head_dim;
-    const float eps = (float)c->norm_eps;
-    const float scale = (float)(1.0 / sqrt((double)d));
 
-    /* attention block */
-    GPTQ_TRY(norm(be, X_in, 0, x->nw[0], x->nb[0], T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LQ, w[WXN], w[WQ]));
-    GPTQ_TRY(gptq_layer_linear(x, LK, w[WXN], w[WK]));
-    GPTQ_TRY(gptq_layer_linear(x, LV, w[WXN], w[WV]));
-    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, c->num_kv_heads, d, scale, 0, 0.0f,
-                                  w[WATT]));
-    GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
-    GPTQ_TRY(gptq_layer_linear(x, LOUT, w[WATT], w[WTMP]));
-    GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
+    /* no RoPE: the learned positions were added to the embedding */
+    const gptq_attn_block attn = {
+        .in_w = x->nw[0], .in_b = x->nb[0],
+        .lq = LQ, .lk = LK, .lv = LV, .lo = LOUT,
+        .scale = (float)(1.0 / sqrt((double)c->head_dim)),
+        .xn = w[WXN], .Q = w[WQ], .K = w[WK], .V = w[WV], .O = w[WATT], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block */
-    GPTQ_TRY(norm(be, X_out, 0, x->nw[1], x->nb[1], T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LFC1, w[WXN], w[WG]));
-    GPTQ_TRY(GPTQ_BE_OP(be, relu, w[WG], 0, T * F));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LFC2, w[WG], w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[1], .in_b = x->nb[1],
+        .lgate = LFC1, .ldown = LFC2, .act = GPTQ_MLP_RELU,
+        .xn = w[WXN], .G = w[WG], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 /* "decoder." alone: checkpoints saved from OPTModel */

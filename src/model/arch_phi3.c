@@ -124,51 +124,32 @@ static int prepare(const gptq_layer_ctx *x)
     return upload_cols(x, x->work[IU], F, F);
 }
 
-/* dst (T, n) = the columns idx (n of them) of src (T, cols) */
-static int split(const gptq_layer_ctx *x, gptq_buf *dst, const gptq_buf *src, int64_t n,
-                 int64_t cols, const gptq_buf *idx)
-{
-    return GPTQ_BE_OP(x->be, gather, dst, src, x->T, n, x->T, cols, NULL, idx, 4);
-}
-
 enum { NIN, NPOST };
 
 static int forward(const gptq_layer_ctx *x, const gptq_buf *X_in, gptq_buf *X_out)
 {
     const gptq_model_config *c = x->c;
-    gptq_backend *be = x->be;
     gptq_buf *const *w = x->work;
-    const int64_t T = x->T, D = c->hidden_size, F = c->intermediate_size;
-    const int64_t H = c->num_heads, Hk = c->num_kv_heads, d = c->head_dim, rot = c->rope.rot;
-    const int64_t QKV = (H + 2 * Hk) * d;
-    const float eps = (float)c->norm_eps;
-    const float scale = (float)(1.0 / sqrt((double)d));
 
-    /* attention block */
-    GPTQ_TRY(gptq_llama_rmsnorm(be, X_in, 0, x->nw[NIN], NULL, T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 0, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LQKV, w[WXN], w[WQKV]));
-    GPTQ_TRY(split(x, w[WQ], w[WQKV], H * d, QKV, w[IQ]));
-    GPTQ_TRY(split(x, w[WK], w[WQKV], Hk * d, QKV, w[IK]));
-    GPTQ_TRY(split(x, w[WV], w[WQKV], Hk * d, QKV, w[IV]));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WQ], 0, T, H, d, rot, w[WPOS], 0, w[WROPE], x->npos));
-    GPTQ_TRY(GPTQ_BE_OP(be, rope, w[WK], 0, T, Hk, d, rot, w[WPOS], 0, w[WROPE], x->npos));
-    GPTQ_TRY(gptq_layer_attention(x, w[WQ], w[WK], w[WV], H, Hk, d, scale,
-                                  c->layer_window[x->layer], 0.0f, w[WATT]));
-    GPTQ_LAYER_HOOK(x, 1, w[WATT], H * d);
-    GPTQ_TRY(gptq_layer_linear(x, LO, w[WATT], w[WTMP]));
-    GPTQ_TRY(GPTQ_BE_OP(be, add, X_in, 0, w[WTMP], 0, T * D, X_out, 0));
+    const gptq_attn_block attn = {
+        .in_w = x->nw[NIN],
+        .lqkv = LQKV, .lo = LO,
+        .fused = w[WQKV], .iq = w[IQ], .ik = w[IK], .iv = w[IV],
+        .pos = w[WPOS], .rope = w[WROPE], .rot = c->rope.rot,
+        .scale = (float)(1.0 / sqrt((double)c->head_dim)),
+        .window = c->layer_window[x->layer],
+        .xn = w[WXN], .Q = w[WQ], .K = w[WK], .V = w[WV], .O = w[WATT], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_attention_block(x, &attn, X_in, X_out));
 
-    /* MLP block: gate first, then up (Phi3MLP's chunk) */
-    GPTQ_TRY(gptq_llama_rmsnorm(be, X_out, 0, x->nw[NPOST], NULL, T, D, eps, w[WXN]));
-    GPTQ_LAYER_HOOK(x, 2, w[WXN], D);
-    GPTQ_TRY(gptq_layer_linear(x, LGU, w[WXN], w[WGU]));
-    GPTQ_TRY(split(x, w[WG], w[WGU], F, 2 * F, w[IG]));
-    GPTQ_TRY(split(x, w[WU], w[WGU], F, 2 * F, w[IU]));
-    GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, w[WG], 0, w[WU], 0, T * F, w[WG], 0));
-    GPTQ_LAYER_HOOK(x, 3, w[WG], F);
-    GPTQ_TRY(gptq_layer_linear(x, LDOWN, w[WG], w[WTMP]));
-    return GPTQ_BE_OP(be, add, X_out, 0, w[WTMP], 0, T * D, X_out, 0);
+    const gptq_mlp_block mlp = {
+        .in_w = x->nw[NPOST],
+        .lgu = LGU, .ldown = LDOWN, .act = GPTQ_MLP_SILU,
+        .fused = w[WGU], .ig = w[IG], .iu = w[IU],
+        .xn = w[WXN], .G = w[WG], .U = w[WU], .Y = w[WTMP],
+    };
+    GPTQ_LAYER_PART(gptq_layer_mlp_block(x, &mlp, X_out, X_out));
+    return GPTQ_OK;
 }
 
 static const char *const k_roots[] = {"model.", NULL};

@@ -1,9 +1,10 @@
 /*
  * no_forward.c — for the fuzz targets that read configs: the family files
  * (src/model/arch_*.c) hold their layer forwards beside their config
- * parsing, and those call into forward.c and backend.c, which a config
- * reader never reaches. These stand in for them (linking the real ones
- * would pull in the whole CPU backend) and fail if ever called.
+ * parsing, and those call into forward.c, decoder.c and backend.c,
+ * which a config reader never reaches. These stand in for them (linking
+ * the real ones would pull in the whole CPU backend) and fail if ever
+ * called.
  */
 #include "model/arch.h"
 
@@ -54,11 +55,16 @@ int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int6
     return not_here();
 }
 
-int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_buf *K,
-                         const gptq_buf *V, int64_t H, int64_t Hk, int64_t d, float scale,
-                         int64_t window, float softcap, gptq_buf *O)
+int gptq_layer_attention_block(const gptq_layer_ctx *x, const gptq_attn_block *b,
+                               const gptq_buf *X_in, gptq_buf *X_out)
 {
-    (void)x, (void)Q, (void)K, (void)V, (void)H, (void)Hk, (void)d, (void)scale, (void)window,
-        (void)softcap, (void)O;
+    (void)x, (void)b, (void)X_in, (void)X_out;
+    return not_here();
+}
+
+int gptq_layer_mlp_block(const gptq_layer_ctx *x, const gptq_mlp_block *b, const gptq_buf *X_in,
+                         gptq_buf *X_out)
+{
+    (void)x, (void)b, (void)X_in, (void)X_out;
     return not_here();
 }

@@ -1,0 +1,331 @@
+/*
+ * bench_hip_w4a16.c — a backend's fast A16 matmul (matmul_q_fast; the HIP
+ * plugin's backends/hip/hip_w4a16.hip by default) at Llama-2-7B shapes,
+ * 4-bit, group 128, against the device copy bandwidth it measures.
+ *
+ *   bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N] [--gb G]
+ *
+ * 1. Copy bandwidth: the backend's `copy` of G GB (default 1) from one
+ *    device buffer to another (hipMemcpyAsync device to device on the HIP
+ *    plugin), best of reps; bytes = read + write = 2 G GB.
+ * 2. Validation: a 4096 x 4096 layer at M = 1 (gemv) and M = 17 (the GEMM)
+ *    against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
+ *    (backend.h's bound); a failure ends the program (exit 1).
+ * 3. Each shape (in x out: 4096x4096 q/k/v/o, 4096x11008 gate/up, 11008x4096
+ *    down) at M = 1: calls cycling over distinct resident copies of the
+ *    layer (>= 512 MB in all, ten times the 50 MB L2 of an H100/H200, so no
+ *    call finds its weight cached), seconds per call (best and median of
+ *    reps; each timed pass is 4 rounds over the copies), GB/s of weight
+ *    bytes (qweight + qzeros + scales + g_idx, read once per call) and that rate as a fraction of the copy bandwidth.
+ * 4. A whole decode step: every linear of --layers decoder layers (default
+ *    32 x 7 linears, all distinct and resident: 3.4 GB), M = 1, back to back
+ *    on the backend's stream, one sync at the end: seconds (best, median),
+ *    GB/s, fraction of copy, tokens/s if the linears were the whole step.
+ * 5. Prefill M = 64, 512, 2048 at each shape: TFLOP/s (2 M K N flops).
+ * Times are host clock around the queued calls and the backend's sync
+ * (launch gaps included, as a decode loop sees them). hipEvents and a
+ * hipGraph of the step would need the plugin's stream, which the backend
+ * ABI does not expose (bench/HIP_NOTES.md).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/format.h"
+#include "internal.h"
+
+static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+
+static gptq_backend *g_be;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_hip_w4a16: %s: %s\n", what, gptq_last_error());
+    exit(1);
+}
+
+static void dsync(void)
+{
+    if (gptq_be_check(g_be, g_be->iface->sync(g_be->ctx), "sync")) die("sync");
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* best and median of n times (sorted in place) */
+static void stats(double *t, int n, double *best, double *med)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    *best = t[0];
+    *med = t[n / 2];
+}
+
+/* ---- 1. copy bandwidth ---------------------------------------------- */
+
+static double bw_copy(double gb, int reps)
+{
+    const size_t n = (size_t)(gb * 1e9) / 256 * 256;
+    gptq_buf *a, *b;
+    if (gptq_be_alloc(g_be, n, &a, "copy source") || gptq_be_alloc(g_be, n, &b, "copy target"))
+        die("copy buffers");
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        dsync();
+        const double t0 = gptq_now();
+        if (gptq_be_check(g_be, g_be->iface->copy(g_be->ctx, b, 0, a, 0, n), "copy")) die("copy");
+        dsync();
+        const double t = gptq_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    gptq_be_free(g_be, a);
+    gptq_be_free(g_be, b);
+    return 2.0 * (double)n / best / 1e9;
+}
+
+/* ---- a random 4-bit g128 layer ---------------------------------------- */
+
+typedef struct layer {
+    gptq_qdev q;
+    int64_t K, N;
+    double bytes; /* weight bytes a call reads */
+} layer;
+
+/* Random words are valid 4-bit streams; scales in [2^-11, 2^-7); zeros any
+ * (v2: every field is a zero); g_idx k / 128. */
+static gptq_packed host_layer(int64_t K, int64_t N)
+{
+    gptq_packed p = {.bits = 4, .in_features = K, .out_features = N, .ngroups = K / 128};
+    p.qweight = malloc((size_t)(K / 8 * N) * 4);
+    p.qzeros = malloc((size_t)(p.ngroups * N / 8) * 4);
+    p.scales = malloc((size_t)(p.ngroups * N) * 2);
+    p.g_idx = malloc((size_t)K * 4);
+    if (!p.qweight || !p.qzeros || !p.scales || !p.g_idx) {
+        fprintf(stderr, "bench_hip_w4a16: out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < K / 8 * N; i++) p.qweight[i] = (int32_t)rnd() ^ (int32_t)(rnd() << 16);
+    for (int64_t i = 0; i < p.ngroups * N / 8; i++) p.qzeros[i] = (int32_t)rnd();
+    for (int64_t i = 0; i < p.ngroups * N; i++) p.scales[i] = (uint16_t)(0x1000 + (rnd() >> 20));
+    for (int64_t k = 0; k < K; k++) p.g_idx[k] = (int32_t)(k / 128);
+    return p;
+}
+
+static void upload_layer(const gptq_packed *p, layer *L)
+{
+    if (gptq_qdev_upload(g_be, p, GPTQ_FORMAT_V2, 1, &L->q)) die("upload");
+    const int64_t K = p->in_features, N = p->out_features;
+    L->K = K;
+    L->N = N;
+    L->bytes = (double)(K / 8 * N) * 4 + (double)(p->ngroups * N / 8) * 4 +
+               (double)(p->ngroups * N) * 2 + (double)K * 4;
+}
+
+typedef struct io {
+    gptq_buf *X, *Y;
+} io;
+
+static void make_io(int64_t M, int64_t K, int64_t N, io *b, float *Xhost)
+{
+    float *X = malloc((size_t)(M * K) * 4);
+    if (!X) exit(1);
+    for (int64_t i = 0; i < M * K; i++) X[i] = (float)(rnd() % 2001u) / 1000.0f - 1.0f;
+    if (gptq_be_alloc(g_be, (size_t)(M * K) * 4, &b->X, "X") ||
+        gptq_be_upload(g_be, b->X, 0, X, (size_t)(M * K) * 4) ||
+        gptq_be_alloc(g_be, (size_t)(M * N) * 4, &b->Y, "Y"))
+        die("buffers");
+    if (Xhost) memcpy(Xhost, X, (size_t)(M * K) * 4);
+    free(X);
+}
+
+static void free_io(io *b)
+{
+    gptq_be_free(g_be, b->X);
+    gptq_be_free(g_be, b->Y);
+}
+
+static const char *call(const layer *L, int64_t M, const io *b)
+{
+    const char *impl = NULL;
+    if (gptq_be_check(g_be, g_be->iface->matmul_q_fast(g_be->ctx, &L->q.t, b->X, 0, M, NULL,
+                                                       b->Y, 0, &impl),
+                      "matmul_q_fast"))
+        die("matmul_q_fast");
+    return impl;
+}
+
+/* ---- 2. validation --------------------------------------------------- */
+
+static void validate(int64_t M)
+{
+    const int64_t K = 4096, N = 4096;
+    gptq_packed p = host_layer(K, N);
+    layer L;
+    upload_layer(&p, &L);
+    io b;
+    float *X = malloc((size_t)(M * K) * 4), *Yr = malloc((size_t)(M * N) * 4),
+          *Yf = malloc((size_t)(M * N) * 4), *W = malloc((size_t)(N * K) * 4);
+    if (!X || !Yr || !Yf || !W) exit(1);
+    make_io(M, K, N, &b, X);
+    const char *impl = call(&L, M, &b);
+    if (gptq_be_download(g_be, b.Y, 0, Yf, (size_t)(M * N) * 4)) die("download");
+    if (gptq_matmul_ref(&p, GPTQ_FORMAT_V2, X, M, NULL, Yr) || gptq_dequantize(&p, GPTQ_FORMAT_V2, W))
+        die("reference");
+    const double u = 0x1p-24, g2 = 2.0 * (double)(K + 2) * u / (1.0 - (double)(K + 2) * u);
+    double worst = 0.0;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double S = 0.0;
+            for (int64_t k = 0; k < K; k++)
+                S += fabs((double)gptq_f16_to_f32(gptq_f32_to_f16(X[m * K + k])) * W[n * K + k]);
+            const double d = fabs((double)Yf[m * N + n] - (double)Yr[m * N + n]);
+            if (!(d <= g2 * S)) {
+                fprintf(stderr, "bench_hip_w4a16: validation failed (%s) at M=%lld "
+                        "Y[%lld][%lld]: %.9g vs reference %.9g (bound %.3g)\n", impl,
+                        (long long)M, (long long)m, (long long)n, (double)Yf[m * N + n],
+                        (double)Yr[m * N + n], g2 * S);
+                exit(1);
+            }
+            if (d / (g2 * S) > worst) worst = d / (g2 * S);
+        }
+    printf("validated (%s): 4096x4096 M=%lld against gptq_matmul_ref, largest |diff| %.4f of "
+           "2 gamma(K+2) sum|x w|\n", impl, (long long)M, worst);
+    free(X);
+    free(Yr);
+    free(Yf);
+    free(W);
+    free_io(&b);
+    gptq_qdev_free(g_be, &L.q);
+    gptq_packed_free(&p);
+}
+
+/* ---- 3, 4, 5 ----------------------------------------------------------- */
+
+/* seconds of `rounds` passes over the nl layers at M rows, one sync at the end */
+static double pass(const layer *Ls, int nl, int rounds, int64_t M, const io *b)
+{
+    dsync();
+    const double t0 = gptq_now();
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < nl; i++) call(&Ls[i], M, b);
+    dsync();
+    return gptq_now() - t0;
+}
+
+enum { MAXREPS = 64 };
+
+int main(int argc, char **argv)
+{
+    int nlayers = 32, reps = 7;
+    double gb = 1.0;
+    const char *bname = "hip";
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) goto usage;
+        if (!strcmp(argv[i], "--layers")) nlayers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gb")) gb = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--backend")) bname = argv[++i];
+        else goto usage;
+    }
+    if (nlayers < 1 || reps < 1 || reps > MAXREPS || !(gb > 0)) goto usage;
+    if (gptq_backend_open(bname, &g_be)) die("opening the backend");
+    if (!gptq_be_supports(g_be, GPTQ_OP_MATMUL_Q_FAST)) {
+        fprintf(stderr, "bench_hip_w4a16: backend %s has no matmul_q_fast\n", bname);
+        return 1;
+    }
+    const double cp = bw_copy(gb, reps);
+    printf("backend %s; copy bandwidth (device to device, %.2f GB, read + write): %.1f GB/s\n",
+           bname, gb, cp);
+    validate(1);
+    validate(17);
+
+    static const int64_t shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
+    gptq_packed hp[3];
+    for (int s = 0; s < 3; s++) hp[s] = host_layer(shapes[s][0], shapes[s][1]);
+    double t[MAXREPS + 1], best, med;
+
+    /* 3. one shape at M = 1, over distinct copies */
+    printf("%-12s %5s %11s %11s %9s %7s  %s\n", "K x N", "M", "best s", "median s", "GB/s",
+           "%copy", "path");
+    for (int s = 0; s < 3; s++) {
+        layer L0;
+        upload_layer(&hp[s], &L0);
+        const int nc = (int)ceil(512e6 / L0.bytes);
+        layer *Ls = calloc((size_t)nc, sizeof *Ls);
+        if (!Ls) return 1;
+        Ls[0] = L0;
+        for (int i = 1; i < nc; i++) upload_layer(&hp[s], &Ls[i]);
+        io b;
+        make_io(1, L0.K, L0.N, &b, NULL);
+        const char *impl = call(&Ls[0], 1, &b);
+        /* 4 rounds: the final sync's cost shared by 4 nc calls */
+        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nc, 4, 1, &b) / (4 * nc);
+        stats(t + 1, reps, &best, &med);
+        char name[32];
+        snprintf(name, sizeof name, "%lldx%lld", (long long)L0.K, (long long)L0.N);
+        printf("%-12s %5d %11.3e %11.3e %9.1f %6.1f%%  %s (%d copies)\n", name, 1, best, med,
+               L0.bytes / best / 1e9, 100 * L0.bytes / best / 1e9 / cp, impl, nc);
+        free_io(&b);
+        for (int i = 0; i < nc; i++) gptq_qdev_free(g_be, &Ls[i].q);
+        free(Ls);
+    }
+
+    /* 4. the decode step: q, k, v, o, gate, up, down of every layer, resident */
+    const int order[7] = {0, 0, 0, 0, 1, 1, 2};
+    const int nl = nlayers * 7;
+    layer *Ls = calloc((size_t)nl, sizeof *Ls);
+    if (!Ls) return 1;
+    double bytes = 0.0;
+    for (int i = 0; i < nl; i++) {
+        upload_layer(&hp[order[i % 7]], &Ls[i]);
+        bytes += Ls[i].bytes;
+    }
+    io bx;
+    make_io(1, 11008, 11008, &bx, NULL); /* large enough for every shape */
+    for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, 1, &bx);
+    stats(t + 1, reps, &best, &med);
+    printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = 1: "
+           "best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f tokens/s\n", nlayers,
+           bytes / 1e9, best, med, bytes / best / 1e9, 100 * bytes / best / 1e9 / cp, 1.0 / best);
+    for (int i = 0; i < nl; i++) gptq_qdev_free(g_be, &Ls[i].q);
+    free(Ls);
+    free_io(&bx);
+
+    /* 5. prefill */
+    printf("%-12s %5s %11s %11s %9s  %s\n", "K x N", "M", "best s", "median s", "TFLOP/s", "path");
+    static const int64_t Mp[3] = {64, 512, 2048};
+    for (int s = 0; s < 3; s++) {
+        layer L;
+        upload_layer(&hp[s], &L);
+        for (int i = 0; i < 3; i++) {
+            io b;
+            make_io(Mp[i], L.K, L.N, &b, NULL);
+            const char *impl = call(&L, Mp[i], &b);
+            for (int r = 0; r <= reps; r++) t[r] = pass(&L, 1, 1, Mp[i], &b);
+            stats(t + 1, reps, &best, &med);
+            char name[32];
+            snprintf(name, sizeof name, "%lldx%lld", (long long)L.K, (long long)L.N);
+            printf("%-12s %5lld %11.3e %11.3e %9.2f  %s\n", name, (long long)Mp[i], best, med,
+                   2.0 * (double)Mp[i] * (double)L.K * (double)L.N / best / 1e12, impl);
+            free_io(&b);
+        }
+        gptq_qdev_free(g_be, &L.q);
+    }
+    for (int s = 0; s < 3; s++) gptq_packed_free(&hp[s]);
+    gptq_backend_close(g_be);
+    return 0;
+usage:
+    fprintf(stderr, "usage: bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N "
+                    "(1..%d)] [--gb G]\n", MAXREPS);
+    return 2;
+}
