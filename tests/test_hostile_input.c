@@ -1113,15 +1113,8 @@ static hostile_case ctensors_table[] = {
     {.name = "ct_format_name", .build = mk_model,
      .argv = {Q_RTN, "--format", "compressed_tensors", NULL}, .status = 2,
      .msg = "must be auto, gptq, gptq_v2 or compressed-tensors", .keep = {M}},
-    /* one config group: a --dynamic rule that changes bits is refused at
-     * the rewrite, which leaves the gptq_v2 checkpoint and says so */
-    {.name = "ct_dynamic_bits", .build = mk_model,
-     .argv = {Q_RTN, "--format", "compressed-tensors", "--dynamic",
-              "{\"model.layers.0.mlp.down_proj\": {\"bits\": 8}}", NULL},
-     .status = 1,
-     .msg = "model.layers.0.mlp.down_proj: --dynamic gives it 8 bits, group 128, sym; "
-            "compressed-tensors is written with one config group (4 bits, group 128, sym)",
-     .keep = {M}},
+    /* --dynamic rules that change settings: section "ecogaps" (refused
+     * before any work) */
     /* the reader: broken quantization_config */
     {.name = "ct_two_config_groups", .build = b_ct_two_groups, .argv = {EVAL(CK), NULL},
      .status = 1, .msg = "config_groups has 2 groups; one is read", .keep = {CK}},
@@ -1146,9 +1139,106 @@ static hostile_case ctensors_table[] = {
      .status = 1, .msg = CT_Q0 ".weight_scale' is BF16", .keep = {CK}},
     {.name = "ct_no_zero_point", .build = b_ct_no_zero_point, .argv = {EVAL(CK), NULL},
      .status = 1, .msg = CT_Q0 ".weight_zero_point", .keep = {CK}},
-    /* inspect's engine table is GPTQ's: it says so instead of a wrong verdict */
-    {.name = "ct_inspect", .build = mk_ct, .argv = {"inspect", CK, NULL}, .status = 1,
-     .msg = "a compressed-tensors (pack-quantized) checkpoint: inspect reports on GPTQ "
-            "checkpoints only", .keep = {CK}},
+    /* inspect on compressed-tensors checkpoints: section "ecogaps" */
 };
 CH_TABLE(hostile_input, ctensors_table)
+
+/* ------------------------------------------------------------------ */
+/* -- ecogaps (issue 13): inspect on compressed-tensors checkpoints,   */
+/*    --dynamic rules under --format compressed-tensors --             */
+/* ------------------------------------------------------------------ */
+
+/* @/ckpt of mk_ct (asym 4-bit g64) with config.json cut to its first 300
+ * bytes, or contradicting its tensors, or a tensor gone */
+BUILD_CT(b_eco_ct_truncated, ch_sh("cd '%s' && head -c 300 ckpt/config.json > c && "
+                                   "mv c ckpt/config.json", d))
+BUILD_CT(b_eco_ct_group128,
+         ed(d, "json ckpt/config.json set:" QC ".group_0.weights.group_size:128"))
+BUILD_CT(b_eco_ct_bits8, ed(d, "json ckpt/config.json set:" QC ".group_0.weights.num_bits:8"))
+BUILD_CT(b_eco_ct_sym, ed(d, "json ckpt/config.json set:" QC ".group_0.weights.symmetric:true"))
+BUILD_CT(b_eco_ct_no_group_size,
+         ed(d, "json ckpt/config.json del:" QC ".group_0.weights.group_size"))
+BUILD_CT(b_eco_ct_no_weights, ed(d, "json ckpt/config.json del:" QC ".group_0.weights"))
+BUILD_CT(b_eco_ct_no_groups, ed(d, "json ckpt/config.json set:" QC ":{}"))
+BUILD_CT(b_eco_ct_ignore_quantized, ed(d, "json ckpt/config.json 'set:quantization_config.ignore:"
+                                       "[\"lm_head\", \"" CT_Q0 "\"]'"))
+BUILD_CT(b_eco_ct_ignore_regex, ed(d, "json ckpt/config.json 'set:quantization_config.ignore:"
+                                   "[\"re:model.(\"]'"))
+BUILD_CT(b_eco_ct_no_packed, ed(d, "st ckpt/model.safetensors drop:" CT_Q0 ".weight_packed"))
+BUILD_CT(b_eco_ct_no_shape, ed(d, "st ckpt/model.safetensors drop:" CT_Q0 ".weight_shape"))
+
+#define Q_CT_NOMODEL "quantize", "@/nomodel", "-o", "@/out", "--method", "rtn", \
+    "--format", "compressed-tensors", "--dynamic"
+
+static hostile_case ecogaps_table[] = {
+    /* inspect reads it: facts and the WNA16 table, in text and JSON */
+    {.name = "eco_ct_inspect", .build = mk_ct, .argv = {"inspect", CK, NULL}, .status = 0,
+     .keep = {CK}},
+    {.name = "eco_ct_inspect_json", .build = mk_ct, .argv = {"inspect", CK, "--json", NULL},
+     .status = 0, .keep = {CK}},
+    /* truncated or contradictory quantization_config */
+    {.name = "eco_ct_inspect_truncated_config", .build = b_eco_ct_truncated,
+     .argv = {"inspect", CK, NULL}, .status = 1, .msg = "ckpt/config.json: invalid JSON",
+     .keep = {CK}},
+    {.name = "eco_ct_inspect_group_size_contradicts_scales", .build = b_eco_ct_group128,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = CT_Q0 ".weight_scale' is F16 with 2 dims, expected F16 [256, 2]", .keep = {CK}},
+    {.name = "eco_ct_inspect_bits_contradict_packed", .build = b_eco_ct_bits8,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = CT_Q0 ".weight_packed' is I32 with 2 dims, expected I32 [256, 64]", .keep = {CK}},
+    {.name = "eco_ct_inspect_symmetric_with_zero_points", .build = b_eco_ct_sym,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = CT_Q0 ".weight_zero_point' is stored, but quantization_config says symmetric",
+     .keep = {CK}},
+    /* the reader's check: eval refuses it too (it would read zero 8 for all) */
+    {.name = "eco_ct_eval_symmetric_with_zero_points", .build = b_eco_ct_sym,
+     .argv = {EVAL(CK), NULL}, .status = 1,
+     .msg = "the config and the tensors disagree", .keep = {CK}},
+    {.name = "eco_ct_inspect_no_group_size", .build = b_eco_ct_no_group_size,
+     .argv = {"inspect", CK, NULL}, .status = 1, .msg = "\"group_size\" is missing",
+     .keep = {CK}},
+    {.name = "eco_ct_inspect_no_weights", .build = b_eco_ct_no_weights,
+     .argv = {"inspect", CK, NULL}, .status = 1, .msg = "\"weights\" is missing", .keep = {CK}},
+    {.name = "eco_ct_inspect_no_config_groups", .build = b_eco_ct_no_groups,
+     .argv = {"inspect", CK, NULL}, .status = 1, .msg = "config_groups has 0 groups",
+     .keep = {CK}},
+    {.name = "eco_ct_inspect_ignore_names_a_quantized_module", .build = b_eco_ct_ignore_quantized,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = CT_Q0 " has a weight_packed, but quantization_config.ignore leaves it unquantized",
+     .keep = {CK}},
+    {.name = "eco_ct_inspect_ignore_bad_regex", .build = b_eco_ct_ignore_regex,
+     .argv = {"inspect", CK, NULL}, .status = 1, .msg = "bad regex", .keep = {CK}},
+    {.name = "eco_ct_inspect_scale_without_packed", .build = b_eco_ct_no_packed,
+     .argv = {"inspect", CK, NULL}, .status = 1,
+     .msg = CT_Q0 " has weight_scale but no tensor '" CT_Q0 ".weight_packed'", .keep = {CK}},
+    {.name = "eco_ct_inspect_no_weight_shape", .build = b_eco_ct_no_shape,
+     .argv = {"inspect", CK, NULL}, .status = 1, .msg = CT_Q0 ".weight_shape' not found",
+     .keep = {CK}},
+    /* --dynamic under compressed-tensors: refused before any work (the
+     * model folder does not even exist: nothing was read) */
+    {.name = "eco_ct_dynamic_bits", .argv = {Q_CT_NOMODEL,
+     "{\"model.layers.0.mlp.down_proj\": {\"bits\": 8}}", NULL}, .status = 2,
+     .msg = "the --dynamic rule \"model.layers.0.mlp.down_proj\" gives bits 8, but "
+            "compressed-tensors is written with one config group for every quantized module "
+            "(4 bits, group 128, sym; no act-order groups): use --format gptq_v2"},
+    {.name = "eco_ct_dynamic_group_size", .argv = {Q_CT_NOMODEL,
+     "{\"+:model\\\\.layers\\\\.0\\\\.\": {\"group_size\": 64}}", NULL}, .status = 2,
+     .msg = "gives group_size 64, but compressed-tensors is written with one config group"},
+    {.name = "eco_ct_dynamic_sym", .argv = {Q_CT_NOMODEL, "{\"x\": {\"sym\": false}}", NULL},
+     .status = 2, .msg = "the --dynamic rule \"x\" gives sym false"},
+    {.name = "eco_ct_dynamic_desc_act", .argv = {Q_CT_NOMODEL,
+     "{\"x\": {\"desc_act\": true}}", NULL}, .status = 2,
+     .msg = "gives desc_act true (act-order groups, a permuted g_idx)"},
+    /* a bad rule: the rules' own message, still before the model is read */
+    {.name = "eco_ct_dynamic_bad_regex", .argv = {Q_CT_NOMODEL, "{\"+:x(\": {}}", NULL},
+     .status = 1, .msg = "dynamic rule \"+:x(\": bad regex"},
+    /* rules that keep the one group pass: "-:" (written as ignore) and an
+     * override equal to the run's settings */
+    {.name = "eco_ct_dynamic_same_settings", .build = mk_model,
+     .argv = {Q_RTN, "--format", "compressed-tensors", "--dynamic",
+              "{\"-:model\\\\.layers\\\\.0\\\\.mlp\\\\.up_proj$\": {}, "
+              "\"+:model\\\\.layers\\\\.1\\\\.\": {\"bits\": 4, \"sym\": true}}",
+              NULL},
+     .status = 0, .keep = {M}},
+};
+CH_TABLE(hostile_input, ecogaps_table)

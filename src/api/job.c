@@ -113,21 +113,6 @@ static void job_skip(void *user, const char *prefix, const char *why)
     if (j->o->on_skip) j->o->on_skip(j->o->user, prefix, why);
 }
 
-/* GPTQModel's dynamic rules: inline JSON when arg starts with '{', else a
- * file. */
-static int load_dynamic(const char *arg, gptq_dynamic *d)
-{
-    cJSON *js = NULL;
-    int st = arg[0] == '{' ? gptq_json_parse(arg, strlen(arg), "--dynamic", &js)
-                           : gptq_json_read_file(arg, &js);
-    if (st) return gptq_error_prefix(st, "--dynamic");
-    char what[1100];
-    snprintf(what, sizeof what, arg[0] == '{' ? "--dynamic" : "--dynamic %s", arg);
-    st = gptq_dynamic_parse(js, what, d);
-    cJSON_Delete(js);
-    return st;
-}
-
 int gptq_quantize_model_dir(gptq_backend *be, const char *model_dir, const char *out_dir,
                             const gptq_quantize_options *opts, gptq_quantize_summary *summary)
 {
@@ -159,7 +144,7 @@ int gptq_quantize_model_dir(gptq_backend *be, const char *model_dir, const char 
     if (o.dynamic) {
         dyn = gptq_malloc(sizeof *dyn, "dynamic rules");
         if (!dyn) return GPTQ_ERR_NOMEM;
-        if ((st = load_dynamic(o.dynamic, dyn))) goto done;
+        if ((st = gptq_dynamic_load(o.dynamic, dyn))) goto done;
     }
     gptq_model_config cfg;
     if ((st = gptq_model_config_load(model_dir, &cfg))) goto done;

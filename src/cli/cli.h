@@ -15,6 +15,11 @@ int cmd_diff(int argc, char **argv);
 int cmd_matmul(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+/* inspect's half for a compressed-tensors checkpoint whose quantization
+ * (q) cmd_inspect read; dtype from its config.json (inspect_ctensors.c). */
+struct gptq_ckpt_quant;
+int cli_inspect_ctensors(const char *dir, const struct gptq_ckpt_quant *q, const char *dtype,
+                         int json);
 
 /* Make every signal that ends a run end it at once, removing the
  * temporaries the library registered, and turn a SIGBUS on a mapped input

@@ -10,7 +10,8 @@
  * from); one function checks a row against a module shape. Nothing is
  * written. Any architecture: the modules are the tensors named
  * "<prefix>.qweight", resolved through quantization_config (and its
- * "dynamic" rules) as the loaders resolve them.
+ * "dynamic" rules) as the loaders resolve them. A compressed-tensors
+ * checkpoint has its own facts and engine table: inspect_ctensors.c.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -531,14 +532,21 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: gptq inspect CKPT [--json]\n\n"
-            "What the GPTQ checkpoint folder CKPT is, and which engines' kernels run it:\n"
+            "What the GPTQ or compressed-tensors checkpoint folder CKPT is, and which\n"
+            "engines' kernels run it. A GPTQ checkpoint:\n"
             "bits, group size, sym, desc_act and its g_idx (k // group_size, monotone or\n"
             "permuted), zero-point format (gptq v1 or gptq_v2), dtype, the modules\n"
             "quantized and the ones the dynamic rules leave unquantized, bits per weight\n"
             "with the scales/zeros/g_idx overhead; then, for every quantized module shape,\n"
             "yes or no (with the reason) for vLLM's gptq_marlin and gptq_gemm, Machete,\n"
             "ExLlamaV2, vLLM's Triton W4A16 on ROCm and llama.cpp's GGUF converter (one\n"
-            "GPU, no tensor parallelism). Nothing is written.\n\n"
+            "GPU, no tensor parallelism). A compressed-tensors (pack-quantized) one: bits,\n"
+            "group or channel strategy, sym, actorder, the ignore list, the modules and\n"
+            "bits per weight; then, per module shape, each kernel of vLLM's\n"
+            "compressed-tensors WNA16 scheme (Machete, Marlin, Conch, ExLlama, Triton\n"
+            "W4A16) with the reason when it cannot, the kernel vLLM picks on CUDA sm90,\n"
+            "sm80-89, sm75 and ROCm, llama.cpp's GGUF converter, and the GPTQ-only\n"
+            "loaders that do not read the format. Nothing is written.\n\n"
             "  --json       the same as one JSON object on stdout\n"
             "  -h, --help   this text\n");
 }
@@ -578,15 +586,10 @@ int cmd_inspect(int argc, char **argv)
                      "and no quantize_config.json", I.dir);
         return 1;
     }
-    /* its engine table is GPTQ's (gptq_marlin, exllama, ...): a verdict for
-     * a compressed-tensors checkpoint would name kernels that never see it */
-    if (I.q.ctensors) {
-        cli_err(CMD, "%s: a compressed-tensors (pack-quantized) checkpoint: inspect reports on "
-                     "GPTQ checkpoints only (vLLM runs this one through its compressed-tensors "
-                     "WNA16 scheme); gptq eval, matmul and generate read it", I.dir);
-        return 1;
-    }
     read_config_facts(I.dir, I.dtype, sizeof I.dtype, &I.by_gptqmodel);
+    /* the GPTQ engine table names kernels that never see a compressed-tensors
+     * checkpoint: its own facts and table (inspect_ctensors.c) */
+    if (I.q.ctensors) return cli_inspect_ctensors(I.dir, &I.q, I.dtype, json);
     gptq_weights *w = NULL;
     if ((st = gptq_weights_open(I.dir, &w))) return cli_fail(CMD, st);
     int rc = 0;

@@ -493,6 +493,20 @@ int cmd_quantize(int argc, char **argv)
                      "gptq_v2");
         return 2;
     }
+    /* one config group: rules that change a module's settings are known
+     * now, and refused before any work (not at the rewrite after it) */
+    if (ctensors && qo.dynamic) {
+        gptq_dynamic *d = malloc(sizeof *d); /* ~8 kB: off the stack */
+        if (!d) {
+            cli_err(CMD, "out of memory");
+            return 1;
+        }
+        const int bad = gptq_dynamic_load(qo.dynamic, d) ? 1
+                        : gptq_ct_check_rules(d, &qo.q)  ? 2
+                                                         : 0;
+        free(d);
+        if (bad) return cli_fail(CMD, 1), bad;
+    }
     const char *model_dir = argv[optind];
     const int rtn = qo.q.method == GPTQ_METHOD_RTN;
     if (!rtn && !calib) {

@@ -60,6 +60,32 @@ static int module_quant(const gptq_ckpt_quant *q, const char *dir, const char *p
     return GPTQ_OK;
 }
 
+int gptq_ct_check_rules(const gptq_dynamic *d, const gptq_quant_config *q)
+{
+    for (int i = 0; i < d->n; i++) {
+        const gptq_dyn_rule *r = &d->r[i];
+        char what[64] = "";
+        if (r->skip) continue;
+        if (r->bits > 0 && r->bits != q->bits)
+            snprintf(what, sizeof what, "bits %d", r->bits);
+        else if (r->group_size && r->group_size != q->group_size)
+            snprintf(what, sizeof what, "group_size %d", r->group_size);
+        else if (r->sym >= 0 && r->sym != q->sym)
+            snprintf(what, sizeof what, "sym %s", r->sym ? "true" : "false");
+        else if (r->desc_act == 1 && !q->static_groups)
+            snprintf(what, sizeof what, "desc_act true (act-order groups, a permuted g_idx)");
+        if (!what[0]) continue;
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "--format compressed-tensors: the --dynamic rule \"%s\" gives %s, but "
+                          "compressed-tensors is written with one config group for every "
+                          "quantized module (%d bits, group %d, %s; no act-order groups): use "
+                          "--format gptq_v2 for per-module settings (\"-:\" rules, written as "
+                          "\"ignore\", are fine)",
+                          r->key, what, q->bits, q->group_size, q->sym ? "sym" : "asym");
+    }
+    return GPTQ_OK;
+}
+
 static int64_t ngroups_of(const gptq_ckpt_quant *q, int64_t K)
 {
     const int64_t G = q->group_size == -1 ? K : q->group_size;

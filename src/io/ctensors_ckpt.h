@@ -18,4 +18,13 @@
 int gptq_ct_convert_dir(const char *gptq_dir, const char *out_dir, int actorder_weight,
                         uint64_t max_shard_bytes);
 
+/* Before any work: GPTQ_OK when every rule of d (the --dynamic option)
+ * fits the one config group of a run with settings q; a "-:" rule is
+ * written as an "ignore" entry. Else GPTQ_ERR_INVALID naming the first
+ * rule that changes bits, group_size or sym, or asks for act-order groups
+ * (desc_act without q's static groups), and the way out. */
+struct gptq_dynamic;
+struct gptq_quant_config;
+int gptq_ct_check_rules(const struct gptq_dynamic *d, const struct gptq_quant_config *q);
+
 #endif /* GPTQ_IO_CTENSORS_CKPT_H */

@@ -80,6 +80,12 @@ int gptq_ct_check_tensors(const gptq_weights *w, const char *dir, const gptq_ckp
     GPTQ_TRY(expect(w, dir, name, GPTQ_F16, N, ng, &info));
     snprintf(name, sizeof name, "%s.weight_zero_point", prefix);
     if (!mq.sym) GPTQ_TRY(expect(w, dir, name, GPTQ_I32, (N + pf - 1) / pf, ng, &info));
+    /* the config and the tensors disagree: read as symmetric, the stored
+     * zero points would be replaced by 2^(bits-1) without a word */
+    else if (gptq_weights_has(w, name))
+        return gptq_error(GPTQ_ERR_FORMAT, "%s: '%s' is stored, but quantization_config says "
+                          "symmetric (no zero points): the config and the tensors disagree",
+                          dir, name);
     return GPTQ_OK;
 }
 

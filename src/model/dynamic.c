@@ -139,3 +139,16 @@ int gptq_ckpt_quant_for_module(const gptq_ckpt_quant *q, const char *module,
     if (r->desc_act >= 0) out->desc_act = r->desc_act;
     return GPTQ_OK;
 }
+
+int gptq_dynamic_load(const char *arg, gptq_dynamic *d)
+{
+    cJSON *js = NULL;
+    int st = arg[0] == '{' ? gptq_json_parse(arg, strlen(arg), "--dynamic", &js)
+                           : gptq_json_read_file(arg, &js);
+    if (st) return gptq_error_prefix(st, "--dynamic");
+    char what[1100];
+    snprintf(what, sizeof what, arg[0] == '{' ? "--dynamic" : "--dynamic %s", arg);
+    st = gptq_dynamic_parse(js, what, d);
+    cJSON_Delete(js);
+    return st;
+}

@@ -83,6 +83,9 @@ typedef struct gptq_dynamic {
  * -1, as GPTQModel; anything else refused); messages start with what (a
  * file or option). */
 int gptq_dynamic_parse(const cJSON *obj, const char *what, gptq_dynamic *out);
+/* The --dynamic option's rules: inline JSON when arg starts with '{',
+ * else a JSON file's path; parsed as gptq_dynamic_parse does. */
+int gptq_dynamic_load(const char *arg, gptq_dynamic *d);
 /* *out = the first rule matching module, or NULL. */
 int gptq_dynamic_match(const gptq_dynamic *d, const char *module, const gptq_dyn_rule **out);
 
