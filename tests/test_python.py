@@ -33,6 +33,7 @@ CLI = os.environ["GPTQ_CLI"]
 MODEL = os.path.join(ROOT, "data", "tiny-llama")
 CALIB = os.path.join(ROOT, "data", "text", "calib.txt")
 TEXT = os.path.join(ROOT, "data", "text", "eval.txt")
+PROMPT = "Once upon a time, in a small village"
 
 
 def read_safetensors(path):
@@ -70,7 +71,10 @@ class Bindings(unittest.TestCase):
         for init, cls in [("gptq_quantize_options_init", gptq_c._QuantizeOptions),
                           ("gptq_quantize_summary_init", gptq_c._QuantizeSummary),
                           ("gptq_eval_options_init", gptq_c._EvalOptions),
-                          ("gptq_eval_result_init", gptq_c._EvalResult)]:
+                          ("gptq_eval_result_init", gptq_c._EvalResult),
+                          ("gptq_sampling_init", gptq_c._Sampling),
+                          ("gptq_generator_options_init", gptq_c._GeneratorOptions),
+                          ("gptq_generator_stats_init", gptq_c._GeneratorStats)]:
             buf = (gptq_c.ctypes.c_char * 4096)()
             f = getattr(lib, init)
             f.argtypes = [gptq_c.ctypes.c_void_p]
@@ -135,6 +139,59 @@ class Bindings(unittest.TestCase):
         self.assertEqual(cli[0], "ppl")
         self.assertEqual("%.6f" % r["ppl"], cli[1])  # the same computation, as printed
         self.assertEqual(r["windows"], 3)
+
+    def cli_generate(self, model, *args):
+        # stdout is a pipe: the generated text only, no newline added
+        return subprocess.run([CLI, "generate", model, "--prompt", PROMPT, *args], check=True,
+                              capture_output=True).stdout.decode("utf-8")
+
+    def test_generate_like_the_cli(self):
+        # greedy on the fp model: the CLI's bytes; the streamed pieces are the text
+        pieces = []
+        r = gptq_c.generate(MODEL, PROMPT, max_new_tokens=24, stream=pieces.append)
+        self.assertEqual(r["text"], self.cli_generate(MODEL, "-n", "24"))
+        self.assertEqual("".join(pieces), r["text"])
+        self.assertGreater(len(r["text"]), 0)
+        self.assertEqual(len(r["tokens"]) == 24, r["stopped"] == "max_new_tokens")
+        self.assertEqual(r["fast_linears"], 0)  # an fp model has nothing packed
+        # seeded sampling draws the CLI's tokens (the library's own PRNG)
+        kw = dict(temperature=0.9, top_k=40, top_p=0.95, repetition_penalty=1.1, seed=7)
+        r1 = gptq_c.generate(MODEL, PROMPT, max_new_tokens=24, **kw)
+        self.assertEqual(r1["text"], self.cli_generate(
+            MODEL, "-n", "24", "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95",
+            "--repeat-penalty", "1.1", "--seed", "7"))
+        self.assertEqual(gptq_c.generate(MODEL, PROMPT, max_new_tokens=24, **kw), r1)
+        # a GPTQ checkpoint: packed linears on the fast kernel (auto) or f32, as the CLI
+        out = os.path.join(self.tmp, "rtn")
+        subprocess.run([CLI, "quantize", MODEL, "-o", out, "--method", "rtn", "--quiet"],
+                       check=True)
+        fast = gptq_c.generate(out, PROMPT, max_new_tokens=16)
+        self.assertEqual((fast["fast_linears"], fast["f32_linears"]), (21, 1))  # lm_head f32
+        self.assertTrue(fast["fast_impl"])
+        self.assertEqual(fast["text"], self.cli_generate(out, "-n", "16"))
+        f32 = gptq_c.generate(out, PROMPT, max_new_tokens=16, linears="f32")
+        self.assertEqual((f32["fast_linears"], f32["f32_linears"]), (0, 22))
+        self.assertGreater(f32["weight_bytes"], fast["weight_bytes"])  # f32 vs packed weights
+        self.assertEqual(f32["text"], self.cli_generate(out, "-n", "16", "--linears", "f32"))
+        # max_positions caps the new tokens (tiny-llama: 256 positions)
+        long = gptq_c.generate(MODEL, PROMPT, max_new_tokens=10000)
+        self.assertIn(long["stopped"], ("positions", "eos"))
+        self.assertLessEqual(long["prompt_tokens"] + len(long["tokens"]), 256)
+
+    def test_generate_errors(self):
+        with self.assertRaises(ValueError):
+            gptq_c.generate(MODEL, PROMPT, linears="fastest")
+        with self.assertRaises(ValueError):
+            gptq_c.generate(MODEL, PROMPT, max_new_tokens=-1)
+        with self.assertRaises(gptq_c.GptqError) as e:
+            gptq_c.generate(MODEL, PROMPT, temperature=-1.0)
+        self.assertIn("temperature", str(e.exception))
+        with self.assertRaises(gptq_c.GptqError) as e:  # nothing packed to run fast
+            gptq_c.generate(MODEL, PROMPT, linears="fast")
+        missing = os.path.join(self.tmp, "no-such-model")
+        with self.assertRaises(gptq_c.GptqError) as e:
+            gptq_c.generate(missing, PROMPT)
+        self.assertIn(missing, str(e.exception))
 
     def test_cancel_and_errors(self):
         out = os.path.join(self.tmp, "out")

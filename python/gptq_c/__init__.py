@@ -7,10 +7,11 @@ The names follow GPTQModel's where they mean the same thing:
     cfg = QuantizeConfig(bits=4, group_size=128, desc_act=False, sym=True, damp_percent=0.01)
     quantize("Llama-3.2-1B", "Llama-3.2-1B-gptq", cfg, calibration="wiki.txt")
     evaluate("Llama-3.2-1B-gptq", open("wiki.test.txt").read())["ppl"]
+    generate("Llama-3.2-1B-gptq", "The capital of France is", max_new_tokens=32)["text"]
     r = quantize_layer(W, X=X, config=cfg)          # or H=H: one layer, r.codes, r.scales ...
 
 Everything runs in libgptq (gptq_quantize_model_dir, gptq_evaluate,
-gptq_quantize_layer; gptq.h documents each); a failure raises GptqError with
+gptq_quantize_layer, gptq_generator_*; gptq.h documents each); a failure raises GptqError with
 the library's message, a progress callback that returns True cancels
 (Cancelled, nothing written). The library is found through $GPTQ_LIB, else
 the loader's search for libgptq.so.0.
@@ -28,7 +29,7 @@ try:
 except ImportError:  # numpy is optional
     _np = None
 
-__all__ = ["QuantizeConfig", "quantize", "evaluate", "quantize_layer", "set_threads",
+__all__ = ["QuantizeConfig", "quantize", "evaluate", "generate", "quantize_layer", "set_threads",
            "GptqError", "Cancelled", "LayerResult", "library"]
 
 GPTQ_ERR_CANCELLED = -9
@@ -132,6 +133,22 @@ class _LayerResult(ctypes.Structure):  # gptq_layer_result (frozen)
                 ("scales_fp16_rel_err", ctypes.c_double), ("out_rel_err_f32", ctypes.c_double)]
 
 
+class _Sampling(ctypes.Structure):  # gptq_sampling
+    _fields_ = [("struct_size", ctypes.c_size_t), ("temperature", ctypes.c_double),
+                ("top_k", _c_i64), ("top_p", ctypes.c_double),
+                ("repeat_penalty", ctypes.c_double), ("seed", ctypes.c_uint64)]
+
+
+class _GeneratorOptions(ctypes.Structure):  # gptq_generator_options
+    _fields_ = [("struct_size", ctypes.c_size_t), ("linears", ctypes.c_int)]
+
+
+class _GeneratorStats(ctypes.Structure):  # gptq_generator_stats
+    _fields_ = [("struct_size", ctypes.c_size_t), ("fast_linears", _c_i64),
+                ("f32_linears", _c_i64), ("fast_impl", ctypes.c_char_p),
+                ("weight_bytes", _c_i64), ("kv_bytes", _c_i64)]
+
+
 def _load():
     path = os.environ.get("GPTQ_LIB") or ctypes.util.find_library("gptq") or "libgptq.so.0"
     lib = ctypes.CDLL(path)
@@ -160,6 +177,22 @@ def _load():
         "gptq_quantize_layer_h": (i, [vp, _c_f32_p, _c_i64, _c_i64, vp, P(_QuantConfig),
                                       P(_LayerResult)]),
         "gptq_layer_result_free": (None, [P(_LayerResult)]),
+        "gptq_sampling_init": (None, [P(_Sampling)]),
+        "gptq_sampling_check": (i, [P(_Sampling)]),
+        "gptq_generator_options_init": (None, [P(_GeneratorOptions)]),
+        "gptq_generator_open_with": (i, [cp, vp, P(_GeneratorOptions), P(vp)]),
+        "gptq_generator_close": (None, [vp]),
+        "gptq_generator_encode": (i, [vp, cp, ctypes.c_size_t, P(P(ctypes.c_int32)), P(_c_i64)]),
+        "gptq_generator_max_positions": (_c_i64, [vp]),
+        "gptq_generator_prefill": (i, [vp, P(ctypes.c_int32), _c_i64, _c_i64]),
+        "gptq_generator_step": (i, [vp, ctypes.c_int32]),
+        "gptq_generator_append": (i, [vp, ctypes.c_int32]),
+        "gptq_generator_sample": (i, [vp, P(_Sampling), P(ctypes.c_int32)]),
+        "gptq_generator_is_eos": (i, [vp, ctypes.c_int32]),
+        "gptq_generator_stream": (i, [vp, i, P(ctypes.c_char_p), P(ctypes.c_size_t)]),
+        "gptq_generator_text": (i, [vp, P(ctypes.c_void_p), P(ctypes.c_size_t)]),
+        "gptq_generator_stats_init": (None, [P(_GeneratorStats)]),
+        "gptq_generator_get_stats": (i, [vp, P(_GeneratorStats)]),
     }
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
@@ -339,6 +372,101 @@ def evaluate(model_dir, text, seqlen=0, max_windows=0, batch=0, backend="cpu",
     cb.raise_pending()
     _check(st)
     return {k: getattr(r, k) for k, _ in _EvalResult._fields_ if k != "struct_size"}
+
+
+_LINEARS = {"auto": 0, "fast": 1, "f32": 2}
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [ctypes.c_void_p]
+_libc.free.restype = None
+
+
+def generate(model_dir, prompt, max_new_tokens=128, temperature=0.0, top_k=0, top_p=1.0,
+             repetition_penalty=1.0, seed=0, backend="cpu", linears="auto", stream=None):
+    """Generate text from prompt with the model folder (floating point, a GPTQ
+    checkpoint or a compressed-tensors one), as `gptq generate` does (the
+    gptq_generator_* calls): the prompt in one batch, then one token at a
+    time against the KV cache; temperature 0 is greedy. transformers'
+    names: repetition_penalty, max_new_tokens. linears: "auto", "fast" or
+    "f32" (gptq_linears). stream(str), when given, gets the text as it
+    becomes final. Returns a dict: text, tokens (the generated ids),
+    prompt_tokens, stopped ("eos", "max_new_tokens" or "positions"), and
+    the generator's stats (fast_linears, f32_linears, fast_impl,
+    weight_bytes, kv_bytes)."""
+    if linears not in _LINEARS:
+        raise ValueError(f"linears {linears!r}: one of {sorted(_LINEARS)}")
+    if int(max_new_tokens) < 0:
+        raise ValueError(f"max_new_tokens {max_new_tokens}: must be >= 0")
+    data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+    s = _Sampling()
+    library.gptq_sampling_init(ctypes.byref(s))
+    s.struct_size = ctypes.sizeof(s)
+    s.temperature, s.top_k, s.top_p = temperature, top_k, top_p
+    s.repeat_penalty, s.seed = repetition_penalty, seed
+    _check(library.gptq_sampling_check(ctypes.byref(s)))
+    o = _GeneratorOptions()
+    library.gptq_generator_options_init(ctypes.byref(o))
+    o.struct_size = ctypes.sizeof(o)
+    o.linears = _LINEARS[linears]
+    with _Backend(backend) as be:
+        g = ctypes.c_void_p()
+        _check(library.gptq_generator_open_with(_bytes_path(model_dir), be, ctypes.byref(o),
+                                                ctypes.byref(g)))
+        try:
+            return _generate_on(g, data, int(max_new_tokens), s, stream)
+        finally:
+            library.gptq_generator_close(g)
+
+
+def _generate_on(g, data, max_new, s, stream):
+    ids_p, n = ctypes.POINTER(ctypes.c_int32)(), _c_i64()
+    _check(library.gptq_generator_encode(g, data, len(data), ctypes.byref(ids_p),
+                                         ctypes.byref(n)))
+    try:
+        cap_max = library.gptq_generator_max_positions(g)
+        if n.value < 1 or n.value > cap_max:
+            raise GptqError(-1, f"the prompt is {n.value} tokens: the model takes 1 to {cap_max}")
+        _check(library.gptq_generator_prefill(g, ids_p, n.value,
+                                              min(n.value + max_new, cap_max)))
+    finally:
+        _libc.free(ids_p)
+
+    def flush(final):
+        if stream is None:
+            return
+        t, ln = ctypes.c_char_p(), ctypes.c_size_t()
+        _check(library.gptq_generator_stream(g, int(final), ctypes.byref(t), ctypes.byref(ln)))
+        if ln.value:
+            stream(ctypes.string_at(t, ln.value).decode("utf-8", "replace"))
+
+    want = min(max_new, cap_max - n.value)
+    stopped = "positions" if want < max_new else "max_new_tokens"
+    tokens, tok = [], ctypes.c_int32()
+    while len(tokens) < want:
+        _check(library.gptq_generator_sample(g, ctypes.byref(s), ctypes.byref(tok)))
+        if library.gptq_generator_is_eos(g, tok.value):
+            stopped = "eos"  # as `gptq generate`: the EOS token is not part of the output
+            break
+        # the last token's logits are never read: appended without a forward
+        last = len(tokens) + 1 == want
+        _check((library.gptq_generator_append if last else library.gptq_generator_step)(
+            g, tok.value))
+        tokens.append(tok.value)
+        flush(False)
+    flush(True)
+    text_p, ln = ctypes.c_void_p(), ctypes.c_size_t()
+    _check(library.gptq_generator_text(g, ctypes.byref(text_p), ctypes.byref(ln)))
+    try:
+        text = ctypes.string_at(text_p, ln.value).decode("utf-8", "replace")
+    finally:
+        _libc.free(text_p)
+    st = _GeneratorStats()
+    library.gptq_generator_stats_init(ctypes.byref(st))
+    st.struct_size = ctypes.sizeof(st)
+    _check(library.gptq_generator_get_stats(g, ctypes.byref(st)))
+    stats = {k: getattr(st, k) for k, _ in _GeneratorStats._fields_ if k != "struct_size"}
+    if stats["fast_impl"] is not None:
+        stats["fast_impl"] = stats["fast_impl"].decode()
+    return dict(text=text, tokens=tokens, prompt_tokens=n.value, stopped=stopped, **stats)
 
 
 def _matrix(a, what):
