@@ -4,13 +4,16 @@
  * 4-bit, group 128, against the device copy bandwidth it measures.
  *
  *   bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N] [--gb G]
+ *                   [--sections validate,shapes,decode,floor,prefill]
+ *
+ * (--sections: the parts to run, default all; the copy bandwidth always)
  *
  * 1. Copy bandwidth: the backend's `copy` of G GB (default 1) from one
  *    device buffer to another (hipMemcpyAsync device to device on the HIP
  *    plugin), best of reps; bytes = read + write = 2 G GB.
- * 2. Validation: a 4096 x 4096 layer at M = 1 (gemv) and M = 17 (the GEMM),
- *    then under GPTQ_HIP_W4A16=mma at M = 1 and 16 (gemv-mma on NVIDIA)
- *    against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
+ * 2. Validation: a 4096 x 4096 layer at M = 1 and 16 (gemv-mma on NVIDIA,
+ *    else gemv), M = 17 (the GEMM), then under GPTQ_HIP_W4A16=simt at M = 1
+ *    (the SIMT gemv) against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
  *    (backend.h's bound); a failure ends the program (exit 1).
  * 3. Each shape (in x out: 4096x4096 q/k/v/o, 4096x11008 gate/up, 11008x4096
  *    down) at M = 1: calls cycling over distinct resident copies of the
@@ -18,13 +21,15 @@
  *    call finds its weight cached), seconds per call (best and median of
  *    reps; each timed pass is 4 rounds over the copies), GB/s of weight
  *    bytes (qweight + qzeros + scales + g_idx, read once per call) and that rate as a fraction of the copy bandwidth;
- *    on the default path, then under GPTQ_HIP_W4A16=mma.
+ *    on the default path, then under GPTQ_HIP_W4A16=simt.
  * 4. A whole decode step: every linear of --layers decoder layers (default
  *    32 x 7 linears, all distinct and resident: 3.4 GB), M = 1, back to back
  *    on the backend's stream, one sync at the end: seconds (best, median),
  *    GB/s, fraction of copy, steps/s if the linears were the whole step;
- *    then under GPTQ_HIP_W4A16=mma (the HIP plugin's opt-in tensor-core
- *    GEMV) at M = 1 and at M = 16 (a batch of 16 sequences).
+ *    at M = 1, at M = 16 (a batch of 16 sequences), then M = 1 under
+ *    GPTQ_HIP_W4A16=simt (the SIMT GEMV). Then the floor of a call: as many
+ *    calls on one 128 x 128 layer (in L2): what launch and fixed latency
+ *    cost each call whatever its size.
  * 5. Prefill M = 64, 512, 2048 at each shape: TFLOP/s (2 M K N flops).
  * Times are host clock around the queued calls and the backend's sync
  * (launch gaps included, as a decode loop sees them). hipEvents and a
@@ -232,6 +237,7 @@ int main(int argc, char **argv)
 {
     int nlayers = 32, reps = 7;
     double gb = 1.0;
+    const char *sections = "validate,shapes,decode,floor,prefill";
     const char *bname = "hip";
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) goto usage;
@@ -239,6 +245,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gb")) gb = atof(argv[++i]);
         else if (!strcmp(argv[i], "--backend")) bname = argv[++i];
+        else if (!strcmp(argv[i], "--sections")) sections = argv[++i];
         else goto usage;
     }
     if (nlayers < 1 || reps < 1 || reps > MAXREPS || !(gb > 0)) goto usage;
@@ -250,12 +257,14 @@ int main(int argc, char **argv)
     const double cp = bw_copy(gb, reps);
     printf("backend %s; copy bandwidth (device to device, %.2f GB, read + write): %.1f GB/s\n",
            bname, gb, cp);
-    validate(1);
-    validate(17);
-    setenv("GPTQ_HIP_W4A16", "mma", 1); /* the opt-in tensor-core GEMV (NVIDIA) */
-    validate(1);
-    validate(16);
-    unsetenv("GPTQ_HIP_W4A16");
+    if (strstr(sections, "validate")) {
+        validate(1);
+        validate(16);
+        validate(17);
+        setenv("GPTQ_HIP_W4A16", "simt", 1); /* the SIMT GEMV (the AMD path) */
+        validate(1);
+        unsetenv("GPTQ_HIP_W4A16");
+    }
 
     static const int64_t shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     gptq_packed hp[3];
@@ -265,9 +274,9 @@ int main(int argc, char **argv)
     /* 3. one shape at M = 1, over distinct copies */
     printf("%-12s %5s %11s %11s %9s %7s  %s\n", "K x N", "M", "best s", "median s", "GB/s",
            "%copy", "path");
-    for (int si = 0; si < 6; si++) {
-        const int s = si % 3; /* each shape on the default path, then GPTQ_HIP_W4A16=mma */
-        if (si == 3) setenv("GPTQ_HIP_W4A16", "mma", 1);
+    for (int si = 0; si < 6 && strstr(sections, "shapes"); si++) {
+        const int s = si % 3; /* each shape on the default path, then GPTQ_HIP_W4A16=simt */
+        if (si == 3) setenv("GPTQ_HIP_W4A16", "simt", 1);
         layer L0;
         upload_layer(&hp[s], &L0);
         const int nc = (int)ceil(512e6 / L0.bytes);
@@ -289,24 +298,23 @@ int main(int argc, char **argv)
         for (int i = 0; i < nc; i++) gptq_qdev_free(g_be, &Ls[i].q);
         free(Ls);
     }
-    unsetenv("GPTQ_HIP_W4A16");
+    if (strstr(sections, "shapes")) unsetenv("GPTQ_HIP_W4A16");
 
     /* 4. the decode step: q, k, v, o, gate, up, down of every layer, resident */
     const int order[7] = {0, 0, 0, 0, 1, 1, 2};
-    const int nl = nlayers * 7;
+    const int nl = nlayers * 7, decode = strstr(sections, "decode") != NULL;
     layer *Ls = calloc((size_t)nl, sizeof *Ls);
     if (!Ls) return 1;
     double bytes = 0.0;
-    for (int i = 0; i < nl; i++) {
+    for (int i = 0; i < nl && decode; i++) {
         upload_layer(&hp[order[i % 7]], &Ls[i]);
         bytes += Ls[i].bytes;
     }
     io bx;
     make_io(16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
-    /* the default path at M = 1, then the opt-in tensor-core GEMV
-     * (GPTQ_HIP_W4A16=mma; the default paths off NVIDIA) at M = 1 and 16 */
-    static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {1, "mma"}, {16, "mma"}};
-    for (int ri = 0; ri < 3; ri++) {
+    /* the default path at M = 1 and 16, then the SIMT GEMV (GPTQ_HIP_W4A16=simt) at M = 1 */
+    static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {16, NULL}, {1, "simt"}};
+    for (int ri = 0; ri < 3 && decode; ri++) {
         if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
         const int64_t M = runs[ri].M;
         const char *impl = call(&Ls[0], M, &bx);
@@ -318,14 +326,38 @@ int main(int argc, char **argv)
                100 * bytes / best / 1e9 / cp, 1.0 / best);
         if (runs[ri].mode) unsetenv("GPTQ_HIP_W4A16");
     }
-    for (int i = 0; i < nl; i++) gptq_qdev_free(g_be, &Ls[i].q);
+    for (int i = 0; i < nl && decode; i++) gptq_qdev_free(g_be, &Ls[i].q);
     free(Ls);
+    /* the floor of a call: the same number of calls on one 128 x 128 layer
+     * (66 KB, in L2), M = 1: launch, the kernel's fixed latency and the gap */
+    if (strstr(sections, "floor")) {
+        gptq_packed tp = host_layer(128, 128);
+        layer T;
+        upload_layer(&tp, &T);
+        const char *impl = call(&T, 1, &bx);
+        double tq[MAXREPS + 1], qbest, qmed;
+        for (int r = 0; r <= reps; r++) {
+            dsync();
+            const double t0 = gptq_now();
+            for (int i = 0; i < nl; i++) call(&T, 1, &bx);
+            tq[r] = gptq_now() - t0; /* the host's side: queueing the calls */
+            dsync();
+            t[r] = gptq_now() - t0;
+        }
+        stats(t + 1, reps, &best, &med);
+        stats(tq + 1, reps, &qbest, &qmed);
+        printf("call floor: %d calls of one 128x128 layer, M = 1 (%s): best %.4f s (median %.4f), "
+               "%.2f us a call, of which queueing on the host %.2f us (median)\n", nl, impl, best,
+               med, 1e6 * best / nl, 1e6 * qmed / nl);
+        gptq_qdev_free(g_be, &T.q);
+        gptq_packed_free(&tp);
+    }
     free_io(&bx);
 
     /* 5. prefill */
     printf("%-12s %5s %11s %11s %9s  %s\n", "K x N", "M", "best s", "median s", "TFLOP/s", "path");
     static const int64_t Mp[3] = {64, 512, 2048};
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 3 && strstr(sections, "prefill"); s++) {
         layer L;
         upload_layer(&hp[s], &L);
         for (int i = 0; i < 3; i++) {
@@ -347,6 +379,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N "
-                    "(1..%d)] [--gb G]\n", MAXREPS);
+                    "(1..%d)] [--gb G] [--sections validate,shapes,decode,floor,prefill]\n",
+            MAXREPS);
     return 2;
 }

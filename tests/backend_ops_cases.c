@@ -1919,15 +1919,19 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
         HIPQ4("simt", b, 1, 200, 328, 128, 1, 17, 1, "GPTQ_HIP_W4A16=simt"),                     \
         HIPQ4("simt act-order", b, 2, 200, 328, 32, 0, 64, 0, "GPTQ_HIP_W4A16=simt"),            \
         HIPQ4("simt gemv", b, 2, 200, 328, 328, 1, 8, 1, "GPTQ_HIP_W4A16=simt")
-/* hipgemv: the NVIDIA tensor-core GEMV (gemv-mma: 4 bits, M <= 16, opt-in
- * under GPTQ_HIP_W4A16=mma; the same HIPQ4 row shape, tolerance and
- * reference). M = 1, 5 (one block of 8 tokens), 16 (two); N = 200 ends in a
- * partial 64-column tile (one quad in, one out); K = 328 ends in a partial
- * 32-k step; K = 4096 is split over 4 blocks (the workspace and the last
- * block's ordered sum); groups 128 and 32 (every k-step in one group), 40
- * (k-steps of two groups in order), one group of 328 and act-order (mixed
- * k-steps: one masked pass per group); K = 32 is the smallest K it takes.
- * Off NVIDIA (and at 8 bits) the mode runs the default paths. */
+/* hipgemv: the NVIDIA tensor-core GEMV (gemv-mma: 4 bits, M <= 16, the
+ * default there; GPTQ_HIP_W4A16=mma names it; the same HIPQ4 row shape,
+ * tolerance and reference). M = 1, 5 (one block of 8 tokens), 16 (two);
+ * N = 200 ends in a partial 64-column tile (one quad in, one out); K = 328
+ * ends in a partial 32-k step; K = 4096 is split over 4 blocks (the
+ * workspace and the last block's ordered sum) and chains each group's mmas
+ * in the accumulator (K >= 1280 here: the depth bound allows it), K = 328
+ * does not; groups 128 and 32 (every k-step in one group), 40 (k-steps of
+ * two groups in order: a flush at each change, and mixed steps done last),
+ * one group (the hint's group 0 for all of K) and act-order (mixed k-steps:
+ * one masked pass per group); K = 32 is the smallest K it takes. The SIMT
+ * gemv (the AMD path) runs under GPTQ_HIP_W4A16=simt. Off NVIDIA (and at 8
+ * bits) the mode runs the default paths. */
 #define GVMMA(name, fmt, N, K, G, bias, M, inorder)                                              \
     HIPQ4("gemv-mma " name, 4, fmt, N, K, G, bias, M, inorder, "GPTQ_HIP_W4A16=mma")
 #define HIPGEMVROWS                                                                              \
@@ -1940,6 +1944,11 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
         GVMMA("K 4096 M 16 bias", 1, 264, 4096, 128, 1, 16, 1),                                  \
         GVMMA("K 4096 M 9 act-order", 2, 200, 4096, 128, 0, 9, 0),                               \
         GVMMA("K 32", 1, 200, 32, 32, 1, 3, 1),                                                  \
+        GVMMA("K 1280 M 2 g40 chain bias", 1, 264, 1280, 40, 1, 2, 1),                           \
+        GVMMA("K 4096 one group M 1", 2, 200, 4096, 4096, 0, 1, 1),                              \
+        GVMMA("K 4096 M 3 g32 chain", 1, 264, 4096, 32, 0, 3, 1),                                \
+        HIPQ4("simt gemv M 1", 4, 1, 200, 328, 128, 0, 1, 1, "GPTQ_HIP_W4A16=simt"),             \
+        HIPQ4("simt gemv K 4096 act-order", 4, 2, 256, 4096, 128, 1, 2, 0, "GPTQ_HIP_W4A16=simt"), \
         HIPQ4("gemm M 16 K 4096", 4, 1, 200, 4096, 128, 0, 16, 1, NULL)
 #define TOL_FAIL {OC_BYTES, {0}, "a failing call: its status and a message naming the problem"}
 

@@ -33,6 +33,8 @@
 #   matmul    `gptq matmul` (the reference A16 matmul) on two modules of the e2e
 #             checkpoint, X (32, in) random, on the cpu and the hip backend:
 #             the seconds each takes and whether Y and W are the same bytes
+#   prof      where a decode call's time goes: bench_hip_w4a16's call floor (host
+#             queueing vs GPU), ncu durations, ncu --set full of the first gemv-mma
 #   optable   only the op table of `test` (test_backend_ops: every row on hip
 #             against the CPU, in backend_ops.log), without the other suites
 #   families  test_families' GPU rows: the Gemma 2 / Gemma 3 forward on hip against
@@ -141,6 +143,28 @@ for step in $steps; do
             --verbose --jobs 1 >>"$OUT/test.log" 2>&1
         grep -E "^\s*[0-9]+/[0-9]+ |\[(PASS|FAIL|SKIP)\]|identical|Synthesis" "$OUT/test.log" | tail -40
         log "test rc=$rc"
+        ;;
+    prof)
+        # where a decode call's time goes: the host's queueing vs the GPU (bench_hip_w4a16's
+        # call floor), each kernel's own duration (ncu, kernels serialized) at the floor's
+        # 128 x 128 and at 4096 x 4096, and ncu --set full of the first PROF_KERNEL launch
+        log "prof: matmul_q_fast: call floor, ncu"
+        export GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=Haswell
+        "$B/bench/bench_hip_w4a16" --sections floor --gb 0.25 2>&1 | tee "$OUT/prof_floor.txt"
+        GPTQ_HIP_W4A16=simt "$B/bench/bench_hip_w4a16" --sections floor --gb 0.25 2>&1 |
+            tee -a "$OUT/prof_floor.txt"
+        if command -v ncu >/dev/null; then
+            timeout 120 ncu --metrics gpu__time_duration.sum -k regex:w4_gemv -c 6 \
+                "$B/bench/bench_hip_w4a16" --sections floor --layers 1 --reps 1 --gb 0.25 \
+                >"$OUT/prof_ncu_floor.txt" 2>&1
+            grep -E "w4_gemv|duration" "$OUT/prof_ncu_floor.txt" | head -12
+            timeout 240 ncu --set full --import-source no -k "regex:${PROF_KERNEL:-w4_gemv_mma}" \
+                -c "${PROF_COUNT:-1}" "$B/bench/bench_hip_w4a16" --sections validate --reps 1 \
+                --gb 0.25 >"$OUT/prof_ncu.txt" 2>&1
+            log "prof: ncu rc=$?"
+            grep -E "Duration|DRAM Throughput|Issued Instructions  |Achieved Occupancy|Registers Per|No Eligible|Warp Cycles Per Issued" \
+                "$OUT/prof_ncu.txt" | head -20
+        fi
         ;;
     optable)
         log "optable"

@@ -525,251 +525,368 @@ __global__ __launch_bounds__(256) void w4_gemm_mma_kernel(w4_view q, const float
 /* ------------------------------------------------------------------------
  * gemv-mma (NVIDIA): M <= 16, 4 bits, tensor cores
  *
- * D (16 x 8) = A (16 x 16) B (16 x 8): A is the weight, its rows 16 output
- * columns, B the X rows (8 tokens, zeros past M), D's rows outputs. The 16
- * k of one mma need not be 16 consecutive k: any bijection onto the mma's
- * positions works if A and B use the same one. Lane (g = lane / 4, t =
- * lane % 4) of a warp holds A's k positions {2t, 2t+1, 2t+8, 2t+9}; they
- * are mapped to nibbles {0, 4, 1, 5} (mma "lo") and {2, 6, 3, 7} (mma "hi")
- * of the word at word row 4 ks + t (k-step ks = 32 k), so that a lane's A
- * fragment comes from one 32-bit qweight word per column with one
- * shift-and-or per nibble pair ((w >> s) & 0x000f000f | 0x64006400 is the
- * fp16 pair 1024 + q, 1024 + q'; minus 1024 + z: q - z, exact). A lane loads
- * 4 adjacent columns as one 16-byte word (quad A: n0 + 4g, rows g of mma j
- * = 0..3 take its component j) and 4 more 32 columns further (quad B, rows
- * g + 8): a warp reads 4 word rows x 64 columns, 128 contiguous bytes per
- * word row and quad. B holds the same physical k of X: the lane's b0 is
- * (x[8w], x[8w+4]) for lo, staged in shared memory as fp16 in that order.
+ * D (16 x 8) = A (16 x 16) B (16 x 8) + C: A is the weight, its rows 16
+ * output columns, B the X rows (8 tokens, zeros past M), D's rows outputs.
+ * The 16 k of one mma need not be 16 consecutive k: any bijection onto the
+ * mma's positions works if A and B use the same one. Lane (g = lane / 4,
+ * t = lane % 4) of a warp holds A's k positions {2t, 2t+1, 2t+8, 2t+9};
+ * they are nibbles {0, 4, 1, 5} (mma "lo") and {2, 6, 3, 7} (mma "hi") of
+ * the word at word row 4 ks + t (k-step ks = 32 k), so a lane's A fragment
+ * comes straight from one 32-bit qweight word per column:
+ *   (w & 0x000f000f) | 0x64006400 is the fp16 pair (1024 + q0, 1024 + q4),
+ *     minus the pair 1024 + z: q - z (one lop3, one sub);
+ *   (w & 0x00f000f0) | 0x64006400 is (1024 + 16 q1, 1024 + 16 q5), times
+ *     1/16 minus (64 + z) in one fma: q - z (one lop3, one fma);
+ *   the same of w >> 8 for nibbles 2, 6 and 3, 7.
+ * Every value there is an integer or a multiple of 1/16 below 2048 with few
+ * bits: exact in fp16, and so is each result. A lane loads 4 adjacent
+ * columns as one 16-byte word (quad A: n0 + 4g, rows g of mma j = 0..3 take
+ * its component j) and 4 more 32 columns further (quad B, rows g + 8): a
+ * warp reads 4 word rows x 64 columns, 256 contiguous bytes per word row.
+ * B holds the same physical k of X: the lane's b0 is (x[8w], x[8w+4]) for
+ * lo, rounded to fp16 from X as it is loaded (token g of the lane's block
+ * of 8; 0 past M).
+ *
+ * A block is GVM_WARPS warps on one tile of 64 columns, warp i on k-steps
+ * CS i .. CS i + CS - 1 of the block's share of K: every weight, g_idx, X
+ * load of the warp is issued at once before any arithmetic (CS k-steps x
+ * 2 x 16 bytes a lane in flight), with the scales and zeros of the group
+ * the host's hint says the chunk starts in (checked against g_idx; the
+ * hint only saves a wait). K beyond one block is split over blockIdx.y.
  * ---------------------------------------------------------------------- */
 
-#define GVM_WARPS 4 /* warps of a block, each its own chunk of k-steps */
-#define GVM_CS 8    /* k-steps (32 k) of a warp: all its loads in flight at once */
-#define GVM_BR (GVM_WARPS * GVM_CS) /* k-steps of a block */
-#define GVM_COLS 64                 /* output columns of a block (and of each warp) */
+#define GVM_WARPS 8 /* warps of a block, each its own chunk of k-steps */
+#define GVM_COLS 64 /* output columns of a block (and of each warp) */
 
-/* (w >> S) & 0x000f000f | 0x64006400 minus zh (the pair 1024 + z): q - z in fp16 */
-template <int S>
-__device__ static inline uint32_t gvm_dq(uint32_t w, uint32_t zh)
+/* A group's scales (f32) and zero terms of the lane's 4 columns from n:
+ * zl = the fp16 pair (1024 + z, 1024 + z), zh = (-(64 + z), -(64 + z));
+ * zeros past N (those columns' weights are 0 and never written). */
+struct gvm_grp {
+    float s[4];
+    uint32_t zl[4], zh[4];
+};
+
+__device__ static inline void gvm_group(const w4_view &q, int64_t g, int64_t n, gvm_grp &G)
 {
-    const uint32_t h = ((w >> S) & 0x000f000fu) | 0x64006400u;
+    if (n >= q.N) {
+        for (int c = 0; c < 4; c++) G.s[c] = 0.0f, G.zl[c] = 0x64006400u, G.zh[c] = 0xd400d400u;
+        return;
+    }
+    const uint2 sv = __ldg((const uint2 *)(q.sc + g * q.N + n));
+    G.s[0] = __half2float(__ushort_as_half((unsigned short)(sv.x & 0xffffu)));
+    G.s[1] = __half2float(__ushort_as_half((unsigned short)(sv.x >> 16)));
+    G.s[2] = __half2float(__ushort_as_half((unsigned short)(sv.y & 0xffffu)));
+    G.s[3] = __half2float(__ushort_as_half((unsigned short)(sv.y >> 16)));
+    const uint32_t zw = __ldg(q.qz + g * (q.N / 8) + n / 8) >> (4 * (n % 8));
+    for (int c = 0; c < 4; c++) {
+        const uint32_t z = (uint32_t)((int)((zw >> (4 * c)) & 15u) + q.zero_add);
+        /* fp16 bits: 1024 + z is 0x6400 + z (spacing 1 in [1024, 2048)),
+         * -(64 + z) is 0xd400 + 16 z (spacing 1/16 in [64, 128)) */
+        const uint32_t lo = 0x6400u + z, hi = 0xd400u + 16u * z;
+        G.zl[c] = lo | (lo << 16), G.zh[c] = hi | (hi << 16);
+    }
+}
+
+/* q - z of nibbles 0 and 4 of w (fp16 pair) */
+__device__ static inline uint32_t gvm_lo(uint32_t w, uint32_t zl)
+{
+    const uint32_t h = (w & 0x000f000fu) | 0x64006400u;
     uint32_t d;
-    asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(d) : "r"(h), "r"(zh));
+    asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(d) : "r"(h), "r"(zl));
     return d;
 }
 
-/* A group's scales (f32) and zero pairs (fp16 1024 + z, twice) of the
- * lane's 4 columns from n (0 and an unused zero past N) */
-__device__ static inline void gvm_group(const w4_view &q, int64_t g, int64_t n, float s[4],
-                                        uint32_t zh[4])
+/* q - z of nibbles 1 and 5 of w: (1024 + 16 q) * 1/16 + (-(64 + z)), one rounding of an exact value */
+__device__ static inline uint32_t gvm_hi(uint32_t w, uint32_t zh)
 {
-    if (n >= q.N) {
-        for (int c = 0; c < 4; c++) s[c] = 0.0f, zh[c] = 0x64006400u;
-        return;
-    }
-    const uint2 sv = *(const uint2 *)(q.sc + g * q.N + n);
-    s[0] = __half2float(__ushort_as_half((unsigned short)(sv.x & 0xffffu)));
-    s[1] = __half2float(__ushort_as_half((unsigned short)(sv.x >> 16)));
-    s[2] = __half2float(__ushort_as_half((unsigned short)(sv.y & 0xffffu)));
-    s[3] = __half2float(__ushort_as_half((unsigned short)(sv.y >> 16)));
-    const uint32_t zw = q.qz[g * (q.N / 8) + n / 8] >> (4 * (n % 8));
-    for (int c = 0; c < 4; c++) {
-        /* 1024 + z is exact in fp16 (spacing 1 in [1024, 2048)): bits 0x6400 + z */
-        const uint32_t z = 0x6400u + (uint32_t)((int)((zw >> (4 * c)) & 15u) + q.zero_add);
-        zh[c] = z | (z << 16);
-    }
+    const uint32_t h = (w & 0x00f000f0u) | 0x64006400u;
+    uint32_t d;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(h), "r"(0x2c002c00u), "r"(zh));
+    return d;
 }
 
-/* One k-step of the lane's 8 columns against MB blocks of 8 tokens: 8 mmas
- * per token block, each with a zero accumulator, each result scaled into
- * acc by its column's scale (one rounding per 16-k piece). m masks B: the
- * lane's 4 x-pairs with the k of another group set to 0 (all ones: none). */
+/* c += A B (f16 inputs, f32 accumulator) */
+__device__ static inline void gvm_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* out += s acc (one FMA per output), acc = 0. out is the lane's 16 MB
+ * entries of its warp's sums in shared memory (no other lane touches them):
+ * acc's d0, d1 are quad A's column j, tokens 2t, 2t+1; d2, d3 quad B's. */
 template <int MB>
-__device__ static inline void gvm_step(float acc[MB][4][4], uint4 wa, uint4 wb, const uint4 xb[MB],
-                                       const uint32_t m[4], const float sA[4], const float sB[4],
-                                       const uint32_t zA[4], const uint32_t zB[4])
+__device__ static inline void gvm_flush(float (*out)[GVM_COLS], float acc[MB][4][4],
+                                        const gvm_grp &A, const gvm_grp &B, int g, int t)
+{
+#pragma unroll
+    for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                float &o = out[8 * mb + 2 * t + (r & 1)][(r < 2 ? 0 : 32) + 4 * g + j];
+                o = fmaf(r < 2 ? A.s[j] : B.s[j], acc[mb][j][r], o);
+                acc[mb][j][r] = 0.0f;
+            }
+}
+
+/* One k-step of the lane's 8 columns against MB blocks of 8 tokens, 2 mmas
+ * per column quad component and token block, adding into acc. CHAIN: acc
+ * is scaled into out later (once per group); else the lo mmas (from acc =
+ * 0) are scaled into out, then the hi ones: one FMA per mma and output,
+ * and B is masked by mk (the lane's x-pairs of k in another group set to 0;
+ * all ones: none). */
+template <int MB, bool CHAIN>
+__device__ static inline void gvm_step(float acc[MB][4][4], float (*out)[GVM_COLS], uint4 wa,
+                                       uint4 wb, const uint32_t xb[MB][4], const uint32_t mk[4],
+                                       const gvm_grp &A, const gvm_grp &B, int g, int t)
 {
     const uint32_t a4[4] = {wa.x, wa.y, wa.z, wa.w}, b4[4] = {wb.x, wb.y, wb.z, wb.w};
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-        /* a0: row g (quad A) k 2t, 2t+1; a1: row g + 8 (quad B); a2, a3: k 2t+8, 2t+9 */
-        const uint32_t lo[4] = {gvm_dq<0>(a4[j], zA[j]), gvm_dq<0>(b4[j], zB[j]),
-                                gvm_dq<4>(a4[j], zA[j]), gvm_dq<4>(b4[j], zB[j])};
-        const uint32_t hi[4] = {gvm_dq<8>(a4[j], zA[j]), gvm_dq<8>(b4[j], zB[j]),
-                                gvm_dq<12>(a4[j], zA[j]), gvm_dq<12>(b4[j], zB[j])};
+    for (int half = 0; half < 2; half++) {
 #pragma unroll
-        for (int mb = 0; mb < MB; mb++) {
-            float d[4], e[4];
-            w4_mma(d, lo, xb[mb].x & m[0], xb[mb].y & m[1]);
-            w4_mma(e, hi, xb[mb].z & m[2], xb[mb].w & m[3]);
-            /* d0, d1: column of quad A, tokens 2t, 2t+1; d2, d3: quad B */
-            acc[mb][j][0] = fmaf(sA[j], d[0], acc[mb][j][0]);
-            acc[mb][j][1] = fmaf(sA[j], d[1], acc[mb][j][1]);
-            acc[mb][j][2] = fmaf(sB[j], d[2], acc[mb][j][2]);
-            acc[mb][j][3] = fmaf(sB[j], d[3], acc[mb][j][3]);
-            acc[mb][j][0] = fmaf(sA[j], e[0], acc[mb][j][0]);
-            acc[mb][j][1] = fmaf(sA[j], e[1], acc[mb][j][1]);
-            acc[mb][j][2] = fmaf(sB[j], e[2], acc[mb][j][2]);
-            acc[mb][j][3] = fmaf(sB[j], e[3], acc[mb][j][3]);
+        for (int j = 0; j < 4; j++) {
+            /* lo: nibbles 0, 4 (a0, a1) and 1, 5 (a2, a3); hi: the same of w >> 8.
+             * a0: row g (quad A) k 2t, 2t+1; a1: row g + 8 (quad B); a2, a3: k 2t+8, 2t+9 */
+            const uint32_t wA = half ? a4[j] >> 8 : a4[j], wB = half ? b4[j] >> 8 : b4[j];
+            const uint32_t a[4] = {gvm_lo(wA, A.zl[j]), gvm_lo(wB, B.zl[j]), gvm_hi(wA, A.zh[j]),
+                                   gvm_hi(wB, B.zh[j])};
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++)
+                gvm_mma(acc[mb][j], a, xb[mb][2 * half] & (CHAIN ? ~0u : mk[2 * half]),
+                        xb[mb][2 * half + 1] & (CHAIN ? ~0u : mk[2 * half + 1]));
         }
+        if constexpr (!CHAIN) gvm_flush<MB>(out, acc, A, B, g, t);
     }
 }
 
-/* grid (ceil(N / 64), S): block (x, y) computes columns 64 x .. of k-steps
- * GVM_BR y ..; with S > 1 each block leaves its partial in ws[y] and the
- * last of the column tile's S blocks to finish sums ws[0..S-1] in order. */
+/* (a, b) rounded to the fp16 pair, a in the low half */
+__device__ static inline uint32_t gvm_pack(float a, float b)
+{
+    const __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+/* A k-step whose 32 k are not of one group (act-order, or groups not a
+ * multiple of 32): one pass per group present, in the order of their first
+ * k, the x of the other k masked to 0, each mma scaled into out at once. */
 template <int MB>
-__global__ __launch_bounds__(GVM_WARPS * 32) void w4_gemv_mma_kernel(
+__device__ static inline void gvm_mixed(const w4_view &q, uint4 wa, uint4 wb,
+                                       const uint32_t xb[MB][4], int gl, int64_t ks, int64_t nA,
+                                       int64_t nB, float (*out)[GVM_COLS], int g, int t, int lane,
+                                       hip_flag_t *flags)
+{
+    const int64_t k = 32 * ks + lane;
+    float acc[MB][4][4];
+    for (int mb = 0; mb < MB; mb++)
+        for (int j = 0; j < 4; j++)
+            for (int r = 0; r < 4; r++) acc[mb][j][r] = 0.0f;
+    unsigned todo = __ballot_sync(0xffffffffu, k < q.K);
+    while (todo) {
+        const int l0 = __ffs(todo) - 1;
+        const int gu = __shfl_sync(0xffffffffu, gl, l0);
+        const unsigned in = __ballot_sync(0xffffffffu, k < q.K && gl == gu);
+        todo &= ~in;
+        if (gu < 0 || gu >= q.ngroups) {
+            if (lane == l0) hip_defer(flags, HIP_DEFER_QGIDX, k, gu);
+            continue;
+        }
+        gvm_grp A, B;
+        gvm_group(q, gu, nA, A);
+        gvm_group(q, gu, nB, B);
+        /* the lane's k: 32 ks + 8 t + nibble; pairs (0, 4), (1, 5), (2, 6), (3, 7) */
+        const unsigned bt = (in >> (8 * t)) & 0xffu;
+        uint32_t mk[4];
+        for (int p = 0; p < 4; p++)
+            mk[p] = ((bt >> p) & 1u ? 0x0000ffffu : 0u) | ((bt >> (p + 4)) & 1u ? 0xffff0000u : 0u);
+        gvm_step<MB, false>(acc, out, wa, wb, xb, mk, A, B, g, t);
+    }
+}
+
+/* Programmatic dependent launch (NVIDIA sm_90+): this grid lets the next
+ * kernel on the stream start (launch_dependents) while it runs; a grid
+ * launched so waits (wait) until the grids before it have finished and
+ * their memory is visible. gemv-mma issues its weight, g_idx and scale
+ * loads before it waits: they read nothing an earlier call writes, and a
+ * decode loop's next linear then starts its DRAM reads under the tail of
+ * the one before. Elsewhere both are nothing (and the launch is plain). */
+__device__ static inline void gvm_pdl_launch_dependents(void)
+{
+#if defined(GPTQ_HIP_ON_NVIDIA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ static inline void gvm_pdl_wait(void)
+{
+#if defined(GPTQ_HIP_ON_NVIDIA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* grid (ceil(N / 64), S): block (x, y) computes columns 64 x .. of k-steps
+ * GVM_WARPS CS y ..; with S > 1 each block leaves its partial in ws[y] and
+ * the last of the column tile's S blocks to finish sums ws[0..S-1] in
+ * order. gs: the group size when g_idx may be k / gs (the hint), else 0.
+ * CHAIN: the host found the chained sums within the depth bound (header). */
+template <int MB, int CS, bool CHAIN>
+__global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
     w4_view q, const float *__restrict__ X, int64_t M, int xvec, const float *__restrict__ bias,
-    float *__restrict__ Y, float *__restrict__ ws, unsigned *__restrict__ cnt, hip_flag_t *flags)
+    float *__restrict__ Y, float *__restrict__ ws, unsigned *__restrict__ cnt, int64_t gs,
+    hip_flag_t *flags)
 {
     constexpr int TOK = 8 * MB;
-    /* X of the block's k-steps as B fragments: xs[k-step][token][t] =
-     * (x[8w], x[8w+4]), (x[8w+1], x[8w+5]), (x[8w+2], x[8w+6]), (x[8w+3],
-     * x[8w+7]) in fp16, w = 4 ks + t; reused for the warps' sums at the end */
-    __shared__ __align__(16) uint4 xs[GVM_BR][TOK][4];
-    static_assert(sizeof(xs) >= sizeof(float) * GVM_WARPS * TOK * GVM_COLS, "red fits in xs");
+    __shared__ __align__(16) float red[GVM_WARPS][TOK][GVM_COLS];
+    __shared__ __align__(16) uint4 xs[GVM_WARPS][CS][MB][32];
     __shared__ int last;
     const int tid = (int)threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int64_t N = q.N, K = q.K, KW = K / 8, KS = (KW + 3) / 4;
     const int64_t n0 = (int64_t)blockIdx.x * GVM_COLS, nA = n0 + 4 * g, nB = nA + 32;
-    const int64_t kb = (int64_t)blockIdx.y * GVM_BR, ksw = kb + warp * GVM_CS;
+    const int64_t ksw = ((int64_t)blockIdx.y * GVM_WARPS + warp) * CS;
+    gvm_pdl_launch_dependents();
 
-    /* every weight load of the warp's chunk first (16 x 16 bytes a lane) */
-    uint4 wa[GVM_CS], wb[GVM_CS];
-    int gl[GVM_CS];
+    /* every load of the warp's chunk first: weights, g_idx, X, and the
+     * hinted group's scales and zeros */
+    uint4 wa[CS], wb[CS];
+    int gl[CS];
 #pragma unroll
-    for (int i = 0; i < GVM_CS; i++) {
+    for (int i = 0; i < CS; i++) {
         const int64_t w = 4 * (ksw + i) + t;
         const uint4 z4 = make_uint4(0, 0, 0, 0);
         wa[i] = w < KW && nA < N ? __ldg((const uint4 *)(q.qw + w * N + nA)) : z4;
         wb[i] = w < KW && nB < N ? __ldg((const uint4 *)(q.qw + w * N + nB)) : z4;
     }
 #pragma unroll
-    for (int i = 0; i < GVM_CS; i++) {
+    for (int i = 0; i < CS; i++) {
         const int64_t k = 32 * (ksw + i) + lane;
         gl[i] = k < K ? __ldg(q.gi + k) : 0;
     }
-    /* X as fp16 B fragments (zeros past M and past K: those products are 0) */
-    for (int e = tid; e < GVM_BR * TOK * 4; e += GVM_WARPS * 32) {
-        const int ks = e / (TOK * 4), m = (e / 4) % TOK, tt = e % 4;
-        const int64_t w = 4 * (kb + ks) + tt;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (m < M && w < KW) {
-            const float *xr = X + (int64_t)m * K + 8 * w;
-            float x[8];
-            if (xvec) {
-                const float4 p = *(const float4 *)xr, r = *(const float4 *)(xr + 4);
-                x[0] = p.x, x[1] = p.y, x[2] = p.z, x[3] = p.w;
-                x[4] = r.x, x[5] = r.y, x[6] = r.z, x[7] = r.w;
-            } else {
-                for (int j = 0; j < 8; j++) x[j] = xr[j];
-            }
-            uint32_t h[8];
-            for (int j = 0; j < 8; j++) h[j] = __half_as_ushort(__float2half_rn(x[j]));
-            v = make_uint4(h[0] | h[4] << 16, h[1] | h[5] << 16, h[2] | h[6] << 16,
-                           h[3] | h[7] << 16);
-        }
-        xs[ks][m][tt] = v;
+    int64_t gcur = INT64_MIN; /* the group whose scales and zeros are held (none: no g_idx value) */
+    gvm_grp GA, GB;
+    if (gs > 0 && ksw < KS) {
+        gcur = 32 * ksw / gs;
+        gvm_group(q, gcur, nA, GA);
+        gvm_group(q, gcur, nB, GB);
     }
-    __syncthreads();
+    /* the calls before this one on the stream (X's producer, the last
+     * user of ws, cnt and Y) done: nothing above reads their outputs or
+     * writes anything */
+    gvm_pdl_wait();
+    /* X as the lane's B fragments, rounded to fp16, parked in shared memory
+     * (the lane's own slots: read back by the same lane, no barrier) */
+#pragma unroll
+    for (int i = 0; i < CS; i++)
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++) {
+            const int64_t m = 8 * mb + g, w = 4 * (ksw + i) + t;
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (m < M && w < KW) {
+                const float *xr = X + m * K + 8 * w;
+                float x[8];
+                if (xvec) {
+                    const float4 p = __ldg((const float4 *)xr), r = __ldg((const float4 *)(xr + 4));
+                    x[0] = p.x, x[1] = p.y, x[2] = p.z, x[3] = p.w;
+                    x[4] = r.x, x[5] = r.y, x[6] = r.z, x[7] = r.w;
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) x[j] = __ldg(xr + j);
+                }
+                v = make_uint4(gvm_pack(x[0], x[4]), gvm_pack(x[1], x[5]), gvm_pack(x[2], x[6]),
+                               gvm_pack(x[3], x[7]));
+            }
+            xs[warp][i][mb][lane] = v;
+        }
 
+    /* the warp's sums live in red[warp], each lane's entries its own */
+    float(*out)[GVM_COLS] = red[warp];
     float acc[MB][4][4];
 #pragma unroll
     for (int mb = 0; mb < MB; mb++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
 #pragma unroll
-            for (int r = 0; r < 4; r++) acc[mb][j][r] = 0.0f;
+            for (int r = 0; r < 4; r++) {
+                acc[mb][j][r] = 0.0f;
+                out[8 * mb + 2 * t + (r & 1)][(r < 2 ? 0 : 32) + 4 * g + j] = 0.0f;
+            }
     const uint32_t all[4] = {~0u, ~0u, ~0u, ~0u};
-    int64_t gcur = INT64_MIN; /* the group whose scales and zeros are held (none: no g_idx value) */
-    float sA[4], sB[4];
-    uint32_t zA[4], zB[4];
+    bool live = false; /* acc holds sums of the held group not yet scaled into out */
+    unsigned pend = 0; /* the k-steps of mixed groups, done last */
 #pragma unroll
-    for (int i = 0; i < GVM_CS; i++) {
+    for (int i = 0; i < CS; i++) {
         const int64_t ks = ksw + i;
-        if (ks >= KS) break; /* the same for the whole warp */
+        if (ks >= KS) continue; /* the same for the whole warp (no break: the loop stays unrolled) */
         const int64_t k = 32 * ks + lane;
-        const int lk = warp * GVM_CS + i;
-        uint4 xb[MB];
+        uint32_t xb[MB][4];
 #pragma unroll
-        for (int mb = 0; mb < MB; mb++) xb[mb] = xs[lk][8 * mb + g][t];
+        for (int mb = 0; mb < MB; mb++) {
+            const uint4 v = xs[warp][i][mb][lane];
+            xb[mb][0] = v.x, xb[mb][1] = v.y, xb[mb][2] = v.z, xb[mb][3] = v.w;
+        }
         const int g0 = __shfl_sync(0xffffffffu, gl[i], 0);
         if (__all_sync(0xffffffffu, k >= K || gl[i] == g0)) {
             /* the k-step's 32 k in one group (in-order groups of a multiple of 32) */
             if (g0 != gcur) {
+                if (CHAIN && live) gvm_flush<MB>(out, acc, GA, GB, g, t), live = false;
                 gcur = g0;
                 if (g0 < 0 || g0 >= q.ngroups) {
                     if (lane == 0) hip_defer(flags, HIP_DEFER_QGIDX, 32 * ks, g0);
                 } else {
-                    gvm_group(q, g0, nA, sA, zA);
-                    gvm_group(q, g0, nB, sB, zB);
+                    gvm_group(q, g0, nA, GA);
+                    gvm_group(q, g0, nB, GB);
                 }
             }
-            if (g0 < 0 || g0 >= q.ngroups) continue;
-            gvm_step<MB>(acc, wa[i], wb[i], xb, all, sA, sB, zA, zB);
-            continue;
-        }
-        /* k of several groups (act-order, or groups not a multiple of 32):
-         * one pass per group present, in the order of their first k, the
-         * x of the other k masked to 0 */
-        gcur = INT64_MIN;
-        unsigned todo = __ballot_sync(0xffffffffu, k < K);
-        while (todo) {
-            const int l0 = __ffs(todo) - 1;
-            const int gu = __shfl_sync(0xffffffffu, gl[i], l0);
-            const unsigned in = __ballot_sync(0xffffffffu, k < K && gl[i] == gu);
-            todo &= ~in;
-            if (gu < 0 || gu >= q.ngroups) {
-                if (lane == l0) hip_defer(flags, HIP_DEFER_QGIDX, k, gu);
-                continue;
+            if (g0 >= 0 && g0 < q.ngroups) {
+                gvm_step<MB, CHAIN>(acc, out, wa[i], wb[i], xb, all, GA, GB, g, t);
+                live = true;
             }
-            float s1[4], s2[4];
-            uint32_t z1[4], z2[4];
-            gvm_group(q, gu, nA, s1, z1);
-            gvm_group(q, gu, nB, s2, z2);
-            /* the lane's k: 32 ks + 8 t + nibble; pairs (0, 4), (1, 5), (2, 6), (3, 7) */
-            const unsigned b = (in >> (8 * t)) & 0xffu;
-            uint32_t mk[4];
-#pragma unroll
-            for (int p = 0; p < 4; p++)
-                mk[p] = ((b >> p) & 1u ? 0x0000ffffu : 0u) | ((b >> (p + 4)) & 1u ? 0xffff0000u : 0u);
-            gvm_step<MB>(acc, wa[i], wb[i], xb, mk, s1, s2, z1, z2);
+        } else {
+            /* k of several groups (act-order, or groups not a multiple of
+             * 32): after the loop, when acc and the held group are dead */
+            pend |= 1u << i;
         }
     }
+    if (CHAIN && live) gvm_flush<MB>(out, acc, GA, GB, g, t);
+#pragma unroll
+    for (int i = 0; i < CS; i++) {
+        if (!((pend >> i) & 1u)) continue; /* the same for the whole warp */
+        uint32_t xb[MB][4];
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++) {
+            const uint4 v = xs[warp][i][mb][lane];
+            xb[mb][0] = v.x, xb[mb][1] = v.y, xb[mb][2] = v.z, xb[mb][3] = v.w;
+        }
+        gvm_mixed<MB>(q, wa[i], wb[i], xb, gl[i], ksw + i, nA, nB, out, g, t, lane, flags);
+    }
 
-    /* the warps' sums: a fixed tree in shared memory (xs is free now) */
+    /* the warps' sums: a fixed tree in shared memory, the rows of the M tokens */
     __syncthreads();
-    float(*red)[TOK][GVM_COLS] = (float(*)[TOK][GVM_COLS])(void *)xs;
-#pragma unroll
-    for (int mb = 0; mb < MB; mb++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-                red[warp][8 * mb + 2 * t + (r & 1)][(r < 2 ? 0 : 32) + 4 * g + j] = acc[mb][j][r];
-    __syncthreads();
+    const int Mt = (int)M; /* <= TOK */
     for (int h = GVM_WARPS / 2; h > 0; h /= 2) {
-        for (int o = tid; o < h * TOK * GVM_COLS; o += GVM_WARPS * 32) {
-            const int wv = o / (TOK * GVM_COLS), m = (o / GVM_COLS) % TOK, col = o % GVM_COLS;
+        for (int o = tid; o < h * Mt * GVM_COLS; o += GVM_WARPS * 32) {
+            const int wv = o / (Mt * GVM_COLS), m = (o / GVM_COLS) % Mt, col = o % GVM_COLS;
             red[wv][m][col] += red[wv + h][m][col];
         }
         __syncthreads();
     }
     const int S = (int)gridDim.y;
     if (S == 1) {
-        for (int o = tid; o < TOK * GVM_COLS; o += GVM_WARPS * 32) {
+        for (int o = tid; o < Mt * GVM_COLS; o += GVM_WARPS * 32) {
             const int m = o / GVM_COLS, col = o % GVM_COLS;
             const int64_t n = n0 + col;
-            if (m < M && n < N) Y[m * N + n] = bias ? red[0][m][col] + w4_f16(bias[n]) : red[0][m][col];
+            if (n < N) Y[m * N + n] = bias ? red[0][m][col] + w4_f16(bias[n]) : red[0][m][col];
         }
         return;
     }
     /* split K: the partial to ws[y], then the tile's last block sums them in
      * the order y = 0, 1, ..: the same sum whichever block finishes last */
-    for (int o = tid; o < TOK * GVM_COLS; o += GVM_WARPS * 32) {
+    for (int o = tid; o < Mt * GVM_COLS; o += GVM_WARPS * 32) {
         const int m = o / GVM_COLS, col = o % GVM_COLS;
         const int64_t n = n0 + col;
-        if (m < M && n < N) ws[((int64_t)blockIdx.y * M + m) * N + n] = red[0][m][col];
+        if (n < N) ws[((int64_t)blockIdx.y * M + m) * N + n] = red[0][m][col];
     }
     __threadfence();
     __syncthreads();
@@ -777,10 +894,10 @@ __global__ __launch_bounds__(GVM_WARPS * 32) void w4_gemv_mma_kernel(
     __syncthreads();
     if (!last) return;
     __threadfence();
-    for (int o = tid; o < TOK * GVM_COLS; o += GVM_WARPS * 32) {
+    for (int o = tid; o < Mt * GVM_COLS; o += GVM_WARPS * 32) {
         const int m = o / GVM_COLS, col = o % GVM_COLS;
         const int64_t n = n0 + col;
-        if (m >= M || n >= N) continue;
+        if (n >= N) continue;
         float v = __ldcg(ws + (int64_t)m * N + n);
         for (int y = 1; y < S; y++) v += __ldcg(ws + ((int64_t)y * M + m) * N + n);
         Y[m * N + n] = bias ? v + w4_f16(bias[n]) : v;
@@ -850,10 +967,58 @@ static int gvm_workspace(hip_ctx *c, size_t nws, size_t nct)
     return GPTQ_OK;
 }
 
+/* The most roundings a term of gemv-mma's output passes through (the header's
+ * argument): the piece (a chain of one group's k in a warp: 2 (c - 1) for c
+ * chained k; or one mma's 16: 30) and the warp's FMAs into out (one per
+ * group or per mma), the warps' tree (the levels with more than one warp of
+ * k), the S blocks' partials in order and the bias. */
+static int64_t gvm_depth(int64_t K, int64_t CS, int chain, int64_t S)
+{
+    const int64_t KS = (K / 8 + 3) / 4, steps = KS < CS ? KS : CS;
+    const int64_t chained = 32 * CS < K ? 32 * CS : K;
+    int64_t warps = (KS + CS - 1) / CS, levels = 0;
+    if (warps > GVM_WARPS) warps = GVM_WARPS;
+    while ((1 << levels) < warps) levels++;
+    const int64_t piece = chain ? 2 * (chained - 1) + steps : 30 + 2 * steps;
+    return piece + levels + (S - 1) + 1;
+}
+
+/* The launch, with programmatic dependent launch allowed (gvm_pdl_wait)
+ * unless GPTQ_HIP_PDL=0 */
+template <int MB, int CS, bool CHAIN>
+static void gvm_launch_k(hip_ctx *c, dim3 grid, const w4_view &v, const float *x, int64_t M,
+                         int xvec, const float *b, float *y, int64_t gs)
+{
+    const char *pdl = getenv("GPTQ_HIP_PDL");
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(GVM_WARPS * 32);
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = c->stream;
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl && !strcmp(pdl, "0") ? 0 : 1;
+    (void)cudaLaunchKernelEx(&cfg, w4_gemv_mma_kernel<MB, CS, CHAIN>, v, x, M, xvec, b, y,
+                             c->gvm_ws, c->gvm_cnt, gs, c->flags);
+}
+
+template <int MB, int CS>
+static void gvm_launch(hip_ctx *c, dim3 grid, int chain, const w4_view &v, const float *x,
+                       int64_t M, int xvec, const float *b, float *y, int64_t gs)
+{
+    if (chain) gvm_launch_k<MB, CS, true>(c, grid, v, x, M, xvec, b, y, gs);
+    else gvm_launch_k<MB, CS, false>(c, grid, v, x, M, xvec, b, y, gs);
+}
+
 static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t M, int xvec,
                            const float *b, float *y)
 {
-    const int64_t KS = (v.K / 8 + 3) / 4, S = (KS + GVM_BR - 1) / GVM_BR;
+    /* k-steps a warp keeps in flight: 4 (8 x 16 bytes a lane) for one block
+     * of tokens, 1 for two (the shared memory of 2 x 16 sums) */
+    const int64_t CS = M <= 8 ? 4 : 1;
+    const int64_t KS = (v.K / 8 + 3) / 4, S = (KS + GVM_WARPS * CS - 1) / (GVM_WARPS * CS);
     const int64_t tiles = (v.N + GVM_COLS - 1) / GVM_COLS;
     if (S > 65535 || tiles > 0x7fffffff)
         return hip_fail(c, GPTQ_ERR_SHAPE, "matmul_q_fast: K = %lld, N = %lld exceed one gemv-mma "
@@ -862,13 +1027,13 @@ static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t
         const int st = gvm_workspace(c, (size_t)(S * M * v.N), (size_t)tiles);
         if (st) return st;
     }
+    /* the hint: groups of gs k in order, if the shape allows it (g_idx decides) */
+    const int64_t gs = v.ngroups > 0 && v.K % v.ngroups == 0 && (v.K / v.ngroups) % 32 == 0
+                           ? v.K / v.ngroups : 0;
+    const int chain = gvm_depth(v.K, CS, 1, S) <= v.K + 2;
     const dim3 grid((unsigned)tiles, (unsigned)S);
-    if (M <= 8)
-        w4_gemv_mma_kernel<1><<<grid, GVM_WARPS * 32, 0, c->stream>>>(v, x, M, xvec, b, y, c->gvm_ws,
-                                                                      c->gvm_cnt, c->flags);
-    else
-        w4_gemv_mma_kernel<2><<<grid, GVM_WARPS * 32, 0, c->stream>>>(v, x, M, xvec, b, y, c->gvm_ws,
-                                                                      c->gvm_cnt, c->flags);
+    if (M <= 8) gvm_launch<1, 4>(c, grid, chain, v, x, M, xvec, b, y, gs);
+    else gvm_launch<2, 1>(c, grid, chain, v, x, M, xvec, b, y, gs);
     return hip_check_launch(c, "matmul_q_fast (gemv-mma)");
 }
 #endif
@@ -897,9 +1062,10 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     if (fast_bits && M <= 8 && strcmp(mode, "gemm")) path = "gemv";
 #ifdef GPTQ_HIP_ON_NVIDIA
     else if (fast_bits && q->K >= 32 && strcmp(mode, "simt")) path = "gemm-mma";
-    /* 4 bits, M <= 16: the tensor-core GEMV, opt-in (slower than gemv on the H200 so far:
-     * bench/HIP_NOTES.md) */
-    if (q->bits == 4 && M <= 16 && q->K >= 32 && !strcmp(mode, "mma")) path = "gemv-mma";
+    /* 4 bits, M <= 16: the tensor-core GEMV (bench/HIP_NOTES.md: the fastest
+     * decode path on the H200) */
+    if (q->bits == 4 && M <= 16 && q->K >= 32 && (!strcmp(mode, "auto") || !strcmp(mode, "mma")))
+        path = "gemv-mma";
 #endif
     if (impl) *impl = path;
     if (M == 0) return GPTQ_OK;
