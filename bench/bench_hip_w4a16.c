@@ -11,9 +11,10 @@
  * 1. Copy bandwidth: the backend's `copy` of G GB (default 1) from one
  *    device buffer to another (hipMemcpyAsync device to device on the HIP
  *    plugin), best of reps; bytes = read + write = 2 G GB.
- * 2. Validation: a 4096 x 4096 layer at M = 1 and 16 (gemv-mma on NVIDIA,
- *    else gemv), M = 17 (the GEMM), then under GPTQ_HIP_W4A16=simt at M = 1
- *    (the SIMT gemv) against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
+ * 2. Validation: a 4096 x 4096 layer at M = 1 (gemv-mma on NVIDIA, else
+ *    gemv), M = 17 (the GEMM), M = 16 under GPTQ_HIP_W4A16=mma (gemv-mma's
+ *    two token blocks), then under GPTQ_HIP_W4A16=simt at M = 1 (the SIMT
+ *    gemv) against gptq_matmul_ref, every output within 2 gamma(K + 2) sum|xh w|
  *    (backend.h's bound); a failure ends the program (exit 1).
  * 3. Each shape (in x out: 4096x4096 q/k/v/o, 4096x11008 gate/up, 11008x4096
  *    down) at M = 1: calls cycling over distinct resident copies of the
@@ -259,8 +260,9 @@ int main(int argc, char **argv)
            bname, gb, cp);
     if (strstr(sections, "validate")) {
         validate(1);
-        validate(16);
         validate(17);
+        setenv("GPTQ_HIP_W4A16", "mma", 1); /* gemv-mma at 16 rows */
+        validate(16);
         setenv("GPTQ_HIP_W4A16", "simt", 1); /* the SIMT GEMV (the AMD path) */
         validate(1);
         unsetenv("GPTQ_HIP_W4A16");
@@ -314,6 +316,7 @@ int main(int argc, char **argv)
     make_io(16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
     /* the default path at M = 1 and 16, then the SIMT GEMV (GPTQ_HIP_W4A16=simt) at M = 1 */
     static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {16, NULL}, {1, "simt"}};
+    /* (M = 16 by default is gemm-mma; GPTQ_HIP_W4A16=mma runs gemv-mma there) */
     for (int ri = 0; ri < 3 && decode; ri++) {
         if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
         const int64_t M = runs[ri].M;

@@ -670,16 +670,35 @@ __device__ static inline uint32_t gvm_pack(float a, float b)
     return *reinterpret_cast<const uint32_t *>(&h);
 }
 
+/* X slots (uint4: 8 k of one token as the 4 fp16 pairs a lane's B takes)
+ * a block stages in shared memory: tokens x its words <= this */
+template <int MB> struct gvm_xs {
+    static constexpr int n = MB == 1 ? 1536 : 768;
+};
+
 /* A k-step whose 32 k are not of one group (act-order, or groups not a
  * multiple of 32): one pass per group present, in the order of their first
- * k, the x of the other k masked to 0, each mma scaled into out at once. */
+ * k, the x of the other k masked to 0, each mma scaled into out at once.
+ * It loads what it needs again (the step's weights, g_idx, X from xs, the
+ * groups): the kernel runs it after its main loop, so the rare path's
+ * registers are not the main loop's. */
 template <int MB>
-__device__ static inline void gvm_mixed(const w4_view &q, uint4 wa, uint4 wb,
-                                       const uint32_t xb[MB][4], int gl, int64_t ks, int64_t nA,
-                                       int64_t nB, float (*out)[GVM_COLS], int g, int t, int lane,
+__device__ static inline void gvm_mixed(const w4_view &q, int64_t ks, int64_t nA, int64_t nB,
+                                       const uint4 *xs, int64_t xw0, int64_t xwn, int64_t M,
+                                       float (*out)[GVM_COLS], int g, int t, int lane,
                                        hip_flag_t *flags)
 {
-    const int64_t k = 32 * ks + lane;
+    const int64_t N = q.N, KW = q.K / 8, k = 32 * ks + lane, w = 4 * ks + t;
+    const uint4 z4 = make_uint4(0, 0, 0, 0);
+    const uint4 wa = w < KW && nA < N ? __ldg((const uint4 *)(q.qw + w * N + nA)) : z4;
+    const uint4 wb = w < KW && nB < N ? __ldg((const uint4 *)(q.qw + w * N + nB)) : z4;
+    const int gl = k < q.K ? __ldg(q.gi + k) : 0;
+    uint32_t xb[MB][4];
+    for (int mb = 0; mb < MB; mb++) {
+        const int64_t m = 8 * mb + g;
+        const uint4 v = m < M && w < KW ? xs[m * xwn + (w - xw0)] : z4;
+        xb[mb][0] = v.x, xb[mb][1] = v.y, xb[mb][2] = v.z, xb[mb][3] = v.w;
+    }
     float acc[MB][4][4];
     for (int mb = 0; mb < MB; mb++)
         for (int j = 0; j < 4; j++)
@@ -709,10 +728,10 @@ __device__ static inline void gvm_mixed(const w4_view &q, uint4 wa, uint4 wb,
 /* Programmatic dependent launch (NVIDIA sm_90+): this grid lets the next
  * kernel on the stream start (launch_dependents) while it runs; a grid
  * launched so waits (wait) until the grids before it have finished and
- * their memory is visible. gemv-mma issues its weight, g_idx and scale
- * loads before it waits: they read nothing an earlier call writes, and a
- * decode loop's next linear then starts its DRAM reads under the tail of
- * the one before. Elsewhere both are nothing (and the launch is plain). */
+ * their memory is visible. gemv-mma issues its first weight, g_idx and
+ * scale loads before it waits: they read nothing an earlier call writes,
+ * and a decode loop's next linear then starts its DRAM reads under the
+ * tail of the one before. Elsewhere both are nothing (the launch is plain). */
 __device__ static inline void gvm_pdl_launch_dependents(void)
 {
 #if defined(GPTQ_HIP_ON_NVIDIA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -727,79 +746,79 @@ __device__ static inline void gvm_pdl_wait(void)
 #endif
 }
 
+/* Two k-steps of the warp's (its weights and g_idx), none past ke */
+__device__ static inline void gvm_load2(const w4_view &q, int64_t ks, int64_t ke, int64_t nA,
+                                        int64_t nB, int t, int lane, uint4 wa[2], uint4 wb[2],
+                                        int gl[2])
+{
+    const int64_t N = q.N, KW = q.K / 8;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int64_t w = 4 * (ks + i) + t, k = 32 * (ks + i) + lane;
+        const bool in = ks + i < ke;
+        const uint4 z4 = make_uint4(0, 0, 0, 0);
+        wa[i] = in && w < KW && nA < N ? __ldg((const uint4 *)(q.qw + w * N + nA)) : z4;
+        wb[i] = in && w < KW && nB < N ? __ldg((const uint4 *)(q.qw + w * N + nB)) : z4;
+        gl[i] = in && k < q.K ? __ldg(q.gi + k) : 0;
+    }
+}
+
 /* grid (ceil(N / 64), S): block (x, y) computes columns 64 x .. of k-steps
- * GVM_WARPS CS y ..; with S > 1 each block leaves its partial in ws[y] and
- * the last of the column tile's S blocks to finish sums ws[0..S-1] in
- * order. gs: the group size when g_idx may be k / gs (the hint), else 0.
- * CHAIN: the host found the chained sums within the depth bound (header). */
-template <int MB, int CS, bool CHAIN>
+ * GVM_WARPS L y .. (warp i: its L steps from GVM_WARPS L y + L i), streaming
+ * them two at a time with the next two in flight; with S > 1 each block
+ * leaves its partial in ws[y] and the last of the column tile's S blocks to
+ * finish sums ws[0..S-1] in order. gs: the group size when g_idx may be
+ * k / gs (the hint), else 0. CHAIN: the host found the chained sums within
+ * the depth bound (the header). */
+template <int MB, bool CHAIN>
 __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
     w4_view q, const float *__restrict__ X, int64_t M, int xvec, const float *__restrict__ bias,
     float *__restrict__ Y, float *__restrict__ ws, unsigned *__restrict__ cnt, int64_t gs,
-    hip_flag_t *flags)
+    int64_t L, hip_flag_t *flags)
 {
     constexpr int TOK = 8 * MB;
     __shared__ __align__(16) float red[GVM_WARPS][TOK][GVM_COLS];
-    __shared__ __align__(16) uint4 xs[GVM_WARPS][CS][MB][32];
+    __shared__ __align__(16) uint4 xs[gvm_xs<MB>::n];
     __shared__ int last;
     const int tid = (int)threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int64_t N = q.N, K = q.K, KW = K / 8, KS = (KW + 3) / 4;
     const int64_t n0 = (int64_t)blockIdx.x * GVM_COLS, nA = n0 + 4 * g, nB = nA + 32;
-    const int64_t ksw = ((int64_t)blockIdx.y * GVM_WARPS + warp) * CS;
+    const int64_t kb = (int64_t)blockIdx.y * GVM_WARPS * L; /* the block's first k-step */
+    const int64_t ks0 = kb + warp * L, ke = ks0 + L < KS ? ks0 + L : KS;
+    const int64_t xw0 = 4 * kb, xwe = 4 * (kb + GVM_WARPS * L) < KW ? 4 * (kb + GVM_WARPS * L) : KW;
+    const int64_t xwn = xwe > xw0 ? xwe - xw0 : 0; /* the block's words */
     gvm_pdl_launch_dependents();
 
-    /* every load of the warp's chunk first: weights, g_idx, X, and the
-     * hinted group's scales and zeros */
-    uint4 wa[CS], wb[CS];
-    int gl[CS];
-#pragma unroll
-    for (int i = 0; i < CS; i++) {
-        const int64_t w = 4 * (ksw + i) + t;
-        const uint4 z4 = make_uint4(0, 0, 0, 0);
-        wa[i] = w < KW && nA < N ? __ldg((const uint4 *)(q.qw + w * N + nA)) : z4;
-        wb[i] = w < KW && nB < N ? __ldg((const uint4 *)(q.qw + w * N + nB)) : z4;
-    }
-#pragma unroll
-    for (int i = 0; i < CS; i++) {
-        const int64_t k = 32 * (ksw + i) + lane;
-        gl[i] = k < K ? __ldg(q.gi + k) : 0;
-    }
+    /* the first two k-steps' loads, and the hinted group's scales and zeros */
+    uint4 wa0[2], wb0[2], wa1[2], wb1[2];
+    int gl0[2], gl1[2];
+    gvm_load2(q, ks0, ke, nA, nB, t, lane, wa0, wb0, gl0);
     int64_t gcur = INT64_MIN; /* the group whose scales and zeros are held (none: no g_idx value) */
     gvm_grp GA, GB;
-    if (gs > 0 && ksw < KS) {
-        gcur = 32 * ksw / gs;
+    if (gs > 0 && ks0 < KS) {
+        gcur = 32 * ks0 / gs;
         gvm_group(q, gcur, nA, GA);
         gvm_group(q, gcur, nB, GB);
     }
-    /* the calls before this one on the stream (X's producer, the last
-     * user of ws, cnt and Y) done: nothing above reads their outputs or
-     * writes anything */
+    /* the calls before this one on the stream (X's producer, the last user
+     * of ws, cnt and Y) done: nothing above reads their outputs or writes */
     gvm_pdl_wait();
-    /* X as the lane's B fragments, rounded to fp16, parked in shared memory
-     * (the lane's own slots: read back by the same lane, no barrier) */
-#pragma unroll
-    for (int i = 0; i < CS; i++)
-#pragma unroll
-        for (int mb = 0; mb < MB; mb++) {
-            const int64_t m = 8 * mb + g, w = 4 * (ksw + i) + t;
-            uint4 v = make_uint4(0, 0, 0, 0);
-            if (m < M && w < KW) {
-                const float *xr = X + m * K + 8 * w;
-                float x[8];
-                if (xvec) {
-                    const float4 p = __ldg((const float4 *)xr), r = __ldg((const float4 *)(xr + 4));
-                    x[0] = p.x, x[1] = p.y, x[2] = p.z, x[3] = p.w;
-                    x[4] = r.x, x[5] = r.y, x[6] = r.z, x[7] = r.w;
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) x[j] = __ldg(xr + j);
-                }
-                v = make_uint4(gvm_pack(x[0], x[4]), gvm_pack(x[1], x[5]), gvm_pack(x[2], x[6]),
-                               gvm_pack(x[3], x[7]));
-            }
-            xs[warp][i][mb][lane] = v;
+    /* the block's X as B fragments in fp16: xs[m xwn + w - xw0] = (x[8w],
+     * x[8w+4]), (x[8w+1], x[8w+5]), (x[8w+2], x[8w+6]), (x[8w+3], x[8w+7]) */
+    for (int64_t e = tid; e < M * xwn; e += GVM_WARPS * 32) {
+        const int64_t m = e / xwn, w = xw0 + e % xwn;
+        const float *xr = X + m * K + 8 * w;
+        float x[8];
+        if (xvec) {
+            const float4 p = __ldg((const float4 *)xr), r = __ldg((const float4 *)(xr + 4));
+            x[0] = p.x, x[1] = p.y, x[2] = p.z, x[3] = p.w;
+            x[4] = r.x, x[5] = r.y, x[6] = r.z, x[7] = r.w;
+        } else {
+            for (int j = 0; j < 8; j++) x[j] = __ldg(xr + j);
         }
-
+        xs[e] = make_uint4(gvm_pack(x[0], x[4]), gvm_pack(x[1], x[5]), gvm_pack(x[2], x[6]),
+                           gvm_pack(x[3], x[7]));
+    }
     /* the warp's sums live in red[warp], each lane's entries its own */
     float(*out)[GVM_COLS] = red[warp];
     float acc[MB][4][4];
@@ -812,54 +831,57 @@ __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
                 acc[mb][j][r] = 0.0f;
                 out[8 * mb + 2 * t + (r & 1)][(r < 2 ? 0 : 32) + 4 * g + j] = 0.0f;
             }
+    __syncthreads();
     const uint32_t all[4] = {~0u, ~0u, ~0u, ~0u};
     bool live = false; /* acc holds sums of the held group not yet scaled into out */
-    unsigned pend = 0; /* the k-steps of mixed groups, done last */
-#pragma unroll
-    for (int i = 0; i < CS; i++) {
-        const int64_t ks = ksw + i;
-        if (ks >= KS) continue; /* the same for the whole warp (no break: the loop stays unrolled) */
-        const int64_t k = 32 * ks + lane;
+
+    uint64_t pend = 0; /* the warp's steps (bit ks - ks0) with k of several groups */
+    /* one k-step: the same branch for the whole warp */
+    auto step = [&](int64_t ks, int i, uint4 wa, uint4 wb, int gl) {
+        if (ks >= ke) return;
+        const int64_t k = 32 * ks + lane, w = 4 * ks + t;
+        const int g0 = __shfl_sync(0xffffffffu, gl, 0);
+        if (!__all_sync(0xffffffffu, k >= K || gl == g0)) {
+            pend |= 1ull << (ks - ks0); /* done after the loop, from their own loads */
+            return;
+        }
+        /* the k-step's 32 k in one group (in-order groups of a multiple of 32) */
+        if (g0 != gcur) {
+            if (CHAIN && live) gvm_flush<MB>(out, acc, GA, GB, g, t), live = false;
+            gcur = g0;
+            if (g0 < 0 || g0 >= q.ngroups) {
+                if (lane == 0) hip_defer(flags, HIP_DEFER_QGIDX, 32 * ks, g0);
+            } else {
+                gvm_group(q, g0, nA, GA);
+                gvm_group(q, g0, nB, GB);
+            }
+        }
+        if (g0 < 0 || g0 >= q.ngroups) return;
         uint32_t xb[MB][4];
 #pragma unroll
         for (int mb = 0; mb < MB; mb++) {
-            const uint4 v = xs[warp][i][mb][lane];
+            const int64_t m = 8 * mb + g;
+            const uint4 v = m < M && w < KW ? xs[m * xwn + (w - xw0)] : make_uint4(0, 0, 0, 0);
             xb[mb][0] = v.x, xb[mb][1] = v.y, xb[mb][2] = v.z, xb[mb][3] = v.w;
         }
-        const int g0 = __shfl_sync(0xffffffffu, gl[i], 0);
-        if (__all_sync(0xffffffffu, k >= K || gl[i] == g0)) {
-            /* the k-step's 32 k in one group (in-order groups of a multiple of 32) */
-            if (g0 != gcur) {
-                if (CHAIN && live) gvm_flush<MB>(out, acc, GA, GB, g, t), live = false;
-                gcur = g0;
-                if (g0 < 0 || g0 >= q.ngroups) {
-                    if (lane == 0) hip_defer(flags, HIP_DEFER_QGIDX, 32 * ks, g0);
-                } else {
-                    gvm_group(q, g0, nA, GA);
-                    gvm_group(q, g0, nB, GB);
-                }
-            }
-            if (g0 >= 0 && g0 < q.ngroups) {
-                gvm_step<MB, CHAIN>(acc, out, wa[i], wb[i], xb, all, GA, GB, g, t);
-                live = true;
-            }
-        } else {
-            /* k of several groups (act-order, or groups not a multiple of
-             * 32): after the loop, when acc and the held group are dead */
-            pend |= 1u << i;
-        }
+        gvm_step<MB, CHAIN>(acc, out, wa, wb, xb, all, GA, GB, g, t);
+        live = true;
+    };
+    for (int64_t ks = ks0; ks < ke; ks += 4) {
+        gvm_load2(q, ks + 2, ke, nA, nB, t, lane, wa1, wb1, gl1);
+        step(ks, 0, wa0[0], wb0[0], gl0[0]);
+        step(ks + 1, 1, wa0[1], wb0[1], gl0[1]);
+        gvm_load2(q, ks + 4, ke, nA, nB, t, lane, wa0, wb0, gl0);
+        step(ks + 2, 2, wa1[0], wb1[0], gl1[0]);
+        step(ks + 3, 3, wa1[1], wb1[1], gl1[1]);
     }
     if (CHAIN && live) gvm_flush<MB>(out, acc, GA, GB, g, t);
-#pragma unroll
-    for (int i = 0; i < CS; i++) {
-        if (!((pend >> i) & 1u)) continue; /* the same for the whole warp */
-        uint32_t xb[MB][4];
-#pragma unroll
-        for (int mb = 0; mb < MB; mb++) {
-            const uint4 v = xs[warp][i][mb][lane];
-            xb[mb][0] = v.x, xb[mb][1] = v.y, xb[mb][2] = v.z, xb[mb][3] = v.w;
-        }
-        gvm_mixed<MB>(q, wa[i], wb[i], xb, gl[i], ksw + i, nA, nB, out, g, t, lane, flags);
+    /* act-order (or groups not a multiple of 32): the mixed steps after the
+     * others, in k order, when the main loop's registers are free */
+    while (pend) {
+        const int i = __ffsll((long long)pend) - 1;
+        pend &= pend - 1;
+        gvm_mixed<MB>(q, ks0 + i, nA, nB, xs, xw0, xwn, M, out, g, t, lane, flags);
     }
 
     /* the warps' sums: a fixed tree in shared memory, the rows of the M tokens */
@@ -972,11 +994,11 @@ static int gvm_workspace(hip_ctx *c, size_t nws, size_t nct)
  * chained k; or one mma's 16: 30) and the warp's FMAs into out (one per
  * group or per mma), the warps' tree (the levels with more than one warp of
  * k), the S blocks' partials in order and the bias. */
-static int64_t gvm_depth(int64_t K, int64_t CS, int chain, int64_t S)
+static int64_t gvm_depth(int64_t K, int64_t L, int chain, int64_t S)
 {
-    const int64_t KS = (K / 8 + 3) / 4, steps = KS < CS ? KS : CS;
-    const int64_t chained = 32 * CS < K ? 32 * CS : K;
-    int64_t warps = (KS + CS - 1) / CS, levels = 0;
+    const int64_t KS = (K / 8 + 3) / 4, steps = KS < L ? KS : L;
+    const int64_t chained = 32 * L < K ? 32 * L : K;
+    int64_t warps = (KS + L - 1) / L, levels = 0;
     if (warps > GVM_WARPS) warps = GVM_WARPS;
     while ((1 << levels) < warps) levels++;
     const int64_t piece = chain ? 2 * (chained - 1) + steps : 30 + 2 * steps;
@@ -985,9 +1007,9 @@ static int64_t gvm_depth(int64_t K, int64_t CS, int chain, int64_t S)
 
 /* The launch, with programmatic dependent launch allowed (gvm_pdl_wait)
  * unless GPTQ_HIP_PDL=0 */
-template <int MB, int CS, bool CHAIN>
-static void gvm_launch_k(hip_ctx *c, dim3 grid, const w4_view &v, const float *x, int64_t M,
-                         int xvec, const float *b, float *y, int64_t gs)
+template <int MB, bool CHAIN>
+static void gvm_launch(hip_ctx *c, dim3 grid, const w4_view &v, const float *x, int64_t M,
+                       int xvec, const float *b, float *y, int64_t gs, int64_t L)
 {
     const char *pdl = getenv("GPTQ_HIP_PDL");
     cudaLaunchConfig_t cfg = {};
@@ -1000,29 +1022,28 @@ static void gvm_launch_k(hip_ctx *c, dim3 grid, const w4_view &v, const float *x
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at;
     cfg.numAttrs = pdl && !strcmp(pdl, "0") ? 0 : 1;
-    (void)cudaLaunchKernelEx(&cfg, w4_gemv_mma_kernel<MB, CS, CHAIN>, v, x, M, xvec, b, y,
-                             c->gvm_ws, c->gvm_cnt, gs, c->flags);
-}
-
-template <int MB, int CS>
-static void gvm_launch(hip_ctx *c, dim3 grid, int chain, const w4_view &v, const float *x,
-                       int64_t M, int xvec, const float *b, float *y, int64_t gs)
-{
-    if (chain) gvm_launch_k<MB, CS, true>(c, grid, v, x, M, xvec, b, y, gs);
-    else gvm_launch_k<MB, CS, false>(c, grid, v, x, M, xvec, b, y, gs);
+    (void)cudaLaunchKernelEx(&cfg, w4_gemv_mma_kernel<MB, CHAIN>, v, x, M, xvec, b, y, c->gvm_ws,
+                             c->gvm_cnt, gs, L, c->flags);
 }
 
 static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t M, int xvec,
                            const float *b, float *y)
 {
-    /* k-steps a warp keeps in flight: 4 (8 x 16 bytes a lane) for one block
-     * of tokens, 1 for two (the shared memory of 2 x 16 sums) */
-    const int64_t CS = M <= 8 ? 4 : 1;
-    const int64_t KS = (v.K / 8 + 3) / 4, S = (KS + GVM_WARPS * CS - 1) / (GVM_WARPS * CS);
-    const int64_t tiles = (v.N + GVM_COLS - 1) / GVM_COLS;
-    if (S > 65535 || tiles > 0x7fffffff)
-        return hip_fail(c, GPTQ_ERR_SHAPE, "matmul_q_fast: K = %lld, N = %lld exceed one gemv-mma "
-                        "launch", (long long)v.K, (long long)v.N);
+    const int64_t KS = (v.K / 8 + 3) / 4, tiles = (v.N + GVM_COLS - 1) / GVM_COLS;
+    /* S blocks a column tile: about one wave of blocks (two a
+     * multiprocessor), each warp L >= 1 k-steps; more when the block's X
+     * would not fit in xs */
+    int64_t S = 2 * (int64_t)(c->sm_count > 0 ? c->sm_count : 1) / tiles;
+    if (S < 1) S = 1;
+    if (S > (KS + GVM_WARPS - 1) / GVM_WARPS) S = (KS + GVM_WARPS - 1) / GVM_WARPS;
+    const int64_t xsn = M <= 8 ? gvm_xs<1>::n : gvm_xs<2>::n;
+    int64_t L = (KS + S * GVM_WARPS - 1) / (S * GVM_WARPS);
+    if (L > 64) L = 64; /* the kernel's mask of mixed steps */
+    while (L > 1 && M * 4 * GVM_WARPS * L > xsn) L--;
+    S = (KS + GVM_WARPS * L - 1) / (GVM_WARPS * L);
+    if (M * 4 * GVM_WARPS * L > xsn || S > 65535 || tiles > 0x7fffffff)
+        return hip_fail(c, GPTQ_ERR_SHAPE, "matmul_q_fast: K = %lld, N = %lld, M = %lld exceed one "
+                        "gemv-mma launch", (long long)v.K, (long long)v.N, (long long)M);
     if (S > 1) {
         const int st = gvm_workspace(c, (size_t)(S * M * v.N), (size_t)tiles);
         if (st) return st;
@@ -1030,10 +1051,15 @@ static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t
     /* the hint: groups of gs k in order, if the shape allows it (g_idx decides) */
     const int64_t gs = v.ngroups > 0 && v.K % v.ngroups == 0 && (v.K / v.ngroups) % 32 == 0
                            ? v.K / v.ngroups : 0;
-    const int chain = gvm_depth(v.K, CS, 1, S) <= v.K + 2;
+    const int chain = gvm_depth(v.K, L, 1, S) <= v.K + 2;
     const dim3 grid((unsigned)tiles, (unsigned)S);
-    if (M <= 8) gvm_launch<1, 4>(c, grid, chain, v, x, M, xvec, b, y, gs);
-    else gvm_launch<2, 1>(c, grid, chain, v, x, M, xvec, b, y, gs);
+    if (M <= 8) {
+        if (chain) gvm_launch<1, true>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else gvm_launch<1, false>(c, grid, v, x, M, xvec, b, y, gs, L);
+    } else {
+        if (chain) gvm_launch<2, true>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else gvm_launch<2, false>(c, grid, v, x, M, xvec, b, y, gs, L);
+    }
     return hip_check_launch(c, "matmul_q_fast (gemv-mma)");
 }
 #endif
@@ -1062,9 +1088,11 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     if (fast_bits && M <= 8 && strcmp(mode, "gemm")) path = "gemv";
 #ifdef GPTQ_HIP_ON_NVIDIA
     else if (fast_bits && q->K >= 32 && strcmp(mode, "simt")) path = "gemm-mma";
-    /* 4 bits, M <= 16: the tensor-core GEMV (bench/HIP_NOTES.md: the fastest
-     * decode path on the H200) */
-    if (q->bits == 4 && M <= 16 && q->K >= 32 && (!strcmp(mode, "auto") || !strcmp(mode, "mma")))
+    /* 4 bits: the tensor-core GEMV, by default for M <= 8 (bench/HIP_NOTES.md:
+     * the fastest decode path on the H200; at 9..16 rows gemm-mma is faster),
+     * under GPTQ_HIP_W4A16=mma for M <= 16 */
+    if (q->bits == 4 && q->K >= 32 &&
+        ((M <= 8 && !strcmp(mode, "auto")) || (M <= 16 && !strcmp(mode, "mma"))))
         path = "gemv-mma";
 #endif
     if (impl) *impl = path;
