@@ -2,9 +2,19 @@
  * hip_w4a16.hip — matmul_q_fast (backend.h, ABI 6): the A16 matmul read
  * straight from the GPTQ-packed weight, for decode and prefill.
  *
- * Three code paths (*impl names the one that ran):
+ * Four code paths (*impl names the one that ran):
  *
- *   gemv       M <= 8, 4 and 8 bits (every device). One block per 4 QB
+ *   gemv-mma   M <= 8, 4 bits, K >= 32, NVIDIA (the default there; M <= 16
+ *              under GPTQ_HIP_W4A16=mma): tensor cores, the weight read from
+ *              qweight straight into mma.sync fragments (the map is in the
+ *              comment above the kernel); blocks of 8 warps x 64 columns, each
+ *              warp streaming its L k-steps (32 k each) two at a time with
+ *              the next two in flight; X staged once per block in shared
+ *              memory as fp16 B fragments; K split over S blocks (about one
+ *              wave), the partials summed in block order by the column tile's
+ *              last block; launched with programmatic dependent launch.
+ *   gemv       M <= 8: 8 bits, and 4 bits off NVIDIA or under
+ *              GPTQ_HIP_W4A16=simt. One block per 4 QB
  *              output columns (QB = 4, or 8 for wide N); 256 / QB k-slices,
  *              each a contiguous chunk of word rows; a thread reads (word
  *              row, 4 columns) as one 16-byte load of qweight, 4 loads in
@@ -19,23 +29,16 @@
  *              global memory and dequantized to (q - z) in fp16 in shared
  *              memory, then mma.sync m16n8k16 (f16 inputs, f32 accumulator)
  *              per 16 k, and each 16-k result scaled into the f32 output.
- *   gemv-mma   GPTQ_HIP_W4A16=mma, M <= 16, 4 bits, K >= 32, NVIDIA only
- *              (opt-in: correct on the H200 but slower than gemv there,
- *              bench/HIP_NOTES.md): tensor cores, the weight read from
- *              qweight straight into mma.sync fragments (the map is in the
- *              comment above the kernel); blocks of 4 warps x 64 columns, each
- *              warp 8 k-steps of 32 k with all their loads in flight at once;
- *              K split over blocks beyond 1024 k, the partials summed in
- *              block order by the column tile's last block.
  *   gemm-simt  everything else: (64, 64) outputs per block, 4 x 4 per thread,
  *              X (fp16 values) and the dequantized weight s (q - z) in f32
  *              staged 32 k at a time, f32 FMAs. The AMD path for M > 8, and
  *              the correct simple kernel of 2 and 3 bits at every M.
  *
- * GPTQ_HIP_W4A16 picks: auto (or unset): gemv for M <= 8, gemm-mma where
- * it exists, else gemm-simt; simt: never gemm-mma (the AMD paths, run and
- * tested on NVIDIA); gemm: never gemv (the GEMMs tested at small M); mma:
- * gemv-mma where it applies, else as auto.
+ * GPTQ_HIP_W4A16 picks: auto (or unset): gemv-mma for 4 bits at M <= 8 on
+ * NVIDIA, else gemv for M <= 8, gemm-mma where it exists, else gemm-simt;
+ * simt: never a tensor-core path (the AMD paths, run and tested on NVIDIA);
+ * gemm: never a GEMV (the GEMMs tested at small M); mma: gemv-mma up to
+ * M = 16, else as auto. GPTQ_HIP_PDL=0 launches gemv-mma plainly.
  *
  * Why this meets backend.h's bound |Y - Y_matmul_q| <= 2 gamma(K+2) S,
  * S = sum_k |xh w| + |bh|. matmul_q's output has depth K + 1 (each term
@@ -73,24 +76,30 @@
  *     scaled partials per piece, depth <= 30 + K + 1 in the worst case,
  *     beyond K + 2: for act-order checkpoints the bound holds to within that
  *     first-order slack (the op table measures it), not by this argument.
- *   - gemv-mma: the same pieces as gemm-mma, two per 32-k step (its nibbles
- *     0-3 and 4-7): each mma has a zero accumulator and 16 exact products
- *     (x rounded to fp16 times q - z in fp16: 1024 + q and 1024 + z are
- *     exact in fp16, so is their difference), then out = fma(s, D, out) in
- *     k order inside a warp, the 4 warps' sums by a fixed tree (2 levels),
- *     the S = ceil(K / 1024) blocks' partials added in block order (S - 1
- *     additions) and the bias: depth <= 30 + K/16 + 2 + (S - 1) + 1 <= K + 2
- *     for K >= 64; K = 32 is one step of one warp (30 + 2 + 1 = 33). The
- *     accumulator is not carried from mma to mma over a group (which would
- *     save the 8 FMAs a step): under the same truncation model a group of G
- *     k chained in the accumulator counts 2 (G - 1) roundings, beyond K + 2
- *     for one group (G = K). A step whose 32 k are not of one group (act-
- *     order, groups not a multiple of 32) runs one pass per group present,
- *     the x of the other k masked to 0: the act-order caveat of gemm-mma.
+ *   - gemv-mma: the products are exact as in gemm-mma (x rounded to fp16
+ *     times q - z in fp16: 1024 + q and 1024 + z are exact in fp16, so is
+ *     their difference; (1024 + 16 q) / 16 - (64 + z) is one rounding of an
+ *     exact small integer). Two ways to sum, chosen by the host
+ *     (gvm_depth): chained, every mma of a warp's run of k-steps in one
+ *     group adds into the same accumulator (under the truncation model, c
+ *     chained k count 2 (c - 1) roundings, c <= min(32 L, K)), and the
+ *     accumulator is scaled into out by one FMA at each change of group;
+ *     or unchained, each mma from 0 (30) and scaled at once (one FMA per
+ *     mma). Then the 8 warps' sums by a fixed tree (ceil(log2) of the warps
+ *     with k: <= 3 levels), the S blocks' partials in block order (S - 1)
+ *     and the bias (1). The host chains only when that total, 2 (c - 1) +
+ *     min(L, K/32) + 3 + S, is <= K + 2 (K >= ~300 for L = 4; a 4096 x 4096
+ *     layer: 254 + 4 + 3 + 3 + 1 = 265); else unchained: 30 + 2 min(L, K/32)
+ *     + levels + S <= K + 2 for every K >= 32 (K = 32: 30 + 2 + 0 + 0 + 1).
+ *     Steps whose 32 k are not of one group (act-order, groups not a
+ *     multiple of 32) run after the warp's other steps, one masked pass per
+ *     group present, each mma scaled at once: the act-order caveat of
+ *     gemm-mma.
  * Every output is summed in an order fixed by its position, K, N, M and the
  * path (gemv's block width also by the device's multiprocessor count),
  * never by the scheduling of blocks (gemv-mma's last block to arrive sums
- * the partials in block order, whichever it is): the same bytes on every run.
+ * the partials in block order, whichever it is; its S and L depend on K, N,
+ * M and the multiprocessor count): the same bytes on every run.
  *
  * X is read as f32 and rounded to fp16 as it is read (matmul_q's rounding);
  * the bias, rounded to fp16, is added last in one f32 sum. A g_idx outside
