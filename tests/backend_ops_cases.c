@@ -1920,7 +1920,8 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
         HIPQ4("simt act-order", b, 2, 200, 328, 32, 0, 64, 0, "GPTQ_HIP_W4A16=simt"),            \
         HIPQ4("simt gemv", b, 2, 200, 328, 328, 1, 8, 1, "GPTQ_HIP_W4A16=simt")
 /* hipgemv: the NVIDIA tensor-core GEMV (gemv-mma: 4 bits, M <= 16, the
- * default there; GPTQ_HIP_W4A16=mma names it; the same HIPQ4 row shape,
+ * default there; GPTQ_HIP_W4A16=mma names it, GPTQ_HIP_GVM=async runs its
+ * cp.async-ring variant; the same HIPQ4 row shape,
  * tolerance and reference). M = 1, 5 (one block of 8 tokens), 16 (two);
  * N = 200 ends in a partial 64-column tile (one quad in, one out); K = 328
  * ends in a partial 32-k step; K = 4096 is split over 4 blocks (the
@@ -1947,6 +1948,9 @@ int oc_compare(const oc_tol *tol, const oc_data *got, const oc_data *want, char 
         GVMMA("K 1280 M 2 g40 chain bias", 1, 264, 1280, 40, 1, 2, 1),                           \
         GVMMA("K 4096 one group M 1", 2, 200, 4096, 4096, 0, 1, 1),                              \
         GVMMA("K 4096 M 3 g32 chain", 1, 264, 4096, 32, 0, 3, 1),                                \
+        HIPQ4("gemv-mma async K 4096 M 1", 4, 2, 264, 4096, 128, 1, 1, 1, "GPTQ_HIP_GVM=async"), \
+        HIPQ4("gemv-mma async M 16 g40", 4, 1, 200, 1280, 40, 0, 16, 1, "GPTQ_HIP_GVM=async"),   \
+        HIPQ4("gemv-mma async act-order", 4, 2, 200, 4096, 128, 0, 3, 0, "GPTQ_HIP_GVM=async"),  \
         HIPQ4("simt gemv M 1", 4, 1, 200, 328, 128, 0, 1, 1, "GPTQ_HIP_W4A16=simt"),             \
         HIPQ4("simt gemv K 4096 act-order", 4, 2, 256, 4096, 128, 1, 2, 0, "GPTQ_HIP_W4A16=simt"), \
         HIPQ4("gemm M 16 K 4096", 4, 1, 200, 4096, 128, 0, 16, 1, NULL)

@@ -4,8 +4,8 @@
  *
  * Four code paths (*impl names the one that ran):
  *
- *   gemv-mma   M <= 8, 4 bits, K >= 32, NVIDIA (the default there; M <= 16
- *              under GPTQ_HIP_W4A16=mma): tensor cores, the weight read from
+ *   gemv-mma   M <= 16, 4 bits, K >= 32, NVIDIA (the default there):
+ *              tensor cores, the weight read from
  *              qweight straight into mma.sync fragments (the map is in the
  *              comment above the kernel); blocks of 8 warps x 64 columns, each
  *              warp streaming its L k-steps (32 k each) two at a time with
@@ -23,7 +23,8 @@
  *              per group); the slices are summed by a fixed tree in shared
  *              memory. Every weight byte is read once, coalesced (16 QB
  *              contiguous bytes of a word row per QB threads).
- *   gemm-mma   M > 8 (or GPTQ_HIP_W4A16=gemm), 4 and 8 bits, NVIDIA only:
+ *   gemm-mma   M > 8 (4 bits: M > 16; or GPTQ_HIP_W4A16=gemm), 4 and 8
+ *              bits, NVIDIA only:
  *              (64, 128) outputs per block, k-steps of 64. X is rounded to
  *              fp16 into shared memory, the weight tile is read once from
  *              global memory and dequantized to (q - z) in fp16 in shared
@@ -34,11 +35,12 @@
  *              staged 32 k at a time, f32 FMAs. The AMD path for M > 8, and
  *              the correct simple kernel of 2 and 3 bits at every M.
  *
- * GPTQ_HIP_W4A16 picks: auto (or unset): gemv-mma for 4 bits at M <= 8 on
- * NVIDIA, else gemv for M <= 8, gemm-mma where it exists, else gemm-simt;
- * simt: never a tensor-core path (the AMD paths, run and tested on NVIDIA);
- * gemm: never a GEMV (the GEMMs tested at small M); mma: gemv-mma up to
- * M = 16, else as auto. GPTQ_HIP_PDL=0 launches gemv-mma plainly.
+ * GPTQ_HIP_W4A16 picks: auto (or unset) or mma: gemv-mma for 4 bits at
+ * M <= 16 on NVIDIA, else gemv for M <= 8, gemm-mma where it exists, else
+ * gemm-simt; simt: never a tensor-core path (the AMD paths, run and tested
+ * on NVIDIA); gemm: never a GEMV (the GEMMs tested at small M).
+ * GPTQ_HIP_PDL=0 launches gemv-mma plainly; GPTQ_HIP_GVM=async streams its
+ * weights through a cp.async ring in shared memory instead of registers.
  *
  * Why this meets backend.h's bound |Y - Y_matmul_q| <= 2 gamma(K+2) S,
  * S = sum_k |xh w| + |bh|. matmul_q's output has depth K + 1 (each term
@@ -772,6 +774,62 @@ __device__ static inline void gvm_load2(const w4_view &q, int64_t ks, int64_t ke
     }
 }
 
+/* cp.async (sm_80+): 16 (or 4) bytes from global to shared memory without
+ * registers; an invalid source copies nothing and fills zeros (src-size 0;
+ * the address is then q's base, never read). The copies of a thread are
+ * grouped by commit and waited for by wait_group (that thread's own). */
+#define GVM_STAGES 3 /* two-step stages of a warp's ring: two in flight while one is used */
+
+__device__ static inline void gvm_cp16(void *dst, const void *src, bool valid)
+{
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
+__device__ static inline void gvm_cp4(void *dst, const void *src, bool valid)
+{
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src),
+                 "r"(valid ? 4 : 0)
+                 : "memory");
+}
+
+__device__ static inline void gvm_cp_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+template <int N> __device__ static inline void gvm_cp_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+/* A warp's ring: per stage, its 2 k-steps' weights (quad A, quad B) and
+ * g_idx, each lane's own slots */
+struct gvm_ring {
+    uint4 w[GVM_STAGES][2][2][32];
+    int gi[GVM_STAGES][2][32];
+};
+
+/* Chunk c (k-steps ks0 + 2c, + 1; none at or past ke) into stage c % STAGES */
+__device__ static inline void gvm_issue(const w4_view &q, gvm_ring &r, int c, int64_t ks0,
+                                        int64_t ke, int64_t nA, int64_t nB, int t, int lane)
+{
+    const int64_t N = q.N, KW = q.K / 8;
+    const int st = c % GVM_STAGES;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int64_t ks = ks0 + 2 * (int64_t)c + i, w = 4 * ks + t, k = 32 * ks + lane;
+        const bool in = ks < ke && w < KW;
+        gvm_cp16(&r.w[st][i][0][lane], in && nA < N ? (const void *)(q.qw + w * N + nA) : q.qw,
+                 in && nA < N);
+        gvm_cp16(&r.w[st][i][1][lane], in && nB < N ? (const void *)(q.qw + w * N + nB) : q.qw,
+                 in && nB < N);
+        gvm_cp4(&r.gi[st][i][lane], ks < ke && k < q.K ? (const void *)(q.gi + k) : q.gi,
+                ks < ke && k < q.K);
+    }
+    gvm_cp_commit();
+}
+
 /* grid (ceil(N / 64), S): block (x, y) computes columns 64 x .. of k-steps
  * GVM_WARPS L y .. (warp i: its L steps from GVM_WARPS L y + L i), streaming
  * them two at a time with the next two in flight; with S > 1 each block
@@ -779,7 +837,7 @@ __device__ static inline void gvm_load2(const w4_view &q, int64_t ks, int64_t ke
  * finish sums ws[0..S-1] in order. gs: the group size when g_idx may be
  * k / gs (the hint), else 0. CHAIN: the host found the chained sums within
  * the depth bound (the header). */
-template <int MB, bool CHAIN>
+template <int MB, bool CHAIN, bool ASYNC>
 __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
     w4_view q, const float *__restrict__ X, int64_t M, int xvec, const float *__restrict__ bias,
     float *__restrict__ Y, float *__restrict__ ws, unsigned *__restrict__ cnt, int64_t gs,
@@ -798,10 +856,19 @@ __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
     const int64_t xwn = xwe > xw0 ? xwe - xw0 : 0; /* the block's words */
     gvm_pdl_launch_dependents();
 
-    /* the first two k-steps' loads, and the hinted group's scales and zeros */
+    /* the first two k-steps' loads (ASYNC: the first STAGES - 1 chunks into
+     * the warp's ring in dynamic shared memory), and the hinted group's
+     * scales and zeros */
+    extern __shared__ __align__(16) unsigned char gvm_dyn[];
+    gvm_ring &ring = ((gvm_ring *)(void *)gvm_dyn)[warp];
     uint4 wa0[2], wb0[2], wa1[2], wb1[2];
     int gl0[2], gl1[2];
-    gvm_load2(q, ks0, ke, nA, nB, t, lane, wa0, wb0, gl0);
+    if constexpr (ASYNC) {
+#pragma unroll
+        for (int c = 0; c < GVM_STAGES - 1; c++) gvm_issue(q, ring, c, ks0, ke, nA, nB, t, lane);
+    } else {
+        gvm_load2(q, ks0, ke, nA, nB, t, lane, wa0, wb0, gl0);
+    }
     int64_t gcur = INT64_MIN; /* the group whose scales and zeros are held (none: no g_idx value) */
     gvm_grp GA, GB;
     if (gs > 0 && ks0 < KS) {
@@ -846,7 +913,7 @@ __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
 
     uint64_t pend = 0; /* the warp's steps (bit ks - ks0) with k of several groups */
     /* one k-step: the same branch for the whole warp */
-    auto step = [&](int64_t ks, int i, uint4 wa, uint4 wb, int gl) {
+    auto step = [&](int64_t ks, int /* slot, unused */, uint4 wa, uint4 wb, int gl) {
         if (ks >= ke) return;
         const int64_t k = 32 * ks + lane, w = 4 * ks + t;
         const int g0 = __shfl_sync(0xffffffffu, gl, 0);
@@ -876,7 +943,19 @@ __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
         gvm_step<MB, CHAIN>(acc, out, wa, wb, xb, all, GA, GB, g, t);
         live = true;
     };
-    for (int64_t ks = ks0; ks < ke; ks += 4) {
+    if constexpr (ASYNC) {
+        /* chunk c computed while chunks c + 1, c + 2 are in flight */
+        for (int c = 0; ks0 + 2 * (int64_t)c < ke; c++) {
+            gvm_issue(q, ring, c + GVM_STAGES - 1, ks0, ke, nA, nB, t, lane);
+            gvm_cp_wait<GVM_STAGES - 1>();
+            const int st = c % GVM_STAGES;
+            const int64_t ks = ks0 + 2 * (int64_t)c;
+            step(ks, 0, ring.w[st][0][0][lane], ring.w[st][0][1][lane], ring.gi[st][0][lane]);
+            step(ks + 1, 1, ring.w[st][1][0][lane], ring.w[st][1][1][lane], ring.gi[st][1][lane]);
+        }
+        gvm_cp_wait<0>();
+    }
+    for (int64_t ks = ks0; !ASYNC && ks < ke; ks += 4) {
         gvm_load2(q, ks + 2, ke, nA, nB, t, lane, wa1, wb1, gl1);
         step(ks, 0, wa0[0], wb0[0], gl0[0]);
         step(ks + 1, 1, wa0[1], wb0[1], gl0[1]);
@@ -1016,22 +1095,29 @@ static int64_t gvm_depth(int64_t K, int64_t L, int chain, int64_t S)
 
 /* The launch, with programmatic dependent launch allowed (gvm_pdl_wait)
  * unless GPTQ_HIP_PDL=0 */
-template <int MB, bool CHAIN>
+template <int MB, bool CHAIN, bool ASYNC>
 static void gvm_launch(hip_ctx *c, dim3 grid, const w4_view &v, const float *x, int64_t M,
                        int xvec, const float *b, float *y, int64_t gs, int64_t L)
 {
     const char *pdl = getenv("GPTQ_HIP_PDL");
+    const size_t dyn = ASYNC ? GVM_WARPS * sizeof(gvm_ring) : 0;
+    static int attr_set; /* per instance: the dynamic shared memory beyond 48 KB allowed */
+    if (ASYNC && !attr_set) {
+        (void)cudaFuncSetAttribute(w4_gemv_mma_kernel<MB, CHAIN, ASYNC>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn);
+        attr_set = 1;
+    }
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[1];
     cfg.gridDim = grid;
     cfg.blockDim = dim3(GVM_WARPS * 32);
-    cfg.dynamicSmemBytes = 0;
+    cfg.dynamicSmemBytes = dyn;
     cfg.stream = c->stream;
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at;
     cfg.numAttrs = pdl && !strcmp(pdl, "0") ? 0 : 1;
-    (void)cudaLaunchKernelEx(&cfg, w4_gemv_mma_kernel<MB, CHAIN>, v, x, M, xvec, b, y, c->gvm_ws,
+    (void)cudaLaunchKernelEx(&cfg, w4_gemv_mma_kernel<MB, CHAIN, ASYNC>, v, x, M, xvec, b, y, c->gvm_ws,
                              c->gvm_cnt, gs, L, c->flags);
 }
 
@@ -1062,12 +1148,21 @@ static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t
                            ? v.K / v.ngroups : 0;
     const int chain = gvm_depth(v.K, L, 1, S) <= v.K + 2;
     const dim3 grid((unsigned)tiles, (unsigned)S);
+    /* the weights through registers (default) or a cp.async ring in shared
+     * memory (GPTQ_HIP_GVM=async: faster at 4096 x 11008, slower at 4096 x
+     * 4096 and over a decode step on the H200; bench/HIP_NOTES.md) */
+    const char *how = getenv("GPTQ_HIP_GVM");
+    const bool as = how && !strcmp(how, "async");
     if (M <= 8) {
-        if (chain) gvm_launch<1, true>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else gvm_launch<1, false>(c, grid, v, x, M, xvec, b, y, gs, L);
+        if (chain && as) gvm_launch<1, true, true>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else if (chain) gvm_launch<1, true, false>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else if (as) gvm_launch<1, false, true>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else gvm_launch<1, false, false>(c, grid, v, x, M, xvec, b, y, gs, L);
     } else {
-        if (chain) gvm_launch<2, true>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else gvm_launch<2, false>(c, grid, v, x, M, xvec, b, y, gs, L);
+        if (chain && as) gvm_launch<2, true, true>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else if (chain) gvm_launch<2, true, false>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else if (as) gvm_launch<2, false, true>(c, grid, v, x, M, xvec, b, y, gs, L);
+        else gvm_launch<2, false, false>(c, grid, v, x, M, xvec, b, y, gs, L);
     }
     return hip_check_launch(c, "matmul_q_fast (gemv-mma)");
 }
@@ -1097,11 +1192,9 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     if (fast_bits && M <= 8 && strcmp(mode, "gemm")) path = "gemv";
 #ifdef GPTQ_HIP_ON_NVIDIA
     else if (fast_bits && q->K >= 32 && strcmp(mode, "simt")) path = "gemm-mma";
-    /* 4 bits: the tensor-core GEMV, by default for M <= 8 (bench/HIP_NOTES.md:
-     * the fastest decode path on the H200; at 9..16 rows gemm-mma is faster),
-     * under GPTQ_HIP_W4A16=mma for M <= 16 */
-    if (q->bits == 4 && q->K >= 32 &&
-        ((M <= 8 && !strcmp(mode, "auto")) || (M <= 16 && !strcmp(mode, "mma"))))
+    /* 4 bits, M <= 16: the tensor-core GEMV (bench/HIP_NOTES.md: the fastest
+     * decode path on the H200, at 16 rows 6.5x faster than gemm-mma) */
+    if (q->bits == 4 && M <= 16 && q->K >= 32 && (!strcmp(mode, "auto") || !strcmp(mode, "mma")))
         path = "gemv-mma";
 #endif
     if (impl) *impl = path;
