@@ -316,7 +316,6 @@ int main(int argc, char **argv)
     make_io(16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
     /* the default path at M = 1 and 16, then the SIMT GEMV (GPTQ_HIP_W4A16=simt) at M = 1 */
     static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {16, NULL}, {1, "simt"}};
-    /* (M = 16 by default is gemm-mma; GPTQ_HIP_W4A16=mma runs gemv-mma there) */
     for (int ri = 0; ri < 3 && decode; ri++) {
         if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
         const int64_t M = runs[ri].M;

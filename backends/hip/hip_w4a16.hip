@@ -1179,6 +1179,11 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     if (strcmp(mode, "auto") && strcmp(mode, "simt") && strcmp(mode, "gemm") && strcmp(mode, "mma"))
         return hip_fail(c, GPTQ_ERR_INVALID,
                         "%s: GPTQ_HIP_W4A16=%s is none of auto, simt, gemm, mma", op, mode);
+    const char *gvm = getenv("GPTQ_HIP_GVM"), *pdl = getenv("GPTQ_HIP_PDL");
+    if (gvm && gvm[0] && strcmp(gvm, "reg") && strcmp(gvm, "async"))
+        return hip_fail(c, GPTQ_ERR_INVALID, "%s: GPTQ_HIP_GVM=%s is neither reg nor async", op, gvm);
+    if (pdl && pdl[0] && strcmp(pdl, "0") && strcmp(pdl, "1"))
+        return hip_fail(c, GPTQ_ERR_INVALID, "%s: GPTQ_HIP_PDL=%s is neither 0 nor 1", op, pdl);
     int st = hip_check_qtensor(c, q, op);
     if (st) return st;
     if (M < 0) return hip_fail(c, GPTQ_ERR_SHAPE, "%s: M = %lld is negative", op, (long long)M);
