@@ -42,25 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format/format.h"
-#include "internal.h"
-
-static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void)
-{
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (uint32_t)(g_rng >> 16);
-}
+#define W4A16_BENCH "bench_hip_w4a16"
+#include "w4a16_common.h"
 
 static gptq_backend *g_be;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_hip_w4a16: %s: %s\n", what, gptq_last_error());
-    exit(1);
-}
 
 static void dsync(void)
 {
@@ -103,120 +88,19 @@ static double bw_copy(double gb, int reps)
     return 2.0 * (double)n / best / 1e9;
 }
 
-/* ---- a random 4-bit g128 layer ---------------------------------------- */
-
-typedef struct layer {
-    gptq_qdev q;
-    int64_t K, N;
-    double bytes; /* weight bytes a call reads */
-} layer;
-
-/* Random words are valid 4-bit streams; scales in [2^-11, 2^-7); zeros any
- * (v2: every field is a zero); g_idx k / 128. */
-static gptq_packed host_layer(int64_t K, int64_t N)
-{
-    gptq_packed p = {.bits = 4, .in_features = K, .out_features = N, .ngroups = K / 128};
-    p.qweight = malloc((size_t)(K / 8 * N) * 4);
-    p.qzeros = malloc((size_t)(p.ngroups * N / 8) * 4);
-    p.scales = malloc((size_t)(p.ngroups * N) * 2);
-    p.g_idx = malloc((size_t)K * 4);
-    if (!p.qweight || !p.qzeros || !p.scales || !p.g_idx) {
-        fprintf(stderr, "bench_hip_w4a16: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < K / 8 * N; i++) p.qweight[i] = (int32_t)rnd() ^ (int32_t)(rnd() << 16);
-    for (int64_t i = 0; i < p.ngroups * N / 8; i++) p.qzeros[i] = (int32_t)rnd();
-    for (int64_t i = 0; i < p.ngroups * N; i++) p.scales[i] = (uint16_t)(0x1000 + (rnd() >> 20));
-    for (int64_t k = 0; k < K; k++) p.g_idx[k] = (int32_t)(k / 128);
-    return p;
-}
-
-static void upload_layer(const gptq_packed *p, layer *L)
-{
-    if (gptq_qdev_upload(g_be, p, GPTQ_FORMAT_V2, 1, &L->q)) die("upload");
-    const int64_t K = p->in_features, N = p->out_features;
-    L->K = K;
-    L->N = N;
-    L->bytes = (double)(K / 8 * N) * 4 + (double)(p->ngroups * N / 8) * 4 +
-               (double)(p->ngroups * N) * 2 + (double)K * 4;
-}
-
-typedef struct io {
-    gptq_buf *X, *Y;
-} io;
-
-static void make_io(int64_t M, int64_t K, int64_t N, io *b, float *Xhost)
-{
-    float *X = malloc((size_t)(M * K) * 4);
-    if (!X) exit(1);
-    for (int64_t i = 0; i < M * K; i++) X[i] = (float)(rnd() % 2001u) / 1000.0f - 1.0f;
-    if (gptq_be_alloc(g_be, (size_t)(M * K) * 4, &b->X, "X") ||
-        gptq_be_upload(g_be, b->X, 0, X, (size_t)(M * K) * 4) ||
-        gptq_be_alloc(g_be, (size_t)(M * N) * 4, &b->Y, "Y"))
-        die("buffers");
-    if (Xhost) memcpy(Xhost, X, (size_t)(M * K) * 4);
-    free(X);
-}
-
-static void free_io(io *b)
-{
-    gptq_be_free(g_be, b->X);
-    gptq_be_free(g_be, b->Y);
-}
-
-static const char *call(const layer *L, int64_t M, const io *b)
-{
-    const char *impl = NULL;
-    if (gptq_be_check(g_be, g_be->iface->matmul_q_fast(g_be->ctx, &L->q.t, b->X, 0, M, NULL,
-                                                       b->Y, 0, &impl),
-                      "matmul_q_fast"))
-        die("matmul_q_fast");
-    return impl;
-}
-
 /* ---- 2. validation --------------------------------------------------- */
 
 static void validate(int64_t M)
 {
-    const int64_t K = 4096, N = 4096;
-    gptq_packed p = host_layer(K, N);
-    layer L;
-    upload_layer(&p, &L);
-    io b;
-    float *X = malloc((size_t)(M * K) * 4), *Yr = malloc((size_t)(M * N) * 4),
-          *Yf = malloc((size_t)(M * N) * 4), *W = malloc((size_t)(N * K) * 4);
-    if (!X || !Yr || !Yf || !W) exit(1);
-    make_io(M, K, N, &b, X);
-    const char *impl = call(&L, M, &b);
-    if (gptq_be_download(g_be, b.Y, 0, Yf, (size_t)(M * N) * 4)) die("download");
-    if (gptq_matmul_ref(&p, GPTQ_FORMAT_V2, X, M, NULL, Yr) || gptq_dequantize(&p, GPTQ_FORMAT_V2, W))
-        die("reference");
-    const double u = 0x1p-24, g2 = 2.0 * (double)(K + 2) * u / (1.0 - (double)(K + 2) * u);
-    double worst = 0.0;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double S = 0.0;
-            for (int64_t k = 0; k < K; k++)
-                S += fabs((double)gptq_f16_to_f32(gptq_f32_to_f16(X[m * K + k])) * W[n * K + k]);
-            const double d = fabs((double)Yf[m * N + n] - (double)Yr[m * N + n]);
-            if (!(d <= g2 * S)) {
-                fprintf(stderr, "bench_hip_w4a16: validation failed (%s) at M=%lld "
-                        "Y[%lld][%lld]: %.9g vs reference %.9g (bound %.3g)\n", impl,
-                        (long long)M, (long long)m, (long long)n, (double)Yf[m * N + n],
-                        (double)Yr[m * N + n], g2 * S);
-                exit(1);
-            }
-            if (d / (g2 * S) > worst) worst = d / (g2 * S);
-        }
+    const check c = validate_call(g_be, M, QW_RND);
+    if (c.m >= 0) {
+        fprintf(stderr, "bench_hip_w4a16: validation failed (%s) at M=%lld "
+                "Y[%lld][%lld]: %.9g vs reference %.9g (bound %.3g)\n", c.impl,
+                (long long)M, (long long)c.m, (long long)c.n, c.got, c.ref, c.bound);
+        exit(1);
+    }
     printf("validated (%s): 4096x4096 M=%lld against gptq_matmul_ref, largest |diff| %.4f of "
-           "2 gamma(K+2) sum|x w|\n", impl, (long long)M, worst);
-    free(X);
-    free(Yr);
-    free(Yf);
-    free(W);
-    free_io(&b);
-    gptq_qdev_free(g_be, &L.q);
-    gptq_packed_free(&p);
+           "2 gamma(K+2) sum|x w|\n", c.impl, (long long)M, c.worst);
 }
 
 /* ---- 3, 4, 5 ----------------------------------------------------------- */
@@ -227,7 +111,7 @@ static double pass(const layer *Ls, int nl, int rounds, int64_t M, const io *b)
     dsync();
     const double t0 = gptq_now();
     for (int r = 0; r < rounds; r++)
-        for (int i = 0; i < nl; i++) call(&Ls[i], M, b);
+        for (int i = 0; i < nl; i++) call(g_be, &Ls[i], M, b);
     dsync();
     return gptq_now() - t0;
 }
@@ -268,9 +152,8 @@ int main(int argc, char **argv)
         unsetenv("GPTQ_HIP_W4A16");
     }
 
-    static const int64_t shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     gptq_packed hp[3];
-    for (int s = 0; s < 3; s++) hp[s] = host_layer(shapes[s][0], shapes[s][1]);
+    for (int s = 0; s < 3; s++) hp[s] = host_layer(k_shapes[s][0], k_shapes[s][1], QW_RND);
     double t[MAXREPS + 1], best, med;
 
     /* 3. one shape at M = 1, over distinct copies */
@@ -280,15 +163,15 @@ int main(int argc, char **argv)
         const int s = si % 3; /* each shape on the default path, then GPTQ_HIP_W4A16=simt */
         if (si == 3) setenv("GPTQ_HIP_W4A16", "simt", 1);
         layer L0;
-        upload_layer(&hp[s], &L0);
+        upload_layer(g_be, &hp[s], &L0);
         const int nc = (int)ceil(512e6 / L0.bytes);
         layer *Ls = calloc((size_t)nc, sizeof *Ls);
         if (!Ls) return 1;
         Ls[0] = L0;
-        for (int i = 1; i < nc; i++) upload_layer(&hp[s], &Ls[i]);
+        for (int i = 1; i < nc; i++) upload_layer(g_be, &hp[s], &Ls[i]);
         io b;
-        make_io(1, L0.K, L0.N, &b, NULL);
-        const char *impl = call(&Ls[0], 1, &b);
+        make_io(g_be, 1, L0.K, L0.N, &b, NULL);
+        const char *impl = call(g_be, &Ls[0], 1, &b);
         /* 4 rounds: the final sync's cost shared by 4 nc calls */
         for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nc, 4, 1, &b) / (4 * nc);
         stats(t + 1, reps, &best, &med);
@@ -296,30 +179,29 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "%lldx%lld", (long long)L0.K, (long long)L0.N);
         printf("%-12s %5d %11.3e %11.3e %9.1f %6.1f%%  %s (%d copies)\n", name, 1, best, med,
                L0.bytes / best / 1e9, 100 * L0.bytes / best / 1e9 / cp, impl, nc);
-        free_io(&b);
+        free_io(g_be, &b);
         for (int i = 0; i < nc; i++) gptq_qdev_free(g_be, &Ls[i].q);
         free(Ls);
     }
     if (strstr(sections, "shapes")) unsetenv("GPTQ_HIP_W4A16");
 
     /* 4. the decode step: q, k, v, o, gate, up, down of every layer, resident */
-    const int order[7] = {0, 0, 0, 0, 1, 1, 2};
     const int nl = nlayers * 7, decode = strstr(sections, "decode") != NULL;
     layer *Ls = calloc((size_t)nl, sizeof *Ls);
     if (!Ls) return 1;
     double bytes = 0.0;
     for (int i = 0; i < nl && decode; i++) {
-        upload_layer(&hp[order[i % 7]], &Ls[i]);
+        upload_layer(g_be, &hp[k_order[i % 7]], &Ls[i]);
         bytes += Ls[i].bytes;
     }
     io bx;
-    make_io(16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
+    make_io(g_be, 16, 11008, 11008, &bx, NULL); /* large enough for every shape and M */
     /* the default path at M = 1 and 16, then the SIMT GEMV (GPTQ_HIP_W4A16=simt) at M = 1 */
     static const struct { int64_t M; const char *mode; } runs[3] = {{1, NULL}, {16, NULL}, {1, "simt"}};
     for (int ri = 0; ri < 3 && decode; ri++) {
         if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
         const int64_t M = runs[ri].M;
-        const char *impl = call(&Ls[0], M, &bx);
+        const char *impl = call(g_be, &Ls[0], M, &bx);
         for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, M, &bx);
         stats(t + 1, reps, &best, &med);
         printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = %lld "
@@ -333,15 +215,15 @@ int main(int argc, char **argv)
     /* the floor of a call: the same number of calls on one 128 x 128 layer
      * (66 KB, in L2), M = 1: launch, the kernel's fixed latency and the gap */
     if (strstr(sections, "floor")) {
-        gptq_packed tp = host_layer(128, 128);
+        gptq_packed tp = host_layer(128, 128, QW_RND);
         layer T;
-        upload_layer(&tp, &T);
-        const char *impl = call(&T, 1, &bx);
+        upload_layer(g_be, &tp, &T);
+        const char *impl = call(g_be, &T, 1, &bx);
         double tq[MAXREPS + 1], qbest, qmed;
         for (int r = 0; r <= reps; r++) {
             dsync();
             const double t0 = gptq_now();
-            for (int i = 0; i < nl; i++) call(&T, 1, &bx);
+            for (int i = 0; i < nl; i++) call(g_be, &T, 1, &bx);
             tq[r] = gptq_now() - t0; /* the host's side: queueing the calls */
             dsync();
             t[r] = gptq_now() - t0;
@@ -354,25 +236,25 @@ int main(int argc, char **argv)
         gptq_qdev_free(g_be, &T.q);
         gptq_packed_free(&tp);
     }
-    free_io(&bx);
+    free_io(g_be, &bx);
 
     /* 5. prefill */
     printf("%-12s %5s %11s %11s %9s  %s\n", "K x N", "M", "best s", "median s", "TFLOP/s", "path");
     static const int64_t Mp[3] = {64, 512, 2048};
     for (int s = 0; s < 3 && strstr(sections, "prefill"); s++) {
         layer L;
-        upload_layer(&hp[s], &L);
+        upload_layer(g_be, &hp[s], &L);
         for (int i = 0; i < 3; i++) {
             io b;
-            make_io(Mp[i], L.K, L.N, &b, NULL);
-            const char *impl = call(&L, Mp[i], &b);
+            make_io(g_be, Mp[i], L.K, L.N, &b, NULL);
+            const char *impl = call(g_be, &L, Mp[i], &b);
             for (int r = 0; r <= reps; r++) t[r] = pass(&L, 1, 1, Mp[i], &b);
             stats(t + 1, reps, &best, &med);
             char name[32];
             snprintf(name, sizeof name, "%lldx%lld", (long long)L.K, (long long)L.N);
             printf("%-12s %5lld %11.3e %11.3e %9.2f  %s\n", name, (long long)Mp[i], best, med,
                    2.0 * (double)Mp[i] * (double)L.K * (double)L.N / best / 1e12, impl);
-            free_io(&b);
+            free_io(g_be, &b);
         }
         gptq_qdev_free(g_be, &L.q);
     }

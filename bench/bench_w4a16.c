@@ -39,7 +39,6 @@
  * work, where wall times stretch, it is what one core delivers per second it
  * actually ran (at 1 thread; at T threads roughly GB/s / T on an idle machine).
  */
-#include <math.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -49,29 +48,14 @@
 #include <omp.h>
 #endif
 
-#include "format/format.h"
-#include "internal.h"
-
-static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void)
-{
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (uint32_t)(g_rng >> 16);
-}
+#define W4A16_BENCH "bench_w4a16"
+#include "w4a16_common.h"
 
 static double cpu_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_w4a16: %s: %s\n", what, gptq_last_error());
-    exit(1);
 }
 
 /* ---- 1. bandwidth ---------------------------------------------------- */
@@ -127,114 +111,27 @@ static double bw_triad(size_t n, int reps)
 
 /* ---- a random 4-bit g128 layer on the backend ------------------------ */
 
-typedef struct layer {
-    gptq_qdev q;
-    int64_t K, N;
-    double bytes; /* weight bytes a call reads */
-} layer;
-
-/* Random words are valid 4-bit streams; scales in [2^-11, 2^-7); zeros any
- * (v2: every field is a zero). host: when not NULL, keeps the packed host copy. */
-static void make_layer(gptq_backend *be, int64_t K, int64_t N, layer *L, gptq_packed *host)
+/* qweight hashed in parallel: a decode step is gigabytes of layers */
+static void make_layer(gptq_backend *be, int64_t K, int64_t N, layer *L)
 {
-    gptq_packed p = {.bits = 4, .in_features = K, .out_features = N, .ngroups = K / 128};
-    p.qweight = malloc((size_t)(K / 8 * N) * 4);
-    p.qzeros = malloc((size_t)(p.ngroups * N / 8) * 4);
-    p.scales = malloc((size_t)(p.ngroups * N) * 2);
-    p.g_idx = malloc((size_t)K * 4);
-    if (!p.qweight || !p.qzeros || !p.scales || !p.g_idx) {
-        fprintf(stderr, "bench_w4a16: out of memory\n");
-        exit(1);
-    }
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < K / 8 * N; i++)
-        p.qweight[i] = (int32_t)(uint32_t)(i * 2654435761u ^ (uint64_t)i >> 7);
-    for (int64_t i = 0; i < p.ngroups * N / 8; i++) p.qzeros[i] = (int32_t)rnd();
-    for (int64_t i = 0; i < p.ngroups * N; i++) p.scales[i] = (uint16_t)(0x1000 + (rnd() >> 20));
-    for (int64_t k = 0; k < K; k++) p.g_idx[k] = (int32_t)(k / 128);
-    if (gptq_qdev_upload(be, &p, GPTQ_FORMAT_V2, 1, &L->q)) die("upload");
-    L->K = K;
-    L->N = N;
-    L->bytes = (double)(K / 8 * N) * 4 + (double)(p.ngroups * N / 8) * 4 +
-               (double)(p.ngroups * N) * 2 + (double)K * 4;
-    if (host) *host = p;
-    else gptq_packed_free(&p);
-}
-
-typedef struct io {
-    gptq_buf *X, *Y;
-} io;
-
-static void make_io(gptq_backend *be, int64_t M, int64_t K, int64_t N, io *b, float *Xhost)
-{
-    float *X = malloc((size_t)(M * K) * 4);
-    if (!X) exit(1);
-    for (int64_t i = 0; i < M * K; i++) X[i] = (float)(rnd() % 2001u) / 1000.0f - 1.0f;
-    if (gptq_be_alloc(be, (size_t)(M * K) * 4, &b->X, "X") ||
-        gptq_be_upload(be, b->X, 0, X, (size_t)(M * K) * 4) ||
-        gptq_be_alloc(be, (size_t)(M * N) * 4, &b->Y, "Y"))
-        die("buffers");
-    if (Xhost) memcpy(Xhost, X, (size_t)(M * K) * 4);
-    free(X);
-}
-
-static void free_io(gptq_backend *be, io *b)
-{
-    gptq_be_free(be, b->X);
-    gptq_be_free(be, b->Y);
-}
-
-static const char *call(gptq_backend *be, const layer *L, int64_t M, const io *b)
-{
-    const char *impl = NULL;
-    if (gptq_be_check(be, be->iface->matmul_q_fast(be->ctx, &L->q.t, b->X, 0, M, NULL, b->Y, 0,
-                                                   &impl), "matmul_q_fast"))
-        die("matmul_q_fast");
-    return impl;
+    gptq_packed p = host_layer(K, N, QW_HASH);
+    upload_layer(be, &p, L);
+    gptq_packed_free(&p);
 }
 
 /* ---- 2. validation --------------------------------------------------- */
 
 static void validate(gptq_backend *be, int64_t M)
 {
-    const int64_t K = 4096, N = 4096;
-    layer L;
-    gptq_packed p;
-    make_layer(be, K, N, &L, &p);
-    io b;
-    float *X = malloc((size_t)(M * K) * 4), *Yr = malloc((size_t)(M * N) * 4),
-          *Yf = malloc((size_t)(M * N) * 4), *W = malloc((size_t)(N * K) * 4);
-    if (!X || !Yr || !Yf || !W) exit(1);
-    make_io(be, M, K, N, &b, X);
-    call(be, &L, M, &b);
-    if (gptq_be_download(be, b.Y, 0, Yf, (size_t)(M * N) * 4)) die("download");
-    if (gptq_matmul_ref(&p, GPTQ_FORMAT_V2, X, M, NULL, Yr) || gptq_dequantize(&p, GPTQ_FORMAT_V2, W))
-        die("reference");
-    const double u = 0x1p-24, g2 = 2.0 * (double)(K + 2) * u / (1.0 - (double)(K + 2) * u);
-    double worst = 0.0;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double S = 0.0;
-            for (int64_t k = 0; k < K; k++)
-                S += fabs((double)gptq_f16_to_f32(gptq_f32_to_f16(X[m * K + k])) * W[n * K + k]);
-            const double d = fabs((double)Yf[m * N + n] - (double)Yr[m * N + n]);
-            if (!(d <= g2 * S)) {
-                fprintf(stderr, "bench_w4a16: validation failed at M=%lld Y[%lld][%lld]: %.9g "
-                        "vs reference %.9g (bound %.3g)\n", (long long)M, (long long)m,
-                        (long long)n, (double)Yf[m * N + n], (double)Yr[m * N + n], g2 * S);
-                exit(1);
-            }
-            if (d / (g2 * S) > worst) worst = d / (g2 * S);
-        }
+    const check c = validate_call(be, M, QW_HASH);
+    if (c.m >= 0) {
+        fprintf(stderr, "bench_w4a16: validation failed at M=%lld Y[%lld][%lld]: %.9g "
+                "vs reference %.9g (bound %.3g)\n", (long long)M, (long long)c.m,
+                (long long)c.n, c.got, c.ref, c.bound);
+        exit(1);
+    }
     printf("validated: 4096x4096 M=%lld against gptq_matmul_ref, largest |diff| %.3f of "
-           "2 gamma(K+2) sum|x w|\n", (long long)M, worst);
-    free(X);
-    free(Yr);
-    free(Yf);
-    free(W);
-    free_io(be, &b);
-    gptq_qdev_free(be, &L.q);
-    gptq_packed_free(&p);
+           "2 gamma(K+2) sum|x w|\n", (long long)M, c.worst);
 }
 
 /* ---- 3 and 4 --------------------------------------------------------- */
@@ -308,14 +205,13 @@ int main(int argc, char **argv)
     validate(be, 1);
     validate(be, 17);
 
-    static const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     const char *impl = NULL;
     printf("one layer called repeatedly (partly cache-resident; the decode step below is not)\n");
     printf("%-12s %5s %10s %9s %7s %7s %9s %9s\n", "K x N", "M", "seconds", "GB/s", "%read",
            "%triad", "GB/cpu-s", "GFLOP/s");
     for (int s = 0; s < 3; s++) {
         layer L;
-        make_layer(be, shapes[s][0], shapes[s][1], &L, NULL);
+        make_layer(be, k_shapes[s][0], k_shapes[s][1], &L);
         const int64_t Ms[2] = {1, Mp};
         for (int i = 0; i < 2; i++) {
             double cpu = 0.0;
@@ -335,14 +231,12 @@ int main(int argc, char **argv)
     }
 
     /* the decode step: q, k, v, o, gate, up, down of every layer, resident */
-    const int64_t per[7][2] = {{4096, 4096}, {4096, 4096}, {4096, 4096}, {4096, 4096},
-                               {4096, 11008}, {4096, 11008}, {11008, 4096}};
     const int nl = nlayers * 7;
     layer *Ls = calloc((size_t)nl, sizeof *Ls);
     if (!Ls) return 1;
     double bytes = 0.0;
     for (int i = 0; i < nl; i++) {
-        make_layer(be, per[i % 7][0], per[i % 7][1], &Ls[i], NULL);
+        make_layer(be, k_shapes[k_order[i % 7]][0], k_shapes[k_order[i % 7]][1], &Ls[i]);
         bytes += Ls[i].bytes;
     }
     io bx;
