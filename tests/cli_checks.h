@@ -55,6 +55,23 @@ static inline char *cc_plugin(char *buf, const char *name)
         ch_expect((r), 0, "");                                                                \
     } while (0)
 
+/* The same run, its output not read: `gptq args...` must exit 0. */
+#define cc_ok_run(...)                                                                          \
+    do {                                                                                        \
+        cli_result cc_r_;                                                                       \
+        cc_ok(&cc_r_, __VA_ARGS__);                                                             \
+        ch_result_free(&cc_r_);                                                                 \
+    } while (0)
+
+/* A scratch folder per test for a suite's TestSuite(.init = setup, .fini =
+ * teardown): g_dir, made under $TMPDIR with tag in its name and removed
+ * with all it holds after the test; at(buf, name) = buf[1024] g_dir/name. */
+#define CC_SCRATCH_DIR(tag)                                                                     \
+    static char g_dir[512];                                                                     \
+    static void setup(void) { ch_mkdtemp(g_dir, tag); }                                         \
+    static void teardown(void) { ch_rm_tree(g_dir); }                                           \
+    static inline char *at(char *buf, const char *name) { return ch_join(buf, g_dir, name); }
+
 /* The figures of `gptq eval`'s one output line. */
 typedef struct cc_ppl {
     double ppl;

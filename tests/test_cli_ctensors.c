@@ -19,14 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char g_dir[512];
-
-static void setup(void) { ch_mkdtemp(g_dir, "clict"); }
-static void teardown(void) { ch_rm_tree(g_dir); }
+CC_SCRATCH_DIR("clict")
 
 TestSuite(cli_ctensors, .init = setup, .fini = teardown, .timeout = 240);
-
-static char *at(char *buf, const char *name) { return ch_join(buf, g_dir, name); }
 
 static const cJSON *weights_of(const cJSON *qc)
 {
@@ -147,13 +142,10 @@ static void pair(const char *tag, int bits, int sym, int group, const char *cons
     /* matmul: the same Y and W from both */
     char x[1024], y1[1024], y2[1024];
     write_x(x);
-    cli_result r;
-    cc_ok(&r, "matmul", v2, "--module", q0, "-x", x, "-o", at(y1, "y1.safetensors"), "--dequant",
-          "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "matmul", ct, "--module", q0, "-x", x, "-o", at(y2, "y2.safetensors"), "--dequant",
-          "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("matmul", v2, "--module", q0, "-x", x, "-o", at(y1, "y1.safetensors"), "--dequant",
+              "--quiet");
+    cc_ok_run("matmul", ct, "--module", q0, "-x", x, "-o", at(y2, "y2.safetensors"), "--dequant",
+              "--quiet");
     same_tensor(y1, y2, "Y");
     same_tensor(y1, y2, "W");
 
@@ -206,9 +198,7 @@ Test(cli_ctensors, rerun_replaces_its_own_folder)
     cc_data(model, "tiny-llama");
     at(out, "again");
     for (int i = 0; i < 2; i++) {
-        cli_result r;
-        cc_ok(&r, "quantize", model, "-o", out, "--method", "rtn", "--format",
-              "compressed-tensors", "--quiet");
-        ch_result_free(&r);
+        cc_ok_run("quantize", model, "-o", out, "--method", "rtn", "--format",
+                  "compressed-tensors", "--quiet");
     }
 }

@@ -7,10 +7,7 @@
  */
 #include "cli_checks.h"
 
-static char g_dir[512];
-
-static void setup(void) { ch_mkdtemp(g_dir, "clie"); }
-static void teardown(void) { ch_rm_tree(g_dir); }
+CC_SCRATCH_DIR("clie")
 
 TestSuite(cli_eval, .init = setup, .fini = teardown, .timeout = 120);
 TestSuite(cli_diff, .init = setup, .fini = teardown, .timeout = 120);

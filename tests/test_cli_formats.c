@@ -17,14 +17,9 @@
  */
 #include "cli_checks.h"
 
-static char g_dir[512];
-
-static void setup(void) { ch_mkdtemp(g_dir, "clifmt"); }
-static void teardown(void) { ch_rm_tree(g_dir); }
+CC_SCRATCH_DIR("clifmt")
 
 TestSuite(cli_formats, .init = setup, .fini = teardown, .timeout = 180);
-
-static char *at(char *buf, const char *name) { return ch_join(buf, g_dir, name); }
 
 /* config.json's quantization_config and quantize_config.json both have
  * format == checkpoint_format == want */
@@ -143,12 +138,10 @@ Test(cli_formats, asym_default_is_v2_format_gptq_forces_v1_with_a_warning_same_p
     cr_assert_eq(gptq_st_writer_write(sw, X, sizeof X), GPTQ_OK);
     cr_assert_eq(gptq_st_writer_commit(sw), GPTQ_OK);
     const char *dn = "model.layers.2.mlp.down_proj";
-    cc_ok(&r, "matmul", v1, "--module", dn, "-x", x, "-o", at(y1, "y1.safetensors"), "--dequant",
-          "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "matmul", v2, "--module", dn, "-x", x, "-o", at(y2, "y2.safetensors"), "--dequant",
-          "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("matmul", v1, "--module", dn, "-x", x, "-o", at(y1, "y1.safetensors"), "--dequant",
+              "--quiet");
+    cc_ok_run("matmul", v2, "--module", dn, "-x", x, "-o", at(y2, "y2.safetensors"), "--dequant",
+              "--quiet");
     f1 = cc_open_st(y1);
     f2 = cc_open_st(y2);
     static const char *yt[] = {"Y", "W"};
@@ -226,16 +219,12 @@ Test(cli_formats, inspect_marlin_eligible_or_not_with_the_reasons)
     cc_data(model, "tiny-llama");
     cc_data(calib, "text/calib.txt");
     cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(sym, "sym"), "--method", "rtn", "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "quantize", model, "-o", at(b3, "b3"), "--method", "rtn", "--bits", "3", "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "quantize", model, "-o", at(g256, "g256"), "--method", "rtn", "--group-size", "256",
-          "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "quantize", model, "-o", at(da, "da"), "--calib", calib, "--nsamples", "2",
-          "--seqlen", "32", "--desc-act", "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", at(sym, "sym"), "--method", "rtn", "--quiet");
+    cc_ok_run("quantize", model, "-o", at(b3, "b3"), "--method", "rtn", "--bits", "3", "--quiet");
+    cc_ok_run("quantize", model, "-o", at(g256, "g256"), "--method", "rtn", "--group-size", "256",
+              "--quiet");
+    cc_ok_run("quantize", model, "-o", at(da, "da"), "--calib", calib, "--nsamples", "2",
+              "--seqlen", "32", "--desc-act", "--quiet");
 
     /* 4-bit g128 sym, shapes multiples of 64 / 128: every engine */
     cc_ok(&r, "inspect", sym);
@@ -331,10 +320,9 @@ Test(cli_formats, inspect_dynamic_rules)
     char model[1024], out[1024];
     cc_data(model, "tiny-llama");
     cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(out, "dyn"), "--method", "rtn", "--quiet", "--dynamic",
-          "{\"-:model\\\\.layers\\\\.0\\\\.mlp\\\\.up_proj$\": {}, "
-          "\"+:model\\\\.layers\\\\.1\\\\.\": {\"bits\": 8, \"group_size\": 64}}");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", at(out, "dyn"), "--method", "rtn", "--quiet", "--dynamic",
+              "{\"-:model\\\\.layers\\\\.0\\\\.mlp\\\\.up_proj$\": {}, "
+              "\"+:model\\\\.layers\\\\.1\\\\.\": {\"bits\": 8, \"group_size\": 64}}");
     cc_ok(&r, "inspect", out);
     cr_assert(strstr(r.out, "20 quantized, 1 left unquantized by the dynamic rules "
                             "(model.layers.0.mlp.up_proj)"),

@@ -137,10 +137,8 @@ Test(cli_generate, gptq_checkpoints)
                                    {"--asym", "--bits", "3", "--format", "gptq_v2", NULL}};
     for (int f = 0; f < 2; f++) {
         ch_join(ck, tmp, f ? "v2" : "v1");
-        cli_result q;
-        cc_ok(&q, "quantize", dir, "-o", ck, "--method", "rtn", "--quiet", "--group-size", "32",
-              opts[f][0], opts[f][1], opts[f][2], opts[f][3], opts[f][4]);
-        ch_result_free(&q);
+        cc_ok_run("quantize", dir, "-o", ck, "--method", "rtn", "--quiet", "--group-size", "32",
+                  opts[f][0], opts[f][1], opts[f][2], opts[f][3], opts[f][4]);
         int32_t ids[12];
         char *want = lib_greedy(ck, "The kernel", 12, ids);
         cli_result r;

@@ -18,14 +18,9 @@
  */
 #include "cli_checks.h"
 
-static char g_dir[512];
-
-static void setup(void) { ch_mkdtemp(g_dir, "cliict"); }
-static void teardown(void) { ch_rm_tree(g_dir); }
+CC_SCRATCH_DIR("cliict")
 
 TestSuite(cli_inspect_ct, .init = setup, .fini = teardown, .timeout = 240);
-
-static char *at(char *buf, const char *name) { return ch_join(buf, g_dir, name); }
 
 /* tiny-llama quantized with RTN and args..., as compressed-tensors, in out */
 #define ct_quantize(out, ...)                                                                  \
@@ -237,9 +232,8 @@ Test(cli_inspect_ct, json_and_the_gptq_twin)
     cJSON_Delete(j);
 
     /* the same run as gptq_v2: GPTQ's table, none of the WNA16 rows */
-    cc_ok(&r, "quantize", cc_data(model, "tiny-llama"), "-o", at(v2, "v2"), "--method", "rtn",
-          "--quiet", "--sym", "--bits", "8", "--group-size", "-1", "--format", "gptq_v2");
-    ch_result_free(&r);
+    cc_ok_run("quantize", cc_data(model, "tiny-llama"), "-o", at(v2, "v2"), "--method", "rtn",
+              "--quiet", "--sym", "--bits", "8", "--group-size", "-1", "--format", "gptq_v2");
     char *out = inspect(v2);
     cr_assert(strstr(out, "vLLM gptq_marlin") && !strstr(out, "vLLM WNA16") &&
                   strstr(out, "format:      gptq_v2"),
@@ -254,10 +248,8 @@ Test(cli_inspect_ct, stories_marlin_tile_and_ignored_modules)
 {
     char model[1024], ck[1024];
     cc_shared(model, "models/stories-260k");
-    cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(ck, "st"), "--method", "rtn", "--quiet", "--format",
-          "compressed-tensors", "--group-size", "64");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", at(ck, "st"), "--method", "rtn", "--quiet", "--format",
+              "compressed-tensors", "--group-size", "64");
     char *out = inspect(ck);
     cr_assert(strstr(out, "modules:     20 quantized, 15 left unquantized by ignore "
                           "(model.layers.0.mlp.down_proj, "),

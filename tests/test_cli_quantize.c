@@ -13,15 +13,9 @@
 #include "cli_checks.h"
 #include "synth_model.h"
 
-static char g_dir[512];
-
-static void setup(void) { ch_mkdtemp(g_dir, "cliq"); }
-static void teardown(void) { ch_rm_tree(g_dir); }
+CC_SCRATCH_DIR("cliq")
 
 TestSuite(cli_quantize, .init = setup, .fini = teardown, .timeout = 180);
-
-/* buf[1024] = g_dir/name */
-static char *at(char *buf, const char *name) { return ch_join(buf, g_dir, name); }
 
 /* tiny-llama's decoder Linears, in the order the pipeline quantizes them
  * (true-sequential groups), with their (out, in) shapes (data/README.md). */
@@ -314,8 +308,7 @@ Test(cli_quantize, format_v2_zeros_shards_and_group_per_row)
     at(sh, "sharded");
     at(b8, "b8");
     cli_result r;
-    cc_ok(&r, "quantize", model, "-o", v1, "--method", "rtn", "--sym", "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", v1, "--method", "rtn", "--sym", "--quiet");
     cc_ok(&r, "quantize", model, "-o", v2, "--method", "rtn", "--format", "gptq_v2");
     cr_assert(strstr(r.out, "gptq_v2 (as asked)"), "%s", r.out);
     ch_result_free(&r);
@@ -398,10 +391,8 @@ Test(cli_quantize, checkpoint_without_g_idx_reads_the_same)
     char model[1024], text[1024], q[1024], noidx[1024], p[1024], p2[1024];
     cc_data(model, "tiny-llama");
     cc_data(text, "text/eval.txt");
-    cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(q, "q"), "--method", "rtn", "--asym", "--group-size",
-          "64", "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", at(q, "q"), "--method", "rtn", "--asym", "--group-size",
+              "64", "--quiet");
     ch_sh("cp -a '%s' '%s'", q, at(noidx, "noidx"));
     /* rewrite model.safetensors without the g_idx tensors */
     gptq_st_file *f = cc_open_st(q);
@@ -470,9 +461,8 @@ Test(cli_quantize, desc_act_permutes_g_idx_and_options_are_recorded)
     at(sg, "static");
     at(log, "log.jsonl");
     cli_result r;
-    cc_ok(&r, "quantize", model, "-o", da, "--calib", calib, "--nsamples", "4", "--seqlen", "64",
-          "--desc-act", "--asym", "--group-size", "64", "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", da, "--calib", calib, "--nsamples", "4", "--seqlen", "64",
+              "--desc-act", "--asym", "--group-size", "64", "--quiet");
     gptq_st_file *f = cc_open_st(da);
     for (int layer = 0; layer < 3; layer++)
         for (int m = 0; m < 7; m++) {
@@ -685,13 +675,10 @@ Test(cli_quantize, plugin_backend_writes_the_same_bytes)
     cc_data(model, "tiny-llama");
     cc_data(calib, "text/calib.txt");
     cc_plugin(plug, "good");
-    cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(a, "cpu"), "--calib", calib, "--nsamples", "2",
-          "--seqlen", "32", "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "quantize", model, "-o", at(b, "plugin"), "--calib", calib, "--nsamples", "2",
-          "--seqlen", "32", "--quiet", "--backend", plug);
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", at(a, "cpu"), "--calib", calib, "--nsamples", "2",
+              "--seqlen", "32", "--quiet");
+    cc_ok_run("quantize", model, "-o", at(b, "plugin"), "--calib", calib, "--nsamples", "2",
+              "--seqlen", "32", "--quiet", "--backend", plug);
     cr_assert(cc_same_file(ch_join(pa, a, "model.safetensors"), ch_join(pb, b, "model.safetensors")),
               "the plugin wrote other bytes");
 }
@@ -796,9 +783,8 @@ Test(cli_quantize, shared_stories260k_fp32_gptq_8bit)
     cc_shared(model, "models/stories-260k");
     cc_shared(text, "text/tinystories-val.txt");
     cli_result r;
-    cc_ok(&r, "quantize", model, "-o", at(out, "q8"), "--calib", text, "--nsamples", "8",
-          "--seqlen", "128", "--bits", "8", "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("quantize", model, "-o", at(out, "q8"), "--calib", text, "--nsamples", "8",
+              "--seqlen", "128", "--bits", "8", "--quiet");
     const cc_ppl fp = cc_eval(model, text, 128, 16), q = cc_eval(out, text, 128, 16);
     cr_log_info("stories-260k GPTQ w8: fp %.4f, quantized %.4f", fp.ppl, q.ppl);
     cr_assert(fabs(q.ppl - fp.ppl) < 0.005 * fp.ppl, "fp %.4f, w8 %.4f", fp.ppl, q.ppl);

@@ -11,15 +11,10 @@
 #include "internal.h"
 #include "quant/solve.h"
 
-static char g_dir[512];
-
-static void setup(void) { ch_mkdtemp(g_dir, "clit"); }
-static void teardown(void) { ch_rm_tree(g_dir); }
+CC_SCRATCH_DIR("clit")
 
 TestSuite(cli_tools, .init = setup, .fini = teardown, .timeout = 120);
 TestSuite(lib_gaps, .timeout = 120);
-
-static char *at(char *buf, const char *name) { return ch_join(buf, g_dir, name); }
 
 /* ------------------------------------------------------------------ */
 /* Inputs                                                              */
@@ -151,12 +146,9 @@ Test(cli_tools, layer_on_a_real_bf16_weight_beats_rtn)
     gptq_tensor_free(&t[0]);
     gptq_tensor_free(&t[1]);
     gptq_st_close(f0);
-    cli_result r;
-    cc_ok(&r, "layer", in, "-o", at(g, "g.safetensors"), "--bits", "3", "--asym");
-    ch_result_free(&r);
-    cc_ok(&r, "layer", in, "-o", at(rt, "r.safetensors"), "--bits", "3", "--asym", "--method",
-          "rtn");
-    ch_result_free(&r);
+    cc_ok_run("layer", in, "-o", at(g, "g.safetensors"), "--bits", "3", "--asym");
+    cc_ok_run("layer", in, "-o", at(rt, "r.safetensors"), "--bits", "3", "--asym", "--method",
+              "rtn");
     gptq_st_file *fg = cc_open_st(g), *fr = cc_open_st(rt);
     const double eg = strtod(meta(fg, "out_rel_err"), NULL), er = strtod(meta(fr, "out_rel_err"), NULL);
     cr_log_info("down_proj w3: GPTQ out_rel_err %.4g, RTN %.4g", eg, er);
@@ -173,11 +165,9 @@ Test(cli_tools, compare_json_thresholds_and_the_weight_only_path)
     save_wx(g_dir, "in.safetensors", 64, 256, 256);
     at(in, "in.safetensors");
     cli_result r;
-    cc_ok(&r, "layer", in, "-o", at(g, "g.safetensors"), "--bits", "3", "--quiet");
-    ch_result_free(&r);
-    cc_ok(&r, "layer", in, "-o", at(rt, "r.safetensors"), "--bits", "3", "--method", "rtn",
-          "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("layer", in, "-o", at(g, "g.safetensors"), "--bits", "3", "--quiet");
+    cc_ok_run("layer", in, "-o", at(rt, "r.safetensors"), "--bits", "3", "--method", "rtn",
+              "--quiet");
     /* A against itself: nothing differs */
     cc_ok(&r, "compare", g, g, "--json", "--max-code-mismatch", "0", "--max-rel-output", "0");
     cJSON *j = cJSON_Parse(r.out);
@@ -208,8 +198,7 @@ Test(cli_tools, compare_json_thresholds_and_the_weight_only_path)
     ch_result_free(&r);
     /* weight only: RTN without X writes no H */
     save_wx(g_dir, "w.safetensors", 64, 256, 0);
-    cc_ok(&r, "layer", at(w, "w.safetensors"), "-o", at(w2, "w2.safetensors"), "--method", "rtn");
-    ch_result_free(&r);
+    cc_ok_run("layer", at(w, "w.safetensors"), "-o", at(w2, "w2.safetensors"), "--method", "rtn");
     gptq_st_file *f = cc_open_st(w2);
     gptq_st_info hi;
     cr_assert_neq(gptq_st_find(f, "H", &hi), GPTQ_OK, "an RTN of W alone has no H");
@@ -230,8 +219,7 @@ Test(cli_tools, matmul_plugin_same_bytes_quiet)
     save_wx(g_dir, "in.safetensors", 64, 128, 64);
     cc_plugin(plug, "good");
     cli_result r;
-    cc_ok(&r, "layer", at(in, "in.safetensors"), "-o", at(q, "q.safetensors"), "--quiet");
-    ch_result_free(&r);
+    cc_ok_run("layer", at(in, "in.safetensors"), "-o", at(q, "q.safetensors"), "--quiet");
     const char *names[1] = {"X"};
     const int64_t shape[1][2] = {{5, 128}};
     save(at(x, "x.safetensors"), 1, names, shape);

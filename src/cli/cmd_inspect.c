@@ -7,10 +7,11 @@
  * module shape at full speed, with the reason when one does not.
  *
  * The engines are rows of k_engines (data, each with the files it was read
- * from); one function checks a row against a module shape. Nothing is
- * written. Any architecture: the modules are the tensors named
- * "<prefix>.qweight", resolved through quantization_config (and its
- * "dynamic" rules) as the loaders resolve them. A compressed-tensors
+ * from); one function checks a row against a module shape (the group and
+ * in/out conditions through inspect_rules.c, which the compressed-tensors
+ * table shares). Nothing is written. Any architecture: the modules are the
+ * tensors named "<prefix>.qweight", resolved through quantization_config
+ * (and its "dynamic" rules) as the loaders resolve them. A compressed-tensors
  * checkpoint has its own facts and engine table: inspect_ctensors.c.
  */
 #include <getopt.h>
@@ -24,6 +25,7 @@
 
 #include "cli.h"
 #include "format/format.h"
+#include "inspect_rules.h"
 #include "internal.h"
 #include "io/io.h"
 #include "model/model.h"
@@ -40,11 +42,7 @@ typedef struct engine_rule {
     const char *name;
     unsigned bits;           /* bit b set: b-bit weights run */
     int sym_only;            /* no runtime zero points: symmetric grids only */
-    int groups[6], ngroups;  /* group sizes it takes (-1: one group per row) */
-    int group_any;           /* any group size (then in % group == 0 where noted) */
-    int group_whole_row_ok;  /* a group equal to in_features is taken too */
-    int in_div_group;        /* in_features must be a multiple of the group size */
-    int in_mult, out_mult;   /* in_features, out_features multiples of these */
+    inspect_geom geom;       /* group sizes, in/out multiples (inspect_rules.h) */
     int act_order_ok;        /* a g_idx other than k // group_size (act-order) */
     int zero0_ok;            /* a stored zero point of 0 (v2) reads right */
     int top_bits_only;       /* reads quantization_config "bits" only: a dynamic
@@ -63,16 +61,17 @@ static const engine_rule k_engines[] = {
      * out % GPTQ_MARLIN_MIN_THREAD_N 64, in % GPTQ_MARLIN_MIN_THREAD_K 128,
      * in % group) */
     {.name = "vLLM gptq_marlin", .bits = 1u << 4 | 1u << 8, .sym_only = 1,
-     .groups = {-1, 32, 64, 128}, .ngroups = 4, .in_div_group = 1, .in_mult = 128,
-     .out_mult = 64, .act_order_ok = 1, .zero0_ok = 1,
+     .geom = {.groups = {-1, 32, 64, 128}, .ngroups = 4, .in_div_group = 1, .in_mult = 128,
+              .out_mult = 64},
+     .act_order_ok = 1, .zero0_ok = 1,
      .platform = "CUDA, compute capability >= 7.5; float16 or bfloat16"},
     /* vllm/model_executor/layers/quantization/gptq.py (GPTQConfig: bits 2/3/4/8,
      * get_supported_act_dtypes [torch.half], get_min_capability 60, the
      * 4-bit warning; create_weights: in % group_size; checkpoint_format
      * gptq_v2 read since PR #26092) */
     {.name = "vLLM gptq_gemm", .bits = 1u << 2 | 1u << 3 | 1u << 4 | 1u << 8,
-     .group_any = 1, .in_div_group = 1, .in_mult = 1, .out_mult = 1, .act_order_ok = 1,
-     .zero0_ok = 1, .fp16_only = 1,
+     .geom = {.group_any = 1, .in_div_group = 1, .in_mult = 1, .out_mult = 1},
+     .act_order_ok = 1, .zero0_ok = 1, .fp16_only = 1,
      .platform = "CUDA or ROCm, compute capability >= 6.0; float16 only",
      .note = "4-bit: vLLM warns \"Currently, the 4-bit gptq_gemm kernel for GPTQ is buggy. "
              "Please switch to gptq_marlin.\""},
@@ -83,8 +82,9 @@ static const engine_rule k_engines[] = {
      * group sizes [-1, 64, 128] for 16-bit activations;
      * MACHETE_PREPACKED_BLOCK_SHAPE: in % 64, out % 128) */
     {.name = "Machete (vLLM)", .bits = 1u << 4 | 1u << 8, .sym_only = 1,
-     .groups = {-1, 64, 128}, .ngroups = 3, .in_div_group = 1, .in_mult = 64,
-     .out_mult = 128, .act_order_ok = 1, .zero0_ok = 1,
+     .geom = {.groups = {-1, 64, 128}, .ngroups = 3, .in_div_group = 1, .in_mult = 64,
+              .out_mult = 128},
+     .act_order_ok = 1, .zero0_ok = 1,
      .platform = "CUDA, compute capability 9.0 (Hopper); float16 or bfloat16"},
     /* turboderp-org/exllamav2 exllamav2/ext.py (make_q_matrix, GPTQ path:
      * 4-bit words; "gptq_v2" turned into v1 by qzeros -= 0x11111111, which
@@ -93,16 +93,19 @@ static const engine_rule k_engines[] = {
      * ModelCloud/GPTQModel gptqmodel/nn_modules/qlinear/exllamav2.py
      * (SUPPORTS_BITS [4], SUPPORTS_GROUP_SIZE [-1, 32, 64, 128], in and out
      * divisible by 32) */
-    {.name = "ExLlamaV2", .bits = 1u << 4, .groups = {-1, 32, 64, 128}, .ngroups = 4,
-     .in_div_group = 1, .in_mult = 32, .out_mult = 32, .act_order_ok = 1, .fp16_only = 1,
+    {.name = "ExLlamaV2", .bits = 1u << 4,
+     .geom = {.groups = {-1, 32, 64, 128}, .ngroups = 4, .in_div_group = 1, .in_mult = 32,
+              .out_mult = 32},
+     .act_order_ok = 1, .fp16_only = 1,
      .platform = "CUDA; float16"},
     /* vllm/model_executor/kernels/linear/mixed_precision/triton_w4a16.py
      * (TritonW4A16LinearKernel.can_implement: uint4b8 or uint4, 16-bit
      * activations, out % 8, no g_idx, group in [-1, 32, 64, 128, 256] or
      * the whole row, in % group); vLLM reaches it through
      * compressed-tensors' wNa16 scheme on ROCm */
-    {.name = "vLLM Triton W4A16 (ROCm)", .bits = 1u << 4, .groups = {-1, 32, 64, 128, 256},
-     .ngroups = 5, .group_whole_row_ok = 1, .in_div_group = 1, .in_mult = 1, .out_mult = 8,
+    {.name = "vLLM Triton W4A16 (ROCm)", .bits = 1u << 4,
+     .geom = {.groups = {-1, 32, 64, 128, 256}, .ngroups = 5, .group_whole_row_ok = 1,
+              .in_div_group = 1, .in_mult = 1, .out_mult = 8},
      .zero0_ok = 1,
      .platform = "ROCm (MI300) through compressed-tensors wNa16; float16 or bfloat16"},
     /* ggml-org/llama.cpp convert_hf_to_gguf.py (ModelBase.dequant_model,
@@ -110,8 +113,8 @@ static const engine_rule k_engines[] = {
      * NotImplementedError; reads every module's g_idx; checkpoint_format
      * "gptq" adds 1 to the zeros, gptq_v2 not) */
     {.name = "llama.cpp convert_hf_to_gguf", .bits = 1u << 2 | 1u << 4 | 1u << 8,
-     .group_any = 1, .in_mult = 1, .out_mult = 1, .act_order_ok = 1, .zero0_ok = 1,
-     .top_bits_only = 1, .needs_g_idx = 1,
+     .geom = {.group_any = 1, .in_mult = 1, .out_mult = 1},
+     .act_order_ok = 1, .zero0_ok = 1, .top_bits_only = 1, .needs_g_idx = 1,
      .platform = "conversion to GGUF (dequantized to float, then a GGUF type)"},
 };
 #define NENGINES ((int)(sizeof k_engines / sizeof *k_engines))
@@ -157,16 +160,8 @@ typedef struct inspect {
 static int engine_check(const engine_rule *e, const inspect *I, const shape *s, char *why,
                         size_t size)
 {
-    const int G = s->group;
     if (!(e->bits & (1u << s->bits))) {
-        size_t n = (size_t)snprintf(why, size, "%d-bit weights (it runs bits", s->bits);
-        const char *sep = " ";
-        for (int b = 2; b <= 8; b++)
-            if (e->bits & (1u << b)) {
-                n += (size_t)snprintf(why + n, size - n, "%s%d", sep, b);
-                sep = ", ";
-            }
-        snprintf(why + n, size - n, ")");
+        inspect_bits_why(s->bits, e->bits, why, size);
         return 0;
     }
     if (e->top_bits_only && s->bits != I->q.bits) {
@@ -178,29 +173,7 @@ static int engine_check(const engine_rule *e, const inspect *I, const shape *s, 
         snprintf(why, size, "asymmetric: its GPTQ types carry no zero points (sym only)");
         return 0;
     }
-    if (!e->group_any) {
-        int ok = e->group_whole_row_ok && G == s->in;
-        for (int i = 0; i < e->ngroups; i++) ok |= e->groups[i] == G;
-        if (!ok) {
-            size_t n = (size_t)snprintf(why, size, "group size %d (it takes", G);
-            for (int i = 0; i < e->ngroups; i++)
-                n += (size_t)snprintf(why + n, size - n, "%s%d", i ? ", " : " ", e->groups[i]);
-            snprintf(why + n, size - n, "%s)", e->group_whole_row_ok ? " or the whole row" : "");
-            return 0;
-        }
-    }
-    if (e->in_div_group && G > 0 && s->in % G) {
-        snprintf(why, size, "in_features %lld is not a multiple of the group size %d",
-                 (long long)s->in, G);
-        return 0;
-    }
-    if (s->in % e->in_mult || s->out % e->out_mult) {
-        const int in_bad = s->in % e->in_mult != 0;
-        snprintf(why, size, "%s %lld is not a multiple of %d", in_bad ? "in_features" :
-                 "out_features", (long long)(in_bad ? s->in : s->out),
-                 in_bad ? e->in_mult : e->out_mult);
-        return 0;
-    }
+    if (!inspect_geom_check(&e->geom, s->out, s->in, s->group, 0, "", why, size)) return 0;
     if (!e->act_order_ok && (s->gidx == GIDX_ACT_ORDER || s->gidx == GIDX_MONOTONE)) {
         snprintf(why, size, "g_idx is %s: it runs only g_idx = k // group_size",
                  k_gidx_name[s->gidx]);
@@ -424,10 +397,9 @@ static void print_text(const inspect *I)
         const engine_rule *r = &k_engines[e];
         int nok = 0;
         for (int i = 0; i < I->nsh; i++) nok += engine_check(r, I, &I->sh[i], why, sizeof why);
-        printf("  %-30s %s   [%s]\n", r->name, nok == I->nsh ? "yes" : "no ", r->platform);
+        inspect_print_engine(r->name, nok == I->nsh, r->platform);
         for (int i = 0; i < I->nsh; i++)
-            if (!engine_check(r, I, &I->sh[i], why, sizeof why))
-                printf("      no  [%d] %s\n", i + 1, why);
+            if (!engine_check(r, I, &I->sh[i], why, sizeof why)) inspect_print_refusal(i, why);
         if (nok && r->note && (r->bits & 1u << 4)) {
             int four = 0;
             for (int i = 0; i < I->nsh; i++) four |= I->sh[i].bits == 4;
@@ -497,10 +469,7 @@ static int print_json(const inspect *I)
             char why[300];
             const int yes = engine_check(r, I, &I->sh[i], why, sizeof why);
             nok += yes;
-            cJSON *v = cJSON_CreateObject();
-            ok = v && cJSON_AddItemToArray(per, v) && cJSON_AddBoolToObject(v, "ok", yes) &&
-                 (yes ? cJSON_AddNullToObject(v, "reason") != NULL
-                      : cJSON_AddStringToObject(v, "reason", why) != NULL);
+            ok = inspect_json_verdict(per, yes, why);
         }
         ok = ok && cJSON_AddBoolToObject(j, "ok", nok == I->nsh) &&
              (r->note ? cJSON_AddStringToObject(j, "note", r->note) != NULL

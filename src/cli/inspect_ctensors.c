@@ -38,6 +38,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "inspect_rules.h"
 #include "internal.h"
 #include "io/io.h"
 #include "model/model.h"
@@ -53,12 +54,9 @@ typedef struct ct_engine {
     const char *name;
     const char *kernel;           /* vLLM's kernel, as the picks name it (NULL: not vLLM's) */
     unsigned sym_bits, asym_bits; /* bit b set: b-bit weights, symmetric / with zero points */
-    int groups[6], ngroups;       /* group sizes it takes; -1: channel (one group per row) */
-    int group_any;                /* any positive group size */
-    int group_whole_row_ok;       /* a group equal to in_features too */
+    inspect_geom geom;            /* group sizes (-1: channel), in/out multiples; with
+                                     geom.group_any, any positive group size */
     int group_strategy_only;      /* strategy "group" only, never "channel" */
-    int in_div_group;             /* in_features a multiple of the group size */
-    int in_mult, out_mult;        /* in_features, out_features multiples of these */
     int pads_tiles;               /* newer vLLM zero-pads in/out to the tile instead */
     int out_mult_pack;            /* out_features a multiple of 32 / bits */
     int fp16_only;                /* float16 activations only */
@@ -78,8 +76,8 @@ static const ct_engine k_ct[NENG] = {
      * MACHETE_PREPACKED_BLOCK_SHAPE in % 64, out % 128) */
     [E_MACHETE] = {.name = "vLLM WNA16 Machete", .kernel = "Machete",
                    .sym_bits = 1u << 4 | 1u << 8, .asym_bits = 1u << 4 | 1u << 8,
-                   .groups = {-1, 64, 128}, .ngroups = 3,
-                   .in_div_group = 1, .in_mult = 64, .out_mult = 128,
+                   .geom = {.groups = {-1, 64, 128}, .ngroups = 3,
+                            .in_div_group = 1, .in_mult = 64, .out_mult = 128},
                    .platform = "CUDA, compute capability 9.0 (H100, H200); float16 or bfloat16"},
     /* kernels/linear/mixed_precision/marlin.py (get_min_capability 75;
      * can_implement) and layers/quantization/utils/marlin_utils.py
@@ -92,8 +90,9 @@ static const ct_engine k_ct[NENG] = {
      * degraded") */
     [E_MARLIN] = {.name = "vLLM WNA16 Marlin", .kernel = "Marlin",
                   .sym_bits = 1u << 4 | 1u << 8, .asym_bits = 1u << 4,
-                  .groups = {-1, 32, 64, 128}, .ngroups = 4,
-                  .in_div_group = 1, .in_mult = 128, .out_mult = 64, .pads_tiles = 1,
+                  .geom = {.groups = {-1, 32, 64, 128}, .ngroups = 4,
+                           .in_div_group = 1, .in_mult = 128, .out_mult = 64},
+                  .pads_tiles = 1,
                   .platform = "CUDA, compute capability >= 7.5; float16 or bfloat16"},
     /* kernels/linear/mixed_precision/conch.py (get_min_capability 80;
      * _CONCH_SUPPORTED_WEIGHT_TYPES uint4, uint8, uint4b8, uint8b128;
@@ -101,16 +100,17 @@ static const ct_engine k_ct[NENG] = {
      * the conch-triton-kernels package) */
     [E_CONCH] = {.name = "vLLM WNA16 Conch", .kernel = "Conch",
                  .sym_bits = 1u << 4 | 1u << 8, .asym_bits = 1u << 4 | 1u << 8,
-                 .groups = {-1, 128}, .ngroups = 2,
-                 .in_div_group = 1, .in_mult = 1, .out_mult = 1, .optional_pkg = 1,
+                 .geom = {.groups = {-1, 128}, .ngroups = 2,
+                          .in_div_group = 1, .in_mult = 1, .out_mult = 1},
+                 .optional_pkg = 1,
                  .platform = "CUDA >= 8.0 or ROCm, with pip's conch-triton-kernels installed"},
     /* kernels/linear/mixed_precision/exllama.py (get_min_capability 60;
      * is_cuda_alike; SUPPORTED_QUANT_TYPES uint4b8, uint8b128: no zero-point
      * types; out % (32 / bits); float16 activations only; group_size must
      * be positive and divide in_features) */
     [E_EXLLAMA] = {.name = "vLLM WNA16 ExLlama", .kernel = "ExLlama",
-                   .sym_bits = 1u << 4 | 1u << 8, .group_any = 1, .in_div_group = 1,
-                   .in_mult = 1, .out_mult = 1,
+                   .sym_bits = 1u << 4 | 1u << 8,
+                   .geom = {.group_any = 1, .in_div_group = 1, .in_mult = 1, .out_mult = 1},
                    .out_mult_pack = 1, .fp16_only = 1,
                    .platform = "CUDA >= 6.0 or ROCm; float16 only"},
     /* kernels/linear/mixed_precision/triton_w4a16.py
@@ -120,8 +120,9 @@ static const ct_engine k_ct[NENG] = {
      * MarlinLinearKernel/ExllamaLinearKernel on ROCm") */
     [E_TRITON] = {.name = "vLLM WNA16 Triton W4A16", .kernel = "Triton W4A16",
                   .sym_bits = 1u << 4, .asym_bits = 1u << 4,
-                  .groups = {-1, 32, 64, 128, 256}, .ngroups = 5, .group_whole_row_ok = 1,
-                  .in_div_group = 1, .in_mult = 1, .out_mult = 8,
+                  .geom = {.groups = {-1, 32, 64, 128, 256}, .ngroups = 5,
+                           .group_whole_row_ok = 1, .in_div_group = 1, .in_mult = 1,
+                           .out_mult = 8},
                   .platform = "ROCm (MI300: vLLM's first choice there), or CUDA last"},
     /* ggml-org/llama.cpp convert_hf_to_gguf.py (ModelBase.dequant_model,
      * quant_method "compressed-tensors": one config group; format
@@ -129,8 +130,9 @@ static const ct_engine k_ct[NENG] = {
      * num_bits and group_size; dequant_packed takes any width and an
      * optional weight_zero_point) */
     [E_LLAMACPP] = {.name = "llama.cpp convert_hf_to_gguf", .sym_bits = 0x1fcu,
-                    .asym_bits = 0x1fcu, .group_any = 1, .group_strategy_only = 1,
-                    .in_mult = 1, .out_mult = 1,
+                    .asym_bits = 0x1fcu,
+                    .geom = {.group_any = 1, .in_mult = 1, .out_mult = 1},
+                    .group_strategy_only = 1,
                     .platform = "conversion to GGUF (dequantized to float, then a GGUF type)"},
     /* vllm/model_executor/layers/quantization/gptq_marlin.py and gptq.py
      * read quant_method "gptq" (qweight, qzeros, scales, g_idx) */
@@ -181,16 +183,6 @@ typedef struct ct_inspect {
     int64_t weights, bytes, packed_bytes;
 } ct_inspect;
 
-/* b's set widths as " 4, 8" into buf. */
-static const char *bit_list(unsigned b, char *buf, size_t size)
-{
-    size_t n = 0;
-    buf[0] = '\0';
-    for (int i = 2; i <= 8; i++)
-        if (b & 1u << i) n += (size_t)snprintf(buf + n, size - n, "%s%d", n ? ", " : " ", i);
-    return buf;
-}
-
 /* The verdict of engine e on shape s: 1 runs, 0 with the reason in why. */
 static int ct_check(const ct_engine *e, const ct_inspect *I, const ct_shape *s, char *why,
                     size_t size)
@@ -204,49 +196,27 @@ static int ct_check(const ct_engine *e, const ct_inspect *I, const ct_shape *s, 
     if (!((s->sym ? e->sym_bits : e->asym_bits) & 1u << s->bits)) {
         if (!s->sym && (e->sym_bits & 1u << s->bits) && !e->asym_bits)
             snprintf(why, size, "asymmetric (weight_zero_point): it runs symmetric weights "
-                     "only (bits%s)", bit_list(e->sym_bits, l1, sizeof l1));
+                     "only (bits%s)", inspect_bit_list(e->sym_bits, l1, sizeof l1));
         else if (!s->sym && (e->sym_bits & 1u << s->bits))
             snprintf(why, size, "asymmetric %d-bit (weight_zero_point): with zero points it "
-                     "runs bits%s only", s->bits, bit_list(e->asym_bits, l2, sizeof l2));
+                     "runs bits%s only", s->bits, inspect_bit_list(e->asym_bits, l2, sizeof l2));
         else
-            snprintf(why, size, "%d-bit weights (it runs bits%s)", s->bits,
-                     bit_list(e->sym_bits | e->asym_bits, l1, sizeof l1));
+            inspect_bits_why(s->bits, e->sym_bits | e->asym_bits, why, size);
         return 0;
     }
     if (G == -1 && e->group_strategy_only) {
         snprintf(why, size, "strategy \"channel\": it asserts strategy \"group\"");
         return 0;
     }
-    if (e->group_any && G == -1) {
+    if (e->geom.group_any && G == -1) {
         snprintf(why, size, "channelwise (one group per row): it needs a positive group size");
         return 0;
     }
-    if (!e->group_any) {
-        int ok = e->group_whole_row_ok && G == s->in;
-        for (int i = 0; i < e->ngroups; i++) ok |= e->groups[i] == G;
-        if (!ok) {
-            size_t n = (size_t)snprintf(why, size, "group size %d (it takes", G);
-            for (int i = 0; i < e->ngroups; i++)
-                n += (size_t)snprintf(why + n, size - n, "%s%d%s", i ? ", " : " ", e->groups[i],
-                                      e->groups[i] == -1 ? " (channel)" : "");
-            snprintf(why + n, size - n, "%s)", e->group_whole_row_ok ? " or the whole row" : "");
-            return 0;
-        }
-    }
-    if (e->in_div_group && G > 0 && s->in % G) {
-        snprintf(why, size, "in_features %lld is not a multiple of the group size %d",
-                 (long long)s->in, G);
+    if (!inspect_geom_check(&e->geom, s->out, s->in, G, 1,
+                            e->pads_tiles ? " (newer vLLM zero-pads it to the tile, slower; "
+                                            "older vLLM refuses it)" : "",
+                            why, size))
         return 0;
-    }
-    if (s->in % e->in_mult || s->out % e->out_mult) {
-        const int in_bad = s->in % e->in_mult != 0;
-        snprintf(why, size, "%s %lld is not a multiple of %d%s",
-                 in_bad ? "in_features" : "out_features", (long long)(in_bad ? s->in : s->out),
-                 in_bad ? e->in_mult : e->out_mult,
-                 e->pads_tiles ? " (newer vLLM zero-pads it to the tile, slower; older vLLM "
-                                 "refuses it)" : "");
-        return 0;
-    }
     if (e->out_mult_pack && s->out % (32 / s->bits)) {
         snprintf(why, size, "out_features %lld is not a multiple of %d (32 / bits)",
                  (long long)s->out, 32 / s->bits);
@@ -413,14 +383,13 @@ static void print_text(const ct_inspect *I)
         const ct_engine *r = &k_ct[k];
         int nok = 0;
         for (int i = 0; i < I->nsh; i++) nok += ct_check(r, I, &I->sh[i], why, sizeof why);
-        printf("  %-30s %s   [%s]\n", r->name, nok == I->nsh ? "yes" : "no ", r->platform);
+        inspect_print_engine(r->name, nok == I->nsh, r->platform);
         if (r->not_format) {
             printf("      %s\n", r->not_format);
             continue;
         }
         for (int i = 0; i < I->nsh; i++)
-            if (!ct_check(r, I, &I->sh[i], why, sizeof why))
-                printf("      no  [%d] %s\n", i + 1, why);
+            if (!ct_check(r, I, &I->sh[i], why, sizeof why)) inspect_print_refusal(i, why);
     }
     printf("\nvLLM picks (the first kernel in its order that runs the layer; Conch counted "
            "absent):\n");
@@ -490,10 +459,7 @@ static int print_json(const ct_inspect *I)
             char why[400];
             const int yes = ct_check(r, I, &I->sh[i], why, sizeof why);
             nok += yes;
-            cJSON *v = cJSON_CreateObject();
-            ok = v && cJSON_AddItemToArray(per, v) && cJSON_AddBoolToObject(v, "ok", yes) &&
-                 (yes ? cJSON_AddNullToObject(v, "reason") != NULL
-                      : cJSON_AddStringToObject(v, "reason", why) != NULL);
+            ok = inspect_json_verdict(per, yes, why);
         }
         ok = ok && cJSON_AddBoolToObject(j, "ok", nok == I->nsh);
     }
