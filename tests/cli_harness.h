@@ -510,6 +510,10 @@ typedef struct hostile_case {
     const char *keep[CH_MAX_KEEP];   /* paths that must be byte-identical afterwards */
     double timeout;                  /* seconds; 0: 30 */
     const char *cwd;                 /* run there (expanded); NULL: the row's folder */
+    const char *const *env;          /* "NAME=value" set for the run, NULL-terminated, or NULL */
+    const char *const *skip_on;      /* stderr fragments saying the row's backend is absent
+                                      * here (no plugin, no GPU): then the row skips;
+                                      * NULL-terminated, or NULL: never */
 } hostile_case;
 
 /* Run one row: a fresh folder, build, snapshot, run, check status,
@@ -543,8 +547,16 @@ static inline void ch_run_case(const hostile_case *c)
     char cwd[1024];
     cr_assert_eq(ch_expand(c->cwd ? c->cwd : "@", dir, cwd, sizeof cwd), 0);
     cli_result r;
-    ch_opts o = {.timeout = c->timeout > 0 ? c->timeout : 30.0, .cwd = cwd};
+    ch_opts o = {.timeout = c->timeout > 0 ? c->timeout : 30.0, .cwd = cwd, .env = c->env};
     ch_run_opts(&r, &o, argv);
+    for (int i = 0; c->skip_on && c->skip_on[i]; i++) {
+        if (!strstr(r.err, c->skip_on[i])) continue;
+        for (int j = 0; j < nk; j++) ch_snap_free(&snaps[j]);
+        ch_result_free(&r);
+        ch_rm_tree(dir);
+        cr_skip_test("%s: its backend is not available here (stderr says \"%s\")", c->name,
+                     c->skip_on[i]);
+    }
     cr_assert(!r.timed_out, "%s: timed out after %.1f s (a hang); stderr:\n%s", c->name,
               r.seconds, r.err);
     cr_assert_eq(r.status, c->status, "%s: exit status %d, want %d; stderr:\n%s", c->name,

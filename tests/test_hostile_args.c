@@ -46,6 +46,9 @@ static void mk_ckpt(const char *dir)
     ch_sh("ln -s '%s/libgptq-testnofast.so' '%s/nofast.so'", pd, dir);
 }
 
+/* what `--backend hip` says where it cannot run: no plugin built, or no GPU */
+#define HIP_ABSENT ((const char *const[]){"backend \"hip\" is not available", "initialisation failed", NULL})
+
 static hostile_case args_table[] = {
     {.name = "no_command", .argv = {NULL}, .status = 2, .msg = "usage"},
     {.name = "unknown_command", .argv = {"frobnicate", NULL}, .status = 2, .msg = "frobnicate"},
@@ -292,6 +295,18 @@ static hostile_case args_table[] = {
      .argv = {"matmul", "@/q.safetensors", "-x", "@/x.safetensors", "-o", "@/x.safetensors",
               "--fast", NULL},
      .status = 1, .msg = "x.safetensors", .keep = {"@/q.safetensors", "@/x.safetensors"}},
+    /* the HIP plugin's knobs of matmul_q_fast, each a bad value: refused with its name,
+     * nothing written (run where the plugin loads, e.g. the device's build-gpu; skip
+     * elsewhere) */
+#define HIPROW(nm, var, want)                                                                    \
+    {.name = "matmul_fast_hip_bad_" nm, .build = mk_fast,                                        \
+     .argv = {FAST, "-x", "@/x.safetensors", "--backend", "hip", NULL}, .status = 1,             \
+     .msg = want, .keep = {"@/q.safetensors", "@/x.safetensors", "@/y.safetensors"},             \
+     .env = (const char *const[]){var, NULL}, .skip_on = HIP_ABSENT}
+    HIPROW("w4a16", "GPTQ_HIP_W4A16=fastest", "GPTQ_HIP_W4A16=fastest is none of auto, simt, gemm, mma"),
+    HIPROW("gvm", "GPTQ_HIP_GVM=smem", "GPTQ_HIP_GVM=smem is neither reg nor async"),
+    HIPROW("pdl", "GPTQ_HIP_PDL=yes", "GPTQ_HIP_PDL=yes is neither 0 nor 1"),
+#undef HIPROW
 #undef FAST
     /* -- gar (issue 13): --act-group-aware excludes --desc-act and --group-size -1, in
      * either order and in every command that quantizes; refused before any work -- */

@@ -16,7 +16,7 @@
 # STEPS (default "build test bench"): any of
 #   build     meson setup + ninja of the plugin, the tests and benches used here
 #             (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
-#   test      meson test: hip_codeobj, hip, gptq, backend_ops (the op table:
+#   test      meson test: hip_codeobj, hip, gptq, hostile_args (its GPU rows), backend_ops (the op table:
 #             every row on hip against the CPU; its lines in backend_ops.log)
 #   sanitize  compute-sanitizer memcheck + racecheck on test_backend_ops and test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
@@ -130,7 +130,7 @@ for step in $steps; do
         ;;
     test)
         log "test"
-        timeout 300 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip gptq \
+        timeout 300 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip gptq hostile_args \
             backend_ops >"$OUT/test.log" 2>&1
         rc=$?
         # every row of the op table on hip against the CPU, with its figure and tolerance
