@@ -106,12 +106,13 @@ static void validate(int64_t M)
 /* ---- 3, 4, 5 ----------------------------------------------------------- */
 
 /* seconds of `rounds` passes over the nl layers at M rows, one sync at the end */
-static double pass(const layer *Ls, int nl, int rounds, int64_t M, const io *b)
+static double pass(const layer *Ls, int nl, int rounds, int64_t M, const io *b, double *queued)
 {
     dsync();
     const double t0 = gptq_now();
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < nl; i++) call(g_be, &Ls[i], M, b);
+    if (queued) *queued = gptq_now() - t0; /* the host's side: queueing the calls */
     dsync();
     return gptq_now() - t0;
 }
@@ -173,7 +174,7 @@ int main(int argc, char **argv)
         make_io(g_be, 1, L0.K, L0.N, &b, NULL);
         const char *impl = call(g_be, &Ls[0], 1, &b);
         /* 4 rounds: the final sync's cost shared by 4 nc calls */
-        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nc, 4, 1, &b) / (4 * nc);
+        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nc, 4, 1, &b, NULL) / (4 * nc);
         stats(t + 1, reps, &best, &med);
         char name[32];
         snprintf(name, sizeof name, "%lldx%lld", (long long)L0.K, (long long)L0.N);
@@ -202,7 +203,7 @@ int main(int argc, char **argv)
         if (runs[ri].mode) setenv("GPTQ_HIP_W4A16", runs[ri].mode, 1);
         const int64_t M = runs[ri].M;
         const char *impl = call(g_be, &Ls[0], M, &bx);
-        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, M, &bx);
+        for (int r = 0; r <= reps; r++) t[r] = pass(Ls, nl, 1, M, &bx, NULL);
         stats(t + 1, reps, &best, &med);
         printf("decode step, %d layers x 7 linears, %.2f GB of distinct resident weights, M = %lld "
                "(%s): best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f steps/s\n",
@@ -220,14 +221,7 @@ int main(int argc, char **argv)
         upload_layer(g_be, &tp, &T);
         const char *impl = call(g_be, &T, 1, &bx);
         double tq[MAXREPS + 1], qbest, qmed;
-        for (int r = 0; r <= reps; r++) {
-            dsync();
-            const double t0 = gptq_now();
-            for (int i = 0; i < nl; i++) call(g_be, &T, 1, &bx);
-            tq[r] = gptq_now() - t0; /* the host's side: queueing the calls */
-            dsync();
-            t[r] = gptq_now() - t0;
-        }
+        for (int r = 0; r <= reps; r++) t[r] = pass(&T, 1, nl, 1, &bx, &tq[r]);
         stats(t + 1, reps, &best, &med);
         stats(tq + 1, reps, &qbest, &qmed);
         printf("call floor: %d calls of one 128x128 layer, M = 1 (%s): best %.4f s (median %.4f), "
@@ -248,7 +242,7 @@ int main(int argc, char **argv)
             io b;
             make_io(g_be, Mp[i], L.K, L.N, &b, NULL);
             const char *impl = call(g_be, &L, Mp[i], &b);
-            for (int r = 0; r <= reps; r++) t[r] = pass(&L, 1, 1, Mp[i], &b);
+            for (int r = 0; r <= reps; r++) t[r] = pass(&L, 1, 1, Mp[i], &b, NULL);
             stats(t + 1, reps, &best, &med);
             char name[32];
             snprintf(name, sizeof name, "%lldx%lld", (long long)L.K, (long long)L.N);

@@ -913,7 +913,7 @@ __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
 
     uint64_t pend = 0; /* the warp's steps (bit ks - ks0) with k of several groups */
     /* one k-step: the same branch for the whole warp */
-    auto step = [&](int64_t ks, int /* slot, unused */, uint4 wa, uint4 wb, int gl) {
+    auto step = [&](int64_t ks, uint4 wa, uint4 wb, int gl) {
         if (ks >= ke) return;
         const int64_t k = 32 * ks + lane, w = 4 * ks + t;
         const int g0 = __shfl_sync(0xffffffffu, gl, 0);
@@ -950,18 +950,18 @@ __global__ __launch_bounds__(GVM_WARPS * 32, 2) void w4_gemv_mma_kernel(
             gvm_cp_wait<GVM_STAGES - 1>();
             const int st = c % GVM_STAGES;
             const int64_t ks = ks0 + 2 * (int64_t)c;
-            step(ks, 0, ring.w[st][0][0][lane], ring.w[st][0][1][lane], ring.gi[st][0][lane]);
-            step(ks + 1, 1, ring.w[st][1][0][lane], ring.w[st][1][1][lane], ring.gi[st][1][lane]);
+            step(ks, ring.w[st][0][0][lane], ring.w[st][0][1][lane], ring.gi[st][0][lane]);
+            step(ks + 1, ring.w[st][1][0][lane], ring.w[st][1][1][lane], ring.gi[st][1][lane]);
         }
         gvm_cp_wait<0>();
     }
     for (int64_t ks = ks0; !ASYNC && ks < ke; ks += 4) {
         gvm_load2(q, ks + 2, ke, nA, nB, t, lane, wa1, wb1, gl1);
-        step(ks, 0, wa0[0], wb0[0], gl0[0]);
-        step(ks + 1, 1, wa0[1], wb0[1], gl0[1]);
+        step(ks, wa0[0], wb0[0], gl0[0]);
+        step(ks + 1, wa0[1], wb0[1], gl0[1]);
         gvm_load2(q, ks + 4, ke, nA, nB, t, lane, wa0, wb0, gl0);
-        step(ks + 2, 2, wa1[0], wb1[0], gl1[0]);
-        step(ks + 3, 3, wa1[1], wb1[1], gl1[1]);
+        step(ks + 2, wa1[0], wb1[0], gl1[0]);
+        step(ks + 3, wa1[1], wb1[1], gl1[1]);
     }
     if (CHAIN && live) gvm_flush<MB>(out, acc, GA, GB, g, t);
     /* act-order (or groups not a multiple of 32): the mixed steps after the
@@ -1094,12 +1094,11 @@ static int64_t gvm_depth(int64_t K, int64_t L, int chain, int64_t S)
 }
 
 /* The launch, with programmatic dependent launch allowed (gvm_pdl_wait)
- * unless GPTQ_HIP_PDL=0 */
+ * when pdl */
 template <int MB, bool CHAIN, bool ASYNC>
-static void gvm_launch(hip_ctx *c, dim3 grid, const w4_view &v, const float *x, int64_t M,
-                       int xvec, const float *b, float *y, int64_t gs, int64_t L)
+static void gvm_launch(hip_ctx *c, dim3 grid, bool pdl, const w4_view &v, const float *x,
+                       int64_t M, int xvec, const float *b, float *y, int64_t gs, int64_t L)
 {
-    const char *pdl = getenv("GPTQ_HIP_PDL");
     const size_t dyn = ASYNC ? GVM_WARPS * sizeof(gvm_ring) : 0;
     static int attr_set; /* per instance: the dynamic shared memory beyond 48 KB allowed */
     if (ASYNC && !attr_set) {
@@ -1116,13 +1115,29 @@ static void gvm_launch(hip_ctx *c, dim3 grid, const w4_view &v, const float *x, 
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at;
-    cfg.numAttrs = pdl && !strcmp(pdl, "0") ? 0 : 1;
+    cfg.numAttrs = pdl ? 1 : 0;
     (void)cudaLaunchKernelEx(&cfg, w4_gemv_mma_kernel<MB, CHAIN, ASYNC>, v, x, M, xvec, b, y, c->gvm_ws,
                              c->gvm_cnt, gs, L, c->flags);
 }
 
+/* The kernel instance for chain and async (the weights through registers or
+ * a cp.async ring in shared memory) */
+template <int MB>
+static void gvm_launch_mb(hip_ctx *c, dim3 grid, bool chain, bool async, bool pdl,
+                          const w4_view &v, const float *x, int64_t M, int xvec, const float *b,
+                          float *y, int64_t gs, int64_t L)
+{
+    if (chain && async) gvm_launch<MB, true, true>(c, grid, pdl, v, x, M, xvec, b, y, gs, L);
+    else if (chain) gvm_launch<MB, true, false>(c, grid, pdl, v, x, M, xvec, b, y, gs, L);
+    else if (async) gvm_launch<MB, false, true>(c, grid, pdl, v, x, M, xvec, b, y, gs, L);
+    else gvm_launch<MB, false, false>(c, grid, pdl, v, x, M, xvec, b, y, gs, L);
+}
+
+/* async: GPTQ_HIP_GVM=async (faster at 4096 x 11008, slower at 4096 x 4096
+ * and over a decode step on the H200; bench/HIP_NOTES.md); pdl: unless
+ * GPTQ_HIP_PDL=0 */
 static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t M, int xvec,
-                           const float *b, float *y)
+                           const float *b, float *y, bool async, bool pdl)
 {
     const int64_t KS = (v.K / 8 + 3) / 4, tiles = (v.N + GVM_COLS - 1) / GVM_COLS;
     /* S blocks a column tile: about one wave of blocks (two a
@@ -1148,22 +1163,8 @@ static int launch_gemv_mma(hip_ctx *c, const w4_view &v, const float *x, int64_t
                            ? v.K / v.ngroups : 0;
     const int chain = gvm_depth(v.K, L, 1, S) <= v.K + 2;
     const dim3 grid((unsigned)tiles, (unsigned)S);
-    /* the weights through registers (default) or a cp.async ring in shared
-     * memory (GPTQ_HIP_GVM=async: faster at 4096 x 11008, slower at 4096 x
-     * 4096 and over a decode step on the H200; bench/HIP_NOTES.md) */
-    const char *how = getenv("GPTQ_HIP_GVM");
-    const bool as = how && !strcmp(how, "async");
-    if (M <= 8) {
-        if (chain && as) gvm_launch<1, true, true>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else if (chain) gvm_launch<1, true, false>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else if (as) gvm_launch<1, false, true>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else gvm_launch<1, false, false>(c, grid, v, x, M, xvec, b, y, gs, L);
-    } else {
-        if (chain && as) gvm_launch<2, true, true>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else if (chain) gvm_launch<2, true, false>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else if (as) gvm_launch<2, false, true>(c, grid, v, x, M, xvec, b, y, gs, L);
-        else gvm_launch<2, false, false>(c, grid, v, x, M, xvec, b, y, gs, L);
-    }
+    if (M <= 8) gvm_launch_mb<1>(c, grid, chain, async, pdl, v, x, M, xvec, b, y, gs, L);
+    else gvm_launch_mb<2>(c, grid, chain, async, pdl, v, x, M, xvec, b, y, gs, L);
     return hip_check_launch(c, "matmul_q_fast (gemv-mma)");
 }
 #endif
@@ -1212,7 +1213,9 @@ int hip_matmul_q_fast(void *ctx, const gptq_qtensor *q, const gptq_buf *X, size_
     float *y = HIP_F32(Y, y_off);
     const int xvec = q->K % 4 == 0 && (uintptr_t)x % 16 == 0;
 #ifdef GPTQ_HIP_ON_NVIDIA
-    if (!strcmp(path, "gemv-mma")) return launch_gemv_mma(c, v, x, M, xvec, b, y);
+    if (!strcmp(path, "gemv-mma"))
+        return launch_gemv_mma(c, v, x, M, xvec, b, y, gvm && !strcmp(gvm, "async"),
+                               !(pdl && !strcmp(pdl, "0")));
 #endif
     if (!strcmp(path, "gemv")) {
         if (q->bits == 4) launch_gemv<4>(c, v, x, M, xvec, b, y);
