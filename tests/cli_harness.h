@@ -554,7 +554,9 @@ static inline void ch_run_case(const hostile_case *c)
         for (int j = 0; j < nk; j++) ch_snap_free(&snaps[j]);
         ch_result_free(&r);
         ch_rm_tree(dir);
-        cr_skip_test("%s: its backend is not available here (stderr says \"%s\")", c->name,
+        cr_skip_test("%s: needs a GPU backend (HIP plugin and GPU), not available here "
+                     "(stderr says \"%s\")",
+                     c->name,
                      c->skip_on[i]);
     }
     cr_assert(!r.timed_out, "%s: timed out after %.1f s (a hang); stderr:\n%s", c->name,
