@@ -577,6 +577,10 @@ typedef enum gptq_linears {
 typedef struct gptq_generator_options {
     size_t struct_size;   /* set by gptq_generator_options_init */
     gptq_linears linears; /* default GPTQ_LINEARS_AUTO */
+    /* appended after the first version: 1 (default) runs the
+     * fast linears of one input (q, k, v; gate, up) as one joined packed
+     * tensor, one matmul_q_fast for the group; 0 keeps them apart */
+    int join_linears;
 } gptq_generator_options;
 void gptq_generator_options_init(gptq_generator_options *o);
 
@@ -645,6 +649,7 @@ typedef struct gptq_generator_stats {
     int64_t weight_bytes;   /* the model on the backend: linears as kept (packed or
                                f32), biases, norms, embedding tables, head */
     int64_t kv_bytes;       /* the key and value caches */
+    int64_t joined_linears; /* of fast_linears, those run joined with their group (appended) */
 } gptq_generator_stats;
 void gptq_generator_stats_init(gptq_generator_stats *s);
 int gptq_generator_get_stats(const gptq_generator *g, gptq_generator_stats *s);

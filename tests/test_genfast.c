@@ -14,6 +14,8 @@
  * give the f32 bits on all 1536 logits), the summary names the kernel, and
  * the weight bytes kept are the packed tensors' own.
  */
+#include <stddef.h>
+
 #include "cli_checks.h"
 
 #include "model/arch.h"
@@ -90,15 +92,18 @@ static int64_t packed_bytes(int64_t rows, int64_t cols, int64_t bits, int64_t G)
 
 /* tiny-llama's seven linears per layer (config.json: D 256, F 384, 4
  * heads and 2 KV heads of 64), 3 layers: sum of f32 bytes minus packed
- * bytes at 4 bits, group 128. */
-static int64_t tiny_saved_bytes(void)
+ * bytes at 4 bits, group 128. Joined (gptq_model_kv_set_join: q, k, v
+ * one tensor, gate, up another), a group keeps one g_idx (256 i32) for
+ * its linears: two fewer for q, k, v and one fewer for gate, up. */
+static int64_t tiny_g_idx_joined_saves(void) { return 3 * (2 + 1) * 256 * 4; }
+static int64_t tiny_saved_bytes(int joined)
 {
     const int64_t sh[7][2] = {{256, 256}, {128, 256}, {128, 256}, {256, 256},
                               {384, 256}, {384, 256}, {256, 384}};
     int64_t saved = 0;
     for (int i = 0; i < 7; i++)
         saved += sh[i][0] * sh[i][1] * 4 - packed_bytes(sh[i][0], sh[i][1], 4, 128);
-    return 3 * saved;
+    return 3 * saved + (joined ? tiny_g_idx_joined_saves() : 0);
 }
 
 /* The first logits of both paths, their greedy tokens, the counts and
@@ -130,7 +135,7 @@ static void fast_against_f32(const char *a1, const char *a2, const char *a3, int
     cr_assert_eq(sf.kv_bytes, 3 * 2 * (np + GREEDY_N) * 2 * 64 * 4, "%lld",
                  (long long)sf.kv_bytes);
     if (!head)
-        cr_assert_eq(se.weight_bytes - sf.weight_bytes, tiny_saved_bytes(),
+        cr_assert_eq(se.weight_bytes - sf.weight_bytes, tiny_saved_bytes(1),
                      "f32 %lld, fast %lld bytes", (long long)se.weight_bytes,
                      (long long)sf.weight_bytes);
 
@@ -197,11 +202,172 @@ Test(genfast, act_order_asym_head_fast_against_f32)
 }
 
 /* ------------------------------------------------------------------ */
+/* joined linears                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The logits of g and h bit for bit, or the first that differs. */
+static void same_logits(gptq_generator *g, gptq_generator *h, const char *when)
+{
+    const int64_t V = gptq_generator_vocab(g);
+    const float *a = gptq_generator_logits(g), *b = gptq_generator_logits(h);
+    for (int64_t v = 0; v < V; v++)
+        cr_assert(memcmp(&a[v], &b[v], sizeof *a) == 0, "%s: logit %lld: joined %.9g, apart %.9g",
+                  when, (long long)v, a[v], b[v]);
+}
+
+/* Joined linears (q, k, v one packed tensor, gate, up another: one
+ * matmul_q_fast a group) against the same linears apart. On the CPU
+ * backend each output column's sums depend on its column's tile, its
+ * slab of k and g_idx (cpu_w4a16.c), not on the tensor's width, and
+ * tiny-llama's widths (256, 128, 384) are whole tiles of every ISA: so the
+ * logits must be the same bits, at the prompt (T > 1: the joined output
+ * split by gather) and at each greedy step (T = 1: q, k, v and gate, up
+ * read in place from the joined row). A column offset off by one, a
+ * split of the wrong width or a bias left out cannot give them. The
+ * counts say 15 of the 21 linears ran joined, and the bytes kept are the
+ * apart ones' less the g_idx copies a group shares. Then the versioned
+ * structs: a caller of the first options (no join_linears) gets the
+ * default (joined) and one of the first stats is not written past its
+ * size. */
+static void joined_against_apart(const char *a1, const char *a2)
+{
+    char tmp[512], ck[1024];
+    ch_mkdtemp(tmp, "genfast-join");
+    quantize(ck, tmp, "ck", a1, a2, NULL);
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_generator_options o;
+    gptq_generator_options_init(&o);
+    cr_assert_eq(o.join_linears, 1);
+    gptq_generator *gj = NULL, *ga = NULL;
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &gj), GPTQ_OK, "%s", gptq_last_error());
+    o.join_linears = 0;
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &ga), GPTQ_OK, "%s", gptq_last_error());
+    const char *prompt = "The kernel reads the packed weights once and";
+    prefill(gj, prompt, 32);
+    prefill(ga, prompt, 32);
+    const gptq_generator_stats sj = stats_of(gj), sa = stats_of(ga);
+    cr_assert_eq(sj.fast_linears, 21);
+    cr_assert_eq(sa.fast_linears, 21);
+    cr_assert_eq(sj.joined_linears, 15, "joined %lld", (long long)sj.joined_linears);
+    cr_assert_eq(sa.joined_linears, 0);
+    cr_assert_eq(sa.weight_bytes - sj.weight_bytes, tiny_g_idx_joined_saves(), "%lld - %lld",
+                 (long long)sa.weight_bytes, (long long)sj.weight_bytes);
+    same_logits(gj, ga, "after the prompt");
+    gptq_sampling s;
+    gptq_sampling_init(&s);
+    for (int i = 0; i < 32; i++) {
+        int32_t a, b;
+        cr_assert_eq(gptq_generator_sample(gj, &s, &a), GPTQ_OK);
+        cr_assert_eq(gptq_generator_sample(ga, &s, &b), GPTQ_OK);
+        cr_assert_eq(a, b, "greedy token %d: joined %d, apart %d", i, a, b);
+        cr_assert_eq(gptq_generator_step(gj, a), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_generator_step(ga, b), GPTQ_OK, "%s", gptq_last_error());
+        char when[32];
+        snprintf(when, sizeof when, "step %d", i);
+        same_logits(gj, ga, when);
+    }
+    gptq_generator_close(gj);
+    gptq_generator_close(ga);
+
+    /* the first versions of the structs */
+    gptq_generator_options_init(&o);
+    o.join_linears = 0; /* outside the old size: not read */
+    o.struct_size = offsetof(gptq_generator_options, join_linears);
+    gptq_generator *g1 = NULL;
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &g1), GPTQ_OK, "%s", gptq_last_error());
+    prefill(g1, prompt, 1);
+    gptq_generator_stats s1;
+    gptq_generator_stats_init(&s1);
+    s1.joined_linears = -7;
+    s1.struct_size = offsetof(gptq_generator_stats, joined_linears);
+    cr_assert_eq(gptq_generator_get_stats(g1, &s1), GPTQ_OK, "%s", gptq_last_error());
+    cr_assert_eq(s1.fast_linears, 21);
+    cr_assert_eq(s1.joined_linears, -7, "a field past struct_size was written");
+    cr_assert_eq(stats_of(g1).joined_linears, 15, "the old options did not get the default");
+    gptq_generator_close(g1);
+    gptq_backend_close(be);
+    ch_rm_tree(tmp);
+}
+
+Test(genfast, joined_linears_are_the_apart_bits) { joined_against_apart(NULL, NULL); }
+
+/* act-order: q, k, v (and gate, up) of one input share the Hessian, so
+ * GPTQ orders their columns the same and their g_idx agree: joined too */
+Test(genfast, joined_linears_act_order_asym) { joined_against_apart("--desc-act", "--asym"); }
+
+/* Every family's forward with joined linears: a checkpoint of the model
+ * (RTN, w4 g32) generated joined and apart on the CPU, the logits the same
+ * bits after the prompt and at 8 greedy steps. Covers what tiny-llama does
+ * not: Qwen3's q/k norms read from the joined row, Gemma's GeGLU and
+ * post-norms, Mistral's window, Phi-3's own fused linears (a group of one:
+ * nothing joined), OPT's q, k, v biases joined (opt-18m, ../shared). Widths
+ * are whole tiles of every ISA (multiples of 16): see joined_against_apart. */
+static void joined_family(const char *dir, int64_t want_joined)
+{
+    char tmp[512], ck[1024];
+    ch_mkdtemp(tmp, "genfast-jfam");
+    ch_join(ck, tmp, "ck");
+    cli_result q;
+    cc_ok(&q, "quantize", dir, "-o", ck, "--method", "rtn", "--group-size", "32", "--quiet");
+    ch_result_free(&q);
+    gptq_backend *be = NULL;
+    cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
+    gptq_generator_options o;
+    gptq_generator_options_init(&o);
+    gptq_generator *gj = NULL, *ga = NULL;
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &gj), GPTQ_OK, "%s", gptq_last_error());
+    o.join_linears = 0;
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &ga), GPTQ_OK, "%s", gptq_last_error());
+    const char *prompt = "The kernel reads the packed weights once and";
+    prefill(gj, prompt, 8);
+    prefill(ga, prompt, 8);
+    const gptq_generator_stats sj = stats_of(gj), sa = stats_of(ga);
+    cr_assert_eq(sj.joined_linears, want_joined, "%s: joined %lld", dir,
+                 (long long)sj.joined_linears);
+    cr_assert_eq(sa.joined_linears, 0);
+    cr_assert_eq(sj.fast_linears, sa.fast_linears);
+    same_logits(gj, ga, "after the prompt");
+    gptq_sampling s;
+    gptq_sampling_init(&s);
+    for (int i = 0; i < 8; i++) {
+        int32_t a, b;
+        cr_assert_eq(gptq_generator_sample(gj, &s, &a), GPTQ_OK);
+        cr_assert_eq(gptq_generator_sample(ga, &s, &b), GPTQ_OK);
+        cr_assert_eq(a, b, "%s: greedy token %d: joined %d, apart %d", dir, i, a, b);
+        cr_assert_eq(gptq_generator_step(gj, a), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_generator_step(ga, b), GPTQ_OK, "%s", gptq_last_error());
+        char when[64];
+        snprintf(when, sizeof when, "%s step %d", dir, i);
+        same_logits(gj, ga, when);
+    }
+    gptq_generator_close(gj);
+    gptq_generator_close(ga);
+    gptq_backend_close(be);
+    ch_rm_tree(tmp);
+}
+
+static char *family(char *buf, const char *name)
+{
+    snprintf(buf, 1024, "%s/tests/data/families/%s", ch_source_root(), name);
+    return buf;
+}
+
+/* 2 layers: q, k, v and gate, up joined in each */
+Test(genfast, joined_qwen3) { char d[1024]; joined_family(family(d, "qwen3"), 10); }
+Test(genfast, joined_gemma2) { char d[1024]; joined_family(family(d, "gemma2"), 10); }
+Test(genfast, joined_gemma3) { char d[1024]; joined_family(family(d, "gemma3"), 10); }
+Test(genfast, joined_mistral) { char d[1024]; joined_family(family(d, "mistral"), 10); }
+Test(genfast, joined_phi3_has_its_own) { char d[1024]; joined_family(family(d, "phi3"), 0); }
+/* 4 layers: q, k, v (with biases) joined; fc1 is alone */
+Test(genfast, joined_opt_biases) { char d[1024]; joined_family(cc_shared(d, "models/opt-18m"), 12); }
+
+/* ------------------------------------------------------------------ */
 /* the command line                                                    */
 /* ------------------------------------------------------------------ */
 
 /* `gptq generate` on a checkpoint: --linears fast and auto are the same
- * run (same stdout bytes) and say "fast <kernel> (21)" with the lm_head on
+ * run (same stdout bytes) and say "fast <kernel> (21, 15 joined)" with the lm_head on
  * gemm; --linears f32 says "f32 gemm (22)", and its stdout is the
  * library's F32 greedy text; the weight bytes printed are smaller on the
  * fast path. On this checkpoint the greedy texts of both paths agree
@@ -218,9 +384,9 @@ Test(genfast, cli_linears_and_summary)
     cr_assert_str_eq(fa.out, au.out);
     cr_assert_str_eq(fa.out, fe.out, "fast \"%s\", f32 \"%s\"", fa.out, fe.out);
     cr_assert(strlen(fa.out) > 10, "a short text: \"%s\"", fa.out);
-    cr_assert(strstr(fa.err, "linears: fast ") && strstr(fa.err, " (21), f32 gemm (1);"),
+    cr_assert(strstr(fa.err, "linears: fast ") && strstr(fa.err, " (21, 15 joined), f32 gemm (1);"),
               "%s", fa.err);
-    cr_assert(strstr(au.err, "linears: fast ") && strstr(au.err, " (21), f32 gemm (1);"),
+    cr_assert(strstr(au.err, "linears: fast ") && strstr(au.err, " (21, 15 joined), f32 gemm (1);"),
               "%s", au.err);
     cr_assert(strstr(fe.err, "linears: f32 gemm (22);"), "%s", fe.err);
     double wf = 0, we = 0;
@@ -229,7 +395,7 @@ Test(genfast, cli_linears_and_summary)
     cr_assert(strstr(fe.err, "; weights ") &&
               sscanf(strstr(fe.err, "; weights "), "; weights %lf MiB", &we) == 1);
     /* the printed MiB to two decimals: the difference is tiny_saved_bytes */
-    cr_assert(fabs((we - wf) - (double)tiny_saved_bytes() / 1048576.0) < 0.011,
+    cr_assert(fabs((we - wf) - (double)tiny_saved_bytes(1) / 1048576.0) < 0.011,
               "weights: fast %.2f MiB, f32 %.2f MiB", wf, we);
     cr_assert(strstr(fe.err, "generated 24 tokens") && strstr(fe.err, "stopped: -n"), "%s",
               fe.err);
@@ -296,7 +462,7 @@ Test(genfast, compressed_tensors_fast)
     cc_ok(&a, "generate", v2, "--prompt", "The kernel", "-n", "16", "--linears", "fast");
     cc_ok(&b, "generate", ct, "--prompt", "The kernel", "-n", "16", "--linears", "fast");
     cr_assert_str_eq(a.out, b.out);
-    cr_assert(strstr(b.err, "linears: fast ") && strstr(b.err, " (21), f32 gemm (1);"), "%s",
+    cr_assert(strstr(b.err, "linears: fast ") && strstr(b.err, " (21, 15 joined), f32 gemm (1);"), "%s",
               b.err);
     ch_result_free(&a);
     ch_result_free(&b);

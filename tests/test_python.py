@@ -167,8 +167,13 @@ class Bindings(unittest.TestCase):
                        check=True)
         fast = gptq_c.generate(out, PROMPT, max_new_tokens=16)
         self.assertEqual((fast["fast_linears"], fast["f32_linears"]), (21, 1))  # lm_head f32
+        self.assertEqual(fast["joined_linears"], 15)  # q, k, v and gate, up of 3 layers
         self.assertTrue(fast["fast_impl"])
         self.assertEqual(fast["text"], self.cli_generate(out, "-n", "16"))
+        apart = gptq_c.generate(out, PROMPT, max_new_tokens=16, join_linears=False)
+        self.assertEqual(apart["joined_linears"], 0)
+        self.assertEqual(apart["text"], fast["text"])  # the same bits on the CPU
+        self.assertEqual(apart["text"], self.cli_generate(out, "-n", "16", "--no-join"))
         f32 = gptq_c.generate(out, PROMPT, max_new_tokens=16, linears="f32")
         self.assertEqual((f32["fast_linears"], f32["f32_linears"]), (0, 22))
         self.assertGreater(f32["weight_bytes"], fast["weight_bytes"])  # f32 vs packed weights

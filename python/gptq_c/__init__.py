@@ -140,13 +140,14 @@ class _Sampling(ctypes.Structure):  # gptq_sampling
 
 
 class _GeneratorOptions(ctypes.Structure):  # gptq_generator_options
-    _fields_ = [("struct_size", ctypes.c_size_t), ("linears", ctypes.c_int)]
+    _fields_ = [("struct_size", ctypes.c_size_t), ("linears", ctypes.c_int),
+                ("join_linears", ctypes.c_int)]
 
 
 class _GeneratorStats(ctypes.Structure):  # gptq_generator_stats
     _fields_ = [("struct_size", ctypes.c_size_t), ("fast_linears", _c_i64),
                 ("f32_linears", _c_i64), ("fast_impl", ctypes.c_char_p),
-                ("weight_bytes", _c_i64), ("kv_bytes", _c_i64)]
+                ("weight_bytes", _c_i64), ("kv_bytes", _c_i64), ("joined_linears", _c_i64)]
 
 
 def _load():
@@ -381,17 +382,20 @@ _libc.free.restype = None
 
 
 def generate(model_dir, prompt, max_new_tokens=128, temperature=0.0, top_k=0, top_p=1.0,
-             repetition_penalty=1.0, seed=0, backend="cpu", linears="auto", stream=None):
+             repetition_penalty=1.0, seed=0, backend="cpu", linears="auto", stream=None,
+             join_linears=True):
     """Generate text from prompt with the model folder (floating point, a GPTQ
     checkpoint or a compressed-tensors one), as `gptq generate` does (the
     gptq_generator_* calls): the prompt in one batch, then one token at a
     time against the KV cache; temperature 0 is greedy. transformers'
     names: repetition_penalty, max_new_tokens. linears: "auto", "fast" or
-    "f32" (gptq_linears). stream(str), when given, gets the text as it
+    "f32" (gptq_linears); join_linears False runs q, k, v (and gate, up) as
+    separate fast linears (gptq_generator_options.join_linears, `gptq
+    generate --no-join`). stream(str), when given, gets the text as it
     becomes final. Returns a dict: text, tokens (the generated ids),
     prompt_tokens, stopped ("eos", "max_new_tokens" or "positions"), and
     the generator's stats (fast_linears, f32_linears, fast_impl,
-    weight_bytes, kv_bytes)."""
+    weight_bytes, kv_bytes, joined_linears)."""
     if linears not in _LINEARS:
         raise ValueError(f"linears {linears!r}: one of {sorted(_LINEARS)}")
     if int(max_new_tokens) < 0:
@@ -407,6 +411,7 @@ def generate(model_dir, prompt, max_new_tokens=128, temperature=0.0, top_k=0, to
     library.gptq_generator_options_init(ctypes.byref(o))
     o.struct_size = ctypes.sizeof(o)
     o.linears = _LINEARS[linears]
+    o.join_linears = 1 if join_linears else 0
     with _Backend(backend) as be:
         g = ctypes.c_void_p()
         _check(library.gptq_generator_open_with(_bytes_path(model_dir), be, ctypes.byref(o),

@@ -47,6 +47,10 @@ static void help(FILE *f)
             "                       reads them; refused without the op or without packed\n"
             "                       linears), f32 (dequantized to f32 once: eval's forward,\n"
             "                       the same logits bit for bit)\n"
+            "  --no-join            run q, k, v (and gate, up) as separate fast linears\n"
+            "                       (default: the fast linears of one input joined into one\n"
+            "                       packed tensor: one kernel call for q, k, v, one for\n"
+            "                       gate, up)\n"
             "  --backend NAME       cpu (default), or a plugin name/path\n"
             CLI_COMMON_HELP
             "  -h, --help           this text\n\n"
@@ -68,7 +72,11 @@ static void describe_linears(const gptq_generator_stats *gs, char *buf, size_t s
 {
     int k = 0;
     buf[0] = 0;
-    if (gs->fast_linears)
+    if (gs->fast_linears && gs->joined_linears)
+        k = snprintf(buf, size, "fast %s (%lld, %lld joined)",
+                     gs->fast_impl ? gs->fast_impl : "(not run)", (long long)gs->fast_linears,
+                     (long long)gs->joined_linears);
+    else if (gs->fast_linears)
         k = snprintf(buf, size, "fast %s (%lld)", gs->fast_impl ? gs->fast_impl : "(not run)",
                      (long long)gs->fast_linears);
     if (gs->f32_linears && k >= 0 && (size_t)k < size)
@@ -78,7 +86,8 @@ static void describe_linears(const gptq_generator_stats *gs, char *buf, size_t s
 
 int cmd_generate(int argc, char **argv)
 {
-    enum { O_PROMPT = 1, O_FILE, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_BACKEND, O_LINEARS };
+    enum { O_PROMPT = 1, O_FILE, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_BACKEND, O_LINEARS,
+           O_NOJOIN };
     static const struct option longopts[] = {
         {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-file", required_argument, 0, O_FILE},
@@ -89,6 +98,7 @@ int cmd_generate(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},
         {"backend", required_argument, 0, O_BACKEND},
         {"linears", required_argument, 0, O_LINEARS},
+        {"no-join", no_argument, 0, O_NOJOIN},
         CLI_COMMON_LONGOPTS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -148,6 +158,7 @@ int cmd_generate(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_NOJOIN: go.join_linears = 0; break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }

@@ -112,6 +112,17 @@ int gptq_scales_fp16_check(const char *fn, const float *s, int64_t ngroups, int6
 int gptq_qzeros_pack(const uint8_t *zeros, int64_t ngroups, int64_t N, int bits, gptq_format fmt,
                      int32_t *qzeros);
 
+/* Linears that read the same input as one: out = the columns of p[0],
+ * p[1], .. side by side (out_features the sum), so that out's column
+ * c0_j + n is column n of p[j] bit for bit (qweight rows and scales
+ * concatenated; the qzeros words too, each p[j]'s N * bits a multiple of
+ * 32). Returns 0 and fills out when they can be: the same bits, K, ngroups
+ * and g_idx (one act-order permutation: q, k, v of one Hessian have it);
+ * else 1 with out untouched and why (a reason, not an error: the caller
+ * keeps them apart), or GPTQ_ERR_NOMEM (negative). */
+int gptq_packed_concat_cols(const gptq_packed *const *p, int n, gptq_packed *out, char *why,
+                            size_t nwhy);
+
 /* ------------------------------------------------------------------ */
 /* qtensor.c: packed tensors on a backend                              */
 /* ------------------------------------------------------------------ */

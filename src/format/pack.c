@@ -33,6 +33,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +177,50 @@ void gptq_packed_free(gptq_packed *p)
     free(p->scales);
     free(p->g_idx);
     memset(p, 0, sizeof *p);
+}
+
+int gptq_packed_concat_cols(const gptq_packed *const *p, int n, gptq_packed *out, char *why,
+                            size_t nwhy)
+{
+    if (n < 1) return snprintf(why, nwhy, "nothing to join"), 1;
+    const gptq_packed *a = p[0];
+    const int64_t K = a->in_features, G = a->ngroups, KW = K * a->bits / 32;
+    int64_t N = 0;
+    for (int j = 0; j < n; j++) {
+        const gptq_packed *b = p[j];
+        if (b->bits != a->bits || b->in_features != K || b->ngroups != G)
+            return snprintf(why, nwhy, "bits, in_features or groups differ"), 1;
+        if (b->out_features * b->bits % 32)
+            return snprintf(why, nwhy, "%lld columns do not fill whole qzeros words",
+                            (long long)b->out_features), 1;
+        if (memcmp(b->g_idx, a->g_idx, (size_t)K * sizeof *a->g_idx))
+            return snprintf(why, nwhy, "g_idx differs (different act-order permutations)"), 1;
+        N += b->out_features;
+    }
+    gptq_packed o = {.bits = a->bits, .in_features = K, .out_features = N, .ngroups = G};
+    o.qweight = gptq_malloc((size_t)(KW * N) * sizeof *o.qweight, "joined qweight");
+    o.qzeros = gptq_malloc((size_t)(G * N * a->bits / 32) * sizeof *o.qzeros, "joined qzeros");
+    o.scales = gptq_malloc((size_t)(G * N) * sizeof *o.scales, "joined scales");
+    o.g_idx = gptq_malloc((size_t)K * sizeof *o.g_idx, "joined g_idx");
+    if (!o.qweight || !o.qzeros || !o.scales || !o.g_idx) {
+        gptq_packed_free(&o);
+        return GPTQ_ERR_NOMEM;
+    }
+    memcpy(o.g_idx, a->g_idx, (size_t)K * sizeof *o.g_idx);
+    const int64_t ZW = N * a->bits / 32;
+    int64_t c0 = 0;
+    for (int j = 0; j < n; c0 += p[j]->out_features, j++) {
+        const gptq_packed *b = p[j];
+        const int64_t Nj = b->out_features, zj = Nj * b->bits / 32, z0 = c0 * b->bits / 32;
+        for (int64_t r = 0; r < KW; r++)
+            memcpy(o.qweight + r * N + c0, b->qweight + r * Nj, (size_t)Nj * sizeof *o.qweight);
+        for (int64_t g = 0; g < G; g++) {
+            memcpy(o.qzeros + g * ZW + z0, b->qzeros + g * zj, (size_t)zj * sizeof *o.qzeros);
+            memcpy(o.scales + g * N + c0, b->scales + g * Nj, (size_t)Nj * sizeof *o.scales);
+        }
+    }
+    *out = o;
+    return 0;
 }
 
 int gptq_pack(const gptq_layer_result *r, gptq_format fmt, gptq_packed *out)

@@ -6,6 +6,7 @@
  * (tokenizers' DecodeStream, with the prompt as context).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,14 @@ void gptq_generator_options_init(gptq_generator_options *o)
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
     o->linears = GPTQ_LINEARS_AUTO;
+    o->join_linears = 1;
 }
+
+/* The first versions' sizes (the ABI rules in gptq.h): what a caller built
+ * against them sets; the fields after are the library's defaults. */
+#define OPTIONS_V1_SIZE offsetof(gptq_generator_options, join_linears)
+#define STATS_V1_SIZE offsetof(gptq_generator_stats, joined_linears)
+#define HAS_FIELD(p, type, f) ((p)->struct_size >= offsetof(type, f) + sizeof((p)->f))
 
 int gptq_generator_open(const char *model_dir, gptq_backend *be, gptq_generator **out)
 {
@@ -125,12 +133,14 @@ int gptq_generator_open_with(const char *model_dir, gptq_backend *be,
     if (!model_dir || !be) return gptq_error(GPTQ_ERR_INVALID, "gptq_generator_open: bad argument");
     gptq_generator_options opt;
     gptq_generator_options_init(&opt);
-    if (o && o->struct_size < sizeof opt) /* the first version's size */
+    if (o && o->struct_size < OPTIONS_V1_SIZE)
         return gptq_error(GPTQ_ERR_INVALID,
                           "gptq_generator_options: struct_size %zu, the first version has %zu "
                           "(call gptq_generator_options_init)",
-                          o->struct_size, sizeof opt);
+                          o->struct_size, (size_t)OPTIONS_V1_SIZE);
     if (o) opt.linears = o->linears;
+    if (o && HAS_FIELD(o, gptq_generator_options, join_linears))
+        opt.join_linears = o->join_linears;
     if (opt.linears != GPTQ_LINEARS_AUTO && opt.linears != GPTQ_LINEARS_FAST &&
         opt.linears != GPTQ_LINEARS_F32)
         return gptq_error(GPTQ_ERR_INVALID,
@@ -142,6 +152,7 @@ int gptq_generator_open_with(const char *model_dir, gptq_backend *be,
     snprintf(g->dir, sizeof g->dir, "%s", model_dir);
     int st = gptq_model_open(model_dir, be, &g->m);
     if (!st) gptq_model_kv_set_linears(g->m, opt.linears);
+    if (!st) gptq_model_kv_set_join(g->m, opt.join_linears);
     if (!st && !gptq_be_supports(be, GPTQ_OP_ATTENTION_KV))
         st = gptq_error(GPTQ_ERR_UNSUPPORTED,
                         "backend %s has no 'attention_kv' op (attention against a KV cache): "
@@ -523,12 +534,14 @@ void gptq_generator_stats_init(gptq_generator_stats *s)
 
 int gptq_generator_get_stats(const gptq_generator *g, gptq_generator_stats *s)
 {
-    if (!g || !s || s->struct_size < sizeof *s) /* the first version's size */
+    if (!g || !s || s->struct_size < STATS_V1_SIZE)
         return gptq_error(GPTQ_ERR_INVALID,
                           "gptq_generator_stats: struct_size %zu, the first version has %zu "
                           "(call gptq_generator_stats_init)",
-                          s ? s->struct_size : 0, sizeof *s);
+                          s ? s->struct_size : 0, (size_t)STATS_V1_SIZE);
     gptq_model_kv_stats(g->m, &s->fast_linears, &s->f32_linears, &s->fast_impl,
                         &s->weight_bytes, &s->kv_bytes);
+    if (HAS_FIELD(s, gptq_generator_stats, joined_linears))
+        s->joined_linears = gptq_model_kv_joined(g->m);
     return GPTQ_OK;
 }

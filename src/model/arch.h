@@ -194,9 +194,21 @@ int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_bu
  * S tokens; in generation (x->kc set) K and V are appended to the layer's
  * cache at position pos0 and the queries attend to the whole cache
  * (attention_kv). window and softcap as the attention op. */
-int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_buf *K,
-                         const gptq_buf *V, int64_t H, int64_t Hk, int64_t d, float scale,
-                         int64_t window, float softcap, gptq_buf *O);
+int gptq_layer_attention(const gptq_layer_ctx *x, gptq_buf *Q, size_t q_off, gptq_buf *K,
+                         size_t k_off, gptq_buf *V, size_t v_off, int64_t H, int64_t Hk,
+                         int64_t d, float scale, int64_t window, float softcap, gptq_buf *O);
+/* Generation's joined linears (gptq_model_kv_set_join): 1 when linear i of
+ * the loaded layer runs inside its group's joined tensor, whose first
+ * linear is *lead and where its outputs are columns *col ..; else 0. */
+int gptq_layer_joined(const gptq_layer_ctx *x, int i, int *lead, int64_t *col);
+/* *Y (T, *cols) = X W^T (+ bias) with the joined tensor of lead: the
+ * model's scratch, valid until the next joined call. */
+int gptq_layer_linear_joined(const gptq_layer_ctx *x, int lead, const gptq_buf *X, gptq_buf **Y,
+                             int64_t *cols);
+/* dst (T, n) = columns col .. col + n - 1 of Y (T, cols) (the gather op:
+ * an exact copy). */
+int gptq_layer_joined_split(const gptq_layer_ctx *x, gptq_buf *dst, const gptq_buf *Y,
+                            int64_t col, int64_t n, int64_t cols);
 /* The hook for group g with input X (T, cols): GPTQ_OK, GPTQ_HOOK_STOP or an error. */
 int gptq_layer_call_hook(const gptq_layer_ctx *x, int g, const gptq_buf *X, int64_t cols);
 

@@ -7,7 +7,11 @@
  *   xn = norm(X)                        the family's norm, in_w / in_b
  *   hook of group 0 on xn               (the projections' input)
  *   q, k, v = lq(xn), lk(xn), lv(xn)    or one fused linear whose rows
- *                                       [q | k | v] the gather op splits
+ *                                       [q | k | v] the gather op splits;
+ *                                       in generation, one joined tensor
+ *                                       (gptq_model_kv_set_join) whose
+ *                                       single row at T = 1 is read in
+ *                                       place (offsets), else split
  *   q, k = norm of each head's vector   q_norm / k_norm, when given
  *   q, k = rope(q), rope(k)             when a table is given
  *   o = attention(q, k, v)              gptq_layer_attention: the layer's
@@ -54,25 +58,51 @@ int gptq_layer_attention_block(const gptq_layer_ctx *x, const gptq_attn_block *b
 
     GPTQ_TRY(c->arch->norm(be, X_in, 0, b->in_w, b->in_b, T, D, eps, b->xn));
     BLOCK_HOOK(x, 0, b->xn, D);
+    /* q, k, v: a buffer and an element offset each (views of one joined
+     * output row at T = 1) */
+    gptq_buf *Q = b->Q, *K = b->K, *V = b->V;
+    size_t qo = 0, ko = 0, vo = 0;
+    int lead, lk, lv;
+    int64_t cq, ck, cv;
     if (b->fused) {
         const int64_t cols = (H + 2 * Hk) * d;
         GPTQ_TRY(gptq_layer_linear(x, b->lqkv, b->xn, b->fused));
         GPTQ_TRY(split(x, b->Q, b->fused, H * d, cols, b->iq));
         GPTQ_TRY(split(x, b->K, b->fused, Hk * d, cols, b->ik));
         GPTQ_TRY(split(x, b->V, b->fused, Hk * d, cols, b->iv));
+    } else if (gptq_layer_joined(x, b->lq, &lead, &cq) && gptq_layer_joined(x, b->lk, &lk, &ck) &&
+               gptq_layer_joined(x, b->lv, &lv, &cv) && lk == lead && lv == lead) {
+        gptq_buf *J;
+        int64_t cols;
+        GPTQ_TRY(gptq_layer_linear_joined(x, lead, b->xn, &J, &cols));
+        if (T == 1) {
+            Q = K = V = J;
+            qo = (size_t)cq, ko = (size_t)ck, vo = (size_t)cv;
+        } else {
+            GPTQ_TRY(gptq_layer_joined_split(x, b->Q, J, cq, H * d, cols));
+            GPTQ_TRY(gptq_layer_joined_split(x, b->K, J, ck, Hk * d, cols));
+            GPTQ_TRY(gptq_layer_joined_split(x, b->V, J, cv, Hk * d, cols));
+        }
     } else {
         GPTQ_TRY(gptq_layer_linear(x, b->lq, b->xn, b->Q));
         GPTQ_TRY(gptq_layer_linear(x, b->lk, b->xn, b->K));
         GPTQ_TRY(gptq_layer_linear(x, b->lv, b->xn, b->V));
     }
-    /* per head: Q (T, H d) is (T H, d) rows, one a head */
-    if (b->q_norm) GPTQ_TRY(c->arch->norm(be, b->Q, 0, b->q_norm, NULL, T * H, d, eps, b->Q));
-    if (b->k_norm) GPTQ_TRY(c->arch->norm(be, b->K, 0, b->k_norm, NULL, T * Hk, d, eps, b->K));
-    if (b->rope) {
-        GPTQ_TRY(GPTQ_BE_OP(be, rope, b->Q, 0, T, H, d, b->rot, b->pos, 0, b->rope, x->npos));
-        GPTQ_TRY(GPTQ_BE_OP(be, rope, b->K, 0, T, Hk, d, b->rot, b->pos, 0, b->rope, x->npos));
+    /* per head: Q (T, H d) is (T H, d) rows, one a head; into the work
+     * buffers (from a joined row too) */
+    if (b->q_norm) {
+        GPTQ_TRY(c->arch->norm(be, Q, qo, b->q_norm, NULL, T * H, d, eps, b->Q));
+        Q = b->Q, qo = 0;
     }
-    GPTQ_TRY(gptq_layer_attention(x, b->Q, b->K, b->V, H, Hk, d, b->scale, b->window,
+    if (b->k_norm) {
+        GPTQ_TRY(c->arch->norm(be, K, ko, b->k_norm, NULL, T * Hk, d, eps, b->K));
+        K = b->K, ko = 0;
+    }
+    if (b->rope) {
+        GPTQ_TRY(GPTQ_BE_OP(be, rope, Q, qo, T, H, d, b->rot, b->pos, 0, b->rope, x->npos));
+        GPTQ_TRY(GPTQ_BE_OP(be, rope, K, ko, T, Hk, d, b->rot, b->pos, 0, b->rope, x->npos));
+    }
+    GPTQ_TRY(gptq_layer_attention(x, Q, qo, K, ko, V, vo, H, Hk, d, b->scale, b->window,
                                   b->softcap, b->O));
     BLOCK_HOOK(x, 1, b->O, H * d);
     GPTQ_TRY(gptq_layer_linear(x, b->lo, b->O, b->Y));
@@ -90,20 +120,38 @@ int gptq_layer_mlp_block(const gptq_layer_ctx *x, const gptq_mlp_block *b, const
 
     GPTQ_TRY(c->arch->norm(be, X_in, 0, b->in_w, b->in_b, T, D, eps, b->xn));
     BLOCK_HOOK(x, 2, b->xn, D);
+    /* gate and up: a buffer and an element offset each (views of one
+     * joined output row at T = 1); the activation writes G */
+    const gptq_buf *G = b->G, *U = b->U;
+    size_t go = 0, uo = 0;
+    int lead, lu;
+    int64_t cg, cu;
     if (b->fused) { /* gate first, then up (Phi3MLP's chunk) */
         GPTQ_TRY(gptq_layer_linear(x, b->lgu, b->xn, b->fused));
         GPTQ_TRY(split(x, b->G, b->fused, F, 2 * F, b->ig));
         GPTQ_TRY(split(x, b->U, b->fused, F, 2 * F, b->iu));
+    } else if (b->act != GPTQ_MLP_RELU && gptq_layer_joined(x, b->lgate, &lead, &cg) &&
+               gptq_layer_joined(x, b->lup, &lu, &cu) && lu == lead) {
+        gptq_buf *J;
+        int64_t cols;
+        GPTQ_TRY(gptq_layer_linear_joined(x, lead, b->xn, &J, &cols));
+        if (T == 1) {
+            G = U = J;
+            go = (size_t)cg, uo = (size_t)cu;
+        } else {
+            GPTQ_TRY(gptq_layer_joined_split(x, b->G, J, cg, F, cols));
+            GPTQ_TRY(gptq_layer_joined_split(x, b->U, J, cu, F, cols));
+        }
     } else {
         GPTQ_TRY(gptq_layer_linear(x, b->lgate, b->xn, b->G));
         if (b->act != GPTQ_MLP_RELU) GPTQ_TRY(gptq_layer_linear(x, b->lup, b->xn, b->U));
     }
     switch (b->act) {
     case GPTQ_MLP_SILU:
-        GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, b->G, 0, b->U, 0, T * F, b->G, 0));
+        GPTQ_TRY(GPTQ_BE_OP(be, silu_mul, G, go, U, uo, T * F, b->G, 0));
         break;
     case GPTQ_MLP_GELU_TANH:
-        GPTQ_TRY(GPTQ_BE_OP(be, gelu_tanh_mul, b->G, 0, b->U, 0, T * F, b->G, 0));
+        GPTQ_TRY(GPTQ_BE_OP(be, gelu_tanh_mul, G, go, U, uo, T * F, b->G, 0));
         break;
     case GPTQ_MLP_RELU:
         GPTQ_TRY(GPTQ_BE_OP(be, relu, b->G, 0, T * F));

@@ -29,6 +29,16 @@ typedef struct {
     int ngrp;
 } layer_def;
 
+/* A linear of generation's joined tensors: lead, the layer's index of its
+ * group's first linear (-1: not joined), col its first output column; at
+ * the lead, the joined tensor (cols outputs) and its bias (or NULL). */
+typedef struct {
+    int lead;
+    int64_t col, cols;
+    gptq_qdev q;
+    gptq_buf *bias;
+} joined;
+
 struct gptq_model {
     gptq_model_config cfg;
     const gptq_arch *a;
@@ -84,11 +94,30 @@ struct gptq_model {
     int64_t n_fast, n_f32;                /* resident linears by path, head included */
     int64_t rbytes;                       /* resident weight bytes */
     const char *fast_impl;                /* what the last matmul_q_fast named */
+
+    /* generation's joined linears (gptq_model_kv_set_join): a true-
+     * sequential group's packed linears (one input) concatenated into one
+     * tensor, one matmul_q_fast a step instead of one a linear. rJ
+     * (num_layers, maxlin), J the loaded layer's row (NULL: none); jz the
+     * joined output (jz_n floats); jidx the column indices the split of a
+     * many-row output gathers with (njidx of them). */
+    int join;                             /* kv_begin joins what it can (default 1) */
+    joined *rJ, *J;
+    gptq_buf *jz;
+    int64_t jz_n;
+    struct {
+        int64_t col, n;
+        gptq_buf *b;
+    } jidx[8];
+    int njidx;
+    int64_t n_joined;                     /* linears kept joined (in n_fast too) */
 };
 
 /* ------------------------------------------------------------------ */
 /* backend calls                                                       */
 /* ------------------------------------------------------------------ */
+
+static void free_buf(gptq_model *m, gptq_buf **b);
 
 int gptq_be_missing_op(gptq_backend *be, gptq_op op)
 {
@@ -104,6 +133,11 @@ int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_bu
     gptq_backend *be = m->be;
     const int64_t T = x->T;
     if (T == 0) return GPTQ_OK;
+    if (m->J && m->J[i].lead >= 0)
+        return gptq_error(GPTQ_ERR_INVALID,
+                          "linear %d of layer %d runs joined with its group "
+                          "(gptq_layer_linear_joined)",
+                          i, x->layer);
     const gptq_qdev *q = m->Q ? &m->Q[i] : NULL;
     if (q && q->qweight) {
         /* kept packed (generation): the bias, if any, is added below in
@@ -128,26 +162,86 @@ int gptq_layer_linear(const gptq_layer_ctx *x, int i, const gptq_buf *X, gptq_bu
     return GPTQ_OK;
 }
 
-int gptq_layer_attention(const gptq_layer_ctx *x, const gptq_buf *Q, const gptq_buf *K,
-                         const gptq_buf *V, int64_t H, int64_t Hk, int64_t d, float scale,
-                         int64_t window, float softcap, gptq_buf *O)
+int gptq_layer_joined(const gptq_layer_ctx *x, int i, int *lead, int64_t *col)
+{
+    const joined *J = x->m->J;
+    if (!J || J[i].lead < 0) return 0;
+    *lead = J[i].lead;
+    *col = J[i].col;
+    return 1;
+}
+
+int gptq_layer_linear_joined(const gptq_layer_ctx *x, int lead, const gptq_buf *X, gptq_buf **Y,
+                             int64_t *cols)
+{
+    gptq_model *m = x->m;
+    const joined *J = &m->J[lead];
+    const int64_t n = x->T * J->cols;
+    if (n > m->jz_n) {
+        free_buf(m, &m->jz);
+        m->jz_n = 0;
+        GPTQ_TRY(gptq_be_alloc(m->be, (size_t)n * sizeof(float), &m->jz, "joined linear output"));
+        m->jz_n = n;
+    }
+    *Y = m->jz;
+    *cols = J->cols;
+    if (x->T == 0) return GPTQ_OK;
+    const char *impl = NULL;
+    GPTQ_TRY(gptq_be_check(m->be,
+                           m->be->iface->matmul_q_fast(m->be->ctx, &J->q.t, X, 0, x->T, NULL,
+                                                       m->jz, 0, &impl),
+                           "matmul_q_fast"));
+    if (impl) m->fast_impl = impl;
+    if (J->bias) GPTQ_TRY(GPTQ_BE_OP(m->be, bias_add, m->jz, 0, J->bias, 0, x->T, J->cols));
+    return GPTQ_OK;
+}
+
+int gptq_layer_joined_split(const gptq_layer_ctx *x, gptq_buf *dst, const gptq_buf *Y,
+                            int64_t col, int64_t n, int64_t cols)
+{
+    gptq_model *m = x->m;
+    int k = 0;
+    while (k < m->njidx && (m->jidx[k].col != col || m->jidx[k].n != n)) k++;
+    if (k == m->njidx) { /* the indices col .. col + n - 1, once per split */
+        if (k == (int)(sizeof m->jidx / sizeof *m->jidx))
+            return gptq_error(GPTQ_ERR_INVALID, "more joined splits than %d", k);
+        int32_t *h = malloc((size_t)n * sizeof *h);
+        if (!h) return gptq_error(GPTQ_ERR_NOMEM, "out of host memory for split indices");
+        for (int64_t j = 0; j < n; j++) h[j] = (int32_t)(col + j);
+        gptq_buf *b = NULL;
+        int st = gptq_be_alloc(m->be, (size_t)n * sizeof *h, &b, "split indices");
+        if (!st) st = gptq_be_upload(m->be, b, 0, h, (size_t)n * sizeof *h);
+        free(h);
+        if (st) {
+            gptq_be_free(m->be, b);
+            return st;
+        }
+        m->jidx[k].col = col, m->jidx[k].n = n, m->jidx[k].b = b;
+        m->njidx++;
+    }
+    return GPTQ_BE_OP(m->be, gather, dst, Y, x->T, n, x->T, cols, NULL, m->jidx[k].b, 4);
+}
+
+int gptq_layer_attention(const gptq_layer_ctx *x, gptq_buf *Q, size_t q_off, gptq_buf *K,
+                         size_t k_off, gptq_buf *V, size_t v_off, int64_t H, int64_t Hk,
+                         int64_t d, float scale, int64_t window, float softcap, gptq_buf *O)
 {
     gptq_backend *be = x->be;
     if (!x->kc)
-        return GPTQ_BE_OP(be, attention, Q, 0, K, 0, V, 0, x->nseq, x->S, H, Hk, d, scale,
-                          window, softcap, O, 0);
+        return GPTQ_BE_OP(be, attention, Q, q_off, K, k_off, V, v_off, x->nseq, x->S, H, Hk, d,
+                          scale, window, softcap, O, 0);
     /* the new keys and values at rows pos0 .. pos0 + T - 1 of the cache */
     const size_t row = (size_t)(Hk * d) * sizeof(float);
     GPTQ_TRY(gptq_be_check(be,
-                           be->iface->copy(be->ctx, x->kc, (size_t)x->pos0 * row, K, 0,
-                                           (size_t)x->T * row),
+                           be->iface->copy(be->ctx, x->kc, (size_t)x->pos0 * row, K,
+                                           k_off * sizeof(float), (size_t)x->T * row),
                            "copy"));
     GPTQ_TRY(gptq_be_check(be,
-                           be->iface->copy(be->ctx, x->vc, (size_t)x->pos0 * row, V, 0,
-                                           (size_t)x->T * row),
+                           be->iface->copy(be->ctx, x->vc, (size_t)x->pos0 * row, V,
+                                           v_off * sizeof(float), (size_t)x->T * row),
                            "copy"));
-    return GPTQ_BE_OP(be, attention_kv, Q, 0, x->kc, 0, x->vc, 0, x->T, x->pos0, H, Hk, d, scale,
-                      window, softcap, O, 0);
+    return GPTQ_BE_OP(be, attention_kv, Q, q_off, x->kc, 0, x->vc, 0, x->T, x->pos0, H, Hk, d,
+                      scale, window, softcap, O, 0);
 }
 
 void gptq_model_set_forward_math(gptq_model *m, gptq_math math) { m->math = math; }
@@ -433,6 +527,7 @@ int gptq_model_open(const char *dir, gptq_backend *be, gptq_model **out)
     if (!m) return GPTQ_ERR_NOMEM;
     m->be = be;
     m->loaded = -1;
+    m->join = 1;
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     int st = gptq_model_config_load(dir, &m->cfg);
     if (!st) st = gptq_weights_open(dir, &m->w);
@@ -467,6 +562,10 @@ static void free_workspace(gptq_model *m)
         free_buf(m, &m->work[i]);
         m->work_n[i] = 0;
     }
+    free_buf(m, &m->jz);
+    m->jz_n = 0;
+    for (int i = 0; i < m->njidx; i++) free_buf(m, &m->jidx[i].b);
+    m->njidx = 0;
     m->prep_T = m->prep_S = m->prep_p0 = m->prep_npos = 0;
 }
 
@@ -482,7 +581,8 @@ static void free_current(gptq_model *m)
         free_buf(m, &m->nw[j]);
         free_buf(m, &m->nb[j]);
     }
-    m->Q = NULL; /* rQ's tensors: kv_end frees them */
+    m->Q = NULL; /* rQ's and rJ's tensors: kv_end frees them */
+    m->J = NULL;
     m->loaded = -1;
 }
 
@@ -496,6 +596,7 @@ static void free_layer(gptq_model *m)
         memset(m->nw, 0, (size_t)m->a->nnorms * sizeof *m->nw);
         memset(m->nb, 0, (size_t)m->a->nnorms * sizeof *m->nb);
         m->Q = NULL;
+        m->J = NULL;
         m->loaded = -1;
         return;
     }
@@ -707,6 +808,69 @@ static int load_norm(gptq_model *m, const char *name, int64_t D, gptq_buf **w, g
     return GPTQ_OK;
 }
 
+/* Generation: group g's linears of layer L joined into one packed tensor
+ * at J[lead] (gptq_packed_concat_cols) when there are two or more, all
+ * packed, of one input width and all with a bias or none; J[i].lead and
+ * .col of each then say where its columns are. Linears that cannot be
+ * joined are left alone (J[i].lead stays -1). */
+static int join_group(gptq_model *m, int L, const gptq_group_info *g, joined *J)
+{
+    const layer_def *d = &m->def[L];
+    enum { MAXJ = 8 };
+    if (g->nlin < 2 || g->nlin > MAXJ) return GPTQ_OK;
+    char name[MAXJ][512];
+    const gptq_linear_info *li0 = &d->lin[g->lin[0]];
+    for (int j = 0; j < g->nlin; j++) {
+        const gptq_linear_info *li = &d->lin[g->lin[j]];
+        snprintf(name[j], sizeof name[j], "%s.%d.%s", m->layers, L, li->name);
+        if (!gptq_weights_is_packed(m->w, name[j]) || li->cols != li0->cols ||
+            li->has_bias != li0->has_bias)
+            return GPTQ_OK;
+    }
+    gptq_packed p[MAXJ] = {{0}}, o = {0};
+    const gptq_packed *pp[MAXJ];
+    int st = GPTQ_OK, n = 0;
+    int64_t cols = 0;
+    for (; n < g->nlin && !st; n++) {
+        const gptq_linear_info *li = &d->lin[g->lin[n]];
+        st = gptq_weights_read_packed(m->w, &m->cfg.quant, name[n], li->rows, li->cols, &p[n]);
+        pp[n] = &p[n];
+        cols += li->rows;
+    }
+    char why[128];
+    int r = st ? st : gptq_packed_concat_cols(pp, g->nlin, &o, why, sizeof why);
+    for (int j = 0; j < n; j++) gptq_packed_free(&p[j]);
+    if (r < 0) return r;
+    if (r > 0) return GPTQ_OK; /* kept apart */
+    joined *lead = &J[g->lin[0]];
+    st = gptq_qdev_upload(m->be, &o, m->cfg.quant.format, 1, &lead->q);
+    gptq_packed_free(&o);
+    if (st) return gptq_error_prefix(st, "%s: %s (joined with its group)", m->dir, name[0]);
+    if (li0->has_bias) { /* the biases side by side, as f32 */
+        float *h = host_scratch(m, (size_t)cols);
+        if (!h) st = GPTQ_ERR_NOMEM;
+        int64_t c = 0;
+        for (int j = 0; j < g->nlin && !st; c += d->lin[g->lin[j]].rows, j++) {
+            char bn[600];
+            snprintf(bn, sizeof bn, "%s.bias", name[j]);
+            const int64_t rows = d->lin[g->lin[j]].rows;
+            st = gptq_weights_read_f32(m->w, bn, 1, &rows, h + c);
+        }
+        if (!st) st = upload_new(m, h, (size_t)cols, "joined bias", &lead->bias);
+        if (st) {
+            gptq_qdev_free(m->be, &lead->q);
+            return st;
+        }
+    }
+    lead->cols = cols;
+    int64_t c = 0;
+    for (int j = 0; j < g->nlin; c += d->lin[g->lin[j]].rows, j++) {
+        J[g->lin[j]].lead = g->lin[0];
+        J[g->lin[j]].col = c;
+    }
+    return GPTQ_OK;
+}
+
 int gptq_model_layer_load(gptq_model *m, int L)
 {
     if (L < 0 || L >= m->cfg.num_layers)
@@ -720,6 +884,7 @@ int gptq_model_layer_load(gptq_model *m, int L)
         memcpy(m->nw, m->rnw + (size_t)L * nn, (size_t)nn * sizeof *m->nw);
         memcpy(m->nb, m->rnb + (size_t)L * nn, (size_t)nn * sizeof *m->nb);
         m->Q = m->rQ + (size_t)L * ml;
+        m->J = m->rJ + (size_t)L * ml;
         m->loaded = L;
         return GPTQ_OK;
     }
@@ -727,7 +892,11 @@ int gptq_model_layer_load(gptq_model *m, int L)
     const layer_def *d = &m->def[L];
     char name[512];
     int st = GPTQ_OK;
+    joined *J = m->rloaded ? m->rJ + (size_t)L * ml : NULL;
+    for (int g = 0; J && m->join && m->fast_ok && g < d->ngrp && !st; g++)
+        st = join_group(m, L, &d->grp[g], J);
     for (int i = 0; i < d->nlin && !st; i++) {
+        if (J && J[i].lead >= 0) continue; /* in its group's joined tensor */
         snprintf(name, sizeof name, "%s.%d.%s", m->layers, L, d->lin[i].name);
         st = load_linear(m, name, d->lin[i].rows, d->lin[i].cols, d->lin[i].has_bias, &m->W[i],
                          &m->B[i], m->rloaded ? &m->rQ[(size_t)L * ml + i] : NULL);
@@ -749,6 +918,7 @@ int gptq_model_layer_load(gptq_model *m, int L)
         memcpy(m->rnw + (size_t)L * nn, m->nw, (size_t)nn * sizeof *m->nw);
         memcpy(m->rnb + (size_t)L * nn, m->nb, (size_t)nn * sizeof *m->nb);
         m->Q = m->rQ + (size_t)L * ml;
+        m->J = J;
         m->rloaded[L] = 1;
     }
     return GPTQ_OK;
@@ -1077,6 +1247,10 @@ int gptq_model_forward(gptq_model *m, const int32_t *ids, int64_t nseq, int64_t 
 
 void gptq_model_kv_set_linears(gptq_model *m, gptq_linears linears) { m->linears = linears; }
 
+void gptq_model_kv_set_join(gptq_model *m, int join) { m->join = join != 0; }
+
+int64_t gptq_model_kv_joined(const gptq_model *m) { return m->n_joined; }
+
 /* 1 when some linear of the model (the head included) is GPTQ-packed. */
 static int any_packed(const gptq_model *m)
 {
@@ -1117,13 +1291,21 @@ static void resident_account(gptq_model *m)
     const gptq_model_config *c = &m->cfg;
     const int64_t V = c->vocab_size, D = c->hidden_size;
     const int ml = m->maxlin, nn = m->a->nnorms;
-    m->n_fast = m->n_f32 = m->rbytes = 0;
+    m->n_fast = m->n_f32 = m->rbytes = m->n_joined = 0;
     for (int L = 0; L < c->num_layers; L++) {
         const layer_def *d = &m->def[L];
         const size_t r = (size_t)L * (size_t)ml;
-        for (int i = 0; i < d->nlin; i++)
-            account_linear(m, d->lin[i].rows, d->lin[i].cols, m->rW[r + i], m->rB[r + i],
-                           &m->rQ[r + i]);
+        for (int i = 0; i < d->nlin; i++) {
+            const joined *J = &m->rJ[r + i];
+            if (J->lead < 0) {
+                account_linear(m, d->lin[i].rows, d->lin[i].cols, m->rW[r + i], m->rB[r + i],
+                               &m->rQ[r + i]);
+                continue;
+            }
+            m->n_fast++, m->n_joined++;
+            if (J->lead == i) /* the joined tensor and bias, once */
+                m->rbytes += qdev_bytes(&J->q.t) + (J->bias ? J->cols * 4 : 0);
+        }
         for (int j = 0; j < nn; j++) {
             const int64_t n = norm_len(c, &m->a->norms[j]);
             m->rbytes += (m->rnw[(size_t)L * nn + j] ? n * 4 : 0) +
@@ -1190,6 +1372,8 @@ int gptq_model_kv_begin(gptq_model *m, int64_t cap)
     gptq_model_layer_unload(m);
     const size_t NL = (size_t)c->num_layers, ml = (size_t)m->maxlin, nn = (size_t)m->a->nnorms;
     m->rQ = gptq_calloc(NL * ml, sizeof *m->rQ, "resident packed weights");
+    m->rJ = gptq_calloc(NL * ml, sizeof *m->rJ, "resident joined weights");
+    for (size_t i = 0; m->rJ && i < NL * ml; i++) m->rJ[i].lead = -1;
     m->rW = gptq_calloc(NL * ml, sizeof *m->rW, "resident weights");
     m->rB = gptq_calloc(NL * ml, sizeof *m->rB, "resident weights");
     m->rnw = gptq_calloc(NL * (nn ? nn : 1), sizeof *m->rnw, "resident norms");
@@ -1197,7 +1381,7 @@ int gptq_model_kv_begin(gptq_model *m, int64_t cap)
     m->rloaded = gptq_calloc(NL, 1, "resident layers");
     m->kc = gptq_calloc(NL, sizeof *m->kc, "KV cache");
     m->vc = gptq_calloc(NL, sizeof *m->vc, "KV cache");
-    int st = m->rQ && m->rW && m->rB && m->rnw && m->rnb && m->rloaded && m->kc && m->vc
+    int st = m->rQ && m->rJ && m->rW && m->rB && m->rnw && m->rnb && m->rloaded && m->kc && m->vc
                  ? GPTQ_OK
                  : GPTQ_ERR_NOMEM;
     m->kv_cap = cap;
@@ -1246,6 +1430,10 @@ void gptq_model_kv_end(gptq_model *m)
         free_buf(m, &m->rB[i]);
     }
     for (size_t i = 0; m->rQ && i < NL * ml; i++) gptq_qdev_free(m->be, &m->rQ[i]);
+    for (size_t i = 0; m->rJ && i < NL * ml; i++) {
+        gptq_qdev_free(m->be, &m->rJ[i].q);
+        free_buf(m, &m->rJ[i].bias);
+    }
     gptq_qdev_free(m->be, &m->rh_Q);
     for (size_t i = 0; m->rnw && i < NL * nn; i++) {
         free_buf(m, &m->rnw[i]);
@@ -1263,6 +1451,8 @@ void gptq_model_kv_end(gptq_model *m)
     free_buf(m, &m->rh_W);
     free_buf(m, &m->rh_B);
     free(m->rQ);
+    free(m->rJ);
+    m->rJ = m->J = NULL;
     free(m->rW);
     free(m->rB);
     free(m->rnw);
@@ -1275,7 +1465,7 @@ void gptq_model_kv_end(gptq_model *m)
     m->rloaded = NULL;
     m->rhead = m->fast_ok = 0;
     m->kv_cap = m->kv_len = 0;
-    m->n_fast = m->n_f32 = m->rbytes = 0;
+    m->n_fast = m->n_f32 = m->rbytes = m->n_joined = 0;
     m->fast_impl = NULL;
     free_workspace(m);
 }

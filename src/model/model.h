@@ -432,11 +432,21 @@ int gptq_model_kv_begin(gptq_model *m, int64_t cap);
  * GPTQ_ERR_UNSUPPORTED). Forward passes outside generation always
  * dequantize to f32. */
 void gptq_model_kv_set_linears(gptq_model *m, gptq_linears linears);
+/* Whether kv_begin joins the fast linears of a true-sequential group (q, k,
+ * v; gate, up: one input) into one packed tensor, one matmul_q_fast for
+ * the group (default 1; set before the first kv_begin). Column n of a
+ * linear is the joined tensor's column col + n with the same weights;
+ * what the backend's kernel sums in which order may follow the tensor's
+ * width (backend.h's bound holds either way). Linears whose bits, groups
+ * or g_idx differ stay apart. */
+void gptq_model_kv_set_join(gptq_model *m, int join);
 /* What kv_begin kept (zeros before it): linears by path, the code path
  * the last matmul_q_fast named (NULL: none ran), the weights' and the KV
  * caches' bytes on the backend. */
 void gptq_model_kv_stats(const gptq_model *m, int64_t *fast_linears, int64_t *f32_linears,
                          const char **fast_impl, int64_t *weight_bytes, int64_t *kv_bytes);
+/* Of kv_stats' fast linears, how many run joined with others. */
+int64_t gptq_model_kv_joined(const gptq_model *m);
 int gptq_model_kv_forward(gptq_model *m, const int32_t *ids, int64_t T, int64_t nlast,
                           float *logits);
 int64_t gptq_model_kv_len(const gptq_model *m);
