@@ -12,9 +12,10 @@
 # The checkpoints are w4 g128 RTN quantizations of data/tiny-llama and the
 # shared llama-27m, made in a temporary folder (removed at the end): the
 # linears' speed does not depend on how the codes were chosen. Each runs
-# with `--linears fast` (packed, the backend's matmul_q_fast) and
-# `--linears f32` (dequantized once, gemm); a backend without the fast op
-# prints its refusal for the fast row.
+# with `--linears fast` (packed, the backend's matmul_q_fast; q, k, v and
+# gate, up joined, the default), `--linears fast --no-join` (each linear
+# its own call) and `--linears f32` (dequantized once, gemm); a backend
+# without the fast op prints its refusal for the fast rows.
 #
 # Prints one line per run: model, linears (the summary's "linears:" field),
 # prompt tokens, prompt tokens/s, new tokens, decode tokens/s, why it
@@ -54,5 +55,6 @@ for m in "$root/data/tiny-llama" "$shared/models/llama-27m"; do
   "$gptq" quantize "$m" -o "$ck" --method rtn --bits 4 --group-size 128 --quiet \
     --backend "$backend" >/dev/null
   run "$(basename "$ck")" "$ck" --linears fast
+  run "$(basename "$ck")" "$ck" --linears fast --no-join
   run "$(basename "$ck")" "$ck" --linears f32
 done

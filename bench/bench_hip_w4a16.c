@@ -4,7 +4,7 @@
  * 4-bit, group 128, against the device copy bandwidth it measures.
  *
  *   bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N] [--gb G]
- *                   [--sections validate,shapes,decode,floor,prefill]
+ *                   [--sections validate,shapes,decode,joined,floor,prefill]
  *
  * (--sections: the parts to run, default all; the copy bandwidth always)
  *
@@ -28,7 +28,9 @@
  *    on the backend's stream, one sync at the end: seconds (best, median),
  *    GB/s, fraction of copy, steps/s if the linears were the whole step;
  *    at M = 1, at M = 16 (a batch of 16 sequences), then M = 1 under
- *    GPTQ_HIP_W4A16=simt (the SIMT GEMV). Then the floor of a call: as many
+ *    GPTQ_HIP_W4A16=simt (the SIMT GEMV). Then (section joined) the step
+ *    as generation runs it by default, q|k|v and gate|up joined: 4 calls a
+ *    layer (4096 x 12288, 4096 x 4096, 4096 x 22016, 11008 x 4096). Then the floor of a call: as many
  *    calls on one 128 x 128 layer (in L2): what launch and fixed latency
  *    cost each call whatever its size.
  * 5. Prefill M = 64, 512, 2048 at each shape: TFLOP/s (2 M K N flops).
@@ -123,7 +125,7 @@ int main(int argc, char **argv)
 {
     int nlayers = 32, reps = 7;
     double gb = 1.0;
-    const char *sections = "validate,shapes,decode,floor,prefill";
+    const char *sections = "validate,shapes,decode,joined,floor,prefill";
     const char *bname = "hip";
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) goto usage;
@@ -213,6 +215,30 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < nl && decode; i++) gptq_qdev_free(g_be, &Ls[i].q);
     free(Ls);
+    /* the same step with joined linears (generation's default): four calls
+     * a layer, q|k|v (4096 x 12288) and gate|up (4096 x 22016) one each */
+    if (strstr(sections, "joined")) {
+        const int nj = nlayers * 4;
+        layer *Lj = calloc((size_t)nj, sizeof *Lj);
+        gptq_packed jp[4];
+        if (!Lj) return 1;
+        for (int s = 0; s < 4; s++) jp[s] = host_layer(k_jshapes[s][0], k_jshapes[s][1], QW_RND);
+        double jbytes = 0.0;
+        for (int i = 0; i < nj; i++) {
+            upload_layer(g_be, &jp[i % 4], &Lj[i]);
+            jbytes += Lj[i].bytes;
+        }
+        for (int s = 0; s < 4; s++) gptq_packed_free(&jp[s]);
+        const char *impl = call(g_be, &Lj[0], 1, &bx);
+        for (int r = 0; r <= reps; r++) t[r] = pass(Lj, nj, 1, 1, &bx, NULL);
+        stats(t + 1, reps, &best, &med);
+        printf("decode step, joined, %d layers x 4 linears, %.2f GB of distinct resident weights, "
+               "M = 1 (%s): best %.4f s (median %.4f), %.1f GB/s, %.1f%% of copy, %.1f steps/s\n",
+               nlayers, jbytes / 1e9, impl, best, med, jbytes / best / 1e9,
+               100 * jbytes / best / 1e9 / cp, 1.0 / best);
+        for (int i = 0; i < nj; i++) gptq_qdev_free(g_be, &Lj[i].q);
+        free(Lj);
+    }
     /* the floor of a call: the same number of calls on one 128 x 128 layer
      * (66 KB, in L2), M = 1: launch, the kernel's fixed latency and the gap */
     if (strstr(sections, "floor")) {
@@ -257,7 +283,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N "
-                    "(1..%d)] [--gb G] [--sections validate,shapes,decode,floor,prefill]\n",
+                    "(1..%d)] [--gb G] [--sections validate,shapes,decode,joined,floor,prefill]\n",
             MAXREPS);
     return 2;
 }

@@ -45,6 +45,10 @@ static inline void die(const char *what)
  * layer's seven (q, k, v, o, gate, up, down) in order, as rows of k_shapes */
 static const int64_t k_shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
 static const int k_order[7] = {0, 0, 0, 0, 1, 1, 2};
+/* the same layer as generation runs it with joined linears
+ * (gptq_model_kv_set_join): q|k|v one tensor, o, gate|up one, down */
+static const int64_t k_jshapes[4][2] = {{4096, 3 * 4096}, {4096, 4096}, {4096, 2 * 11008},
+                                        {11008, 4096}};
 
 /* ---- a random 4-bit g128 layer ---------------------------------------- */
 
