@@ -22,10 +22,15 @@
  *     a declaration added anywhere in this file is exported with no mark.
  *   - A struct the caller allocates and the library reads or fills, and
  *     that may grow, begins with `size_t struct_size`, set by its
- *     gptq_*_init() function (to sizeof as the caller was compiled). Fields
+ *     gptq_*_init(p): a macro over gptq_*_init_sized(p, sizeof *(p)), so
+ *     the size is the caller's as it was compiled, and the library writes
+ *     its defaults into those bytes only (struct_size = that size). Fields
  *     are only ever appended; the library reads and writes only the fields
  *     that lie inside struct_size and gives later ones their defaults, so a
- *     program built against an older gptq.h keeps working. A struct_size
+ *     program built against an older gptq.h keeps working. A binding that
+ *     lays the struct out itself calls gptq_*_init_sized with its own size
+ *     (the function of the plain name is exported too: it writes the
+ *     library's whole struct, right only for the library's sizeof). A struct_size
  *     smaller than the first version of its struct (or 0: not initialised)
  *     is refused with GPTQ_ERR_INVALID. Always call the init function, then
  *     set fields by name.
@@ -452,7 +457,9 @@ typedef struct gptq_quantize_options {
     void *user;
 } gptq_quantize_options;
 
+void gptq_quantize_options_init_sized(gptq_quantize_options *o, size_t size);
 void gptq_quantize_options_init(gptq_quantize_options *o);
+#define gptq_quantize_options_init(o) gptq_quantize_options_init_sized((o), sizeof *(o))
 
 /* What a finished quantization did (versioned: gptq_quantize_summary_init). */
 typedef struct gptq_quantize_summary {
@@ -469,7 +476,9 @@ typedef struct gptq_quantize_summary {
     double seconds_total, seconds_forward, seconds_hessian, seconds_solve, seconds_write;
 } gptq_quantize_summary;
 
+void gptq_quantize_summary_init_sized(gptq_quantize_summary *s, size_t size);
 void gptq_quantize_summary_init(gptq_quantize_summary *s);
+#define gptq_quantize_summary_init(s) gptq_quantize_summary_init_sized((s), sizeof *(s))
 
 /* Quantize the model folder model_dir into the checkpoint folder out_dir
  * on backend be: what `gptq quantize` does. out_dir is written into a
@@ -492,7 +501,9 @@ typedef struct gptq_eval_options {
     void *user;
 } gptq_eval_options;
 
+void gptq_eval_options_init_sized(gptq_eval_options *o, size_t size);
 void gptq_eval_options_init(gptq_eval_options *o);
+#define gptq_eval_options_init(o) gptq_eval_options_init_sized((o), sizeof *(o))
 
 typedef struct gptq_eval_result {
     size_t struct_size;
@@ -503,7 +514,9 @@ typedef struct gptq_eval_result {
     double seconds;              /* of the forward passes */
 } gptq_eval_result;
 
+void gptq_eval_result_init_sized(gptq_eval_result *r, size_t size);
 void gptq_eval_result_init(gptq_eval_result *r);
+#define gptq_eval_result_init(r) gptq_eval_result_init_sized((r), sizeof *(r))
 
 /* Perplexity of m on text (len bytes of UTF-8), as `gptq eval` and the GPTQ
  * papers measure it: the whole text encoded with the model folder's
@@ -554,7 +567,9 @@ typedef struct gptq_sampling {
     double repeat_penalty; /* > 0; 1: off (default) */
     uint64_t seed;         /* default 0 */
 } gptq_sampling;
+void gptq_sampling_init_sized(gptq_sampling *s, size_t size);
 void gptq_sampling_init(gptq_sampling *s);
+#define gptq_sampling_init(s) gptq_sampling_init_sized((s), sizeof *(s))
 /* GPTQ_ERR_INVALID naming the field for a value outside its range. */
 int gptq_sampling_check(const gptq_sampling *s);
 
@@ -582,7 +597,9 @@ typedef struct gptq_generator_options {
      * tensor, one matmul_q_fast for the group; 0 keeps them apart */
     int join_linears;
 } gptq_generator_options;
+void gptq_generator_options_init_sized(gptq_generator_options *o, size_t size);
 void gptq_generator_options_init(gptq_generator_options *o);
+#define gptq_generator_options_init(o) gptq_generator_options_init_sized((o), sizeof *(o))
 
 /* Open model_dir (config.json, weights, tokenizer.json, and the EOS ids of
  * generation_config.json or else config.json: eos_token_id, an int or a
@@ -651,7 +668,9 @@ typedef struct gptq_generator_stats {
     int64_t kv_bytes;       /* the key and value caches */
     int64_t joined_linears; /* of fast_linears, those run joined with their group (appended) */
 } gptq_generator_stats;
+void gptq_generator_stats_init_sized(gptq_generator_stats *s, size_t size);
 void gptq_generator_stats_init(gptq_generator_stats *s);
+#define gptq_generator_stats_init(s) gptq_generator_stats_init_sized((s), sizeof *(s))
 int gptq_generator_get_stats(const gptq_generator *g, gptq_generator_stats *s);
 
 #if defined(__GNUC__)

@@ -35,6 +35,11 @@ int gptq_error_prefix(int status, const char *fmt, ...) GPTQ_PRINTF(2, 3);
 /* Checked allocation: NULL after setting GPTQ_ERR_NOMEM with `what`. */
 void *gptq_malloc(size_t nbytes, const char *what);
 void *gptq_calloc(size_t n, size_t size, const char *what);
+/* A versioned struct's init (gptq.h, the ABI rules): dst's first size
+ * bytes = the defaults def (full bytes, the library's struct; zeros past
+ * them), its struct_size = size. size < sizeof(size_t): nothing is written
+ * (the struct cannot hold struct_size; the call that reads it refuses). */
+void gptq_versioned_init(void *dst, size_t size, const void *def, size_t full);
 
 /* Monotonic seconds. */
 double gptq_now(void);

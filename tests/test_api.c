@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,4 +298,53 @@ Test(api, versioned_structs_and_arguments)
     cr_assert_eq(gptq_set_threads(2), GPTQ_OK, "%s", gptq_last_error());
     cr_assert_str_eq(gptq_status_str(GPTQ_ERR_CANCELLED), "cancelled");
     gptq_backend_close(be);
+}
+
+/* The init of a versioned struct writes the caller's size, not the
+ * library's (gptq.h, the ABI rules): a caller built against the first
+ * version of gptq_generator_options / gptq_generator_stats (sizes up to the
+ * appended join_linears / joined_linears) passes that size through the
+ * macro's _sized function; the bytes past it (here a canary of 0xa5) stay
+ * as they were, struct_size is that size, the defaults inside it are set.
+ * The macro passes sizeof: the whole struct, with the appended default. A
+ * size too small to hold struct_size writes nothing. */
+Test(api, init_writes_only_the_callers_size)
+{
+    union {
+        gptq_generator_options o;
+        gptq_generator_stats s;
+        unsigned char b[256];
+    } u;
+    const size_t ov1 = offsetof(gptq_generator_options, join_linears);
+    memset(u.b, 0xa5, sizeof u.b);
+    gptq_generator_options_init_sized(&u.o, ov1);
+    cr_assert_eq(u.o.struct_size, ov1);
+    cr_assert_eq(u.o.linears, GPTQ_LINEARS_AUTO);
+    for (size_t i = ov1; i < sizeof u.b; i++)
+        cr_assert_eq(u.b[i], 0xa5, "options: byte %zu past the caller's %zu written", i, ov1);
+    const size_t sv1 = offsetof(gptq_generator_stats, joined_linears);
+    memset(u.b, 0xa5, sizeof u.b);
+    gptq_generator_stats_init_sized(&u.s, sv1);
+    cr_assert_eq(u.s.struct_size, sv1);
+    cr_assert(u.s.fast_linears == 0 && u.s.kv_bytes == 0 && u.s.fast_impl == NULL);
+    for (size_t i = sv1; i < sizeof u.b; i++)
+        cr_assert_eq(u.b[i], 0xa5, "stats: byte %zu past the caller's %zu written", i, sv1);
+
+    gptq_generator_options o;
+    memset(&o, 0xa5, sizeof o);
+    gptq_generator_options_init(&o);
+    cr_assert_eq(o.struct_size, sizeof o);
+    cr_assert_eq(o.join_linears, 1);
+    gptq_sampling s;
+    memset(&s, 0xa5, sizeof s);
+    gptq_sampling_init(&s);
+    cr_assert(s.struct_size == sizeof s && s.top_p == 1.0 && s.repeat_penalty == 1.0 &&
+              s.top_k == 0);
+    gptq_quantize_options q;
+    gptq_quantize_options_init(&q);
+    cr_assert(q.struct_size == sizeof q && q.true_sequential == 1 && q.nsamples > 0);
+
+    memset(u.b, 0xa5, sizeof u.b);
+    gptq_eval_result_init_sized((gptq_eval_result *)(void *)u.b, 4);
+    for (size_t i = 0; i < sizeof u.b; i++) cr_assert_eq(u.b[i], 0xa5, "byte %zu written", i);
 }

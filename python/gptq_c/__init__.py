@@ -164,11 +164,11 @@ def _load():
         "gptq_model_open": (i, [cp, vp, P(vp)]),
         "gptq_model_close": (None, [vp]),
         "gptq_quant_config_default": (None, [P(_QuantConfig)]),
-        "gptq_quantize_options_init": (None, [P(_QuantizeOptions)]),
-        "gptq_quantize_summary_init": (None, [P(_QuantizeSummary)]),
+        "gptq_quantize_options_init_sized": (None, [P(_QuantizeOptions), ctypes.c_size_t]),
+        "gptq_quantize_summary_init_sized": (None, [P(_QuantizeSummary), ctypes.c_size_t]),
         "gptq_quantize_model_dir": (i, [vp, cp, cp, P(_QuantizeOptions), P(_QuantizeSummary)]),
-        "gptq_eval_options_init": (None, [P(_EvalOptions)]),
-        "gptq_eval_result_init": (None, [P(_EvalResult)]),
+        "gptq_eval_options_init_sized": (None, [P(_EvalOptions), ctypes.c_size_t]),
+        "gptq_eval_result_init_sized": (None, [P(_EvalResult), ctypes.c_size_t]),
         "gptq_evaluate": (i, [vp, cp, ctypes.c_size_t, P(_EvalOptions), P(_EvalResult)]),
         "gptq_hessian_new": (i, [vp, _c_i64, P(vp)]),
         "gptq_hessian_add": (i, [vp, _c_f32_p, _c_i64]),
@@ -178,9 +178,9 @@ def _load():
         "gptq_quantize_layer_h": (i, [vp, _c_f32_p, _c_i64, _c_i64, vp, P(_QuantConfig),
                                       P(_LayerResult)]),
         "gptq_layer_result_free": (None, [P(_LayerResult)]),
-        "gptq_sampling_init": (None, [P(_Sampling)]),
+        "gptq_sampling_init_sized": (None, [P(_Sampling), ctypes.c_size_t]),
         "gptq_sampling_check": (i, [P(_Sampling)]),
-        "gptq_generator_options_init": (None, [P(_GeneratorOptions)]),
+        "gptq_generator_options_init_sized": (None, [P(_GeneratorOptions), ctypes.c_size_t]),
         "gptq_generator_open_with": (i, [cp, vp, P(_GeneratorOptions), P(vp)]),
         "gptq_generator_close": (None, [vp]),
         "gptq_generator_encode": (i, [vp, cp, ctypes.c_size_t, P(P(ctypes.c_int32)), P(_c_i64)]),
@@ -192,7 +192,7 @@ def _load():
         "gptq_generator_is_eos": (i, [vp, ctypes.c_int32]),
         "gptq_generator_stream": (i, [vp, i, P(ctypes.c_char_p), P(ctypes.c_size_t)]),
         "gptq_generator_text": (i, [vp, P(ctypes.c_void_p), P(ctypes.c_size_t)]),
-        "gptq_generator_stats_init": (None, [P(_GeneratorStats)]),
+        "gptq_generator_stats_init_sized": (None, [P(_GeneratorStats), ctypes.c_size_t]),
         "gptq_generator_get_stats": (i, [vp, P(_GeneratorStats)]),
     }
     for name, (res, args) in sigs.items():
@@ -316,10 +316,8 @@ def quantize(model_dir, out_dir, config=None, calibration=None, nsamples=128, se
     report. Returns the summary as a dict."""
     config = config or QuantizeConfig()
     o = _QuantizeOptions()
-    library.gptq_quantize_options_init(ctypes.byref(o))
-    if o.struct_size < ctypes.sizeof(o):
-        raise GptqError(-1, "libgptq's gptq_quantize_options is older than these bindings")
-    o.struct_size = ctypes.sizeof(o)
+    library.gptq_quantize_options_init_sized(ctypes.byref(o), ctypes.sizeof(o))
+    # (a libgptq older than these bindings has no *_init_sized: _load fails)
     config._fill(o.q)
     keep = [_bytes_path(calibration), config.dynamic.encode() if config.dynamic else None]
     o.calib_path, o.dynamic = keep
@@ -335,8 +333,7 @@ def quantize(model_dir, out_dir, config=None, calibration=None, nsamples=128, se
     cb = _Callbacks(progress, on_module)
     o.on_progress, o.on_module = cb.c_progress, cb.c_module
     s = _QuantizeSummary()
-    library.gptq_quantize_summary_init(ctypes.byref(s))
-    s.struct_size = ctypes.sizeof(s)
+    library.gptq_quantize_summary_init_sized(ctypes.byref(s), ctypes.sizeof(s))
     with _Backend(backend) as be:
         st = library.gptq_quantize_model_dir(be, _bytes_path(model_dir), _bytes_path(out_dir),
                                              ctypes.byref(o), ctypes.byref(s))
@@ -354,15 +351,13 @@ def evaluate(model_dir, text, seqlen=0, max_windows=0, batch=0, backend="cpu",
     dict: ppl, nll_sum, tokens, windows, predicted, seqlen, seconds."""
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     o = _EvalOptions()
-    library.gptq_eval_options_init(ctypes.byref(o))
-    o.struct_size = ctypes.sizeof(o)
+    library.gptq_eval_options_init_sized(ctypes.byref(o), ctypes.sizeof(o))
     o.seqlen, o.max_windows, o.batch = seqlen, max_windows, batch
     o.forward_math = {"f32": 0, "tf32": 1}[forward_math]
     cb = _Callbacks(progress, None)
     o.on_progress = cb.c_progress
     r = _EvalResult()
-    library.gptq_eval_result_init(ctypes.byref(r))
-    r.struct_size = ctypes.sizeof(r)
+    library.gptq_eval_result_init_sized(ctypes.byref(r), ctypes.sizeof(r))
     with _Backend(backend) as be:
         m = ctypes.c_void_p()
         _check(library.gptq_model_open(_bytes_path(model_dir), be, ctypes.byref(m)))
@@ -402,14 +397,12 @@ def generate(model_dir, prompt, max_new_tokens=128, temperature=0.0, top_k=0, to
         raise ValueError(f"max_new_tokens {max_new_tokens}: must be >= 0")
     data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
     s = _Sampling()
-    library.gptq_sampling_init(ctypes.byref(s))
-    s.struct_size = ctypes.sizeof(s)
+    library.gptq_sampling_init_sized(ctypes.byref(s), ctypes.sizeof(s))
     s.temperature, s.top_k, s.top_p = temperature, top_k, top_p
     s.repeat_penalty, s.seed = repetition_penalty, seed
     _check(library.gptq_sampling_check(ctypes.byref(s)))
     o = _GeneratorOptions()
-    library.gptq_generator_options_init(ctypes.byref(o))
-    o.struct_size = ctypes.sizeof(o)
+    library.gptq_generator_options_init_sized(ctypes.byref(o), ctypes.sizeof(o))
     o.linears = _LINEARS[linears]
     o.join_linears = 1 if join_linears else 0
     with _Backend(backend) as be:
@@ -465,8 +458,7 @@ def _generate_on(g, data, max_new, s, stream):
     finally:
         _libc.free(text_p)
     st = _GeneratorStats()
-    library.gptq_generator_stats_init(ctypes.byref(st))
-    st.struct_size = ctypes.sizeof(st)
+    library.gptq_generator_stats_init_sized(ctypes.byref(st), ctypes.sizeof(st))
     _check(library.gptq_generator_get_stats(g, ctypes.byref(st)))
     stats = {k: getattr(st, k) for k, _ in _GeneratorStats._fields_ if k != "struct_size"}
     if stats["fast_impl"] is not None:

@@ -64,23 +64,35 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 /* Quantize                                                            */
 /* ------------------------------------------------------------------ */
 
-void gptq_quantize_options_init(gptq_quantize_options *o)
+void gptq_quantize_options_init_sized(gptq_quantize_options *o, size_t size)
 {
-    memset(o, 0, sizeof *o);
-    o->struct_size = sizeof *o;
-    gptq_quant_config_default(&o->q);
+    gptq_quantize_options d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    gptq_quant_config_default(&d.q);
     gptq_calib_options co;
     gptq_calib_options_default(&co);
-    o->nsamples = co.nsamples;
-    o->seqlen = 0; /* the model's default: below */
-    o->seed = co.seed;
-    o->true_sequential = 1;
+    d.nsamples = co.nsamples;
+    d.seqlen = 0; /* the model's default: below */
+    d.seed = co.seed;
+    d.true_sequential = 1;
+    gptq_versioned_init(o, size, &d, sizeof d);
 }
 
-void gptq_quantize_summary_init(gptq_quantize_summary *s)
+void(gptq_quantize_options_init)(gptq_quantize_options *o)
 {
-    memset(s, 0, sizeof *s);
-    s->struct_size = sizeof *s;
+    gptq_quantize_options_init_sized(o, sizeof *o);
+}
+
+void gptq_quantize_summary_init_sized(gptq_quantize_summary *s, size_t size)
+{
+    const gptq_quantize_summary d = {.struct_size = sizeof d};
+    gptq_versioned_init(s, size, &d, sizeof d);
+}
+
+void(gptq_quantize_summary_init)(gptq_quantize_summary *s)
+{
+    gptq_quantize_summary_init_sized(s, sizeof *s);
 }
 
 /* The pipeline's callbacks, forwarding to the caller's and turning a
@@ -242,17 +254,21 @@ done:
 /* Evaluate                                                            */
 /* ------------------------------------------------------------------ */
 
-void gptq_eval_options_init(gptq_eval_options *o)
+void gptq_eval_options_init_sized(gptq_eval_options *o, size_t size)
 {
-    memset(o, 0, sizeof *o);
-    o->struct_size = sizeof *o;
+    const gptq_eval_options d = {.struct_size = sizeof d};
+    gptq_versioned_init(o, size, &d, sizeof d);
 }
 
-void gptq_eval_result_init(gptq_eval_result *r)
+void(gptq_eval_options_init)(gptq_eval_options *o) { gptq_eval_options_init_sized(o, sizeof *o); }
+
+void gptq_eval_result_init_sized(gptq_eval_result *r, size_t size)
 {
-    memset(r, 0, sizeof *r);
-    r->struct_size = sizeof *r;
+    const gptq_eval_result d = {.struct_size = sizeof d};
+    gptq_versioned_init(r, size, &d, sizeof d);
 }
+
+void(gptq_eval_result_init)(gptq_eval_result *r) { gptq_eval_result_init_sized(r, sizeof *r); }
 
 typedef struct eval_job {
     const gptq_eval_options *o;

@@ -83,3 +83,11 @@ double gptq_now(void)
 }
 
 double gptq_now_seconds(void) { return gptq_now(); }
+
+void gptq_versioned_init(void *dst, size_t size, const void *def, size_t full)
+{
+    if (!dst || size < sizeof(size_t)) return;
+    memset(dst, 0, size);
+    memcpy(dst, def, size < full ? size : full);
+    memcpy(dst, &size, sizeof size); /* struct_size, the first member */
+}

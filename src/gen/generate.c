@@ -107,12 +107,16 @@ static int read_eos(gptq_generator *g, const char *file)
     return st;
 }
 
-void gptq_generator_options_init(gptq_generator_options *o)
+void gptq_generator_options_init_sized(gptq_generator_options *o, size_t size)
 {
-    memset(o, 0, sizeof *o);
-    o->struct_size = sizeof *o;
-    o->linears = GPTQ_LINEARS_AUTO;
-    o->join_linears = 1;
+    const gptq_generator_options d = {
+        .struct_size = sizeof d, .linears = GPTQ_LINEARS_AUTO, .join_linears = 1};
+    gptq_versioned_init(o, size, &d, sizeof d);
+}
+
+void(gptq_generator_options_init)(gptq_generator_options *o)
+{
+    gptq_generator_options_init_sized(o, sizeof *o);
 }
 
 /* The first versions' sizes (the ABI rules in gptq.h): what a caller built
@@ -312,16 +316,14 @@ int gptq_generator_append(gptq_generator *g, int32_t id)
 /* sampling                                                            */
 /* ------------------------------------------------------------------ */
 
-void gptq_sampling_init(gptq_sampling *s)
+void gptq_sampling_init_sized(gptq_sampling *s, size_t size)
 {
-    memset(s, 0, sizeof *s);
-    s->struct_size = sizeof *s;
-    s->temperature = 0.0;
-    s->top_k = 0;
-    s->top_p = 1.0;
-    s->repeat_penalty = 1.0;
-    s->seed = 0;
+    const gptq_sampling d = {.struct_size = sizeof d, .temperature = 0.0, .top_k = 0,
+                             .top_p = 1.0, .repeat_penalty = 1.0, .seed = 0};
+    gptq_versioned_init(s, size, &d, sizeof d);
 }
+
+void(gptq_sampling_init)(gptq_sampling *s) { gptq_sampling_init_sized(s, sizeof *s); }
 
 int gptq_sampling_check(const gptq_sampling *s)
 {
@@ -526,10 +528,15 @@ int gptq_generator_stream(gptq_generator *g, int flush, const char **text, size_
 /* what runs                                                           */
 /* ------------------------------------------------------------------ */
 
-void gptq_generator_stats_init(gptq_generator_stats *s)
+void gptq_generator_stats_init_sized(gptq_generator_stats *s, size_t size)
 {
-    memset(s, 0, sizeof *s);
-    s->struct_size = sizeof *s;
+    const gptq_generator_stats d = {.struct_size = sizeof d};
+    gptq_versioned_init(s, size, &d, sizeof d);
+}
+
+void(gptq_generator_stats_init)(gptq_generator_stats *s)
+{
+    gptq_generator_stats_init_sized(s, sizeof *s);
 }
 
 int gptq_generator_get_stats(const gptq_generator *g, gptq_generator_stats *s)
