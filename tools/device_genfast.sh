@@ -16,6 +16,8 @@ P="The history of the city"
 for be in hip cpu; do for lin in fast f32; do
   $G generate /tmp/q4 --prompt "$P" -n 48 --backend $be --linears $lin > /tmp/g_${be}_$lin.txt 2> /tmp/e_${be}_$lin.txt; echo "generate $be $lin rc=$?"; tail -1 /tmp/e_${be}_$lin.txt
 done; done
+# the fast linears apart (--no-join): the joined rows above must give the same text
+$G generate /tmp/q4 --prompt "$P" -n 48 --backend hip --linears fast --no-join > /tmp/g_hip_apart.txt 2> /tmp/e_hip_apart.txt; echo "generate hip fast --no-join rc=$?"; tail -1 /tmp/e_hip_apart.txt
 for f in /tmp/g_*.txt; do echo "$f $(md5sum < $f)"; done
 cat /tmp/g_hip_fast.txt
 } > "$OUT/gen.txt" 2>&1

@@ -16,7 +16,8 @@
 # STEPS (default "build test bench"): any of
 #   build     meson setup + ninja of the plugin, the tests and benches used here
 #             (build-gpu, -Dhip=enabled -Doffload_arch=sm_90)
-#   test      meson test: hip_codeobj, hip, gptq, hostile_args (its GPU rows), backend_ops (the op table:
+#   test      meson test: hip_codeobj, hip, gptq, hostile_args (its GPU rows), genfast (its
+#             genfast_hip rows: joined linears on hip), backend_ops (the op table:
 #             every row on hip against the CPU; its lines in backend_ops.log)
 #   sanitize  compute-sanitizer memcheck + racecheck on test_backend_ops and test_hip
 #   bench     bench_hip_layer at the three Llama-2-7B shapes, 262144 tokens
@@ -117,7 +118,8 @@ for step in $steps; do
         targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq
             bench/bench_hip_w4a16 bench/bench_w4a16"
         [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq tests/test_backend_ops
-            tests/libgptq-testgood.so tests/libgptq-testdeclines.so"
+            tests/test_hostile_args tests/test_genfast tests/libgptq-testgood.so
+            tests/libgptq-testdeclines.so tests/libgptq-testnofast.so"
         # shellcheck disable=SC2086
         $MESON setup "$B" -Dhip=enabled -Doffload_arch=sm_90 -Dtests=$tests >"$OUT/build.log" 2>&1 &&
             ninja -C "$B" $targets >>"$OUT/build.log" 2>&1
@@ -131,7 +133,7 @@ for step in $steps; do
     test)
         log "test"
         timeout 300 $MESON test -C "$B" --no-rebuild --print-errorlogs hip_codeobj hip gptq hostile_args \
-            backend_ops >"$OUT/test.log" 2>&1
+            genfast backend_ops >"$OUT/test.log" 2>&1
         rc=$?
         # every row of the op table on hip against the CPU, with its figure and tolerance
         GPTQ_BUILD_ROOT=$root/$B OPENBLAS_CORETYPE=Haswell timeout 120 "$B/tests/test_backend_ops" \
