@@ -204,6 +204,9 @@ static hostile_case args_table[] = {
      .status = 2, .msg = "--linears : must be auto, fast or f32", .keep = {"@/model"}},
     {.name = "generate_linears_missing", .build = mk_model, .argv = {G, "--linears", NULL},
      .status = 2, .msg = "requires an argument", .keep = {"@/model"}},
+    /* --no-join takes no value */
+    {.name = "generate_no_join_with_a_value", .build = mk_model, .argv = {G, "--no-join=1", NULL},
+     .status = 2, .msg = "option '--no-join' doesn't allow an argument", .keep = {"@/model"}},
     {.name = "generate_linears_fast_fp_model", .build = mk_model,
      .argv = {G, "--linears", "fast", NULL}, .status = 1,
      .msg = "has no GPTQ-packed linear: the fast linears have nothing to run",
