@@ -6,7 +6,8 @@
  *   bench_hip_w4a16 [--backend hip|cpu|PATH] [--layers N] [--reps N] [--gb G]
  *                   [--sections validate,shapes,decode,joined,floor,prefill]
  *
- * (--sections: the parts to run, default all; the copy bandwidth always)
+ * (--sections: the parts to run, default all but once; the copy bandwidth
+ * always; once: one call of each shape, for a profiler)
  *
  * 1. Copy bandwidth: the backend's `copy` of G GB (default 1) from one
  *    device buffer to another (hipMemcpyAsync device to device on the HIP
@@ -158,6 +159,25 @@ int main(int argc, char **argv)
     gptq_packed hp[3];
     for (int s = 0; s < 3; s++) hp[s] = host_layer(k_shapes[s][0], k_shapes[s][1], QW_RND);
     double t[MAXREPS + 1], best, med;
+
+    /* (section once, for a profiler: one call at M = 1 of each shape, the
+     * three of k_shapes then the joined q|k|v and gate|up, in that order) */
+    if (strstr(sections, "once")) {
+        io bo;
+        make_io(g_be, 1, 11008, 2 * 11008, &bo, NULL);
+        for (int s = 0; s < 5; s++) {
+            gptq_packed p = s < 3 ? hp[s] : host_layer(k_jshapes[s == 3 ? 0 : 2][0],
+                                                       k_jshapes[s == 3 ? 0 : 2][1], QW_RND);
+            layer L;
+            upload_layer(g_be, &p, &L);
+            const char *impl = call(g_be, &L, 1, &bo);
+            dsync();
+            printf("once: %lld x %lld, M = 1 (%s)\n", (long long)L.K, (long long)L.N, impl);
+            gptq_qdev_free(g_be, &L.q);
+            if (s >= 3) gptq_packed_free(&p);
+        }
+        free_io(g_be, &bo);
+    }
 
     /* 3. one shape at M = 1, over distinct copies */
     printf("%-12s %5s %11s %11s %9s %7s  %s\n", "K x N", "M", "best s", "median s", "GB/s",

@@ -166,6 +166,20 @@ for step in $steps; do
             log "prof: ncu rc=$?"
             grep -E "Duration|DRAM Throughput|Issued Instructions  |Achieved Occupancy|Registers Per|No Eligible|Warp Cycles Per Issued" \
                 "$OUT/prof_ncu.txt" | head -20
+            # each shape once (4096x4096, 4096x11008, 11008x4096, joined 4096x12288 and
+            # 4096x22016): duration, DRAM rate, occupancy, instructions; then where the
+            # warps stall (the WarpStateStats section's raw metrics, cycles per issue)
+            timeout 120 ncu --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes_read.sum,sm__warps_active.avg.pct_of_peak_sustained_active,smsp__inst_executed.sum,sm__cycles_elapsed.avg.per_second \
+                -k "regex:${PROF_KERNEL:-w4_gemv_mma}" -c 5 "$B/bench/bench_hip_w4a16" --sections once \
+                --reps 1 --gb 0.25 >"$OUT/prof_ncu_once.txt" 2>&1
+            grep -E "w4_gemv|once:|duration|dram__|warps_active|inst_executed" "$OUT/prof_ncu_once.txt" |
+                sed 's/  */ /g' | head -45
+            timeout 180 ncu --section WarpStateStats --page raw -k "regex:${PROF_KERNEL:-w4_gemv_mma}" \
+                -c 5 "$B/bench/bench_hip_w4a16" --sections once --reps 1 --gb 0.25 \
+                >"$OUT/prof_ncu_stalls.txt" 2>&1
+            log "prof: stalls rc=$?"
+            grep -E "w4_gemv|issue_stalled.*per_issue_active|warp_latency_per_inst_issued" \
+                "$OUT/prof_ncu_stalls.txt" | awk '$NF+0 >= 0.2 || /w4_gemv/' | sed 's/  */ /g' | head -80
         fi
         ;;
     optable)
