@@ -1468,9 +1468,12 @@ static void mm_naive(const op_case *c, oc_data *d)
 
 static double mm_flops(const op_case *c) { return 2.0 * (double)c->p[6] * c->p[2] * c->p[3]; }
 
-/* gather: p = {esize, mode (0 rows and cols, 1 cols only, 2 rows only), Rs,
- * Cs, R, C, bad}: src (Rs, Cs) of 4-byte elements (u8: rows of 4 Cs bytes),
- * rows[i] = (17i + 5) % Rs, cols[j] = (31j + 3) % Cs; bad: cols[4] = Cs. */
+/* gather: p = {esize, mode (0 rows and cols, 1 cols only, 2 rows only, 3
+ * rows and a run of cols), Rs, Cs, R, C, bad}: src (Rs, Cs) of 4-byte
+ * elements (u8: rows of 4 Cs bytes), rows[i] = (17i + 5) % Rs, cols[j] =
+ * (31j + 3) % Cs, or in mode 3 cols[j] = Cs - C + j (the last C columns: a
+ * split of a joined output, which a backend may copy row by row); bad:
+ * cols[4] = Cs. */
 static void gather_dims(const op_case *c, int64_t *r, int64_t *cc, int64_t *cs)
 {
     const int es = (int)c->p[0], mode = (int)c->p[1];
@@ -1488,7 +1491,8 @@ static void gather_gen(const op_case *c, oc_data *d)
     int32_t *ri = add_in(d, OC_I32, c->p[1] == 1 ? 0 : (size_t)r);
     for (int64_t i = 0; c->p[1] != 1 && i < r; i++) ri[i] = (int32_t)((i * 17 + 5) % Rs);
     int32_t *ci = add_in(d, OC_I32, c->p[1] == 2 ? 0 : (size_t)cc);
-    for (int64_t j = 0; c->p[1] != 2 && j < cc; j++) ci[j] = (int32_t)((j * 31 + 3) % cs);
+    for (int64_t j = 0; c->p[1] != 2 && j < cc; j++)
+        ci[j] = (int32_t)(c->p[1] == 3 ? cs - cc + j : (j * 31 + 3) % cs);
     if (c->p[6]) ci[4] = (int32_t)cs;
     add_in(d, c->p[0] == 4 ? OC_F32 : OC_U8, (size_t)(r * cc));
     if (c->p[6]) add_status(d);
@@ -2148,6 +2152,7 @@ const op_case oc_cases[] = {
      .tol = TOL_FAIL, .ref = TOL_FAIL},
 
     GATHER(4, 0), GATHER(4, 1), GATHER(4, 2), GATHER(1, 0), GATHER(1, 1), GATHER(1, 2),
+    GATHER(4, 3), GATHER(1, 3),
     {"gather index outside", GPTQ_OP_GATHER, {4, 1, 96, 160, 80, 150, 1}, .msg = "160",
      .tol = TOL_FAIL, .ref = TOL_FAIL},
 

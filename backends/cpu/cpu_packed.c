@@ -212,14 +212,22 @@ int cpu_gather(void *ctx, gptq_buf *dst, const gptq_buf *src, int64_t R, int64_t
         if (ri[i] < 0 || ri[i] >= Rs)
             return cpu_fail(c, GPTQ_ERR_INVALID, "%s: rows[%lld] = %d outside [0, %lld)", op,
                             (long long)i, (int)ri[i], (long long)Rs);
-    for (int64_t j = 0; ci && j < C; j++)
+    /* c0 >= 0: the columns are the run c0 .. c0 + C - 1 (a split of a
+     * joined output): each row is one copy */
+    int64_t c0 = ci ? (C > 0 ? ci[0] : -1) : 0;
+    for (int64_t j = 0; ci && j < C; j++) {
         if (ci[j] < 0 || ci[j] >= Cs)
             return cpu_fail(c, GPTQ_ERR_INVALID, "%s: cols[%lld] = %d outside [0, %lld)", op,
                             (long long)j, (int)ci[j], (long long)Cs);
+        if (ci[j] != c0 + j) c0 = -1;
+    }
 #pragma omp parallel for schedule(static) if (R * C > (1 << 20))
     for (int64_t i = 0; i < R; i++) {
         const int64_t si = ri ? ri[i] : i;
-        if (esize == 4) {
+        if (c0 >= 0) {
+            memcpy(dst->data + (size_t)(i * C) * (size_t)esize,
+                   src->data + (size_t)(si * Cs + c0) * (size_t)esize, (size_t)C * (size_t)esize);
+        } else if (esize == 4) {
             const uint32_t *s = (const uint32_t *)(const void *)src->data + si * Cs;
             uint32_t *d = (uint32_t *)(void *)dst->data + i * C;
             for (int64_t j = 0; j < C; j++) d[j] = s[ci ? ci[j] : j];
