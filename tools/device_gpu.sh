@@ -50,6 +50,8 @@
 #             checkpoints of data/tiny-llama (w4 g32, w4 one group, w8 g128), and
 #             bench_hip_w4a16 (copy bandwidth, 7B shapes at M = 1, a whole decode
 #             step, prefill; w4a16_bench.log)
+#   genstep   bench_gen_step on an RTN checkpoint of data/tiny-llama, hip and cpu: a
+#             generate decode step with the fast linears joined and apart (genstep.log)
 #   tf32acc   what --forward-math tf32 costs in accuracy, on data/tiny-llama:
 #             perplexity on data/text/eval.txt (seqlen 256) of the fp model
 #             and of GPTQ w4 g128 checkpoints quantized on the GPU with the
@@ -116,7 +118,7 @@ for step in $steps; do
         # GPTQ_TESTS=disabled: no Criterion needed (the plugin, the CLI, the benches)
         tests=${GPTQ_TESTS:-enabled}
         targets="backends/hip/libgptq-hip.so bench/bench_hip_layer bench/bench_layer bench/bench_ops src/cli/gptq
-            bench/bench_hip_w4a16 bench/bench_w4a16"
+            bench/bench_hip_w4a16 bench/bench_w4a16 bench/bench_gen_step"
         [ "$tests" = enabled ] && targets="$targets tests/test_hip tests/test_gptq tests/test_backend_ops
             tests/test_hostile_args tests/test_genfast tests/libgptq-testgood.so
             tests/libgptq-testdeclines.so tests/libgptq-testnofast.so"
@@ -301,6 +303,16 @@ for t in ("Y", "W"):
 PY
         done
         log "matmul done"
+        ;;
+    genstep)
+        log "genstep: a generate decode step, fast linears joined and apart"
+        ninja -C "$B" bench/bench_gen_step >>"$OUT/build.log" 2>&1
+        export GPTQ_BACKEND_PATH=$root/$B/backends/hip OPENBLAS_CORETYPE=Haswell
+        "$B/src/cli/gptq" quantize data/tiny-llama -o /tmp/tiny-genstep --method rtn --quiet \
+            >>"$OUT/genstep.log" 2>&1
+        for be in hip cpu; do
+            "$B/bench/bench_gen_step" /tmp/tiny-genstep --backend $be 2>&1 | tee -a "$OUT/genstep.log"
+        done
         ;;
     w4a16)
         log "w4a16: the HIP matmul_q_fast"
