@@ -404,16 +404,18 @@ static char *family(char *buf, const char *name)
  * (with biases) joined, fc1 alone. Each on the CPU (bits) and on the HIP
  * plugin of this build (the bound; skipped without it or a GPU:
  * tools/device_genfast.sh runs them on the device). */
-#define JOINED_ROWS(suite, backend)                                                             \
-    Test(suite, joined_qwen3) { char d[1024]; joined_family_on(family(d, "qwen3"), 10, backend); } \
-    Test(suite, joined_gemma2) { char d[1024]; joined_family_on(family(d, "gemma2"), 10, backend); } \
-    Test(suite, joined_gemma3) { char d[1024]; joined_family_on(family(d, "gemma3"), 10, backend); } \
-    Test(suite, joined_mistral) { char d[1024]; joined_family_on(family(d, "mistral"), 10, backend); } \
-    Test(suite, joined_phi3_has_its_own)                                                        \
+#define JOINED_ROW(suite, name, fam, want, backend)                                              \
+    Test(suite, name)                                                                           \
     {                                                                                           \
         char d[1024];                                                                           \
-        joined_family_on(family(d, "phi3"), 0, backend);                                        \
-    }                                                                                           \
+        joined_family_on(family(d, fam), want, backend);                                        \
+    }
+#define JOINED_ROWS(suite, backend)                                                             \
+    JOINED_ROW(suite, joined_qwen3, "qwen3", 10, backend)                                       \
+    JOINED_ROW(suite, joined_gemma2, "gemma2", 10, backend)                                     \
+    JOINED_ROW(suite, joined_gemma3, "gemma3", 10, backend)                                     \
+    JOINED_ROW(suite, joined_mistral, "mistral", 10, backend)                                   \
+    JOINED_ROW(suite, joined_phi3_has_its_own, "phi3", 0, backend)                              \
     Test(suite, joined_opt_biases)                                                              \
     {                                                                                           \
         char d[1024];                                                                           \
@@ -522,8 +524,8 @@ Test(genfast, compressed_tensors_fast)
     cc_ok(&a, "generate", v2, "--prompt", "The kernel", "-n", "16", "--linears", "fast");
     cc_ok(&b, "generate", ct, "--prompt", "The kernel", "-n", "16", "--linears", "fast");
     cr_assert_str_eq(a.out, b.out);
-    cr_assert(strstr(b.err, "linears: fast ") && strstr(b.err, " (21, 15 joined), f32 gemm (1);"), "%s",
-              b.err);
+    cr_assert(strstr(b.err, "linears: fast ") && strstr(b.err, " (21, 15 joined), f32 gemm (1);"),
+              "%s", b.err);
     ch_result_free(&a);
     ch_result_free(&b);
     ch_rm_tree(tmp);

@@ -418,6 +418,76 @@ Test(dequant, direct_formula)
 }
 
 /* ------------------------------------------------------------------ */
+/* Joined linears (gptq_packed_concat_cols, generation's q|k|v)        */
+/* ------------------------------------------------------------------ */
+
+/* Three linears of one input (widths 32, 64, 32; act-order g_idx shared)
+ * joined: every bit width and format, the joined tensor dequantizes to the
+ * three weights stacked, bit for bit (row c0 + n of the joined W is row n
+ * of linear j), and its g_idx is theirs. Then what must stay apart, with
+ * the reason: a g_idx that differs in one place, different bits, a width
+ * that does not fill whole qzeros words. */
+Test(concat, columns_side_by_side_and_refusals)
+{
+    const int bits_list[4] = {2, 3, 4, 8};
+    const int64_t K = 64, Ns[3] = {32, 64, 32};
+    rng_state = 777;
+    for (int bi = 0; bi < 4; bi++)
+        for (int f = 1; f <= 2; f++) {
+            const gptq_format fmt = (gptq_format)f;
+            const int b = bits_list[bi];
+            gptq_layer_result r[3];
+            gptq_packed p[3];
+            const gptq_packed *pp[3];
+            for (int j = 0; j < 3; j++) {
+                r[j] = make_result(b, Ns[j], K, 16);
+                fill_random(&r[j], fmt);
+                if (j) memcpy(r[j].g_idx, r[0].g_idx, (size_t)K * sizeof *r[0].g_idx);
+                cr_assert_eq(gptq_pack(&r[j], fmt, &p[j]), GPTQ_OK, "%s", gptq_last_error());
+                pp[j] = &p[j];
+            }
+            gptq_packed o;
+            char why[128] = "";
+            cr_assert_eq(gptq_packed_concat_cols(pp, 3, &o, why, sizeof why), 0, "%s", why);
+            cr_assert_eq(o.out_features, 128);
+            cr_assert(o.bits == b && o.in_features == K && o.ngroups == p[0].ngroups);
+            cr_assert_eq(memcmp(o.g_idx, p[0].g_idx, (size_t)K * sizeof *o.g_idx), 0);
+            float *W = malloc((size_t)(128 * K) * sizeof(float));
+            float *Wj = malloc((size_t)(64 * K) * sizeof(float));
+            cr_assert(W && Wj);
+            cr_assert_eq(gptq_dequantize(&o, fmt, W), GPTQ_OK, "%s", gptq_last_error());
+            for (int j = 0, c0 = 0; j < 3; c0 += (int)Ns[j], j++) {
+                cr_assert_eq(gptq_dequantize(&p[j], fmt, Wj), GPTQ_OK, "%s", gptq_last_error());
+                cr_assert_eq(memcmp(W + (size_t)c0 * K, Wj, (size_t)(Ns[j] * K) * sizeof *W), 0,
+                             "bits %d v%d: linear %d is not rows %d.. of the joined W", b, f, j,
+                             c0);
+            }
+            free(W);
+            free(Wj);
+            gptq_packed_free(&o);
+
+            /* kept apart, saying why */
+            p[2].g_idx[5] = p[2].g_idx[5] == 0 ? 1 : 0;
+            cr_assert_eq(gptq_packed_concat_cols(pp, 3, &o, why, sizeof why), 1);
+            cr_assert(strstr(why, "g_idx"), "%s", why);
+            p[2].g_idx[5] = p[0].g_idx[5];
+            p[1].bits = b == 8 ? 4 : 8;
+            cr_assert_eq(gptq_packed_concat_cols(pp, 3, &o, why, sizeof why), 1);
+            cr_assert(strstr(why, "bits"), "%s", why);
+            p[1].bits = b;
+            const int64_t n1 = p[1].out_features;
+            p[1].out_features = b == 3 ? 16 : 32 / b / 2 + 1; /* not whole qzeros words */
+            cr_assert_eq(gptq_packed_concat_cols(pp, 3, &o, why, sizeof why), 1);
+            cr_assert(strstr(why, "qzeros words"), "%s", why);
+            p[1].out_features = n1;
+            for (int j = 0; j < 3; j++) {
+                gptq_packed_free(&p[j]);
+                free_result(&r[j]);
+            }
+        }
+}
+
+/* ------------------------------------------------------------------ */
 /* Zero points in v1 and v2                                            */
 /* ------------------------------------------------------------------ */
 
