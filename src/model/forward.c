@@ -108,7 +108,7 @@ struct gptq_model {
     struct {
         int64_t col, n;
         gptq_buf *b;
-    } jidx[8];
+    } jidx[32];
     int njidx;
     int64_t n_joined;                     /* linears kept joined (in n_fast too) */
 };
