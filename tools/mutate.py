@@ -50,6 +50,11 @@ Q_SOLVE = ["ref", "gptq:gptq/beats_rtn_on_output_error", "gptq:gptq/diagonal_hes
 P_FAST = ["pack", "checkpoint:qzeros/*"]
 F_FAST = ["model:forward/*", "eval", "quantize:tiny/*"]
 T_FAST = ["tokenizer"]
+MODEL_FWD = "src/model/forward.c"
+DECODER = "src/model/decoder.c"
+J_PACK = ["pack:concat/*"]
+J_BIAS = ["genfast:genfast/joined_opt_biases"]
+J_GEN = ["genfast:genfast/joined_qwen3", "genfast:genfast/joined_linears_are_the_apart_bits"]
 
 # (id, what it breaks, file, search, replace, tests)
 MUTANTS = [
@@ -221,6 +226,16 @@ MUTANTS = [
      "if (s[p].prev >= 0) TRY(push_pair(c, s[p].prev));", "", T_FAST),
     ("merge-rank-all-0", "BPE: every merge the same rank", TOK,
      "pairmap_put(&t->merges, ia, ib, rank, io);", "pairmap_put(&t->merges, ia, ib, 0, io);", T_FAST),
+    # --- joined linears (generation: q|k|v, gate|up one packed tensor) -------------
+    ("join-zeros", "joined tensor: every linear's qzeros words at column 0", PACK,
+     "z0 = c0 * b->bits / 32;", "z0 = 0;", J_PACK),
+    ("join-bias", "joined linears: the joined bias not added", MODEL_FWD,
+     "if (J->bias) GPTQ_TRY(", "if (0 && J->bias) GPTQ_TRY(", J_BIAS),
+    ("join-split", "joined linears: every split of a prompt's rows from column 0", MODEL_FWD,
+     "h[j] = (int32_t)(col + j);", "h[j] = (int32_t)j;", J_GEN),
+    ("join-kv-offsets", "joined linears: k and v read at each other's columns", DECODER,
+     "qo = (size_t)cq, ko = (size_t)ck, vo = (size_t)cv;",
+     "qo = (size_t)cq, ko = (size_t)cv, vo = (size_t)ck;", J_GEN),
 ]
 
 
