@@ -165,16 +165,17 @@ int main(int argc, char **argv)
     if (strstr(sections, "once")) {
         io bo;
         make_io(g_be, 1, 11008, 2 * 11008, &bo, NULL);
+        const int64_t *once[5] = {k_shapes[0], k_shapes[1], k_shapes[2], k_jshapes[0],
+                                  k_jshapes[2]};
         for (int s = 0; s < 5; s++) {
-            gptq_packed p = s < 3 ? hp[s] : host_layer(k_jshapes[s == 3 ? 0 : 2][0],
-                                                       k_jshapes[s == 3 ? 0 : 2][1], QW_RND);
+            gptq_packed p = host_layer(once[s][0], once[s][1], QW_RND);
             layer L;
             upload_layer(g_be, &p, &L);
+            gptq_packed_free(&p);
             const char *impl = call(g_be, &L, 1, &bo);
             dsync();
             printf("once: %lld x %lld, M = 1 (%s)\n", (long long)L.K, (long long)L.N, impl);
             gptq_qdev_free(g_be, &L.q);
-            if (s >= 3) gptq_packed_free(&p);
         }
         free_io(g_be, &bo);
     }

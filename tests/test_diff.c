@@ -50,6 +50,11 @@
 #include "text/calib.h"
 #include "text/tokenizer.h"
 
+#include "hip_plugin.h"
+
+/* what a skipped HIP row tells the reader to do */
+#define HIP_HINT "; build with -Dhip=enabled and run on a GPU, tools/device_diff.sh"
+
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -81,24 +86,6 @@ static gptq_backend *open_cpu(void)
 {
     gptq_backend *be = NULL;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK, "%s", gptq_last_error());
-    return be;
-}
-
-/* The HIP plugin of this build ($GPTQ_BUILD_ROOT/backends/hip), or skip. */
-static gptq_backend *open_hip_or_skip(void)
-{
-    const char *root = getenv("GPTQ_BUILD_ROOT");
-    if (root) {
-        char dir[4096], so[4200];
-        snprintf(dir, sizeof dir, "%s/backends/hip", root);
-        snprintf(so, sizeof so, "%s/libgptq-hip.so", dir);
-        if (exists(so)) setenv("GPTQ_BACKEND_PATH", dir, 1);
-    }
-    gptq_backend *be = NULL;
-    if (gptq_backend_open("hip", &be) != GPTQ_OK)
-        cr_skip_test("HIP backend unavailable (no plugin built or no GPU; build with "
-                     "-Dhip=enabled and run on a GPU, tools/device_diff.sh): %s",
-                     gptq_last_error());
     return be;
 }
 
@@ -310,7 +297,7 @@ Test(diff, seeded_fault_is_seen, .timeout = 300)
 
 static void hip_case(const char *model, const char *text, size_t max_bytes, int64_t ns)
 {
-    gptq_backend *h = open_hip_or_skip();
+    gptq_backend *h = tb_open_backend("hip", HIP_HINT);
     gptq_backend *a = open_cpu();
     gptq_calib cal;
     calib_of(model, text, ns, 128, max_bytes, &cal);
@@ -464,7 +451,7 @@ Test(diff, golden_w4_g128_asym_on_cpu_plugin)
 
 Test(hip, golden_w4_g128_asym_on_hip)
 {
-    gptq_backend *h = open_hip_or_skip();
+    gptq_backend *h = tb_open_backend("hip", HIP_HINT);
     golden_case(h, 0, "w4_g128_asym", 0, 0);
     gptq_backend_close(h);
 }
@@ -481,7 +468,7 @@ Test(diff, golden_gar_on_cpu_plugin)
 
 Test(hip, golden_gar_on_hip)
 {
-    gptq_backend *h = open_hip_or_skip();
+    gptq_backend *h = tb_open_backend("hip", HIP_HINT);
     golden_case(h, 0, "gar_w4_g128_asym", 0, 1);
     golden_case(h, 0, "gar_w4_g128_sym", 1, 1);
     gptq_backend_close(h);

@@ -30,6 +30,8 @@
 #include "io/io.h"
 #include "model/model.h"
 
+#include "hip_plugin.h"
+
 /* Both sides compute in f32 throughout; they differ only by the order of
  * f32 sums (gemm blocking, softmax, RoPE angles): measured max |diff| /
  * max |ref| 7e-7 .. 9.4e-7 over the four compared families (logits up to
@@ -168,29 +170,9 @@ static void compare(const char *family, const char *be, gptq_model *m, const ref
     free(nll);
 }
 
-/* The backend a row runs on: "cpu", or "hip" from this build's plugin
- * folder (skipping the test, saying why, when it cannot be opened). */
-static gptq_backend *open_backend(const char *name)
-{
-    gptq_backend *be = NULL;
-    if (!strcmp(name, "hip")) {
-        const char *root = getenv("GPTQ_BUILD_ROOT");
-        char dir[4096], so[4200];
-        snprintf(dir, sizeof dir, "%s/backends/hip", root ? root : ".");
-        snprintf(so, sizeof so, "%s/libgptq-hip.so", dir);
-        if (access(so, F_OK) == 0) setenv("GPTQ_BACKEND_PATH", dir, 1);
-        if (gptq_backend_open("hip", &be) != GPTQ_OK)
-            cr_skip_test("HIP backend unavailable (no plugin built or no GPU): %s",
-                         gptq_last_error());
-        return be;
-    }
-    cr_assert_eq(gptq_backend_open(name, &be), GPTQ_OK, "%s", gptq_last_error());
-    return be;
-}
-
 static void run_row(const family_row *row, const char *backend)
 {
-    gptq_backend *be = open_backend(backend);
+    gptq_backend *be = tb_open_backend(backend, "");
     const int hip = !strcmp(backend, "hip");
     char dir[512];
     snprintf(dir, sizeof dir, "%s/tests/data/families/%s", src_root(), row->family);

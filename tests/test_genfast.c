@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "cli_checks.h"
+#include "hip_plugin.h"
 
 #include "model/arch.h"
 #include "model/model.h"
@@ -215,6 +216,71 @@ static void same_logits(gptq_generator *g, gptq_generator *h, const char *when)
                   when, (long long)v, a[v], b[v]);
 }
 
+/* Joined against apart on a GPU: what the kernel sums in which order may
+ * follow the tensor's width (gemv-mma splits K by the number of column
+ * tiles), so the logits are held to a bound: each output moves by at most
+ * backend.h's 2 gamma(K + 2) sum |x w| either way, some 1e-6 of the
+ * largest logit of these models through two layers; JOIN_GPU_RTOL keeps a
+ * wide margin and is still far below what a wrong column offset gives (the
+ * CPU rows' mutants moved logits by 0.2 to 0.9 of their size). */
+#define JOIN_GPU_RTOL 1e-4
+
+static void close_logits(gptq_generator *g, gptq_generator *h, const char *when)
+{
+    const int64_t V = gptq_generator_vocab(g);
+    const float *a = gptq_generator_logits(g), *b = gptq_generator_logits(h);
+    double d = 0, m = 0;
+    for (int64_t v = 0; v < V; v++) {
+        cr_assert(isfinite(a[v]) && isfinite(b[v]), "%s: logit %lld not finite", when,
+                  (long long)v);
+        d = fmax(d, fabs((double)a[v] - b[v]));
+        m = fmax(m, fabs((double)b[v]));
+    }
+    cr_assert(d <= JOIN_GPU_RTOL * m, "%s: max |joined - apart| = %g, %g of the largest logit",
+              when, d, d / m);
+}
+
+/* The generators of checkpoint ck on be, joined (*gj, the default) and
+ * apart (*ga), each prefilled with the same prompt and room for steps more. */
+static void open_joined_and_apart(const char *ck, gptq_backend *be, int steps,
+                                  gptq_generator **gj, gptq_generator **ga)
+{
+    gptq_generator_options o;
+    gptq_generator_options_init(&o);
+    cr_assert_eq(o.join_linears, 1);
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, gj), GPTQ_OK, "%s", gptq_last_error());
+    o.join_linears = 0;
+    cr_assert_eq(gptq_generator_open_with(ck, be, &o, ga), GPTQ_OK, "%s", gptq_last_error());
+    const char *prompt = "The kernel reads the packed weights once and";
+    prefill(*gj, prompt, steps);
+    prefill(*ga, prompt, steps);
+}
+
+/* Their logits after the prompt, then steps greedy tokens (the same on
+ * both) each followed by the logits: the same bits (cpu) or within
+ * JOIN_GPU_RTOL (gpu); label names the case in a failure. */
+static void joined_like_apart(gptq_generator *gj, gptq_generator *ga, int steps, int gpu,
+                              const char *label)
+{
+    char when[1200];
+    snprintf(when, sizeof when, "%s after the prompt", label);
+    if (gpu) close_logits(gj, ga, when);
+    else same_logits(gj, ga, when);
+    gptq_sampling s;
+    gptq_sampling_init(&s);
+    for (int i = 0; i < steps; i++) {
+        int32_t a, b;
+        cr_assert_eq(gptq_generator_sample(gj, &s, &a), GPTQ_OK);
+        cr_assert_eq(gptq_generator_sample(ga, &s, &b), GPTQ_OK);
+        cr_assert_eq(a, b, "%s: greedy token %d: joined %d, apart %d", label, i, a, b);
+        cr_assert_eq(gptq_generator_step(gj, a), GPTQ_OK, "%s", gptq_last_error());
+        cr_assert_eq(gptq_generator_step(ga, b), GPTQ_OK, "%s", gptq_last_error());
+        snprintf(when, sizeof when, "%s step %d", label, i);
+        if (gpu) close_logits(gj, ga, when);
+        else same_logits(gj, ga, when);
+    }
+}
+
 /* Joined linears (q, k, v one packed tensor, gate, up another: one
  * matmul_q_fast a group) against the same linears apart. On the CPU
  * backend each output column's sums depend on its column's tile, its
@@ -236,16 +302,8 @@ static void joined_against_apart(const char *a1, const char *a2)
     quantize(ck, tmp, "ck", a1, a2, NULL);
     gptq_backend *be = NULL;
     cr_assert_eq(gptq_backend_open("cpu", &be), GPTQ_OK);
-    gptq_generator_options o;
-    gptq_generator_options_init(&o);
-    cr_assert_eq(o.join_linears, 1);
     gptq_generator *gj = NULL, *ga = NULL;
-    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &gj), GPTQ_OK, "%s", gptq_last_error());
-    o.join_linears = 0;
-    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &ga), GPTQ_OK, "%s", gptq_last_error());
-    const char *prompt = "The kernel reads the packed weights once and";
-    prefill(gj, prompt, 32);
-    prefill(ga, prompt, 32);
+    open_joined_and_apart(ck, be, 32, &gj, &ga);
     const gptq_generator_stats sj = stats_of(gj), sa = stats_of(ga);
     cr_assert_eq(sj.fast_linears, 21);
     cr_assert_eq(sa.fast_linears, 21);
@@ -253,30 +311,18 @@ static void joined_against_apart(const char *a1, const char *a2)
     cr_assert_eq(sa.joined_linears, 0);
     cr_assert_eq(sa.weight_bytes - sj.weight_bytes, tiny_g_idx_joined_saves(), "%lld - %lld",
                  (long long)sa.weight_bytes, (long long)sj.weight_bytes);
-    same_logits(gj, ga, "after the prompt");
-    gptq_sampling s;
-    gptq_sampling_init(&s);
-    for (int i = 0; i < 32; i++) {
-        int32_t a, b;
-        cr_assert_eq(gptq_generator_sample(gj, &s, &a), GPTQ_OK);
-        cr_assert_eq(gptq_generator_sample(ga, &s, &b), GPTQ_OK);
-        cr_assert_eq(a, b, "greedy token %d: joined %d, apart %d", i, a, b);
-        cr_assert_eq(gptq_generator_step(gj, a), GPTQ_OK, "%s", gptq_last_error());
-        cr_assert_eq(gptq_generator_step(ga, b), GPTQ_OK, "%s", gptq_last_error());
-        char when[32];
-        snprintf(when, sizeof when, "step %d", i);
-        same_logits(gj, ga, when);
-    }
+    joined_like_apart(gj, ga, 32, 0, "tiny-llama");
     gptq_generator_close(gj);
     gptq_generator_close(ga);
 
     /* the first versions of the structs */
+    gptq_generator_options o;
     gptq_generator_options_init(&o);
     o.join_linears = 0; /* outside the old size: not read */
     o.struct_size = offsetof(gptq_generator_options, join_linears);
     gptq_generator *g1 = NULL;
     cr_assert_eq(gptq_generator_open_with(ck, be, &o, &g1), GPTQ_OK, "%s", gptq_last_error());
-    prefill(g1, prompt, 1);
+    prefill(g1, "The kernel", 1);
     gptq_generator_stats s1;
     gptq_generator_stats_init(&s1);
     s1.joined_linears = -7;
@@ -304,90 +350,24 @@ Test(genfast, joined_linears_act_order_asym) { joined_against_apart("--desc-act"
  * post-norms, Mistral's window, Phi-3's own fused linears (a group of one:
  * nothing joined), OPT's q, k, v biases joined (opt-18m, ../shared). Widths
  * are whole tiles of every ISA (multiples of 16): see joined_against_apart. */
-/* Joined against apart on a GPU: what the kernel sums in which order may
- * follow the tensor's width (gemv-mma splits K by the number of column
- * tiles), so the logits are held to a bound: each output moves by at most
- * backend.h's 2 gamma(K + 2) sum |x w| either way, some 1e-6 of the
- * largest logit of these models through two layers; JOIN_GPU_RTOL keeps a
- * wide margin and is still far below what a wrong column offset gives (the
- * CPU rows' mutants moved logits by 0.2 to 0.9 of their size). */
-#define JOIN_GPU_RTOL 1e-4
-
-static void close_logits(gptq_generator *g, gptq_generator *h, const char *when)
-{
-    const int64_t V = gptq_generator_vocab(g);
-    const float *a = gptq_generator_logits(g), *b = gptq_generator_logits(h);
-    double d = 0, m = 0;
-    for (int64_t v = 0; v < V; v++) {
-        cr_assert(isfinite(a[v]) && isfinite(b[v]), "%s: logit %lld not finite", when,
-                  (long long)v);
-        d = fmax(d, fabs((double)a[v] - b[v]));
-        m = fmax(m, fabs((double)b[v]));
-    }
-    cr_assert(d <= JOIN_GPU_RTOL * m, "%s: max |joined - apart| = %g, %g of the largest logit",
-              when, d, d / m);
-}
-
-/* The backend of a row: "cpu", or "hip" from this build's plugin folder
- * (the test skips, saying why, when it cannot be opened). */
-static gptq_backend *open_backend(const char *name)
-{
-    gptq_backend *be = NULL;
-    if (!strcmp(name, "hip")) {
-        const char *root = getenv("GPTQ_BUILD_ROOT");
-        char dir[4096], so[4200];
-        snprintf(dir, sizeof dir, "%s/backends/hip", root ? root : ".");
-        snprintf(so, sizeof so, "%s/libgptq-hip.so", dir);
-        if (access(so, F_OK) == 0) setenv("GPTQ_BACKEND_PATH", dir, 1);
-        if (gptq_backend_open("hip", &be) != GPTQ_OK)
-            cr_skip_test("HIP backend unavailable (no plugin built or no GPU): %s",
-                         gptq_last_error());
-        return be;
-    }
-    cr_assert_eq(gptq_backend_open(name, &be), GPTQ_OK, "%s", gptq_last_error());
-    return be;
-}
-
 static void joined_family_on(const char *dir, int64_t want_joined, const char *backend)
 {
     const int gpu = strcmp(backend, "cpu") != 0;
-    gptq_backend *be = open_backend(backend);
+    gptq_backend *be = tb_open_backend(backend, "");
     char tmp[512], ck[1024];
     ch_mkdtemp(tmp, "genfast-jfam");
     ch_join(ck, tmp, "ck");
     cli_result q;
     cc_ok(&q, "quantize", dir, "-o", ck, "--method", "rtn", "--group-size", "32", "--quiet");
     ch_result_free(&q);
-    gptq_generator_options o;
-    gptq_generator_options_init(&o);
     gptq_generator *gj = NULL, *ga = NULL;
-    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &gj), GPTQ_OK, "%s", gptq_last_error());
-    o.join_linears = 0;
-    cr_assert_eq(gptq_generator_open_with(ck, be, &o, &ga), GPTQ_OK, "%s", gptq_last_error());
-    const char *prompt = "The kernel reads the packed weights once and";
-    prefill(gj, prompt, 8);
-    prefill(ga, prompt, 8);
+    open_joined_and_apart(ck, be, 8, &gj, &ga);
     const gptq_generator_stats sj = stats_of(gj), sa = stats_of(ga);
     cr_assert_eq(sj.joined_linears, want_joined, "%s: joined %lld", dir,
                  (long long)sj.joined_linears);
     cr_assert_eq(sa.joined_linears, 0);
     cr_assert_eq(sj.fast_linears, sa.fast_linears);
-    if (gpu) close_logits(gj, ga, "after the prompt");
-    else same_logits(gj, ga, "after the prompt");
-    gptq_sampling s;
-    gptq_sampling_init(&s);
-    for (int i = 0; i < 8; i++) {
-        int32_t a, b;
-        cr_assert_eq(gptq_generator_sample(gj, &s, &a), GPTQ_OK);
-        cr_assert_eq(gptq_generator_sample(ga, &s, &b), GPTQ_OK);
-        cr_assert_eq(a, b, "%s: greedy token %d: joined %d, apart %d", dir, i, a, b);
-        cr_assert_eq(gptq_generator_step(gj, a), GPTQ_OK, "%s", gptq_last_error());
-        cr_assert_eq(gptq_generator_step(ga, b), GPTQ_OK, "%s", gptq_last_error());
-        char when[64];
-        snprintf(when, sizeof when, "%s step %d", dir, i);
-        if (gpu) close_logits(gj, ga, when);
-        else same_logits(gj, ga, when);
-    }
+    joined_like_apart(gj, ga, 8, gpu, dir);
     gptq_generator_close(gj);
     gptq_generator_close(ga);
     gptq_backend_close(be);
